@@ -1,0 +1,1 @@
+"""Audience sync: brings audience membership from the outbound orchestrator into Redis."""

@@ -1,0 +1,154 @@
+"""A plain-Python evaluation of the rule language, the meaning the compiler must preserve.
+
+The durable_rules compilation (``compiler``/``engine``) is what serves
+requests; this module states the same semantics directly, and the
+property-based tests hold the two equal. It also serves where a decision must
+be explained rather than only made.
+
+Semantics, in one place:
+
+* every operator but ``exists`` is false when the attribute is absent or its
+  type differs from the operand's (strings, numbers, booleans and lists are
+  distinct types; ``"1"`` is not ``1`` and ``true`` is not ``1``);
+* ``not_in`` is true when the attribute is present and equals none of the
+  operands;
+* ``contains`` is a substring test on a string attribute and an item test on a
+  list attribute;
+* a schedule includes its start and excludes its end.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from collections.abc import Set as AbstractSet
+
+from decision.rules.types import (
+    AllOf,
+    AnyOf,
+    AudienceRule,
+    Condition,
+    Context,
+    ContextValue,
+    EligibilityRule,
+    Not,
+    Offer,
+    Op,
+    Predicate,
+    Ruleset,
+    Scalar,
+)
+
+
+def same(value: ContextValue, operand: Scalar) -> bool:
+    """Typed equality: equal values of the same type (bool is not a number)."""
+    if isinstance(operand, bool) or isinstance(value, bool):
+        return isinstance(value, bool) and isinstance(operand, bool) and value is operand
+    if isinstance(operand, str):
+        return isinstance(value, str) and value == operand
+    return isinstance(value, float) and value == operand
+
+
+def _number(value: ContextValue | None) -> float | None:
+    return value if isinstance(value, float) else None
+
+
+def _ordered(test: Callable[[float, float], bool]) -> Callable[[ContextValue | None, object], bool]:
+    def check(value: ContextValue | None, operand: object) -> bool:
+        number = _number(value)
+        return number is not None and isinstance(operand, float) and test(number, operand)
+
+    return check
+
+
+def _eq(value: ContextValue | None, operand: object) -> bool:
+    return value is not None and isinstance(operand, str | float | bool) and same(value, operand)
+
+
+def _ne(value: ContextValue | None, operand: object) -> bool:
+    if value is None or not isinstance(operand, str | float | bool):
+        return False
+    return type(value) is type(operand) and not same(value, operand)
+
+
+def _in(value: ContextValue | None, operand: object) -> bool:
+    return value is not None and isinstance(operand, tuple) and any(same(value, o) for o in operand)
+
+
+def _not_in(value: ContextValue | None, operand: object) -> bool:
+    return value is not None and isinstance(operand, tuple) and not any(same(value, o) for o in operand)
+
+
+def _contains(value: ContextValue | None, operand: object) -> bool:
+    if isinstance(value, str):
+        return isinstance(operand, str) and operand in value
+    if isinstance(value, tuple):
+        return isinstance(operand, str | float | bool) and any(same(item, operand) for item in value)
+    return False
+
+
+def _starts_with(value: ContextValue | None, operand: object) -> bool:
+    return isinstance(value, str) and isinstance(operand, str) and value.startswith(operand)
+
+
+OPERATORS: dict[Op, Callable[[ContextValue | None, object], bool]] = {
+    Op.EQ: _eq,
+    Op.NE: _ne,
+    Op.IN: _in,
+    Op.NOT_IN: _not_in,
+    Op.LT: _ordered(lambda a, b: a < b),
+    Op.LE: _ordered(lambda a, b: a <= b),
+    Op.GT: _ordered(lambda a, b: a > b),
+    Op.GE: _ordered(lambda a, b: a >= b),
+    Op.EXISTS: lambda value, _: value is not None,
+    Op.CONTAINS: _contains,
+    Op.STARTS_WITH: _starts_with,
+}
+
+
+def predicate_holds(predicate: Predicate, context: Context) -> bool:
+    return OPERATORS[predicate.op](context.get(predicate.attribute), predicate.operand)
+
+
+def condition_holds(condition: Condition, context: Context) -> bool:
+    if isinstance(condition, Predicate):
+        return predicate_holds(condition, context)
+    if isinstance(condition, AllOf):
+        return all(condition_holds(c, context) for c in condition.children)
+    if isinstance(condition, AnyOf):
+        return any(condition_holds(c, context) for c in condition.children)
+    assert isinstance(condition, Not)
+    return not condition_holds(condition.child, context)
+
+
+def audiences_hold(rule: AudienceRule, audiences: AbstractSet[str]) -> bool:
+    return (
+        all(a in audiences for a in rule.all)
+        and (not rule.any or any(a in audiences for a in rule.any))
+        and not any(a in audiences for a in rule.none)
+    )
+
+
+def rule_matches(rule: EligibilityRule, audiences: AbstractSet[str], context: Context, now: float) -> bool:
+    return (
+        rule.schedule.contains(now)
+        and audiences_hold(rule.audiences, audiences)
+        and (rule.condition is None or condition_holds(rule.condition, context))
+    )
+
+
+def matching_rule(offer: Offer, audiences: AbstractSet[str], context: Context, now: float) -> str | None:
+    """Name of the first of the offer's rules that matches, or None."""
+    for rule in offer.rules:
+        if rule_matches(rule, audiences, context, now):
+            return rule.name
+    return None
+
+
+def eligible(ruleset: Ruleset, audiences: AbstractSet[str], context: Context, now: float) -> dict[str, str]:
+    """Offer id -> name of its first matching rule, for every eligible offer, in file order."""
+    result: dict[str, str] = {}
+    for offer in ruleset.offers.values():
+        name = matching_rule(offer, audiences, context, now)
+        if name is not None:
+            result[offer.id] = name
+    return result

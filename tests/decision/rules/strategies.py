@@ -1,0 +1,154 @@
+"""Hypothesis strategies for random rulesets (as YAML documents) and random requests.
+
+Values come from small pools shared by rules and requests so that equalities,
+prefixes and boundaries are hit often; the pools include the values that a
+loose engine would confuse ("1" vs 1 vs true, -0.0 vs 0, escapes, unicode).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+from hypothesis import strategies as st
+
+from decision.rules.types import Op
+
+AUDIENCES = ["vip", "gold", "churned", "cart-abandoners", "3f2a1c9e-0b7d-4e8f-9a61-2b5c7d8e9f01", "a.b:c"]
+ATTRIBUTES = ["cart_value", "device", "tags", "is_member", "page.path", "x"]
+STRINGS = [
+    "",
+    "a",
+    "A",
+    "ab",
+    "abc",
+    "1",
+    "1.0",
+    "true",
+    "ios",
+    "Mozilla/5.0",
+    'a"b',
+    "a\\b",
+    "%",
+    ".*",
+    "é",
+    "été",
+    "日本",
+    "🎉x",
+    "a b",
+    "a\tb",
+    "null",
+]
+NUMBERS = [0.0, -0.0, 1.0, -1.0, 1.5, 0.1, 100.0, 99.99, 1e10, -1e-7, 9007199254740993.0, 1e300]
+EPOCHS = [1_700_000_000.0, 1_700_000_000.5, 1_750_000_000.0, 1_800_000_000.0]
+
+scalars = st.one_of(st.sampled_from(STRINGS), st.sampled_from(NUMBERS), st.booleans())
+numbers = st.one_of(st.sampled_from(NUMBERS), st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False))
+attribute = st.sampled_from(ATTRIBUTES)
+
+
+OPERANDS: dict[Op, st.SearchStrategy[Any]] = {
+    **dict.fromkeys((Op.LT, Op.LE, Op.GT, Op.GE), numbers),
+    Op.STARTS_WITH: st.one_of(st.sampled_from(STRINGS), st.text(max_size=4)),
+    **dict.fromkeys((Op.IN, Op.NOT_IN), st.lists(scalars, min_size=1, max_size=4, unique_by=lambda v: (type(v), v))),
+    Op.EXISTS: st.booleans(),
+    **dict.fromkeys((Op.EQ, Op.NE, Op.CONTAINS), scalars),
+}
+
+
+@st.composite
+def predicates(draw: st.DrawFn) -> dict[str, Any]:
+    op = draw(st.sampled_from(list(Op)))
+    return {f"context.{draw(attribute)}": {op.value: draw(OPERANDS[op])}}
+
+
+def conditions(max_leaves: int = 6) -> st.SearchStrategy[Any]:
+    return st.recursive(
+        predicates(),
+        lambda children: st.one_of(
+            st.builds(lambda c: {"and": c}, st.lists(children, min_size=1, max_size=3)),
+            st.builds(lambda c: {"or": c}, st.lists(children, min_size=1, max_size=3)),
+            st.builds(lambda c: {"not": c}, children),
+        ),
+        max_leaves=max_leaves,
+    )
+
+
+CONDITIONS = conditions(6)
+CONDITION_LISTS = st.lists(conditions(3), min_size=1, max_size=3)
+
+
+@st.composite
+def audience_rules(draw: st.DrawFn) -> dict[str, list[str]]:
+    chosen = draw(st.lists(st.sampled_from(AUDIENCES), unique=True, max_size=5))
+    rule: dict[str, list[str]] = {}
+    for audience in chosen:  # an audience may not be both required and excluded
+        rule.setdefault(draw(st.sampled_from(["all", "any", "none"])), []).append(audience)
+    return rule
+
+
+def _iso(epoch: float) -> str:
+    from datetime import UTC, datetime, timedelta, timezone
+
+    zone = timezone(timedelta(hours=1)) if int(epoch) % 2 else UTC
+    return datetime.fromtimestamp(epoch, zone).isoformat()
+
+
+@st.composite
+def schedules(draw: st.DrawFn) -> dict[str, str]:
+    start, end = sorted(draw(st.lists(st.sampled_from(EPOCHS), min_size=2, max_size=2, unique=True)))
+    which = draw(st.sampled_from(["start", "end", "both"]))
+    schedule = {}
+    if which in ("start", "both"):
+        schedule["start"] = _iso(start)
+    if which in ("end", "both"):
+        schedule["end"] = _iso(end)
+    return schedule
+
+
+@st.composite
+def eligibility_rules(draw: st.DrawFn) -> dict[str, Any]:
+    rule: dict[str, Any] = {}
+    if draw(st.booleans()):
+        rule["audiences"] = draw(audience_rules())
+    if draw(st.booleans()):
+        rule["conditions"] = draw(st.one_of(CONDITIONS, CONDITION_LISTS))
+    if draw(st.integers(0, 3)) == 0:
+        rule["schedule"] = draw(schedules())
+    return rule
+
+
+@st.composite
+def ruleset_documents(draw: st.DrawFn, max_offers: int = 8) -> str:
+    """A valid ruleset as YAML text."""
+    offers: list[dict[str, Any]] = [{"id": "fallback", "placements": ["p"]}]
+    for index in range(draw(st.integers(1, max_offers))):
+        offer: dict[str, Any] = {"id": f"o{index}", "placements": ["p"], "priority": draw(st.integers(-3, 3))}
+        if draw(st.booleans()):
+            rules = draw(st.lists(eligibility_rules(), min_size=1, max_size=3))
+            offer["eligibility"] = [{"name": f"rule{i}", **r} for i, r in enumerate(rules)]
+        else:
+            offer["eligibility"] = draw(eligibility_rules())
+        offers.append(offer)
+    document = {
+        "placements": [{"id": "p", "channels": ["web"], "max_items": 3, "fallback": "fallback"}],
+        "offers": offers,
+    }
+    return yaml.safe_dump(document, allow_unicode=True, sort_keys=False)
+
+
+context_values = st.one_of(
+    st.sampled_from(STRINGS),
+    st.text(max_size=6),
+    numbers,
+    st.booleans(),
+    st.lists(scalars, max_size=4).map(tuple),
+)
+
+
+@st.composite
+def requests(draw: st.DrawFn) -> tuple[frozenset[str], dict[str, Any], float]:
+    audiences = frozenset(draw(st.lists(st.sampled_from(AUDIENCES), unique=True, max_size=6)))
+    context = draw(st.dictionaries(attribute, context_values, max_size=6))
+    now = draw(st.one_of(st.sampled_from(EPOCHS), st.sampled_from(EPOCHS).map(lambda e: e - 0.001)))
+    return audiences, context, now

@@ -1,0 +1,83 @@
+"""The durable_rules engine wrapper: bounded memory, large rules split to fit the engine's limits."""
+
+from __future__ import annotations
+
+import random
+
+from decision.rules import reference
+from decision.rules.compiler import MAX_GROUPS_PER_RULE, compile_ruleset
+from decision.rules.engine import compile_and_load
+from decision.rules.loader import parse
+from decision.rules.types import Ruleset
+
+HEAD = "placements: [{id: p, channels: [web], max_items: 50, fallback: f}]\noffers:\n  - {id: f, placements: [p]}\n"
+
+
+def load(text: str) -> Ruleset:
+    ruleset, problems = parse(text.encode(), "t.yaml")
+    assert ruleset is not None, [str(p) for p in problems]
+    return ruleset
+
+
+def json_groups(node: object) -> int:
+    """$and/$or groups in an engine rule definition."""
+    if isinstance(node, dict):
+        return sum((key in ("$and", "$or")) + json_groups(value) for key, value in node.items())
+    if isinstance(node, list):
+        return sum(json_groups(item) for item in node)
+    return 0
+
+
+def rss_kib() -> int:
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+
+
+def test_memory_stays_bounded_over_many_distinct_profiles() -> None:
+    # durable_rules keeps state per session id and fails after 1,024 of them; the
+    # engine wrapper uses one session and retracts every fact, so the number of
+    # distinct profiles (here: distinct membership sets) never matters.
+    offers = "".join(
+        f"  - {{id: o{i}, placements: [p], eligibility: {{audiences: {{any: [a{i}, a{i + 1}]}}}}}}\n" for i in range(40)
+    )
+    ruleset = load(HEAD + offers)
+    compiled = compile_and_load(ruleset)
+    rng = random.Random(7)
+
+    def one(profile: int) -> None:
+        audiences = {f"a{rng.randrange(45)}" for _ in range(rng.randrange(6))} | {f"profile-{profile}"}
+        assert compiled.eligible(audiences, {}, 0.0) == reference.eligible(ruleset, audiences, {}, 0.0)
+
+    for profile in range(500):
+        one(profile)
+    warm = rss_kib()
+    for profile in range(500, 5000):
+        one(profile)
+    assert rss_kib() - warm < 4 * 1024, "memory grew with the number of distinct profiles"
+
+
+def test_rules_beyond_the_engines_group_limit_are_split() -> None:
+    # 12 alternatives, each an and with a nested or: ~37 $and/$or groups in one rule.
+    alternatives = "".join(
+        f"          - and: [{{context.n: {{ge: {i}}}}}, "
+        f"{{or: [{{context.s: {{eq: s{i}}}}}, {{context.b: {{eq: true}}}}]}}]\n"
+        for i in range(12)
+    )
+    ruleset = load(
+        HEAD + "  - id: big\n    placements: [p]\n    eligibility:\n      conditions:\n        - or:\n" + alternatives
+    )
+    compilation = compile_ruleset(ruleset)
+    assert len(compilation.rules) > 1
+    for name, definition in compilation.definition.items():  # type: ignore[union-attr]
+        assert json_groups(definition) <= MAX_GROUPS_PER_RULE, name
+    compiled = compile_and_load(ruleset)
+    rng = random.Random(3)
+    for _ in range(300):
+        context: dict[str, object] = {}
+        if rng.random() < 0.8:
+            context["n"] = float(rng.randrange(-2, 14))
+        if rng.random() < 0.8:
+            context["s"] = f"s{rng.randrange(14)}"
+        if rng.random() < 0.5:
+            context["b"] = rng.random() < 0.5
+        assert compiled.eligible(set(), context, 0.0) == reference.eligible(ruleset, set(), context, 0.0), context

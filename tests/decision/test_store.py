@@ -1,0 +1,67 @@
+"""The store: a decision costs one Redis command; the registry is followed as it changes."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tests.conftest import StartServer, decision_stub
+from tests.decision.helpers import decide_request, offers
+
+RULES = """
+placements: [{id: banner, channels: [web], max_items: 5, fallback: fb}]
+offers:
+  - {id: fb, placements: [banner], eligibility: {audiences: {all: [nobody]}}}
+  - {id: vip, placements: [banner], eligibility: {audiences: {all: [vip]}}}
+  - {id: gold, placements: [banner], eligibility: {audiences: {all: [gold]}}}
+"""
+
+
+async def command_calls(client: Any) -> dict[str, int]:
+    stats = await client.info("commandstats")
+    return {name: int(value["calls"]) for name, value in stats.items()}
+
+
+async def test_a_decision_is_one_redis_command(
+    start_server: StartServer, write_rules: Callable[[str], Path], redis_client: Any
+) -> None:
+    server = await start_server(write_rules(RULES), registry_poll_interval=60.0)
+    await server.store.add_membership("p1", "vip")
+    await server.store.add_membership("p1", "gold")
+    async with decision_stub(server.port) as stub:
+        await stub.Decide(decide_request(), timeout=5)  # the server learns the new audience codes
+        await redis_client.config_resetstat()
+        before = await command_calls(redis_client)
+        response = await stub.Decide(decide_request(), timeout=5)
+        after = await command_calls(redis_client)
+    assert offers(response) == ["vip", "gold"]
+    spent = {name: after.get(name, 0) - before.get(name, 0) for name in after}
+    spent["cmdstat_info"] -= 1  # our own INFO
+    assert {name: n for name, n in spent.items() if n} == {"cmdstat_hgetall": 1}
+
+
+async def test_a_new_audience_is_seen_without_waiting_for_the_poll(
+    start_server: StartServer, write_rules: Callable[[str], Path]
+) -> None:
+    server = await start_server(write_rules(RULES), registry_poll_interval=60.0)
+    async with decision_stub(server.port) as stub:
+        assert offers(await stub.Decide(decide_request(), timeout=5)) == ["fb"]
+        # A writer in another process creates the audience: the profile's hash names a code the server
+        # has not seen, and the server re-reads the registry at once.
+        await server.store.add_membership("p1", "gold")
+        assert offers(await stub.Decide(decide_request(), timeout=5)) == ["gold"]
+
+
+async def test_published_registry_changes_reach_the_server(
+    start_server: StartServer, write_rules: Callable[[str], Path]
+) -> None:
+    server = await start_server(write_rules(RULES), registry_poll_interval=60.0)
+    await asyncio.sleep(0.1)  # subscribed
+    entry = await server.store.ensure_audience("vip", name="VIP customers")
+    for _ in range(50):
+        if "vip" in server.store.directory.entries:
+            break
+        await asyncio.sleep(0.02)
+    assert server.store.directory.entries["vip"].code == entry.code
