@@ -10,9 +10,10 @@ import math
 
 from google.protobuf import struct_pb2
 
-from decision.rules.types import ContextValue, Scalar
+from decision.events import MAX_EVENTS_PER_CALL, EventInput, EventResult, Outcome
+from decision.rules.types import CLICK, DISMISS, IMPRESSION, ContextValue, Scalar
 from decision.settings import Limits
-from decision.types import Decision, DecisionRequest, InvalidRequest, PlacementRequest
+from decision.types import Decision, DecisionRequest, Explanation, InvalidRequest, PlacementRequest
 from decision.v1 import decision_pb2
 
 
@@ -110,9 +111,13 @@ def decide_response(decision: Decision) -> decision_pb2.DecideResponse:
                         score=i.score,
                         tracking_token=i.tracking_token,
                         fallback=i.fallback,
+                        experiment_id=i.experiment_id,
+                        variant=i.variant,
                     )
                     for i in p.items
                 ],
+                experiment_id=p.experiment_id,
+                variant=p.variant,
             )
             for p in decision.propositions
         ],
@@ -120,4 +125,79 @@ def decide_response(decision: Decision) -> decision_pb2.DecideResponse:
         degraded=decision.degraded,
         request_id=decision.request_id,
         decision_id=decision.decision_id,
+        explanations=[_explanation(e) for e in decision.explanations],
+    )
+
+
+def _explanation(e: Explanation) -> decision_pb2.OfferExplanation:
+    message = decision_pb2.OfferExplanation(
+        offer_id=e.offer_id,
+        placement_id=e.placement_id,
+        outcome=f"EXPLANATION_OUTCOME_{e.outcome.name}",  # the proto enum mirrors decision.types.Outcome
+        reason=e.reason,
+        rule=e.rule,
+        audience=e.audience,
+        condition=e.condition,
+        attribute=e.attribute,
+        beaten_by=e.beaten_by,
+        limit=e.limit,
+        count=e.count,
+        experiment_id=e.experiment_id,
+    )
+    if e.actual is not None:
+        _set_value(message.actual, e.actual)
+    return message
+
+
+def _set_value(target: struct_pb2.Value, value: ContextValue) -> None:
+    if isinstance(value, bool):
+        target.bool_value = value
+    elif isinstance(value, float):
+        target.number_value = value
+    elif isinstance(value, str):
+        target.string_value = value
+    else:
+        for member in value:
+            _set_value(target.list_value.values.add(), member)
+
+
+# Wire event types -> what they count (synonyms share a number: display = impression, interact = click).
+_EVENT_KINDS = {
+    decision_pb2.EVENT_TYPE_IMPRESSION: IMPRESSION,
+    decision_pb2.EVENT_TYPE_CLICK: CLICK,
+    decision_pb2.EVENT_TYPE_DISMISS: DISMISS,
+    decision_pb2.EVENT_TYPE_CUSTOM: "custom",
+}
+_OUTCOMES = {
+    Outcome.RECORDED: decision_pb2.EVENT_OUTCOME_RECORDED,
+    Outcome.DUPLICATE: decision_pb2.EVENT_OUTCOME_DUPLICATE,
+    Outcome.REJECTED: decision_pb2.EVENT_OUTCOME_REJECTED,
+}
+
+
+def record_events_request(message: decision_pb2.RecordEventsRequest) -> list[EventInput]:
+    """The batch's events, unvalidated: each is checked alone (a bad one does not fail the batch)."""
+    if not message.events:
+        raise InvalidRequest("events", "at least one event is required")
+    if len(message.events) > MAX_EVENTS_PER_CALL:
+        raise InvalidRequest("events", f"at most {MAX_EVENTS_PER_CALL} events per call ({len(message.events)} sent)")
+    return [
+        EventInput(
+            event_id=event.event_id,
+            profile_id=event.profile_id,
+            kind=_EVENT_KINDS.get(event.type, ""),
+            custom_type=event.custom_type,
+            tracking_token=event.tracking_token,
+            timestamp=event.timestamp.seconds + event.timestamp.nanos / 1e9 if event.HasField("timestamp") else None,
+        )
+        for event in message.events
+    ]
+
+
+def record_events_response(results: list[EventResult]) -> decision_pb2.RecordEventsResponse:
+    return decision_pb2.RecordEventsResponse(
+        results=[
+            decision_pb2.EventResult(event_id=r.event_id, outcome=_OUTCOMES[r.outcome], reason=r.reason)
+            for r in results
+        ]
     )

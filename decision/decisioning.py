@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from decision.rules.types import AttrType, ContextValue, Offer, Placement, Ruleset
-from decision.tokens import TrackingToken
-from decision.types import Decision, DecisionRequest, InvalidRequest, Item, Proposition
+from decision.planning import FALLBACK_RULE, build_plan, fill, render
+from decision.rules.types import AttrType, ContextValue, Offer, Ruleset
+from decision.types import Decision, DecisionRequest, InvalidRequest
 
-FALLBACK_RULE = "fallback"
+__all__ = ["FALLBACK_RULE", "check_request", "decide", "rank"]
 
 
 def check_request(ruleset: Ruleset, request: DecisionRequest) -> None:
@@ -65,60 +65,11 @@ def decide(
     decision_id: str,
     now_ms: int,
 ) -> Decision:
-    """Fill each requested placement, in request order.
+    """Fill each requested placement, in request order, without counters (no caps in play).
 
     ``eligible`` maps offer id -> matching rule name; None means the profile
     could not be read, and every placement gets its fallback (degraded).
+    Decisions with caps and contact policies go through ``decision.proposing``.
     """
-    used: set[str] = set()
-    propositions: list[Proposition] = []
-    for wanted in request.placements:
-        placement = ruleset.placements[wanted.placement_id]
-        limit = min(wanted.max_items or placement.max_items, placement.max_items)
-        chosen: list[Item] = []
-        if eligible is not None:
-            candidates = [
-                ruleset.offers[offer_id]
-                for offer_id in eligible
-                if placement.id in ruleset.offers[offer_id].placements
-                and (ruleset.allow_duplicates or offer_id not in used)
-            ]
-            for offer in rank(candidates)[:limit]:
-                chosen.append(_item(offer, eligible[offer.id], placement, ruleset, decision_id, now_ms))
-                used.add(offer.id)
-        if chosen:
-            propositions.append(Proposition(placement.id, tuple(chosen), fallback=False))
-        else:
-            fallback = ruleset.offers[placement.fallback]
-            # A fallback is always served, even if another placement shows it too.
-            item = _item(fallback, FALLBACK_RULE, placement, ruleset, decision_id, now_ms, fallback=True)
-            propositions.append(Proposition(placement.id, (item,), fallback=True))
-    return Decision(
-        propositions=tuple(propositions),
-        ruleset_version=ruleset.version,
-        degraded=eligible is None,
-        request_id=request.request_id,
-        decision_id=decision_id,
-    )
-
-
-def _item(
-    offer: Offer,
-    rule: str,
-    placement: Placement,
-    ruleset: Ruleset,
-    decision_id: str,
-    now_ms: int,
-    *,
-    fallback: bool = False,
-) -> Item:
-    token = TrackingToken(decision_id, placement.id, offer.id, ruleset.version, now_ms).encode()
-    return Item(
-        offer_id=offer.id,
-        content_json=offer.content_json,
-        rule=rule,
-        priority=offer.priority,
-        score=0.0,
-        tracking_token=token,
-        fallback=fallback,
-    )
+    plan = build_plan(ruleset, eligible, request, now_ms=now_ms)
+    return render(plan, fill(plan, {}), ruleset, request, decision_id=decision_id, degraded=eligible is None)

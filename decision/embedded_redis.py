@@ -25,7 +25,12 @@ class EmbeddedRedisError(RuntimeError):
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
-    """Linux: have the kernel stop redis-server if its parent dies, even by SIGKILL."""
+    """Linux: have the kernel stop redis-server if its parent dies, even by SIGKILL.
+
+    Only used where ``setpriv`` is missing: a ``preexec_fn`` makes Python fork
+    (not vfork), which runs gRPC's fork handlers in the child; in a process
+    that already serves gRPC the child can then abort before it execs.
+    """
     with contextlib.suppress(Exception):
         import ctypes
 
@@ -108,12 +113,13 @@ class EmbeddedRedis:
         ]  # fmt: skip
         # start_new_session: a Ctrl-C in the terminal reaches us, not the child;
         # we stop it ourselves, after in-flight requests are done.
+        setpriv = shutil.which("setpriv") if sys.platform == "linux" else None
         self.process = subprocess.Popen(
-            args,
+            [setpriv, "--pdeathsig", "TERM", *args] if setpriv else args,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             start_new_session=True,
-            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+            preexec_fn=_die_with_parent if sys.platform == "linux" and not setpriv else None,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

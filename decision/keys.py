@@ -15,6 +15,15 @@ Summary (prefix ``ib`` by default):
 * ``ib:{registry}:next-code`` STRING, the last audience code handed out.
 * ``ib:{registry}:version`` STRING, incremented on every registry change.
 * channel ``ib:registry``: a registry change is published there (the new version).
+* ``ib:c:{<profile>}`` HASH, the profile's cap and contact-policy counters:
+  field ``o|<offer>|<counted>`` or ``p|<policy>``, value the latest event
+  times (epoch ms, comma-separated, ascending); ``ib:e:{<profile>}:<event id>``
+  STRING with a TTL, a recorded feedback event (dedupe); ``ib:total:{offer:<offer>}:<counted>:<bucket>``
+  STRING, an offer's total count across profiles in a period bucket.
+* ``ib:{rules}:versions`` HASH, published rulesets: version name -> JSON (seq,
+  sha256, published_at, source, the YAML text); ``ib:{rules}:active`` STRING,
+  JSON naming the version to serve; ``ib:{rules}:seq`` STRING, publication
+  counter; channel ``ib:rules``: an activation is published there.
 
 Audiences are stored as small integer *codes* rather than their ids (AEP
 segment ids are 36-character UUIDs) to keep a membership to a few bytes. A
@@ -33,6 +42,8 @@ import orjson
 
 DEFAULT_PREFIX: Final = "ib"
 REGISTRY_TAG: Final = "{registry}"
+# Published rulesets: one slot, apart from profiles and the registry.
+RULES_TAG: Final = "{rules}"
 
 
 def _text(value: bytes | str) -> str:
@@ -52,6 +63,22 @@ class KeySpace:
     def membership(self, profile_id: str) -> str:
         return f"{self.prefix}:m:{{{profile_id}}}"
 
+    # -- delivery controls (caps, contact policies, feedback events) -------
+    def counters(self, profile_id: str) -> str:
+        """HASH: counter field (``offer_counter_field``, ``policy_counter_field``) -> latest event times."""
+        return f"{self.prefix}:c:{{{profile_id}}}"
+
+    def event_seen(self, profile_id: str, event_id: str) -> str:
+        """STRING with a TTL (the dedupe window): this feedback event was recorded."""
+        return f"{self.prefix}:e:{{{profile_id}}}:{event_id}"
+
+    def total_count(self, offer_id: str, counted: str, bucket: str) -> str:
+        """STRING (integer): how many ``counted`` events an offer had across profiles in a period bucket.
+
+        Tagged by offer, not by profile: one slot per offer holds all its total counters.
+        """
+        return f"{self.prefix}:total:{{offer:{offer_id}}}:{counted}:{bucket}"
+
     @property
     def audiences(self) -> str:
         return f"{self.prefix}:{REGISTRY_TAG}:audiences"
@@ -68,13 +95,67 @@ class KeySpace:
     def registry_channel(self) -> str:
         return f"{self.prefix}:registry"
 
+    # -- audience_sync's own keys (the decision service never reads them) --
+    def event_times(self, profile_id: str) -> str:
+        """HASH: audience code -> last applied event time (ms) and op; beside the profile's memberships."""
+        return f"{self.prefix}:t:{{{profile_id}}}"
+
+    @property
+    def generations(self) -> str:
+        """HASH: audience id -> the last snapshot generation handed out."""
+        return f"{self.prefix}:{REGISTRY_TAG}:generations"
+
+    @property
+    def pending(self) -> str:
+        """HASH: ``<code>:<generation>`` of a snapshot being loaded -> JSON (audience, heartbeat...)."""
+        return f"{self.prefix}:{REGISTRY_TAG}:pending"
+
+    @property
+    def audience_events(self) -> str:
+        """STREAM: membership change events (the default stream ``audience-sync stream`` reads)."""
+        return f"{self.prefix}:audience-events"
+
     def membership_pattern(self) -> str:
         """SCAN pattern matching every membership key."""
         return f"{self.prefix}:m:*"
 
+    def profile_of(self, membership_key: bytes | str) -> str | None:
+        """The profile id of a membership key (inverse of ``membership``), None for another key."""
+        key = _text(membership_key)
+        head = f"{self.prefix}:m:{{"
+        if not key.startswith(head) or not key.endswith("}") or len(key) <= len(head) + 1:
+            return None
+        return key[len(head) : -1]
+
+    @property
+    def ruleset_versions(self) -> str:
+        return f"{self.prefix}:{RULES_TAG}:versions"
+
+    @property
+    def ruleset_active(self) -> str:
+        return f"{self.prefix}:{RULES_TAG}:active"
+
+    @property
+    def ruleset_seq(self) -> str:
+        return f"{self.prefix}:{RULES_TAG}:seq"
+
+    @property
+    def rules_channel(self) -> str:
+        return f"{self.prefix}:rules"
+
 
 def membership_field(code: int, generation: int) -> str:
     return f"{code}:{generation}"
+
+
+def offer_counter_field(offer_id: str, counted: str) -> str:
+    """Field of ``counters``: times the offer was proposed (``decision``) or got an event of that type."""
+    return f"o|{offer_id}|{counted}"
+
+
+def policy_counter_field(policy_id: str) -> str:
+    """Field of ``counters``: times a message counted against a contact policy."""
+    return f"p|{policy_id}"
 
 
 def membership_value(expires_at: float | None) -> str:
@@ -167,3 +248,61 @@ class AudienceDirectory:
                 continue  # expired: validUntil has passed
             result.add(audience)
         return frozenset(result), unknown
+
+
+@dataclass(frozen=True, slots=True)
+class PublishedRuleset:
+    """One published ruleset: a field of ``ib:{rules}:versions``, keyed by its version name.
+
+    A version name stands for one content (``sha256``): republishing a name
+    with other content is refused, so the ``ruleset_version`` of a response
+    names exactly one ruleset.
+    """
+
+    version: str
+    seq: int
+    sha256: str
+    published_at: float
+    source: str
+    text: str
+
+    def encode(self) -> bytes:
+        return orjson.dumps(
+            {
+                "seq": self.seq,
+                "sha256": self.sha256,
+                "published_at": self.published_at,
+                "source": self.source,
+                "text": self.text,
+            }
+        )
+
+    @classmethod
+    def decode(cls, version: bytes | str, raw: bytes | str) -> PublishedRuleset:
+        body = orjson.loads(raw)
+        return cls(
+            version=_text(version),
+            seq=int(body["seq"]),
+            sha256=str(body["sha256"]),
+            published_at=float(body["published_at"]),
+            source=str(body.get("source", "")),
+            text=str(body["text"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ActiveRulesetPointer:
+    """The value of ``ib:{rules}:active``: which published version servers must serve."""
+
+    version: str
+    activated_at: float
+    # "publish" or "rollback".
+    action: str
+
+    def encode(self) -> bytes:
+        return orjson.dumps({"version": self.version, "at": self.activated_at, "action": self.action})
+
+    @classmethod
+    def decode(cls, raw: bytes | str) -> ActiveRulesetPointer:
+        body = orjson.loads(raw)
+        return cls(str(body["version"]), float(body["at"]), str(body.get("action", "")))

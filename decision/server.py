@@ -27,8 +27,10 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from decision import security
 from decision.active import ActiveRuleset, load_compiled
 from decision.keys import KeySpace
+from decision.operations import ServerOps
 from decision.rules.errors import RulesetInvalid
 from decision.service import DecisionService
 from decision.servicer import DecisionServicer
@@ -52,23 +54,40 @@ class RunningServer:
     store: ProfileStore
     settings: Settings
     _watch: asyncio.Task[None]
+    # Published-ruleset following, metrics, tracing (decision/operations.py).
+    ops: ServerOps | None = None
+
+    @property
+    def metrics_port(self) -> int | None:
+        return self.ops.metrics_port if self.ops is not None else None
 
     def reload(self) -> bool:
-        """Reload the ruleset file; keep the current ruleset if the new one is invalid."""
+        """Reload the ruleset file; keep the current ruleset if the new one is invalid.
+
+        Without a file (published rulesets), re-read the active one from Redis.
+        """
         path = self.settings.rules_path
         if path is None:
+            if self.ops is not None:
+                self.ops.resync()
             return False
         try:
             compiled = load_compiled(path)
         except RulesetInvalid as exc:
             log.error("ruleset reload refused, keeping %s:\n%s", self.service.active.current.version, exc)
+            if self.ops is not None:
+                self.ops.file_reloaded(None)
             return False
         self.service.active.replace(compiled)
+        if self.ops is not None:
+            self.ops.file_reloaded(compiled.version)
         return True
 
     async def stop(self, grace: float | None = None) -> None:
         await self.health.enter_graceful_shutdown()
         await self.server.stop(self.settings.shutdown_grace if grace is None else grace)
+        if self.ops is not None:
+            await self.ops.stop()
         self.store.stop_watching()
         self._watch.cancel()
         # The watcher returns by itself within one poll interval even if the cancellation is lost.
@@ -79,9 +98,12 @@ class RunningServer:
 
 async def start(settings: Settings, redis_url: str) -> RunningServer:
     """Start one worker on ``settings.host:settings.port`` (port 0: any free port)."""
-    if settings.rules_path is None:
-        raise ValueError("a ruleset file is required")
-    active = ActiveRuleset(load_compiled(settings.rules_path))
+    ops = ServerOps(settings, redis_url)
+    # The rules file, or else the ruleset published to Redis (then followed as new ones are published).
+    if settings.rules_path is not None:
+        active = ActiveRuleset(load_compiled(settings.rules_path))
+    else:
+        active = ActiveRuleset(await ops.load_published())
     store = ProfileStore(connect(redis_url, timeout=max(settings.redis_timeout, 0.25)), KeySpace(settings.key_prefix))
     try:
         await store.refresh_directory()
@@ -92,7 +114,8 @@ async def start(settings: Settings, redis_url: str) -> RunningServer:
         ("grpc.max_receive_message_length", settings.limits.max_message_bytes),
         ("grpc.so_reuseport", 1 if settings.workers > 1 else 0),
     ]
-    server = grpc.aio.server(options=options)
+    # Metrics outermost: calls refused by authentication are counted too.
+    server = grpc.aio.server(options=options, interceptors=[*ops.interceptors, *security.interceptors(settings)])
     from decision.v1 import decision_pb2_grpc
 
     decision_pb2_grpc.add_DecisionServiceServicer_to_server(DecisionServicer(service, settings.limits), server)
@@ -101,12 +124,13 @@ async def start(settings: Settings, redis_url: str) -> RunningServer:
     reflection.enable_server_reflection(
         (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME), server
     )
-    port = server.add_insecure_port(f"{settings.host}:{settings.port}")
+    port = security.add_port(server, settings)  # TLS / mutual TLS when configured
     await server.start()
     for name in ("", SERVICE_NAME):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     watch = asyncio.create_task(store.watch_directory(settings.registry_poll_interval))
-    return RunningServer(server, port, service, health_servicer, store, settings, watch)
+    ops.attach(store, active)
+    return RunningServer(server, port, service, health_servicer, store, settings, watch, ops)
 
 
 async def run_worker(settings: Settings, redis_url: str, on_ready: Callable[[int], None] | None = None) -> None:
@@ -143,7 +167,7 @@ def run_event_loop(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
 
 
 def _worker_main(settings: Settings, redis_url: str) -> None:
-    configure_logging()
+    configure_logging(log_format=settings.log_format)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent forwards SIGINT as SIGTERM
     run_event_loop(lambda: run_worker(settings, redis_url))
 
@@ -155,6 +179,22 @@ def serve_workers(settings: Settings, redis_url: str, on_ready: Callable[[int], 
         return 0
     if settings.port == 0:
         raise ValueError("several workers share one port: give --port")
+    if settings.metrics_port is None:
+        return _serve_workers(settings, redis_url, on_ready)
+    from decision.metrics import MultiprocessExporter
+
+    # Set up before the workers start: they inherit its PROMETHEUS_MULTIPROC_DIR.
+    with MultiprocessExporter(settings.host, settings.metrics_port) as exporter:
+        log.info("metrics of all workers on http://%s:%d/metrics", settings.host, exporter.port)
+        return _serve_workers(settings, redis_url, on_ready, exporter.worker_exited)
+
+
+def _serve_workers(
+    settings: Settings,
+    redis_url: str,
+    on_ready: Callable[[int], None] | None,
+    on_exit: Callable[[int], None] | None = None,
+) -> int:
     context = multiprocessing.get_context("spawn")
     workers = [
         context.Process(target=_worker_main, args=(settings, redis_url), name=f"decision-worker-{i}", daemon=False)
@@ -183,6 +223,8 @@ def serve_workers(settings: Settings, redis_url: str, on_ready: Callable[[int], 
             if worker.exitcode is None:
                 continue
             remaining.remove(worker)
+            if on_exit is not None and worker.pid is not None:
+                on_exit(worker.pid)
             if worker.exitcode != 0:
                 status = 1
                 log.error("worker %s exited with %s; stopping the others", worker.name, worker.exitcode)
@@ -190,7 +232,13 @@ def serve_workers(settings: Settings, redis_url: str, on_ready: Callable[[int], 
     return status
 
 
-def configure_logging(level: int = logging.INFO) -> None:
+def configure_logging(level: int = logging.INFO, log_format: str = "text") -> None:
+    """Log to stderr: readable lines, or one JSON object per line (``log_format="json"``)."""
+    if log_format == "json":
+        from decision.logs import configure_json_logging
+
+        configure_json_logging(level)
+        return
     logging.basicConfig(
         level=level,
         stream=sys.stderr,

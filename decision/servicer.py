@@ -9,6 +9,7 @@ from typing import TypeVar
 import grpc
 
 from decision import convert
+from decision.events import EventsUnavailable
 from decision.service import DecisionService
 from decision.settings import Limits
 from decision.types import InvalidRequest
@@ -21,6 +22,7 @@ _Response = TypeVar("_Response")
 # The one mapping of domain errors to gRPC status codes.
 STATUS_FOR: dict[type[Exception], grpc.StatusCode] = {
     InvalidRequest: grpc.StatusCode.INVALID_ARGUMENT,
+    EventsUnavailable: grpc.StatusCode.UNAVAILABLE,
 }
 
 
@@ -43,5 +45,14 @@ class DecisionServicer(decision_pb2_grpc.DecisionServiceServicer):  # type: igno
         async def work() -> decision_pb2.DecideResponse:
             decision = await self.service.decide(convert.decide_request(request, self.limits), context.time_remaining())
             return convert.decide_response(decision)
+
+        return await _call(context, work)
+
+    async def RecordEvents(
+        self, request: decision_pb2.RecordEventsRequest, context: grpc.aio.ServicerContext
+    ) -> decision_pb2.RecordEventsResponse:
+        async def work() -> decision_pb2.RecordEventsResponse:
+            results = await self.service.record_events(convert.record_events_request(request))
+            return convert.record_events_response(results)
 
         return await _call(context, work)

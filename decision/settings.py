@@ -24,18 +24,47 @@ class Limits:
 @dataclass(frozen=True, slots=True)
 class Settings:
     rules_path: str | None = None
-    # None: start an embedded redis-server (demo, local runs).
-    redis_url: str | None = None
+    # None: start an embedded redis-server (demo, local runs). Not in repr: it may hold a password.
+    redis_url: str | None = field(default=None, repr=False)
     host: str = "0.0.0.0"
     port: int = 50051
     workers: int = 1
     key_prefix: str = "ib"
     # Longest wait for Redis in a decision; shortened to fit the call's deadline.
     redis_timeout: float = 0.050
-    # Kept from the deadline for evaluating and answering after the Redis read.
-    deadline_margin: float = 0.002
+    # Kept from the deadline for evaluating and answering after the Redis read: a fifth of the
+    # time remaining, at least deadline_margin, at most deadline_margin_max (a busy event loop
+    # can take milliseconds to come back to a request whose read timed out).
+    deadline_margin: float = 0.003
+    deadline_margin_max: float = 0.010
     # How often the audience registry is re-read, besides published changes.
     registry_poll_interval: float = 1.0
     # How long in-flight calls may take to finish on SIGTERM.
     shutdown_grace: float = 10.0
     limits: Limits = field(default_factory=Limits)
+    # Published rulesets (no rules_path): how often the active pointer is polled besides announcements.
+    rules_poll_interval: float = 0.5
+    # Prometheus /metrics on this port (0: any free port); None: no metrics.
+    metrics_port: int | None = None
+    # "text" or "json" (one JSON object per line).
+    log_format: str = "text"
+    # OpenTelemetry spans for Decide (needs opentelemetry-api).
+    otel: bool = False
+    # TLS on the gRPC port (PEM file paths); a client CA turns on mutual TLS.
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    tls_client_ca: str | None = None
+    # Bearer tokens accepted on the API (health and reflection stay open); empty: no authentication.
+    auth_tokens: tuple[str, ...] = field(default=(), repr=False)
+    # Circuit breaker on Redis reads: opens after this many consecutive failures,
+    # then lets one probe read through every interval (seconds).
+    breaker_failures: int = 5
+    breaker_probe_interval: float = 0.2
+    # Feedback events: a retried event id counts once within this window (seconds); older events are refused.
+    event_dedupe_window: float = 86_400.0
+    # How far ahead of the server's clock an event's timestamp may be (seconds).
+    event_max_skew: float = 300.0
+    # Longest wait for Redis when recording a batch of events.
+    event_timeout: float = 2.0
+    # How often a server re-reads the counters of total caps (seconds), off the decision path.
+    totals_refresh_interval: float = 1.0

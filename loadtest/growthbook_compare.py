@@ -189,9 +189,9 @@ def compare(
         for attributes in gb_attributes:
             growthbook.eligible(attributes)
 
-    ours = best_of(3, run_ours) / count * 1e6
-    theirs = best_of(3, run_growthbook) / count * 1e6
-    return Comparison(len(ruleset.offers), count, ours, theirs, eligible_total / count)
+    ours_us = best_of(3, run_ours) / count * 1e6
+    theirs_us = best_of(3, run_growthbook) / count * 1e6
+    return Comparison(len(ruleset.offers), count, ours_us, theirs_us, eligible_total / count)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -34,7 +34,7 @@ from decision.v1 import decision_pb2, decision_pb2_grpc  # noqa: E402
 from loadtest.rulegen import CATEGORIES, DEVICES, PLACEMENTS  # noqa: E402
 
 
-@events.init_command_line_parser.add_listener
+@events.init_command_line_parser.add_listener  # type: ignore[untyped-decorator]
 def _options(parser: Any) -> None:
     parser.add_argument("--profiles", type=int, default=100_000, help="population size (ids p0..pN-1)")
     parser.add_argument("--deadline-ms", type=float, default=200.0, help="deadline of each call")
@@ -58,7 +58,7 @@ class Timed(grpc.UnaryUnaryClientInterceptor):  # type: ignore[misc]
                 exception = RuntimeError("degraded answer (Redis slow or unavailable)")
         except grpc.RpcError as error:
             exception = error
-        self.environment.events.request.fire(
+        self.environment.events.request.fire(  # type: ignore[no-untyped-call]
             request_type="grpc",
             name=details.method.rsplit("/", 1)[-1],
             response_time=(time.perf_counter() - started) * 1000,

@@ -40,7 +40,7 @@ def _condition(rng: random.Random) -> str:
     return f"{{or: [{{context.visits_30d: {{gt: {rng.randrange(1, 10)}}}}}, {{context.cart_value: {{lt: 10}}}}]}}"
 
 
-def generate(offers: int, audiences: int, seed: int = 1) -> str:
+def generate(offers: int, audiences: int, seed: int = 1, *, caps: bool = False) -> str:
     rng = random.Random(seed)
     lines = [
         f"version: generated-{offers}-offers",
@@ -69,8 +69,13 @@ def generate(offers: int, audiences: int, seed: int = 1) -> str:
         schedule = ""
         if rng.random() < 0.2:
             schedule = ', schedule: {start: "2026-01-01T00:00:00Z", end: "2030-01-01T00:00:00Z"}'
+        capping = ""
+        if caps and index % 10 == 0:  # a frequency cap per profile, counted on decision
+            capping = ", caps: [{max: 3, period: 1d}]"
+        elif caps and index % 25 == 1:  # a daily budget across profiles
+            capping = ", caps: [{max: 1000000, scope: total, period: day}]"
         lines.append(
-            f"  - {{id: offer_{index:04d}, placements: [{', '.join(placements)}], priority: {rng.randrange(100)}, "
+            f"  - {{id: offer_{index:04d}, placements: [{', '.join(placements)}], priority: {rng.randrange(100)}{capping}, "
             f'content: {{title: "Offer {index}", link: "/o/{index}"}}, '
             f"eligibility: {{audiences: {{{audiences_yaml}}}{conditions_yaml}{schedule}}}}}"
         )
@@ -82,9 +87,10 @@ def main() -> None:
     parser.add_argument("--offers", type=int, default=200)
     parser.add_argument("--audiences", type=int, default=100)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--caps", action="store_true", help="cap some offers (per profile and total)")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
-    args.out.write_text(generate(args.offers, args.audiences, args.seed))
+    args.out.write_text(generate(args.offers, args.audiences, args.seed, caps=args.caps))
 
 
 if __name__ == "__main__":

@@ -49,7 +49,9 @@ async def load_profiles(url: str, audiences: list[str], profiles: int, per_profi
     await store.close()
 
 
-def random_request(rng: random.Random, profiles: int, placements: list[tuple[str, str]]) -> decision_pb2.DecideRequest:
+def random_request(
+    rng: random.Random, profiles: int, placements: list[tuple[str, frozenset[str]]]
+) -> decision_pb2.DecideRequest:
     channel = rng.choice(("web", "mobile"))
     wanted = [p for p, channels in placements if channel in channels][:2]
     request = decision_pb2.DecideRequest(profile_id=f"p{rng.randrange(profiles)}", channel=channel)

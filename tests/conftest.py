@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import cast
 
 import grpc
 import pytest
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 
 from decision.embedded_redis import EmbeddedRedis
 from decision.server import RunningServer, start
 from decision.settings import Settings
 from decision.v1 import decision_pb2_grpc
+from tests.redis_cluster import LocalCluster
+
+# TEST_REDIS=cluster runs the suites against a Redis Cluster on loopback instead of one redis-server.
+ON_CLUSTER = os.environ.get("TEST_REDIS", "single") == "cluster"
 
 
 @pytest.fixture(scope="session")
@@ -23,13 +30,29 @@ def redis_server() -> Iterator[EmbeddedRedis]:
 
 
 @pytest.fixture(scope="session")
-def redis_url(redis_server: EmbeddedRedis) -> str:
-    return redis_server.url
+def redis_cluster() -> Iterator[LocalCluster]:
+    """A Redis Cluster on loopback: 3 masters, 3 replicas (about 3 s to start)."""
+    with LocalCluster() as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="session")
+def redis_url(request: pytest.FixtureRequest) -> str:
+    """Where the suites' servers read: one redis-server, or with TEST_REDIS=cluster a Redis Cluster."""
+    if ON_CLUSTER:
+        return cast(LocalCluster, request.getfixturevalue("redis_cluster")).url
+    return cast(EmbeddedRedis, request.getfixturevalue("redis_server")).url
 
 
 @pytest.fixture
 async def redis_client(redis_url: str) -> AsyncIterator[aioredis.Redis]:
-    """A client on a freshly emptied database."""
+    """A client on a freshly emptied database (on a Cluster: a cluster client, every primary emptied)."""
+    if ON_CLUSTER:
+        cluster = RedisCluster.from_url(redis_url.replace("redis+cluster://", "redis://", 1))
+        await cluster.flushall(target_nodes=RedisCluster.PRIMARIES)
+        yield cast(aioredis.Redis, cluster)  # the commands the tests use exist on both
+        await cluster.aclose()
+        return
     client = aioredis.Redis.from_url(redis_url)
     await client.flushall()
     yield client
@@ -44,10 +67,11 @@ async def start_server(redis_client: aioredis.Redis, redis_url: str) -> AsyncIte
     """Start decision servers on 127.0.0.1:<free port>; all are stopped after the test."""
     running: list[RunningServer] = []
 
-    async def _start(rules: Path | str, url: str | None = None, **overrides: object) -> RunningServer:
+    async def _start(rules: Path | str | None, url: str | None = None, **overrides: object) -> RunningServer:
+        """``rules`` None: the server takes the ruleset published to Redis and follows it."""
         options: dict[str, object] = {"host": "127.0.0.1", "port": 0, "registry_poll_interval": 0.2}
         options.update(overrides)
-        settings = Settings(rules_path=str(rules), **options)  # type: ignore[arg-type]
+        settings = Settings(rules_path=None if rules is None else str(rules), **options)  # type: ignore[arg-type]
         server = await start(settings, url or redis_url)
         running.append(server)
         return server

@@ -19,13 +19,16 @@ import yaml
 from yaml.constructor import ConstructorError, SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from decision.rules import policies, yaml_guard
 from decision.rules.errors import Problem, RulesetInvalid, Severity
+from decision.rules.patterns import ATTRIBUTE_PATTERN, AUDIENCE_PATTERN, ID_PATTERN
 from decision.rules.types import (
     AllOf,
     AnyOf,
     AttrType,
     AudienceRule,
     Condition,
+    ContactPolicy,
     EligibilityRule,
     Location,
     Not,
@@ -38,11 +41,6 @@ from decision.rules.types import (
     Schedule,
 )
 
-ID_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:-]{0,127}")
-ATTRIBUTE_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_.:-]{0,127}")
-# Audience ids come from the orchestrator (AEP segment ids are UUIDs): accept
-# anything printable without whitespace.
-AUDIENCE_PATTERN = re.compile(r"[^\s\x00-\x1f\x7f]{1,256}")
 CONTEXT_PREFIX = "context."
 MAX_FILE_BYTES = 16 * 1024 * 1024
 MAX_CONDITION_DEPTH = 8
@@ -227,8 +225,15 @@ def parse(data: bytes, file: str) -> tuple[Ruleset | None, list[Problem]]:
     except yaml.YAMLError as exc:
         walker.problems.append(Problem(Location(file, 0), "file", f"invalid YAML: {exc}"))
         return None, walker.problems
+    except RecursionError:  # PyYAML composes recursively: report where the nesting gets too deep
+        reason = f"nested deeper than {yaml_guard.MAX_NESTING} levels"
+        walker.problems.append(Problem(Location(file, yaml_guard.too_deep_line(text)), "file", reason))
+        return None, walker.problems
     if root is None:
         walker.problems.append(Problem(Location(file, 1), "file", "the ruleset is empty"))
+        return None, walker.problems
+    if shape := yaml_guard.shape_problem(root):  # deep nesting, alias bombs: refused before any walk
+        walker.problems.append(Problem(Location(file, shape[0]), "file", shape[1]))
         return None, walker.problems
     ruleset = _Builder(walker, data).build(root)
     has_errors = any(p.severity is Severity.ERROR for p in walker.problems)
@@ -242,13 +247,14 @@ class _Builder:
         self.attributes: dict[str, AttrType] = {}
         self.declared_attributes = False
         self.offer_ids_seen: set[str] = set()
+        self.time_zone = "UTC"
 
     def build(self, root: Node) -> Ruleset | None:
         w = self.w
         top = w.mapping(
             root,
             "",
-            frozenset({"version", "settings", "attributes", "placements", "offers"}),
+            frozenset({"version", "settings", "attributes", "placements", "offers", "contact_policies"}),
             frozenset({"placements", "offers"}),
         )
         if top is None:
@@ -260,16 +266,25 @@ class _Builder:
             version = "sha256:" + hashlib.sha256(self.data).hexdigest()[:12]
         allow_duplicates = False
         if "settings" in top:
-            settings = w.mapping(top["settings"], "settings", frozenset({"allow_duplicate_propositions"}))
+            settings = w.mapping(top["settings"], "settings", frozenset({"allow_duplicate_propositions", "time_zone"}))
             if settings and "allow_duplicate_propositions" in settings:
                 allow_duplicates = bool(
                     w.boolean(settings["allow_duplicate_propositions"], "settings.allow_duplicate_propositions")
                 )
+            if settings and "time_zone" in settings:
+                self.time_zone = policies.time_zone(w, settings["time_zone"], "settings.time_zone") or "UTC"
         if "attributes" in top:
             self._attributes(top["attributes"])
         placements = self._placements(top["placements"]) if "placements" in top else {}
         offers = self._offers(top["offers"], placements) if "offers" in top else {}
         self._check_fallbacks(placements, offers)
+        contact_policies: tuple[ContactPolicy, ...] = ()
+        if "contact_policies" in top:
+            channels = frozenset(c for p in placements.values() for c in p.channels)
+            contact_policies = policies.contact_policies(
+                w, top["contact_policies"], frozenset(placements), channels, self.time_zone
+            )
+        self._check_delivery_controls(placements, offers)
         return Ruleset(
             version=version,
             placements=placements,
@@ -277,6 +292,8 @@ class _Builder:
             attributes=dict(self.attributes),
             allow_duplicates=allow_duplicates,
             source=self.w.file,
+            contact_policies=contact_policies,
+            time_zone=self.time_zone,
         )
 
     # -- attributes -------------------------------------------------------
@@ -312,7 +329,7 @@ class _Builder:
             fields = w.mapping(
                 item,
                 path,
-                frozenset({"id", "channels", "max_items", "fallback", "description"}),
+                frozenset({"id", "channels", "max_items", "fallback", "description", "score", "experiment"}),
                 frozenset({"id", "channels", "fallback"}),
             )
             if fields is None:
@@ -338,9 +355,18 @@ class _Builder:
             )
             if "description" in fields:
                 w.string(fields["description"], f"{path}.description")
+            scores = policies.ScoreReader(w, self.attributes, self.declared_attributes)
+            score = scores.formula(fields["score"], f"{path}.score") if "score" in fields else None
+            experiment = (
+                policies.experiment(w, fields["experiment"], f"{path}.experiment", for_offer=False, scores=scores)
+                if "experiment" in fields
+                else None
+            )
             if pid is None or channels is None or fallback is None:
                 continue
-            result[pid] = Placement(pid, frozenset(channels), max_items, fallback, w.loc(item))
+            result[pid] = Placement(
+                pid, frozenset(channels), max_items, fallback, w.loc(item), score=score, experiment=experiment
+            )
         return result
 
     # -- offers -----------------------------------------------------------
@@ -352,7 +378,20 @@ class _Builder:
             fields = w.mapping(
                 item,
                 path,
-                frozenset({"id", "placements", "priority", "content", "eligibility", "description"}),
+                frozenset(
+                    {
+                        "id",
+                        "placements",
+                        "priority",
+                        "content",
+                        "eligibility",
+                        "description",
+                        "attributes",
+                        "caps",
+                        "suppress",
+                        "experiment",
+                    }
+                ),
                 frozenset({"id", "placements"}),
             )
             if fields is None:
@@ -388,6 +427,20 @@ class _Builder:
             rules: tuple[EligibilityRule, ...] = ()
             if oid is not None:
                 rules = self._eligibility(fields.get("eligibility"), item, path, oid)
+            attributes = (
+                policies.offer_attributes(w, fields["attributes"], f"{path}.attributes")
+                if "attributes" in fields
+                else {}
+            )
+            caps = policies.caps(w, fields["caps"], f"{path}.caps", self.time_zone) if "caps" in fields else ()
+            suppression = (
+                policies.suppression(w, fields["suppress"], f"{path}.suppress") if "suppress" in fields else None
+            )
+            experiment = (
+                policies.experiment(w, fields["experiment"], f"{path}.experiment", for_offer=True)
+                if "experiment" in fields
+                else None
+            )
             if oid is None or offer_placements is None:
                 continue
             result[oid] = Offer(
@@ -399,6 +452,10 @@ class _Builder:
                 rules=rules,
                 position=len(result),
                 location=w.loc(item),
+                caps=caps,
+                suppression=suppression,
+                experiment=experiment,
+                attributes=attributes,
             )
         return result
 
@@ -650,6 +707,55 @@ class _Builder:
                         f"fallback offer {placement.fallback!r} does not list placement {placement.id!r}",
                     )
                 )
+
+    def _check_delivery_controls(self, placements: dict[str, Placement], offers: dict[str, Offer]) -> None:
+        """Cross-checks of caps, experiments and formulas that need the whole ruleset."""
+        fallbacks = {p.fallback for p in placements.values()}
+        experiments: dict[str, Location] = {}
+        for offer in offers.values():
+            path = f"offers[{offer.id}]"
+            if offer.id in fallbacks and (offer.caps or offer.suppression or offer.experiment):
+                what = "caps" if offer.caps else "suppress" if offer.suppression else "experiment"
+                self.w.problems.append(
+                    Problem(
+                        offer.location,
+                        f"{path}.{what}",
+                        "a fallback offer is always served: it cannot be capped, suppressed or experimented on",
+                    )
+                )
+            if offer.experiment is not None:
+                self._unique_experiment(
+                    offer.experiment.id, offer.experiment.location, f"{path}.experiment", experiments
+                )
+        for placement in placements.values():
+            path = f"placements[{placement.id}]"
+            if placement.experiment is not None:
+                self._unique_experiment(
+                    placement.experiment.id, placement.experiment.location, f"{path}.experiment", experiments
+                )
+            formulas = [(f"{path}.score", placement.score)]
+            if placement.experiment is not None:
+                formulas += [
+                    (f"{path}.experiment.variants[{v.id}].score", v.score) for v in placement.experiment.variants
+                ]
+            known = {name for o in offers.values() if placement.id in o.placements for name in o.attributes}
+            for formula_path, formula in formulas:
+                for name in sorted(formula.offer_refs - known if formula is not None else ()):
+                    self.w.problems.append(
+                        Problem(
+                            placement.location,
+                            formula_path,
+                            f"offer.{name}: no offer of placement {placement.id!r} has this attribute",
+                        )
+                    )
+
+    def _unique_experiment(self, eid: str, location: Location, path: str, seen: dict[str, Location]) -> None:
+        if eid in seen:
+            self.w.problems.append(
+                Problem(location, f"{path}.id", f"experiment id {eid!r} is also used at {seen[eid]}")
+            )
+        else:
+            seen[eid] = location
 
 
 _TYPE_NAMES: dict[type, str] = {float: "number", str: "string", bool: "boolean"}

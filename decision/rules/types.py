@@ -5,6 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Final
+
+from decision.rules.formula import Formula
 
 # A scalar value in a context or a rule operand. Numbers are always float:
 # YAML ints and protobuf doubles compare alike.
@@ -122,6 +125,110 @@ class EligibilityRule:
     location: Location = field(compare=False)
 
 
+# What a cap or a contact policy counts: a decision that proposes the offer
+# (the default), or a feedback event: impression, click, dismiss, or
+# "custom:<name>" for a custom event type.
+DECISION: Final = "decision"
+IMPRESSION: Final = "impression"
+CLICK: Final = "click"
+DISMISS: Final = "dismiss"
+CUSTOM_PREFIX: Final = "custom:"
+
+
+class PeriodKind(StrEnum):
+    LIFETIME = "lifetime"
+    ROLLING = "rolling"  # the last ``seconds``
+    DAY = "day"  # calendar periods, in ``time_zone``; weeks start on Monday
+    WEEK = "week"
+    MONTH = "month"
+
+
+@dataclass(frozen=True, slots=True)
+class Period:
+    kind: PeriodKind
+    seconds: int = 0
+    time_zone: str = "UTC"
+
+
+class CapScope(StrEnum):
+    PROFILE = "profile"  # at most ``max`` for each profile
+    TOTAL = "total"  # at most ``max`` across all profiles
+
+
+@dataclass(frozen=True, slots=True)
+class Cap:
+    """At most ``max`` counted events (``counts``) within ``period``, per profile or in total."""
+
+    max: int
+    scope: CapScope
+    period: Period
+    counts: str
+    location: Location = field(compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Suppression:
+    """Not proposed for ``seconds`` after the latest dismissal, once the profile has dismissed it
+    ``dismissals`` times (within ``within_seconds`` when set)."""
+
+    dismissals: int
+    seconds: int
+    within_seconds: int | None
+    location: Location = field(compare=False)
+
+
+class HoldoutServes(StrEnum):
+    FALLBACK = "fallback"
+    NOTHING = "nothing"
+
+
+HOLDOUT: Final = "holdout"
+
+
+@dataclass(frozen=True, slots=True)
+class Variant:
+    id: str
+    weight: int
+    # Offer experiments: the variant's content (None: the offer's own).
+    content_json: str | None = None
+    # Placement experiments: the variant's ranking formula (None: the placement's own).
+    score: Formula | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Experiment:
+    """Variants by weight, plus an optional holdout group; assignment is a hash of (profile, id)."""
+
+    id: str
+    variants: tuple[Variant, ...]
+    holdout_weight: int
+    holdout_serves: HoldoutServes
+    location: Location = field(compare=False)
+
+    @property
+    def total_weight(self) -> int:
+        return self.holdout_weight + sum(v.weight for v in self.variants)
+
+
+@dataclass(frozen=True, slots=True)
+class ContactPolicy:
+    """At most ``max`` messages per profile per ``period`` across offers, in the matching
+    channels and placements (empty: all). Fallbacks are neither counted nor limited."""
+
+    id: str
+    channels: frozenset[str]
+    placements: frozenset[str]
+    max: int
+    period: Period
+    counts: str
+    location: Location = field(compare=False)
+
+    def covers(self, channel: str, placement_id: str) -> bool:
+        return (not self.channels or channel in self.channels) and (
+            not self.placements or placement_id in self.placements
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class Offer:
     id: str
@@ -134,6 +241,11 @@ class Offer:
     # Position in the file: breaks ties between equal priorities.
     position: int
     location: Location = field(compare=False)
+    caps: tuple[Cap, ...] = ()
+    suppression: Suppression | None = None
+    experiment: Experiment | None = None
+    # Numbers that placement score formulas read as ``offer.<name>``.
+    attributes: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +255,9 @@ class Placement:
     max_items: int
     fallback: str
     location: Location = field(compare=False)
+    # Ranks offers of equal priority (higher first); None: file order only.
+    score: Formula | None = None
+    experiment: Experiment | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +270,9 @@ class Ruleset:
     attributes: Mapping[str, AttrType]
     allow_duplicates: bool
     source: str
+    contact_policies: tuple[ContactPolicy, ...] = ()
+    # Default time zone of calendar periods (settings.time_zone).
+    time_zone: str = "UTC"
 
     def offers_for(self, placement_id: str) -> tuple[Offer, ...]:
         return tuple(o for o in self.offers.values() if placement_id in o.placements)

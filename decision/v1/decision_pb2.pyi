@@ -1,11 +1,76 @@
+import datetime
+
 from google.protobuf import struct_pb2 as _struct_pb2
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class ExplanationOutcome(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    EXPLANATION_OUTCOME_UNSPECIFIED: _ClassVar[ExplanationOutcome]
+    EXPLANATION_OUTCOME_SELECTED: _ClassVar[ExplanationOutcome]
+    EXPLANATION_OUTCOME_FALLBACK: _ClassVar[ExplanationOutcome]
+    EXPLANATION_OUTCOME_PROFILE_UNAVAILABLE: _ClassVar[ExplanationOutcome]
+    EXPLANATION_OUTCOME_OUTSIDE_SCHEDULE: _ClassVar[ExplanationOutcome]
+    EXPLANATION_OUTCOME_NOT_IN_AUDIENCE: _ClassVar[ExplanationOutcome]
+    EXPLANATION_OUTCOME_IN_EXCLUDED_AUDIENCE: _ClassVar[ExplanationOutcome]
+    EXPLANATION_OUTCOME_CONDITION_FALSE: _ClassVar[ExplanationOutcome]
+    EXPLANATION_OUTCOME_HOLDOUT: _ClassVar[ExplanationOutcome]
+    EXPLANATION_OUTCOME_CAPPED: _ClassVar[ExplanationOutcome]
+    EXPLANATION_OUTCOME_SUPPRESSED: _ClassVar[ExplanationOutcome]
+    EXPLANATION_OUTCOME_TOTAL_CAP_REACHED: _ClassVar[ExplanationOutcome]
+    EXPLANATION_OUTCOME_CONTACT_POLICY: _ClassVar[ExplanationOutcome]
+    EXPLANATION_OUTCOME_PROPOSED_ELSEWHERE: _ClassVar[ExplanationOutcome]
+    EXPLANATION_OUTCOME_LOST_RANKING: _ClassVar[ExplanationOutcome]
+
+class EventType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    EVENT_TYPE_UNSPECIFIED: _ClassVar[EventType]
+    EVENT_TYPE_IMPRESSION: _ClassVar[EventType]
+    EVENT_TYPE_DISPLAY: _ClassVar[EventType]
+    EVENT_TYPE_CLICK: _ClassVar[EventType]
+    EVENT_TYPE_INTERACT: _ClassVar[EventType]
+    EVENT_TYPE_DISMISS: _ClassVar[EventType]
+    EVENT_TYPE_CUSTOM: _ClassVar[EventType]
+
+class EventOutcome(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    EVENT_OUTCOME_UNSPECIFIED: _ClassVar[EventOutcome]
+    EVENT_OUTCOME_RECORDED: _ClassVar[EventOutcome]
+    EVENT_OUTCOME_DUPLICATE: _ClassVar[EventOutcome]
+    EVENT_OUTCOME_REJECTED: _ClassVar[EventOutcome]
+EXPLANATION_OUTCOME_UNSPECIFIED: ExplanationOutcome
+EXPLANATION_OUTCOME_SELECTED: ExplanationOutcome
+EXPLANATION_OUTCOME_FALLBACK: ExplanationOutcome
+EXPLANATION_OUTCOME_PROFILE_UNAVAILABLE: ExplanationOutcome
+EXPLANATION_OUTCOME_OUTSIDE_SCHEDULE: ExplanationOutcome
+EXPLANATION_OUTCOME_NOT_IN_AUDIENCE: ExplanationOutcome
+EXPLANATION_OUTCOME_IN_EXCLUDED_AUDIENCE: ExplanationOutcome
+EXPLANATION_OUTCOME_CONDITION_FALSE: ExplanationOutcome
+EXPLANATION_OUTCOME_HOLDOUT: ExplanationOutcome
+EXPLANATION_OUTCOME_CAPPED: ExplanationOutcome
+EXPLANATION_OUTCOME_SUPPRESSED: ExplanationOutcome
+EXPLANATION_OUTCOME_TOTAL_CAP_REACHED: ExplanationOutcome
+EXPLANATION_OUTCOME_CONTACT_POLICY: ExplanationOutcome
+EXPLANATION_OUTCOME_PROPOSED_ELSEWHERE: ExplanationOutcome
+EXPLANATION_OUTCOME_LOST_RANKING: ExplanationOutcome
+EVENT_TYPE_UNSPECIFIED: EventType
+EVENT_TYPE_IMPRESSION: EventType
+EVENT_TYPE_DISPLAY: EventType
+EVENT_TYPE_CLICK: EventType
+EVENT_TYPE_INTERACT: EventType
+EVENT_TYPE_DISMISS: EventType
+EVENT_TYPE_CUSTOM: EventType
+EVENT_OUTCOME_UNSPECIFIED: EventOutcome
+EVENT_OUTCOME_RECORDED: EventOutcome
+EVENT_OUTCOME_DUPLICATE: EventOutcome
+EVENT_OUTCOME_REJECTED: EventOutcome
 
 class PlacementRequest(_message.Message):
     __slots__ = ("placement_id", "max_items")
@@ -39,7 +104,7 @@ class DecideRequest(_message.Message):
     def __init__(self, profile_id: _Optional[str] = ..., channel: _Optional[str] = ..., placements: _Optional[_Iterable[_Union[PlacementRequest, _Mapping]]] = ..., context: _Optional[_Mapping[str, _struct_pb2.Value]] = ..., request_id: _Optional[str] = ..., explain: _Optional[bool] = ...) -> None: ...
 
 class Item(_message.Message):
-    __slots__ = ("offer_id", "content_json", "rule", "priority", "score", "tracking_token", "fallback")
+    __slots__ = ("offer_id", "content_json", "rule", "priority", "score", "tracking_token", "fallback", "experiment_id", "variant")
     OFFER_ID_FIELD_NUMBER: _ClassVar[int]
     CONTENT_JSON_FIELD_NUMBER: _ClassVar[int]
     RULE_FIELD_NUMBER: _ClassVar[int]
@@ -47,6 +112,8 @@ class Item(_message.Message):
     SCORE_FIELD_NUMBER: _ClassVar[int]
     TRACKING_TOKEN_FIELD_NUMBER: _ClassVar[int]
     FALLBACK_FIELD_NUMBER: _ClassVar[int]
+    EXPERIMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    VARIANT_FIELD_NUMBER: _ClassVar[int]
     offer_id: str
     content_json: str
     rule: str
@@ -54,28 +121,104 @@ class Item(_message.Message):
     score: float
     tracking_token: str
     fallback: bool
-    def __init__(self, offer_id: _Optional[str] = ..., content_json: _Optional[str] = ..., rule: _Optional[str] = ..., priority: _Optional[int] = ..., score: _Optional[float] = ..., tracking_token: _Optional[str] = ..., fallback: _Optional[bool] = ...) -> None: ...
+    experiment_id: str
+    variant: str
+    def __init__(self, offer_id: _Optional[str] = ..., content_json: _Optional[str] = ..., rule: _Optional[str] = ..., priority: _Optional[int] = ..., score: _Optional[float] = ..., tracking_token: _Optional[str] = ..., fallback: _Optional[bool] = ..., experiment_id: _Optional[str] = ..., variant: _Optional[str] = ...) -> None: ...
 
 class Proposition(_message.Message):
-    __slots__ = ("placement_id", "items", "fallback")
+    __slots__ = ("placement_id", "items", "fallback", "experiment_id", "variant")
     PLACEMENT_ID_FIELD_NUMBER: _ClassVar[int]
     ITEMS_FIELD_NUMBER: _ClassVar[int]
     FALLBACK_FIELD_NUMBER: _ClassVar[int]
+    EXPERIMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    VARIANT_FIELD_NUMBER: _ClassVar[int]
     placement_id: str
     items: _containers.RepeatedCompositeFieldContainer[Item]
     fallback: bool
-    def __init__(self, placement_id: _Optional[str] = ..., items: _Optional[_Iterable[_Union[Item, _Mapping]]] = ..., fallback: _Optional[bool] = ...) -> None: ...
+    experiment_id: str
+    variant: str
+    def __init__(self, placement_id: _Optional[str] = ..., items: _Optional[_Iterable[_Union[Item, _Mapping]]] = ..., fallback: _Optional[bool] = ..., experiment_id: _Optional[str] = ..., variant: _Optional[str] = ...) -> None: ...
 
 class DecideResponse(_message.Message):
-    __slots__ = ("propositions", "ruleset_version", "degraded", "request_id", "decision_id")
+    __slots__ = ("propositions", "ruleset_version", "degraded", "request_id", "decision_id", "explanations")
     PROPOSITIONS_FIELD_NUMBER: _ClassVar[int]
     RULESET_VERSION_FIELD_NUMBER: _ClassVar[int]
     DEGRADED_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     DECISION_ID_FIELD_NUMBER: _ClassVar[int]
+    EXPLANATIONS_FIELD_NUMBER: _ClassVar[int]
     propositions: _containers.RepeatedCompositeFieldContainer[Proposition]
     ruleset_version: str
     degraded: bool
     request_id: str
     decision_id: str
-    def __init__(self, propositions: _Optional[_Iterable[_Union[Proposition, _Mapping]]] = ..., ruleset_version: _Optional[str] = ..., degraded: _Optional[bool] = ..., request_id: _Optional[str] = ..., decision_id: _Optional[str] = ...) -> None: ...
+    explanations: _containers.RepeatedCompositeFieldContainer[OfferExplanation]
+    def __init__(self, propositions: _Optional[_Iterable[_Union[Proposition, _Mapping]]] = ..., ruleset_version: _Optional[str] = ..., degraded: _Optional[bool] = ..., request_id: _Optional[str] = ..., decision_id: _Optional[str] = ..., explanations: _Optional[_Iterable[_Union[OfferExplanation, _Mapping]]] = ...) -> None: ...
+
+class OfferExplanation(_message.Message):
+    __slots__ = ("offer_id", "placement_id", "outcome", "reason", "rule", "audience", "condition", "attribute", "actual", "beaten_by", "limit", "count", "experiment_id")
+    OFFER_ID_FIELD_NUMBER: _ClassVar[int]
+    PLACEMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    RULE_FIELD_NUMBER: _ClassVar[int]
+    AUDIENCE_FIELD_NUMBER: _ClassVar[int]
+    CONDITION_FIELD_NUMBER: _ClassVar[int]
+    ATTRIBUTE_FIELD_NUMBER: _ClassVar[int]
+    ACTUAL_FIELD_NUMBER: _ClassVar[int]
+    BEATEN_BY_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    EXPERIMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    offer_id: str
+    placement_id: str
+    outcome: ExplanationOutcome
+    reason: str
+    rule: str
+    audience: str
+    condition: str
+    attribute: str
+    actual: _struct_pb2.Value
+    beaten_by: str
+    limit: int
+    count: int
+    experiment_id: str
+    def __init__(self, offer_id: _Optional[str] = ..., placement_id: _Optional[str] = ..., outcome: _Optional[_Union[ExplanationOutcome, str]] = ..., reason: _Optional[str] = ..., rule: _Optional[str] = ..., audience: _Optional[str] = ..., condition: _Optional[str] = ..., attribute: _Optional[str] = ..., actual: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., beaten_by: _Optional[str] = ..., limit: _Optional[int] = ..., count: _Optional[int] = ..., experiment_id: _Optional[str] = ...) -> None: ...
+
+class Event(_message.Message):
+    __slots__ = ("event_id", "profile_id", "type", "custom_type", "tracking_token", "timestamp")
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    PROFILE_ID_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    CUSTOM_TYPE_FIELD_NUMBER: _ClassVar[int]
+    TRACKING_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    event_id: str
+    profile_id: str
+    type: EventType
+    custom_type: str
+    tracking_token: str
+    timestamp: _timestamp_pb2.Timestamp
+    def __init__(self, event_id: _Optional[str] = ..., profile_id: _Optional[str] = ..., type: _Optional[_Union[EventType, str]] = ..., custom_type: _Optional[str] = ..., tracking_token: _Optional[str] = ..., timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class RecordEventsRequest(_message.Message):
+    __slots__ = ("events",)
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    events: _containers.RepeatedCompositeFieldContainer[Event]
+    def __init__(self, events: _Optional[_Iterable[_Union[Event, _Mapping]]] = ...) -> None: ...
+
+class EventResult(_message.Message):
+    __slots__ = ("event_id", "outcome", "reason")
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    event_id: str
+    outcome: EventOutcome
+    reason: str
+    def __init__(self, event_id: _Optional[str] = ..., outcome: _Optional[_Union[EventOutcome, str]] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class RecordEventsResponse(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[EventResult]
+    def __init__(self, results: _Optional[_Iterable[_Union[EventResult, _Mapping]]] = ...) -> None: ...

@@ -40,6 +40,11 @@ class DecisionServiceStub:
                 request_serializer=decision_dot_v1_dot_decision__pb2.DecideRequest.SerializeToString,
                 response_deserializer=decision_dot_v1_dot_decision__pb2.DecideResponse.FromString,
                 _registered_method=True)
+        self.RecordEvents = channel.unary_unary(
+                '/decision.v1.DecisionService/RecordEvents',
+                request_serializer=decision_dot_v1_dot_decision__pb2.RecordEventsRequest.SerializeToString,
+                response_deserializer=decision_dot_v1_dot_decision__pb2.RecordEventsResponse.FromString,
+                _registered_method=True)
 
 
 class DecisionServiceServicer:
@@ -56,6 +61,19 @@ class DecisionServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RecordEvents(self, request, context):
+        """Records feedback events (impressions, clicks, dismissals, custom events)
+        about propositions, for frequency caps, contact policies and dismissal
+        suppression. Idempotent by event id within the dedupe window (docs/api.md):
+        a retried batch counts once. Each event gets its own result; a bad event
+        is rejected alone, the others still count. INVALID_ARGUMENT only for a
+        malformed batch (empty, too large); UNAVAILABLE when Redis does not answer
+        (retrying the whole batch is safe).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DecisionServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -63,6 +81,11 @@ def add_DecisionServiceServicer_to_server(servicer, server):
                     servicer.Decide,
                     request_deserializer=decision_dot_v1_dot_decision__pb2.DecideRequest.FromString,
                     response_serializer=decision_dot_v1_dot_decision__pb2.DecideResponse.SerializeToString,
+            ),
+            'RecordEvents': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordEvents,
+                    request_deserializer=decision_dot_v1_dot_decision__pb2.RecordEventsRequest.FromString,
+                    response_serializer=decision_dot_v1_dot_decision__pb2.RecordEventsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -93,6 +116,33 @@ class DecisionService:
             '/decision.v1.DecisionService/Decide',
             decision_dot_v1_dot_decision__pb2.DecideRequest.SerializeToString,
             decision_dot_v1_dot_decision__pb2.DecideResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/decision.v1.DecisionService/RecordEvents',
+            decision_dot_v1_dot_decision__pb2.RecordEventsRequest.SerializeToString,
+            decision_dot_v1_dot_decision__pb2.RecordEventsResponse.FromString,
             options,
             channel_credentials,
             insecure,

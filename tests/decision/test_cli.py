@@ -16,8 +16,10 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from decision.embedded_redis import free_port
+from decision.keys import KeySpace
 from decision.v1 import decision_pb2_grpc
 from tests.decision.helpers import decide_request
+from tests.redis_cluster import node_client_for
 
 RULES = """
 version: {version}
@@ -117,11 +119,9 @@ def test_sighup_reloads_and_sigterm_stops(serve: object, rules_file: Path) -> No
 
 
 def test_in_flight_calls_finish_on_sigterm(serve: object, redis_url: str) -> None:
-    import redis
-
     server = serve("--redis-timeout-ms", "3000")  # type: ignore[operator]
     server.decide()  # warm: the registry is read
-    client = redis.Redis.from_url(redis_url)
+    client = node_client_for(redis_url, KeySpace().membership("p1"))  # on a Cluster, the node serving p1
     sleeper = threading.Thread(target=client.execute_command, args=("DEBUG", "SLEEP", "1.0"))
     sleeper.start()
     time.sleep(0.1)
@@ -180,6 +180,17 @@ def test_decide_command_prints_the_answer(serve: object) -> None:
     bad = subprocess.run(decision_command(*args[:-1], "nope"), capture_output=True, text=True, check=False)
     assert bad.returncode == 1
     assert "INVALID_ARGUMENT: placements[0].placement_id: unknown placement 'nope'" in bad.stderr
+
+
+def test_explain_command_prints_a_table(serve: object) -> None:
+    server = serve()  # type: ignore[operator]
+    args = ["explain", "--target", server.target, "--profile", "p9", "--channel", "web", "--placement", "banner"]
+    shown = subprocess.run(decision_command(*args, "--context", "cart=50"), capture_output=True, text=True, check=True)
+    table = shown.stdout.split("\n\n", 1)[1].splitlines()
+    assert table[0].split() == ["PLACEMENT", "OFFER", "OUTCOME", "REASON"]
+    assert table[1].split()[:3] == ["banner", "big_cart", "condition_false"]
+    assert "context.cart > 100 is false (context.cart is 50)" in table[1]
+    assert table[2].split()[:3] == ["banner", "fb", "selected"]  # no eligibility of its own: always eligible
 
 
 def test_demo_prints_example_decisions() -> None:

@@ -15,9 +15,11 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from decision.embedded_redis import EmbeddedRedis
+from decision.keys import KeySpace
 from decision.tokens import TrackingToken
 from tests.conftest import StartServer, decision_stub
 from tests.decision.helpers import decide_request, offers
+from tests.redis_cluster import sleep_node
 
 FALLBACK = """
   - id: fb
@@ -261,7 +263,7 @@ async def test_slow_redis_answers_within_the_deadline(
 ) -> None:
     server = await start_server(rules(""), redis_timeout=5.0)
 
-    sleeper = asyncio.create_task(redis_client.execute_command("DEBUG", "SLEEP", "1.5"))
+    sleeper = asyncio.create_task(sleep_node(redis_client, KeySpace().membership("p1"), 1.5))  # p1's node
     await asyncio.sleep(0.05)
     started = time.monotonic()
     async with decision_stub(server.port) as stub:

@@ -1,0 +1,441 @@
+"""The ``audience-sync`` command: load, apply, stream, status, gc."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import signal
+import socket
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from types import FrameType
+from typing import IO, Any
+
+import orjson
+
+from audience_sync.formats import Format, InputOptions, parse
+from audience_sync.records import Change, LineError, ParseStats
+from audience_sync.report import ErrorReport, Progress, human
+
+EXIT_OK = 0
+EXIT_BAD_INPUT = 1
+EXIT_USAGE = 2
+EXIT_UNAVAILABLE = 3
+EXIT_CONFLICT = 4
+EXIT_REDIS_ERROR = 5
+EXIT_INTERRUPTED = 130
+
+EXIT_CODES = f"""exit status:
+  {EXIT_OK}    done (or, with --dry-run, the input is acceptable)
+  {EXIT_BAD_INPUT}    input refused: bad lines over --max-bad-ratio, an audience left empty without
+       --allow-empty, no audience in the input — nothing was applied
+  {EXIT_USAGE}    usage: bad options, unreadable input file
+  {EXIT_UNAVAILABLE}    Redis unavailable (connection refused, timeout, loading)
+  {EXIT_CONFLICT}    conflict: a snapshot of the same audience is loading, or a newer one was switched
+       in first — nothing was applied
+  {EXIT_REDIS_ERROR}    another Redis error
+  {EXIT_INTERRUPTED}  interrupted (SIGINT/SIGTERM); a snapshot is not applied, deltas applied so far stay"""
+
+
+class UsageError(Exception):
+    pass
+
+
+def _redis_url(args: argparse.Namespace) -> str:
+    url: str | None = (
+        args.redis_url or os.environ.get("AUDIENCE_SYNC_REDIS_URL") or os.environ.get("DECISION_REDIS_URL")
+    )
+    if not url:
+        raise UsageError("no Redis: pass --redis-url or set AUDIENCE_SYNC_REDIS_URL (or DECISION_REDIS_URL)")
+    return url
+
+
+def _store(args: argparse.Namespace) -> Any:
+    from audience_sync.store import SyncStore
+    from decision.keys import KeySpace
+
+    try:
+        keys = KeySpace(args.key_prefix)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    store = SyncStore.from_url(_redis_url(args), keys)
+    args.opened.append(store)  # closed by main
+    return store
+
+
+def _input_options(args: argparse.Namespace) -> InputOptions:
+    audiences = args.audience or []
+    return InputOptions(
+        format=Format(args.format),
+        id_column=args.id_column,
+        audience_column=args.audience_column,
+        audience=audiences[0] if len(audiences) == 1 else None,
+        identity_namespace=args.identity_namespace,
+        segment_namespace=args.segment_namespace,
+    )
+
+
+def _check_files(paths: Sequence[str]) -> None:
+    for path in paths:
+        if path != "-" and not os.access(path, os.R_OK):
+            raise UsageError(f"{path}: cannot read" + ("" if Path(path).exists() else " (no such file)"))
+
+
+@contextlib.contextmanager
+def _rejects(path: str | None) -> Iterator[IO[bytes] | None]:
+    if path is None:
+        yield None
+        return
+    with open(path, "wb") as handle:
+        yield handle
+
+
+def _progress_factory(args: argparse.Namespace) -> Callable[[str, int | None, Callable[[], int]], Progress]:
+    enabled = args.progress or sys.stderr.isatty()
+
+    def make(label: str, size: int | None, position: Callable[[], int]) -> Progress:
+        return Progress(label, total_bytes=size, position=position, enabled=enabled)
+
+    return make
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    cells = [list(header)] + [[f"{c:,}" if isinstance(c, int) else str(c) for c in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    return "\n".join(
+        "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))).rstrip()
+        for r in cells
+    )
+
+
+# -- load ----------------------------------------------------------------------------
+def cmd_load(args: argparse.Namespace) -> int:
+    from audience_sync.snapshot import LoadOptions, SnapshotLoad, SnapshotRefused, bad_ratio
+
+    _check_files(args.files)
+    options = LoadOptions(
+        input=_input_options(args),
+        audiences=frozenset(args.audience or ()),
+        batch_size=args.batch_size,
+        max_bad_ratio=args.max_bad_ratio,
+        allow_empty=args.allow_empty,
+        dry_run=args.dry_run,
+        source=args.source or ",".join(os.path.basename(f) for f in args.files),
+        stale_after=args.stale_after,
+        force=args.force,
+    )
+    store = _store(args)
+    with _rejects(args.rejects) as rejects:
+        report = ErrorReport(show=args.show_errors, rejects=rejects)
+        load = SnapshotLoad(store, options, report, progress=_progress_factory(args))
+        try:
+            outcome = load.run(args.files)
+        except SnapshotRefused as exc:
+            print(f"audience-sync load: {exc}", file=sys.stderr)
+            return EXIT_CONFLICT if exc.conflict else EXIT_BAD_INPUT
+    rows = [
+        (t.audience_id, t.code, t.generation or "-", t.members, t.added, t.removed, t.unchanged, t.expired, t.exited)
+        for t in outcome.audiences.values()
+    ]
+    print(
+        _table(("AUDIENCE", "CODE", "NEW GEN", "MEMBERS", "ADDED", "REMOVED", "UNCHANGED", "EXPIRED", "EXITED"), rows)
+    )
+    stats = outcome.stats
+    rate = outcome.memberships / outcome.seconds if outcome.seconds else 0.0
+    print(
+        f"lines {stats.lines:,}, bad {stats.bad:,} ({bad_ratio(stats):.2%}), skipped {outcome.skipped:,} "
+        f"(other audiences); {outcome.memberships:,} memberships in {outcome.seconds:.1f}s ({human(rate)}/s)"
+    )
+    if outcome.dry_run:
+        print("dry run: nothing written; the snapshot would be applied as above")
+    else:
+        print(f"snapshot applied: registry version {outcome.version}")
+    return EXIT_OK
+
+
+# -- apply ---------------------------------------------------------------------------
+def _read_changes(args: argparse.Namespace, report: ErrorReport) -> tuple[list[Change], ParseStats]:
+    from audience_sync.sources import open_input
+
+    options = _input_options(args)
+    stats = ParseStats()
+    changes: list[Change] = []
+    make_progress = _progress_factory(args)
+    for path in args.files:
+        with open_input(path, options.format) as opened:
+            progress = make_progress(path, opened.size, opened.position)
+            for item in parse(opened.lines, path, opened.format, options, stats):
+                if isinstance(item, LineError):
+                    report.add(item)
+                else:
+                    changes.append(item)
+                    if len(changes) % 10_000 == 0:
+                        progress.update(len(changes))
+            progress.finish()
+    return changes, stats
+
+
+def cmd_apply(args: argparse.Namespace) -> int:
+    from audience_sync.deltas import DeltaApplier
+    from audience_sync.snapshot import bad_ratio
+
+    _check_files(args.files)
+    selected = frozenset(args.audience or ())
+    with _rejects(args.rejects) as rejects:
+        report = ErrorReport(show=args.show_errors, rejects=rejects)
+        changes, stats = _read_changes(args, report)
+    ratio = bad_ratio(stats)
+    if ratio > args.max_bad_ratio:
+        print(
+            f"audience-sync apply: {stats.bad} bad line(s) of {stats.lines} ({ratio:.2%}) exceed the threshold "
+            f"({args.max_bad_ratio:.2%}): nothing applied",
+            file=sys.stderr,
+        )
+        return EXIT_BAD_INPUT
+    if selected:
+        changes = [c for c in changes if c.audience_id in selected]
+    store = _store(args)
+    source = args.source or ",".join(os.path.basename(f) for f in args.files)
+    applier = DeltaApplier(store, source=source, dry_run=args.dry_run, stale_after=args.stale_after)
+    progress = _progress_factory(args)("apply", None, lambda: 0)
+    started = time.monotonic()
+    for start in range(0, len(changes), args.batch_size):
+        applier.apply(changes[start : start + args.batch_size])
+        progress.update(min(start + args.batch_size, len(changes)))
+    progress.finish()
+    seconds = time.monotonic() - started
+    rows = [
+        (audience, t.added, t.removed, t.unchanged, t.stale, t.expired)
+        for audience, t in sorted(applier.outcome.audiences.items())
+    ]
+    print(_table(("AUDIENCE", "ADDED", "REMOVED", "UNCHANGED", "STALE", "EXPIRED"), rows))
+    print(f"lines {stats.lines:,}, bad {stats.bad:,} ({ratio:.2%}); {len(changes):,} changes in {seconds:.1f}s")
+    if args.dry_run:
+        print("dry run: nothing written; the changes would be applied as above")
+    return EXIT_OK
+
+
+# -- stream --------------------------------------------------------------------------
+def cmd_stream(args: argparse.Namespace) -> int:
+    from audience_sync.stream import StreamConsumer, StreamOptions, StreamOutcome
+
+    store = _store(args)
+    stream_key = args.stream or store.keys.audience_events
+    options = StreamOptions(
+        stream=stream_key,
+        group=args.group,
+        consumer=args.consumer or socket.gethostname(),
+        batch_size=args.batch_size,
+        block_ms=args.block_ms,
+        claim_idle_ms=args.claim_idle_ms,
+        start_id=args.start_id,
+        drain=args.drain,
+        id_field=args.id_column,
+    )
+    stopping = False
+
+    def stop(signum: int, _: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    progress = _progress_factory(args)(f"stream {stream_key}", None, lambda: 0)
+
+    def on_batch(outcome: StreamOutcome) -> None:
+        progress.update(outcome.entries)
+
+    with _rejects(args.rejects) as rejects:
+        report = ErrorReport(show=args.show_errors, rejects=rejects)
+        consumer = StreamConsumer(store, options, report, on_batch=on_batch)
+        outcome = consumer.run(lambda: stopping)
+    progress.finish()
+    t = outcome.tally
+    print(
+        f"stream {stream_key} group {options.group} consumer {options.consumer}: {outcome.entries:,} entries, "
+        f"{outcome.bad:,} bad; added {t.added:,}, removed {t.removed:,}, unchanged {t.unchanged:,}, "
+        f"stale {t.stale:,}, expired {t.expired:,}"
+    )
+    return EXIT_OK
+
+
+# -- status, gc -----------------------------------------------------------------------
+def cmd_status(args: argparse.Namespace) -> int:
+    from audience_sync.status import rows, table
+
+    state = _store(args).registry_state()
+    now = time.time()
+    if args.json:
+        sys.stdout.write(orjson.dumps({"version": state.version, "audiences": rows(state, now)}).decode() + "\n")
+    else:
+        print(table(state, now, args.stale_after))
+    return EXIT_OK
+
+
+def cmd_gc(args: argparse.Namespace) -> int:
+    from audience_sync.gc import GcOutcome, collect
+
+    progress = _progress_factory(args)("gc", None, lambda: 0)
+
+    def on_batch(outcome: GcOutcome) -> None:
+        progress.update(outcome.keys_scanned)
+
+    outcome = collect(
+        _store(args),
+        batch_size=args.batch_size,
+        grace=args.grace,
+        stale_after=args.stale_after,
+        dry_run=args.dry_run,
+        on_batch=on_batch,
+    )
+    progress.finish()
+    verb = "would delete" if args.dry_run else "deleted"
+    print(
+        f"gc: scanned {outcome.keys_scanned:,} profiles, {verb} {outcome.fields_deleted:,} stale fields in "
+        f"{outcome.keys_touched:,} of them; dropped {outcome.pending_dropped} dead snapshot record(s)"
+    )
+    return EXIT_OK
+
+
+# -- parser ----------------------------------------------------------------------------
+def _ratio(text: str) -> float:
+    value = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError("expected a ratio between 0 and 1, or a percentage like 1%")
+    return value
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError("expected a positive integer")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--redis-url",
+        help="redis://[:password@]host:port/db, rediss:// (TLS), redis+cluster:// "
+        "(env AUDIENCE_SYNC_REDIS_URL, else DECISION_REDIS_URL)",
+    )
+    common.add_argument("--key-prefix", default=os.environ.get("DECISION_KEY_PREFIX", "ib"))
+    common.add_argument("--progress", action="store_true", help="progress on stderr even when it is not a terminal")
+    common.add_argument(
+        "--stale-after",
+        type=float,
+        default=300.0,
+        help="seconds without heartbeat after which a loading snapshot is dead",
+    )
+
+    inputs = argparse.ArgumentParser(add_help=False)
+    inputs.add_argument("files", nargs="+", help="input files (plain or gzip; - for stdin)")
+    inputs.add_argument("--format", choices=[f.value for f in Format], default="auto", help="default: from the name")
+    inputs.add_argument("--audience", action="append", help="the audience of a file without audience column; "
+                        "with several audiences in the input: only these (repeatable)")  # fmt: skip
+    inputs.add_argument("--id-column", default="profile_id", help="CSV column / JSON member of the profile id")
+    inputs.add_argument("--audience-column", default="audience_id", help="CSV column / JSON member of the audience")
+    inputs.add_argument("--identity-namespace", help="XDM: identityMap namespace of the profile id (default: primary)")
+    inputs.add_argument("--segment-namespace", default="ups", help="XDM: segmentMembership namespace (default ups)")
+    inputs.add_argument("--max-bad-ratio", type=_ratio, default=0.01, help="refuse the input above it (default 1%%)")
+    inputs.add_argument("--rejects", help="write every bad line here, after a '# file:line: reason' line")
+    inputs.add_argument("--show-errors", type=int, default=20, help="bad lines printed (all are counted)")
+    inputs.add_argument("--dry-run", action="store_true", help="parse and check everything, read Redis, write nothing")
+    inputs.add_argument("--source", help="recorded in the registry (default: the file names)")
+
+    parser = argparse.ArgumentParser(
+        prog="audience-sync",
+        description="Bring audience memberships from the outbound orchestrator into Redis (docs/redis-keys.md).",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    load = commands.add_parser(
+        "load", parents=[common, inputs], help="full snapshot: afterwards the audiences' members are the input's",
+        epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
+    load.add_argument("--batch-size", type=_positive, default=10_000, help="memberships per pipeline")
+    load.add_argument("--allow-empty", action="store_true", help="let a snapshot leave an audience without members")
+    load.add_argument("--force", action="store_true", help="take over a snapshot of the same audience that looks alive")
+    load.set_defaults(func=cmd_load)
+
+    apply = commands.add_parser(
+        "apply", parents=[common, inputs], help="incremental changes (realized/exited) on top of the snapshots",
+        epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
+    apply.add_argument("--batch-size", type=_positive, default=5_000, help="changes per pipeline")
+    apply.set_defaults(func=cmd_apply)
+
+    stream = commands.add_parser(
+        "stream", parents=[common], help="consume membership events from a Redis Stream (consumer group)",
+        epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
+    stream.add_argument("--stream", help="stream key (default <prefix>:audience-events)")
+    stream.add_argument("--group", default="audience-sync")
+    stream.add_argument("--consumer", help="consumer name (default: the host name, so a restart resumes its entries)")
+    stream.add_argument("--batch-size", type=_positive, default=1000, help="entries per read")
+    stream.add_argument("--block-ms", type=_positive, default=2000)
+    stream.add_argument("--claim-idle-ms", type=int, default=60_000, help="claim others' entries idle this long")
+    stream.add_argument("--start-id", default="0", help="where a new group starts: 0 (all) or $ (new entries)")
+    stream.add_argument("--drain", action="store_true", help="exit when nothing is left to read")
+    stream.add_argument("--id-column", default="profile_id", help="entry field of the profile id")
+    stream.add_argument("--rejects", help="write every bad entry here")
+    stream.add_argument("--show-errors", type=int, default=20)
+    stream.set_defaults(func=cmd_stream)
+
+    status = commands.add_parser("status", parents=[common], help="the audience registry as a table")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(func=cmd_status)
+
+    gc = commands.add_parser("gc", parents=[common], help="delete membership fields of generations no longer served")
+    gc.add_argument("--batch-size", type=_positive, default=500, help="profiles per SCAN step")
+    gc.add_argument("--grace", type=float, default=60.0, help="seconds the replaced generation is kept after a cutover")
+    gc.add_argument("--dry-run", action="store_true", help="count, delete nothing")
+    gc.set_defaults(func=cmd_gc)
+    return parser
+
+
+def _interrupt(signum: int, _: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from audience_sync.store import StoreFailure, StoreUnavailable
+
+    args = build_parser().parse_args(argv)
+    args.opened = []
+    saved = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT)}
+    if args.command != "stream":
+        signal.signal(signal.SIGTERM, _interrupt)  # unwind: a snapshot releases its pending generations
+    try:
+        status: int = args.func(args)
+    except UsageError as exc:
+        print(f"audience-sync {args.command}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except StoreUnavailable as exc:
+        print(f"audience-sync {args.command}: Redis unavailable: {exc}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    except StoreFailure as exc:
+        print(f"audience-sync {args.command}: Redis error: {exc}", file=sys.stderr)
+        return EXIT_REDIS_ERROR
+    except OSError as exc:
+        print(f"audience-sync {args.command}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"audience-sync {args.command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    finally:
+        for signum, handler in saved.items():
+            signal.signal(signum, handler)
+        for store in args.opened:
+            with contextlib.suppress(Exception):
+                store.close()
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,173 @@
+"""Incremental changes (``apply`` files and the ``stream`` consumer): realized/exited on top of a snapshot.
+
+A change writes or deletes the field ``<code>:<active gen>`` of the profile —
+and the same field of a snapshot of that audience being loaded, so that the
+change survives its cutover. One script per profile applies its changes in
+order and, when a change carries an event time, only if it is not older than
+the last one applied to that (profile, audience): replays and late deliveries
+do nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from audience_sync.records import Change
+from audience_sync.registry import DEFAULT_STALE_AFTER, RegistryState
+from audience_sync.store import SyncStore
+from decision.keys import AudienceEntry, membership_field
+
+STALE, CHANGED, SAME = 2, 1, 0
+
+
+def event_wins(stored: str | None, time_ms: int, op: str) -> bool:
+    """Whether an event (time in ms, op '+'/'-') applies over the stored ``<time><op>`` — as APPLY_CHANGES decides."""
+    if stored is None:
+        return True
+    stored_time, stored_op = int(stored[:-1]), stored[-1]
+    if time_ms != stored_time:
+        return time_ms > stored_time
+    return stored_op != "-" and stored_op != op
+
+
+@dataclass(slots=True)
+class DeltaTally:
+    added: int = 0
+    removed: int = 0
+    unchanged: int = 0  # already so (a member added again, a non-member removed)
+    stale: int = 0  # older than the last event applied
+    expired: int = 0  # realized with a validUntil already past: applied as a removal
+
+    def merge(self, other: DeltaTally) -> None:
+        self.added += other.added
+        self.removed += other.removed
+        self.unchanged += other.unchanged
+        self.stale += other.stale
+        self.expired += other.expired
+
+
+@dataclass(slots=True)
+class DeltaOutcome:
+    audiences: dict[str, DeltaTally] = field(default_factory=dict)
+
+    def total(self) -> DeltaTally:
+        total = DeltaTally()
+        for tally in self.audiences.values():
+            total.merge(tally)
+        return total
+
+
+class DeltaApplier:
+    """Applies batches of changes; keeps the per-audience tally across batches."""
+
+    def __init__(
+        self,
+        store: SyncStore,
+        *,
+        source: str,
+        dry_run: bool = False,
+        stale_after: float = DEFAULT_STALE_AFTER,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.source = source
+        self.dry_run = dry_run
+        self.stale_after = stale_after
+        self.clock = clock
+        self.outcome = DeltaOutcome()
+
+    def _targets(self, state: RegistryState, audiences: Iterable[str], now: float) -> dict[str, tuple[str, list[str]]]:
+        """audience id -> (code, fields to write: the active generation's, then those being loaded)."""
+        targets: dict[str, tuple[str, list[str]]] = {}
+        for audience_id in audiences:
+            entry: AudienceEntry | None = state.entries.get(audience_id)
+            if entry is None:
+                if self.dry_run:  # not registered yet: no field to read, a name to tell it apart
+                    targets[audience_id] = ("new:" + audience_id, [])
+                    continue
+                entry = self.store.ensure_audience(audience_id, now=now, source=self.source)
+            fields = [membership_field(entry.code, entry.generation)]
+            fields += [p.field for p in state.loading(audience_id, now, self.stale_after) if p.code == entry.code]
+            targets[audience_id] = (str(entry.code), fields)
+        return targets
+
+    def apply(self, changes: Sequence[Change]) -> DeltaTally:
+        """Apply one batch (a few thousand changes); returns its tally (also added to ``outcome``)."""
+        now = self.clock()
+        state = self.store.registry_state()
+        targets = self._targets(state, {c.audience_id for c in changes}, now)
+        batch: dict[str, list[str]] = {}
+        kinds: dict[str, list[tuple[str, str, bool]]] = {}  # per profile: (audience, op, expired) per change
+        for change in changes:
+            code, fields = targets[change.audience_id]
+            expired = change.member and change.expires_at is not None and change.expires_at <= now
+            op = "+" if change.member and not expired else "-"
+            value = "" if change.expires_at is None or op == "-" else str(change.expires_at)
+            stamp = "" if change.event_time is None else str(int(change.event_time * 1000))
+            args = batch.setdefault(change.profile_id, [])
+            args += (code, op, value, stamp, str(len(fields)), *fields)
+            kinds.setdefault(change.profile_id, []).append((change.audience_id, op, expired))
+        results = self._simulate(batch) if self.dry_run else self.store.apply_changes(batch)
+        tally = DeltaTally()
+        member_deltas: dict[str, int] = {}
+        for profile_id, outcomes in zip(batch, results, strict=True):
+            for (audience_id, op, expired), result in zip(kinds[profile_id], outcomes, strict=True):
+                per = self.outcome.audiences.setdefault(audience_id, DeltaTally())
+                for t in (per, tally):
+                    if expired:
+                        t.expired += 1
+                    if result == STALE:
+                        t.stale += 1
+                    elif result == SAME:
+                        t.unchanged += 1
+                    elif op == "+":
+                        t.added += 1
+                    else:
+                        t.removed += 1
+                if result == CHANGED:
+                    member_deltas[audience_id] = member_deltas.get(audience_id, 0) + (1 if op == "+" else -1)
+        if not self.dry_run:
+            self.store.touch(member_deltas, now=now, source=self.source)
+        return tally
+
+    def _simulate(self, batch: Mapping[str, list[str]]) -> list[list[int]]:
+        """What APPLY_CHANGES would answer, from reads only (dry runs)."""
+        reads: dict[str, list[str]] = {}
+        codes: dict[str, list[str]] = {}
+        for profile_id, args in batch.items():
+            i = 0
+            while i < len(args):
+                n = int(args[i + 4])
+                if n:
+                    reads.setdefault(profile_id, []).append(args[i + 5])
+                    codes.setdefault(profile_id, []).append(args[i])
+                i += 5 + n
+        values = dict(zip(reads, self.store.read_fields(reads), strict=True)) if reads else {}
+        times = dict(zip(codes, self.store.read_event_times(codes), strict=True)) if codes else {}
+        results: list[list[int]] = []
+        for profile_id, args in batch.items():
+            present = {
+                f: v is not None for f, v in zip(reads.get(profile_id, ()), values.get(profile_id, ()), strict=True)
+            }
+            stamps = {
+                c: (None if v is None else v.decode())
+                for c, v in zip(codes.get(profile_id, ()), times.get(profile_id, ()), strict=True)
+            }
+            out: list[int] = []
+            i = 0
+            while i < len(args):
+                code, op, stamp, n = args[i], args[i + 1], args[i + 3], int(args[i + 4])
+                active = args[i + 5] if n else code
+                if stamp and not event_wins(stamps.get(code), int(stamp), op):
+                    out.append(STALE)
+                else:
+                    if stamp:
+                        stamps[code] = stamp + op
+                    was = present.get(active, False)
+                    present[active] = op == "+"
+                    out.append(CHANGED if was != (op == "+") else SAME)
+                i += 5 + n
+            results.append(out)
+        return results

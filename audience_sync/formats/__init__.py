@@ -1,0 +1,61 @@
+"""Input formats: each parser turns lines into membership changes and located errors (pure, no I/O)."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from audience_sync.formats.csv_rows import CsvOptions, parse_csv
+from audience_sync.formats.ndjson_rows import NdjsonOptions, parse_ndjson
+from audience_sync.formats.xdm import XdmOptions, looks_like_xdm, parse_xdm
+from audience_sync.records import Change, LineError, ParseStats
+
+
+class Format(enum.StrEnum):
+    AUTO = "auto"
+    CSV = "csv"
+    NDJSON = "ndjson"
+    XDM = "xdm"
+
+
+@dataclass(frozen=True, slots=True)
+class InputOptions:
+    format: Format = Format.AUTO
+    id_column: str = "profile_id"
+    audience_column: str = "audience_id"
+    # The audience of every record when the input names none (a file per audience).
+    audience: str | None = None
+    identity_namespace: str | None = None
+    segment_namespace: str = "ups"
+
+
+def detect(name: str, first_line: bytes) -> Format:
+    """The format of a file from its name (``.csv``, ``.json``...; ``.gz`` ignored) and first line."""
+    base = name.lower().removesuffix(".gz")
+    if base.endswith((".csv", ".txt")):
+        return Format.CSV
+    if looks_like_xdm(first_line):
+        return Format.XDM
+    if base.endswith((".json", ".ndjson", ".jsonl")) or first_line.lstrip().startswith(b"{"):
+        return Format.NDJSON
+    return Format.CSV
+
+
+def parse(
+    lines: Iterable[bytes], source: str, fmt: Format, options: InputOptions, stats: ParseStats
+) -> Iterator[Change | LineError]:
+    """Parse ``lines`` of one input (``fmt`` already detected, never AUTO)."""
+    if fmt is Format.CSV:
+        csv_options = CsvOptions(options.id_column, options.audience_column, options.audience)
+        return parse_csv(lines, source, csv_options, stats)
+    if fmt is Format.NDJSON:
+        return parse_ndjson(
+            lines, source, NdjsonOptions(options.id_column, options.audience_column, options.audience), stats
+        )
+    if fmt is Format.XDM:
+        return parse_xdm(lines, source, XdmOptions(options.identity_namespace, options.segment_namespace), stats)
+    raise ValueError(f"no parser for format {fmt}")
+
+
+__all__ = ["Change", "Format", "InputOptions", "LineError", "ParseStats", "detect", "parse"]

@@ -1,0 +1,129 @@
+"""CSV: a header row, then one membership per row.
+
+Columns (names from the header; the id column is configurable): the profile id,
+``audience_id`` (or the audience named on the command line for a file of one
+audience), and optionally ``status`` (realized/existing/add = member,
+exited/remove = not), ``valid_until`` and ``event_time`` (ISO 8601 or epoch
+seconds). Ids cannot hold line breaks, so a row is one line.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from audience_sync.records import (
+    Change,
+    InvalidField,
+    LineError,
+    ParseStats,
+    check_id,
+    check_profile_id,
+    check_status,
+    expiry,
+    parse_time,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class CsvOptions:
+    id_column: str = "profile_id"
+    audience_column: str = "audience_id"
+    # The audience of every row when the file has no audience column.
+    audience: str | None = None
+    delimiter: str = ","
+
+
+class _Lines:
+    """Decodes lines for csv.reader, setting invalid UTF-8 aside with its line number."""
+
+    def __init__(self, lines: Iterable[bytes]) -> None:
+        self._lines = lines
+        self.number = 0
+        self.undecodable: list[tuple[int, bytes, UnicodeDecodeError]] = []
+        self.consumed: list[int] = []  # numbers of the lines handed to csv.reader for the current row
+
+    def __iter__(self) -> Iterator[str]:
+        for raw in self._lines:
+            self.number += 1
+            try:
+                text = raw.decode()
+            except UnicodeDecodeError as exc:
+                self.undecodable.append((self.number, raw, exc))
+                continue
+            self.consumed.append(self.number)
+            yield text
+
+
+def parse_csv(
+    lines: Iterable[bytes], source: str, options: CsvOptions, stats: ParseStats
+) -> Iterator[Change | LineError]:
+    feed = _Lines(lines)
+    reader = csv.reader(feed, delimiter=options.delimiter, strict=True)
+    header: list[str] | None = None
+    columns = 0
+    id_at = audience_at = status_at = until_at = time_at = -1
+    while True:
+        feed.consumed.clear()
+        try:
+            row = next(reader)
+        except StopIteration:
+            row = None
+        except csv.Error as exc:
+            row = []
+            stats.lines += 1
+            stats.bad += 1
+            yield LineError(source, feed.number, f"bad CSV: {exc}")
+            continue
+        for number, raw, undecodable in feed.undecodable:
+            stats.lines += 1
+            stats.bad += 1
+            yield LineError(source, number, f"invalid UTF-8 at byte offset {undecodable.start}", raw)
+        feed.undecodable.clear()
+        if row is None:
+            return
+        line = feed.consumed[0] if feed.consumed else feed.number
+        if not row or (len(row) == 1 and not row[0].strip()):
+            continue  # blank line
+        if header is None:
+            header = [name.strip().lstrip("\ufeff") for name in row]
+            columns = len(header)
+            where = {name: i for i, name in enumerate(header)}
+            id_at = where.get(options.id_column, -1)
+            audience_at = where.get(options.audience_column, -1)
+            status_at = where.get("status", -1)
+            until_at = where.get("valid_until", -1)
+            time_at = where.get("event_time", -1)
+            problem = None
+            if id_at < 0:
+                problem = f"header: no column {options.id_column!r} (columns: {', '.join(header)})"
+            elif audience_at < 0 and options.audience is None:
+                problem = f"header: no column {options.audience_column!r} and no --audience for this file"
+            if problem:
+                stats.lines += 1
+                stats.bad += 1
+                yield LineError(source, line, problem)
+                return
+            continue
+        stats.lines += 1
+        if len(feed.consumed) > 1:
+            stats.bad += 1
+            yield LineError(source, line, "a quoted field spans several lines")
+            continue
+        if len(row) != columns:
+            stats.bad += 1
+            yield LineError(source, line, f"expected {columns} columns, got {len(row)}", ",".join(row).encode())
+            continue
+        try:
+            profile_id = check_profile_id(row[id_at], options.id_column)
+            audience_id = check_id(row[audience_at], options.audience_column) if audience_at >= 0 else options.audience
+            assert audience_id is not None
+            member = check_status(row[status_at], "status") if status_at >= 0 and row[status_at] else True
+            expires_at = expiry(row[until_at], "valid_until") if until_at >= 0 else None
+            event_time = parse_time(row[time_at], "event_time") if time_at >= 0 and row[time_at] else None
+        except InvalidField as exc:
+            stats.bad += 1
+            yield LineError(source, line, str(exc), ",".join(row).encode())
+            continue
+        yield Change(profile_id, audience_id, member, expires_at, event_time, line)

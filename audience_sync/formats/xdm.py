@@ -1,0 +1,147 @@
+"""AEP XDM profile export: NDJSON, one profile per line.
+
+    {"identityMap": {"ECID": [{"id": "...", "primary": true}], "CRMID": [{"id": "c-1"}]},
+     "segmentMembership": {"ups": {"<audience id>": {"status": "realized",
+                                                     "lastQualificationTime": "2026-11-02T10:00:00Z",
+                                                     "validUntil": "2026-12-01T00:00:00Z"}}}}
+
+Every key may carry the ``xdm:`` prefix. The profile id is the identity of
+the chosen namespace (its primary one if it has several, else the first), or,
+with no namespace chosen, the identity flagged ``primary``. ``realized`` and
+``existing`` mean member, ``exited`` not; ``validUntil`` is the membership's end.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from audience_sync.formats.ndjson_rows import json_object
+from audience_sync.records import (
+    MEMBER_STATUSES,
+    Change,
+    InvalidField,
+    LineError,
+    ParseStats,
+    check_id,
+    check_profile_id,
+    check_status,
+    expiry,
+    parse_time,
+    seconds,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class XdmOptions:
+    # None: the identity flagged primary, whatever its namespace.
+    identity_namespace: str | None = None
+    segment_namespace: str = "ups"
+
+
+def _get(body: dict[str, Any], name: str) -> Any:
+    value = body.get(name)
+    return body.get("xdm:" + name) if value is None else value
+
+
+def _namespace(mapping: dict[str, Any], name: str) -> Any:
+    """A namespace entry: exact name, else case-insensitive (AEP writes ``ECID``, ``Email``, ``email``...)."""
+    value = mapping.get(name)
+    if value is None:
+        folded = name.casefold()
+        for key, candidate in mapping.items():
+            if key.casefold() == folded or key.casefold() == "xdm:" + folded:
+                return candidate
+    return value
+
+
+def _identity(body: dict[str, Any], namespace: str | None) -> str:
+    identity_map = _get(body, "identityMap")
+    if not isinstance(identity_map, dict):
+        raise InvalidField("identityMap: missing" if identity_map is None else "identityMap: expected an object")
+    if namespace is None:
+        for ns, identities in identity_map.items():
+            if isinstance(identities, list):
+                for identity in identities:
+                    if isinstance(identity, dict) and _get(identity, "primary") is True:
+                        return check_profile_id(_get(identity, "id"), f"identityMap.{ns}[].id")
+        raise InvalidField("identityMap: no primary identity (choose one with --identity-namespace)")
+    identities = _namespace(identity_map, namespace)
+    if not isinstance(identities, list) or not identities:
+        raise InvalidField(f"identityMap.{namespace}: missing")
+    chosen = identities[0]
+    for identity in identities:
+        if isinstance(identity, dict) and _get(identity, "primary") is True:
+            chosen = identity
+            break
+    if not isinstance(chosen, dict):
+        raise InvalidField(f"identityMap.{namespace}[0]: expected an object")
+    return check_profile_id(_get(chosen, "id"), f"identityMap.{namespace}[].id")
+
+
+def profile_changes(
+    body: dict[str, Any], options: XdmOptions, line: int, known_audiences: set[str] | None = None
+) -> list[Change]:
+    """The memberships of one exported profile; InvalidField names the first bad field.
+
+    ``known_audiences`` remembers audience ids already checked: an export repeats the same few on every line.
+    """
+    profile_id = _identity(body, options.identity_namespace)
+    membership = _get(body, "segmentMembership")
+    if membership is None:
+        return []
+    if not isinstance(membership, dict):
+        raise InvalidField("segmentMembership: expected an object")
+    segments = _namespace(membership, options.segment_namespace)
+    if segments is None:
+        return []
+    if not isinstance(segments, dict):
+        raise InvalidField(f"segmentMembership.{options.segment_namespace}: expected an object")
+    known = known_audiences if known_audiences is not None else set()
+    changes = []
+    for audience_id, state in segments.items():
+        if audience_id not in known:
+            check_id(audience_id, f"segmentMembership.{options.segment_namespace}.{audience_id!r}")
+            known.add(audience_id)
+        if state.__class__ is not dict:
+            raise InvalidField(f"segmentMembership.{options.segment_namespace}.{audience_id}: expected an object")
+        # Plain keys first: the common case costs one lookup per member.
+        status = state.get("status") or state.get("xdm:status")
+        member = MEMBER_STATUSES.get(status) if status.__class__ is str else None
+        if member is None:
+            member = check_status(status, f"segmentMembership.{options.segment_namespace}.{audience_id}.status")
+        qualified = state.get("lastQualificationTime") or state.get("xdm:lastQualificationTime")
+        until = state.get("validUntil") or state.get("xdm:validUntil")
+        try:  # the common case: ISO strings, seen before (cached)
+            event_time = None if qualified is None else seconds(qualified) if qualified.__class__ is str else None
+            expires_at = None if until is None else int(seconds(until)) if until.__class__ is str else None
+        except ValueError:
+            event_time = expires_at = None
+        if (event_time is None and qualified is not None) or (expires_at is None and until is not None):
+            where = f"segmentMembership.{options.segment_namespace}.{audience_id}"
+            event_time = None if qualified is None else parse_time(qualified, f"{where}.lastQualificationTime")
+            expires_at = expiry(until, f"{where}.validUntil")
+        changes.append(Change(profile_id, audience_id, member, expires_at, event_time, line))
+    return changes
+
+
+def parse_xdm(
+    lines: Iterable[bytes], source: str, options: XdmOptions, stats: ParseStats
+) -> Iterator[Change | LineError]:
+    known_audiences: set[str] = set()
+    for line, raw in enumerate(lines, 1):
+        if not raw.strip():
+            continue
+        stats.lines += 1
+        try:
+            changes = profile_changes(json_object(raw), options, line, known_audiences)
+        except InvalidField as exc:
+            stats.bad += 1
+            yield LineError(source, line, str(exc), raw)
+            continue
+        yield from changes
+
+
+def looks_like_xdm(first_line: bytes) -> bool:
+    return b'identityMap"' in first_line or b'segmentMembership"' in first_line

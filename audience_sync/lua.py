@@ -1,0 +1,186 @@
+"""The Lua scripts audience_sync runs in Redis (text only; audience_sync.store loads and calls them).
+
+Each script touches keys of one hash tag only — a profile's (``{<profile>}``)
+or the registry's (``{registry}``) — so it runs on Redis Cluster too, and is
+atomic: a reader sees the state before or after it, never in between.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# KEYS[1] a profile's membership hash, KEYS[2] its event-time hash. ARGV: per change
+# code, op ('+' member, '-' not), value, event time in ms ('' unknown), n, then n fields
+# (the active generation's first, then those of snapshots being loaded).
+# An event older than the last one applied to (profile, audience) is skipped; at equal times
+# '-' wins over '+', so the result does not depend on delivery order. A change without a time
+# always applies. Returns per change: 0 nothing changed, 1 membership added/removed, 2 stale.
+APPLY_CHANGES: Final = """
+local m, t = KEYS[1], KEYS[2]
+local out = {}
+local i = 1
+while i <= #ARGV do
+  local code, op, value, tm, n = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], tonumber(ARGV[i + 4])
+  local apply = true
+  if tm ~= '' then
+    local stored = redis.call('HGET', t, code)
+    if stored then
+      local st, sop = string.sub(stored, 1, -2), string.sub(stored, -1)
+      local a, b = tonumber(tm), tonumber(st)
+      if a < b or (a == b and (sop == '-' or sop == op)) then apply = false end
+    end
+    if apply then redis.call('HSET', t, code, tm .. op) end
+  end
+  local result = 2
+  if apply then
+    result = 0
+    for j = 1, n do
+      local field = ARGV[i + 4 + j]
+      local r
+      if op == '+' then r = redis.call('HSET', m, field, value) else r = redis.call('HDEL', m, field) end
+      if j == 1 then result = r end
+    end
+  end
+  out[#out + 1] = result
+  i = i + 5 + n
+end
+return out
+"""
+
+# KEYS audiences, next-code, generations, pending. ARGV audience id, now, stale-after (s), source,
+# owner, the pending field of a dead loader to give up first ('' none).
+# Hands out the next generation of an audience (and a code for a new one) and records it as pending.
+# Returns {'ok', code, gen, entry JSON or ''} or {'busy', pending field, owner} when a live snapshot
+# of the same audience is loading.
+BEGIN_SNAPSHOT: Final = """
+local audiences, next_code, generations, pending = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local id, now, stale_after = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+if ARGV[6] ~= '' then redis.call('HDEL', pending, ARGV[6]) end
+local all = redis.call('HGETALL', pending)
+for i = 1, #all, 2 do
+  local p = cjson.decode(all[i + 1])
+  if p.audience == id and now - p.heartbeat < stale_after then
+    return {'busy', all[i], tostring(p.owner)}
+  end
+end
+local raw = redis.call('HGET', audiences, id)
+local last = tonumber(redis.call('HGET', generations, id) or '0')
+local code
+if raw then
+  local entry = cjson.decode(raw)
+  code = entry.code
+  if entry.gen > last then last = entry.gen end
+else
+  code = redis.call('INCR', next_code)
+end
+local gen = last + 1
+redis.call('HSET', generations, id, gen)
+local record = {audience = id, code = code, gen = gen, started_at = now, heartbeat = now,
+                source = ARGV[4], owner = ARGV[5], written = 0}
+redis.call('HSET', pending, string.format('%d:%d', code, gen), cjson.encode(record))
+return {'ok', string.format('%d', code), string.format('%d', gen), raw or ''}
+"""
+
+# KEYS pending. ARGV now, written, then the pending fields of one load.
+# Refreshes their heartbeat; returns how many are still registered (fewer: gc gave them up).
+HEARTBEAT: Final = """
+local alive = 0
+for i = 3, #ARGV do
+  local raw = redis.call('HGET', KEYS[1], ARGV[i])
+  if raw then
+    local p = cjson.decode(raw)
+    p.heartbeat = tonumber(ARGV[1])
+    p.written = tonumber(ARGV[2])
+    redis.call('HSET', KEYS[1], ARGV[i], cjson.encode(p))
+    alive = alive + 1
+  end
+end
+return alive
+"""
+
+# KEYS audiences, version, pending. ARGV now, channel, n, then per audience 5 values:
+# id, code, gen, members, source; then one JSON object merged into every entry's "extra".
+# Switches every audience to its new generation in one step, or none of them: returns
+# {'ok', version} or {reason, audience id, detail}.
+CUTOVER: Final = """
+local audiences, version_key, pending = KEYS[1], KEYS[2], KEYS[3]
+local now, n = tonumber(ARGV[1]), tonumber(ARGV[3])
+local extra_in = cjson.decode(ARGV[4 + n * 5])
+local updates = {}
+for i = 0, n - 1 do
+  local b = 4 + i * 5
+  local id, code, gen = ARGV[b], tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2])
+  local raw = redis.call('HGET', audiences, id)
+  local entry = {code = code}
+  if raw then
+    entry = cjson.decode(raw)
+    if entry.code ~= code then return {'conflict', id, 'registered meanwhile under another code'} end
+    if entry.gen >= gen then return {'superseded', id, string.format('%d', entry.gen)} end
+  end
+  if redis.call('HEXISTS', pending, string.format('%d:%d', code, gen)) == 0 then
+    return {'lost', id, 'its pending generation was given up (stale heartbeat)'}
+  end
+  updates[#updates + 1] = {id, entry, gen, tonumber(ARGV[b + 3]), ARGV[b + 4]}
+end
+for _, u in ipairs(updates) do
+  local entry = u[2]
+  local extra = entry.extra
+  if type(extra) ~= 'table' then extra = {} end
+  extra.previous_gen = entry.gen
+  extra.cutover_at = now
+  for k, v in pairs(extra_in) do extra[k] = v end
+  entry.gen = u[3]
+  entry.members = u[4]
+  entry.synced_at = now
+  entry.source = u[5]
+  entry.extra = extra
+  redis.call('HSET', audiences, u[1], cjson.encode(entry))
+  redis.call('HDEL', pending, string.format('%d:%d', entry.code, u[3]))
+end
+local version = redis.call('INCR', version_key)
+redis.call('PUBLISH', ARGV[2], version)
+return {'ok', string.format('%d', version)}
+"""
+
+# KEYS audiences, next-code, version. ARGV audience id, now, source, channel.
+# The entry of an audience, created (code from next-code, generation 1) if it is new.
+ENSURE_AUDIENCE: Final = """
+local raw = redis.call('HGET', KEYS[1], ARGV[1])
+if raw then return raw end
+local code = redis.call('INCR', KEYS[2])
+local entry = cjson.encode({code = code, gen = 1, synced_at = tonumber(ARGV[2]), source = ARGV[3], members = 0})
+redis.call('HSET', KEYS[1], ARGV[1], entry)
+local version = redis.call('INCR', KEYS[3])
+redis.call('PUBLISH', ARGV[4], version)
+return entry
+"""
+
+# KEYS audiences. ARGV now, source, then pairs (audience id, change in member count).
+# Bookkeeping after deltas: members and synced_at. Readers do not use them: no version change.
+TOUCH: Final = """
+for i = 3, #ARGV, 2 do
+  local raw = redis.call('HGET', KEYS[1], ARGV[i])
+  if raw then
+    local entry = cjson.decode(raw)
+    local members = (tonumber(entry.members) or 0) + tonumber(ARGV[i + 1])
+    if members < 0 then members = 0 end
+    entry.members = members
+    entry.synced_at = tonumber(ARGV[1])
+    entry.source = ARGV[2]
+    redis.call('HSET', KEYS[1], ARGV[i], cjson.encode(entry))
+  end
+end
+return 1
+"""
+
+# KEYS audiences, version, next-code, generations, pending: the registry as one consistent read.
+REGISTRY_STATE: Final = """
+return {redis.call('HGETALL', KEYS[1]), redis.call('GET', KEYS[2]) or '0', redis.call('GET', KEYS[3]) or '0',
+        redis.call('HGETALL', KEYS[4]), redis.call('HGETALL', KEYS[5])}
+"""
+
+# KEYS pending. ARGV field, the record as read. Drops a pending record if nobody refreshed it since.
+DROP_PENDING_IF_UNCHANGED: Final = """
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then return redis.call('HDEL', KEYS[1], ARGV[1]) end
+return 0
+"""

@@ -1,0 +1,355 @@
+"""``load``: a full snapshot of audiences — afterwards their members are exactly the input's.
+
+How it stays atomic for readers (docs/redis-keys.md):
+
+1. each audience of the snapshot gets a new generation, recorded as *pending*;
+2. members are written as ``<code>:<new gen>`` fields while the input is parsed —
+   invisible, since readers count only an audience's active generation;
+3. when the whole input has been read and checked (bad lines under the
+   threshold), one script switches every audience to its new generation, bumps
+   the registry version and publishes it.
+
+A load that fails, is refused or killed before step 3 changes nothing readers
+see; the fields it wrote are garbage for ``gc``. Profiles absent from the new
+snapshot need no deletion at the switch: their old generation stops counting.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+from audience_sync.formats import InputOptions, parse
+from audience_sync.records import Change, LineError, ParseStats
+from audience_sync.registry import DEFAULT_STALE_AFTER, HEARTBEAT_EVERY, retired_generation
+from audience_sync.report import ErrorReport, Progress
+from audience_sync.sources import open_input
+from audience_sync.store import Begun, CutoverItem, SyncStore
+from decision.keys import AudienceEntry, membership_field
+
+
+class SnapshotRefused(RuntimeError):
+    """The snapshot was not applied (nothing readers see changed); the message says why."""
+
+    def __init__(self, message: str, *, conflict: bool = False) -> None:
+        super().__init__(message)
+        self.conflict = conflict  # another writer is in the way (exit 4), rather than bad input (exit 1)
+
+
+@dataclass(slots=True)
+class AudienceTally:
+    """One audience of a snapshot: its generations and what the load does to it."""
+
+    audience_id: str
+    code: int = 0
+    generation: int = 0  # the generation being written (0 in a dry run)
+    active_field: str = ""  # the generation serving now ('' for a new audience)
+    new_field: str = ""
+    dead_field: str = ""  # a retired generation's field, dropped while we pass by
+    previous_members: int = 0
+    members: int = 0
+    unchanged: int = 0
+    expired: int = 0
+    exited: int = 0
+    # Read per profile before writing: the new field (set already: a repeat) and the active one (set: unchanged).
+    reads: tuple[str, str] = ("", "")
+    dead: tuple[str, ...] = ()
+
+    @property
+    def added(self) -> int:
+        return self.members - self.unchanged
+
+    @property
+    def removed(self) -> int:
+        # From the registry's member count of the old generation (expiries since are not subtracted).
+        return max(0, self.previous_members - self.unchanged)
+
+
+@dataclass(frozen=True, slots=True)
+class LoadOptions:
+    input: InputOptions = field(default_factory=InputOptions)
+    # The audiences this snapshot replaces: only their records are read, and each is replaced even if
+    # the input has no member left for it. Empty: every audience the input names.
+    audiences: frozenset[str] = frozenset()
+    batch_size: int = 10_000  # memberships per pipeline
+    max_bad_ratio: float = 0.01
+    allow_empty: bool = False
+    dry_run: bool = False
+    source: str = ""
+    stale_after: float = DEFAULT_STALE_AFTER
+    force: bool = False  # take over a snapshot of the same audience that looks alive
+
+
+@dataclass(slots=True)
+class LoadOutcome:
+    audiences: dict[str, AudienceTally]
+    stats: ParseStats
+    skipped: int = 0  # records of audiences outside --audience
+    version: int = 0  # the registry version after the cutover (0: not applied)
+    dry_run: bool = False
+    seconds: float = 0.0
+
+    @property
+    def memberships(self) -> int:
+        return sum(t.members for t in self.audiences.values())
+
+
+def owner_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def owner_is_dead(owner: str) -> bool:
+    """True when ``owner`` is a process of this host that no longer runs (a killed load)."""
+    host, _, pid = owner.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def bad_ratio(stats: ParseStats) -> float:
+    return stats.bad / stats.lines if stats.lines else 0.0
+
+
+class SnapshotLoad:
+    """One run of ``load``: parse every input, write the new generations, switch them in one step."""
+
+    def __init__(
+        self,
+        store: SyncStore,
+        options: LoadOptions,
+        report: ErrorReport,
+        *,
+        progress: Callable[[str, int | None, Callable[[], int]], Progress] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.options = options
+        self.report = report
+        self.progress = progress
+        self.clock = clock
+        self.now = clock()
+        self.owner = owner_id()
+        self.tallies: dict[str, AudienceTally] = {}
+        self.pending_fields: list[str] = []
+        self.written = 0
+        self.skipped = 0
+        self._last_heartbeat = time.monotonic()
+        self._entries: dict[str, AudienceEntry] = {}
+
+    # -- audiences -----------------------------------------------------------------
+    def _begin(self, audience_id: str) -> AudienceTally:
+        tally = AudienceTally(audience_id)
+        if self.options.dry_run:
+            entry = self._entries.get(audience_id)
+            tally.new_field = "\0" + audience_id  # never written: tells audiences apart in a batch
+        else:
+            begun = self._begin_taking_over_dead(audience_id)
+            entry = begun.entry
+            tally.code, tally.generation = begun.code, begun.generation
+            tally.new_field = membership_field(begun.code, begun.generation)
+            self.pending_fields.append(tally.new_field)
+        if entry is not None:
+            tally.code = entry.code
+            tally.active_field = membership_field(entry.code, entry.generation)
+            tally.previous_members = entry.members or 0
+            retired = retired_generation(entry, self.now)
+            if retired is not None and retired != tally.generation:
+                tally.dead_field = membership_field(entry.code, retired)
+        tally.reads = (tally.new_field, tally.active_field)
+        tally.dead = (tally.dead_field,) if tally.dead_field else ()
+        self.tallies[audience_id] = tally
+        return tally
+
+    def _begin_taking_over_dead(self, audience_id: str) -> Begun:
+        """A new generation; a pending one of the same audience left by a dead loader is taken over."""
+        takeover = ""
+        for _ in range(100):  # killed loads may have left several
+            begun = self.store.begin_snapshot(
+                audience_id,
+                now=self.now,
+                stale_after=self.options.stale_after,
+                source=self.options.source,
+                owner=self.owner,
+                takeover=takeover,
+            )
+            if not begun.busy_field:
+                return begun
+            if not (self.options.force or owner_is_dead(begun.busy_owner)):
+                raise SnapshotRefused(
+                    f"audience {audience_id!r}: a snapshot is already loading (generation {begun.busy_field}, "
+                    f"by {begun.busy_owner}); wait for it, or pass --force if it is dead",
+                    conflict=True,
+                )
+            takeover = begun.busy_field
+        raise SnapshotRefused(f"audience {audience_id!r}: too many snapshots loading at once", conflict=True)
+
+    # -- the load ----------------------------------------------------------------------
+    def run(self, paths: Sequence[str]) -> LoadOutcome:
+        started = time.monotonic()
+        stats = ParseStats()
+        try:
+            if self.options.dry_run:
+                self._entries = dict(self.store.registry_state().entries)
+            for audience_id in sorted(self.options.audiences):
+                self._begin(audience_id)
+            for path in paths:
+                with open_input(path, self.options.input.format) as opened:
+                    progress = self.progress(path, opened.size, opened.position) if self.progress else None
+                    changes = parse(opened.lines, path, opened.format, self.options.input, stats)
+                    self._consume(changes, progress)
+                    if progress is not None:
+                        progress.finish()
+            outcome = LoadOutcome(self.tallies, stats, self.skipped, dry_run=self.options.dry_run)
+            self._check(outcome)
+            if not self.options.dry_run:
+                outcome.version = self._cutover(stats)
+                self.pending_fields = []
+        finally:
+            if self.pending_fields:  # failed, refused or interrupted: let gc take the new generations at once
+                with contextlib.suppress(Exception):
+                    self.store.abandon(self.pending_fields)
+        outcome.seconds = time.monotonic() - started
+        return outcome
+
+    def _consume(self, changes: Iterable[Change | LineError], progress: Progress | None) -> None:
+        """The hot loop: group memberships by profile, write (or read, in a dry run) them in batches."""
+        tallies, begin, report = self.tallies, self._begin, self.report
+        selected = self.options.audiences
+        expired_before = self.now
+        batch: dict[str, dict[str, str]] = {}  # profile -> {new generation's field: value}
+        pending = 0
+        limit = self.options.batch_size
+        rows = 0
+        seen = 0
+        for item in changes:
+            seen += 1
+            if not seen & 0xFFFF and time.monotonic() - self._last_heartbeat >= HEARTBEAT_EVERY:
+                self._heartbeat()  # long stretches without writes (skipped audiences, bad lines) stay alive too
+            if item.__class__ is LineError:
+                report.add(item)
+                continue
+            profile_id, audience_id, member, expires_at, _, _ = item  # type: ignore[misc]
+            tally = tallies.get(audience_id)
+            if tally is None:
+                if selected:
+                    self.skipped += 1
+                    continue
+                tally = begin(audience_id)
+            if not member:
+                tally.exited += 1
+                continue
+            if expires_at is None:
+                value = ""
+            elif expires_at <= expired_before:
+                tally.expired += 1
+                continue
+            else:
+                value = str(expires_at)
+            fields = batch.get(profile_id)
+            if fields is None:
+                batch[profile_id] = {tally.new_field: value}
+            else:
+                fields[tally.new_field] = value  # a repeated (profile, audience): the last one wins
+            pending += 1
+            if pending >= limit:
+                self._flush(batch)
+                rows += pending
+                batch = {}
+                pending = 0
+                if progress is not None:
+                    progress.update(rows)
+        if batch:
+            self._flush(batch)
+
+    def _flush(self, batch: dict[str, dict[str, str]]) -> None:
+        by_new = {t.new_field: t for t in self.tallies.values()}
+        if self.options.dry_run:
+            self._tally_dry(batch, by_new)
+            return
+        # Per profile: read each new field (set already: a repeat of an earlier batch) and the active one,
+        # set the new fields, drop retired ones.
+        rows: list[tuple[str, Sequence[str], Sequence[str], Sequence[str]]] = []
+        for profile_id, fields in batch.items():
+            if len(fields) == 1:  # the common case of a file per audience: shared tuples, no loop
+                ((new_field, value),) = fields.items()
+                tally = by_new[new_field]
+                rows.append((profile_id, tally.reads, (new_field, value), tally.dead))
+                continue
+            reads: list[str] = []
+            pairs: list[str] = []
+            dead: list[str] = []
+            for new_field, value in fields.items():
+                tally = by_new[new_field]
+                reads += tally.reads
+                pairs += (new_field, value)
+                dead += tally.dead
+            rows.append((profile_id, reads, pairs, dead))
+        now = self.now
+        for (_, written, _, _), values in zip(rows, self.store.write_snapshot(rows), strict=True):
+            for j in range(0, len(written), 2):
+                if values[j] is None:  # not written before by this snapshot
+                    tally = by_new[written[j]]
+                    tally.members += 1
+                    active = values[j + 1]
+                    if active is not None and (active == b"" or int(active) > now):
+                        tally.unchanged += 1
+            self.written += len(written) // 2
+        if time.monotonic() - self._last_heartbeat >= HEARTBEAT_EVERY:
+            self._heartbeat()
+
+    def _tally_dry(self, batch: dict[str, dict[str, str]], by_new: dict[str, AudienceTally]) -> None:
+        """A dry run reads the active generation's fields instead of writing new ones."""
+        reads = {profile_id: [by_new[f].active_field or f for f in fields] for profile_id, fields in batch.items()}
+        now = self.now
+        for profile_id, values in zip(reads, self.store.read_fields(reads), strict=True):
+            for new_field, active in zip(batch[profile_id], values, strict=True):
+                tally = by_new[new_field]
+                tally.members += 1
+                if tally.active_field and active is not None and (active == b"" or int(active) > now):
+                    tally.unchanged += 1
+
+    def _heartbeat(self) -> None:
+        alive = self.store.heartbeat(self.pending_fields, now=self.clock(), written=self.written)
+        self._last_heartbeat = time.monotonic()
+        if alive < len(self.pending_fields):
+            raise SnapshotRefused("the pending generation was given up by gc (no heartbeat for too long)")
+
+    def _check(self, outcome: LoadOutcome) -> None:
+        ratio = bad_ratio(outcome.stats)
+        if ratio > self.options.max_bad_ratio:
+            raise SnapshotRefused(
+                f"{outcome.stats.bad} bad line(s) of {outcome.stats.lines} ({ratio:.2%}) exceed the threshold "
+                f"({self.options.max_bad_ratio:.2%}): snapshot not applied"
+            )
+        if not self.tallies:
+            raise SnapshotRefused("the input names no audience: nothing to load")
+        empty = sorted(t.audience_id for t in self.tallies.values() if t.members == 0)
+        if empty and not self.options.allow_empty:
+            raise SnapshotRefused(
+                f"the snapshot leaves {', '.join(empty)} without members; pass --allow-empty if that is right"
+            )
+
+    def _cutover(self, stats: ParseStats) -> int:
+        items = [
+            CutoverItem(t.audience_id, t.code, t.generation, t.members, self.options.source)
+            for t in self.tallies.values()
+        ]
+        self._heartbeat()
+        outcome = self.store.cutover(items, now=self.clock(), extra={"lines": stats.lines, "bad_lines": stats.bad})
+        if outcome.refused:
+            raise SnapshotRefused(
+                f"audience {outcome.audience_id!r}: cutover refused ({outcome.refused}: {outcome.detail}); "
+                "nothing was switched",
+                conflict=True,
+            )
+        return outcome.version

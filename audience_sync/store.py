@@ -1,0 +1,352 @@
+"""Redis I/O for audience_sync: the only module of the package that imports redis.
+
+Synchronous redis-py (a batch writer: large non-transactional pipelines, hiredis
+parsing). Works on a single Redis and on Redis Cluster alike: every command
+and script touches the keys of one hash tag — a profile's or the registry's —
+and pipelines are non-transactional, so a cluster client splits them by node.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final, cast
+from urllib.parse import urlsplit, urlunsplit
+
+import orjson
+from redis import Redis
+from redis.cluster import RedisCluster
+from redis.exceptions import BusyLoadingError, NoScriptError, ResponseError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError as _RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from audience_sync import lua
+from audience_sync.registry import RegistryState
+from decision.keys import AudienceEntry, KeySpace
+
+Client = Redis | RedisCluster
+CLUSTER_SCHEMES: Final = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
+
+# Redis did not answer (exit status 3); any other Redis failure is a StoreFailure.
+StoreUnavailable: Final = (RedisConnectionError, RedisTimeoutError, BusyLoadingError)
+StoreFailure: Final = _RedisError
+
+
+_pack: Any
+try:  # redis-py's own packing runs a Python generator per argument; hiredis packs a command in C
+    from hiredis import pack_command as _pack
+except ImportError:  # pragma: no cover - hiredis is a dependency
+    _pack = None
+
+Command = Sequence[str | bytes | int]
+
+
+def connect(url: str, *, timeout: float = 10.0) -> Client:
+    """A client for ``redis://``, ``rediss://`` (TLS) or ``redis+cluster://`` URLs (as decision.store.connect)."""
+    parts = urlsplit(url)
+    options: dict[str, Any] = {"socket_timeout": timeout, "socket_connect_timeout": min(timeout, 5.0)}
+    if parts.scheme in CLUSTER_SCHEMES:
+        plain = urlunsplit((CLUSTER_SCHEMES[parts.scheme], *parts[1:]))
+        return RedisCluster.from_url(plain, **options)
+    return Redis.from_url(url, **options)
+
+
+class _Script:
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.sha = hashlib.sha1(text.encode()).hexdigest()
+
+
+_SCRIPTS: Final = {
+    name: _Script(getattr(lua, name))
+    for name in (
+        "APPLY_CHANGES",
+        "BEGIN_SNAPSHOT",
+        "HEARTBEAT",
+        "CUTOVER",
+        "ENSURE_AUDIENCE",
+        "TOUCH",
+        "REGISTRY_STATE",
+        "DROP_PENDING_IF_UNCHANGED",
+    )
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Begun:
+    """The answer of BEGIN_SNAPSHOT: a generation to write, or who is loading the audience already."""
+
+    code: int = 0
+    generation: int = 0
+    entry: AudienceEntry | None = None
+    busy_field: str = ""
+    busy_owner: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CutoverItem:
+    audience_id: str
+    code: int
+    generation: int
+    members: int
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class CutoverOutcome:
+    version: int = 0
+    # Why nothing was switched: superseded, conflict or lost ('' when it succeeded).
+    refused: str = ""
+    audience_id: str = ""
+    detail: str = ""
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+class SyncStore:
+    """The Redis operations of audience_sync, on one client and key space."""
+
+    def __init__(self, client: Client, keys: KeySpace | None = None) -> None:
+        self.client = client
+        self.keys = keys or KeySpace()
+        self._loaded = False
+
+    @classmethod
+    def from_url(cls, url: str, keys: KeySpace | None = None) -> SyncStore:
+        return cls(connect(url), keys)
+
+    def close(self) -> None:
+        self.client.close()
+
+    @property
+    def cluster(self) -> bool:
+        return isinstance(self.client, RedisCluster)
+
+    # -- scripts ------------------------------------------------------------
+    def load_scripts(self) -> None:
+        for script in _SCRIPTS.values():
+            self.client.script_load(script.text)
+        self._loaded = True
+
+    def _run(self, name: str, keys: Sequence[str], args: Sequence[object]) -> Any:
+        script = _SCRIPTS[name]
+        if not self._loaded:
+            self.load_scripts()
+        try:
+            return self.client.evalsha(script.sha, len(keys), *keys, *args)  # type: ignore[arg-type]
+        except NoScriptError:  # a restart, failover or SCRIPT FLUSH: load again once
+            self.load_scripts()
+            return self.client.evalsha(script.sha, len(keys), *keys, *args)  # type: ignore[arg-type]
+
+    def pipeline(self, commands: Sequence[Command]) -> list[Any]:
+        """Send commands in one non-transactional pipeline; their replies, in order.
+
+        On a single Redis the commands are packed by hiredis and written on one
+        connection, and the replies read back one by one: redis-py's Pipeline
+        costs about three times more Python per command, which is most of the
+        time of a bulk load. On a cluster, redis-py's ClusterPipeline splits the
+        batch by node (and follows MOVED/ASK).
+        """
+        client: Any = self.client  # redis-py's cluster and connection classes are partly untyped
+        if self.cluster or _pack is None:
+            pipe = client.pipeline(transaction=False)
+            for command in commands:
+                pipe.execute_command(*command)
+            return cast(list[Any], pipe.execute())
+        pool = client.connection_pool
+        conn: Any = pool.get_connection()
+        try:
+            conn.send_packed_command([b"".join([_pack(tuple(command)) for command in commands])])
+            read = conn.read_response
+            return [read() for _ in commands]
+        except BaseException:
+            conn.disconnect()  # replies may be left unread: never reuse this connection
+            raise
+        finally:
+            pool.release(conn)
+
+    def _per_profile(self, name: str, calls: Sequence[tuple[Sequence[str], Sequence[str]]]) -> list[Any]:
+        """Run one script per (keys, args) in one pipeline. Repeated once after NOSCRIPT: its effects are idempotent."""
+        script = _SCRIPTS[name]
+        if not self._loaded:
+            self.load_scripts()
+        commands: list[Command] = [("EVALSHA", script.sha, len(keys), *keys, *args) for keys, args in calls]
+        try:
+            return self.pipeline(commands)
+        except NoScriptError:
+            self.load_scripts()
+            return self.pipeline(commands)
+
+    def ping(self) -> bool:
+        return bool(self.client.ping())
+
+    # -- registry -------------------------------------------------------------
+    def registry_state(self) -> RegistryState:
+        k = self.keys
+        reply = self._run(
+            "REGISTRY_STATE", [k.audiences, k.registry_version, k.next_code, k.generations, k.pending], []
+        )
+        return RegistryState.decode(reply)
+
+    def begin_snapshot(
+        self, audience_id: str, *, now: float, stale_after: float, source: str, owner: str, takeover: str = ""
+    ) -> Begun:
+        k = self.keys
+        reply = self._run(
+            "BEGIN_SNAPSHOT",
+            [k.audiences, k.next_code, k.generations, k.pending],
+            [audience_id, repr(now), repr(stale_after), source, owner, takeover],
+        )
+        status = _text(reply[0])
+        if status == "busy":
+            return Begun(busy_field=_text(reply[1]), busy_owner=_text(reply[2]))
+        entry = AudienceEntry.decode(audience_id, reply[3]) if reply[3] else None
+        return Begun(int(reply[1]), int(reply[2]), entry)
+
+    def heartbeat(self, fields: Sequence[str], *, now: float, written: int) -> int:
+        if not fields:
+            return 0
+        return int(self._run("HEARTBEAT", [self.keys.pending], [repr(now), written, *fields]))
+
+    def abandon(self, fields: Sequence[str]) -> None:
+        """Drop pending records: their generations become garbage for ``gc`` at once."""
+        if fields:
+            self.client.hdel(self.keys.pending, *fields)
+
+    def cutover(self, items: Sequence[CutoverItem], *, now: float, extra: Mapping[str, object]) -> CutoverOutcome:
+        k = self.keys
+        args: list[object] = [repr(now), k.registry_channel, len(items)]
+        for item in items:
+            args += [item.audience_id, item.code, item.generation, item.members, item.source]
+        args.append(orjson.dumps(dict(extra)) if extra else b"{}")
+        reply = self._run("CUTOVER", [k.audiences, k.registry_version, k.pending], args)
+        if _text(reply[0]) == "ok":
+            return CutoverOutcome(version=int(reply[1]))
+        return CutoverOutcome(refused=_text(reply[0]), audience_id=_text(reply[1]), detail=_text(reply[2]))
+
+    def ensure_audience(self, audience_id: str, *, now: float, source: str) -> AudienceEntry:
+        k = self.keys
+        raw = self._run(
+            "ENSURE_AUDIENCE",
+            [k.audiences, k.next_code, k.registry_version],
+            [audience_id, repr(now), source, k.registry_channel],
+        )
+        return AudienceEntry.decode(audience_id, raw)
+
+    def touch(self, member_deltas: Mapping[str, int], *, now: float, source: str) -> None:
+        if not member_deltas:
+            return
+        args: list[object] = [repr(now), source]
+        for audience_id, delta in member_deltas.items():
+            args += [audience_id, delta]
+        self._run("TOUCH", [self.keys.audiences], args)
+
+    def drop_pending_if_unchanged(self, field: str, raw: bytes) -> bool:
+        return bool(self._run("DROP_PENDING_IF_UNCHANGED", [self.keys.pending], [field, raw]))
+
+    # -- memberships ------------------------------------------------------------
+    def write_snapshot(self, batch: Sequence[tuple[str, Sequence[str], Sequence[str], Sequence[str]]]) -> list[Any]:
+        """Per profile (id, fields to read, ``field value`` pairs to set, fields to delete): HMGET, HSET, HDEL.
+
+        The HMGET comes first, so it sees the fields as they were; returns its replies, one list per profile.
+        """
+        membership = self.keys.membership
+        commands: list[Command] = []
+        for profile_id, reads, pairs, dead in batch:
+            key = membership(profile_id)
+            commands.append(("HMGET", key, *reads))
+            commands.append(("HSET", key, *pairs))
+            if dead:
+                commands.append(("HDEL", key, *dead))
+        replies = self.pipeline(commands)
+        out, i = [], 0
+        for _, _, _, dead in batch:
+            out.append(replies[i])
+            i += 3 if dead else 2
+        return out
+
+    def apply_changes(self, batch: Mapping[str, Sequence[str]]) -> list[list[int]]:
+        """Per profile: APPLY_CHANGES with its changes' args; 0/1/2 per change."""
+        k = self.keys
+        return self._per_profile(
+            "APPLY_CHANGES", [((k.membership(p), k.event_times(p)), args) for p, args in batch.items()]
+        )
+
+    def read_fields(self, batch: Mapping[str, Sequence[str]]) -> list[list[bytes | None]]:
+        """Per profile: HMGET of the given membership fields (dry runs)."""
+        membership = self.keys.membership
+        return self.pipeline([("HMGET", membership(p), *fields) for p, fields in batch.items()])
+
+    def read_event_times(self, batch: Mapping[str, Sequence[str]]) -> list[list[bytes | None]]:
+        """Per profile: HMGET of the last event times of the given audience codes (dry runs)."""
+        event_times = self.keys.event_times
+        return self.pipeline([("HMGET", event_times(p), *codes) for p, codes in batch.items()])
+
+    def read_membership(self, profile_id: str) -> dict[bytes, bytes]:
+        return cast(dict[bytes, bytes], self.client.hgetall(self.keys.membership(profile_id)))
+
+    # -- garbage collection ----------------------------------------------------------
+    def scan_membership_keys(self, count: int) -> Iterator[bytes]:
+        """Every membership key, by SCAN (on every primary of a cluster); never KEYS."""
+        yield from self.client.scan_iter(match=self.keys.membership_pattern(), count=count)
+
+    def field_names(self, keys: Sequence[bytes]) -> list[list[bytes]]:
+        return self.pipeline([("HKEYS", key) for key in keys])
+
+    def delete_fields(self, deletions: Sequence[tuple[bytes, Sequence[bytes]]]) -> int:
+        """HDEL a few fields per key (a hash left empty disappears with its last field)."""
+        if not deletions:
+            return 0
+        return sum(int(n) for n in self.pipeline([("HDEL", key, *fields) for key, fields in deletions]))
+
+    # -- streams ---------------------------------------------------------------
+    def ensure_group(self, stream: str, group: str, start_id: str = "0") -> None:
+        try:
+            self.client.xgroup_create(stream, group, id=start_id, mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    def read_group(
+        self, stream: str, group: str, consumer: str, *, count: int, block_ms: int | None, pending: bool
+    ) -> list[tuple[bytes, dict[bytes, bytes] | None]]:
+        """New entries (``pending=False``), or this consumer's own delivered-but-unacked ones."""
+        reply: Any = self.client.xreadgroup(
+            group, consumer, {stream: "0" if pending else ">"}, count=count, block=None if pending else block_ms
+        )
+        if not reply:
+            return []
+        entries = reply[0][1]  # [[stream, [(id, fields), ...]]] (RESP2, the client's protocol)
+        return [(entry_id, fields or None) for entry_id, fields in entries]
+
+    def autoclaim(
+        self, stream: str, group: str, consumer: str, *, min_idle_ms: int, start: str, count: int
+    ) -> tuple[str, list[tuple[bytes, dict[bytes, bytes] | None]]]:
+        """Claim entries left pending by consumers idle for ``min_idle_ms`` (crashed ones)."""
+        reply = self.client.xautoclaim(stream, group, consumer, min_idle_ms, start_id=start, count=count)
+        next_start = _text(reply[0])
+        return next_start, [(entry_id, fields or None) for entry_id, fields in reply[1] if entry_id is not None]
+
+    def ack(self, stream: str, group: str, ids: Sequence[bytes]) -> int:
+        if not ids:
+            return 0
+        return int(self.client.xack(stream, group, *ids))
+
+    def add_events(self, stream: str, events: Sequence[Mapping[str, str]]) -> list[bytes]:
+        """XADD events (tests, the bench and tools that feed the stream)."""
+        pipe = self.client.pipeline(transaction=False)
+        for event in events:
+            pipe.xadd(stream, dict(event))  # type: ignore[arg-type]
+        return cast(list[bytes], pipe.execute())
+
+    def pending_count(self, stream: str, group: str) -> int:
+        summary = self.client.xpending(stream, group)
+        return int(summary["pending"])
+
+    # -- server facts (bench, status) -------------------------------------------
+    def info(self, section: str) -> dict[str, Any]:
+        return self.client.info(section)

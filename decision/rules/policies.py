@@ -1,0 +1,427 @@
+"""Parsing of caps, dismissal suppression, contact policies, experiments, offer attributes and score formulas.
+
+Part of the loader (``decision.rules.loader`` calls these with its node
+walker), kept apart so that the eligibility language and the delivery
+controls can be read separately. Every problem is located (file:line).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import TYPE_CHECKING
+
+import orjson
+from yaml.nodes import MappingNode, Node, ScalarNode
+
+from decision.periods import zone
+from decision.rules.errors import Problem
+from decision.rules.formula import Formula, FormulaError, parse_formula
+from decision.rules.patterns import ATTRIBUTE_PATTERN, ID_PATTERN
+from decision.rules.types import (
+    CLICK,
+    CUSTOM_PREFIX,
+    DECISION,
+    DISMISS,
+    HOLDOUT,
+    IMPRESSION,
+    AttrType,
+    Cap,
+    CapScope,
+    ContactPolicy,
+    Experiment,
+    HoldoutServes,
+    Location,
+    Period,
+    PeriodKind,
+    Suppression,
+    Variant,
+)
+
+if TYPE_CHECKING:
+    from decision.rules.loader import _Walker
+
+# Per-profile counts keep the latest event times (not a number), so their limits are small.
+MAX_PROFILE_CAP = 1000
+MAX_TOTAL_CAP = 10**12
+MAX_ROLLING_DAYS = 400
+MAX_DISMISSALS = 100
+MAX_WEIGHT = 1_000_000
+MAX_VARIANTS = 32
+MAX_OFFER_ATTRIBUTES = 64
+
+COUNTED = {
+    DECISION: DECISION,
+    IMPRESSION: IMPRESSION,
+    "display": IMPRESSION,
+    CLICK: CLICK,
+    "interact": CLICK,
+    DISMISS: DISMISS,
+}
+_DURATION = re.compile(r"([1-9][0-9]{0,4})([hd])")
+_CALENDAR = {"day": PeriodKind.DAY, "week": PeriodKind.WEEK, "month": PeriodKind.MONTH}
+PERIOD_HELP = "lifetime, day, week, month, or a rolling <N>h / <N>d"
+
+
+def _number(w: _Walker, node: Node, path: str) -> float | None:
+    value = w.value(node)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not isinstance(node, ScalarNode):
+        w.error(node, path, f"must be a number, got {_shown(node, value)}")
+        return None
+    if not math.isfinite(value):
+        w.error(node, path, f"numbers must be finite, got {value!r}")
+        return None
+    return float(value)
+
+
+def _shown(node: Node, value: object) -> str:
+    if isinstance(node, MappingNode):
+        return "a mapping"
+    if not isinstance(node, ScalarNode):
+        return "a list"
+    return "nothing (null)" if value is None else f"{type(value).__name__} {value!r}"
+
+
+def duration(w: _Walker, node: Node, path: str) -> int | None:
+    """``<N>h`` or ``<N>d`` -> seconds."""
+    text = w.string(node, path)
+    if text is None:
+        return None
+    match = _DURATION.fullmatch(text.strip())
+    if match is None:
+        w.error(node, path, f"invalid duration {text!r}: expected <N>h or <N>d, e.g. 12h or 7d")
+        return None
+    seconds = int(match.group(1)) * (3600 if match.group(2) == "h" else 86_400)
+    if seconds > MAX_ROLLING_DAYS * 86_400:
+        w.error(node, path, f"longer than {MAX_ROLLING_DAYS} days")
+        return None
+    return seconds
+
+
+def time_zone(w: _Walker, node: Node, path: str) -> str | None:
+    name = w.string(node, path)
+    if name is None:
+        return None
+    try:
+        zone(name)
+    except (ValueError, KeyError, OSError):  # ZoneInfoNotFoundError is a KeyError
+        w.error(node, path, f"unknown time zone {name!r} (an IANA name, e.g. Europe/Paris or UTC)")
+        return None
+    return name
+
+
+def period(
+    w: _Walker, node: Node | None, tz_node: Node | None, path: str, default_tz: str, *, rolling: bool = True
+) -> Period | None:
+    """``period`` (+ ``time_zone``) of a cap or a contact policy; missing: lifetime."""
+    kind = PeriodKind.LIFETIME
+    seconds = 0
+    if node is not None:
+        text = w.string(node, f"{path}.period")
+        if text is None:
+            return None
+        if text in _CALENDAR:
+            kind = _CALENDAR[text]
+        elif text != "lifetime":
+            if _DURATION.fullmatch(text) is None:
+                w.error(node, f"{path}.period", f"invalid period {text!r}: expected {PERIOD_HELP}")
+                return None
+            if not rolling:
+                w.error(
+                    node,
+                    f"{path}.period",
+                    f"rolling periods are not available here: use lifetime, day, week or month (got {text!r})",
+                )
+                return None
+            seconds = duration(w, node, f"{path}.period") or 0
+            if not seconds:
+                return None
+            kind = PeriodKind.ROLLING
+    tz = default_tz
+    if tz_node is not None:
+        if kind not in (PeriodKind.DAY, PeriodKind.WEEK, PeriodKind.MONTH):
+            w.error(tz_node, f"{path}.time_zone", "a time zone applies to calendar periods only (day, week, month)")
+            return None
+        chosen = time_zone(w, tz_node, f"{path}.time_zone")
+        if chosen is None:
+            return None
+        tz = chosen
+    return Period(kind, seconds, tz if kind in (PeriodKind.DAY, PeriodKind.WEEK, PeriodKind.MONTH) else "UTC")
+
+
+def counted(w: _Walker, node: Node | None, path: str) -> str | None:
+    """What is counted: decision (default), impression/display, click/interact, dismiss, custom:<name>."""
+    if node is None:
+        return DECISION
+    text = w.string(node, path)
+    if text is None:
+        return None
+    if text in COUNTED:
+        return COUNTED[text]
+    if text.startswith(CUSTOM_PREFIX) and ID_PATTERN.fullmatch(text[len(CUSTOM_PREFIX) :]):
+        return text
+    w.error(
+        node,
+        path,
+        f"unknown event {text!r}: expected decision, impression (display), click (interact), dismiss "
+        "or custom:<event type>",
+    )
+    return None
+
+
+def caps(w: _Walker, node: Node, path: str, default_tz: str) -> tuple[Cap, ...]:
+    result: list[Cap] = []
+    for index, item in enumerate(w.sequence(node, path) or []):
+        item_path = f"{path}[{index}]"
+        fields = w.mapping(
+            item, item_path, frozenset({"max", "scope", "period", "time_zone", "counts"}), frozenset({"max"})
+        )
+        if fields is None:
+            continue
+        scope = CapScope.PROFILE
+        if "scope" in fields:
+            text = w.string(fields["scope"], f"{item_path}.scope")
+            if text not in ("profile", "total"):
+                if text is not None:
+                    w.error(fields["scope"], f"{item_path}.scope", f"unknown scope {text!r}: expected profile or total")
+                continue
+            scope = CapScope(text)
+        limit = MAX_PROFILE_CAP if scope is CapScope.PROFILE else MAX_TOTAL_CAP
+        maximum = w.integer(fields["max"], f"{item_path}.max", 1, limit) if "max" in fields else None
+        cap_period = period(
+            w,
+            fields.get("period"),
+            fields.get("time_zone"),
+            item_path,
+            default_tz,
+            rolling=scope is CapScope.PROFILE,
+        )
+        counts = counted(w, fields.get("counts"), f"{item_path}.counts")
+        if maximum is None or cap_period is None or counts is None:
+            continue
+        result.append(Cap(maximum, scope, cap_period, counts, w.loc(item)))
+    return tuple(result)
+
+
+def suppression(w: _Walker, node: Node, path: str) -> Suppression | None:
+    fields = w.mapping(
+        node, path, frozenset({"after_dismissals", "for", "within"}), frozenset({"after_dismissals", "for"})
+    )
+    if fields is None:
+        return None
+    dismissals = (
+        w.integer(fields["after_dismissals"], f"{path}.after_dismissals", 1, MAX_DISMISSALS)
+        if "after_dismissals" in fields
+        else None
+    )
+    seconds = duration(w, fields["for"], f"{path}.for") if "for" in fields else None
+    within = duration(w, fields["within"], f"{path}.within") if "within" in fields else None
+    if dismissals is None or seconds is None or ("within" in fields and within is None):
+        return None
+    return Suppression(dismissals, seconds, within, w.loc(node))
+
+
+def offer_attributes(w: _Walker, node: Node, path: str) -> dict[str, float]:
+    result: dict[str, float] = {}
+    if not isinstance(node, MappingNode):
+        w.error(node, path, "must be a mapping of attribute name to number")
+        return result
+    if len(node.value) > MAX_OFFER_ATTRIBUTES:
+        w.error(node, path, f"at most {MAX_OFFER_ATTRIBUTES} attributes")
+        return result
+    for key_node, value_node in node.value:
+        name = w.string(key_node, path, ATTRIBUTE_PATTERN, "attribute name")
+        if name is None:
+            continue
+        if name in result:
+            w.error(key_node, f"{path}.{name}", "duplicate attribute")
+            continue
+        number = _number(w, value_node, f"{path}.{name}")
+        if number is not None:
+            result[name] = number
+    return result
+
+
+class ScoreReader:
+    """Parses formulas and checks their context references against the declared attributes."""
+
+    def __init__(self, w: _Walker, attributes: dict[str, AttrType], declared: bool) -> None:
+        self.w = w
+        self.attributes = attributes
+        self.declared = declared
+
+    def formula(self, node: Node, path: str) -> Formula | None:
+        w = self.w
+        text = w.string(node, path)
+        if text is None:
+            return None
+        try:
+            parsed = parse_formula(text)
+        except FormulaError as exc:
+            location, column = self._location(node, text, exc.column)
+            w.problems.append(Problem(location, path, f"column {column}: {exc.reason}"))
+            return None
+        for name in sorted(parsed.context_refs):
+            declared = self.attributes.get(name)
+            if self.declared and declared is None:
+                w.error(node, path, f"unknown attribute context.{name} (not declared under attributes:)")
+                return None
+            if declared is not None and declared is not AttrType.NUMBER:
+                w.error(node, path, f"context.{name} is declared {declared}; a formula reads numbers only")
+                return None
+        return parsed
+
+    def _location(self, node: Node, text: str, column: int) -> tuple[Location, int]:
+        """The line of the formula's faulty column, and the column in that line (a literal block spans lines)."""
+        line = node.start_mark.line + 1
+        if isinstance(node, ScalarNode) and node.style in ("|", ">"):
+            line += 1
+            if node.style == "|":  # a folded block (>) joined its lines: only the formula's column is known
+                before = text[: column - 1]
+                line += before.count("\n")
+                column -= before.rfind("\n") + 1
+        return Location(self.w.file, line), column
+
+
+def experiment(
+    w: _Walker, node: Node, path: str, *, for_offer: bool, scores: ScoreReader | None = None
+) -> Experiment | None:
+    """An offer's experiment varies its content; a placement's varies its score formula."""
+    fields = w.mapping(node, path, frozenset({"id", "variants", "holdout"}), frozenset({"id", "variants"}))
+    if fields is None:
+        return None
+    eid = w.string(fields["id"], f"{path}.id", ID_PATTERN, "experiment id") if "id" in fields else None
+    variants: list[Variant] = []
+    broken = False
+    items = w.sequence(fields["variants"], f"{path}.variants") if "variants" in fields else None
+    if items is not None and len(items) > MAX_VARIANTS:
+        w.error(fields["variants"], f"{path}.variants", f"at most {MAX_VARIANTS} variants")
+        items = None
+    for index, item in enumerate(items or []):
+        variant = _variant(w, item, f"{path}.variants[{index}]", for_offer, scores)
+        if variant is None:
+            broken = True
+            continue
+        if any(v.id == variant.id for v in variants):
+            w.error(item, f"{path}.variants[{index}].id", f"duplicate variant id {variant.id!r}")
+            broken = True
+            continue
+        variants.append(variant)
+    holdout_weight, serves = 0, HoldoutServes.FALLBACK
+    if "holdout" in fields:
+        held = _holdout(w, fields["holdout"], f"{path}.holdout")
+        if held is None:
+            broken = True
+        else:
+            holdout_weight, serves = held
+    if eid is None or broken or items is None:
+        return None
+    if holdout_weight + sum(v.weight for v in variants) == 0:
+        w.error(node, f"{path}.variants", "the weights add up to 0: nobody would be assigned")
+        return None
+    return Experiment(eid, tuple(variants), holdout_weight, serves, w.loc(node))
+
+
+def _variant(w: _Walker, node: Node, path: str, for_offer: bool, scores: ScoreReader | None) -> Variant | None:
+    extra = "content" if for_offer else "score"
+    fields = w.mapping(node, path, frozenset({"id", "weight", extra}), frozenset({"id", "weight"}))
+    if fields is None:
+        return None
+    vid = w.string(fields["id"], f"{path}.id", ID_PATTERN, "variant id") if "id" in fields else None
+    if vid == HOLDOUT:
+        w.error(fields["id"], f"{path}.id", f"{HOLDOUT!r} names the holdout group; choose another variant id")
+        vid = None
+    weight = w.integer(fields["weight"], f"{path}.weight", 0, MAX_WEIGHT) if "weight" in fields else None
+    content_json: str | None = None
+    score: Formula | None = None
+    broken = False
+    if "content" in fields:
+        content = fields["content"]
+        value = w.value(content)
+        if not isinstance(content, MappingNode) or not isinstance(value, dict):
+            w.error(content, f"{path}.content", "must be a mapping")
+            broken = True
+        else:
+            try:
+                content_json = orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+            except TypeError as exc:
+                w.error(content, f"{path}.content", f"cannot be represented as JSON: {exc}")
+                broken = True
+    if "score" in fields and scores is not None:
+        score = scores.formula(fields["score"], f"{path}.score")
+        broken = broken or score is None
+    if vid is None or weight is None or broken:
+        return None
+    return Variant(vid, weight, content_json, score)
+
+
+def _holdout(w: _Walker, node: Node, path: str) -> tuple[int, HoldoutServes] | None:
+    fields = w.mapping(node, path, frozenset({"weight", "serves"}), frozenset({"weight"}))
+    if fields is None:
+        return None
+    weight = w.integer(fields["weight"], f"{path}.weight", 0, MAX_WEIGHT) if "weight" in fields else None
+    serves = HoldoutServes.FALLBACK
+    if "serves" in fields:
+        text = w.string(fields["serves"], f"{path}.serves")
+        if text not in ("fallback", "nothing"):
+            if text is not None:
+                w.error(fields["serves"], f"{path}.serves", f"unknown value {text!r}: expected fallback or nothing")
+            return None
+        serves = HoldoutServes(text)
+    return None if weight is None else (weight, serves)
+
+
+def contact_policies(
+    w: _Walker, node: Node, placements: frozenset[str], channels: frozenset[str], default_tz: str
+) -> tuple[ContactPolicy, ...]:
+    result: list[ContactPolicy] = []
+    for index, item in enumerate(w.sequence(node, "contact_policies") or []):
+        path = f"contact_policies[{index}]"
+        fields = w.mapping(
+            item,
+            path,
+            frozenset({"id", "channels", "placements", "max", "period", "time_zone", "counts", "description"}),
+            frozenset({"id", "max"}),
+        )
+        if fields is None:
+            continue
+        pid = w.string(fields["id"], f"{path}.id", ID_PATTERN, "policy id") if "id" in fields else None
+        if pid is not None:
+            path = f"contact_policies[{pid}]"
+            if any(p.id == pid for p in result):
+                w.error(fields["id"], f"{path}.id", f"duplicate policy id {pid!r}")
+                pid = None
+        if "description" in fields:
+            w.string(fields["description"], f"{path}.description")
+        chosen_channels = _names(w, fields.get("channels"), f"{path}.channels", channels, "channel")
+        chosen_placements = _names(w, fields.get("placements"), f"{path}.placements", placements, "placement")
+        if "channels" not in fields and "placements" not in fields:
+            w.error(item, path, "needs channels, placements, or both")
+            continue
+        maximum = w.integer(fields["max"], f"{path}.max", 1, MAX_PROFILE_CAP) if "max" in fields else None
+        policy_period = period(w, fields.get("period"), fields.get("time_zone"), path, default_tz)
+        counts = counted(w, fields.get("counts"), f"{path}.counts")
+        if counts == DISMISS and "counts" in fields:
+            w.error(fields["counts"], f"{path}.counts", "a contact policy counts messages, not dismissals")
+            continue
+        if None in (pid, chosen_channels, chosen_placements, maximum, policy_period, counts):
+            continue
+        assert pid is not None and maximum is not None and policy_period is not None and counts is not None
+        assert chosen_channels is not None and chosen_placements is not None
+        result.append(
+            ContactPolicy(pid, chosen_channels, chosen_placements, maximum, policy_period, counts, w.loc(item))
+        )
+    return tuple(result)
+
+
+def _names(w: _Walker, node: Node | None, path: str, known: frozenset[str], what: str) -> frozenset[str] | None:
+    if node is None:
+        return frozenset()
+    names = w.unique_strings(node, path, ID_PATTERN, what)
+    if names is None:
+        return None
+    for index, name in enumerate(names):
+        if name not in known:
+            w.error(node.value[index], f"{path}[{index}]", f"unknown {what} {name!r}")
+            return None
+    return frozenset(names)

@@ -1,0 +1,142 @@
+"""OpenTelemetry spans for Decide (``--otel``): opt-in, and nothing is imported or run without it.
+
+Spans go to the global tracer provider. When none is configured (not run
+under ``opentelemetry-instrument``) and the SDK is installed, one is set up
+with the OTLP exporter if installed, or the console (``OTEL_TRACES_EXPORTER=console``).
+The caller's ``traceparent`` metadata makes the span a child of its trace.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import grpc
+
+log = logging.getLogger(__name__)
+
+DECIDE_METHOD = "/decision.v1.DecisionService/Decide"
+SPAN_NAME = "decision.v1.DecisionService/Decide"
+# Server-side codes that are the server's fault (OpenTelemetry's gRPC conventions).
+ERROR_CODES = frozenset(
+    {
+        grpc.StatusCode.UNKNOWN,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.UNIMPLEMENTED,
+        grpc.StatusCode.INTERNAL,
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DATA_LOSS,
+    }
+)
+
+
+def tracing_interceptor() -> grpc.aio.ServerInterceptor | None:
+    """The interceptor, or None (logged) when opentelemetry-api is not installed."""
+    try:
+        from opentelemetry import trace
+    except ImportError:
+        log.warning("--otel: opentelemetry-api is not installed (pip install 'inbound-decisioning[otel]'): no spans")
+        return None
+    _ensure_provider()
+    return TracingInterceptor(trace.get_tracer("decision"))
+
+
+def _ensure_provider() -> None:
+    from opentelemetry import trace
+
+    if not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
+        return  # configured already (opentelemetry-instrument, the embedding application)
+    try:
+        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+    except ImportError:
+        log.warning(
+            "--otel: opentelemetry-sdk is not installed and no tracer provider is configured: spans are dropped"
+        )
+        return
+    exporter: SpanExporter | None = None
+    if os.environ.get("OTEL_TRACES_EXPORTER", "otlp") == "console":
+        from opentelemetry.sdk.trace.export import ConsoleSpanExporter
+
+        exporter = ConsoleSpanExporter()
+    else:
+        for module in (
+            "opentelemetry.exporter.otlp.proto.grpc.trace_exporter",
+            "opentelemetry.exporter.otlp.proto.http.trace_exporter",
+        ):
+            try:
+                exporter = importlib.import_module(module).OTLPSpanExporter()
+                break
+            except ImportError:
+                continue
+    if exporter is None:
+        log.warning("--otel: no OTLP exporter installed (opentelemetry-exporter-otlp): spans are dropped")
+        return
+    provider = TracerProvider(resource=Resource.create({"service.name": "decision"}))
+    provider.add_span_processor(BatchSpanProcessor(exporter))
+    trace.set_tracer_provider(provider)
+
+
+class TracingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    def __init__(self, tracer: Any) -> None:
+        self.tracer = tracer
+        self._wrapped: tuple[Any, Any] | None = None
+
+    async def intercept_service(self, continuation: Callable[[Any], Awaitable[Any]], handler_call_details: Any) -> Any:
+        handler = await continuation(handler_call_details)
+        if handler_call_details.method != DECIDE_METHOD or handler is None or handler.unary_unary is None:
+            return handler
+        if self._wrapped is not None and self._wrapped[0] is handler:
+            return self._wrapped[1]
+        wrapped = grpc.unary_unary_rpc_method_handler(
+            self._traced(handler.unary_unary),
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+        self._wrapped = (handler, wrapped)
+        return wrapped
+
+    def _traced(
+        self, behavior: Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
+    ) -> Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]:
+        from opentelemetry import propagate
+        from opentelemetry.trace import SpanKind, Status, StatusCode
+
+        tracer = self.tracer
+
+        async def traced(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            carrier = {key: value for key, value in context.invocation_metadata() or () if isinstance(value, str)}
+            attributes = {
+                "rpc.system": "grpc",
+                "rpc.service": "decision.v1.DecisionService",
+                "rpc.method": "Decide",
+                "decision.channel": request.channel,
+                "decision.placements": [p.placement_id for p in request.placements],
+            }
+            with tracer.start_as_current_span(
+                SPAN_NAME,
+                context=propagate.extract(carrier),
+                kind=SpanKind.SERVER,
+                attributes=attributes,
+                set_status_on_exception=False,
+            ) as span:
+                try:
+                    response = await behavior(request, context)
+                except Exception as exc:
+                    code = context.code()
+                    if isinstance(code, grpc.StatusCode):
+                        span.set_attribute("rpc.grpc.status_code", code.value[0])
+                    if not isinstance(code, grpc.StatusCode) or code in ERROR_CODES:
+                        span.set_status(Status(StatusCode.ERROR, str(exc)))
+                    raise
+                span.set_attribute("rpc.grpc.status_code", 0)
+                span.set_attribute("decision.ruleset_version", response.ruleset_version)
+                span.set_attribute("decision.degraded", response.degraded)
+                span.set_attribute("decision.fallbacks", sum(1 for p in response.propositions if p.fallback))
+                return response
+
+        return traced

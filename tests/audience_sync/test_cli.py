@@ -1,0 +1,110 @@
+"""The audience-sync command: exit statuses, the status table, rejects, the progress line."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from audience_sync.cli import build_parser
+from audience_sync.report import Progress
+from audience_sync.store import SyncStore
+from decision.embedded_redis import free_port
+from tests.audience_sync.helpers import cli, dump, seen_by_readers, write_lines, xdm_line
+
+
+@pytest.fixture
+def export(tmp_path: Path) -> Path:
+    lines = [xdm_line(f"c-{i}", {"vip": "realized", "gold": "exited" if i % 2 else "realized"}) for i in range(99)]
+    return write_lines(tmp_path / "export.json", [*lines, b'{"identityMap": {}}'])
+
+
+def test_load_status_and_json(store: SyncStore, export: Path, capsys: Any, redis_url: str) -> None:
+    url = ["--redis-url", redis_url]
+    status, out, err = cli(capsys, "load", str(export), "--identity-namespace", "CRMID", *url)
+    assert status == 0, err
+    assert "export.json:100: identityMap.CRMID: missing" in err
+    assert "lines 100, bad 1 (1.00%)" in out and "snapshot applied: registry version 1" in out
+    status, out, _ = cli(capsys, "status", *url)
+    lines = out.splitlines()
+    assert lines[0].split() == ["AUDIENCE", "CODE", "GEN", "MEMBERS", "SYNCED", "(UTC)", "AGE", "SOURCE", "LOADING"]
+    assert [line.split()[:4] for line in lines[1:3]] == [["gold", "2", "1", "50"], ["vip", "1", "1", "99"]]
+    assert lines[-1] == "registry version 1, 2 audience(s)"
+    # Snapshots being loaded show up, a new audience's first one included.
+    store.begin_snapshot("vip", now=time.time(), stale_after=300, source="t", owner="host:1")
+    store.begin_snapshot("fresh", now=time.time() - 900, stale_after=300, source="t", owner="host:2")
+    status, out, _ = cli(capsys, "status", *url)
+    assert "gen 2: 0 written" in out
+    assert next(line for line in out.splitlines() if line.startswith("fresh")).endswith(
+        "gen 1: 0 written, dead (host:2)"
+    )
+    status, out, _ = cli(capsys, "status", "--json", *url)
+    body = json.loads(out)
+    assert body["version"] == 1
+    assert {a["audience"]: a["members"] for a in body["audiences"]} == {"gold": 50, "vip": 99, "fresh": None}
+
+
+def test_rejects_file_and_threshold_exit_status(
+    store: SyncStore, export: Path, tmp_path: Path, capsys: Any, redis_url: str
+) -> None:
+    rejects = tmp_path / "rejects.txt"
+    args = ["load", str(export), "--identity-namespace", "CRMID", "--max-bad-ratio", "0.5%", "--show-errors", "0"]
+    status, _, err = cli(capsys, *args, "--rejects", str(rejects), "--redis-url", redis_url)
+    assert status == 1
+    assert "1 bad line(s) of 100 (1.00%) exceed the threshold (0.50%): snapshot not applied" in err
+    assert (
+        rejects.read_bytes()
+        == b"# " + str(export).encode() + b':100: identityMap.CRMID: missing\n{"identityMap": {}}\n'
+    )
+    assert seen_by_readers(store) == {}
+
+
+def test_dry_run_prints_what_would_change_and_writes_nothing(
+    store: SyncStore, export: Path, capsys: Any, redis_url: str
+) -> None:
+    url = ["--redis-url", redis_url]
+    before = dump(store)
+    status, out, _ = cli(capsys, "load", str(export), "--identity-namespace", "CRMID", "--dry-run", *url)
+    assert status == 0
+    assert "dry run: nothing written" in out
+    assert [line.split()[:5] for line in out.splitlines()[1:3]] == [
+        ["vip", "0", "-", "99", "99"],
+        ["gold", "0", "-", "50", "50"],
+    ]
+    assert dump(store) == before
+
+
+def test_exit_statuses(tmp_path: Path, export: Path, capsys: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AUDIENCE_SYNC_REDIS_URL", raising=False)
+    monkeypatch.delenv("DECISION_REDIS_URL", raising=False)
+    status, _, err = cli(capsys, "load", str(export))
+    assert (status, "no Redis" in err) == (2, True)
+    status, _, err = cli(capsys, "load", str(tmp_path / "missing.csv"), "--redis-url", "redis://127.0.0.1:1/0")
+    assert (status, "no such file" in err) == (2, True)
+    nobody = f"redis://127.0.0.1:{free_port()}/0"
+    monkeypatch.setenv("AUDIENCE_SYNC_REDIS_URL", nobody)
+    status, _, err = cli(capsys, "load", str(export), "--identity-namespace", "CRMID")
+    assert (status, "Redis unavailable" in err) == (3, True)
+    with pytest.raises(SystemExit) as usage:
+        build_parser().parse_args(["load", str(export), "--max-bad-ratio", "2"])
+    assert usage.value.code == 2
+
+
+def test_help_documents_the_exit_statuses() -> None:
+    text = build_parser().format_help()
+    for line in ("0    done", "1    input refused", "2    usage", "3    Redis unavailable", "4    conflict"):
+        assert line in text
+
+
+def test_progress_line_rate_and_eta() -> None:
+    out = io.StringIO()
+    now = [0.0]
+    position = [0]
+    progress = Progress("f.csv", total_bytes=1000, position=lambda: position[0], out=out, clock=lambda: now[0])
+    now[0], position[0] = 10.0, 250
+    progress.update(50_000)
+    assert out.getvalue() == "f.csv: 50.0k rows, 5.0k rows/s, 0m10s, 25%, ETA 0m30s\n"

@@ -1,0 +1,249 @@
+"""Parsers: records out of good lines, one located error per bad line, never an exception."""
+
+from __future__ import annotations
+
+import gzip
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from audience_sync.formats import Format, InputOptions, detect, parse
+from audience_sync.formats.xdm import XdmOptions, parse_xdm
+from audience_sync.records import Change, LineError, ParseStats
+from audience_sync.sources import open_input
+from tests.audience_sync.helpers import xdm_line
+
+T0 = "2026-11-01T06:00:00Z"
+EPOCH_T0 = datetime(2026, 11, 1, 6, tzinfo=UTC).timestamp()
+
+
+def run(lines: list[bytes], fmt: Format, **options: object) -> tuple[list[Change], list[LineError], ParseStats]:
+    stats = ParseStats()
+    items = list(parse(lines, "in.x", fmt, InputOptions(**options), stats))  # type: ignore[arg-type]
+    changes = [i for i in items if isinstance(i, Change)]
+    errors = [i for i in items if isinstance(i, LineError)]
+    return changes, errors, stats
+
+
+def lines(text: str) -> list[bytes]:
+    return [line.encode() + b"\n" for line in text.splitlines()]
+
+
+# -- CSV ---------------------------------------------------------------------------------
+def test_csv_with_an_audience_column_and_optional_columns() -> None:
+    changes, errors, stats = run(
+        lines(
+            f"profile_id,audience_id,status,valid_until\np1,vip,realized,\np2,vip,exited,\np3,gold,existing,{T0}\n\n"
+        ),
+        Format.CSV,
+    )
+    assert errors == []
+    assert [(c.profile_id, c.audience_id, c.member, c.expires_at, c.line) for c in changes] == [
+        ("p1", "vip", True, None, 2),
+        ("p2", "vip", False, None, 3),
+        ("p3", "gold", True, int(EPOCH_T0), 4),
+    ]
+    assert (stats.lines, stats.bad) == (3, 0)
+
+
+def test_csv_of_one_audience_with_a_configured_id_column() -> None:
+    changes, errors, _ = run(lines("email,crm\na@x.org,1\nb@x.org,2\n"), Format.CSV, id_column="crm", audience="vip")
+    assert errors == []
+    assert [(c.profile_id, c.audience_id) for c in changes] == [("1", "vip"), ("2", "vip")]
+
+
+def test_csv_bad_lines_are_located() -> None:
+    text = (
+        b"profile_id,audience_id,status,event_time\n"
+        b"p1,vip\n"  # 2: wrong column count
+        b",vip,realized,\n"  # 3: missing id
+        b"p3,vip,maybe,\n"  # 4: unknown status
+        b"p4,vip,realized,yesterday\n"  # 5: bad timestamp
+        b"p\xff5,vip,realized,\n"  # 6: invalid UTF-8
+        b"p6,vip,realized,\n"  # 7: good
+    )
+    changes, errors, stats = run(text.splitlines(keepends=True), Format.CSV)
+    assert [c.profile_id for c in changes] == ["p6"]
+    assert [str(e) for e in errors] == [
+        "in.x:2: expected 4 columns, got 2",
+        "in.x:3: profile_id: empty",
+        "in.x:4: status: unknown status 'maybe' (expected one of realized, existing, exited, add, remove)",
+        "in.x:5: event_time: bad timestamp 'yesterday' (expected ISO 8601 or epoch seconds)",
+        "in.x:6: invalid UTF-8 at byte offset 1",
+    ]
+    assert (stats.lines, stats.bad) == (6, 5)
+
+
+def test_csv_header_without_the_id_column_rejects_the_file() -> None:
+    changes, errors, stats = run(lines("id,audience_id\np1,vip\n"), Format.CSV)
+    assert changes == []
+    assert [str(e) for e in errors] == ["in.x:1: header: no column 'profile_id' (columns: id, audience_id)"]
+    assert stats.bad == stats.lines == 1
+
+
+def test_csv_without_audience_needs_one() -> None:
+    _, errors, _ = run(lines("profile_id\np1\n"), Format.CSV)
+    assert "no column 'audience_id' and no --audience" in str(errors[0])
+
+
+ids = st.text(st.characters(blacklist_categories=("Cc", "Cs")), min_size=1, max_size=20).filter(
+    lambda s: s.strip() == s and "\ufeff" not in s and not s.startswith("}")
+)
+
+
+@given(st.lists(st.tuples(ids, ids, st.booleans()), max_size=20))
+def test_csv_round_trip(rows: list[tuple[str, str, bool]]) -> None:
+    """Whatever ids a CSV writer quotes, the parser reads them back, one change per row."""
+    import csv
+    import io
+
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["profile_id", "audience_id", "status"])
+    for profile_id, audience_id, member in rows:
+        writer.writerow([profile_id, audience_id, "realized" if member else "exited"])
+    changes, errors, _ = run(out.getvalue().encode().splitlines(keepends=True), Format.CSV)
+    assert errors == []
+    assert [(c.profile_id, c.audience_id, c.member) for c in changes] == rows
+
+
+@given(st.lists(st.binary(max_size=40), max_size=20), st.sampled_from(list(Format)[1:]))
+def test_any_bytes_give_changes_or_located_errors(raw_lines: list[bytes], fmt: Format) -> None:
+    """No input makes a parser raise; every counted line is either good or reported."""
+    feed = [line.replace(b"\n", b" ") + b"\n" for line in raw_lines]
+    changes, errors, stats = run(feed, fmt, audience="a")
+    assert stats.bad == len(errors)
+    assert all(isinstance(e.line, int) and 1 <= e.line <= len(feed) for e in errors)
+    assert stats.lines <= len(feed)
+    assert all(c.profile_id and c.audience_id for c in changes)
+
+
+# -- NDJSON ----------------------------------------------------------------------------------
+def test_ndjson_records_and_errors() -> None:
+    text = [
+        b'{"profile_id": "p1", "audience_id": "vip"}\n',
+        b'{"profile_id": "p2", "audience_id": "vip", "status": "exited", "event_time": 1767225600}\n',
+        b'{"profile_id": "p3"\n',
+        b'{"audience_id": "vip"}\n',
+        b"[1, 2]\n",
+        b'{"profile_id": "p6", "audience_id": "vip", "valid_until": "soon"}\n',
+        b'{"profile_id": "\xff", "audience_id": "vip"}\n',
+    ]
+    changes, errors, stats = run(text, Format.NDJSON)
+    assert [(c.profile_id, c.member, c.event_time) for c in changes] == [
+        ("p1", True, None),
+        ("p2", False, 1767225600.0),
+    ]
+    messages = [str(e) for e in errors]
+    assert messages[0].startswith("in.x:3: bad JSON: ")
+    assert messages[1:] == [
+        "in.x:4: profile_id: missing",
+        "in.x:5: expected a JSON object, got list",
+        "in.x:6: valid_until: bad timestamp 'soon' (expected ISO 8601 or epoch seconds)",
+        "in.x:7: invalid UTF-8 at byte offset 16",
+    ]
+    assert (stats.lines, stats.bad) == (7, 5)
+
+
+# -- XDM ---------------------------------------------------------------------------------------
+def test_xdm_statuses_expiry_and_prefixes() -> None:
+    plain = xdm_line(
+        "c-1",
+        {
+            "a": {"status": "realized", "lastQualificationTime": T0},
+            "b": "existing",
+            "c": "exited",
+            "d": {"status": "realized", "validUntil": "2030-01-01T00:00:00Z"},
+        },
+    )
+    prefixed = orjson.dumps(
+        {
+            "xdm:identityMap": {"crmid": [{"xdm:id": "c-2", "xdm:primary": False}]},
+            "xdm:segmentMembership": {"ups": {"a": {"xdm:status": "exited", "xdm:lastQualificationTime": T0}}},
+        }
+    )
+    changes, errors, _ = run([plain, prefixed], Format.XDM, identity_namespace="CRMID")
+    assert errors == []
+    assert [(c.profile_id, c.audience_id, c.member, c.expires_at, c.event_time) for c in changes] == [
+        ("c-1", "a", True, None, EPOCH_T0),
+        ("c-1", "b", True, None, None),
+        ("c-1", "c", False, None, None),
+        ("c-1", "d", True, int(datetime(2030, 1, 1, tzinfo=UTC).timestamp()), None),
+        ("c-2", "a", False, None, EPOCH_T0),
+    ]
+
+
+def test_xdm_primary_identity_and_segment_namespace() -> None:
+    line = orjson.dumps(
+        {
+            "identityMap": {"Email": [{"id": "x@y.z"}], "ECID": [{"id": "e-9", "primary": True}]},
+            "segmentMembership": {"ups": {"a": {"status": "realized"}}, "other": {"z": {"status": "realized"}}},
+        }
+    )
+    changes, _, _ = run([line], Format.XDM)
+    assert [(c.profile_id, c.audience_id) for c in changes] == [("e-9", "a")]
+    changes, _, _ = run([line], Format.XDM, identity_namespace="email", segment_namespace="other")
+    assert [(c.profile_id, c.audience_id) for c in changes] == [("x@y.z", "z")]
+
+
+def test_xdm_errors_name_the_field() -> None:
+    bad = [
+        orjson.dumps({"segmentMembership": {}}),
+        orjson.dumps({"identityMap": {"ECID": [{"id": "e"}]}}),
+        xdm_line("c-1", {"a": "qualified"}),
+        xdm_line("c-1", {"a": {"status": "realized", "lastQualificationTime": "2026-13-01"}}),
+        xdm_line("c-1", {"a": {"status": "realized", "validUntil": True}}),
+        xdm_line("c\x01", {"a": "realized"}),
+    ]
+    stats = ParseStats()
+    errors = [str(e) for e in parse_xdm(bad, "x.json", XdmOptions("CRMID"), stats) if isinstance(e, LineError)]
+    assert errors == [
+        "x.json:1: identityMap: missing",
+        "x.json:2: identityMap.CRMID: missing",
+        "x.json:3: segmentMembership.ups.a.status: unknown status 'qualified' "
+        "(expected one of realized, existing, exited, add, remove)",
+        "x.json:4: segmentMembership.ups.a.lastQualificationTime: bad timestamp '2026-13-01' "
+        "(expected ISO 8601 or epoch seconds)",
+        "x.json:5: segmentMembership.ups.a.validUntil: expected a timestamp, got bool",
+        "x.json:6: identityMap.CRMID[].id: contains a control character",
+    ]
+
+
+statuses = st.sampled_from(["realized", "existing", "exited"])
+
+
+@given(st.dictionaries(ids, statuses, max_size=8), ids, st.booleans())
+def test_xdm_property_one_change_per_segment(segments: dict[str, str], profile_id: str, prefixed: bool) -> None:
+    """Every segment of a profile becomes one change; member exactly for realized/existing; prefixes change nothing."""
+    body: dict[str, object] = {
+        "identityMap": {"CRMID": [{"id": profile_id}]},
+        "segmentMembership": {"ups": {a: {"status": s, "lastQualificationTime": T0} for a, s in segments.items()}},
+    }
+    if prefixed:
+        body = {"xdm:" + k: v for k, v in body.items()}
+    changes, errors, _ = run([orjson.dumps(body)], Format.XDM, identity_namespace="CRMID")
+    assert errors == []
+    assert {(c.audience_id, c.member) for c in changes} == {(a, s != "exited") for a, s in segments.items()}
+    assert all(c.profile_id == profile_id and c.event_time == EPOCH_T0 for c in changes)
+
+
+# -- files -------------------------------------------------------------------------------------
+@pytest.mark.parametrize("compressed", [False, True])
+def test_files_plain_or_gzip_and_format_detection(tmp_path: Path, compressed: bool) -> None:
+    body = xdm_line("c-1", {"a": "realized"}) + b"\n"
+    path = tmp_path / ("export.json.gz" if compressed else "export.json")
+    path.write_bytes(gzip.compress(body) if compressed else body)
+    with open_input(str(path)) as opened:
+        assert opened.format is Format.XDM
+        assert list(opened.lines) == [body]
+        assert opened.position() == path.stat().st_size
+
+
+def test_detect() -> None:
+    assert detect("a.csv.gz", b"profile_id") is Format.CSV
+    assert detect("a.json", b'{"profile_id": "p"}') is Format.NDJSON
+    assert detect("part-0001", b'{"identityMap": {}}') is Format.XDM

@@ -1,0 +1,120 @@
+"""The stream consumer: at-least-once, idempotent, ordered by event time, resumes after a crash."""
+
+from __future__ import annotations
+
+import random
+import signal
+import time
+from typing import Any
+
+import pytest
+
+from audience_sync.report import ErrorReport
+from audience_sync.store import SyncStore
+from audience_sync.stream import StreamConsumer, StreamOptions
+from tests.audience_sync.helpers import cli, seen_by_readers, spawn
+
+STREAM = "ib:audience-events"
+
+
+def event(profile: str, audience: str, status: str, at: float, **extra: str) -> dict[str, str]:
+    return {"profile_id": profile, "audience_id": audience, "status": status, "event_time": str(at), **extra}
+
+
+def consume(store: SyncStore, consumer: str = "c1", **options: Any) -> Any:
+    settings = StreamOptions(stream=STREAM, consumer=consumer, drain=True, batch_size=7, **options)
+    return StreamConsumer(store, settings, ErrorReport(show=0)).run()
+
+
+def expected_state(events: list[dict[str, str]]) -> dict[str, set[str]]:
+    """For each (profile, audience) the latest event decides; at equal times an exit wins."""
+    winner: dict[tuple[str, str], tuple[float, bool]] = {}
+    for e in events:
+        key = (e["profile_id"], e["audience_id"])
+        at, member = float(e["event_time"]), e["status"] != "exited"
+        best = winner.get(key)
+        if best is None or at > best[0] or (at == best[0] and not member):
+            winner[key] = (at, member)
+    state: dict[str, set[str]] = {}
+    for (profile, audience), (_, member) in winner.items():
+        if member:
+            state.setdefault(profile, set()).add(audience)
+    return state
+
+
+def random_events(seed: int, count: int) -> list[dict[str, str]]:
+    rng = random.Random(seed)
+    return [
+        event(f"p{rng.randrange(40)}", f"a{rng.randrange(3)}", rng.choice(["realized", "exited"]), rng.randrange(50))
+        for _ in range(count)
+    ]
+
+
+def test_out_of_order_and_repeated_events_end_in_the_latest_state(store: SyncStore) -> None:
+    events = random_events(1, 300)
+    delivered = events + random.Random(2).sample(events, 100)  # at-least-once: some twice, late
+    store.add_events(STREAM, delivered)
+    outcome = consume(store)
+    assert outcome.entries == outcome.acked == 400
+    assert seen_by_readers(store) == expected_state(events)
+    assert store.pending_count(STREAM, "audience-sync") == 0
+    # The same events again (a replay from the start): nothing changes.
+    before = seen_by_readers(store)
+    store.add_events(STREAM, events)
+    assert consume(store).tally.added == 0
+    assert seen_by_readers(store) == before
+
+
+def test_bad_entries_are_reported_and_acknowledged(store: SyncStore) -> None:
+    store.add_events(STREAM, [event("p1", "a", "realized", 1), {"profile_id": "p2", "status": "realized"}])
+    store.add_events(STREAM, [event("p3", "a", "maybe", 1), {"audience_id": "a", "status": "exited"}])
+    report = ErrorReport(show=0)
+    outcome = StreamConsumer(store, StreamOptions(stream=STREAM, drain=True), report).run()
+    assert (outcome.entries, outcome.bad, report.count) == (4, 3, 3)
+    assert store.pending_count(STREAM, "audience-sync") == 0
+    assert seen_by_readers(store) == {"p1": {"a"}}
+
+
+def test_entries_of_a_dead_consumer_are_claimed(store: SyncStore) -> None:
+    store.add_events(STREAM, [event("p1", "a", "realized", 1), event("p2", "a", "realized", 1)])
+    store.ensure_group(STREAM, "audience-sync")
+    delivered = store.read_group(STREAM, "audience-sync", "dead", count=10, block_ms=1, pending=False)
+    assert len(delivered) == 2  # delivered to "dead", which never acknowledges them
+    outcome = consume(store, consumer="alive", claim_idle_ms=0)
+    assert outcome.entries == 2
+    assert seen_by_readers(store) == {"p1": {"a"}, "p2": {"a"}}
+    assert store.pending_count(STREAM, "audience-sync") == 0
+
+
+@pytest.mark.timeout(120)
+def test_a_consumer_killed_mid_batch_resumes_exactly(store: SyncStore, redis_url: str, capsys: Any) -> None:
+    events = random_events(3, 3000)
+    ids = store.add_events(STREAM, events)
+    position = {entry_id: i + 1 for i, entry_id in enumerate(ids)}
+
+    def acked() -> int:
+        """Entries delivered to the group (up to its last delivered id) and no longer pending."""
+        groups = store.client.xinfo_groups(STREAM)
+        if not groups:
+            return 0
+        return position.get(groups[0]["last-delivered-id"], 0) - int(groups[0]["pending"])
+
+    args = ("stream", "--drain", "--batch-size", "20", "--consumer", "worker-1")
+    left_pending = []
+    for progress in (20, 1000, 2000):  # kill it three times, at different points of its work
+        consumer = spawn(*args, redis_url=redis_url)
+        deadline = time.monotonic() + 30
+        while acked() < progress:
+            assert time.monotonic() < deadline and consumer.poll() is None, "the consumer made no progress"
+            time.sleep(0.002)
+        consumer.send_signal(signal.SIGKILL)
+        consumer.wait()
+        left_pending.append(store.pending_count(STREAM, "audience-sync"))
+    assert acked() < len(events), "the consumer finished before it could be killed"
+    assert any(left_pending), "never killed between a write and its acknowledgement"
+    # Restarted under the same name: it first takes back its own unacknowledged entries.
+    status, out, _ = cli(capsys, *args, "--redis-url", redis_url)
+    assert status == 0, out
+    assert seen_by_readers(store) == expected_state(events)
+    assert store.pending_count(STREAM, "audience-sync") == 0
+    assert acked() == len(events)

@@ -1,0 +1,91 @@
+"""Helpers for the tests of caps, contact policies, experiments and feedback events."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from google.protobuf import timestamp_pb2
+
+from decision.server import RunningServer
+from decision.v1 import decision_pb2, decision_pb2_grpc
+from tests.decision.helpers import decide_request
+
+HEAD = """
+placements:
+  - {id: banner, channels: [web, mobile], max_items: 1, fallback: fb}
+  - {id: side, channels: [web], max_items: 3, fallback: fb}
+offers:
+  - {id: fb, placements: [banner, side], priority: -100, eligibility: {audiences: {all: [nobody-is-in-this]}}}
+"""
+
+
+# Servers of these tests wait for Redis long enough never to answer degraded on a loaded machine:
+# the tests check what caps decide, not deadlines (tests/decision/test_server.py does).
+PATIENT = {"redis_timeout": 5.0}
+
+
+def ruleset(offers: str, *, head: str = HEAD, settings: str = "", policies: str = "") -> str:
+    return settings + head + offers + policies
+
+
+class Clock:
+    """An injected clock: decisions and events see the time the test sets, never the wall clock."""
+
+    def __init__(self, start: float | str) -> None:
+        self.now = start if isinstance(start, float | int) else datetime.fromisoformat(start).timestamp()
+
+    def __call__(self) -> float:
+        return float(self.now)
+
+    def set(self, moment: float | str) -> None:
+        self.now = moment if isinstance(moment, float | int) else datetime.fromisoformat(moment).timestamp()
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def with_clock(server: RunningServer, clock: Clock) -> RunningServer:
+    server.service.clock = clock
+    return server
+
+
+async def decide(
+    stub: decision_pb2_grpc.DecisionServiceStub, profile: str = "p1", placements: Iterable[str] = ("banner",), **kw: Any
+) -> decision_pb2.DecideResponse:
+    return await stub.Decide(decide_request(profile_id=profile, placements=tuple(placements), **kw), timeout=10)
+
+
+def first(response: decision_pb2.DecideResponse, placement: int = 0) -> decision_pb2.Item:
+    return response.propositions[placement].items[0]
+
+
+def event(
+    item: decision_pb2.Item,
+    event_id: str,
+    kind: int = decision_pb2.EVENT_TYPE_IMPRESSION,
+    *,
+    at: float,
+    profile: str = "p1",
+    custom_type: str = "",
+) -> decision_pb2.Event:
+    stamp = timestamp_pb2.Timestamp()
+    stamp.FromNanoseconds(int(at * 1e9))
+    return decision_pb2.Event(
+        event_id=event_id,
+        profile_id=profile,
+        type=kind,  # type: ignore[arg-type]
+        custom_type=custom_type,
+        tracking_token=item.tracking_token,
+        timestamp=stamp,
+    )
+
+
+async def record(stub: decision_pb2_grpc.DecisionServiceStub, *events: decision_pb2.Event) -> list[tuple[str, str]]:
+    """(outcome name without prefix, reason) per event."""
+    response = await stub.RecordEvents(decision_pb2.RecordEventsRequest(events=list(events)), timeout=10)
+    return [
+        (decision_pb2.EventOutcome.Name(r.outcome).removeprefix("EVENT_OUTCOME_").lower(), r.reason)
+        for r in response.results
+    ]
