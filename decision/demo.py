@@ -13,7 +13,7 @@ import grpc
 import yaml
 from google.protobuf import json_format
 
-from decision.display import format_decision
+from decision.display import format_decision, format_explanations
 from decision.embedded_redis import EmbeddedRedis
 from decision.server import start
 from decision.settings import Settings
@@ -38,6 +38,7 @@ def demo_requests(path: Path) -> list[tuple[str, decision_pb2.DecideRequest]]:
             profile_id=entry["profile_id"],
             channel=entry["channel"],
             placements=[decision_pb2.PlacementRequest(placement_id=p) for p in entry["placements"]],
+            explain=bool(entry.get("explain", False)),
         )
         context: dict[str, Any] = entry.get("context", {})
         for key, value in context.items():
@@ -66,6 +67,8 @@ async def run_demo(example: Path, *, port: int = 50051, once: bool = False) -> i
                     response = await stub.Decide(request, timeout=2.0)
                     print(f"# {note}")
                     print(format_decision(request, response), end="\n\n")
+                    if response.explanations:
+                        print(format_explanations(response), end="\n\n")
             if once:
                 return 0
             print(

@@ -94,6 +94,10 @@ def _iso(epoch: float | None) -> str:
 
 
 def _schedule_text(schedule: Schedule) -> str:
+    if schedule.end is None:
+        return f"from {_iso(schedule.start)}"
+    if schedule.start is None:
+        return f"until {_iso(schedule.end)}"
     return f"{_iso(schedule.start)} to {_iso(schedule.end)}"
 
 

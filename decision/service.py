@@ -85,7 +85,9 @@ class DecisionService:
                 async with asyncio.timeout_at(deadline):
                     audiences, counters = await self.proposer.read(compiled.ruleset, request.profile_id, now)
                 breaker.record_success()
-                eligible = compiled.eligible(audiences, request.context, now)
+                # Only the requested placements' offers: the others could not be shown anyway.
+                placements = [p.placement_id for p in request.placements]
+                eligible = compiled.eligible(audiences, request.context, now, placements)
                 async with asyncio.timeout_at(deadline):
                     decision = await self.proposer.decide(
                         compiled.ruleset, eligible, request, counters, now=now, decision_id=decision_id

@@ -2,12 +2,13 @@
 
 1. a bare grpc.aio echo server (loadtest.echo_server) with the decision server's
    process model, driven by h2load at 1, 16 and 128 calls in flight;
-2. `decision serve` with a generated ruleset (200 offers) and profiles of 20
-   audiences each, driven the same way;
+2. `decision serve` with a generated ruleset (200 offers, caps on: per-profile
+   caps counted on decision and total caps) and profiles of 20 audiences each,
+   driven the same way;
 3. throughput, p50/p99 of both and the ratios; every call checked to have
-   succeeded (h2load counts gRPC errors as successes: the bytes of response
-   DATA received must be exactly requests x the size of a successful answer);
-   a latency-vs-throughput chart (PNG);
+   succeeded (h2load counts gRPC errors as successes: the echo's DATA bytes
+   must be exactly requests x its answer; for Decide the server's own metrics
+   count non-OK statuses and degraded answers); a latency-vs-throughput chart;
 4. rule evaluation alone, 500 offers, against GrowthBook's Python SDK;
 5. the decision workers' RSS.
 
@@ -39,6 +40,7 @@ from decision.v1 import decision_pb2, decision_pb2_grpc
 from loadtest import h2load
 from loadtest.growthbook_compare import compare
 from loadtest.rulegen import audience_id, generate
+from loadtest.scrape import decide_calls, scrape
 
 IN_FLIGHT = (1, 16, 128)
 METHOD_URL = "http://127.0.0.1:{port}/decision.v1.DecisionService/Decide"
@@ -48,11 +50,8 @@ METHOD_URL = "http://127.0.0.1:{port}/decision.v1.DecisionService/Decide"
 class Series:
     name: str
     results: tuple[h2load.LoadResult, ...]
-    answer_bytes: int  # one successful answer, frame header included
-
-    def failed(self, result: h2load.LoadResult) -> int:
-        """Calls without a full answer: a gRPC error carries no DATA."""
-        return result.requests - result.data_bytes // self.answer_bytes
+    # Per level: calls that did not get a full answer (a gRPC error status, or a degraded decision).
+    failures: tuple[int, ...]
 
 
 @contextmanager
@@ -100,13 +99,24 @@ async def load_profiles(url: str, profiles: int, audiences: int, per_profile: in
         await store.close()
 
 
-def measure(name: str, port: int, body: bytes, answer_bytes: int, requests: int) -> Series:
+def measure(name: str, port: int, body: bytes, requests: int, metrics_port: int | None = None) -> Series:
+    """Each level in turn. Failures: for the echo, answers short of the request's bytes (a gRPC error
+    carries no DATA); for Decide, the server's own count of non-OK statuses and degraded answers."""
     url = METHOD_URL.format(port=port)
-    results = []
+    results, failures = [], []
     for in_flight in IN_FLIGHT:
         count = requests // 8 if in_flight == 1 else requests
-        results.append(h2load.run(url, body, requests=count, in_flight=in_flight, warmup=min(2000, count // 4)))
-    return Series(name, tuple(results), answer_bytes)
+        warmup = min(2000, count // 4)
+        before = decide_calls(scrape(metrics_port)) if metrics_port else (0, 0, 0)
+        result = h2load.run(url, body, requests=count, in_flight=in_flight, warmup=warmup)
+        results.append(result)
+        if metrics_port is None:
+            failures.append(result.requests - result.data_bytes // len(body))
+        else:
+            after = decide_calls(scrape(metrics_port))
+            answered_ok = after[0] - before[0] - warmup
+            failures.append((count - answered_ok) + (after[1] - before[1]) + (after[2] - before[2]))
+    return Series(name, tuple(results), tuple(failures))
 
 
 def rss_mib(pid: int) -> float:
@@ -168,7 +178,7 @@ def main() -> int:
     series: list[Series] = []
     with tempfile.TemporaryDirectory() as tmp, EmbeddedRedis() as redis_server:
         rules = Path(tmp) / "rules.yaml"
-        rules.write_text(generate(args.offers, args.audiences, args.seed))
+        rules.write_text(generate(args.offers, args.audiences, args.seed, caps=True))
         offers = len(load_file(str(rules)).offers)
         asyncio.run(load_profiles(redis_server.url, args.profiles, args.audiences, args.per_profile, args.seed))
 
@@ -176,11 +186,12 @@ def main() -> int:
         echo = [sys.executable, "-m", "loadtest.echo_server", "--port", str(port), "--workers", str(args.workers)]
         with process(echo):
             wait_ready(port)
-            series.append(measure("echo", port, body, len(body), args.requests))
+            series.append(measure("echo", port, body, args.requests))
 
-        port = free_port()
+        port, metrics_port = free_port(), free_port()
         serve = [sys.executable, "-m", "decision.cli", "serve", "--rules", str(rules), "--redis-url", redis_server.url,
-                 "--host", "127.0.0.1", "--port", str(port), "--workers", str(args.workers)]  # fmt: skip
+                 "--host", "127.0.0.1", "--port", str(port), "--workers", str(args.workers),
+                 "--metrics-port", str(metrics_port)]  # fmt: skip
         with process(serve) as server:
             wait_ready(port)
             time.sleep(0.5)  # every worker is up
@@ -188,15 +199,15 @@ def main() -> int:
                 answer = decision_pb2_grpc.DecisionServiceStub(channel).Decide(request, timeout=5)
             if answer.degraded or any(p.fallback for p in answer.propositions):
                 print("warning: the sample answer is degraded or a fallback", file=sys.stderr)
-            series.append(measure("decide", port, body, 5 + answer.ByteSize(), args.requests))
+            series.append(measure("decide", port, body, args.requests, metrics_port))
             rss = [rss_mib(pid) for pid in worker_pids(server.pid)]
 
     print(f"\nworkers {args.workers}; ruleset {offers} offers; {args.profiles} profiles x {args.per_profile} audiences")
     print(f"{'server':8} {'in flight':>9} {'calls':>7} {'failed':>6} {'calls/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
     for s in series:
-        for r in s.results:
+        for r, failed in zip(s.results, s.failures, strict=True):
             print(
-                f"{s.name:8} {r.in_flight:>9} {r.requests:>7} {s.failed(r):>6} {r.throughput:>9.0f} "
+                f"{s.name:8} {r.in_flight:>9} {r.requests:>7} {failed:>6} {r.throughput:>9.0f} "
                 f"{r.percentile(0.5):>8.2f} {r.percentile(0.99):>8.2f}"
             )
     echo_series, decide_series = series
@@ -209,7 +220,7 @@ def main() -> int:
     print(f"decision worker RSS after the run: {', '.join(f'{m:.0f} MiB' for m in rss)}")
     chart(series, args.chart)
     print(f"chart: {args.chart}")
-    failures = sum(s.failed(r) for s in series for r in s.results)
+    failures = sum(sum(s.failures) for s in series)
     if not args.skip_growthbook:
         result = compare(offers=500)
         print(

@@ -75,7 +75,8 @@ def generate(offers: int, audiences: int, seed: int = 1, *, caps: bool = False) 
         elif caps and index % 25 == 1:  # a daily budget across profiles
             capping = ", caps: [{max: 1000000, scope: total, period: day}]"
         lines.append(
-            f"  - {{id: offer_{index:04d}, placements: [{', '.join(placements)}], priority: {rng.randrange(100)}{capping}, "
+            f"  - {{id: offer_{index:04d}, placements: [{', '.join(placements)}], "
+            f"priority: {rng.randrange(100)}{capping}, "
             f'content: {{title: "Offer {index}", link: "/o/{index}"}}, '
             f"eligibility: {{audiences: {{{audiences_yaml}}}{conditions_yaml}{schedule}}}}}"
         )

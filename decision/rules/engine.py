@@ -21,7 +21,7 @@ from __future__ import annotations
 import itertools
 import threading
 import weakref
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from typing import Final
 
@@ -57,39 +57,95 @@ class CompiledRuleset:
         self._rules: Mapping[str, CompiledRule] = compilation.rules
         self._layout = compilation.layout
         self._fact_ids = itertools.count(1)
-        definition = orjson.dumps(compilation.definition).decode()
+        self._position = {offer_id: index for index, offer_id in enumerate(ruleset.offers)}
+        # One engine ruleset with every rule, and one per placement with the rules of its offers: a
+        # request evaluates only what its placements can show (the engine's cost grows with the rules
+        # it holds and the actions it hands back, one per matching rule).
+        definition: Mapping[str, object] = compilation.definition
+        self._handle = self._load(definition)
+        self._placement_handles: dict[str, tuple[int, int]] = {}
+        self._offers_cache: dict[tuple[str, ...], frozenset[str]] = {}
+        for placement_id in ruleset.placements:
+            subset = {
+                name: rule
+                for name, rule in definition.items()
+                if placement_id in ruleset.offers[self._rules[name].offer_id].placements
+            }
+            if subset:
+                self._placement_handles[placement_id] = (self._load(subset), len(subset))
+
+    def _load(self, definition: Mapping[str, object]) -> int:
         with _lock:
-            self._handle: int = _dre.create_ruleset(f"ruleset_{next(_names)}", definition)
-        weakref.finalize(self, _delete_ruleset, self._handle)
+            handle: int = _dre.create_ruleset(f"ruleset_{next(_names)}", orjson.dumps(definition).decode())
+        weakref.finalize(self, _delete_ruleset, handle)
+        return handle
 
     @property
     def version(self) -> str:
         return self.ruleset.version
 
-    def eligible(self, audiences: AbstractSet[str], context: Context, now: float) -> dict[str, str]:
+    def eligible(
+        self,
+        audiences: AbstractSet[str],
+        context: Context,
+        now: float,
+        placements: Sequence[str] | None = None,
+    ) -> dict[str, str]:
         """Offer id -> name of its first matching rule, for every eligible offer, in file order.
 
-        Equal to ``reference.eligible`` on the same inputs (held by the
-        property-based tests).
+        With ``placements``, only the offers of those placements (the others are
+        not evaluated). Equal to ``reference.eligible`` on the same inputs,
+        restricted to those placements' offers (held by the property-based tests).
         """
         fact = self._layout.fact(next(self._fact_ids), audiences, context, now)
         if len(fact) > MAX_FACT_PROPERTIES:
             # More matching audiences than a fact can hold: rare, and still
             # answered exactly, by the plain evaluation of the same rules.
-            return reference.eligible(self.ruleset, audiences, context, now)
-        fired = self._fire(orjson.dumps(fact).decode())
+            everything = reference.eligible(self.ruleset, audiences, context, now)
+            if placements is None:
+                return everything
+            offers = self.ruleset.offers
+            return {o: r for o, r in everything.items() if any(p in offers[o].placements for p in placements)}
+        fact_json = orjson.dumps(fact).decode()
+        fired: set[str] = set()
+        handles, wanted = self._handles_for(placements)
+        for handle in handles:
+            self._fire(handle, fact_json, fired)
         best: dict[str, CompiledRule] = {}
         for engine_name in fired:
             rule = self._rules[engine_name]
+            if wanted is not None and rule.offer_id not in wanted:
+                continue
             current = best.get(rule.offer_id)
             if current is None or rule.rule_index < current.rule_index:
                 best[rule.offer_id] = rule
-        return {offer_id: best[offer_id].rule_name for offer_id in self.ruleset.offers if offer_id in best}
+        position = self._position
+        return {offer_id: best[offer_id].rule_name for offer_id in sorted(best, key=position.__getitem__)}
 
-    def _fire(self, fact_json: str) -> set[str]:
-        """Assert the fact, collect the names of the rules it fires, retract it."""
-        handle = self._handle
-        fired: set[str] = set()
+    def _handles_for(self, placements: Sequence[str] | None) -> tuple[list[int], frozenset[str] | None]:
+        """The engine rulesets to assert into, and the offers to keep of what fires (None: all).
+
+        The placements' own rulesets, unless together they hold as many rules as the whole one
+        (offers shown in several placements are in several): then the whole one, its answer
+        narrowed to the placements' offers.
+        """
+        if placements is None:
+            return [self._handle], None
+        chosen = [self._placement_handles[p] for p in dict.fromkeys(placements) if p in self._placement_handles]
+        if sum(size for _, size in chosen) >= len(self._rules):
+            return [self._handle], self._offers_of(tuple(placements))
+        return [handle for handle, _ in chosen], None
+
+    def _offers_of(self, placements: tuple[str, ...]) -> frozenset[str]:
+        offers = self._offers_cache.get(placements)
+        if offers is None:
+            offers = frozenset(o.id for o in self.ruleset.offers.values() if any(p in o.placements for p in placements))
+            if len(self._offers_cache) < 256:  # bounded: requests name placements in few combinations
+                self._offers_cache[placements] = offers
+        return offers
+
+    def _fire(self, handle: int, fact_json: str, fired: set[str]) -> None:
+        """Assert the fact, add the names of the rules it fires to ``fired``, retract it."""
         with _lock:
             try:
                 status, state = _dre.assert_fact(handle, fact_json)
@@ -97,15 +153,13 @@ class CompiledRuleset:
                 raise EngineError(str(exc)) from exc
             try:
                 if status == _HANDLED:
-                    self._drain(state, fired)
+                    self._drain(handle, state, fired)
                 elif status != _NOT_HANDLED:
                     raise EngineError(f"durable_rules answered status {status} to a fact")
             finally:
                 _dre.retract_fact(handle, fact_json)
-        return fired
 
-    def _drain(self, state: int, fired: set[str]) -> None:
-        handle = self._handle
+    def _drain(self, handle: int, state: int, fired: set[str]) -> None:
         result = _dre.start_action_for_state(handle, state)
         message = result[1] if result else None
         try:

@@ -42,6 +42,7 @@ async def test_a_profile_cap_of_3_gives_exactly_3_proposals(
     # A generous Redis budget: a reservation whose answer came too late would be counted, not proposed.
     server = await start_server(write_rules(rules), redis_timeout=30.0)
     seen = await storm(server.port, ["p1"] * CALLS)
+    print("profile cap 3:", dict(seen))
     assert seen["capped"] == 3, seen
     assert seen["capped"] + seen["next"] + seen["degraded"] == CALLS
     assert seen["next"] > 0  # the others were decided, and the capped offer gave way
@@ -59,5 +60,6 @@ async def test_a_total_cap_across_200_profiles_is_never_exceeded(
     server = await start_server(write_rules(rules), redis_timeout=30.0)
     profiles = [f"p{i % 200}" for i in range(CALLS)]
     seen = await storm(server.port, profiles)
+    print("total cap 37:", dict(seen))
     assert seen["coupon"] == 37, seen
     assert seen["coupon"] + seen["next"] + seen["degraded"] == CALLS

@@ -118,12 +118,17 @@ def eligibility_rules(draw: st.DrawFn) -> dict[str, Any]:
     return rule
 
 
+PLACEMENTS = ("p", "q", "r")
+
+
 @st.composite
 def ruleset_documents(draw: st.DrawFn, max_offers: int = 8) -> str:
     """A valid ruleset as YAML text."""
-    offers: list[dict[str, Any]] = [{"id": "fallback", "placements": ["p"]}]
+    # Three placements; each offer in one to three of them (engines are built per placement).
+    offers: list[dict[str, Any]] = [{"id": "fallback", "placements": list(PLACEMENTS)}]
     for index in range(draw(st.integers(1, max_offers))):
-        offer: dict[str, Any] = {"id": f"o{index}", "placements": ["p"], "priority": draw(st.integers(-3, 3))}
+        placements = draw(st.lists(st.sampled_from(PLACEMENTS), min_size=1, max_size=3, unique=True))
+        offer: dict[str, Any] = {"id": f"o{index}", "placements": placements, "priority": draw(st.integers(-3, 3))}
         if draw(st.booleans()):
             rules = draw(st.lists(eligibility_rules(), min_size=1, max_size=3))
             offer["eligibility"] = [{"name": f"rule{i}", **r} for i, r in enumerate(rules)]
@@ -131,7 +136,7 @@ def ruleset_documents(draw: st.DrawFn, max_offers: int = 8) -> str:
             offer["eligibility"] = draw(eligibility_rules())
         offers.append(offer)
     document = {
-        "placements": [{"id": "p", "channels": ["web"], "max_items": 3, "fallback": "fallback"}],
+        "placements": [{"id": p, "channels": ["web"], "max_items": 3, "fallback": "fallback"} for p in PLACEMENTS],
         "offers": offers,
     }
     return yaml.safe_dump(document, allow_unicode=True, sort_keys=False)

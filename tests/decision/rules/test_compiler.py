@@ -24,9 +24,14 @@ def test_durable_rules_agrees_with_reference(document: str, batch: list) -> None
     ruleset, problems = parse(document.encode(), "random.yaml")
     assert ruleset is not None, "\n".join(map(str, problems))
     compiled = compile_and_load(ruleset)
-    for audiences, context, now in batch:
+    placement_ids = list(ruleset.placements)
+    for index, (audiences, context, now) in enumerate(batch):
         expected = reference.eligible(ruleset, audiences, context, now)
         assert compiled.eligible(audiences, context, now) == expected, (audiences, context, now)
+        # Restricted to some placements: exactly the reference's answer for those placements' offers.
+        wanted = placement_ids[index % len(placement_ids) :][:2]
+        restricted = {o: r for o, r in expected.items() if any(p in ruleset.offers[o].placements for p in wanted)}
+        assert compiled.eligible(audiences, context, now, wanted) == restricted, (wanted, audiences, context, now)
 
 
 def test_field_names_never_collide_in_the_engines_hash() -> None:
