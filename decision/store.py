@@ -43,6 +43,9 @@ log = logging.getLogger(__name__)
 AnyRedis = aioredis.Redis | RedisCluster
 CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
 
+# A decision connection with commands unanswered this long is replaced (seconds).
+STALLED_AFTER = 1.0
+
 # While the registry is lost, the ERROR is repeated at most this often (seconds).
 REGISTRY_LOST_LOG_EVERY = 30.0
 
@@ -87,6 +90,12 @@ class _RespProtocol(asyncio.Protocol):
         self._waiters: collections.deque[asyncio.Future[Any]] = collections.deque()
         self._transport: asyncio.Transport | None = None
         self.closed = False
+        # When the oldest unanswered command was written (None: nothing pending): a connection whose
+        # replies stopped coming (a partition, a frozen server) is replaced rather than written into forever.
+        self._waiting_since: float | None = None
+
+    def stalled(self, now: float, patience: float) -> bool:
+        return self._waiting_since is not None and now - self._waiting_since > patience
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)
@@ -95,6 +104,9 @@ class _RespProtocol(asyncio.Protocol):
         self._reader.feed(data)
         while (reply := self._reader.gets()) is not False:
             waiter = self._waiters.popleft()
+            # Replies flow: the clock restarts for the commands still pending (an approximation that
+            # errs towards patience: the next one may have been written a little earlier).
+            self._waiting_since = time.monotonic() if self._waiters else None
             if waiter.done():  # its caller gave up (deadline): the reply is dropped, the order kept
                 continue
             if isinstance(reply, hiredis.ReplyError):
@@ -116,6 +128,8 @@ class _RespProtocol(asyncio.Protocol):
             waiter.set_exception(RedisConnectionError("connection to Redis lost"))
             return waiter
         self._transport.write(command)
+        if not self._waiters:
+            self._waiting_since = time.monotonic()
         self._waiters.append(waiter)
         return waiter
 
@@ -163,6 +177,10 @@ class FastPath:
 
     async def execute(self, *args: Any) -> Any:
         protocol = self._protocol
+        if protocol is not None and protocol.stalled(time.monotonic(), STALLED_AFTER):
+            log.warning("Redis has not answered for %.1f s on the decision connection: reconnecting", STALLED_AFTER)
+            protocol.close()  # fails its pending commands (degraded answers); the next ones use a new connection
+            protocol = self._protocol = None
         if protocol is None or protocol.closed:
             protocol = await self._connection()
         return await protocol.call(_pack(args))

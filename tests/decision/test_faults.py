@@ -214,3 +214,36 @@ async def test_a_slow_redis_does_not_break_deadlines(
             assert response.degraded and offers(response) == ["fb"]
         await sleeping
         await admin.aclose()
+
+
+async def test_a_frozen_redis_connection_is_replaced(
+    fault_redis: list[EmbeddedRedis], start_server: StartServer, rules_path: Path
+) -> None:
+    # SIGSTOP: the connection stays open but nothing answers (a partition looks the same). Decisions
+    # answer fallbacks in time; the decision connection is replaced; answers are normal once Redis runs.
+    fault_redis.append(EmbeddedRedis().start())
+    redis_process = fault_redis[-1].process
+    assert redis_process is not None
+    server = await vip_server(start_server, rules_path, fault_redis[-1].url)
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        stub = decision_pb2_grpc.DecisionServiceStub(channel)
+        request = decide_request(profile_id="p1", placements=["banner"])
+        assert offers(await stub.Decide(request, timeout=2)) == ["vip"]
+        fast = server.store._fast
+        assert fast is not None
+        first_connection = fast._protocol
+        redis_process.send_signal(signal.SIGSTOP)
+        try:
+            for _ in range(8):  # 2.4 s frozen, past the 1 s after which the connection counts as stalled
+                response = await stub.Decide(request, timeout=0.3)
+                assert response.degraded and offers(response) == ["fb"]
+                await asyncio.sleep(0.1)
+        finally:
+            redis_process.send_signal(signal.SIGCONT)
+        for _ in range(100):
+            response = await stub.Decide(request, timeout=1)
+            if not response.degraded:
+                break
+            await asyncio.sleep(0.05)
+        assert offers(response) == ["vip"]
+        assert fast._protocol is not first_connection
