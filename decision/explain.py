@@ -25,6 +25,7 @@ from decision.rules.types import (
     HOLDOUT,
     AllOf,
     AnyOf,
+    CapScope,
     Condition,
     Context,
     EligibilityRule,
@@ -185,7 +186,7 @@ def _delivery_block(
     now_ms: int,
 ) -> Explanation | None:
     for cap in offer.caps:
-        if cap.scope.value != "profile":
+        if cap.scope is not CapScope.PROFILE:
             continue
         times = counters.get(offer_counter_field(offer.id, cap.counts), ())
         count = count_since(times, window_start_ms(cap.period, now_ms))
