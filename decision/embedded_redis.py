@@ -16,7 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 
@@ -152,10 +152,3 @@ class EmbeddedRedis:
 
     def __exit__(self, *_: object) -> None:
         self.stop()
-
-
-@contextlib.contextmanager
-def embedded_redis(**kwargs: object) -> Iterator[EmbeddedRedis]:
-    server = EmbeddedRedis(**kwargs)  # type: ignore[arg-type]
-    with server:
-        yield server

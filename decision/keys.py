@@ -224,9 +224,6 @@ class AudienceDirectory:
         entries = {_text(k): AudienceEntry.decode(k, v) for k, v in raw.items()}
         return cls.build(int(version or 0), entries)
 
-    def knows_code(self, code: int) -> bool:
-        return code in self._codes
-
     def audiences(self, membership: Mapping[bytes, bytes], now: float) -> tuple[frozenset[str], bool]:
         """Decode a profile's membership hash.
 

@@ -17,8 +17,6 @@ import sys
 
 import grpc
 
-METHOD = "/decision.v1.DecisionService/Decide"
-
 
 def _echo(request: bytes, context: object) -> bytes:
     return request

@@ -41,7 +41,6 @@ from typing import Any, Final
 import orjson
 
 from decision.rules.errors import Problem, RulesetInvalid
-from decision.rules.loader import iter_predicates
 from decision.rules.reference import OPERATORS
 from decision.rules.types import (
     AllOf,
@@ -478,12 +477,3 @@ class _Compiler:
 def compile_ruleset(ruleset: Ruleset) -> Compilation:
     """Compile the eligibility of every offer. Raises RulesetInvalid if it exceeds engine limits."""
     return _Compiler(ruleset).compile()
-
-
-def referenced_attributes(ruleset: Ruleset) -> set[str]:
-    return {
-        p.attribute
-        for offer in ruleset.offers.values()
-        for rule in offer.rules
-        for p in iter_predicates(rule.condition)
-    }

@@ -61,9 +61,6 @@ class _Walker:
     def error(self, node: Node, path: str, reason: str) -> None:
         self.problems.append(Problem(self.loc(node), path or "(document)", reason))
 
-    def warn(self, node: Node, path: str, reason: str) -> None:
-        self.problems.append(Problem(self.loc(node), path, reason, Severity.WARNING))
-
     def value(self, node: Node) -> object:
         try:
             return self._constructor.construct_object(node, deep=True)

@@ -109,10 +109,6 @@ class Schedule:
     def contains(self, now: float) -> bool:
         return (self.start is None or now >= self.start) and (self.end is None or now < self.end)
 
-    @property
-    def unbounded(self) -> bool:
-        return self.start is None and self.end is None
-
 
 @dataclass(frozen=True, slots=True)
 class EligibilityRule:

@@ -60,3 +60,13 @@ async def test_published_registry_changes_reach_the_server(
             break
         await asyncio.sleep(0.02)
     assert server.store.directory.entries["vip"].code == entry.code
+
+
+async def test_removed_membership_stops_counting(start_server: StartServer, write_rules: Callable[[str], Path]) -> None:
+    server = await start_server(write_rules(RULES))
+    await server.store.add_membership("p1", "vip")
+    await server.store.add_membership("p1", "gold")
+    await server.store.remove_membership("p1", "vip")
+    await server.store.remove_membership("p1", "never-registered")  # unknown audience: nothing to remove
+    async with decision_stub(server.port) as stub:
+        assert offers(await stub.Decide(decide_request(), timeout=5)) == ["gold"]
