@@ -34,8 +34,8 @@ from audience_sync.formats import InputOptions
 from audience_sync.report import ErrorReport
 from audience_sync.snapshot import LoadOptions, SnapshotLoad
 from audience_sync.store import SyncStore, connect
-from decision.embedded_redis import EmbeddedRedis
-from decision.keys import KeySpace
+from decision.store.embedded import EmbeddedRedis
+from decision.store.keys import KeySpace
 
 AUDIENCES = 10
 QUALIFIED = "2026-11-01T06:00:00Z"
@@ -117,7 +117,7 @@ async def decide_cost(url: str, rules: Path, profile_id: str) -> dict[str, int]:
     """Redis commands spent by one Decide on a real server (after one warm-up call)."""
     import grpc
 
-    from decision.server import start
+    from decision.api.server import start
     from decision.settings import Settings
     from decision.v1 import decision_pb2, decision_pb2_grpc
 

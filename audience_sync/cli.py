@@ -55,7 +55,7 @@ def _redis_url(args: argparse.Namespace) -> str:
 
 def _store(args: argparse.Namespace) -> Any:
     from audience_sync.store import SyncStore
-    from decision.keys import KeySpace
+    from decision.store.keys import KeySpace
 
     try:
         keys = KeySpace(args.key_prefix)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from audience_sync.records import Change
 from audience_sync.registry import DEFAULT_STALE_AFTER, RegistryState
 from audience_sync.store import SyncStore
-from decision.keys import AudienceEntry, membership_field
+from decision.store.keys import AudienceEntry, membership_field
 
 STALE, CHANGED, SAME = 2, 1, 0
 

@@ -24,7 +24,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from audience_sync import lua
 from audience_sync.registry import RegistryState
-from decision.keys import AudienceEntry, KeySpace
+from decision.store.keys import AudienceEntry, KeySpace
 
 Client = Redis | RedisCluster
 CLUSTER_SCHEMES: Final = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
@@ -44,7 +44,7 @@ Command = Sequence[str | bytes | int]
 
 
 def connect(url: str, *, timeout: float = 10.0) -> Client:
-    """A client for ``redis://``, ``rediss://`` (TLS) or ``redis+cluster://`` URLs (as decision.store.connect)."""
+    """A client for ``redis://``, ``rediss://`` (TLS) or ``redis+cluster://`` URLs (as the decision service's)."""
     parts = urlsplit(url)
     options: dict[str, Any] = {"socket_timeout": timeout, "socket_connect_timeout": min(timeout, 5.0)}
     if parts.scheme in CLUSTER_SCHEMES:

@@ -33,9 +33,9 @@ from pathlib import Path
 
 import grpc
 
-from decision.embedded_redis import EmbeddedRedis, free_port
 from decision.rules.loader import load_file
-from decision.store import ProfileStore, connect
+from decision.store.embedded import EmbeddedRedis, free_port
+from decision.store.profiles import ProfileStore, connect
 from decision.v1 import decision_pb2, decision_pb2_grpc
 from loadtest import h2load
 from loadtest.growthbook_compare import compare

@@ -31,8 +31,8 @@ from typing import Any
 import grpc
 import redis
 
-from decision.embedded_redis import EmbeddedRedis, find_redis_server, free_port
-from decision.keys import AudienceEntry, KeySpace, membership_field, membership_value
+from decision.store.embedded import EmbeddedRedis, find_redis_server, free_port
+from decision.store.keys import AudienceEntry, KeySpace, membership_field, membership_value
 from decision.v1 import decision_pb2, decision_pb2_grpc
 
 RULES = """

@@ -24,9 +24,9 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from decision.embedded_redis import EmbeddedRedis, free_port
 from decision.rules.loader import load_file
-from decision.store import ProfileStore, connect
+from decision.store.embedded import EmbeddedRedis, free_port
+from decision.store.profiles import ProfileStore, connect
 from decision.v1 import decision_pb2, decision_pb2_grpc
 from loadtest.rulegen import CATEGORIES, DEVICES, generate
 

@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from decision.embedded_redis import EmbeddedRedis, free_port
+from decision.store.embedded import EmbeddedRedis, free_port
 from loadtest import h2load
 from loadtest.bench import load_profiles, process, sample_request, wait_ready
 from loadtest.rulegen import generate

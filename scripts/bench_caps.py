@@ -23,9 +23,9 @@ from pathlib import Path
 
 import grpc
 
-from decision.embedded_redis import EmbeddedRedis
-from decision.server import start
+from decision.api.server import start
 from decision.settings import Settings
+from decision.store.embedded import EmbeddedRedis
 from decision.v1 import decision_pb2, decision_pb2_grpc
 
 HEAD = """

@@ -13,9 +13,9 @@ import pytest
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 
-from decision.embedded_redis import EmbeddedRedis
-from decision.server import RunningServer, start
+from decision.api.server import RunningServer, start
 from decision.settings import Settings
+from decision.store.embedded import EmbeddedRedis
 from decision.v1 import decision_pb2_grpc
 from tests.redis_cluster import LocalCluster
 

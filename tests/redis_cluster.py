@@ -19,7 +19,7 @@ from typing import Any
 import redis
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 
-from decision.embedded_redis import EmbeddedRedis, find_redis_server
+from decision.store.embedded import EmbeddedRedis, find_redis_server
 
 # Not the workload: statistics, configuration, replication acknowledgements, and a new connection's
 # handshake (HELLO, CLIENT SETINFO, AUTH: once per connection, not per decision).

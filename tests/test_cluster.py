@@ -16,8 +16,8 @@ import grpc
 import pytest
 import pytest_asyncio
 
-from decision.keys import KeySpace
-from decision.server import RunningServer
+from decision.api.server import RunningServer
+from decision.store.keys import KeySpace
 from decision.v1 import decision_pb2_grpc
 from tests.conftest import StartServer
 from tests.decision.helpers import decide_request, offers

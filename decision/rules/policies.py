@@ -10,11 +10,11 @@ from __future__ import annotations
 import math
 import re
 from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
 
 import orjson
 from yaml.nodes import MappingNode, Node, ScalarNode
 
-from decision.periods import zone
 from decision.rules.errors import Problem
 from decision.rules.formula import Formula, FormulaError, parse_formula
 from decision.rules.patterns import ATTRIBUTE_PATTERN, ID_PATTERN
@@ -103,7 +103,7 @@ def time_zone(w: _Walker, node: Node, path: str) -> str | None:
     if name is None:
         return None
     try:
-        zone(name)
+        ZoneInfo(name)
     except (ValueError, KeyError, OSError):  # ZoneInfoNotFoundError is a KeyError
         w.error(node, path, f"unknown time zone {name!r} (an IANA name, e.g. Europe/Paris or UTC)")
         return None

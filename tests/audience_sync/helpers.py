@@ -14,7 +14,7 @@ import orjson
 
 from audience_sync.cli import main
 from audience_sync.store import SyncStore
-from decision.keys import AudienceDirectory
+from decision.store.keys import AudienceDirectory
 
 ROOT = Path(__file__).resolve().parents[2]
 

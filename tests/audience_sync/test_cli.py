@@ -13,7 +13,7 @@ import pytest
 from audience_sync.cli import build_parser
 from audience_sync.report import Progress
 from audience_sync.store import SyncStore
-from decision.embedded_redis import free_port
+from decision.store.embedded import free_port
 from tests.audience_sync.helpers import cli, dump, seen_by_readers, write_lines, xdm_line
 
 

@@ -4,7 +4,7 @@ The load reads its input from a pipe, so the test decides how far it gets
 before the kill: nothing written yet, half written, everything written but
 not switched (the input is not closed yet), and "input closed" (the switch
 may or may not have happened). A reader decodes memberships the way the
-decision service does (decision.store.ProfileStore) all along; every answer
+decision service does (decision.store.profiles.ProfileStore) all along; every answer
 must be the profile's old audiences or its new ones. A rerun then converges
 to exactly the new snapshot, and gc leaves nothing but active generations.
 """
@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from audience_sync.store import SyncStore
-from decision.store import ProfileStore, connect
+from decision.store.profiles import ProfileStore, connect
 from tests.audience_sync.helpers import ROOT, seen_by_readers, write_lines
 
 PROFILES = 3000

@@ -8,7 +8,7 @@ from typing import Any
 
 from google.protobuf import timestamp_pb2
 
-from decision.server import RunningServer
+from decision.api.server import RunningServer
 from decision.v1 import decision_pb2, decision_pb2_grpc
 from tests.decision.helpers import decide_request
 
@@ -22,7 +22,7 @@ offers:
 
 
 # Servers of these tests wait for Redis long enough never to answer degraded on a loaded machine:
-# the tests check what caps decide, not deadlines (tests/decision/test_server.py does).
+# the tests check what caps decide, not deadlines (tests/decision/api/test_server.py does).
 PATIENT = {"redis_timeout": 5.0}
 
 

@@ -176,7 +176,7 @@ def test_unknown_settings_time_zone() -> None:
 
 
 def test_no_tie_warning_where_a_score_formula_ranks_equal_priorities() -> None:
-    from decision.lint import equal_priority_overlaps
+    from decision.rules.lint import equal_priority_overlaps
 
     def ties(score: str) -> list[str]:
         text = f"""placements:

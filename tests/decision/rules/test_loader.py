@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from decision.cli import main
+from decision.cli.main import main
 from decision.rules.loader import parse
 
 BAD = """\

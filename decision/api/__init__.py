@@ -1,0 +1,1 @@
+"""The gRPC edge: server, servicer (proto <-> domain, status codes), interceptors, authentication, TLS."""

@@ -1,0 +1,203 @@
+"""Protobuf <-> domain translation, with the request's field-level validation.
+
+Every rejection names the field the way a caller wrote it
+(``placements[1].placement_id``, ``context.cart_value``).
+"""
+
+from __future__ import annotations
+
+import math
+
+from google.protobuf import struct_pb2
+
+from decision.core.types import Decision, DecisionRequest, Explanation, InvalidRequest, PlacementRequest
+from decision.rules.types import CLICK, DISMISS, IMPRESSION, ContextValue, Scalar
+from decision.service.events import MAX_EVENTS_PER_CALL, EventInput, EventResult, Outcome
+from decision.settings import Limits
+from decision.v1 import decision_pb2
+
+
+def _bounded(value: str, field: str, limit: int, *, required: bool) -> str:
+    if not value:
+        if required:
+            raise InvalidRequest(field, "required")
+        return value
+    size = len(value.encode())
+    if size > limit:
+        raise InvalidRequest(field, f"longer than {limit} bytes ({size})")
+    if not value.isprintable():
+        raise InvalidRequest(field, "contains control characters")
+    return value
+
+
+def _scalar(value: struct_pb2.Value, field: str, limits: Limits) -> Scalar:
+    kind = value.WhichOneof("kind")
+    if kind == "string_value":
+        text = value.string_value
+        if len(text.encode()) > limits.max_string_bytes:
+            raise InvalidRequest(field, f"string longer than {limits.max_string_bytes} bytes")
+        return text
+    if kind == "number_value":
+        number = value.number_value
+        if not math.isfinite(number):
+            raise InvalidRequest(field, f"numbers must be finite, got {number}")
+        return number + 0.0  # -0.0 stays a float; ints never reach here
+    if kind == "bool_value":
+        return value.bool_value
+    if kind == "null_value" or kind is None:
+        raise InvalidRequest(field, "null is not allowed (leave the attribute out instead)")
+    raise InvalidRequest(field, "nested objects are not allowed; use a string, number, boolean or list")
+
+
+def _context_value(value: struct_pb2.Value, field: str, limits: Limits) -> ContextValue:
+    if value.WhichOneof("kind") == "list_value":
+        items = value.list_value.values
+        if len(items) > limits.max_list_items:
+            raise InvalidRequest(field, f"list longer than {limits.max_list_items} items")
+        result: list[Scalar] = []
+        for index, item in enumerate(items):
+            if item.WhichOneof("kind") == "list_value":
+                raise InvalidRequest(f"{field}[{index}]", "nested lists are not allowed")
+            result.append(_scalar(item, f"{field}[{index}]", limits))
+        return tuple(result)
+    return _scalar(value, field, limits)
+
+
+def decide_request(message: decision_pb2.DecideRequest, limits: Limits) -> DecisionRequest:
+    profile_id = _bounded(message.profile_id, "profile_id", limits.max_profile_id_bytes, required=True)
+    channel = _bounded(message.channel, "channel", limits.max_channel_bytes, required=True)
+    request_id = _bounded(message.request_id, "request_id", limits.max_request_id_bytes, required=False)
+    if not message.placements:
+        raise InvalidRequest("placements", "at least one placement is required")
+    if len(message.placements) > limits.max_placements:
+        raise InvalidRequest("placements", f"at most {limits.max_placements} placements per request")
+    placements = []
+    for index, placement in enumerate(message.placements):
+        field = f"placements[{index}]"
+        if not placement.placement_id:
+            raise InvalidRequest(f"{field}.placement_id", "required")
+        if placement.max_items > limits.max_items_per_placement:
+            raise InvalidRequest(f"{field}.max_items", f"at most {limits.max_items_per_placement}")
+        placements.append(PlacementRequest(placement.placement_id, placement.max_items))
+    if len(message.context) > limits.max_context_keys:
+        raise InvalidRequest("context", f"at most {limits.max_context_keys} attributes ({len(message.context)} sent)")
+    context: dict[str, ContextValue] = {}
+    for key, value in message.context.items():
+        if not key or len(key.encode()) > limits.max_context_key_bytes or not key.isprintable():
+            raise InvalidRequest("context", f"invalid attribute name {key[:64]!r}")
+        context[key] = _context_value(value, f"context.{key}", limits)
+    return DecisionRequest(
+        profile_id=profile_id,
+        channel=channel,
+        placements=tuple(placements),
+        context=context,
+        request_id=request_id,
+        explain=message.explain,
+    )
+
+
+def decide_response(decision: Decision) -> decision_pb2.DecideResponse:
+    return decision_pb2.DecideResponse(
+        propositions=[
+            decision_pb2.Proposition(
+                placement_id=p.placement_id,
+                fallback=p.fallback,
+                items=[
+                    decision_pb2.Item(
+                        offer_id=i.offer_id,
+                        content_json=i.content_json,
+                        rule=i.rule,
+                        priority=i.priority,
+                        score=i.score,
+                        tracking_token=i.tracking_token,
+                        fallback=i.fallback,
+                        experiment_id=i.experiment_id,
+                        variant=i.variant,
+                    )
+                    for i in p.items
+                ],
+                experiment_id=p.experiment_id,
+                variant=p.variant,
+            )
+            for p in decision.propositions
+        ],
+        ruleset_version=decision.ruleset_version,
+        degraded=decision.degraded,
+        request_id=decision.request_id,
+        decision_id=decision.decision_id,
+        explanations=[_explanation(e) for e in decision.explanations],
+    )
+
+
+def _explanation(e: Explanation) -> decision_pb2.OfferExplanation:
+    message = decision_pb2.OfferExplanation(
+        offer_id=e.offer_id,
+        placement_id=e.placement_id,
+        outcome=f"EXPLANATION_OUTCOME_{e.outcome.name}",  # the proto enum mirrors decision.core.types.Outcome
+        reason=e.reason,
+        rule=e.rule,
+        audience=e.audience,
+        condition=e.condition,
+        attribute=e.attribute,
+        beaten_by=e.beaten_by,
+        limit=e.limit,
+        count=e.count,
+        experiment_id=e.experiment_id,
+    )
+    if e.actual is not None:
+        _set_value(message.actual, e.actual)
+    return message
+
+
+def _set_value(target: struct_pb2.Value, value: ContextValue) -> None:
+    if isinstance(value, bool):
+        target.bool_value = value
+    elif isinstance(value, float):
+        target.number_value = value
+    elif isinstance(value, str):
+        target.string_value = value
+    else:
+        for member in value:
+            _set_value(target.list_value.values.add(), member)
+
+
+# Wire event types -> what they count (synonyms share a number: display = impression, interact = click).
+_EVENT_KINDS = {
+    decision_pb2.EVENT_TYPE_IMPRESSION: IMPRESSION,
+    decision_pb2.EVENT_TYPE_CLICK: CLICK,
+    decision_pb2.EVENT_TYPE_DISMISS: DISMISS,
+    decision_pb2.EVENT_TYPE_CUSTOM: "custom",
+}
+_OUTCOMES = {
+    Outcome.RECORDED: decision_pb2.EVENT_OUTCOME_RECORDED,
+    Outcome.DUPLICATE: decision_pb2.EVENT_OUTCOME_DUPLICATE,
+    Outcome.REJECTED: decision_pb2.EVENT_OUTCOME_REJECTED,
+}
+
+
+def record_events_request(message: decision_pb2.RecordEventsRequest) -> list[EventInput]:
+    """The batch's events, unvalidated: each is checked alone (a bad one does not fail the batch)."""
+    if not message.events:
+        raise InvalidRequest("events", "at least one event is required")
+    if len(message.events) > MAX_EVENTS_PER_CALL:
+        raise InvalidRequest("events", f"at most {MAX_EVENTS_PER_CALL} events per call ({len(message.events)} sent)")
+    return [
+        EventInput(
+            event_id=event.event_id,
+            profile_id=event.profile_id,
+            kind=_EVENT_KINDS.get(event.type, ""),
+            custom_type=event.custom_type,
+            tracking_token=event.tracking_token,
+            timestamp=event.timestamp.seconds + event.timestamp.nanos / 1e9 if event.HasField("timestamp") else None,
+        )
+        for event in message.events
+    ]
+
+
+def record_events_response(results: list[EventResult]) -> decision_pb2.RecordEventsResponse:
+    return decision_pb2.RecordEventsResponse(
+        results=[
+            decision_pb2.EventResult(event_id=r.event_id, outcome=_OUTCOMES[r.outcome], reason=r.reason)
+            for r in results
+        ]
+    )

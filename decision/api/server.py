@@ -1,0 +1,246 @@
+"""Run the gRPC server: one asyncio worker, or N worker processes sharing a port.
+
+A worker serves DecisionService, gRPC health checking and server reflection;
+SIGHUP reloads the ruleset file (a bad file is refused and the old ruleset
+keeps serving); SIGTERM/SIGINT stop it gracefully: health turns NOT_SERVING,
+new calls are refused, in-flight calls get ``shutdown_grace`` seconds to finish.
+
+With ``workers > 1`` the parent process starts the workers (SO_REUSEPORT on
+one port), forwards SIGTERM/SIGINT/SIGHUP to them, and exits when they have
+all stopped: none is left listening behind it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import multiprocessing
+import os
+import signal
+import sys
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from decision.api import security
+from decision.api.operations import ServerOps
+from decision.api.servicer import DecisionServicer
+from decision.rules.errors import RulesetInvalid
+from decision.service.active import ActiveRuleset, load_compiled
+from decision.service.decider import DecisionService
+from decision.settings import Settings
+from decision.store.keys import KeySpace
+from decision.store.profiles import ProfileStore, StoreError, connect
+from decision.v1 import decision_pb2
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = decision_pb2.DESCRIPTOR.services_by_name["DecisionService"].full_name
+
+
+@dataclass
+class RunningServer:
+    """A started worker, for callers that run it in-process (tests, the demo)."""
+
+    server: grpc.aio.Server
+    port: int
+    service: DecisionService
+    health: health.aio.HealthServicer
+    store: ProfileStore
+    settings: Settings
+    _watch: asyncio.Task[None]
+    # Published-ruleset following, metrics, tracing (decision/operations.py).
+    ops: ServerOps | None = None
+
+    @property
+    def metrics_port(self) -> int | None:
+        return self.ops.metrics_port if self.ops is not None else None
+
+    def reload(self) -> bool:
+        """Reload the ruleset file; keep the current ruleset if the new one is invalid.
+
+        Without a file (published rulesets), re-read the active one from Redis.
+        """
+        path = self.settings.rules_path
+        if path is None:
+            if self.ops is not None:
+                self.ops.resync()
+            return False
+        try:
+            compiled = load_compiled(path)
+        except RulesetInvalid as exc:
+            log.error("ruleset reload refused, keeping %s:\n%s", self.service.active.current.version, exc)
+            if self.ops is not None:
+                self.ops.file_reloaded(None)
+            return False
+        self.service.active.replace(compiled)
+        if self.ops is not None:
+            self.ops.file_reloaded(compiled.version)
+        return True
+
+    async def stop(self, grace: float | None = None) -> None:
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(self.settings.shutdown_grace if grace is None else grace)
+        if self.ops is not None:
+            await self.ops.stop()
+        self.store.stop_watching()
+        self._watch.cancel()
+        # The watcher returns by itself within one poll interval even if the cancellation is lost.
+        with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self._watch), self.settings.registry_poll_interval + 1.0)
+        await self.store.close()
+
+
+async def start(settings: Settings, redis_url: str) -> RunningServer:
+    """Start one worker on ``settings.host:settings.port`` (port 0: any free port)."""
+    ops = ServerOps(settings, redis_url)
+    # The rules file, or else the ruleset published to Redis (then followed as new ones are published).
+    if settings.rules_path is not None:
+        active = ActiveRuleset(load_compiled(settings.rules_path))
+    else:
+        active = ActiveRuleset(await ops.load_published())
+    store = ProfileStore(connect(redis_url, timeout=max(settings.redis_timeout, 0.25)), KeySpace(settings.key_prefix))
+    try:
+        await store.refresh_directory()
+    except StoreError as exc:  # serve fallbacks until Redis is back
+        log.warning("Redis is not reachable at start (%s): answering with fallbacks until it is", exc)
+    service = DecisionService(store, active, settings)
+    options = [
+        ("grpc.max_receive_message_length", settings.limits.max_message_bytes),
+        ("grpc.so_reuseport", 1 if settings.workers > 1 else 0),
+    ]
+    # Metrics outermost: calls refused by authentication are counted too.
+    server = grpc.aio.server(options=options, interceptors=[*ops.interceptors, *security.interceptors(settings)])
+    from decision.v1 import decision_pb2_grpc
+
+    decision_pb2_grpc.add_DecisionServiceServicer_to_server(DecisionServicer(service, settings.limits), server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME), server
+    )
+    port = security.add_port(server, settings)  # TLS / mutual TLS when configured
+    await server.start()
+    for name in ("", SERVICE_NAME):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    watch = asyncio.create_task(store.watch_directory(settings.registry_poll_interval))
+    ops.attach(store, active)
+    return RunningServer(server, port, service, health_servicer, store, settings, watch, ops)
+
+
+async def run_worker(settings: Settings, redis_url: str, on_ready: Callable[[int], None] | None = None) -> None:
+    """Serve until SIGTERM/SIGINT; reload on SIGHUP."""
+    running = await start(settings, redis_url)
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+    loop.add_signal_handler(signal.SIGTERM, stopping.set)
+    loop.add_signal_handler(signal.SIGINT, stopping.set)
+    loop.add_signal_handler(signal.SIGHUP, running.reload)
+    log.info(
+        "worker %d serving %s on %s:%d, ruleset %s",
+        os.getpid(),
+        SERVICE_NAME,
+        settings.host,
+        running.port,
+        running.service.active.current.version,
+    )
+    if on_ready is not None:
+        on_ready(running.port)
+    await stopping.wait()
+    log.info("worker %d stopping: finishing in-flight calls", os.getpid())
+    await running.stop()
+
+
+def run_event_loop(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    """asyncio.run with uvloop when it is installed."""
+    try:
+        import uvloop
+
+        uvloop.run(main())
+    except ImportError:
+        asyncio.run(main())
+
+
+def _worker_main(settings: Settings, redis_url: str) -> None:
+    configure_logging(log_format=settings.log_format)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent forwards SIGINT as SIGTERM
+    run_event_loop(lambda: run_worker(settings, redis_url))
+
+
+def serve_workers(settings: Settings, redis_url: str, on_ready: Callable[[int], None] | None = None) -> int:
+    """Run ``settings.workers`` worker processes on one port. Returns an exit status."""
+    if settings.workers <= 1:
+        run_event_loop(lambda: run_worker(settings, redis_url, on_ready))
+        return 0
+    if settings.port == 0:
+        raise ValueError("several workers share one port: give --port")
+    if settings.metrics_port is None:
+        return _serve_workers(settings, redis_url, on_ready)
+    from decision.observe.metrics import MultiprocessExporter
+
+    # Set up before the workers start: they inherit its PROMETHEUS_MULTIPROC_DIR.
+    with MultiprocessExporter(settings.host, settings.metrics_port) as exporter:
+        log.info("metrics of all workers on http://%s:%d/metrics", settings.host, exporter.port)
+        return _serve_workers(settings, redis_url, on_ready, exporter.worker_exited)
+
+
+def _serve_workers(
+    settings: Settings,
+    redis_url: str,
+    on_ready: Callable[[int], None] | None,
+    on_exit: Callable[[int], None] | None = None,
+) -> int:
+    context = multiprocessing.get_context("spawn")
+    workers = [
+        context.Process(target=_worker_main, args=(settings, redis_url), name=f"decision-worker-{i}", daemon=False)
+        for i in range(settings.workers)
+    ]
+
+    def forward(signum: int, _: object) -> None:
+        sent = signal.SIGTERM if signum == signal.SIGINT else signum
+        for worker in workers:
+            if worker.pid is not None and worker.is_alive():
+                os.kill(worker.pid, sent)
+
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, forward)
+    for worker in workers:
+        worker.start()
+    if on_ready is not None:
+        on_ready(settings.port)
+    status = 0
+    # Wait for all; if one dies on its own, stop the others: an orchestrator
+    # restarts the whole unit rather than running it short of a worker.
+    remaining = list(workers)
+    while remaining:
+        for worker in list(remaining):
+            worker.join(timeout=0.2)
+            if worker.exitcode is None:
+                continue
+            remaining.remove(worker)
+            if on_exit is not None and worker.pid is not None:
+                on_exit(worker.pid)
+            if worker.exitcode != 0:
+                status = 1
+                log.error("worker %s exited with %s; stopping the others", worker.name, worker.exitcode)
+                forward(signal.SIGTERM, None)
+    return status
+
+
+def configure_logging(level: int = logging.INFO, log_format: str = "text") -> None:
+    """Log to stderr: readable lines, or one JSON object per line (``log_format="json"``)."""
+    if log_format == "json":
+        from decision.observe.logs import configure_json_logging
+
+        configure_json_logging(level)
+        return
+    logging.basicConfig(
+        level=level,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(process)d %(name)s: %(message)s",
+    )

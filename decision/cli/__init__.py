@@ -1,0 +1,1 @@
+"""The ``decision`` command line: serve, validate, decide, explain, rules, simulate, demo."""

@@ -1,0 +1,355 @@
+"""The operating commands: ``decision rules publish|rollback|list`` and ``decision simulate``.
+
+Also the pieces of ``serve`` and ``validate`` that read Redis: starting from
+the published ruleset, and the audience registry for lint warnings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import orjson
+
+from decision.rules.errors import Problem, RulesetInvalid
+from decision.rules.types import Ruleset
+
+EXIT_INVALID = 1
+EXIT_USAGE = 2
+
+_T = TypeVar("_T")
+
+
+def add_redis_options(parser: argparse.ArgumentParser, *, required_help: str = "") -> None:
+    parser.add_argument(
+        "--redis-url",
+        default=os.environ.get("DECISION_REDIS_URL"),
+        help=f"redis://, rediss:// or redis+cluster:// URL (env DECISION_REDIS_URL){required_help}",
+    )
+    parser.add_argument("--key-prefix", default=os.environ.get("DECISION_KEY_PREFIX", "ib"))
+
+
+def add_commands(commands: Any) -> None:
+    """Register ``rules`` and ``simulate`` on the ``decision`` command's subparsers."""
+    rules = commands.add_parser("rules", help="publish rulesets to every server through Redis, roll back, list")
+    rules_commands = rules.add_subparsers(dest="rules_command", required=True)
+    publish = rules_commands.add_parser("publish", help="validate a ruleset, store it as a new version, activate it")
+    publish.add_argument("rules", help="ruleset YAML file")
+    add_redis_options(publish)
+    publish.set_defaults(func=cmd_rules_publish)
+    rollback = rules_commands.add_parser("rollback", help="activate a published version again")
+    rollback.add_argument("version", nargs="?", help="version name (default: the one published before the active one)")
+    add_redis_options(rollback)
+    rollback.set_defaults(func=cmd_rules_rollback)
+    listing = rules_commands.add_parser("list", help="the published versions and the active one")
+    add_redis_options(listing)
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(func=cmd_rules_list)
+
+    simulate = commands.add_parser("simulate", help="run a sample of profiles through a ruleset offline")
+    simulate.add_argument("rules", help="ruleset YAML file")
+    source = simulate.add_mutually_exclusive_group(required=True)
+    source.add_argument("--profiles", metavar="SAMPLE.ndjson", help='lines of {"profile", "audiences", "context"}')
+    source.add_argument("--from-redis", type=int, metavar="N", help="a sample of N profiles read from Redis (SCAN)")
+    add_redis_options(simulate)
+    simulate.add_argument(
+        "--context", action="append", default=[], metavar="KEY=VALUE", help="context for every profile (repeatable)"
+    )
+    simulate.add_argument("--at", help="decide at this ISO 8601 time (default: now), for schedules")
+    simulate.add_argument("--chart", default="simulation.html", help="HTML chart of winners per placement")
+    simulate.add_argument("--json", action="store_true", help="print the results as JSON")
+    simulate.set_defaults(func=cmd_simulate)
+
+
+def _client(args: argparse.Namespace) -> Any:
+    from decision.store.profiles import connect
+
+    return connect(args.redis_url, timeout=5.0, max_connections=4)
+
+
+def _run(args: argparse.Namespace, work: Callable[[Any], Awaitable[_T]]) -> _T:
+    """Run ``work(control_store)`` against ``--redis-url``."""
+    from decision.store.keys import KeySpace
+    from decision.store.profiles import ControlStore
+
+    async def main() -> _T:
+        store = ControlStore(_client(args), KeySpace(args.key_prefix))
+        try:
+            return await work(store)
+        finally:
+            await store.close()
+
+    return asyncio.run(main())
+
+
+def _redis_failure(command: str, exc: Exception) -> int:
+    print(f"decision {command}: Redis: {exc}", file=sys.stderr)
+    return EXIT_INVALID
+
+
+def _need_redis(args: argparse.Namespace, command: str) -> bool:
+    if args.redis_url:
+        return True
+    print(f"decision {command}: --redis-url (or DECISION_REDIS_URL) is required", file=sys.stderr)
+    return False
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+# -- rules ------------------------------------------------------------------
+
+
+def cmd_rules_publish(args: argparse.Namespace) -> int:
+    from decision.service.rulesets import PublishError, parse_checked, publish, read_rules_file
+    from decision.store.profiles import StoreError
+
+    if not _need_redis(args, "rules publish"):
+        return EXIT_USAGE
+    try:
+        data = read_rules_file(args.rules)
+        ruleset, _ = parse_checked(data, args.rules)
+        activation = _run(args, lambda store: publish(store, data, args.rules))
+    except RulesetInvalid as exc:
+        print(f"{exc}\ndecision rules publish: refused, the ruleset is invalid; nothing was published", file=sys.stderr)
+        return EXIT_INVALID
+    except PublishError as exc:
+        print(f"decision rules publish: refused: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    except StoreError as exc:
+        return _redis_failure("rules publish", exc)
+    for problem in [*activation.warnings, *lint_warnings(ruleset, args.redis_url, args.key_prefix)]:
+        print(problem, file=sys.stderr)
+    entry = activation.entry
+    if activation.changed:
+        print(
+            f"published {entry.version} (#{entry.seq}, sha256 {entry.sha256[:12]}): active; "
+            f"{activation.receivers} server process(es) notified"
+        )
+    else:
+        print(f"{entry.version} (#{entry.seq}) is already the active ruleset: nothing changed")
+    return 0
+
+
+def cmd_rules_rollback(args: argparse.Namespace) -> int:
+    from decision.service.rulesets import PublishError, rollback
+    from decision.store.profiles import StoreError
+
+    if not _need_redis(args, "rules rollback"):
+        return EXIT_USAGE
+    try:
+        activation = _run(args, lambda store: rollback(store, args.version))
+    except RulesetInvalid as exc:
+        print(f"{exc}\ndecision rules rollback: refused, that version no longer validates", file=sys.stderr)
+        return EXIT_INVALID
+    except PublishError as exc:
+        print(f"decision rules rollback: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    except StoreError as exc:
+        return _redis_failure("rules rollback", exc)
+    entry = activation.entry
+    if activation.changed:
+        print(
+            f"rolled back to {entry.version} (#{entry.seq}): active; {activation.receivers} server process(es) notified"
+        )
+    else:
+        print(f"{entry.version} (#{entry.seq}) is already the active ruleset: nothing changed")
+    return 0
+
+
+def cmd_rules_list(args: argparse.Namespace) -> int:
+    from decision.service.rulesets import listing
+    from decision.store.profiles import StoreError
+
+    if not _need_redis(args, "rules list"):
+        return EXIT_USAGE
+    try:
+        versions, pointer = _run(args, listing)
+    except StoreError as exc:
+        return _redis_failure("rules list", exc)
+    active = pointer.version if pointer is not None else None
+    if args.json:
+        body = {
+            "active": None if pointer is None else {"version": pointer.version, "at": pointer.activated_at},
+            "versions": [
+                {
+                    "version": e.version,
+                    "seq": e.seq,
+                    "sha256": e.sha256,
+                    "published_at": e.published_at,
+                    "source": e.source,
+                }
+                for e in versions
+            ],
+        }
+        print(orjson.dumps(body, option=orjson.OPT_INDENT_2).decode())
+        return 0
+    if not versions:
+        print("nothing published yet (decision rules publish RULES)")
+        return 0
+    width = max(len(e.version) for e in versions)
+    print(f"  {'#':>4}  {'version':<{width}}  {'published (UTC)':<20}  {'sha256':<12}  source")
+    for e in versions:
+        mark = "*" if e.version == active else " "
+        print(f"{mark} {e.seq:>4}  {e.version:<{width}}  {_iso(e.published_at):<20}  {e.sha256[:12]}  {e.source}")
+    if pointer is not None:
+        print(f"active: {pointer.version} (by {pointer.action or '?'} at {_iso(pointer.activated_at)})")
+    return 0
+
+
+# -- serve and validate -----------------------------------------------------
+
+
+def check_published(redis_url: str | None, key_prefix: str) -> str:
+    """The version a server without --rules would start on; raises PublishError or RulesetInvalid."""
+    from decision.service.rulesets import PublishError, load_active
+    from decision.store.keys import KeySpace
+    from decision.store.profiles import ControlStore, StoreError, connect
+
+    if not redis_url:
+        raise PublishError("--rules is required unless --redis-url names a Redis that a ruleset was published to")
+
+    async def main() -> str:
+        store = ControlStore(connect(redis_url, timeout=5.0, max_connections=2), KeySpace(key_prefix))
+        try:
+            return (await load_active(store)).version
+        finally:
+            await store.close()
+
+    try:
+        return asyncio.run(main())
+    except StoreError as exc:
+        raise PublishError(f"cannot read the published ruleset from Redis: {exc}") from exc
+
+
+def known_audiences(redis_url: str, key_prefix: str) -> frozenset[str]:
+    from decision.store.keys import KeySpace
+    from decision.store.profiles import ProfileStore, connect
+
+    async def main() -> frozenset[str]:
+        store = ProfileStore(connect(redis_url, timeout=5.0, max_connections=2), KeySpace(key_prefix))
+        try:
+            return frozenset((await store.refresh_directory()).entries)
+        finally:
+            await store.close()
+
+    return asyncio.run(main())
+
+
+def lint_warnings(ruleset: Ruleset, redis_url: str | None, key_prefix: str) -> list[Problem]:
+    """Lint warnings; the registry's audiences when a Redis is given (unreachable: said, not fatal)."""
+    from decision.rules.lint import lint
+    from decision.store.profiles import StoreError
+
+    known = None
+    if redis_url:
+        try:
+            known = known_audiences(redis_url, key_prefix)
+        except StoreError as exc:
+            print(f"decision: cannot read the audience registry, audiences not checked: {exc}", file=sys.stderr)
+    return lint(ruleset, now=time.time(), known_audiences=known)
+
+
+# -- simulate -----------------------------------------------------------------
+
+
+def _sample_from_redis(args: argparse.Namespace, now: float) -> list[Any]:
+    from decision.cli.simulate import Profile
+    from decision.store.keys import KeySpace
+    from decision.store.profiles import ControlStore, ProfileStore
+
+    async def main() -> list[Profile]:
+        keys = KeySpace(args.key_prefix)
+        profiles = ProfileStore(_client(args), keys)
+        control = ControlStore(profiles.client, keys)
+        try:
+            directory = await profiles.refresh_directory()
+            sample = await control.sample_memberships(args.from_redis)
+        finally:
+            await profiles.close()
+        return [Profile(pid, directory.audiences(raw, now)[0]) for pid, raw in sample]
+
+    return asyncio.run(main())
+
+
+def _with_context(profiles: Any, context: dict[str, Any]) -> Iterator[Any]:
+    import dataclasses
+
+    for profile in profiles:
+        yield dataclasses.replace(profile, context={**context, **profile.context}) if context else profile
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from decision.cli.main import parse_context
+    from decision.cli.report_html import render
+    from decision.cli.simulate import SampleError, profile_from_json, read_ndjson, simulate
+    from decision.service.active import load_compiled
+    from decision.store.profiles import StoreError
+
+    try:
+        now = datetime.fromisoformat(args.at).timestamp() if args.at else time.time()
+        extra = profile_from_json({"profile": "-", "context": parse_context(args.context)}, "--context").context
+    except ValueError as exc:
+        print(f"decision simulate: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        compiled = load_compiled(args.rules)
+    except RulesetInvalid as exc:
+        print(f"{exc}\ndecision simulate: the ruleset is invalid", file=sys.stderr)
+        return EXIT_INVALID
+    try:
+        if args.from_redis is not None:
+            if not _need_redis(args, "simulate --from-redis"):
+                return EXIT_USAGE
+            profiles: Any = _sample_from_redis(args, now)
+        else:
+            profiles = read_ndjson(args.profiles)
+        result = simulate(compiled, _with_context(profiles, dict(extra)), now)
+    except (SampleError, OSError) as exc:
+        print(f"decision simulate: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    except StoreError as exc:
+        return _redis_failure("simulate", exc)
+    if args.chart:
+        Path(args.chart).write_text(render(result), encoding="utf-8")
+    if args.json:
+        print(orjson.dumps(result.to_json(), option=orjson.OPT_INDENT_2).decode())
+    else:
+        print(format_simulation(result))
+    if args.chart:
+        print(f"chart: {args.chart}", file=sys.stderr if args.json else sys.stdout)
+    return 0
+
+
+def format_simulation(result: Any) -> str:
+    total = result.profiles - len(result.skipped)
+    lines = [
+        f"ruleset {result.ruleset_version}: {result.profiles} profiles"
+        + (f" ({len(result.skipped)} skipped: context rejected)" if result.skipped else "")
+        + f", decided at {_iso(result.now)}",
+        "",
+        f"{'offer':<28} {'prio':>6} {'eligible':>9} {'':>6}  wins by placement",
+    ]
+    for o in result.offers.values():
+        share = f"{100 * o.eligible / total:.1f}%" if total else "-"
+        won = ", ".join(f"{placement} {count}" for placement, count in o.wins.items()) or "-"
+        if o.served_as_fallback:
+            won += f" (+{o.served_as_fallback} as fallback)"
+        lines.append(f"{o.offer_id:<28} {o.priority:>6} {o.eligible:>9} {share:>6}  {won}")
+    lines += ["", f"{'placement':<28} {'decisions':>9} {'fallback':>9}"]
+    for p in result.placements.values():
+        lines.append(f"{p.placement_id:<28} {p.decisions:>9} {100 * p.fallback_share:>8.1f}%")
+    never = result.never_win()
+    if never:
+        lines += ["", "never win:"] + [f"  {n.describe()}" for n in never]
+    for skipped in result.skipped[:5]:
+        lines.append(f"skipped {skipped}")
+    return "\n".join(lines)

@@ -1,0 +1,243 @@
+"""Frequency caps, contact policies and dismissal suppression, from a profile's counters. Pure.
+
+A profile's counters are one Redis hash (``ib:c:{<profile>}``, read together
+with its memberships). Each field keeps the **latest event times** of one
+thing counted — an offer's proposals, impressions, clicks, dismissals or
+custom events, or the messages of a contact policy — newest last, at most
+``keep`` of them, where ``keep`` is the largest limit any cap, policy or
+suppression of the ruleset puts on that field. That is enough to answer every
+question exactly: "at most N within a window" holds as long as fewer than N of
+the kept times fall in it, whatever the window (rolling, calendar, lifetime).
+
+Total caps (across profiles) are integers per calendar bucket in keys of
+their own (``ib:total:{offer:<id>}:...``); see ``decision.core.totals``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Final
+
+from decision.core.periods import bucket, bucket_end_ms, span_seconds, window_start_ms
+from decision.rules.types import DECISION, DISMISS, Cap, CapScope, ContactPolicy, Offer, Period, Ruleset
+from decision.store.keys import offer_counter_field, policy_counter_field
+
+# How long a profile's counters live after their last change when a lifetime cap needs them forever.
+DEFAULT_RETENTION_SECONDS: Final = 400 * 86_400
+# A total bucket key outlives its period by this much (late events, clock skew).
+TOTAL_BUCKET_GRACE_MS: Final = 86_400_000
+
+Times = tuple[int, ...]
+
+
+def parse_times(raw: bytes | str | None) -> Times:
+    """A counter field's value: comma-separated epoch milliseconds, ascending."""
+    if not raw:
+        return ()
+    text = raw.decode() if isinstance(raw, bytes) else raw
+    return tuple(int(part) for part in text.split(",") if part)
+
+
+def parse_counters(raw: Mapping[bytes, bytes]) -> dict[str, Times]:
+    return {key.decode(): parse_times(value) for key, value in raw.items()}
+
+
+def count_since(times: Times, since_ms: int) -> int:
+    """How many of the (ascending) times are at or after ``since_ms``."""
+    count = 0
+    for moment in reversed(times):
+        if moment < since_ms:
+            break
+        count += 1
+    return count
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """``field`` may hold at most ``limit`` times at or after ``since_ms``."""
+
+    field: str
+    limit: int
+    since_ms: int
+
+    def room(self, counters: Mapping[str, Times]) -> int:
+        return self.limit - count_since(counters.get(self.field, ()), self.since_ms)
+
+
+@dataclass(frozen=True, slots=True)
+class TotalCheck:
+    """A total cap of an offer, resolved to the counter key of the current bucket."""
+
+    offer_id: str
+    counted: str
+    bucket: str
+    limit: int
+    # How long the bucket's key must live from the moment it is counted at (None: a lifetime total,
+    # forever). Relative, not absolute: Redis's clock need not agree with ours (an injected clock).
+    ttl_ms: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class _FieldCap:
+    field: str
+    cap: Cap
+
+
+@dataclass
+class DeliveryControls:
+    """A ruleset's caps, suppressions and contact policies, indexed for decisions and events."""
+
+    # Counter field -> how many times it keeps.
+    keep: dict[str, int] = field(default_factory=dict)
+    profile_caps: dict[str, tuple[_FieldCap, ...]] = field(default_factory=dict)
+    total_caps: dict[str, tuple[Cap, ...]] = field(default_factory=dict)
+    suppressions: dict[str, Offer] = field(default_factory=dict)
+    policies: tuple[ContactPolicy, ...] = ()
+    # Offers with any cap or suppression: the others skip every check.
+    controlled: set[str] = field(default_factory=set)
+    # The counters hash's TTL after a write, in ms.
+    retention_ms: int = DEFAULT_RETENTION_SECONDS * 1000
+
+    @classmethod
+    def build(cls, ruleset: Ruleset, lifetime_retention_seconds: int = DEFAULT_RETENTION_SECONDS) -> DeliveryControls:
+        controls = cls(policies=ruleset.contact_policies)
+        spans: list[int | None] = []
+        for offer in ruleset.offers.values():
+            profile: list[_FieldCap] = []
+            totals: list[Cap] = []
+            for cap in offer.caps:
+                if cap.scope is CapScope.TOTAL:
+                    totals.append(cap)
+                    continue
+                name = offer_counter_field(offer.id, cap.counts)
+                controls._keep(name, cap.max)
+                profile.append(_FieldCap(name, cap))
+                spans.append(span_seconds(cap.period))
+            if profile:
+                controls.profile_caps[offer.id] = tuple(profile)
+            if totals:
+                controls.total_caps[offer.id] = tuple(totals)
+            if offer.caps or offer.suppression is not None:
+                controls.controlled.add(offer.id)
+            if offer.suppression is not None:
+                controls.suppressions[offer.id] = offer
+                controls._keep(offer_counter_field(offer.id, DISMISS), offer.suppression.dismissals)
+                suppression = offer.suppression
+                spans.append(suppression.seconds + (suppression.within_seconds or 0))
+                if suppression.within_seconds is None:
+                    spans.append(None)
+        for policy in ruleset.contact_policies:
+            controls._keep(policy_counter_field(policy.id), policy.max)
+            spans.append(span_seconds(policy.period))
+        longest = lifetime_retention_seconds if None in spans else max((s for s in spans if s), default=0)
+        controls.retention_ms = max(longest, 3600) * 1000
+        return controls
+
+    def _keep(self, name: str, limit: int) -> None:
+        self.keep[name] = max(self.keep.get(name, 0), limit)
+
+    # -- decisions ----------------------------------------------------------
+    def blocked(self, offer_id: str, counters: Mapping[str, Times], now_ms: int) -> str | None:
+        """Why the profile may not get the offer now (a reached cap, a suppression), or None."""
+        for item in self.profile_caps.get(offer_id, ()):
+            cap = item.cap
+            since = window_start_ms(cap.period, now_ms)
+            if count_since(counters.get(item.field, ()), since) >= cap.max:
+                return f"capped: {cap.max} {cap.counts} per profile ({period_text(cap.period)})"
+        offer = self.suppressions.get(offer_id)
+        if offer is not None and offer.suppression is not None:
+            rule = offer.suppression
+            times = counters.get(offer_counter_field(offer_id, DISMISS), ())
+            if times and now_ms < times[-1] + rule.seconds * 1000:
+                since = times[-1] - rule.within_seconds * 1000 + 1 if rule.within_seconds else 0
+                if count_since(times, since) >= rule.dismissals:
+                    return f"suppressed: dismissed {rule.dismissals} times"
+        return None
+
+    def decision_checks(self, offer_id: str, now_ms: int) -> tuple[tuple[Check, ...], tuple[str, ...]]:
+        """The profile caps counted on decision: what a proposal must fit, and the fields it adds to."""
+        checks = tuple(
+            Check(item.field, item.cap.max, window_start_ms(item.cap.period, now_ms))
+            for item in self.profile_caps.get(offer_id, ())
+            if item.cap.counts == DECISION
+        )
+        return checks, tuple(dict.fromkeys(c.field for c in checks))
+
+    def policy_checks(self, channel: str, placement_id: str, now_ms: int) -> tuple[tuple[Check, ...], tuple[str, ...]]:
+        """The contact policies counted on decision that cover a placement on a channel."""
+        checks = tuple(
+            Check(policy_counter_field(p.id), p.max, window_start_ms(p.period, now_ms))
+            for p in self.policies
+            if p.counts == DECISION and p.covers(channel, placement_id)
+        )
+        return checks, tuple(c.field for c in checks)
+
+    def policy_blocked(self, channel: str, placement_id: str, counters: Mapping[str, Times], now_ms: int) -> str | None:
+        """A contact policy counted on events (not decisions) that is used up for this placement."""
+        for policy in self.policies:
+            if policy.counts == DECISION or not policy.covers(channel, placement_id):
+                continue
+            since = window_start_ms(policy.period, now_ms)
+            if count_since(counters.get(policy_counter_field(policy.id), ()), since) >= policy.max:
+                return f"contact policy {policy.id!r}: {policy.max} {policy.counts} reached"
+        return None
+
+    def total_checks(self, offer_id: str, counted: str | None, now_ms: int) -> tuple[TotalCheck, ...]:
+        """The offer's total caps (only those counting ``counted`` unless None), at their current bucket."""
+        return tuple(
+            TotalCheck(
+                offer_id,
+                cap.counts,
+                bucket(cap.period, now_ms),
+                cap.max,
+                None if (end := bucket_end_ms(cap.period, now_ms)) is None else end - now_ms + TOTAL_BUCKET_GRACE_MS,
+            )
+            for cap in self.total_caps.get(offer_id, ())
+            if counted is None or cap.counts == counted
+        )
+
+    # -- events ----------------------------------------------------------------
+    def event_fields(self, offer_id: str, counted: str, channel: str, placement_id: str) -> tuple[str, ...]:
+        """The counter fields an event adds its time to (only those the ruleset reads)."""
+        fields: list[str] = []
+        name = offer_counter_field(offer_id, counted)
+        if name in self.keep:
+            fields.append(name)
+        for policy in self.policies:
+            if policy.counts == counted and policy.covers(channel, placement_id):
+                fields.append(policy_counter_field(policy.id))
+        return tuple(fields)
+
+
+def period_text(period: Period) -> str:
+    if period.kind.value == "rolling":
+        return f"rolling {period.seconds // 3600}h"
+    if period.kind.value == "lifetime":
+        return "lifetime"
+    return f"{period.kind.value} in {period.time_zone}"
+
+
+def merge_keep(fields: Iterable[str], keep: Mapping[str, int]) -> dict[str, int]:
+    """The ``keep`` of the given fields, for a script that writes them."""
+    return {name: keep[name] for name in dict.fromkeys(fields) if name in keep}
+
+
+class ControlsCache:
+    """DeliveryControls per ruleset, built once (rulesets are immutable; a few are alive at a time)."""
+
+    def __init__(self, lifetime_retention_seconds: int = DEFAULT_RETENTION_SECONDS, size: int = 4) -> None:
+        self.lifetime_retention_seconds = lifetime_retention_seconds
+        self.size = size
+        # id(ruleset) -> (ruleset, controls); holding the ruleset keeps its id from being reused.
+        self._entries: dict[int, tuple[Ruleset, DeliveryControls]] = {}
+
+    def get(self, ruleset: Ruleset) -> DeliveryControls:
+        entry = self._entries.get(id(ruleset))
+        if entry is not None and entry[0] is ruleset:
+            return entry[1]
+        controls = DeliveryControls.build(ruleset, self.lifetime_retention_seconds)
+        if len(self._entries) >= self.size:
+            self._entries.pop(next(iter(self._entries)))
+        self._entries[id(ruleset)] = (ruleset, controls)
+        return controls

@@ -1,0 +1,1 @@
+"""Observability: Prometheus metrics, OpenTelemetry spans, JSON logs, secrets kept out of them."""

@@ -1,0 +1,303 @@
+"""Prometheus metrics: RPCs (a grpc.aio interceptor), decisions, Redis, rulesets, audience syncs.
+
+Only built when the server is given ``--metrics-port``; without it nothing
+here runs on a request. With one worker the server exposes its own registry
+on that port. With ``--workers N`` the parent process exposes them all:
+workers write their values to files in a directory named by
+``PROMETHEUS_MULTIPROC_DIR`` (prometheus_client's multiprocess mode, chosen
+when prometheus_client is imported, so the parent sets it before the workers
+start) and the parent merges them on every scrape.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from types import TracebackType
+from typing import Any
+from wsgiref.simple_server import WSGIServer
+
+import grpc
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    start_http_server,
+)
+from prometheus_client import multiprocess as prometheus_multiprocess
+
+from decision.store.keys import AudienceDirectory
+
+log = logging.getLogger(__name__)
+
+DECIDE_METHOD = "/decision.v1.DecisionService/Decide"
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+# Decisions take about a millisecond; the tail matters up to the usual deadlines.
+RPC_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+REDIS_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+
+
+def multiprocess_mode() -> bool:
+    return MULTIPROC_ENV in os.environ or MULTIPROC_ENV.lower() in os.environ
+
+
+class Metrics:
+    """Every metric of a server, in its own registry (several servers may share a test process)."""
+
+    def __init__(self) -> None:
+        self.multiprocess = multiprocess_mode()
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.rpc_calls = Counter(
+            "decision_rpc_calls", "gRPC calls, by method and status code", ["method", "code"], registry=r
+        )
+        self.rpc_seconds = Histogram(
+            "decision_rpc_duration_seconds",
+            "gRPC call latency in the server, by method and status code",
+            ["method", "code"],
+            buckets=RPC_BUCKETS,
+            registry=r,
+        )
+        self.propositions = Counter(
+            "decision_propositions",
+            "offers proposed, by placement, offer and outcome (selected, fallback, degraded)",
+            ["placement", "offer", "outcome"],
+            registry=r,
+        )
+        self.fallbacks = Counter(
+            "decision_fallbacks", "placements answered with their fallback, by placement", ["placement"], registry=r
+        )
+        self.degraded = Counter(
+            "decision_degraded", "decisions answered with fallbacks: Redis did not answer in time", registry=r
+        )
+        self.redis_seconds = Histogram(
+            "decision_redis_duration_seconds",
+            "Redis reads of the decision path, by operation",
+            ["operation"],
+            buckets=REDIS_BUCKETS,
+            registry=r,
+        )
+        self.ruleset_active_gauge = Gauge(
+            "decision_ruleset_active",
+            "1 for the ruleset version this server decides with",
+            ["version"],
+            registry=r,
+            multiprocess_mode="liveall",
+        )
+        self.ruleset_loaded_at = Gauge(
+            "decision_ruleset_loaded_timestamp_seconds",
+            "when the active ruleset was swapped in",
+            registry=r,
+            multiprocess_mode="liveall",
+        )
+        self.reload_failures = Counter(
+            "decision_ruleset_reload_failures",
+            "rulesets refused by this server (file: SIGHUP reload, redis: a published one)",
+            ["source"],
+            registry=r,
+        )
+        self.audience_synced_at = Gauge(
+            "decision_audience_last_sync_timestamp_seconds",
+            "last successful sync of each audience, from the audience registry",
+            ["audience"],
+            registry=r,
+            multiprocess_mode="max",
+        )
+        self.loop_tasks = Gauge(
+            "decision_event_loop_tasks",
+            "asyncio tasks alive in the worker's event loop, sampled every second (a leak shows as growth)",
+            registry=r,
+            multiprocess_mode="liveall",
+        )
+        if not self.multiprocess:
+            ProcessCollector(registry=r)
+        self._version: str | None = None
+        self._audiences: set[str] = set()
+        # labels() takes a lock and hashes its arguments: cache the children on the request path.
+        self._proposition_children: dict[tuple[str, str, str], Any] = {}
+        self._fallback_children: dict[str, Any] = {}
+        self._rpc_children: dict[tuple[str, str], tuple[Any, Any]] = {}
+        self._redis_children: dict[str, Any] = {}
+
+    # -- requests ----------------------------------------------------------
+    def rpc(self, method: str, code: str, seconds: float) -> None:
+        children = self._rpc_children.get((method, code))
+        if children is None:
+            children = self.rpc_calls.labels(method, code), self.rpc_seconds.labels(method, code)
+            self._rpc_children[(method, code)] = children
+        children[0].inc()
+        children[1].observe(seconds)
+
+    def decide_response(self, response: Any) -> None:
+        """Count a DecideResponse's propositions (read from the message: no hook in the service)."""
+        degraded = bool(response.degraded)
+        if degraded:
+            self.degraded.inc()
+        for proposition in response.propositions:
+            placement = proposition.placement_id
+            if proposition.fallback:
+                fallback = self._fallback_children.get(placement)
+                if fallback is None:
+                    fallback = self._fallback_children[placement] = self.fallbacks.labels(placement)
+                fallback.inc()
+            for item in proposition.items:
+                outcome = "degraded" if degraded else "fallback" if item.fallback else "selected"
+                key = (placement, item.offer_id, outcome)
+                child = self._proposition_children.get(key)
+                if child is None:
+                    child = self._proposition_children[key] = self.propositions.labels(*key)
+                child.inc()
+
+    # -- store events (decision.store.profiles.StoreEvents) ------------------------
+    def redis_read(self, operation: str, seconds: float) -> None:
+        child = self._redis_children.get(operation)
+        if child is None:
+            child = self._redis_children[operation] = self.redis_seconds.labels(operation)
+        child.observe(seconds)
+
+    def directory_refreshed(self, directory: AudienceDirectory) -> None:
+        current = set()
+        for audience_id, entry in directory.entries.items():
+            if entry.synced_at is not None:
+                self.audience_synced_at.labels(audience_id).set(float(entry.synced_at))
+                current.add(audience_id)
+        for gone in self._audiences - current:
+            self._drop(self.audience_synced_at, gone)
+        self._audiences = current
+
+    # -- ruleset events (decision.service.rulesets.RulesetEvents) -----------------
+    def ruleset_active(self, version: str) -> None:
+        if self._version is not None and self._version != version:
+            self._drop(self.ruleset_active_gauge, self._version)
+        self.ruleset_active_gauge.labels(version).set(1)
+        self.ruleset_loaded_at.set(time.time())
+        self._version = version
+
+    def ruleset_refused(self, source: str) -> None:
+        self.reload_failures.labels(source).inc()
+
+    def _drop(self, gauge: Gauge, label: str) -> None:
+        # Multiprocess values live in files that removing a child does not clear: zero it instead.
+        if self.multiprocess:
+            gauge.labels(label).set(0)
+        else:
+            with contextlib.suppress(KeyError):
+                gauge.remove(label)
+
+
+class MetricsInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    """Times every unary call by method and final status code; counts Decide's propositions."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+        self._wrapped: dict[str, tuple[Any, Any]] = {}
+
+    async def intercept_service(self, continuation: Callable[[Any], Awaitable[Any]], handler_call_details: Any) -> Any:
+        handler = await continuation(handler_call_details)
+        if handler is None or handler.unary_unary is None:
+            return handler  # streaming (health Watch, reflection): not timed
+        method: str = handler_call_details.method
+        cached = self._wrapped.get(method)
+        if cached is not None and cached[0] is handler:
+            return cached[1]
+        wrapped = grpc.unary_unary_rpc_method_handler(
+            self._observe(method, handler.unary_unary),
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+        self._wrapped[method] = (handler, wrapped)
+        return wrapped
+
+    def _observe(
+        self, method: str, behavior: Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
+    ) -> Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]:
+        metrics = self.metrics
+        on_response = metrics.decide_response if method == DECIDE_METHOD else None
+
+        async def observed(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            started = time.perf_counter()
+            code = "UNKNOWN"
+            try:
+                response = await behavior(request, context)
+                code = _code_name(context.code()) or "OK"
+                if on_response is not None:
+                    on_response(response)
+                return response
+            except asyncio.CancelledError:
+                code = "CANCELLED"
+                raise
+            except Exception:
+                code = _code_name(context.code()) or "UNKNOWN"
+                raise
+            finally:
+                metrics.rpc(method, code, time.perf_counter() - started)
+
+        return observed
+
+
+def _code_name(code: object) -> str | None:
+    if isinstance(code, grpc.StatusCode):
+        return str(code.name)
+    if isinstance(code, int):
+        for status in grpc.StatusCode:
+            if status.value[0] == code:
+                return str(status.name)
+    return None
+
+
+class MetricsHttp:
+    """The /metrics endpoint of one process (a daemon thread)."""
+
+    def __init__(self, host: str, port: int, registry: CollectorRegistry) -> None:
+        self._server: WSGIServer
+        self._thread: threading.Thread
+        self._server, self._thread = start_http_server(port, host, registry)
+        self.port = int(self._server.server_port)
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+
+class MultiprocessExporter:
+    """For ``--workers N``: the parent's /metrics, merging the files the workers write."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host = host
+        self.port = port
+        self.directory = ""
+        self._http: MetricsHttp | None = None
+        self._previous_env: str | None = None
+
+    def __enter__(self) -> MultiprocessExporter:
+        self.directory = tempfile.mkdtemp(prefix="decision-metrics-")
+        self._previous_env = os.environ.get(MULTIPROC_ENV)
+        os.environ[MULTIPROC_ENV] = self.directory  # inherited by the workers started after this
+        registry = CollectorRegistry()
+        prometheus_multiprocess.MultiProcessCollector(registry, path=self.directory)  # type: ignore[no-untyped-call]
+        self._http = MetricsHttp(self.host, self.port, registry)
+        self.port = self._http.port
+        return self
+
+    def worker_exited(self, pid: int) -> None:
+        prometheus_multiprocess.mark_process_dead(pid, self.directory)  # type: ignore[no-untyped-call]
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        if self._http is not None:
+            self._http.stop()
+        if self._previous_env is None:
+            os.environ.pop(MULTIPROC_ENV, None)
+        else:
+            os.environ[MULTIPROC_ENV] = self._previous_env
+        shutil.rmtree(self.directory, ignore_errors=True)

@@ -1,0 +1,1 @@
+"""The application layer: a decision's round trips around the pure core, feedback events, active rulesets."""

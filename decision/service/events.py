@@ -1,0 +1,207 @@
+"""Feedback events: validate each event alone, then count the good ones once.
+
+**Idempotence.** Each recorded event leaves a key ``ib:e:{<profile>}:<event id>``
+(``SET NX`` in the same script that counts it, so "seen" and "counted" never
+part) that expires after the dedupe window plus the allowed clock skew. An
+event older than the window is rejected, so a retry arriving after its key
+expired is refused instead of counted twice: within the window a retry is a
+duplicate, after it a rejection — never a second count. Event ids are unique
+per profile (the key lives in the profile's slot).
+
+Total caps counted on events are added after the profile's script, in a
+second pipelined call: if the server dies between the two, that event's
+total is not counted (the retry is a duplicate) — totals err low.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+import orjson
+
+from decision.core.controls import ControlsCache, TotalCheck, merge_keep
+from decision.core.tokens import InvalidToken, TrackingToken
+from decision.core.totals import TotalsView
+from decision.rules.patterns import ID_PATTERN
+from decision.rules.types import CUSTOM_PREFIX, Ruleset
+from decision.settings import Limits
+from decision.store.profiles import ProfileStore, StoreError
+
+log = logging.getLogger(__name__)
+
+MAX_EVENT_ID_BYTES = 128
+MAX_EVENTS_PER_CALL = 500
+CUSTOM = "custom"
+
+
+class Outcome(StrEnum):
+    RECORDED = "recorded"
+    DUPLICATE = "duplicate"
+    REJECTED = "rejected"
+
+
+@dataclass(frozen=True, slots=True)
+class EventInput:
+    """An event as received, not yet validated. ``kind``: impression, click, dismiss, custom, or "" (unset)."""
+
+    event_id: str
+    profile_id: str
+    kind: str
+    custom_type: str
+    tracking_token: str
+    timestamp: float | None  # epoch seconds; None when unset
+
+
+@dataclass(frozen=True, slots=True)
+class EventResult:
+    event_id: str
+    outcome: Outcome
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class FeedbackEvent:
+    """A valid event: what it counts (``impression``, ``click``, ``dismiss``, ``custom:<type>``) and when."""
+
+    index: int
+    event_id: str
+    profile_id: str
+    counted: str
+    token: TrackingToken
+    at_ms: int
+
+
+class EventsUnavailable(Exception):
+    """Redis did not answer: nothing or only part of the batch was recorded; a retry is safe (idempotent)."""
+
+
+class EventRejected(ValueError):
+    def __init__(self, field: str, reason: str) -> None:
+        self.field = field
+        super().__init__(f"{field}: {reason}")
+
+
+def _text(value: str, field: str, limit: int) -> str:
+    if not value:
+        raise EventRejected(field, "required")
+    if len(value.encode()) > limit:
+        raise EventRejected(field, f"longer than {limit} bytes")
+    if not value.isprintable():
+        raise EventRejected(field, "contains control characters")
+    return value
+
+
+def validate(index: int, event: EventInput, *, now: float, window: float, skew: float, limits: Limits) -> FeedbackEvent:
+    """The valid event, or EventRejected naming the field (``events[<index>].<field>``)."""
+    path = f"events[{index}]"
+    event_id = _text(event.event_id, f"{path}.event_id", MAX_EVENT_ID_BYTES)
+    profile_id = _text(event.profile_id, f"{path}.profile_id", limits.max_profile_id_bytes)
+    if not event.kind:
+        raise EventRejected(f"{path}.type", "required")
+    if event.kind == CUSTOM:
+        if not ID_PATTERN.fullmatch(event.custom_type):
+            raise EventRejected(
+                f"{path}.custom_type", f"invalid custom event type {event.custom_type!r} (letters, digits, _ . : -)"
+            )
+        counted = CUSTOM_PREFIX + event.custom_type
+    elif event.custom_type:
+        raise EventRejected(f"{path}.custom_type", "only for EVENT_TYPE_CUSTOM")
+    else:
+        counted = event.kind
+    if not event.tracking_token:
+        raise EventRejected(f"{path}.tracking_token", "required")
+    try:
+        token = TrackingToken.decode(event.tracking_token)
+    except InvalidToken as exc:
+        raise EventRejected(f"{path}.tracking_token", str(exc)) from None
+    if event.timestamp is None:
+        raise EventRejected(f"{path}.timestamp", "required")
+    if event.timestamp > now + skew:
+        raise EventRejected(f"{path}.timestamp", f"in the future (more than {skew:g} s ahead of the server's clock)")
+    if event.timestamp < now - window:
+        raise EventRejected(
+            f"{path}.timestamp", f"older than the dedupe window ({window / 3600:g} h): it could be counted twice"
+        )
+    at_ms = int(event.timestamp * 1000)
+    if at_ms < token.decided_at_ms - skew * 1000:
+        raise EventRejected(f"{path}.timestamp", "before the decision it is about")
+    return FeedbackEvent(index, event_id, profile_id, counted, token, at_ms)
+
+
+class EventRecorder:
+    """Validates and records batches of events; the totals view learns the new total counts."""
+
+    def __init__(
+        self,
+        store: ProfileStore,
+        controls: ControlsCache,
+        totals: TotalsView,
+        *,
+        window: float,
+        skew: float,
+        limits: Limits,
+    ) -> None:
+        self.store = store
+        self.controls = controls
+        self.totals = totals
+        self.window = window
+        self.skew = skew
+        self.limits = limits
+
+    async def record(self, ruleset: Ruleset, events: Sequence[EventInput], now: float) -> list[EventResult]:
+        """One result per event, in order. Raises a store error (nothing half-counted) when Redis fails."""
+        results: list[EventResult | None] = [None] * len(events)
+        by_profile: dict[str, list[FeedbackEvent]] = {}
+        for index, event in enumerate(events):
+            try:
+                valid = validate(index, event, now=now, window=self.window, skew=self.skew, limits=self.limits)
+            except EventRejected as exc:
+                results[index] = EventResult(event.event_id, Outcome.REJECTED, str(exc))
+                continue
+            by_profile.setdefault(valid.profile_id, []).append(valid)
+        controls = self.controls.get(ruleset)
+        batches = []
+        for profile_id, batch in by_profile.items():
+            fields = [
+                controls.event_fields(e.token.offer_id, e.counted, e.token.channel, e.token.placement_id) for e in batch
+            ]
+            payload = orjson.dumps(
+                {
+                    "seen_ttl": int((self.window + self.skew) * 1000),
+                    "ttl": controls.retention_ms,
+                    "keep": merge_keep((f for names in fields for f in names), controls.keep),
+                    "events": [[e.at_ms, list(names)] for e, names in zip(batch, fields, strict=True)],
+                }
+            )
+            batches.append((profile_id, [e.event_id for e in batch], payload))
+        replies = await self.store.record_events(batches)
+        recorded: list[FeedbackEvent] = []
+        for batch, reply in zip(by_profile.values(), replies, strict=True):
+            for valid, flag in zip(batch, reply, strict=True):
+                results[valid.index] = EventResult(valid.event_id, Outcome.RECORDED if flag else Outcome.DUPLICATE)
+                if flag:
+                    recorded.append(valid)
+        await self._count_totals(ruleset, recorded)
+        return [r for r in results if r is not None]
+
+    async def _count_totals(self, ruleset: Ruleset, recorded: list[FeedbackEvent]) -> None:
+        controls = self.controls.get(ruleset)
+        per_offer: dict[str, dict[TotalCheck, int]] = {}
+        for event in recorded:
+            for check in controls.total_checks(event.token.offer_id, event.counted, event.at_ms):
+                counts = per_offer.setdefault(check.offer_id, {})
+                counts[check] = counts.get(check, 0) + 1
+        if not per_offer:
+            return
+        changes = [(tuple(counts), list(counts.values())) for counts in per_offer.values()]
+        try:
+            replies = await self.store.add_totals(changes)
+        except StoreError as exc:  # the events are recorded (a retry is a duplicate): these totals err low
+            log.warning("total caps not counted for %d recorded event(s): %r", len(recorded), exc)
+            return
+        for (checks, _), totals in zip(changes, replies, strict=True):
+            for check, total in zip(checks, totals, strict=True):
+                self.totals.record(check, total)

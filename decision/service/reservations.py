@@ -1,0 +1,221 @@
+"""A decision's Redis round trips around the pure planning: read, reserve what is counted, render.
+
+Round trips of one decision:
+
+1. **Read** — always exactly one: ``HGETALL`` of the memberships when the
+   ruleset counts nothing (no caps, suppressions or contact policies), else
+   one ``EVALSHA read_profile.lua`` returning memberships and counters together
+   (same hash tag, same slot).
+2. **Reserve on the profile** — only when the decision would propose an offer
+   with a per-profile cap counted on decision, or fill a placement under a
+   contact policy counted on decision: one ``EVALSHA select.lua`` on the same
+   slot, which redoes the choice atomically on the live counters and counts
+   it. Under any concurrency an offer capped at N is proposed at most N times.
+3. **Reserve totals** — only when the chosen items include an offer with a
+   total cap counted on decision: one ``EVALSHA reserve_total.lua`` per such
+   offer (its own slot), pipelined (concurrent on a Cluster). A refused offer
+   is left out and steps 2-3 run again without it (the earlier profile
+   reservation is given back in the same call); after ``MAX_ATTEMPTS`` any
+   offer still unreserved is dropped.
+
+A reservation whose answer is lost (timeout) stays counted: caps err on the
+side of proposing less, never more.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping
+
+import orjson
+
+from decision.core.controls import ControlsCache, DeliveryControls, Times, TotalCheck, merge_keep, parse_counters
+from decision.core.planning import Plan, Selection, build_plan, fill, needs_reservation, render
+from decision.core.totals import TotalsView, key_of
+from decision.core.types import Decision, DecisionRequest
+from decision.rules.types import Ruleset
+from decision.store.profiles import ProfileStore, StoreError
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 3
+
+
+def select_payload(plan: Plan, controls: DeliveryControls, release: list[str]) -> bytes:
+    """ARGV[1] of select.lua."""
+    fields: list[str] = list(release)
+    slots = []
+    for slot in plan.slots:
+        fields.extend(slot.fields)
+        candidates = []
+        for candidate in slot.candidates:
+            fields.extend(candidate.fields)
+            checks = [[c.field, c.limit, c.since_ms] for c in candidate.checks]
+            candidates.append([candidate.key, checks, list(candidate.fields), candidate.exempt])
+        slots.append(
+            {
+                "limit": slot.limit,
+                "checks": [[c.field, c.limit, c.since_ms] for c in slot.checks],
+                "fields": list(slot.fields),
+                "cands": candidates,
+            }
+        )
+    return orjson.dumps(
+        {
+            "now": plan.now_ms,
+            "ttl": controls.retention_ms,
+            "dup": plan.allow_duplicates,
+            "keep": merge_keep(fields, controls.keep),
+            "release": release,
+            "slots": slots,
+        }
+    )
+
+
+def drop(plan: Plan, selection: Selection, offers: set[str]) -> Selection:
+    """The selection without the candidates standing for ``offers``."""
+    return tuple(
+        tuple(i for i in taken if slot.candidates[i].key not in offers)
+        for slot, taken in zip(plan.slots, selection, strict=True)
+    )
+
+
+class Proposer:
+    """Makes decisions under caps and contact policies; keeps the per-ruleset indexes and the totals view."""
+
+    def __init__(
+        self,
+        store: ProfileStore,
+        *,
+        totals_refresh_interval: float = 1.0,
+        lifetime_retention_seconds: int | None = None,
+    ) -> None:
+        self.store = store
+        self.controls = (
+            ControlsCache() if lifetime_retention_seconds is None else ControlsCache(lifetime_retention_seconds)
+        )
+        self.totals = TotalsView(totals_refresh_interval)
+        # Work a decision starts but does not wait for (totals refresh, give-backs); referenced until done.
+        self._background: set[asyncio.Task[None]] = set()
+
+    async def settled(self) -> None:
+        """Wait for the background work decisions started (totals refresh, give-backs): shutdown, tests."""
+        while self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+
+    async def read(self, ruleset: Ruleset, profile_id: str, now: float) -> tuple[frozenset[str], dict[str, Times]]:
+        """The profile's audiences and counters: one round trip."""
+        if not self.controls.get(ruleset).keep:
+            return await self.store.audiences(profile_id, now), {}
+        audiences, raw = await self.store.read_profile(profile_id, now)
+        return audiences, parse_counters(raw)
+
+    async def decide(
+        self,
+        ruleset: Ruleset,
+        eligible: Mapping[str, str],
+        request: DecisionRequest,
+        counters: Mapping[str, Times],
+        *,
+        now: float,
+        decision_id: str,
+    ) -> Decision:
+        controls = self.controls.get(ruleset)
+        if controls.total_caps:
+            self._refresh_totals_if_stale(ruleset, controls, now)
+        now_ms = int(now * 1000)
+        exclude: set[str] = set()
+        released: list[str] = []  # what the last select.lua added: given back by the next one
+        held: dict[str, tuple[tuple[TotalCheck, ...], int]] = {}  # offer -> its total caps, amount reserved
+        for attempt in range(MAX_ATTEMPTS):
+            plan = build_plan(
+                ruleset,
+                eligible,
+                request,
+                now_ms=now_ms,
+                controls=controls,
+                counters=counters,
+                totals=self.totals,
+                exclude=frozenset(exclude),
+            )
+            selection = fill(plan, counters)
+            if released or needs_reservation(plan, selection):
+                selection = tuple(
+                    tuple(taken)
+                    for taken in await self.store.select(request.profile_id, select_payload(plan, controls, released))
+                )
+                released = plan.fields_of(selection)
+            amounts = plan.amounts(selection)
+            wanted = {
+                offer: (checks, amounts[offer] - held.get(offer, ((), 0))[1])
+                for offer, checks in plan.totals_of(selection).items()
+                if amounts[offer] > held.get(offer, ((), 0))[1]
+            }
+            if not wanted:
+                break
+            if attempt == MAX_ATTEMPTS - 1:
+                selection = drop(plan, selection, set(wanted))  # counted on the profile, not proposed: errs low
+                break
+            refused = await self._reserve_totals(wanted, held)
+            if not refused:
+                break
+            exclude |= refused
+        self._give_back(held, plan.amounts(selection))
+        return render(plan, selection, ruleset, request, decision_id=decision_id)
+
+    async def _reserve_totals(
+        self,
+        wanted: dict[str, tuple[tuple[TotalCheck, ...], int]],
+        held: dict[str, tuple[tuple[TotalCheck, ...], int]],
+    ) -> set[str]:
+        """Reserve the wanted totals; record the held ones; return the offers refused."""
+        replies = await self.store.reserve_totals(list(wanted.values()))
+        refused: set[str] = set()
+        for (offer, (checks, amount)), (granted, counts) in zip(wanted.items(), replies, strict=True):
+            for check, count in zip(checks, counts, strict=True):
+                self.totals.record(check, count)
+            if granted:
+                held[offer] = (checks, held.get(offer, ((), 0))[1] + amount)
+            else:
+                refused.add(offer)
+        return refused
+
+    def _give_back(self, held: dict[str, tuple[tuple[TotalCheck, ...], int]], amounts: dict[str, int]) -> None:
+        """Return, in the background, total reservations of offers the final selection does not propose."""
+        changes = [
+            (checks, [amounts.get(offer, 0) - amount] * len(checks))
+            for offer, (checks, amount) in held.items()
+            if amounts.get(offer, 0) < amount
+        ]
+        if changes:
+            task = asyncio.get_running_loop().create_task(self._add_totals(changes))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+    async def _add_totals(self, changes: list[tuple[tuple[TotalCheck, ...], list[int]]]) -> None:
+        try:
+            await self.store.add_totals(changes)
+        except StoreError as exc:  # the decision stands; the totals stay a little high (errs low)
+            log.warning("could not give back %d total cap reservation(s): %r", len(changes), exc)
+
+    def _refresh_totals_if_stale(self, ruleset: Ruleset, controls: DeliveryControls, now: float) -> None:
+        """Start a background re-read of the total counters of the current buckets (never awaited by a decision)."""
+        if not self.totals.stale(time.monotonic()):
+            return
+        checks = [c for offer in controls.total_caps for c in controls.total_checks(offer, None, int(now * 1000))]
+        self.totals.refreshing = True
+        task = asyncio.get_running_loop().create_task(self._refresh_totals(checks))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _refresh_totals(self, checks: list[TotalCheck]) -> None:
+        try:
+            counts = await self.store.read_totals(checks)
+            self.totals.replace({key_of(c): n for c, n in zip(checks, counts, strict=True)}, time.monotonic())
+        except StoreError as exc:
+            log.debug("total caps refresh failed: %r", exc)
+            self.totals.refreshed_at = time.monotonic()  # retry after an interval, not on every decision
+        finally:
+            self.totals.refreshing = False

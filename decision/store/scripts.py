@@ -1,0 +1,26 @@
+"""The Lua scripts of the decision service (``decision/store/lua/*.lua``), as source text. Pure.
+
+``times.lua`` holds the counter helpers that ``select.lua`` and
+``record_events.lua`` share; it is prepended to them here. Each script touches
+only keys of one hash tag (one Redis Cluster slot), all named in KEYS.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from importlib import resources
+
+NAMES = ("read_profile", "select", "record_events", "reserve_total", "add_totals")
+_WITH_TIMES = {"select", "record_events"}
+
+
+def _text(name: str) -> str:
+    return resources.files("decision.store").joinpath("lua", f"{name}.lua").read_text(encoding="utf-8")
+
+
+@cache
+def source(name: str) -> str:
+    if name not in NAMES:
+        raise KeyError(name)
+    body = _text(name)
+    return _text("times") + "\n" + body if name in _WITH_TIMES else body

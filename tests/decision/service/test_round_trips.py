@@ -1,0 +1,84 @@
+"""How many Redis commands a decision costs, counted by Redis itself (INFO commandstats).
+
+The rule: a decision is **one round trip** — one HGETALL when the ruleset counts
+nothing, one EVALSHA (read_profile.lua: memberships and counters together)
+when it has caps, suppressions or contact policies — unless it proposes an
+offer whose proposals are counted (a cap or a contact policy counted on
+decision): then one more EVALSHA on the same slot (select.lua), and one per
+proposed offer with a total cap counted on decision (reserve_total.lua).
+Redis also counts the commands a script runs; those are not round trips.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from decision.store import scripts
+from tests.conftest import StartServer, decision_stub
+from tests.decision.delivery import PATIENT, decide, event, first, record, ruleset
+from tests.redis_cluster import command_calls, reset_command_stats
+
+
+async def spent(redis_client: Any, action: Callable[[], Any]) -> dict[str, int]:
+    """Commands Redis ran for ``action`` (every node of a Cluster; statistics commands left out)."""
+    await reset_command_stats(redis_client)
+    before = await command_calls(redis_client)
+    await action()
+    after = await command_calls(redis_client)
+    diff = {k.removeprefix("cmdstat_"): n - before.get(k, 0) for k, n in after.items()}
+    return {k: n for k, n in diff.items() if n}
+
+
+# On a Cluster, replicas apply a script's writes as MULTI ... EXEC (counted on them, not round trips).
+REPLICATED = {"multi", "exec"}
+
+OFFERS = """
+  - {id: seen_capped, placements: [banner], priority: 30, caps: [{max: 5, counts: impression}],
+     eligibility: {audiences: {all: [vip]}}}
+  - {id: decision_capped, placements: [banner], priority: 20, caps: [{max: 1, period: day}]}
+  - {id: total_capped, placements: [banner], priority: 10, caps: [{max: 100, scope: total}]}
+  - {id: plain, placements: [banner], priority: 0}
+"""
+
+
+async def test_a_decision_is_one_evalsha_unless_it_proposes_a_decision_counted_offer(
+    start_server: StartServer, write_rules: Callable[[str], Path], redis_client: Any
+) -> None:
+    # Total caps are re-read in the background once an hour here, so that no such GET lands in a measurement.
+    server = await start_server(
+        write_rules(ruleset(OFFERS)), **PATIENT, registry_poll_interval=60.0, totals_refresh_interval=3600.0
+    )
+    await server.store.add_membership("p1", "vip")
+    async with decision_stub(server.port) as stub:
+        item = first(await decide(stub))  # warms up: the server learns the registry's codes
+        await server.service.proposer.settled()  # the first decision started a totals refresh
+        for name in scripts.NAMES:  # as after the first calls: EVALSHA finds every script (no NOSCRIPT + LOAD)
+            await redis_client.script_load(scripts.source(name))  # on every primary of a Cluster
+        assert item.offer_id == "seen_capped"
+        # Caps in the ruleset, none counted on this decision: memberships + counters in one EVALSHA.
+        assert await spent(redis_client, lambda: decide(stub)) == {"evalsha": 1, "hgetall": 2}
+        await record(stub, *(event(item, f"i{n}", at=server.service.clock()) for n in range(5)))
+        # seen_capped is now capped: decision_capped is proposed, which must be counted atomically.
+        cost = await spent(redis_client, lambda: decide(stub))
+        assert cost.pop("evalsha") == 2  # read, then select.lua on the same slot
+        assert set(cost) <= {"hgetall", "hget", "hset", "pttl", "pexpire"} | REPLICATED  # run inside the scripts
+        # decision_capped is used up for today: total_capped is proposed, its total reserved.
+        cost = await spent(redis_client, lambda: decide(stub))
+        assert cost.pop("evalsha") == 2  # read, then reserve_total.lua on the offer's slot
+        assert set(cost) <= {"hgetall", "get", "incrby", "pttl", "pexpire"} | REPLICATED
+
+
+async def test_without_delivery_controls_a_decision_stays_one_hgetall(
+    start_server: StartServer, write_rules: Callable[[str], Path], redis_client: Any
+) -> None:
+    server = await start_server(
+        write_rules(ruleset("  - {id: plain, placements: [banner], eligibility: {audiences: {all: [vip]}}}\n")),
+        registry_poll_interval=60.0,
+        **PATIENT,
+    )
+    await server.store.add_membership("p1", "vip")
+    async with decision_stub(server.port) as stub:
+        await decide(stub)
+        assert await spent(redis_client, lambda: decide(stub)) == {"hgetall": 1}

@@ -1,0 +1,67 @@
+"""The Redis key layout (docs/redis-keys.md)."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from redis.crc import key_slot
+
+from decision.store.keys import AudienceDirectory, AudienceEntry, KeySpace, membership_field, membership_value
+
+profile_ids = st.text(st.characters(blacklist_categories=("Cc", "Cs")), min_size=1, max_size=64).filter(
+    lambda s: "{" not in s and "}" not in s
+)
+
+
+@given(profile_ids)
+def test_membership_key_is_tagged_by_the_profile(profile_id: str) -> None:
+    key = KeySpace().membership(profile_id)
+    assert key == f"ib:m:{{{profile_id}}}"
+    # The cluster slot is the profile's, whatever the prefix.
+    assert key_slot(key.encode()) == key_slot(KeySpace("other").membership(profile_id).encode())
+    assert key_slot(key.encode()) == key_slot(f"{{{profile_id}}}".encode())
+
+
+def test_registry_keys_share_one_slot() -> None:
+    keys = KeySpace()
+    slots = {key_slot(k.encode()) for k in (keys.audiences, keys.next_code, keys.registry_version)}
+    assert len(slots) == 1
+
+
+@pytest.mark.parametrize("prefix", ["", "a:b", "a{b", "a b"])
+def test_invalid_prefixes_are_refused(prefix: str) -> None:
+    with pytest.raises(ValueError, match="invalid key prefix"):
+        KeySpace(prefix)
+
+
+@given(
+    st.builds(
+        AudienceEntry,
+        audience_id=st.text(min_size=1, max_size=40),
+        code=st.integers(1, 2**40),
+        generation=st.integers(1, 2**40),
+        name=st.text(max_size=20),
+        source=st.text(max_size=20),
+        synced_at=st.none() | st.floats(0, 2e9),
+        members=st.none() | st.integers(0, 10**9),
+    )
+)
+def test_audience_entries_round_trip(entry: AudienceEntry) -> None:
+    assert AudienceEntry.decode(entry.audience_id, entry.encode()) == entry
+
+
+def test_directory_counts_active_generation_and_unexpired_only() -> None:
+    directory = AudienceDirectory.build(
+        3, {"vip": AudienceEntry("vip", code=1, generation=2), "gold": AudienceEntry("gold", code=2, generation=1)}
+    )
+    now = 1_000_000.0
+    membership = {
+        membership_field(1, 1).encode(): b"",  # an old generation of vip
+        membership_field(2, 1).encode(): membership_value(now - 1).encode(),  # gold, expired
+    }
+    assert directory.audiences(membership, now) == (frozenset(), False)
+    membership[membership_field(1, 2).encode()] = membership_value(now + 60).encode()
+    assert directory.audiences(membership, now) == (frozenset({"vip"}), False)
+    membership[membership_field(9, 1).encode()] = b""  # a code the directory has not seen yet
+    assert directory.audiences(membership, now) == (frozenset({"vip"}), True)
