@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from decision.core.tokens import TokenKeys
+
 
 @dataclass(frozen=True, slots=True)
 class Limits:
@@ -56,6 +58,9 @@ class Settings:
     tls_client_ca: str | None = None
     # Bearer tokens accepted on the API (health and reflection stay open); empty: no authentication.
     auth_tokens: tuple[str, ...] = field(default=(), repr=False)
+    # Tracking-token signing keys (the last signs, all verify). Default: a random key made with the settings,
+    # so with --workers N every worker gets the same one (the settings are sent to them); a restart changes it.
+    token_keys: TokenKeys = field(default_factory=TokenKeys.generate, repr=False)
     # Circuit breaker on Redis reads: opens after this many consecutive failures,
     # then lets one probe read through every interval (seconds).
     breaker_failures: int = 5

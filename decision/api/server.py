@@ -125,6 +125,7 @@ async def start(settings: Settings, redis_url: str) -> RunningServer:
         (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME), server
     )
     port = security.add_port(server, settings)  # TLS / mutual TLS when configured
+    security.warn_if_exposed(settings)
     await server.start()
     for name in ("", SERVICE_NAME):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
