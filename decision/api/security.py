@@ -24,6 +24,11 @@ def interceptors(settings: Settings) -> list[grpc.aio.ServerInterceptor]:
     return chain
 
 
+def refusals(chain: list[grpc.aio.ServerInterceptor]) -> dict[str, int] | None:
+    """The authentication interceptor's refused-call counts by reason (None without authentication)."""
+    return next((i.refused for i in chain if isinstance(i, TokenAuthInterceptor)), None)
+
+
 def add_port(server: grpc.aio.Server, settings: Settings) -> int:
     """Listen on ``host:port`` with TLS (or mutual TLS) when configured, else plaintext; returns the port."""
     address = f"{settings.host}:{settings.port}"

@@ -24,6 +24,7 @@ from redis.exceptions import NoPermissionError
 from decision.api.auth import MIN_TOKEN_LENGTH, AuthConfigError, TokenAuthInterceptor, load_tokens
 from decision.api.tls import TlsConfigError, server_credentials
 from decision.observe.redact import mask_url
+from decision.settings import BearerToken
 from decision.store.embedded import EmbeddedRedis, find_redis_server, free_port
 from decision.store.profiles import ProfileStore, connect
 from decision.v1 import decision_pb2_grpc
@@ -120,7 +121,7 @@ def test_tls_options_are_checked_before_serving(certs: TestCertificates, tmp_pat
 async def test_bearer_tokens_guard_the_api_but_not_health_or_reflection(
     start_server: StartServer, rules_path: Path
 ) -> None:
-    server = await start_server(rules_path, auth_tokens=TOKENS)
+    server = await start_server(rules_path, auth_tokens=tuple(map(BearerToken, TOKENS)))
     async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
         for token in (None, "", "Bearer", "Bearer wrong-token-of-enough-length", f"Basic {TOKENS[0]}", TOKENS[0]):
             assert await refused_with(channel, token) is grpc.StatusCode.UNAUTHENTICATED, token
@@ -146,7 +147,7 @@ def test_a_token_is_accepted_exactly_when_it_is_one_of_the_configured(
 ) -> None:
     if 0 <= pick < len(tokens):
         presented = tokens[pick]
-    interceptor = TokenAuthInterceptor(tuple(tokens))
+    interceptor = TokenAuthInterceptor(tuple(map(BearerToken, tokens)))
     assert interceptor.accepts((("authorization", f"Bearer {presented}"),)) == (presented in tokens)
     assert not interceptor.accepts((("x-other", f"Bearer {presented}"),))
     assert not interceptor.accepts(None)
@@ -155,9 +156,9 @@ def test_a_token_is_accepted_exactly_when_it_is_one_of_the_configured(
 def test_tokens_load_from_a_file_and_the_environment(tmp_path: Path) -> None:
     path = tmp_path / "tokens"
     path.write_text(f"# web backend\n{TOKENS[0]}\n\n  {TOKENS[1]}  \n")
-    assert load_tokens(str(path), {}) == TOKENS
+    assert [t.token for t in load_tokens(str(path), {})] == list(TOKENS)
     environ = {"DECISION_AUTH_TOKENS": f" {TOKENS[1]}, token-from-the-environment-3 "}
-    assert load_tokens(str(path), environ) == (*TOKENS, "token-from-the-environment-3")
+    assert [t.token for t in load_tokens(str(path), environ)] == [*TOKENS, "token-from-the-environment-3"]
     assert load_tokens(None, {}) == ()
     path.write_text(f"{TOKENS[0]}\nshort-secret\n")
     with pytest.raises(AuthConfigError, match=rf"{path}:2: a token must be at least") as error:
