@@ -25,11 +25,11 @@ import hashlib
 import hmac
 import re
 from collections.abc import Awaitable, Callable, Mapping
-from pathlib import Path
 
 import grpc
 
 from decision.api.handlers import refusing_handler
+from decision.api.secret_files import entry_lines
 from decision.settings import SCOPES, BearerToken
 
 ENV_TOKENS = "DECISION_AUTH_TOKENS"
@@ -79,19 +79,9 @@ def load_tokens(path: str | None = None, environ: Mapping[str, str] | None = Non
     Error messages name the file and line, never the token.
     """
     tokens: list[BearerToken] = []
-    if path is not None:
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise AuthConfigError(f"{path}: cannot read the token file: {exc}") from None
-        for number, line in enumerate(text.splitlines(), start=1):
-            line = line.strip()
-            if line and not line.startswith("#"):
-                token, _, scopes = line.partition(" ")
-                where = f"{path}:{number}"
-                tokens.append(BearerToken(_checked(token, where), _scopes(scopes, where)))
-        if not tokens:
-            raise AuthConfigError(f"{path}: the token file holds no token")
+    for where, line in [] if path is None else entry_lines(path, "token", AuthConfigError):
+        token, _, scopes = line.partition(" ")
+        tokens.append(BearerToken(_checked(token, where), _scopes(scopes, where)))
     raw = (environ or {}).get(ENV_TOKENS, "")
     for index, token in enumerate(t for t in _SEPARATORS.split(raw) if t):
         tokens.append(BearerToken(_checked(token, f"${ENV_TOKENS} token {index + 1}")))

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from pathlib import Path
 
+from decision.api.secret_files import entry_lines
 from decision.core.tokens import TokenKeyError, TokenKeys, keys_from
 
 ENV_KEYS = "DECISION_TOKEN_KEYS"
@@ -20,18 +20,9 @@ _SEPARATORS = re.compile(r"[\s,]+")
 def load_token_keys(path: str | None = None, environ: Mapping[str, str] | None = None) -> TokenKeys | None:
     """The configured keys, or None when there are none. Errors name the file and line, never a secret."""
     entries: list[tuple[str, str, str]] = []
-    if path is not None:
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise TokenKeyError(f"{path}: cannot read the token keys file: {exc}") from None
-        for number, line in enumerate(text.splitlines(), start=1):
-            line = line.strip()
-            if line and not line.startswith("#"):
-                key_id, _, secret = line.partition(" ")
-                entries.append((f"{path}:{number}", key_id, secret.strip()))
-        if not entries:
-            raise TokenKeyError(f"{path}: the token keys file holds no key")
+    for where, line in [] if path is None else entry_lines(path, "token keys", TokenKeyError):
+        key_id, _, secret = line.partition(" ")
+        entries.append((where, key_id, secret.strip()))
     raw = (environ or {}).get(ENV_KEYS, "")
     for index, entry in enumerate(e for e in _SEPARATORS.split(raw) if e):
         key_id, _, secret = entry.partition(":")

@@ -166,7 +166,7 @@ def test_tokens_load_from_a_file_and_the_environment(tmp_path: Path) -> None:
         load_tokens(str(path), {})
     assert "short-secret" not in str(error.value)
     path.write_text("# nothing but comments\n")
-    with pytest.raises(AuthConfigError, match="holds no token"):
+    with pytest.raises(AuthConfigError, match="holds no entry"):
         load_tokens(str(path), {})
 
 

@@ -6,7 +6,10 @@ import base64
 from collections.abc import Callable
 from pathlib import Path
 
-from decision.core.tokens import TokenKey, TokenKeys, TrackingToken
+import pytest
+
+from decision.api.token_keys import load_token_keys
+from decision.core.tokens import TokenKey, TokenKeyError, TokenKeys, TrackingToken
 from tests.conftest import StartServer, decision_stub
 from tests.decision.delivery import PATIENT, Clock, decide, event, first, record, ruleset, with_clock
 
@@ -78,3 +81,19 @@ async def test_a_rotated_out_key_is_refused_a_still_listed_one_verifies(
             ),
             ("recorded", ""),
         ]
+
+
+def test_keys_load_from_a_file_then_the_environment_the_last_signs(tmp_path: Path) -> None:
+    path = tmp_path / "token-keys"
+    path.write_text(f"# rotation: the last line signs\nk-old {OLD.secret.decode()}\n\nk-new  {NEW.secret.decode()} \n")
+    assert load_token_keys(str(path), {}) == TokenKeys((OLD, NEW))
+    env = {"DECISION_TOKEN_KEYS": f"k-env:{'e' * 32}"}
+    assert load_token_keys(str(path), env).signing == TokenKey("k-env", b"e" * 32)  # type: ignore[union-attr]
+    assert load_token_keys(None, {}) is None
+    path.write_text("k1 too-short-secret\n")
+    with pytest.raises(TokenKeyError, match=rf"{path}:1: key k1: the secret must be at least 32 bytes") as error:
+        load_token_keys(str(path), {})
+    assert "too-short-secret" not in str(error.value)
+    path.write_text("# nothing\n")
+    with pytest.raises(TokenKeyError, match="holds no entry"):
+        load_token_keys(str(path), {})
