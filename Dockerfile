@@ -17,8 +17,9 @@ ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 DECISION_PORT=50051
 WORKDIR /app
 USER decision
 EXPOSE 50051
-# gRPC health checking (grpc.health.v1), the same check a Kubernetes grpc probe makes.
+# gRPC health checking (grpc.health.v1), the same check a Kubernetes grpc probe makes; in TLS when
+# DECISION_TLS_CERT is set (give the TLS options as environment variables: the check reads them too).
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
-    CMD ["python", "-c", "import os, sys, grpc; from grpc_health.v1 import health_pb2 as h, health_pb2_grpc as g; c = grpc.insecure_channel('127.0.0.1:' + os.environ['DECISION_PORT']); sys.exit(g.HealthStub(c).Check(h.HealthCheckRequest(), timeout=2).status != h.HealthCheckResponse.SERVING)"]
+    CMD ["python", "-m", "decision.cli.healthcheck"]
 ENTRYPOINT ["decision"]
 CMD ["serve", "--rules", "/app/examples/retail/rules.yaml"]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from decision.core.tokens import TokenKeys
+
 
 @dataclass(frozen=True, slots=True)
 class Limits:
@@ -19,6 +21,18 @@ class Limits:
     max_context_key_bytes: int = 128
     max_string_bytes: int = 4096
     max_list_items: int = 100
+
+
+# What a bearer token may call (decision.api.auth maps each method to one); "admin": operations methods.
+SCOPES = frozenset({"decide", "events", "admin"})
+
+
+@dataclass(frozen=True, slots=True)
+class BearerToken:
+    """An accepted bearer token and its scopes (a token given without scopes has all of them)."""
+
+    token: str = field(repr=False)
+    scopes: frozenset[str] = SCOPES
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +69,10 @@ class Settings:
     tls_key: str | None = None
     tls_client_ca: str | None = None
     # Bearer tokens accepted on the API (health and reflection stay open); empty: no authentication.
-    auth_tokens: tuple[str, ...] = field(default=(), repr=False)
+    auth_tokens: tuple[BearerToken, ...] = field(default=(), repr=False)
+    # Tracking-token signing keys (the last signs, all verify). Default: a random key made with the settings,
+    # so with --workers N every worker gets the same one (the settings are sent to them); a restart changes it.
+    token_keys: TokenKeys = field(default_factory=TokenKeys.generate, repr=False)
     # Circuit breaker on Redis reads: opens after this many consecutive failures,
     # then lets one probe read through every interval (seconds).
     breaker_failures: int = 5

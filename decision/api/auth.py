@@ -7,6 +7,12 @@ call them without credentials). Tokens come from a file (one per line, ``#``
 comments) and/or the environment variable ``DECISION_AUTH_TOKENS`` (separated
 by commas or whitespace). Several tokens may be valid at once, for rotation.
 
+**Scopes.** A file line may name the token's scopes after it: ``<token> decide,events``.
+A line without scopes, and every token from the environment, has all scopes (what
+tokens meant before scopes existed). ``METHOD_SCOPES`` says which scope each
+method needs; a method it does not name needs ``admin``. An accepted token
+without the scope gets PERMISSION_DENIED.
+
 The comparison is constant-time: the presented token is hashed and compared
 with every accepted token's hash by ``hmac.compare_digest``, all of them,
 so neither a token's content nor its length nor which one matched shows in
@@ -19,11 +25,12 @@ import hashlib
 import hmac
 import re
 from collections.abc import Awaitable, Callable, Mapping
-from pathlib import Path
 
 import grpc
 
 from decision.api.handlers import refusing_handler
+from decision.api.secret_files import entry_lines
+from decision.settings import SCOPES, BearerToken
 
 ENV_TOKENS = "DECISION_AUTH_TOKENS"
 MIN_TOKEN_LENGTH = 16
@@ -33,6 +40,15 @@ OPEN_METHOD_PREFIXES = (
     "/grpc.reflection.v1alpha.ServerReflection/",
     "/grpc.reflection.v1.ServerReflection/",
 )
+# The one place that says which scope a method needs; unnamed methods need ADMIN_SCOPE.
+METHOD_SCOPES = {
+    "/decision.v1.DecisionService/Decide": "decide",
+    "/decision.v1.DecisionService/RecordEvents": "events",
+}
+ADMIN_SCOPE = "admin"
+# Reasons of refused calls (the interceptor's ``refused`` counts, exported as metrics).
+UNAUTHENTICATED = "unauthenticated"
+PERMISSION_DENIED = "permission_denied"
 _TOKEN = re.compile(r"[\x21-\x7e]+")  # visible ASCII: what fits in an HTTP/2 header value unescaped
 _SEPARATORS = re.compile(r"[\s,]+")
 
@@ -49,26 +65,26 @@ def _checked(token: str, where: str) -> str:
     return token
 
 
-def load_tokens(path: str | None = None, environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
+def _scopes(text: str, where: str) -> frozenset[str]:
+    scopes = frozenset(s for s in _SEPARATORS.split(text) if s)
+    unknown = sorted(scopes - SCOPES)
+    if unknown:
+        raise AuthConfigError(f"{where}: unknown scope {unknown[0]!r} (scopes: {', '.join(sorted(SCOPES))})")
+    return scopes or SCOPES
+
+
+def load_tokens(path: str | None = None, environ: Mapping[str, str] | None = None) -> tuple[BearerToken, ...]:
     """Accepted tokens from ``path`` and ``$DECISION_AUTH_TOKENS``; () means authentication is off.
 
     Error messages name the file and line, never the token.
     """
-    tokens: list[str] = []
-    if path is not None:
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise AuthConfigError(f"{path}: cannot read the token file: {exc}") from None
-        for number, line in enumerate(text.splitlines(), start=1):
-            line = line.strip()
-            if line and not line.startswith("#"):
-                tokens.append(_checked(line, f"{path}:{number}"))
-        if not tokens:
-            raise AuthConfigError(f"{path}: the token file holds no token")
+    tokens: list[BearerToken] = []
+    for where, line in [] if path is None else entry_lines(path, "token", AuthConfigError):
+        token, _, scopes = line.partition(" ")
+        tokens.append(BearerToken(_checked(token, where), _scopes(scopes, where)))
     raw = (environ or {}).get(ENV_TOKENS, "")
     for index, token in enumerate(t for t in _SEPARATORS.split(raw) if t):
-        tokens.append(_checked(token, f"${ENV_TOKENS} token {index + 1}"))
+        tokens.append(BearerToken(_checked(token, f"${ENV_TOKENS} token {index + 1}")))
     return tuple(dict.fromkeys(tokens))
 
 
@@ -77,26 +93,32 @@ def _digest(token: bytes) -> bytes:
 
 
 class TokenAuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
-    """Refuses calls (except health and reflection) that carry no accepted bearer token."""
+    """Refuses calls (except health and reflection) without an accepted bearer token holding the method's scope."""
 
-    def __init__(self, tokens: tuple[str, ...]) -> None:
+    def __init__(self, tokens: tuple[BearerToken, ...]) -> None:
         if not tokens:
             raise ValueError("no tokens: do not install the interceptor")
-        self._digests = tuple(_digest(t.encode()) for t in tokens)
-        self.refused_total = 0
+        self._accepted = tuple((_digest(t.token.encode()), t.scopes) for t in tokens)
+        # Refused calls by reason (UNAUTHENTICATED, PERMISSION_DENIED), read by the metrics.
+        self.refused: dict[str, int] = {UNAUTHENTICATED: 0, PERMISSION_DENIED: 0}
 
-    def accepts(self, metadata: tuple[tuple[str, str | bytes], ...] | None) -> bool:
+    def scopes_of(self, metadata: tuple[tuple[str, str | bytes], ...] | None) -> frozenset[str] | None:
+        """The presented token's scopes, or None when it presents no accepted token."""
         presented = next((value for key, value in metadata or () if key == "authorization"), None)
         if not isinstance(presented, str):
-            return False
+            return None
         scheme, _, token = presented.partition(" ")
         if scheme.lower() != "bearer":
-            return False
+            return None
         candidate = _digest(token.strip().encode())
-        accepted = False
-        for digest in self._digests:  # no early exit: the time does not tell which token matched
-            accepted |= hmac.compare_digest(candidate, digest)
-        return accepted
+        granted: frozenset[str] | None = None
+        for digest, scopes in self._accepted:  # no early exit: the time does not tell which token matched
+            if hmac.compare_digest(candidate, digest):
+                granted = scopes
+        return granted
+
+    def accepts(self, metadata: tuple[tuple[str, str | bytes], ...] | None) -> bool:
+        return self.scopes_of(metadata) is not None
 
     async def intercept_service(
         self,
@@ -106,9 +128,16 @@ class TokenAuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         handler = await continuation(details)
         if handler is None or details.method.startswith(OPEN_METHOD_PREFIXES):
             return handler
-        if self.accepts(details.invocation_metadata):
+        scopes = self.scopes_of(details.invocation_metadata)
+        if scopes is None:
+            self.refused[UNAUTHENTICATED] += 1
+            return refusing_handler(
+                handler, grpc.StatusCode.UNAUTHENTICATED, "missing or invalid bearer token (authorization metadata)"
+            )
+        needed = METHOD_SCOPES.get(details.method, ADMIN_SCOPE)
+        if needed in scopes:
             return handler
-        self.refused_total += 1
+        self.refused[PERMISSION_DENIED] += 1
         return refusing_handler(
-            handler, grpc.StatusCode.UNAUTHENTICATED, "missing or invalid bearer token (authorization metadata)"
+            handler, grpc.StatusCode.PERMISSION_DENIED, f"the bearer token lacks the {needed!r} scope this call needs"
         )

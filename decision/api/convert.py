@@ -161,7 +161,7 @@ def _set_value(target: struct_pb2.Value, value: ContextValue) -> None:
             _set_value(target.list_value.values.add(), member)
 
 
-# Wire event types -> what they count (synonyms share a number: display = impression, interact = click).
+# Wire event types -> what they count (numbers 1 and 2 were also DISPLAY and INTERACT, once aliases).
 _EVENT_KINDS = {
     decision_pb2.EVENT_TYPE_IMPRESSION: IMPRESSION,
     decision_pb2.EVENT_TYPE_CLICK: CLICK,

@@ -10,10 +10,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from decision.rules.engine import CompiledRuleset
 from decision.service.active import ActiveRuleset
+from decision.service.breaker import BreakerBoard
 from decision.service.rulesets import RulesetFollower, load_active
 from decision.settings import Settings
 from decision.store.keys import KeySpace
@@ -37,6 +39,9 @@ class ServerOps:
         self.follower: RulesetFollower | None = None
         self._watch: asyncio.Task[None] | None = None
         self._sampler: asyncio.Task[None] | None = None
+        self._store: ProfileStore | None = None
+        self._breakers: BreakerBoard | None = None
+        self._refused: Mapping[str, int] | None = None
         if settings.metrics_port is not None:
             from decision.observe.metrics import Metrics, MetricsInterceptor
 
@@ -61,8 +66,18 @@ class ServerOps:
             self.control = None
             raise
 
-    def attach(self, store: ProfileStore, active: ActiveRuleset) -> None:
-        """The server is up: export its metrics, follow published rulesets."""
+    def attach(
+        self,
+        store: ProfileStore,
+        active: ActiveRuleset,
+        breakers: BreakerBoard | None = None,
+        refused: Mapping[str, int] | None = None,
+    ) -> None:
+        """The server is up: export its metrics, follow published rulesets.
+
+        ``breakers`` and ``refused`` (the auth interceptor's counts) are sampled with the event loop.
+        """
+        self._store, self._breakers, self._refused = store, breakers, refused
         if self.metrics is not None:
             store.events = self.metrics
             self.metrics.directory_refreshed(store.directory)
@@ -82,6 +97,11 @@ class ServerOps:
     async def _sample_event_loop(self) -> None:
         while True:
             self.metrics.loop_tasks.set(len(asyncio.all_tasks()))
+            self.metrics.security_sampled(
+                self._refused or {},
+                {} if self._breakers is None else self._breakers.by_shard(),
+                self._store.registry_lost_total if self._store is not None else 0,
+            )
             await asyncio.sleep(1.0)
 
     def resync(self) -> None:

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import ipaddress
+import logging
+
 import grpc
 
 from decision.api.auth import TokenAuthInterceptor
 from decision.api.request_guard import RequestGuardInterceptor
 from decision.api.tls import server_credentials
 from decision.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 def interceptors(settings: Settings) -> list[grpc.aio.ServerInterceptor]:
@@ -19,6 +24,11 @@ def interceptors(settings: Settings) -> list[grpc.aio.ServerInterceptor]:
     return chain
 
 
+def refusals(chain: list[grpc.aio.ServerInterceptor]) -> dict[str, int] | None:
+    """The authentication interceptor's refused-call counts by reason (None without authentication)."""
+    return next((i.refused for i in chain if isinstance(i, TokenAuthInterceptor)), None)
+
+
 def add_port(server: grpc.aio.Server, settings: Settings) -> int:
     """Listen on ``host:port`` with TLS (or mutual TLS) when configured, else plaintext; returns the port."""
     address = f"{settings.host}:{settings.port}"
@@ -26,3 +36,28 @@ def add_port(server: grpc.aio.Server, settings: Settings) -> int:
     if credentials is None:
         return int(server.add_insecure_port(address))
     return int(server.add_secure_port(address, credentials))
+
+
+def is_loopback(host: str) -> bool:
+    if host in ("localhost", ""):
+        return host == "localhost"
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to anything
+
+
+def warn_if_exposed(settings: Settings) -> None:
+    """WARNING at start for settings an operator would not choose on purpose (the server still starts)."""
+    if not is_loopback(settings.host) and settings.tls_cert is None and not settings.auth_tokens:
+        log.warning(
+            "serving on %s without TLS or bearer tokens: anyone who reaches the port can read decisions for any "
+            "profile and record events (give --tls-cert/--tls-key and/or --auth-tokens-file; SECURITY.md)",
+            settings.host,
+        )
+    if settings.token_keys.ephemeral:
+        log.warning(
+            "no --token-keys-file or DECISION_TOKEN_KEYS: tracking tokens are signed with a random key made at "
+            "start; tokens from before a restart or from another instance will not verify (their events are "
+            "rejected). Configure shared keys in production (SECURITY.md)"
+        )

@@ -115,7 +115,8 @@ async def start(settings: Settings, redis_url: str) -> RunningServer:
         ("grpc.so_reuseport", 1 if settings.workers > 1 else 0),
     ]
     # Metrics outermost: calls refused by authentication are counted too.
-    server = grpc.aio.server(options=options, interceptors=[*ops.interceptors, *security.interceptors(settings)])
+    guards = security.interceptors(settings)
+    server = grpc.aio.server(options=options, interceptors=[*ops.interceptors, *guards])
     from decision.v1 import decision_pb2_grpc
 
     decision_pb2_grpc.add_DecisionServiceServicer_to_server(DecisionServicer(service, settings.limits), server)
@@ -125,11 +126,12 @@ async def start(settings: Settings, redis_url: str) -> RunningServer:
         (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME), server
     )
     port = security.add_port(server, settings)  # TLS / mutual TLS when configured
+    security.warn_if_exposed(settings)
     await server.start()
     for name in ("", SERVICE_NAME):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     watch = asyncio.create_task(store.watch_directory(settings.registry_poll_interval))
-    ops.attach(store, active)
+    ops.attach(store, active, service.breakers, security.refusals(guards))
     return RunningServer(server, port, service, health_servicer, store, settings, watch, ops)
 
 

@@ -41,6 +41,7 @@ def _secured(settings: Settings, args: argparse.Namespace) -> Settings:
     """Add the TLS, authentication and limits options (checked now: a server never starts misconfigured)."""
     from decision.api.auth import load_tokens
     from decision.api.tls import server_credentials
+    from decision.api.token_keys import load_token_keys
     from decision.cli.limits_config import limits_from
 
     server_credentials(args.tls_cert, args.tls_key, args.tls_client_ca)
@@ -50,6 +51,7 @@ def _secured(settings: Settings, args: argparse.Namespace) -> Settings:
         tls_key=args.tls_key,
         tls_client_ca=args.tls_client_ca,
         auth_tokens=load_tokens(args.auth_tokens_file, os.environ),
+        token_keys=load_token_keys(args.token_keys_file, os.environ) or settings.token_keys,
         limits=limits_from(args.limits, args.limit, settings.limits),
     )
 
@@ -249,6 +251,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=env("DECISION_AUTH_TOKENS_FILE"),
         help="bearer tokens, one per line: calls need 'authorization: Bearer <token>' "
         "(also env DECISION_AUTH_TOKENS, comma-separated; health and reflection stay open)",
+    )
+    serve.add_argument(
+        "--token-keys-file",
+        default=env("DECISION_TOKEN_KEYS_FILE"),
+        help="tracking-token signing keys, '<key id> <secret>' per line, the last signs, all verify "
+        "(also env DECISION_TOKEN_KEYS, 'id:secret' comma-separated; without: a random key per start)",
     )
     serve.add_argument("--limits", metavar="FILE", help="request limits, TOML or .json (docs/api.md)")
     serve.add_argument(

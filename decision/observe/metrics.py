@@ -19,7 +19,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
 from typing import Any
 from wsgiref.simple_server import WSGIServer
@@ -119,6 +119,28 @@ class Metrics:
             registry=r,
             multiprocess_mode="liveall",
         )
+        self.refused_calls = Counter(
+            "decision_refused_calls",
+            "calls refused by authentication, by reason (unauthenticated, permission_denied)",
+            ["reason"],
+            registry=r,
+        )
+        self.breaker_open = Gauge(
+            "decision_redis_breaker_open",
+            "1 while the circuit breaker of a Redis node is open (its profiles get fallbacks), by node",
+            ["node"],
+            registry=r,
+            multiprocess_mode="liveall",
+        )
+        self.breaker_opened = Counter(
+            "decision_redis_breaker_opened", "times the circuit breaker of a Redis node opened", ["node"], registry=r
+        )
+        self.registry_lost = Counter(
+            "decision_audience_registry_lost",
+            "times the audience registry was found missing in Redis (fallbacks until it is back)",
+            registry=r,
+        )
+        self._sampled: dict[tuple[str, str], int] = {}
         if not self.multiprocess:
             ProcessCollector(registry=r)
         self._version: str | None = None
@@ -185,6 +207,26 @@ class Metrics:
 
     def ruleset_refused(self, source: str) -> None:
         self.reload_failures.labels(source).inc()
+
+    # -- sampled from the server's own counters (api.operations, every second) -----------
+    def security_sampled(
+        self, refused: Mapping[str, int], breakers: Mapping[str, tuple[bool, int]], registry_lost: int
+    ) -> None:
+        """Refused calls by reason, ``breakers``: node -> (open, times opened), registry losses: running totals."""
+        for reason, total in refused.items():
+            self._advance(self.refused_calls.labels(reason), ("refused", reason), total)
+        for shard, (is_open, opened) in breakers.items():
+            node = shard or "single"
+            self.breaker_open.labels(node).set(1 if is_open else 0)
+            self._advance(self.breaker_opened.labels(node), ("opened", node), opened)
+        self._advance(self.registry_lost, ("registry_lost", ""), registry_lost)
+
+    def _advance(self, counter: Any, key: tuple[str, str], total: int) -> None:
+        # Counters only go up: add what the running total gained since the last sample.
+        gained = total - self._sampled.get(key, 0)
+        if gained > 0:
+            counter.inc(gained)
+            self._sampled[key] = total
 
     def _drop(self, gauge: Gauge, label: str) -> None:
         # Multiprocess values live in files that removing a child does not clear: zero it instead.

@@ -137,6 +137,10 @@ class BreakerBoard:
     def open_shards(self) -> list[str]:
         return sorted(shard for shard, breaker in self._breakers.items() if breaker.is_open)
 
+    def by_shard(self) -> dict[str, tuple[bool, int]]:
+        """Each shard's breaker: (open, times opened), for metrics."""
+        return {shard: (b.is_open, b.opened_total) for shard, b in self._breakers.items()}
+
     # Totals over the shards, for logs and metrics exporters.
     @property
     def opened_total(self) -> int:

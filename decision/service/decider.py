@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from decision.core.controls import Times
 from decision.core.explain import explain
 from decision.core.requests import check_request, decide
+from decision.core.tokens import sign_tokens
 from decision.core.types import Decision, DecisionRequest
 from decision.rules.engine import EngineError
 from decision.rules.types import Ruleset
@@ -53,6 +54,7 @@ class DecisionService:
             window=settings.event_dedupe_window,
             skew=settings.event_max_skew,
             limits=settings.limits,
+            keys=settings.token_keys,
         )
 
     async def decide(self, request: DecisionRequest, time_remaining: float | None = None) -> Decision:
@@ -105,7 +107,8 @@ class DecisionService:
         if decision is None:  # Redis or the engine failed: fallbacks, degraded
             decision = decide(compiled.ruleset, None, request, decision_id=decision_id, now_ms=int(now * 1000))
             audiences = eligible = None
-        return self._explained(decision, compiled.ruleset, request, audiences, eligible, counters, now)
+        decision = self._explained(decision, compiled.ruleset, request, audiences, eligible, counters, now)
+        return sign_tokens(decision, self.settings.token_keys)
 
     def _explained(
         self,

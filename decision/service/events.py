@@ -23,7 +23,7 @@ from enum import StrEnum
 import orjson
 
 from decision.core.controls import ControlsCache, TotalCheck, merge_keep
-from decision.core.tokens import InvalidToken, TrackingToken
+from decision.core.tokens import InvalidToken, TokenKeys, TrackingToken
 from decision.core.totals import TotalsView
 from decision.rules.patterns import ID_PATTERN
 from decision.rules.types import CUSTOM_PREFIX, Ruleset
@@ -94,7 +94,9 @@ def _text(value: str, field: str, limit: int) -> str:
     return value
 
 
-def validate(index: int, event: EventInput, *, now: float, window: float, skew: float, limits: Limits) -> FeedbackEvent:
+def validate(
+    index: int, event: EventInput, *, now: float, window: float, skew: float, limits: Limits, keys: TokenKeys
+) -> FeedbackEvent:
     """The valid event, or EventRejected naming the field (``events[<index>].<field>``)."""
     path = f"events[{index}]"
     event_id = _text(event.event_id, f"{path}.event_id", MAX_EVENT_ID_BYTES)
@@ -114,7 +116,7 @@ def validate(index: int, event: EventInput, *, now: float, window: float, skew: 
     if not event.tracking_token:
         raise EventRejected(f"{path}.tracking_token", "required")
     try:
-        token = TrackingToken.decode(event.tracking_token)
+        token = keys.open(event.tracking_token)
     except InvalidToken as exc:
         raise EventRejected(f"{path}.tracking_token", str(exc)) from None
     if event.timestamp is None:
@@ -143,7 +145,9 @@ class EventRecorder:
         window: float,
         skew: float,
         limits: Limits,
+        keys: TokenKeys,
     ) -> None:
+        self.keys = keys
         self.store = store
         self.controls = controls
         self.totals = totals
@@ -157,7 +161,9 @@ class EventRecorder:
         by_profile: dict[str, list[FeedbackEvent]] = {}
         for index, event in enumerate(events):
             try:
-                valid = validate(index, event, now=now, window=self.window, skew=self.skew, limits=self.limits)
+                valid = validate(
+                    index, event, now=now, window=self.window, skew=self.skew, limits=self.limits, keys=self.keys
+                )
             except EventRejected as exc:
                 results[index] = EventResult(event.event_id, Outcome.REJECTED, str(exc))
                 continue

@@ -33,9 +33,7 @@ class EventType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     EVENT_TYPE_UNSPECIFIED: _ClassVar[EventType]
     EVENT_TYPE_IMPRESSION: _ClassVar[EventType]
-    EVENT_TYPE_DISPLAY: _ClassVar[EventType]
     EVENT_TYPE_CLICK: _ClassVar[EventType]
-    EVENT_TYPE_INTERACT: _ClassVar[EventType]
     EVENT_TYPE_DISMISS: _ClassVar[EventType]
     EVENT_TYPE_CUSTOM: _ClassVar[EventType]
 
@@ -62,9 +60,7 @@ EXPLANATION_OUTCOME_PROPOSED_ELSEWHERE: ExplanationOutcome
 EXPLANATION_OUTCOME_LOST_RANKING: ExplanationOutcome
 EVENT_TYPE_UNSPECIFIED: EventType
 EVENT_TYPE_IMPRESSION: EventType
-EVENT_TYPE_DISPLAY: EventType
 EVENT_TYPE_CLICK: EventType
-EVENT_TYPE_INTERACT: EventType
 EVENT_TYPE_DISMISS: EventType
 EVENT_TYPE_CUSTOM: EventType
 EVENT_OUTCOME_UNSPECIFIED: EventOutcome

