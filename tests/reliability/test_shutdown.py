@@ -25,8 +25,10 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from decision.api.shutdown import REFUSED_DETAILS
 from decision.store.embedded import free_port
 from decision.v1 import decision_pb2_grpc
+from tests.conftest import StartServer, decision_stub
 from tests.decision.cli.test_main import RULES, decision_command, wait_serving
 from tests.decision.helpers import decide_request
 
@@ -61,10 +63,10 @@ def serve(tmp_path: Path, redis_url: str) -> Iterator[object]:
     rules = tmp_path / "rules.yaml"
     rules.write_text(RULES.format(version="v1"))
 
-    def _serve(workers: int) -> Served:
+    def _serve(workers: int, drain: float = DRAIN) -> Served:
         port = free_port()
         args = ["serve", "--rules", str(rules), "--host", "127.0.0.1", "--port", str(port), "--redis-url", redis_url]
-        args += ["--workers", str(workers), "--drain", str(DRAIN), "--grace", str(GRACE)]
+        args += ["--workers", str(workers), "--drain", str(drain), "--grace", str(GRACE)]
         process = subprocess.Popen(decision_command(*args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         started.append(process)
         wait_serving(f"127.0.0.1:{port}")
@@ -205,3 +207,34 @@ def test_sigterm_loses_no_call_with_one_worker(serve: object) -> None:
     output, _ = served.process.communicate(timeout=30)
     assert f"worker {served.process.pid} stopped" in output, output
     check(outcome, served)
+
+
+@pytest.mark.timeout(90)
+def test_without_a_drain_calls_in_flight_end_ok_or_unavailable_never_cancelled(serve: object) -> None:
+    """--drain 0: calls grpcio had queued are refused UNAVAILABLE (not run, retry-safe), none CANCELLED."""
+    served: Served = serve(2, drain=0.0)  # type: ignore[operator]
+    outcome = asyncio.run(sigterm_under_load(served))
+    served.process.communicate(timeout=30)
+    assert served.process.returncode == 0
+    assert sum(outcome.in_flight.values()) == IN_FLIGHT
+    assert set(outcome.in_flight) <= {"OK", "UNAVAILABLE"}, outcome.in_flight
+    assert {status.name for _, status in outcome.later} <= {"OK", "UNAVAILABLE"}
+
+
+async def test_the_closed_gate_refuses_calls_unavailable_but_answers_health(
+    start_server: StartServer, tmp_path: Path
+) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(RULES.format(version="v1"))
+    running = await start_server(rules)
+    async with decision_stub(running.port) as stub:
+        assert (await stub.Decide(decide_request(), timeout=5)).propositions
+        running.gate.close()
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await stub.Decide(decide_request(), timeout=5)
+    assert refused.value.code() == UNAVAILABLE
+    assert refused.value.details() == REFUSED_DETAILS
+    assert running.gate.refused == 1
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+        reply = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
+    assert reply.status == health_pb2.HealthCheckResponse.SERVING  # load balancers still get an answer
