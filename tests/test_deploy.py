@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from decision.cli import build_parser
+from decision.cli.main import build_parser
 from decision.rules.compiler import compile_ruleset
 from decision.rules.loader import load_file
 
