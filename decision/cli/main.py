@@ -238,25 +238,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--host", default=os.environ.get("DECISION_HOST", "0.0.0.0"))
     serve.add_argument("--port", type=int, default=int(os.environ.get("DECISION_PORT", "50051")))
+    defaults = Settings()
     serve.add_argument("--workers", type=int, default=int(os.environ.get("DECISION_WORKERS", "1")))
     serve.add_argument("--key-prefix", default=os.environ.get("DECISION_KEY_PREFIX", "ib"))
     serve.add_argument("--redis-timeout-ms", type=float, default=50.0, help="longest wait for Redis per decision")
     serve.add_argument(
         "--drain",
         type=_seconds,
-        default=os.environ.get("DECISION_DRAIN", "5"),  # a string default goes through type=
+        default=os.environ.get("DECISION_DRAIN", str(defaults.shutdown_drain)),  # a string default goes through type=
         metavar="SECONDS",
         help="on SIGTERM/SIGINT, keep serving this long while health reports NOT_SERVING, so load balancers "
         "stop sending; then refuse new calls with UNAVAILABLE (retry-safe) and stop (env DECISION_DRAIN; "
-        "default 5; a second signal ends the drain)",
+        "default %(default)s; a second signal ends the drain)",
     )
     serve.add_argument(
         "--grace",
         type=_seconds,
-        default=os.environ.get("DECISION_GRACE", "10"),
+        default=os.environ.get("DECISION_GRACE", str(defaults.shutdown_grace)),
         metavar="SECONDS",
         help="after the drain, how long calls in flight may take to finish before they are cancelled "
-        "(env DECISION_GRACE; default 10)",
+        "(env DECISION_GRACE; default %(default)s)",
     )
     serve.add_argument(
         "--metrics-port",

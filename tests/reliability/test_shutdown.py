@@ -26,6 +26,8 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from decision.api.shutdown import REFUSED_DETAILS
+from decision.cli.main import _settings as cli_settings
+from decision.cli.main import build_parser
 from decision.store.embedded import free_port
 from decision.v1 import decision_pb2_grpc
 from tests.conftest import StartServer, decision_stub
@@ -238,3 +240,18 @@ async def test_the_closed_gate_refuses_calls_unavailable_but_answers_health(
     async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
         reply = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
     assert reply.status == health_pb2.HealthCheckResponse.SERVING  # load balancers still get an answer
+
+
+def test_drain_and_grace_come_from_options_or_environment(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("DECISION_DRAIN", "0")
+    monkeypatch.setenv("DECISION_GRACE", "2.5")
+    settings = cli_settings(build_parser().parse_args(["serve"]))
+    assert (settings.shutdown_drain, settings.shutdown_grace) == (0.0, 2.5)
+    assert cli_settings(build_parser().parse_args(["serve", "--drain", "7"])).shutdown_drain == 7.0
+    for bad in ("-1", "soon", "nan"):
+        with pytest.raises(SystemExit) as refused:
+            build_parser().parse_args(["serve", "--drain", bad])
+        assert refused.value.code == 2
+        assert "argument --drain" in capsys.readouterr().err
