@@ -53,7 +53,9 @@ class Settings:
     deadline_margin_max: float = 0.010
     # How often the audience registry is re-read, besides published changes.
     registry_poll_interval: float = 1.0
-    # How long in-flight calls may take to finish on SIGTERM.
+    # On SIGTERM: how long to keep serving while reporting NOT_SERVING (load balancers and
+    # endpoints stop sending), then how long the calls in flight may take to finish.
+    shutdown_drain: float = 5.0
     shutdown_grace: float = 10.0
     limits: Limits = field(default_factory=Limits)
     # Published rulesets (no rules_path): how often the active pointer is polled besides announcements.

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
+from decision.cli.main import build_parser
 from decision.rules.compiler import compile_ruleset
 from decision.rules.loader import load_file
 
@@ -52,7 +53,17 @@ def test_the_deployment_serves_the_configmap_with_grpc_probes_as_the_image_user(
     assert uid and pod["securityContext"]["runAsUser"] == int(uid.group(1))
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
-    assert pod["terminationGracePeriodSeconds"] > 10  # the server's default --grace
+
+
+def test_kubernetes_waits_for_the_drain_and_the_grace_before_killing() -> None:
+    """terminationGracePeriodSeconds covers a preStop pause, --drain and --grace, with a margin: no SIGKILL mid-call."""
+    pod = documents()["Deployment/decision"]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    args = build_parser().parse_args(container["args"])  # the server's own defaults where not given
+    pre_stop = container.get("lifecycle", {}).get("preStop", {}).get("exec", {}).get("command", [])
+    pause = float(pre_stop[1]) if pre_stop[:1] == ["sleep"] else 0.0
+    assert args.drain >= 3  # endpoints are removed asynchronously: a few seconds for them to stop sending
+    assert pod["terminationGracePeriodSeconds"] >= pause + args.drain + args.grace + 5
 
 
 def test_kustomize_renders_the_manifests_with_a_hashed_configmap() -> None:

@@ -2,8 +2,16 @@
 
 A worker serves DecisionService, gRPC health checking and server reflection;
 SIGHUP reloads the ruleset file (a bad file is refused and the old ruleset
-keeps serving); SIGTERM/SIGINT stop it gracefully: health turns NOT_SERVING,
-new calls are refused, in-flight calls get ``shutdown_grace`` seconds to finish.
+keeps serving). SIGTERM/SIGINT stop it without losing a call
+(decision/api/shutdown.py says why grpcio's own stop is not enough):
+
+1. health turns NOT_SERVING and calls are still served for ``shutdown_drain``
+   seconds (``--drain``), while load balancers and endpoints stop sending here;
+   a second SIGTERM/SIGINT ends the drain early;
+2. new calls are refused with UNAVAILABLE (not run: retry-safe) until none
+   has come for a moment;
+3. the listener closes; calls still running get the rest of
+   ``shutdown_grace`` seconds (``--grace``, counted from the end of the drain).
 
 With ``workers > 1`` the parent process starts the workers (SO_REUSEPORT on
 one port), forwards SIGTERM/SIGINT/SIGHUP to them, and exits when they have
@@ -19,6 +27,7 @@ import multiprocessing
 import os
 import signal
 import sys
+import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +39,7 @@ from grpc_reflection.v1alpha import reflection
 from decision.api import security
 from decision.api.operations import ServerOps
 from decision.api.servicer import DecisionServicer
+from decision.api.shutdown import ShutdownGate
 from decision.rules.errors import RulesetInvalid
 from decision.service.active import ActiveRuleset, load_compiled
 from decision.service.decider import DecisionService
@@ -53,6 +63,7 @@ class RunningServer:
     health: health.aio.HealthServicer
     store: ProfileStore
     settings: Settings
+    gate: ShutdownGate
     _watch: asyncio.Task[None]
     # Published-ruleset following, metrics, tracing (decision/operations.py).
     ops: ServerOps | None = None
@@ -83,9 +94,23 @@ class RunningServer:
             self.ops.file_reloaded(compiled.version)
         return True
 
-    async def stop(self, grace: float | None = None) -> None:
+    async def stop(self, grace: float | None = None, drain: float = 0.0, hurry: asyncio.Event | None = None) -> None:
+        """Drain, refuse, stop (see the module docstring); ``grace`` None: ``settings.shutdown_grace``.
+
+        ``drain`` is 0 for in-process callers; the worker passes ``settings.shutdown_drain``.
+        ``hurry``, once set, ends the drain early.
+        """
+        grace = self.settings.shutdown_grace if grace is None else grace
         await self.health.enter_graceful_shutdown()
-        await self.server.stop(self.settings.shutdown_grace if grace is None else grace)
+        if drain > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for((hurry or asyncio.Event()).wait(), drain)
+        deadline = time.monotonic() + grace
+        self.gate.close()
+        await self.gate.wait_quiet(deadline)
+        await self.server.stop(max(deadline - time.monotonic(), 0.0))
+        if self.gate.refused:
+            log.info("refused %d calls with UNAVAILABLE while stopping", self.gate.refused)
         if self.ops is not None:
             await self.ops.stop()
         self.store.stop_watching()
@@ -114,9 +139,10 @@ async def start(settings: Settings, redis_url: str) -> RunningServer:
         ("grpc.max_receive_message_length", settings.limits.max_message_bytes),
         ("grpc.so_reuseport", 1 if settings.workers > 1 else 0),
     ]
-    # Metrics outermost: calls refused by authentication are counted too.
+    # Metrics outermost: calls refused by the shutdown gate or by authentication are counted too.
+    gate = ShutdownGate()
     guards = security.interceptors(settings)
-    server = grpc.aio.server(options=options, interceptors=[*ops.interceptors, *guards])
+    server = grpc.aio.server(options=options, interceptors=[*ops.interceptors, gate, *guards])
     from decision.v1 import decision_pb2_grpc
 
     decision_pb2_grpc.add_DecisionServiceServicer_to_server(DecisionServicer(service, settings.limits), server)
@@ -132,7 +158,7 @@ async def start(settings: Settings, redis_url: str) -> RunningServer:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     watch = asyncio.create_task(store.watch_directory(settings.registry_poll_interval))
     ops.attach(store, active, service.breakers, security.refusals(guards))
-    return RunningServer(server, port, service, health_servicer, store, settings, watch, ops)
+    return RunningServer(server, port, service, health_servicer, store, settings, gate, watch, ops)
 
 
 async def run_worker(settings: Settings, redis_url: str, on_ready: Callable[[int], None] | None = None) -> None:
@@ -140,8 +166,13 @@ async def run_worker(settings: Settings, redis_url: str, on_ready: Callable[[int
     running = await start(settings, redis_url)
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
-    loop.add_signal_handler(signal.SIGTERM, stopping.set)
-    loop.add_signal_handler(signal.SIGINT, stopping.set)
+    hurry = asyncio.Event()  # a second SIGTERM/SIGINT: end the drain now
+
+    def on_stop_signal() -> None:
+        (hurry if stopping.is_set() else stopping).set()
+
+    loop.add_signal_handler(signal.SIGTERM, on_stop_signal)
+    loop.add_signal_handler(signal.SIGINT, on_stop_signal)
     loop.add_signal_handler(signal.SIGHUP, running.reload)
     log.info(
         "worker %d serving %s on %s:%d, ruleset %s",
@@ -154,8 +185,14 @@ async def run_worker(settings: Settings, redis_url: str, on_ready: Callable[[int
     if on_ready is not None:
         on_ready(running.port)
     await stopping.wait()
-    log.info("worker %d stopping: finishing in-flight calls", os.getpid())
-    await running.stop()
+    log.info(
+        "worker %d stopping: NOT_SERVING, draining %.1f s, then in-flight calls get %.1f s",
+        os.getpid(),
+        settings.shutdown_drain,
+        settings.shutdown_grace,
+    )
+    await running.stop(drain=settings.shutdown_drain, hurry=hurry)
+    log.info("worker %d stopped", os.getpid())
 
 
 def run_event_loop(main: Callable[[], Coroutine[Any, Any, None]]) -> None:

@@ -30,6 +30,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         workers=args.workers,
         key_prefix=args.key_prefix,
         redis_timeout=args.redis_timeout_ms / 1000,
+        shutdown_drain=args.drain,
         shutdown_grace=args.grace,
         metrics_port=args.metrics_port,
         log_format=args.log_format,
@@ -210,6 +211,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return asyncio.run(run_demo(Path(args.example), port=args.port, once=args.once))
 
 
+def _seconds(text: str) -> float:
+    """A duration option: a number of seconds, 0 or more."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be 0 or more seconds: {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="decision", description="Inbound Decisioning: next-best-message decisions.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -228,10 +240,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--host", default=os.environ.get("DECISION_HOST", "0.0.0.0"))
     serve.add_argument("--port", type=int, default=int(os.environ.get("DECISION_PORT", "50051")))
+    defaults = Settings()
     serve.add_argument("--workers", type=int, default=int(os.environ.get("DECISION_WORKERS", "1")))
     serve.add_argument("--key-prefix", default=os.environ.get("DECISION_KEY_PREFIX", "ib"))
     serve.add_argument("--redis-timeout-ms", type=float, default=50.0, help="longest wait for Redis per decision")
-    serve.add_argument("--grace", type=float, default=10.0, help="seconds in-flight calls get on shutdown")
+    serve.add_argument(
+        "--drain",
+        type=_seconds,
+        default=os.environ.get("DECISION_DRAIN", str(defaults.shutdown_drain)),  # a string default goes through type=
+        metavar="SECONDS",
+        help="on SIGTERM/SIGINT, keep serving this long while health reports NOT_SERVING, so load balancers "
+        "stop sending; then refuse new calls with UNAVAILABLE (retry-safe) and stop (env DECISION_DRAIN; "
+        "default %(default)s; a second signal ends the drain)",
+    )
+    serve.add_argument(
+        "--grace",
+        type=_seconds,
+        default=os.environ.get("DECISION_GRACE", str(defaults.shutdown_grace)),
+        metavar="SECONDS",
+        help="after the drain, how long calls in flight may take to finish before they are cancelled "
+        "(env DECISION_GRACE; default %(default)s)",
+    )
     serve.add_argument(
         "--metrics-port",
         type=int,

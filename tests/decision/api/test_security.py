@@ -189,7 +189,7 @@ def test_serve_and_decide_commands_with_mutual_tls_and_a_token(
     serve = decision_command(
         "serve", "--rules", str(rules_path), "--host", "127.0.0.1", "--port", str(port),
         "--redis-url", password_redis.url, *tls, "--tls-client-ca", str(certs.ca.cert),
-        "--auth-tokens-file", str(tokens),
+        "--auth-tokens-file", str(tokens), "--drain", "0",
     )  # fmt: skip
     process = subprocess.Popen(serve, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:

@@ -56,6 +56,7 @@ def test_serve_applies_the_limits_and_refuses_bad_ones(tmp_path: Path, redis_url
     limits.write_text("max_placements = 3\n")
     port = free_port()
     serve = ["serve", "--rules", str(rules), "--host", "127.0.0.1", "--port", str(port), "--redis-url", redis_url]
+    serve += ["--drain", "0"]
     refused = subprocess.run(decision_command(*serve, "--limit", "max_placements=-1"), capture_output=True, text=True)
     assert refused.returncode == 2
     assert "decision serve: --limit: max_placements: expected a positive integer, got -1" in refused.stderr

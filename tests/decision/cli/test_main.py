@@ -83,7 +83,8 @@ def serve(rules_file: Path, redis_url: str) -> Iterator[object]:
 
     def _serve(*extra: str, redis: str | None = redis_url) -> Server:
         port = free_port()
-        args = ["serve", "--rules", str(rules_file), "--host", "127.0.0.1", "--port", str(port), *extra]
+        args = ["serve", "--rules", str(rules_file), "--host", "127.0.0.1", "--port", str(port), "--drain", "0"]
+        args += extra
         if redis is not None:
             args += ["--redis-url", redis]
         process = subprocess.Popen(decision_command(*args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

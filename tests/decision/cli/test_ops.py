@@ -100,7 +100,7 @@ def test_publish_serve_from_redis_with_workers_metrics_and_json_logs(clean_redis
 
     port, metrics_port = free_port(), free_port()
     args = ["serve", "--redis-url", redis_url, "--host", "127.0.0.1", "--port", str(port), "--workers", "2"]
-    args += ["--metrics-port", str(metrics_port), "--log-format", "json"]
+    args += ["--metrics-port", str(metrics_port), "--log-format", "json", "--drain", "0"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("DECISION_")}
     process = subprocess.Popen(
         decision_command(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
