@@ -5,7 +5,8 @@ must move between generations once: a profile seen in the new generation is neve
 The loads run as the ``audience-sync load`` command, a separate process, as in production.
 
 CI loads 50,000 members with 50 calls in flight (seconds); SNAPSHOT_MEMBERS=500000 ./dev test -s
-tests/reliability/test_snapshot_under_load.py runs a larger form.
+tests/reliability/test_snapshot_under_load.py runs a larger form (SNAPSHOT_REDIS_TIMEOUT=0.05: the
+service's default budget, for a machine not shared with the callers).
 """
 
 from __future__ import annotations
@@ -36,7 +37,10 @@ offers:
 DECIDED = 1_000  # profiles decided; the first snapshot holds all of them, the replacing one the even ones
 IN_FLIGHT = 50
 MEMBERS = int(os.environ.get("SNAPSHOT_MEMBERS", "50000"))
-DEADLINE = 1.0  # seconds per call: generous, a degraded answer must come from Redis, not a busy machine
+DEADLINE = 1.0  # seconds per call
+# The server's Redis budget per decision. The callers share the server's event loop on a small shared
+# machine: 250 ms (as in test_faults) keeps a degraded answer about Redis rather than a busy loop.
+REDIS_TIMEOUT = float(os.environ.get("SNAPSHOT_REDIS_TIMEOUT", "0.25"))
 
 
 @dataclass
@@ -95,7 +99,7 @@ def moves_once(states: list[str], expected: list[str]) -> bool:
 async def test_snapshots_of_a_new_audience_under_load_answer_normally(
     start_server: StartServer, write_rules: Callable[[str], Path], redis_url: str, tmp_path: Path
 ) -> None:
-    server = await start_server(write_rules(RULES), redis_url)
+    server = await start_server(write_rules(RULES), redis_url, redis_timeout=REDIS_TIMEOUT)
     await server.store.add_membership("someone", "other")  # a registry with an audience already
     decided = [f"d{i}" for i in range(DECIDED)]
     first = snapshot_file(tmp_path / "first.csv", decided, MEMBERS - DECIDED, seed=1)
@@ -123,6 +127,9 @@ async def test_snapshots_of_a_new_audience_under_load_answer_normally(
     )
     assert seen.failures == []
     assert seen.degraded == 0
+    # A first load of a new audience costs servers no more registry reads than a replacing one (give or
+    # take an announcement and a poll): its code is known before it is met (it used to be one per decision).
+    assert reads["first"] <= reads["second"] + 5, reads
     assert server.service.breakers.opened_total == 0
     # Never a mix: out (no generation) -> in (the first) -> out (the second, odd profiles), each step once.
     expected = {p: ["out", "in"] if i % 2 == 0 else ["out", "in", "out"] for i, p in enumerate(decided)}
