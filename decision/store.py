@@ -511,7 +511,16 @@ class ProfileStore:
 
     # -- writes (tests and the demo; bulk loads go through audience_sync) --
     async def ensure_audience(self, audience_id: str, *, name: str = "", source: str = "manual") -> AudienceEntry:
-        """The registry entry of an audience, created (generation 1) if it is new."""
+        """The registry entry of an audience, created (generation 1) if it is new.
+
+        This store's decisions know it at once (other servers: on the published change).
+        """
+        entry = await self._register(audience_id, name=name, source=source)
+        if entry.audience_id not in self.directory.entries:
+            await self.refresh_directory()
+        return entry
+
+    async def _register(self, audience_id: str, *, name: str, source: str) -> AudienceEntry:
         keys = self.keys
         raw = await self.client.hget(keys.audiences, audience_id)
         if raw is not None:
