@@ -47,9 +47,11 @@ end
 return out
 """
 
-# KEYS audiences, next-code, generations, pending. ARGV audience id, now, stale-after (s), source,
-# owner, the pending field of a dead loader to give up first ('' none).
+# KEYS audiences, next-code, generations, pending, version. ARGV audience id, now, stale-after (s), source,
+# owner, the pending field of a dead loader to give up first ('' none), channel.
 # Hands out the next generation of an audience (and a code for a new one) and records it as pending.
+# A new code is announced (version bumped, published) before the load writes it, so servers know it
+# as a code that is not active yet rather than meeting an unknown one.
 # Returns {'ok', code, gen, entry JSON or ''} or {'busy', pending field, owner} when a live snapshot
 # of the same audience is loading.
 BEGIN_SNAPSHOT: Final = """
@@ -78,6 +80,7 @@ redis.call('HSET', generations, id, gen)
 local record = {audience = id, code = code, gen = gen, started_at = now, heartbeat = now,
                 source = ARGV[4], owner = ARGV[5], written = 0}
 redis.call('HSET', pending, string.format('%d:%d', code, gen), cjson.encode(record))
+if not raw then redis.call('PUBLISH', ARGV[7], redis.call('INCR', KEYS[5])) end
 return {'ok', string.format('%d', code), string.format('%d', gen), raw or ''}
 """
 

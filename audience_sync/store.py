@@ -198,8 +198,8 @@ class SyncStore:
         k = self.keys
         reply = self._run(
             "BEGIN_SNAPSHOT",
-            [k.audiences, k.next_code, k.generations, k.pending],
-            [audience_id, repr(now), repr(stale_after), source, owner, takeover],
+            [k.audiences, k.next_code, k.generations, k.pending, k.registry_version],
+            [audience_id, repr(now), repr(stale_after), source, owner, takeover, k.registry_channel],
         )
         status = _text(reply[0])
         if status == "busy":

@@ -189,6 +189,7 @@ def record_events_request(message: decision_pb2.RecordEventsRequest) -> list[Eve
             custom_type=event.custom_type,
             tracking_token=event.tracking_token,
             timestamp=event.timestamp.seconds + event.timestamp.nanos / 1e9 if event.HasField("timestamp") else None,
+            timestamp_nanos=event.timestamp.nanos,
         )
         for event in message.events
     ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gc
 import logging
 import time
 import uuid
@@ -34,6 +35,20 @@ def _log_breaker_change(shard: str, is_open: bool) -> None:
         log.warning("%s answers again: circuit closed, normal decisions resume", where)
 
 
+def _freeze_startup_objects() -> None:
+    """Exempt what the process holds once a service is built (modules, the compiled ruleset, gRPC) from
+    the cyclic GC: a full collection walking all of it paused a decision for 100+ ms, past its Redis
+    budget (a degraded answer that says nothing about Redis). Once per process: later objects stay collectable.
+    """
+    global _frozen
+    if not _frozen:
+        _frozen = True
+        gc.freeze()
+
+
+_frozen = False
+
+
 class DecisionService:
     def __init__(self, store: ProfileStore, active: ActiveRuleset, settings: Settings) -> None:
         self.store = store
@@ -56,6 +71,7 @@ class DecisionService:
             limits=settings.limits,
             keys=settings.token_keys,
         )
+        _freeze_startup_objects()
 
     async def decide(self, request: DecisionRequest, time_remaining: float | None = None) -> Decision:
         """Decide for one request. Raises InvalidRequest; never fails for Redis.
@@ -81,29 +97,36 @@ class DecisionService:
         # Skip Redis (fallbacks, degraded) while it is known to be down or to have lost its data.
         breaker = self.breakers.for_shard(self.store.shard_of(request.profile_id))
         if budget > 0 and not self.store.registry_lost and breaker.allow():
+            # One Redis budget for the read and, when caps are in play, the reservation.
+            deadline = asyncio.get_running_loop().time() + budget
             try:
-                # One Redis budget for the read and, when caps are in play, the reservation.
-                deadline = asyncio.get_running_loop().time() + budget
                 async with asyncio.timeout_at(deadline):
                     audiences, counters = await self.proposer.read(compiled.ruleset, request.profile_id, now)
-                breaker.record_success()
-                # Only the requested placements' offers: the others could not be shown anyway.
-                placements = [p.placement_id for p in request.placements]
-                eligible = compiled.eligible(audiences, request.context, now, placements)
-                async with asyncio.timeout_at(deadline):
-                    decision = await self.proposer.decide(
-                        compiled.ruleset, eligible, request, counters, now=now, decision_id=decision_id
-                    )
             except StoreError as exc:
                 log.debug("profile read failed, answering fallbacks: %r", exc)
-                # A timeout cut short by the caller's own deadline says nothing about Redis.
+                # Only the profile read speaks for the breaker: a timeout cut short by the caller's own
+                # deadline says nothing about Redis.
                 if not (isinstance(exc, TimeoutError) and budget < self.settings.redis_timeout):
                     breaker.record_failure()
-            except EngineError:
-                log.exception("rule evaluation failed, answering fallbacks (request %s)", request.request_id)
             except Exception:  # the Redis client failing in a way it does not declare (seen: redis-py mid-failover)
-                log.exception("unexpected error, answering fallbacks (request %s)", request.request_id)
+                log.exception("unexpected error reading the profile, fallbacks (request %s)", request.request_id)
                 breaker.record_failure()
+            else:
+                breaker.record_success()
+                try:
+                    # Only the requested placements' offers: the others could not be shown anyway.
+                    placements = [p.placement_id for p in request.placements]
+                    eligible = compiled.eligible(audiences, request.context, now, placements)
+                    async with asyncio.timeout_at(deadline):
+                        decision = await self.proposer.decide(
+                            compiled.ruleset, eligible, request, counters, now=now, decision_id=decision_id
+                        )
+                except StoreError as exc:  # counters or totals (maybe on another shard): the next read will tell
+                    log.debug("counting the decision failed, answering fallbacks: %r", exc)
+                except EngineError:
+                    log.exception("rule evaluation failed, answering fallbacks (request %s)", request.request_id)
+                except Exception:
+                    log.exception("unexpected error, answering fallbacks (request %s)", request.request_id)
         if decision is None:  # Redis or the engine failed: fallbacks, degraded
             decision = decide(compiled.ruleset, None, request, decision_id=decision_id, now_ms=int(now * 1000))
             audiences = eligible = None

@@ -19,6 +19,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Final
 
 import orjson
 
@@ -37,6 +38,10 @@ MAX_EVENTS_PER_CALL = 500
 CUSTOM = "custom"
 
 
+# A protobuf Timestamp's nanos: a fraction of the second, never negative, never a whole second.
+NANOS_RANGE: Final = range(1_000_000_000)
+
+
 class Outcome(StrEnum):
     RECORDED = "recorded"
     DUPLICATE = "duplicate"
@@ -53,6 +58,7 @@ class EventInput:
     custom_type: str
     tracking_token: str
     timestamp: float | None  # epoch seconds; None when unset
+    timestamp_nanos: int = 0  # the wire's nanos, which a valid timestamp keeps within NANOS_RANGE
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +127,10 @@ def validate(
         raise EventRejected(f"{path}.tracking_token", str(exc)) from None
     if event.timestamp is None:
         raise EventRejected(f"{path}.timestamp", "required")
+    if event.timestamp_nanos not in NANOS_RANGE:
+        raise EventRejected(
+            f"{path}.timestamp.nanos", f"{event.timestamp_nanos} is outside 0 to 999,999,999 (not a valid timestamp)"
+        )
     if event.timestamp > now + skew:
         raise EventRejected(f"{path}.timestamp", f"in the future (more than {skew:g} s ahead of the server's clock)")
     if event.timestamp < now - window:

@@ -14,6 +14,8 @@ Summary (prefix ``ib`` by default):
   (code, active generation, name, source, last sync, members...).
 * ``ib:{registry}:next-code`` STRING, the last audience code handed out.
 * ``ib:{registry}:version`` STRING, incremented on every registry change.
+* ``ib:{registry}:pending`` HASH, snapshots being loaded: ``<code>:<generation>`` -> JSON.
+  Readers take the codes from its field names: a code a load writes is known, though not active yet.
 * channel ``ib:registry``: a registry change is published there (the new version).
 * ``ib:c:{<profile>}`` HASH, the profile's cap and contact-policy counters:
   field ``o|<offer>|<counted>`` or ``p|<policy>``, value the latest event
@@ -34,7 +36,7 @@ in one step, so readers see the old or the new membership, never a mix.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -95,6 +97,14 @@ class KeySpace:
     def registry_channel(self) -> str:
         return f"{self.prefix}:registry"
 
+    @property
+    def pending(self) -> str:
+        """HASH: ``<code>:<generation>`` of a snapshot being loaded -> JSON (audience, heartbeat...).
+
+        Written by audience_sync; servers read its field names only, to know the codes a load writes.
+        """
+        return f"{self.prefix}:{REGISTRY_TAG}:pending"
+
     # -- audience_sync's own keys (the decision service never reads them) --
     def event_times(self, profile_id: str) -> str:
         """HASH: audience code -> last applied event time (ms) and op; beside the profile's memberships."""
@@ -104,11 +114,6 @@ class KeySpace:
     def generations(self) -> str:
         """HASH: audience id -> the last snapshot generation handed out."""
         return f"{self.prefix}:{REGISTRY_TAG}:generations"
-
-    @property
-    def pending(self) -> str:
-        """HASH: ``<code>:<generation>`` of a snapshot being loaded -> JSON (audience, heartbeat...)."""
-        return f"{self.prefix}:{REGISTRY_TAG}:pending"
 
     @property
     def audience_events(self) -> str:
@@ -212,24 +217,32 @@ class AudienceDirectory:
     version: int
     entries: Mapping[str, AudienceEntry]
     _active: Mapping[bytes, str] = field(repr=False, default_factory=dict)
+    # Codes of the registry's audiences and of snapshots being loaded (pending): any other is unknown.
     _codes: frozenset[int] = field(repr=False, default=frozenset())
 
     @classmethod
-    def build(cls, version: int, entries: Mapping[str, AudienceEntry]) -> AudienceDirectory:
+    def build(
+        cls, version: int, entries: Mapping[str, AudienceEntry], pending: Iterable[int] = ()
+    ) -> AudienceDirectory:
         active = {membership_field(e.code, e.generation).encode(): e.audience_id for e in entries.values()}
-        return cls(version, dict(entries), active, frozenset(e.code for e in entries.values()))
+        return cls(version, dict(entries), active, frozenset(e.code for e in entries.values()) | frozenset(pending))
 
     @classmethod
-    def from_redis(cls, version: bytes | str | None, raw: Mapping[bytes, bytes]) -> AudienceDirectory:
+    def from_redis(
+        cls, version: bytes | str | None, raw: Mapping[bytes, bytes], pending: Iterable[bytes | str] = ()
+    ) -> AudienceDirectory:
+        """From ``GET version``, ``HGETALL audiences`` and ``HKEYS pending``."""
         entries = {_text(k): AudienceEntry.decode(k, v) for k, v in raw.items()}
-        return cls.build(int(version or 0), entries)
+        codes = (_text(f).partition(":")[0] for f in pending)
+        return cls.build(int(version or 0), entries, (int(c) for c in codes if c.isdigit()))
 
     def audiences(self, membership: Mapping[bytes, bytes], now: float) -> tuple[frozenset[str], bool]:
         """Decode a profile's membership hash.
 
         Returns the audiences the profile belongs to at ``now``, and whether
         the hash names an audience code this directory does not know yet (the
-        registry changed since it was read).
+        registry changed since it was read). A membership of an unknown code
+        or of a generation that is not active does not count.
         """
         active = self._active
         result: set[str] = set()

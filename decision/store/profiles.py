@@ -2,7 +2,8 @@
 
 Reads a profile's membership in one round trip and keeps a local copy of the
 audience registry (small, changes only when audiences are synced), refreshed
-when a change is published and polled as a safety net. Also holds the write
+when a change is published and polled as a safety net, never on a decision's
+time. Also holds the write
 helpers that tests and the demo use; the bulk writer is audience_sync.
 """
 
@@ -48,6 +49,10 @@ STALLED_AFTER = 1.0
 
 # While the registry is lost, the ERROR is repeated at most this often (seconds).
 REGISTRY_LOST_LOG_EVERY = 30.0
+
+# A membership of an audience code the registry copy does not know triggers a background re-read,
+# at most this often (seconds): leftovers of a killed load must not make every decision re-read it.
+UNKNOWN_CODE_REFRESH_EVERY = 0.1
 
 # Raised by store reads; callers treat any of these as "Redis unavailable".
 StoreError = (RedisError, OSError, asyncio.TimeoutError)
@@ -272,8 +277,11 @@ class ProfileStore:
         # was flushed): memberships are gone too, so decisions answer fallbacks, degraded.
         self.registry_lost = False
         self.registry_lost_total = 0  # times it happened, for metrics
+        self.registry_reads_total = 0  # registry reads (version checks included), for metrics and tests
         self._registry_lost_logged_at = -float("inf")
         self._refresh_lock = asyncio.Lock()
+        self._background_refresh: asyncio.Task[None] | None = None
+        self._background_refresh_at = -float("inf")
         self._closing = False
         # Metrics, when the server exports them (set after construction).
         self.events: StoreEvents | None = None
@@ -281,6 +289,8 @@ class ProfileStore:
 
     async def close(self) -> None:
         self._closing = True
+        if self._background_refresh is not None:
+            self._background_refresh.cancel()
         if self._fast is not None:
             self._fast.close()
         await self.client.aclose()
@@ -312,12 +322,35 @@ class ProfileStore:
     async def audiences(self, profile_id: str, now: float | None = None) -> frozenset[str]:
         """The audiences a profile belongs to now."""
         raw = await self.read_membership(profile_id)
-        audiences, unknown = self.directory.audiences(raw, time.time() if now is None else now)
+        return self._decode(raw, time.time() if now is None else now)
+
+    def _decode(self, raw: Mapping[bytes, bytes], now: float) -> frozenset[str]:
+        """A membership hash as of our registry copy; a code it does not know counts as no membership.
+
+        Such a code is newer than the copy (its audience may have been switched in meanwhile): the
+        registry is re-read in the background, never on the decision's time.
+        """
+        audiences, unknown = self.directory.audiences(raw, now)
         if unknown:
-            # A code newer than our registry copy: refresh once, decode again.
-            await self.refresh_directory()
-            audiences, _ = self.directory.audiences(raw, time.time() if now is None else now)
+            self.refresh_soon()
         return audiences
+
+    def refresh_soon(self) -> None:
+        """Start a registry re-read unless one runs, or ran in the last ``UNKNOWN_CODE_REFRESH_EVERY`` s."""
+        running = self._background_refresh
+        if self._closing or (running is not None and not running.done()):
+            return
+        started = time.monotonic()
+        if started - self._background_refresh_at < UNKNOWN_CODE_REFRESH_EVERY:
+            return
+        self._background_refresh_at = started
+        self._background_refresh = asyncio.get_running_loop().create_task(self._refresh_quietly())
+
+    async def _refresh_quietly(self) -> None:
+        try:
+            await self.refresh_directory()
+        except StoreError as exc:  # the watcher retries and logs; a decision never waited for this
+            log.debug("background registry refresh failed: %r", exc)
 
     def shard_of(self, profile_id: str) -> str:
         """The Redis node serving the profile ("" on a single Redis, or before the Cluster is discovered)."""
@@ -333,14 +366,16 @@ class ProfileStore:
         """Re-read the registry if its version changed (coalesced across callers)."""
         async with self._refresh_lock:
             keys = self.keys
+            self.registry_reads_total += 1
             version = await self.client.get(keys.registry_version)
             if version is not None and int(version) == self.directory.version and self.directory.entries:
                 return self.directory
             async with self.client.pipeline(transaction=False) as pipe:
                 pipe.get(keys.registry_version)
                 pipe.hgetall(keys.audiences)
-                version, raw = await pipe.execute()
-            self._replace_directory(AudienceDirectory.from_redis(version, raw))
+                pipe.hkeys(keys.pending)  # the codes snapshots are writing: known, not active yet
+                version, raw, pending = await pipe.execute()
+            self._replace_directory(AudienceDirectory.from_redis(version, raw, pending))
             if self.events is not None:
                 self.events.directory_refreshed(self.directory)
             return self.directory
@@ -388,12 +423,7 @@ class ProfileStore:
             membership, counters = await self._scripts["read_profile"](keys=keys)
         if self.events is not None:
             self.events.redis_read("profile", time.perf_counter() - started)
-        raw = _pairs(membership)
-        audiences, unknown = self.directory.audiences(raw, now)
-        if unknown:  # a code newer than our registry copy, as in audiences()
-            await self.refresh_directory()
-            audiences, _ = self.directory.audiences(raw, now)
-        return audiences, _pairs(counters)
+        return self._decode(_pairs(membership), now), _pairs(counters)
 
     async def select(self, profile_id: str, payload: bytes) -> list[list[int]]:
         """Run select.lua on the profile's counters: the indexes of the candidates taken, per slot."""
@@ -481,7 +511,16 @@ class ProfileStore:
 
     # -- writes (tests and the demo; bulk loads go through audience_sync) --
     async def ensure_audience(self, audience_id: str, *, name: str = "", source: str = "manual") -> AudienceEntry:
-        """The registry entry of an audience, created (generation 1) if it is new."""
+        """The registry entry of an audience, created (generation 1) if it is new.
+
+        This store's decisions know it at once (other servers: on the published change).
+        """
+        entry = await self._register(audience_id, name=name, source=source)
+        if entry.audience_id not in self.directory.entries:
+            await self.refresh_directory()
+        return entry
+
+    async def _register(self, audience_id: str, *, name: str, source: str) -> AudienceEntry:
         keys = self.keys
         raw = await self.client.hget(keys.audiences, audience_id)
         if raw is not None:

@@ -28,12 +28,13 @@ def test_load_status_and_json(store: SyncStore, export: Path, capsys: Any, redis
     status, out, err = cli(capsys, "load", str(export), "--identity-namespace", "CRMID", *url)
     assert status == 0, err
     assert "export.json:100: identityMap.CRMID: missing" in err
-    assert "lines 100, bad 1 (1.00%)" in out and "snapshot applied: registry version 1" in out
+    # Versions 1 and 2 announced the two new audience codes before the load wrote them; 3 is the switch.
+    assert "lines 100, bad 1 (1.00%)" in out and "snapshot applied: registry version 3" in out
     status, out, _ = cli(capsys, "status", *url)
     lines = out.splitlines()
     assert lines[0].split() == ["AUDIENCE", "CODE", "GEN", "MEMBERS", "SYNCED", "(UTC)", "AGE", "SOURCE", "LOADING"]
     assert [line.split()[:4] for line in lines[1:3]] == [["gold", "2", "1", "50"], ["vip", "1", "1", "99"]]
-    assert lines[-1] == "registry version 1, 2 audience(s)"
+    assert lines[-1] == "registry version 3, 2 audience(s)"
     # Snapshots being loaded show up, a new audience's first one included.
     store.begin_snapshot("vip", now=time.time(), stale_after=300, source="t", owner="host:1")
     store.begin_snapshot("fresh", now=time.time() - 900, stale_after=300, source="t", owner="host:2")
@@ -44,7 +45,7 @@ def test_load_status_and_json(store: SyncStore, export: Path, capsys: Any, redis
     )
     status, out, _ = cli(capsys, "status", "--json", *url)
     body = json.loads(out)
-    assert body["version"] == 1
+    assert body["version"] == 4  # "fresh" got a code: announced
     assert {a["audience"]: a["members"] for a in body["audiences"]} == {"gold": 50, "vip": 99, "fresh": None}
 
 

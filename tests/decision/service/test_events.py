@@ -81,6 +81,23 @@ async def test_a_bad_event_is_rejected_alone(served: tuple[object, Clock]) -> No
     ]
 
 
+@pytest.mark.parametrize("nanos", [-1, 1_000_000_000, 2_000_000_000, -(2**31)])
+async def test_a_timestamp_with_nanos_out_of_range_is_rejected(served: tuple[object, Clock], nanos: int) -> None:
+    server, clock = served
+    async with decision_stub(server.port) as stub:  # type: ignore[attr-defined]
+        item = first(await decide(stub))
+        bad = event(item, "bad-nanos", at=clock())
+        bad.timestamp.nanos = nanos
+        edge = event(item, "good-edge", at=clock() - 1)
+        edge.timestamp.nanos = 999_999_999
+        results = await record(stub, event(item, "good", at=clock()), bad, edge)
+    assert results == [
+        ("recorded", ""),
+        ("rejected", f"events[1].timestamp.nanos: {nanos} is outside 0 to 999,999,999 (not a valid timestamp)"),
+        ("recorded", ""),
+    ]
+
+
 async def test_after_the_window_a_retry_is_refused_not_counted_again(served: tuple[object, Clock]) -> None:
     server, clock = served
     async with decision_stub(server.port) as stub:  # type: ignore[attr-defined]

@@ -65,3 +65,13 @@ def test_directory_counts_active_generation_and_unexpired_only() -> None:
     assert directory.audiences(membership, now) == (frozenset({"vip"}), False)
     membership[membership_field(9, 1).encode()] = b""  # a code the directory has not seen yet
     assert directory.audiences(membership, now) == (frozenset({"vip"}), True)
+
+
+def test_codes_of_pending_snapshots_are_known_but_not_active() -> None:
+    raw = {b"vip": AudienceEntry("vip", code=1, generation=2).encode()}
+    directory = AudienceDirectory.from_redis(b"5", raw, [b"1:3", b"4:1"])  # vip's next generation, a new audience
+    now = 1_000_000.0
+    membership = {membership_field(1, 3).encode(): b"", membership_field(4, 1).encode(): b""}
+    assert directory.audiences(membership, now) == (frozenset(), False)
+    membership[membership_field(5, 1).encode()] = b""
+    assert directory.audiences(membership, now) == (frozenset(), True)

@@ -7,6 +7,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from decision.keys import AudienceEntry, membership_field
+from decision.store import ProfileStore
 from tests.conftest import StartServer, decision_stub
 from tests.decision.helpers import decide_request, offers
 from tests.redis_cluster import command_calls, reset_command_stats
@@ -28,6 +30,7 @@ async def test_a_decision_is_one_redis_command(
     await server.store.add_membership("p1", "gold")
     async with decision_stub(server.port) as stub:
         await stub.Decide(decide_request(), timeout=5)  # the server learns the new audience codes
+        await directory_knows(server.store, {"vip", "gold"})  # re-read in the background
         await reset_command_stats(redis_client)  # every node, on a Cluster
         before = await command_calls(redis_client)
         response = await stub.Decide(decide_request(), timeout=5)
@@ -41,12 +44,26 @@ async def test_a_new_audience_is_seen_without_waiting_for_the_poll(
     start_server: StartServer, write_rules: Callable[[str], Path]
 ) -> None:
     server = await start_server(write_rules(RULES), registry_poll_interval=60.0)
+    client, keys = server.store.client, server.store.keys
     async with decision_stub(server.port) as stub:
         assert offers(await stub.Decide(decide_request(), timeout=5)) == ["fb"]
-        # A writer in another process creates the audience: the profile's hash names a code the server
-        # has not seen, and the server re-reads the registry at once.
-        await server.store.add_membership("p1", "gold")
+        # A writer creates the audience and its publication is missed: the profile's hash names a code
+        # the server has not seen. That decision does not wait for the registry (the code counts as no
+        # membership); the server re-reads it in the background, long before its next poll.
+        await client.hset(keys.audiences, "gold", AudienceEntry("gold", code=7, generation=1).encode())
+        await client.incr(keys.registry_version)
+        await client.hset(keys.membership("p1"), membership_field(7, 1), "")
+        assert offers(await stub.Decide(decide_request(), timeout=5)) in (["fb"], ["gold"])
+        await directory_knows(server.store, {"gold"})
         assert offers(await stub.Decide(decide_request(), timeout=5)) == ["gold"]
+
+
+async def directory_knows(store: ProfileStore, audiences: set[str]) -> None:
+    for _ in range(100):
+        if audiences <= set(store.directory.entries):
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"the server's registry copy never had {audiences}")
 
 
 async def test_published_registry_changes_reach_the_server(
