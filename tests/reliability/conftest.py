@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from decision.embedded_redis import EmbeddedRedis
+from decision.store.embedded import EmbeddedRedis
 
 
 def persistent_redis(port: int, directory: Path) -> EmbeddedRedis:

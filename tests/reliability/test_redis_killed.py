@@ -18,7 +18,7 @@ from typing import Any
 import grpc
 import redis.asyncio as aioredis
 
-from decision.embedded_redis import EmbeddedRedis, free_port
+from decision.store.embedded import EmbeddedRedis, free_port
 from tests.conftest import StartServer, decision_stub
 from tests.decision.delivery import decide, event, first, record, ruleset
 from tests.decision.helpers import decide_request

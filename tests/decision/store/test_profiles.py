@@ -7,8 +7,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from decision.keys import AudienceEntry, membership_field
-from decision.store import ProfileStore
+from decision.store.keys import AudienceEntry, membership_field
+from decision.store.profiles import ProfileStore
 from tests.conftest import StartServer, decision_stub
 from tests.decision.helpers import decide_request, offers
 from tests.redis_cluster import command_calls, reset_command_stats
