@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import multiprocessing
 import os
@@ -121,6 +122,20 @@ class RunningServer:
         await self.store.close()
 
 
+def _freeze_startup_objects() -> None:
+    """Exempt what the process holds once a service is built (modules, the compiled ruleset, gRPC) from
+    the cyclic GC: a full collection walking all of it paused a decision for 100+ ms, past its Redis
+    budget (a degraded answer that says nothing about Redis). Once per process: later objects stay collectable.
+    """
+    global _frozen
+    if not _frozen:
+        _frozen = True
+        gc.freeze()
+
+
+_frozen = False
+
+
 async def start(settings: Settings, redis_url: str) -> RunningServer:
     """Start one worker on ``settings.host:settings.port`` (port 0: any free port)."""
     ops = ServerOps(settings, redis_url)
@@ -135,6 +150,7 @@ async def start(settings: Settings, redis_url: str) -> RunningServer:
     except StoreError as exc:  # serve fallbacks until Redis is back
         log.warning("Redis is not reachable at start (%s): answering with fallbacks until it is", exc)
     service = DecisionService(store, active, settings)
+    _freeze_startup_objects()
     options = [
         ("grpc.max_receive_message_length", settings.limits.max_message_bytes),
         ("grpc.so_reuseport", 1 if settings.workers > 1 else 0),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import gc
 import logging
 import time
 import uuid
@@ -35,20 +34,6 @@ def _log_breaker_change(shard: str, is_open: bool) -> None:
         log.warning("%s answers again: circuit closed, normal decisions resume", where)
 
 
-def _freeze_startup_objects() -> None:
-    """Exempt what the process holds once a service is built (modules, the compiled ruleset, gRPC) from
-    the cyclic GC: a full collection walking all of it paused a decision for 100+ ms, past its Redis
-    budget (a degraded answer that says nothing about Redis). Once per process: later objects stay collectable.
-    """
-    global _frozen
-    if not _frozen:
-        _frozen = True
-        gc.freeze()
-
-
-_frozen = False
-
-
 class DecisionService:
     def __init__(self, store: ProfileStore, active: ActiveRuleset, settings: Settings) -> None:
         self.store = store
@@ -71,7 +56,6 @@ class DecisionService:
             limits=settings.limits,
             keys=settings.token_keys,
         )
-        _freeze_startup_objects()
 
     async def decide(self, request: DecisionRequest, time_remaining: float | None = None) -> Decision:
         """Decide for one request. Raises InvalidRequest; never fails for Redis.

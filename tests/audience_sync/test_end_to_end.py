@@ -41,7 +41,16 @@ async def test_a_decision_answers_from_a_loaded_aep_export(
             xdm_line("crm-3", {"seg-vip": {"status": "realized", "validUntil": "2020-01-01T00:00:00Z"}}),
         ],
     )
+
+    async def registry_heard() -> None:
+        """Until the server's registry copy is the one the load switched to (pub/sub, off the decisions' path)."""
+        for _ in range(500):
+            if server.store.directory.version == store.registry_state().version:
+                return
+            await asyncio.sleep(0.01)
+
     assert main(["load", str(export), "--identity-namespace", "CRMID", "--redis-url", redis_url]) == 0
+    await registry_heard()
     async with decision_stub(server.port) as stub:
 
         async def decide(profile: str) -> list[str]:
@@ -55,10 +64,7 @@ async def test_a_decision_answers_from_a_loaded_aep_export(
         assert (
             main(["load", str(later), "--identity-namespace", "CRMID", "--redis-url", redis_url, "--allow-empty"]) == 0
         )
-        for _ in range(500):
-            if server.store.directory.version == store.registry_state().version:
-                break
-            await asyncio.sleep(0.01)
+        await registry_heard()
         assert await decide("crm-1") == ["fb"]
         assert await decide("crm-2") == ["vip_offer"]
         # Still one Redis command per decision.
