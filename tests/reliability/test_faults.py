@@ -24,7 +24,7 @@ from decision.api.server import RunningServer
 from decision.store.embedded import EmbeddedRedis, free_port
 from decision.v1 import decision_pb2_grpc
 from tests.conftest import StartServer
-from tests.decision.helpers import decide_request, offers
+from tests.decision.helpers import add_membership, decide_request, offers
 
 RULES = """
 placements: [{id: banner, channels: [web], max_items: 3, fallback: fb}]
@@ -110,7 +110,7 @@ async def vip_server(start_server: StartServer, rules_path: Path, url: str) -> R
     # Reads get 150 ms (of the 300 ms deadline): the load shares this process and a busy machine.
     server = await start_server(rules_path, url, redis_timeout=0.15)
     for profile in PROFILES:
-        await server.store.add_membership(profile, "vip")
+        add_membership(server, profile, "vip")
     return server
 
 
@@ -203,7 +203,7 @@ async def test_redis_restarted_empty_is_reported_and_answered_with_fallbacks(
         assert "AUDIENCE REGISTRY LOST" in caplog.text
 
         # audience_sync loads the audiences again: normal answers resume.
-        await server.store.add_membership("p1", "vip")
+        add_membership(server, "p1", "vip")
         await wait_for(lambda: not server.store.registry_lost, within=5)
         response = await stub.Decide(request, timeout=1)
         assert not response.degraded and offers(response) == ["vip"]
@@ -240,9 +240,8 @@ async def test_a_frozen_redis_connection_is_replaced(
         stub = decision_pb2_grpc.DecisionServiceStub(channel)
         request = decide_request(profile_id="p1", placements=["banner"])
         assert offers(await stub.Decide(request, timeout=2)) == ["vip"]
-        fast = server.store._fast
-        assert fast is not None
-        first_connection = fast._protocol
+        link = server.store.fast._seeds[0]  # type: ignore[attr-defined]
+        first_connection = link.protocol
         redis_process.send_signal(signal.SIGSTOP)
         try:
             for _ in range(8):  # 2.4 s frozen, past the 1 s after which the connection counts as stalled
@@ -257,4 +256,4 @@ async def test_a_frozen_redis_connection_is_replaced(
                 break
             await asyncio.sleep(0.05)
         assert offers(response) == ["vip"]
-        assert fast._protocol is not first_connection
+        assert link.protocol is not first_connection

@@ -24,12 +24,12 @@ from redis.exceptions import NoPermissionError
 from decision.api.auth import MIN_TOKEN_LENGTH, AuthConfigError, TokenAuthInterceptor, load_tokens
 from decision.api.tls import TlsConfigError, server_credentials
 from decision.observe.redact import mask_url
+from decision.store.connect import connect
 from decision.store.embedded import EmbeddedRedis, find_redis_server, free_port
-from decision.store.profiles import ProfileStore, connect
 from decision.v1 import decision_pb2_grpc
 from tests.certs import TestCertificates, make_certificates
 from tests.conftest import StartServer
-from tests.decision.helpers import decide_request, offers
+from tests.decision.helpers import add_membership, decide_request, offers
 
 RULES = """
 placements: [{id: banner, channels: [web], max_items: 3, fallback: fb}]
@@ -75,7 +75,7 @@ async def test_tls_serves_trusting_clients_and_refuses_plaintext(
     start_server: StartServer, rules_path: Path, certs: TestCertificates
 ) -> None:
     server = await start_server(rules_path, tls_cert=str(certs.server.cert), tls_key=str(certs.server.key))
-    await server.store.add_membership("p1", "vip")
+    add_membership(server, "p1", "vip")
     target = f"127.0.0.1:{server.port}"
     async with grpc.aio.secure_channel(target, tls_credentials(certs)) as channel:
         assert offers(await call_decide(channel)) == ["vip"]
@@ -269,7 +269,7 @@ async def admin(password_redis: EmbeddedRedis) -> AsyncIterator[aioredis.Redis]:
 async def test_a_read_only_acl_user_is_enough_to_decide(
     password_redis: EmbeddedRedis, admin: aioredis.Redis, start_server: StartServer, rules_path: Path
 ) -> None:
-    await ProfileStore(admin).add_membership("p1", "vip")
+    add_membership(password_redis.url, "p1", "vip")
     url = f"redis://decision:decision-reader-pw-0815@127.0.0.1:{password_redis.port}/0"
     server = await start_server(rules_path, url, redis_timeout=1.0)  # a TLS handshake on a busy machine
     async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
@@ -336,7 +336,7 @@ async def test_redis_over_mutual_tls_with_an_acl_user(
     plain, tls_port = tls_redis
     admin = aioredis.Redis.from_url(plain.url)
     await add_reader(admin)
-    await ProfileStore(admin).add_membership("p1", "vip")
+    add_membership(plain.url, "p1", "vip")
     await admin.aclose()
     client_files = f"ssl_certfile={certs.client.cert}&ssl_keyfile={certs.client.key}"
     url = (
