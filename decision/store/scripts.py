@@ -36,8 +36,12 @@ class Script:
     text: str
     sha: str
 
+    @classmethod
+    def of(cls, name: str, text: str) -> Script:
+        return cls(name, text, hashlib.sha1(text.encode()).hexdigest())
+
 
 @cache
 def script(name: str) -> Script:
-    text = source(name)
-    return Script(name, text, hashlib.sha1(text.encode()).hexdigest())
+    """One of ``NAMES``, ready for EVALSHA."""
+    return Script.of(name, source(name))
