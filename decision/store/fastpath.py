@@ -306,6 +306,11 @@ def _consume(future: asyncio.Future[Any]) -> None:
         future.exception()  # retrieved: no "exception never retrieved" for ASKING's reply
 
 
+def _refresh_failed(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and (exc := task.exception()) is not None:  # the next call or period tries again
+        log.warning("Redis Cluster slot table refresh failed: %s", exc)
+
+
 class FastPath:
     """``Commands`` on one Redis or a Redis Cluster (``Target.cluster``)."""
 
@@ -337,27 +342,23 @@ class FastPath:
         if not self._cluster:
             return self._seeds[0]
         if time.monotonic() - self._refreshed_at > TOPOLOGY_REFRESH:
-            if self._refreshed_at < 0:
-                await self._refresh()  # the first call: nothing to route by yet
-            else:
-                self._refresh_soon()
+            refreshing = self._refresh_soon()
+            if self._refreshed_at < 0:  # the first calls: nothing to route by yet
+                await asyncio.shield(refreshing)
         if key is None:
             return next((link for link in self._slots if link is not None), self._seeds[0])
         link = self._slots[_slot(key)]
         if link is None:  # a slot no node serves (coverage lost): ask the table again
-            await self._refresh()
+            await asyncio.shield(self._refresh_soon())
             link = self._slots[_slot(key)] or self._seeds[0]
         return link
 
-    def _refresh_soon(self) -> None:
+    def _refresh_soon(self) -> asyncio.Task[None]:
+        """The slot table refresh under way, or a new one: one at a time, shared by whoever waits for it."""
         if self._refreshing is None or self._refreshing.done():
-            self._refreshing = asyncio.ensure_future(self._refresh_logged())
-
-    async def _refresh_logged(self) -> None:
-        try:
-            await self._refresh()
-        except Exception as exc:  # the next call, or the next period, tries again
-            log.warning("Redis Cluster slot table refresh failed: %s", exc)
+            self._refreshing = asyncio.ensure_future(self._refresh())
+            self._refreshing.add_done_callback(_refresh_failed)
+        return self._refreshing
 
     async def _refresh(self) -> None:
         """Read CLUSTER SLOTS from the first node that answers (known masters first, then the seeds)."""

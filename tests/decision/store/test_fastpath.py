@@ -18,10 +18,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from decision.store import fastpath, scripts
-from decision.store.connect import TlsOptions, connect
+from decision.store.connect import Target, TlsOptions, connect
 from decision.store.embedded import EmbeddedRedis
 from decision.store.fastpath import FastPath, ScriptCall
-from decision.store.profiles import ProfileStore, Target
+from decision.store.profiles import ProfileStore
 from tests.certs import TestCertificates
 from tests.redis_cluster import LocalCluster
 from tests.tls_redis import tls_redis_server
