@@ -10,6 +10,7 @@ import asyncio
 import signal
 import socket
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -58,6 +59,20 @@ async def test_commands_scripts_and_pipelines(own_redis: EmbeddedRedis, plain: F
     with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
         await plain.pipeline([("GET", "ib:m:{p1}"), ("GET", "a")])
     assert plain.node_of("ib:m:{p1}") == ""  # one Redis: one breaker
+
+
+def test_a_unix_socket_is_served_too(tmp_path: Path) -> None:
+    path = tmp_path / "redis.sock"
+    with EmbeddedRedis(extra_args=["--unixsocket", str(path)]):
+
+        async def ping() -> Any:
+            fast = fast_for(f"unix://{path}")
+            try:
+                return await fast.execute("PING")
+            finally:
+                fast.close()
+
+        assert asyncio.run(ping()) == b"PONG"
 
 
 commands = st.lists(
