@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 from audience_sync.records import Change
 from audience_sync.registry import DEFAULT_STALE_AFTER, RegistryState
 from audience_sync.store import SyncStore
-from decision.store.keys import AudienceEntry, membership_field
+from decision.store.codecs import AudienceEntry, membership_field
 
 STALE, CHANGED, SAME = 2, 1, 0
+BATCH = 5000  # changes per apply() in write_memberships
 
 
 def event_wins(stored: str | None, time_ms: int, op: str) -> bool:
@@ -171,3 +172,24 @@ class DeltaApplier:
                 i += 5 + n
             results.append(out)
         return results
+
+
+def write_memberships(
+    store: SyncStore,
+    memberships: Iterable[tuple[str, str, bool, int | None]],
+    *,
+    source: str,
+    clock: Callable[[], float] = time.time,
+) -> DeltaTally:
+    """Apply (profile, audience, member, expiry) statements as delta batches (the demo, tests, benches):
+    new audiences are registered and every write is atomic, as for an ``apply`` file."""
+    applier = DeltaApplier(store, source=source, clock=clock)
+    batch: list[Change] = []
+    for index, (profile_id, audience_id, member, expires_at) in enumerate(memberships):
+        batch.append(Change(profile_id, audience_id, member, expires_at, None, index))
+        if len(batch) >= BATCH:
+            applier.apply(batch)
+            batch = []
+    if batch:
+        applier.apply(batch)
+    return applier.outcome.total()

@@ -24,7 +24,8 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from audience_sync import lua
 from audience_sync.registry import RegistryState
-from decision.store.keys import AudienceEntry, KeySpace
+from decision.store.codecs import AudienceEntry
+from decision.store.keys import KeySpace
 
 Client = Redis | RedisCluster
 CLUSTER_SCHEMES: Final = {"redis+cluster": "redis", "rediss+cluster": "rediss"}

@@ -19,7 +19,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import random
 import subprocess
@@ -33,9 +32,10 @@ from pathlib import Path
 
 import grpc
 
+from audience_sync.deltas import write_memberships
+from audience_sync.store import SyncStore
 from decision.rules.loader import load_file
 from decision.store.embedded import EmbeddedRedis, free_port
-from decision.store.profiles import ProfileStore, connect
 from decision.v1 import decision_pb2, decision_pb2_grpc
 from loadtest import h2load
 from loadtest.growthbook_compare import compare
@@ -86,17 +86,19 @@ def sample_request(profile: str) -> decision_pb2.DecideRequest:
     return request
 
 
-async def load_profiles(url: str, profiles: int, audiences: int, per_profile: int, seed: int) -> None:
-    store = ProfileStore(connect(url, timeout=5.0))
+def load_profiles(url: str, profiles: int, audiences: int, per_profile: int, seed: int) -> None:
+    """Memberships written by audience_sync's delta writer (atomic, as in production)."""
     rng = random.Random(seed)
+    rows = (
+        (f"p{profile}", audience_id(a), True, None)
+        for profile in range(profiles)
+        for a in rng.sample(range(audiences), per_profile)
+    )
+    store = SyncStore.from_url(url)
     try:
-        for index in range(audiences):
-            await store.ensure_audience(audience_id(index))
-        for profile in range(profiles):
-            chosen = rng.sample(range(audiences), per_profile)
-            await asyncio.gather(*(store.add_membership(f"p{profile}", audience_id(a)) for a in chosen))
+        write_memberships(store, rows, source="bench")
     finally:
-        await store.close()
+        store.close()
 
 
 def measure(name: str, port: int, body: bytes, requests: int, metrics_port: int | None = None) -> Series:
@@ -180,7 +182,7 @@ def main() -> int:
         rules = Path(tmp) / "rules.yaml"
         rules.write_text(generate(args.offers, args.audiences, args.seed, caps=True))
         offers = len(load_file(str(rules)).offers)
-        asyncio.run(load_profiles(redis_server.url, args.profiles, args.audiences, args.per_profile, args.seed))
+        load_profiles(redis_server.url, args.profiles, args.audiences, args.per_profile, args.seed)
 
         port = free_port()
         echo = [sys.executable, "-m", "loadtest.echo_server", "--port", str(port), "--workers", str(args.workers)]

@@ -31,8 +31,9 @@ from typing import Any
 import grpc
 import redis
 
+from decision.store.codecs import AudienceEntry, membership_field, membership_value
 from decision.store.embedded import EmbeddedRedis, find_redis_server, free_port
-from decision.store.keys import AudienceEntry, KeySpace, membership_field, membership_value
+from decision.store.keys import KeySpace
 from decision.v1 import decision_pb2, decision_pb2_grpc
 
 RULES = """

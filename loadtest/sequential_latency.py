@@ -12,7 +12,6 @@ of a unary call here), so the figures can be read as a ratio on a noisy box.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import random
 import statistics
 import subprocess
@@ -24,9 +23,10 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from audience_sync.deltas import write_memberships
+from audience_sync.store import SyncStore
 from decision.rules.loader import load_file
 from decision.store.embedded import EmbeddedRedis, free_port
-from decision.store.profiles import ProfileStore, connect
 from decision.v1 import decision_pb2, decision_pb2_grpc
 from loadtest.rulegen import CATEGORIES, DEVICES, generate
 
@@ -40,13 +40,19 @@ def audiences_named(rules: Path) -> list[str]:
     return sorted(names)
 
 
-async def load_profiles(url: str, audiences: list[str], profiles: int, per_profile: int, seed: int) -> None:
-    store = ProfileStore(connect(url, timeout=5.0))
+def load_profiles(url: str, audiences: list[str], profiles: int, per_profile: int, seed: int) -> None:
+    """Memberships written by audience_sync's delta writer (atomic, as in production)."""
     rng = random.Random(seed)
-    for profile in range(profiles):
-        for audience in rng.sample(audiences, min(per_profile, len(audiences))):
-            await store.add_membership(f"p{profile}", audience)
-    await store.close()
+    rows = (
+        (f"p{profile}", audience, True, None)
+        for profile in range(profiles)
+        for audience in rng.sample(audiences, min(per_profile, len(audiences)))
+    )
+    store = SyncStore.from_url(url)
+    try:
+        write_memberships(store, rows, source="bench")
+    finally:
+        store.close()
 
 
 def random_request(
@@ -93,7 +99,7 @@ def main() -> int:
         ruleset = load_file(str(rules))
         placements = [(p.id, p.channels) for p in ruleset.placements.values()]
         audiences = audiences_named(rules)
-        asyncio.run(load_profiles(redis_server.url, audiences, args.profiles, args.audiences_per_profile, args.seed))
+        load_profiles(redis_server.url, audiences, args.profiles, args.audiences_per_profile, args.seed)
         port = free_port()
         server = subprocess.Popen(
             [

@@ -13,7 +13,6 @@ RSS growth after warm-up (goal < 10%), no descriptor or task growth, p99 stable.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 import tempfile
 import time
@@ -50,7 +49,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp, EmbeddedRedis() as redis_server:
         rules = Path(tmp) / "rules.yaml"
         rules.write_text(generate(200, 100, 1, caps=True))
-        asyncio.run(load_profiles(redis_server.url, args.profiles, 100, 20, 1))
+        load_profiles(redis_server.url, args.profiles, 100, 20, 1)
         port, metrics_port = free_port(), free_port()
         serve = [sys.executable, "-m", "decision.cli", "serve", "--rules", str(rules), "--redis-url", redis_server.url,
                  "--host", "127.0.0.1", "--port", str(port), "--metrics-port", str(metrics_port)]  # fmt: skip

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import grpc
 
+from audience_sync.deltas import write_memberships
+from audience_sync.store import SyncStore
 from decision.api.server import start
 from decision.settings import Settings
 from decision.store.embedded import EmbeddedRedis
@@ -54,8 +56,11 @@ async def measure(name: str, offers: str, redis_url: str, calls: int, folder: Pa
     server = await start(Settings(rules_path=str(path), host="127.0.0.1", port=0, redis_timeout=1.0), redis_url)
     try:
         profiles = [f"p{i}" for i in range(50)]
-        for profile in profiles:
-            await server.store.add_membership(profile, "vip")
+        store = SyncStore.from_url(redis_url)
+        try:  # audience_sync's delta writer, as in production
+            write_memberships(store, [(profile, "vip", True, None) for profile in profiles], source="bench")
+        finally:
+            store.close()
         async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
             stub = decision_pb2_grpc.DecisionServiceStub(channel)
             request = decision_pb2.DecideRequest(channel="web", placements=[{"placement_id": "banner"}])

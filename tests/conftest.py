@@ -17,6 +17,7 @@ from decision.api.server import RunningServer, start
 from decision.settings import Settings
 from decision.store.embedded import EmbeddedRedis
 from decision.v1 import decision_pb2_grpc
+from tests.certs import TestCertificates, make_certificates
 from tests.redis_cluster import LocalCluster
 
 # TEST_REDIS=cluster runs the suites against a Redis Cluster on loopback instead of one redis-server.
@@ -27,6 +28,12 @@ ON_CLUSTER = os.environ.get("TEST_REDIS", "single") == "cluster"
 def redis_server() -> Iterator[EmbeddedRedis]:
     with EmbeddedRedis() as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> TestCertificates:
+    """A CA, a server certificate for 127.0.0.1, client certificates (tests/certs.py)."""
+    return make_certificates(tmp_path_factory.mktemp("certs"))
 
 
 @pytest.fixture(scope="session")

@@ -20,7 +20,7 @@ from decision.api.server import RunningServer
 from decision.store.keys import KeySpace
 from decision.v1 import decision_pb2_grpc
 from tests.conftest import StartServer
-from tests.decision.helpers import decide_request, offers
+from tests.decision.helpers import add_membership, decide_request, offers
 from tests.redis_cluster import LocalCluster
 
 pytestmark = pytest.mark.cluster
@@ -49,7 +49,7 @@ async def server(
     cluster.flushall()
     running = await start_server(write_rules(RULES), cluster.url, registry_poll_interval=60.0, redis_timeout=0.15)
     for profile in PROFILES:
-        await running.store.add_membership(profile, "vip")
+        add_membership(running, profile, "vip")
     cluster.wait_replicated()  # what WAIT does, for every connection the cluster client used
     yield running
 

@@ -18,8 +18,10 @@ from decision.service.active import ActiveRuleset
 from decision.service.breaker import BreakerBoard
 from decision.service.rulesets import RulesetFollower, load_active
 from decision.settings import Settings
+from decision.store.connect import connect
+from decision.store.control import ControlStore
 from decision.store.keys import KeySpace
-from decision.store.profiles import ControlStore, ProfileStore, connect
+from decision.store.profiles import ProfileStore
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +81,7 @@ class ServerOps:
         """
         self._store, self._breakers, self._refused = store, breakers, refused
         if self.metrics is not None:
-            store.events = self.metrics
+            store.metrics = self.metrics
             self.metrics.directory_refreshed(store.directory)
             self.metrics.ruleset_active(active.current.version)
             self._sampler = asyncio.create_task(self._sample_event_loop())

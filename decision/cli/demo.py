@@ -13,22 +13,25 @@ import grpc
 import yaml
 from google.protobuf import json_format
 
+from audience_sync.deltas import write_memberships
+from audience_sync.store import SyncStore
 from decision.api.server import start
 from decision.cli.display import format_decision, format_explanations
 from decision.settings import Settings
 from decision.store.embedded import EmbeddedRedis
-from decision.store.profiles import ProfileStore
 from decision.v1 import decision_pb2, decision_pb2_grpc
 
 
-async def load_audiences(store: ProfileStore, path: Path) -> int:
-    """Load ``profile_id,audience_id`` rows; returns how many memberships were written."""
-    count = 0
+def load_audiences(redis_url: str, path: Path) -> int:
+    """Load ``profile_id,audience_id`` rows with audience_sync's writer; returns how many memberships were written."""
     with path.open(newline="", encoding="utf-8") as handle:
-        for row in csv.DictReader(handle):
-            await store.add_membership(row["profile_id"], row["audience_id"])
-            count += 1
-    return count
+        rows = [(row["profile_id"], row["audience_id"], True, None) for row in csv.DictReader(handle)]
+    store = SyncStore.from_url(redis_url)
+    try:
+        write_memberships(store, rows, source="demo")
+    finally:
+        store.close()
+    return len(rows)
 
 
 def demo_requests(path: Path) -> list[tuple[str, decision_pb2.DecideRequest]]:
@@ -54,7 +57,7 @@ async def run_demo(example: Path, *, port: int = 50051, once: bool = False) -> i
         settings = Settings(rules_path=str(rules), host="127.0.0.1", port=port)
         running = await start(settings, redis_server.url)
         try:
-            loaded = await load_audiences(running.store, example / "audiences.csv")
+            loaded = await asyncio.to_thread(load_audiences, redis_server.url, example / "audiences.csv")
             await running.store.refresh_directory()
             print(f"2. loaded {loaded} sample audience memberships from {example / 'audiences.csv'}")
             print(

@@ -69,15 +69,15 @@ def add_commands(commands: Any) -> None:
 
 
 def _client(args: argparse.Namespace) -> Any:
-    from decision.store.profiles import connect
+    from decision.store.connect import connect
 
     return connect(args.redis_url, timeout=5.0, max_connections=4)
 
 
 def _run(args: argparse.Namespace, work: Callable[[Any], Awaitable[_T]]) -> _T:
     """Run ``work(control_store)`` against ``--redis-url``."""
+    from decision.store.control import ControlStore
     from decision.store.keys import KeySpace
-    from decision.store.profiles import ControlStore
 
     async def main() -> _T:
         store = ControlStore(_client(args), KeySpace(args.key_prefix))
@@ -110,7 +110,7 @@ def _iso(epoch: float) -> str:
 
 def cmd_rules_publish(args: argparse.Namespace) -> int:
     from decision.service.rulesets import PublishError, parse_checked, publish, read_rules_file
-    from decision.store.profiles import StoreError
+    from decision.store.connect import StoreError
 
     if not _need_redis(args, "rules publish"):
         return EXIT_USAGE
@@ -141,7 +141,7 @@ def cmd_rules_publish(args: argparse.Namespace) -> int:
 
 def cmd_rules_rollback(args: argparse.Namespace) -> int:
     from decision.service.rulesets import PublishError, rollback
-    from decision.store.profiles import StoreError
+    from decision.store.connect import StoreError
 
     if not _need_redis(args, "rules rollback"):
         return EXIT_USAGE
@@ -167,7 +167,7 @@ def cmd_rules_rollback(args: argparse.Namespace) -> int:
 
 def cmd_rules_list(args: argparse.Namespace) -> int:
     from decision.service.rulesets import listing
-    from decision.store.profiles import StoreError
+    from decision.store.connect import StoreError
 
     if not _need_redis(args, "rules list"):
         return EXIT_USAGE
@@ -211,8 +211,9 @@ def cmd_rules_list(args: argparse.Namespace) -> int:
 def check_published(redis_url: str | None, key_prefix: str) -> str:
     """The version a server without --rules would start on; raises PublishError or RulesetInvalid."""
     from decision.service.rulesets import PublishError, load_active
+    from decision.store.connect import StoreError, connect
+    from decision.store.control import ControlStore
     from decision.store.keys import KeySpace
-    from decision.store.profiles import ControlStore, StoreError, connect
 
     if not redis_url:
         raise PublishError("--rules is required unless --redis-url names a Redis that a ruleset was published to")
@@ -231,8 +232,9 @@ def check_published(redis_url: str | None, key_prefix: str) -> str:
 
 
 def known_audiences(redis_url: str, key_prefix: str) -> frozenset[str]:
+    from decision.store.connect import connect
     from decision.store.keys import KeySpace
-    from decision.store.profiles import ProfileStore, connect
+    from decision.store.profiles import ProfileStore
 
     async def main() -> frozenset[str]:
         store = ProfileStore(connect(redis_url, timeout=5.0, max_connections=2), KeySpace(key_prefix))
@@ -247,7 +249,7 @@ def known_audiences(redis_url: str, key_prefix: str) -> frozenset[str]:
 def lint_warnings(ruleset: Ruleset, redis_url: str | None, key_prefix: str) -> list[Problem]:
     """Lint warnings; the registry's audiences when a Redis is given (unreachable: said, not fatal)."""
     from decision.rules.lint import lint
-    from decision.store.profiles import StoreError
+    from decision.store.connect import StoreError
 
     known = None
     if redis_url:
@@ -263,8 +265,9 @@ def lint_warnings(ruleset: Ruleset, redis_url: str | None, key_prefix: str) -> l
 
 def _sample_from_redis(args: argparse.Namespace, now: float) -> list[Any]:
     from decision.cli.simulate import Profile
+    from decision.store.control import ControlStore
     from decision.store.keys import KeySpace
-    from decision.store.profiles import ControlStore, ProfileStore
+    from decision.store.profiles import ProfileStore
 
     async def main() -> list[Profile]:
         keys = KeySpace(args.key_prefix)
@@ -292,7 +295,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from decision.cli.report_html import render
     from decision.cli.simulate import SampleError, profile_from_json, read_ndjson, simulate
     from decision.service.active import load_compiled
-    from decision.store.profiles import StoreError
+    from decision.store.connect import StoreError
 
     try:
         now = datetime.fromisoformat(args.at).timestamp() if args.at else time.time()

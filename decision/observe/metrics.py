@@ -35,7 +35,7 @@ from prometheus_client import (
 )
 from prometheus_client import multiprocess as prometheus_multiprocess
 
-from decision.store.keys import AudienceDirectory
+from decision.store.codecs import AudienceDirectory
 
 log = logging.getLogger(__name__)
 
@@ -180,7 +180,7 @@ class Metrics:
                     child = self._proposition_children[key] = self.propositions.labels(*key)
                 child.inc()
 
-    # -- store events (decision.store.profiles.StoreEvents) ------------------------
+    # -- the store's metrics (decision.store.profiles.StoreMetrics) ------------------------
     def redis_read(self, operation: str, seconds: float) -> None:
         child = self._redis_children.get(operation)
         if child is None:

@@ -24,8 +24,8 @@ from decision.rules.errors import Problem, RulesetInvalid, Severity
 from decision.rules.loader import parse
 from decision.rules.types import Location, Ruleset
 from decision.service.active import ActiveRuleset
-from decision.store.keys import ActiveRulesetPointer, PublishedRuleset
-from decision.store.profiles import ControlStore
+from decision.store.codecs import ActiveRulesetPointer, PublishedRuleset
+from decision.store.control import ControlStore
 
 log = logging.getLogger(__name__)
 

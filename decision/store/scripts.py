@@ -7,6 +7,8 @@ only keys of one hash tag (one Redis Cluster slot), all named in KEYS.
 
 from __future__ import annotations
 
+import hashlib
+from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
@@ -24,3 +26,22 @@ def source(name: str) -> str:
         raise KeyError(name)
     body = _text(name)
     return _text("times") + "\n" + body if name in _WITH_TIMES else body
+
+
+@dataclass(frozen=True, slots=True)
+class Script:
+    """A script as EVALSHA needs it: its text (to load on NOSCRIPT) and its SHA1."""
+
+    name: str
+    text: str
+    sha: str
+
+    @classmethod
+    def of(cls, name: str, text: str) -> Script:
+        return cls(name, text, hashlib.sha1(text.encode()).hexdigest())
+
+
+@cache
+def script(name: str) -> Script:
+    """One of ``NAMES``, ready for EVALSHA."""
+    return Script.of(name, source(name))

@@ -14,7 +14,7 @@ import orjson
 
 from audience_sync.cli import main
 from audience_sync.store import SyncStore
-from decision.store.keys import AudienceDirectory
+from decision.store.codecs import AudienceDirectory
 
 ROOT = Path(__file__).resolve().parents[2]
 

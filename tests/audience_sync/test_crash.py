@@ -23,7 +23,8 @@ from pathlib import Path
 import pytest
 
 from audience_sync.store import SyncStore
-from decision.store.profiles import ProfileStore, connect
+from decision.store.connect import connect
+from decision.store.profiles import ProfileStore
 from tests.audience_sync.helpers import ROOT, seen_by_readers, write_lines
 
 PROFILES = 3000

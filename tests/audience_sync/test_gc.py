@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from audience_sync.gc import KeepRule, collect
 from audience_sync.registry import PendingSnapshot, RegistryState
 from audience_sync.store import SyncStore
-from decision.store.keys import AudienceEntry
+from decision.store.codecs import AudienceEntry
 from tests.audience_sync.helpers import seen_by_readers, write_lines
 
 

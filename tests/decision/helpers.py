@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from google.protobuf import json_format
 
+from audience_sync.deltas import write_memberships
+from audience_sync.store import SyncStore
+from decision.api.server import RunningServer
+from decision.store.codecs import AudienceEntry
+from decision.store.keys import KeySpace
 from decision.v1 import decision_pb2
 
 
@@ -32,3 +38,49 @@ def offers(response: decision_pb2.DecideResponse, placement: str | None = None) 
         if placement is None or proposition.placement_id == placement:
             return [item.offer_id for item in proposition.items]
     raise AssertionError(f"no proposition for {placement}")
+
+
+def _where(redis: RunningServer | str, keys: KeySpace | None) -> tuple[str, KeySpace | None]:
+    """A URL and key space to write to: given, or a running server's (its Redis and key prefix)."""
+    if isinstance(redis, str):
+        return redis, keys
+    assert redis.ops is not None
+    return redis.ops.redis_url, keys or redis.store.keys
+
+
+def add_memberships(
+    redis: RunningServer | str,
+    memberships: Iterable[tuple[str, str]],
+    *,
+    expires_at: float | None = None,
+    written_at: float | None = None,
+    keys: KeySpace | None = None,
+    member: bool = True,
+) -> None:
+    """Write (profile, audience) memberships (``member=False``: remove them) as audience_sync does: its
+    atomic scripts register a new audience and publish the registry change. ``written_at``: the load's
+    clock (an expiry already past when read, but not when written)."""
+    store = SyncStore.from_url(*_where(redis, keys))
+    try:
+        clock = time.time if written_at is None else (lambda: written_at)
+        expiry = None if expires_at is None else int(expires_at)
+        write_memberships(store, [(p, a, member, expiry) for p, a in memberships], source="tests", clock=clock)
+    finally:
+        store.close()
+
+
+def add_membership(redis: RunningServer | str, profile_id: str, audience_id: str, **options: Any) -> None:
+    add_memberships(redis, [(profile_id, audience_id)], **options)
+
+
+def remove_membership(redis: RunningServer | str, profile_id: str, audience_id: str) -> None:
+    add_memberships(redis, [(profile_id, audience_id)], member=False)
+
+
+def ensure_audience(redis: RunningServer | str, audience_id: str, keys: KeySpace | None = None) -> AudienceEntry:
+    """The registry entry of an audience, registered by audience_sync's script if it is new."""
+    store = SyncStore.from_url(*_where(redis, keys))
+    try:
+        return store.ensure_audience(audience_id, now=time.time(), source="tests")
+    finally:
+        store.close()

@@ -24,7 +24,7 @@ from decision.api.server import RunningServer
 from decision.store.embedded import EmbeddedRedis, free_port
 from decision.v1 import decision_pb2_grpc
 from tests.conftest import StartServer
-from tests.decision.helpers import decide_request, offers
+from tests.decision.helpers import add_membership, decide_request, offers
 from tests.reliability.conftest import persistent_redis, wait_for
 
 RULES = """
@@ -96,7 +96,7 @@ async def vip_server(start_server: StartServer, rules_path: Path, url: str) -> R
     # Reads get 150 ms (of the 300 ms deadline): the load shares this process and a busy machine.
     server = await start_server(rules_path, url, redis_timeout=0.15)
     for profile in PROFILES:
-        await server.store.add_membership(profile, "vip")
+        add_membership(server, profile, "vip")
     return server
 
 
@@ -182,7 +182,7 @@ async def test_redis_restarted_empty_is_reported_and_answered_with_fallbacks(
         assert "AUDIENCE REGISTRY LOST" in caplog.text
 
         # audience_sync loads the audiences again: normal answers resume.
-        await server.store.add_membership("p1", "vip")
+        add_membership(server, "p1", "vip")
         await wait_for(lambda: not server.store.registry_lost, within=5)
         response = await stub.Decide(request, timeout=1)
         assert not response.degraded and offers(response) == ["vip"]
@@ -219,9 +219,8 @@ async def test_a_frozen_redis_connection_is_replaced(
         stub = decision_pb2_grpc.DecisionServiceStub(channel)
         request = decide_request(profile_id="p1", placements=["banner"])
         assert offers(await stub.Decide(request, timeout=2)) == ["vip"]
-        fast = server.store._fast
-        assert fast is not None
-        first_connection = fast._protocol
+        link = server.store.fast._seeds[0]  # type: ignore[attr-defined]
+        first_connection = link.protocol
         redis_process.send_signal(signal.SIGSTOP)
         frozen = 0
         try:
@@ -240,7 +239,7 @@ async def test_a_frozen_redis_connection_is_replaced(
             await asyncio.sleep(0.05)
         recovered = time.monotonic() - resumed_at
         assert offers(response) == ["vip"]
-        assert fast._protocol is not first_connection
+        assert link.protocol is not first_connection
     print(
         f"\nRedis frozen (SIGSTOP): {frozen} calls answered degraded in time; first normal answer {recovered:.2f} s "
         "after SIGCONT, on a new decision connection"

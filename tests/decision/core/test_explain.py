@@ -14,6 +14,7 @@ from decision.store.embedded import EmbeddedRedis
 from decision.v1 import decision_pb2
 from tests.conftest import StartServer, decision_stub
 from tests.decision.delivery import PATIENT, Clock, decide, event, first, record, with_clock
+from tests.decision.helpers import add_membership
 
 RULES = """
 placements:
@@ -66,9 +67,8 @@ async def test_every_reason(start_server: StartServer, write_rules: Callable[[st
     server = await start_server(write_rules(RULES), **PATIENT, totals_refresh_interval=0.05)
     clock = Clock("2026-11-29T12:00:00+00:00")
     with_clock(server, clock)
-    store = server.store
     for profile in ("p1", "other"):
-        await store.add_membership(profile, "b")
+        add_membership(server, profile, "b")
     context: dict[str, Any] = {"device": "desktop", "cart_value": 35}
     async with decision_stub(server.port) as stub:
         # Someone else takes the only coupon; p1 sees `once`, then dismisses `dismissable`.

@@ -15,9 +15,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from decision.observe.logs import JsonFormatter
-from decision.store.keys import AudienceEntry
+from decision.store.codecs import AudienceEntry
 from tests.conftest import StartServer, decision_stub
-from tests.decision.helpers import decide_request
+from tests.decision.helpers import add_membership, decide_request
 
 RULES = """
 version: {version}
@@ -59,7 +59,7 @@ async def test_metrics_endpoint_counts_calls_decisions_redis_rulesets_and_syncs(
     rules = write_rules(RULES.format(version="m1"))
     server = await start_server(rules, metrics_port=0)
     assert server.metrics_port
-    await server.store.add_membership("p-vip", "vip")
+    add_membership(server, "p-vip", "vip")
     async with decision_stub(server.port) as stub:
         for _ in range(3):
             await stub.Decide(decide_request("p-vip", placements=("banner", "side")), timeout=5)
@@ -111,7 +111,7 @@ async def test_without_metrics_or_otel_nothing_is_intercepted(
 ) -> None:
     server = await start_server(write_rules(RULES.format(version="n1")))
     assert server.ops is not None and server.ops.interceptors == [] and server.metrics_port is None
-    assert server.store.events is None
+    assert server.store.metrics is None
 
 
 async def test_otel_spans_for_decide_join_the_callers_trace(

@@ -17,7 +17,7 @@ from decision.rules.lint import lint, rules_may_overlap
 from decision.rules.loader import parse
 from decision.rules.reference import rule_matches
 from decision.rules.types import Op, Ruleset
-from decision.store.profiles import ProfileStore
+from tests.decision.helpers import ensure_audience
 from tests.decision.rules.strategies import OPERANDS, context_values, eligibility_rules, requests
 
 NOW = 1_800_000_000.0  # 2027-01-15
@@ -177,9 +177,8 @@ async def test_validate_command_prints_warnings_and_exits_zero(redis_url: str, r
     # cart_upsell breaks equal priorities by its score formula: no tie warning for sneaker_socks.
     assert "offers[sneaker_socks].priority" not in plain.stdout
     assert "audience registry" not in plain.stdout
-    store = ProfileStore(redis_client)
     for audience in ("vip-customers", "loyalty-gold"):
-        await store.ensure_audience(audience)
+        ensure_audience(redis_url, audience)
     checked = await asyncio.to_thread(validate, "--redis-url", redis_url)
     assert checked.returncode == 0, checked.stderr
     assert "audience 'cart-abandoners-7d' is not in the audience registry" in checked.stdout

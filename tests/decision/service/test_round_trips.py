@@ -18,6 +18,7 @@ from typing import Any
 from decision.store import scripts
 from tests.conftest import StartServer, decision_stub
 from tests.decision.delivery import PATIENT, decide, event, first, record, ruleset
+from tests.decision.helpers import add_membership
 from tests.redis_cluster import command_calls, reset_command_stats
 
 
@@ -50,7 +51,7 @@ async def test_a_decision_is_one_evalsha_unless_it_proposes_a_decision_counted_o
     server = await start_server(
         write_rules(ruleset(OFFERS)), **PATIENT, registry_poll_interval=60.0, totals_refresh_interval=3600.0
     )
-    await server.store.add_membership("p1", "vip")
+    add_membership(server, "p1", "vip")
     async with decision_stub(server.port) as stub:
         item = first(await decide(stub))  # warms up: the server learns the registry's codes
         await server.service.proposer.settled()  # the first decision started a totals refresh
@@ -78,7 +79,7 @@ async def test_without_delivery_controls_a_decision_stays_one_hgetall(
         registry_poll_interval=60.0,
         **PATIENT,
     )
-    await server.store.add_membership("p1", "vip")
+    add_membership(server, "p1", "vip")
     async with decision_stub(server.port) as stub:
         await decide(stub)
         assert await spent(redis_client, lambda: decide(stub)) == {"hgetall": 1}

@@ -7,10 +7,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from decision.store.keys import AudienceEntry, membership_field
+from decision.store.codecs import AudienceEntry, membership_field
 from decision.store.profiles import ProfileStore
 from tests.conftest import StartServer, decision_stub
-from tests.decision.helpers import decide_request, offers
+from tests.decision.helpers import add_membership, decide_request, ensure_audience, offers, remove_membership
 from tests.redis_cluster import command_calls, reset_command_stats
 
 RULES = """
@@ -26,8 +26,8 @@ async def test_a_decision_is_one_redis_command(
     start_server: StartServer, write_rules: Callable[[str], Path], redis_client: Any
 ) -> None:
     server = await start_server(write_rules(RULES), registry_poll_interval=60.0)
-    await server.store.add_membership("p1", "vip")
-    await server.store.add_membership("p1", "gold")
+    add_membership(server, "p1", "vip")
+    add_membership(server, "p1", "gold")
     async with decision_stub(server.port) as stub:
         await stub.Decide(decide_request(), timeout=5)  # the server learns the new audience codes
         await directory_knows(server.store, {"vip", "gold"})  # re-read in the background
@@ -71,7 +71,7 @@ async def test_published_registry_changes_reach_the_server(
 ) -> None:
     server = await start_server(write_rules(RULES), registry_poll_interval=60.0)
     await asyncio.sleep(0.1)  # subscribed
-    entry = await server.store.ensure_audience("vip", name="VIP customers")
+    entry = ensure_audience(server, "vip")
     for _ in range(50):
         if "vip" in server.store.directory.entries:
             break
@@ -81,9 +81,9 @@ async def test_published_registry_changes_reach_the_server(
 
 async def test_removed_membership_stops_counting(start_server: StartServer, write_rules: Callable[[str], Path]) -> None:
     server = await start_server(write_rules(RULES))
-    await server.store.add_membership("p1", "vip")
-    await server.store.add_membership("p1", "gold")
-    await server.store.remove_membership("p1", "vip")
-    await server.store.remove_membership("p1", "never-registered")  # unknown audience: nothing to remove
+    add_membership(server, "p1", "vip")
+    add_membership(server, "p1", "gold")
+    remove_membership(server, "p1", "vip")
+    remove_membership(server, "p1", "never-registered")
     async with decision_stub(server.port) as stub:
         assert offers(await stub.Decide(decide_request(), timeout=5)) == ["gold"]
