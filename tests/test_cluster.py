@@ -49,7 +49,7 @@ async def server(
     cluster.flushall()
     running = await start_server(write_rules(RULES), cluster.url, registry_poll_interval=60.0, redis_timeout=0.15)
     for profile in PROFILES:
-        add_membership(running, profile, "vip")
+        await add_membership(running, profile, "vip")
     cluster.wait_replicated()  # what WAIT does, for every connection the cluster client used
     yield running
 

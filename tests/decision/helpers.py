@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -48,7 +49,7 @@ def _where(redis: RunningServer | str, keys: KeySpace | None) -> tuple[str, KeyS
     return redis.ops.redis_url, keys or redis.store.keys
 
 
-def add_memberships(
+async def add_memberships(
     redis: RunningServer | str,
     memberships: Iterable[tuple[str, str]],
     *,
@@ -59,28 +60,55 @@ def add_memberships(
 ) -> None:
     """Write (profile, audience) memberships (``member=False``: remove them) as audience_sync does: its
     atomic scripts register a new audience and publish the registry change. ``written_at``: the load's
-    clock (an expiry already past when read, but not when written)."""
-    store = SyncStore.from_url(*_where(redis, keys))
-    try:
-        clock = time.time if written_at is None else (lambda: written_at)
-        expiry = None if expires_at is None else int(expires_at)
-        write_memberships(store, [(p, a, member, expiry) for p, a in memberships], source="tests", clock=clock)
-    finally:
-        store.close()
+    clock (an expiry already past when read, but not when written). Given a running server, returns once
+    its registry copy has caught up (as a server hears of a load: pub/sub, off the decisions' path)."""
+    rows = list(memberships)
+
+    def write() -> None:
+        store = SyncStore.from_url(*_where(redis, keys))
+        try:
+            clock = time.time if written_at is None else (lambda: written_at)
+            expiry = None if expires_at is None else int(expires_at)
+            write_memberships(store, [(p, a, member, expiry) for p, a in rows], source="tests", clock=clock)
+        finally:
+            store.close()
+
+    await asyncio.to_thread(write)
+    if isinstance(redis, RunningServer):
+        await registry_heard(redis)
 
 
-def add_membership(redis: RunningServer | str, profile_id: str, audience_id: str, **options: Any) -> None:
-    add_memberships(redis, [(profile_id, audience_id)], **options)
+async def registry_heard(server: RunningServer, within: float = 5.0) -> None:
+    """Until the server's registry copy is at the version Redis holds now."""
+    store = server.store
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        version = int(await store.client.get(store.keys.registry_version) or 0)
+        if store.directory.version >= version:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"the server's registry copy is still at version {store.directory.version}")
 
 
-def remove_membership(redis: RunningServer | str, profile_id: str, audience_id: str) -> None:
-    add_memberships(redis, [(profile_id, audience_id)], member=False)
+async def add_membership(redis: RunningServer | str, profile_id: str, audience_id: str, **options: Any) -> None:
+    await add_memberships(redis, [(profile_id, audience_id)], **options)
 
 
-def ensure_audience(redis: RunningServer | str, audience_id: str, keys: KeySpace | None = None) -> AudienceEntry:
+async def remove_membership(redis: RunningServer | str, profile_id: str, audience_id: str) -> None:
+    await add_memberships(redis, [(profile_id, audience_id)], member=False)
+
+
+async def ensure_audience(redis: RunningServer | str, audience_id: str, keys: KeySpace | None = None) -> AudienceEntry:
     """The registry entry of an audience, registered by audience_sync's script if it is new."""
-    store = SyncStore.from_url(*_where(redis, keys))
-    try:
-        return store.ensure_audience(audience_id, now=time.time(), source="tests")
-    finally:
-        store.close()
+
+    def register() -> AudienceEntry:
+        store = SyncStore.from_url(*_where(redis, keys))
+        try:
+            return store.ensure_audience(audience_id, now=time.time(), source="tests")
+        finally:
+            store.close()
+
+    entry = await asyncio.to_thread(register)
+    if isinstance(redis, RunningServer):
+        await registry_heard(redis)
+    return entry

@@ -96,7 +96,7 @@ async def vip_server(start_server: StartServer, rules_path: Path, url: str) -> R
     # Reads get 150 ms (of the 300 ms deadline): the load shares this process and a busy machine.
     server = await start_server(rules_path, url, redis_timeout=0.15)
     for profile in PROFILES:
-        add_membership(server, profile, "vip")
+        await add_membership(server, profile, "vip")
     return server
 
 
@@ -182,7 +182,7 @@ async def test_redis_restarted_empty_is_reported_and_answered_with_fallbacks(
         assert "AUDIENCE REGISTRY LOST" in caplog.text
 
         # audience_sync loads the audiences again: normal answers resume.
-        add_membership(server, "p1", "vip")
+        await add_membership(server, "p1", "vip")
         await wait_for(lambda: not server.store.registry_lost, within=5)
         response = await stub.Decide(request, timeout=1)
         assert not response.degraded and offers(response) == ["vip"]

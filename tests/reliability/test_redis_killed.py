@@ -21,7 +21,7 @@ import redis.asyncio as aioredis
 from decision.store.embedded import EmbeddedRedis, free_port
 from tests.conftest import StartServer, decision_stub
 from tests.decision.delivery import decide, event, first, record, ruleset
-from tests.decision.helpers import decide_request
+from tests.decision.helpers import add_membership, decide_request
 from tests.reliability.conftest import persistent_redis, wait_for
 
 # promo: twice per profile (impressions), and a total across profiles; next when promo is capped.
@@ -61,7 +61,7 @@ async def test_redis_killed_and_restarted_from_its_append_only_file(
         # Each profile: promo proposed, its two impressions recorded: capped, "next" from now on.
         events = []
         for profile in PROFILES:
-            await server.store.add_membership(profile, "vip")
+            await add_membership(server, profile, "vip")
             item = first(await decide(stub, profile))
             assert item.offer_id == "promo"
             events += [event(item, f"{profile}-imp-{n}", at=now, profile=profile) for n in (1, 2)]

@@ -25,7 +25,7 @@ import grpc
 
 from decision.v1 import decision_pb2_grpc
 from tests.conftest import StartServer
-from tests.decision.helpers import decide_request, offers
+from tests.decision.helpers import add_membership, decide_request, offers
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = """
@@ -100,7 +100,7 @@ async def test_snapshots_of_a_new_audience_under_load_answer_normally(
     start_server: StartServer, write_rules: Callable[[str], Path], redis_url: str, tmp_path: Path
 ) -> None:
     server = await start_server(write_rules(RULES), redis_url, redis_timeout=REDIS_TIMEOUT)
-    await server.store.add_membership("someone", "other")  # a registry with an audience already
+    await add_membership(server, "someone", "other")  # a registry with an audience already
     decided = [f"d{i}" for i in range(DECIDED)]
     first = snapshot_file(tmp_path / "first.csv", decided, MEMBERS - DECIDED, seed=1)
     second = snapshot_file(tmp_path / "second.csv", decided[::2], MEMBERS - DECIDED // 2, seed=2)

@@ -16,7 +16,7 @@ from decision.settings import SCOPES, BearerToken
 from decision.store.embedded import free_port
 from decision.v1 import decision_pb2, decision_pb2_grpc
 from tests.conftest import StartServer
-from tests.decision.helpers import decide_request
+from tests.decision.helpers import add_membership, decide_request
 from tests.decision.observe.test_observe import scrape, value
 
 RULES = """
@@ -109,7 +109,7 @@ async def test_breaker_and_registry_lost_metrics(
     server = await start_server(rules, metrics_port=0)
     async with grpc.aio.insecure_channel(f"127.0.0.1:{dead.port}") as channel:
         assert await call(channel, "/Decide", None) is grpc.StatusCode.OK  # fallbacks, and the breaker opens
-    await server.store.add_membership("p1", "vip")
+    await add_membership(server, "p1", "vip")
     await server.store.refresh_directory()
     await redis_client.flushall()  # Redis restarted empty: the registry is lost
     await server.store.refresh_directory()

@@ -69,8 +69,8 @@ async def server(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> As
     rules.write_text(RULES, encoding="utf-8")
     settings_ = Settings(rules_path=str(rules), host="127.0.0.1", port=0, redis_timeout=0.5)
     running = await start(settings_, redis_url)
-    add_membership(running, "known-vip", "vip")
-    add_membership(running, "\u00e9\U0001f680}", "vip")
+    await add_membership(running, "known-vip", "vip")
+    await add_membership(running, "\u00e9\U0001f680}", "vip")
     yield running
     await running.stop(grace=0.5)
 

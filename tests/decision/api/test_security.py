@@ -72,7 +72,7 @@ async def test_tls_serves_trusting_clients_and_refuses_plaintext(
     start_server: StartServer, rules_path: Path, certs: TestCertificates
 ) -> None:
     server = await start_server(rules_path, tls_cert=str(certs.server.cert), tls_key=str(certs.server.key))
-    add_membership(server, "p1", "vip")
+    await add_membership(server, "p1", "vip")
     target = f"127.0.0.1:{server.port}"
     async with grpc.aio.secure_channel(target, tls_credentials(certs)) as channel:
         assert offers(await call_decide(channel)) == ["vip"]
@@ -266,7 +266,7 @@ async def admin(password_redis: EmbeddedRedis) -> AsyncIterator[aioredis.Redis]:
 async def test_a_read_only_acl_user_is_enough_to_decide(
     password_redis: EmbeddedRedis, admin: aioredis.Redis, start_server: StartServer, rules_path: Path
 ) -> None:
-    add_membership(password_redis.url, "p1", "vip")
+    await add_membership(password_redis.url, "p1", "vip")
     url = f"redis://decision:decision-reader-pw-0815@127.0.0.1:{password_redis.port}/0"
     server = await start_server(rules_path, url, redis_timeout=1.0)  # a TLS handshake on a busy machine
     async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
@@ -309,7 +309,7 @@ async def test_redis_over_mutual_tls_with_an_acl_user(
     plain, tls_port = tls_redis
     admin = aioredis.Redis.from_url(plain.url)
     await add_reader(admin)
-    add_membership(plain.url, "p1", "vip")
+    await add_membership(plain.url, "p1", "vip")
     await admin.aclose()
     client_files = f"ssl_certfile={certs.client.cert}&ssl_keyfile={certs.client.key}"
     url = (

@@ -65,10 +65,10 @@ async def test_audiences_all_any_none(start_server: StartServer, rules: Callable
         )
     )
     for audience in ("a", "b"):
-        add_membership(server, "both", audience)
-    add_membership(server, "only-a", "a")
-    add_membership(server, "a-and-c", "a")
-    add_membership(server, "a-and-c", "c")
+        await add_membership(server, "both", audience)
+    await add_membership(server, "only-a", "a")
+    await add_membership(server, "a-and-c", "a")
+    await add_membership(server, "a-and-c", "c")
     expected = {
         "both": {"all_ab", "any_ab", "a_not_c"},
         "only-a": {"any_ab", "a_not_c"},
@@ -214,7 +214,7 @@ async def test_response_fields(start_server: StartServer, rules: Callable[[str],
 """
         )
     )
-    add_membership(server, "p1", "vip")
+    await add_membership(server, "p1", "vip")
     response = await decide(server.port, request_id="req-123", context={"device": "ios"})
     item = response.propositions[0].items[0]
     assert (item.offer_id, item.rule, item.priority) == ("vip", "by_audience", 7)  # first matching rule
@@ -229,8 +229,8 @@ async def test_response_fields(start_server: StartServer, rules: Callable[[str],
 
 async def test_expired_membership_stops_counting(start_server: StartServer, rules: Callable[[str], Path]) -> None:
     server = await start_server(rules("  - {id: vip, placements: [banner], eligibility: {audiences: {all: [vip]}}}\n"))
-    add_membership(server, "soon", "vip", expires_at=time.time() + 3600)
-    add_membership(server, "gone", "vip", expires_at=time.time() - 1, written_at=time.time() - 60)
+    await add_membership(server, "soon", "vip", expires_at=time.time() + 3600)
+    await add_membership(server, "gone", "vip", expires_at=time.time() - 1, written_at=time.time() - 60)
     assert offers(await decide(server.port, profile_id="soon")) == ["vip"]
     assert offers(await decide(server.port, profile_id="gone")) == ["fb"]
 
@@ -241,7 +241,7 @@ async def test_degraded_answer_while_redis_is_stopped(start_server: StartServer,
         server = await start_server(
             rules("  - {id: vip, placements: [banner], eligibility: {audiences: {all: [vip]}}}\n"), url=own_redis.url
         )
-        add_membership(server, "p1", "vip")
+        await add_membership(server, "p1", "vip")
         assert offers(await decide(server.port)) == ["vip"]
     finally:
         own_redis.stop()

@@ -112,10 +112,10 @@ async def test_simulate_a_sample_read_from_redis(
 ) -> None:
     for i in range(40):
         for audience in sample_line(i)["audiences"]:
-            add_membership(redis_url, f"p{i}", audience)
+            await add_membership(redis_url, f"p{i}", audience)
         if i % 4 == 0:
-            add_membership(redis_url, f"p{i}", "expired", expires_at=1.0, written_at=0.0)  # no longer counts
-    add_membership(redis_url, "p-only-expired", "a", expires_at=1.0, written_at=0.0)
+            await add_membership(redis_url, f"p{i}", "expired", expires_at=1.0, written_at=0.0)  # no longer counts
+    await add_membership(redis_url, "p-only-expired", "a", expires_at=1.0, written_at=0.0)
     argv = ["simulate", str(rules_file), "--from-redis", "1000", "--redis-url", redis_url, "--json"]
     status = await asyncio.to_thread(cli.main, [*argv, "--context", "cart=90", "--chart", str(tmp_path / "c.html")])
     assert status == 0

@@ -68,7 +68,7 @@ async def test_every_reason(start_server: StartServer, write_rules: Callable[[st
     clock = Clock("2026-11-29T12:00:00+00:00")
     with_clock(server, clock)
     for profile in ("p1", "other"):
-        add_membership(server, profile, "b")
+        await add_membership(server, profile, "b")
     context: dict[str, Any] = {"device": "desktop", "cart_value": 35}
     async with decision_stub(server.port) as stub:
         # Someone else takes the only coupon; p1 sees `once`, then dismisses `dismissable`.

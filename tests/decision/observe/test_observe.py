@@ -59,7 +59,7 @@ async def test_metrics_endpoint_counts_calls_decisions_redis_rulesets_and_syncs(
     rules = write_rules(RULES.format(version="m1"))
     server = await start_server(rules, metrics_port=0)
     assert server.metrics_port
-    add_membership(server, "p-vip", "vip")
+    await add_membership(server, "p-vip", "vip")
     async with decision_stub(server.port) as stub:
         for _ in range(3):
             await stub.Decide(decide_request("p-vip", placements=("banner", "side")), timeout=5)

@@ -178,7 +178,7 @@ async def test_validate_command_prints_warnings_and_exits_zero(redis_url: str, r
     assert "offers[sneaker_socks].priority" not in plain.stdout
     assert "audience registry" not in plain.stdout
     for audience in ("vip-customers", "loyalty-gold"):
-        ensure_audience(redis_url, audience)
+        await ensure_audience(redis_url, audience)
     checked = await asyncio.to_thread(validate, "--redis-url", redis_url)
     assert checked.returncode == 0, checked.stderr
     assert "audience 'cart-abandoners-7d' is not in the audience registry" in checked.stdout

@@ -51,7 +51,7 @@ async def test_a_decision_is_one_evalsha_unless_it_proposes_a_decision_counted_o
     server = await start_server(
         write_rules(ruleset(OFFERS)), **PATIENT, registry_poll_interval=60.0, totals_refresh_interval=3600.0
     )
-    add_membership(server, "p1", "vip")
+    await add_membership(server, "p1", "vip")
     async with decision_stub(server.port) as stub:
         item = first(await decide(stub))  # warms up: the server learns the registry's codes
         await server.service.proposer.settled()  # the first decision started a totals refresh
@@ -79,7 +79,7 @@ async def test_without_delivery_controls_a_decision_stays_one_hgetall(
         registry_poll_interval=60.0,
         **PATIENT,
     )
-    add_membership(server, "p1", "vip")
+    await add_membership(server, "p1", "vip")
     async with decision_stub(server.port) as stub:
         await decide(stub)
         assert await spent(redis_client, lambda: decide(stub)) == {"hgetall": 1}

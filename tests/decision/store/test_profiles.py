@@ -26,8 +26,8 @@ async def test_a_decision_is_one_redis_command(
     start_server: StartServer, write_rules: Callable[[str], Path], redis_client: Any
 ) -> None:
     server = await start_server(write_rules(RULES), registry_poll_interval=60.0)
-    add_membership(server, "p1", "vip")
-    add_membership(server, "p1", "gold")
+    await add_membership(server, "p1", "vip")
+    await add_membership(server, "p1", "gold")
     async with decision_stub(server.port) as stub:
         await stub.Decide(decide_request(), timeout=5)  # the server learns the new audience codes
         await directory_knows(server.store, {"vip", "gold"})  # re-read in the background
@@ -71,7 +71,7 @@ async def test_published_registry_changes_reach_the_server(
 ) -> None:
     server = await start_server(write_rules(RULES), registry_poll_interval=60.0)
     await asyncio.sleep(0.1)  # subscribed
-    entry = ensure_audience(server, "vip")
+    entry = await ensure_audience(server, "vip")
     for _ in range(50):
         if "vip" in server.store.directory.entries:
             break
@@ -81,9 +81,9 @@ async def test_published_registry_changes_reach_the_server(
 
 async def test_removed_membership_stops_counting(start_server: StartServer, write_rules: Callable[[str], Path]) -> None:
     server = await start_server(write_rules(RULES))
-    add_membership(server, "p1", "vip")
-    add_membership(server, "p1", "gold")
-    remove_membership(server, "p1", "vip")
-    remove_membership(server, "p1", "never-registered")
+    await add_membership(server, "p1", "vip")
+    await add_membership(server, "p1", "gold")
+    await remove_membership(server, "p1", "vip")
+    await remove_membership(server, "p1", "never-registered")
     async with decision_stub(server.port) as stub:
         assert offers(await stub.Decide(decide_request(), timeout=5)) == ["gold"]
