@@ -39,9 +39,6 @@ class TotalsView:
     refreshed_at: float = float("-inf")
     refreshing: bool = False
 
-    def used_up(self, check: TotalCheck) -> bool:
-        return self.counts.get(key_of(check), 0) >= check.limit
-
     def reached(self, checks: Iterable[TotalCheck]) -> TotalReached | None:
         """The first of the checks whose current bucket is used up, as last seen."""
         for check in checks:
