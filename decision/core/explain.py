@@ -162,7 +162,7 @@ def _reason(verdict: Verdict, now_ms: int) -> str:
         return f"proposed in placement {e.placement_id!r} of this response (no duplicates)"
     if isinstance(e, BeatenBy):
         return f"lost the ranking to {e.offer_id!r} ({e.shown} item(s) shown)"
-    return _PLAIN[verdict.outcome]
+    return _PLAIN.get(verdict.outcome, verdict.outcome.value)
 
 
 # Outcomes said without evidence.
