@@ -2,7 +2,7 @@
 
 For every profile, the offers it is eligible for are computed once by the
 compiled engine (as a server would), then each placement is decided on its
-own with ``decisioning.decide``, as if a request asked for that placement
+own with ``decision.core.planning.decide``, as if a request asked for that placement
 alone. Counted: per offer, the profiles it is eligible for and the ones it
 wins; per placement, the share served by the fallback; and the offers that
 never win, with what beat them. Pure but for reading the sample file;
@@ -20,7 +20,8 @@ from typing import Any
 
 import orjson
 
-from decision.core.requests import check_request, decide
+from decision.core.planning import decide
+from decision.core.requests import check_request
 from decision.core.types import DecisionRequest, InvalidRequest, PlacementRequest
 from decision.rules.engine import CompiledRuleset
 from decision.rules.types import Context, ContextValue, Scalar

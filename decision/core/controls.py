@@ -15,12 +15,13 @@ their own (``ib:total:{offer:<id>}:...``); see ``decision.core.totals``.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
 from decision.core.periods import bucket, bucket_end_ms, span_seconds, window_start_ms
-from decision.rules.types import DECISION, DISMISS, Cap, CapScope, ContactPolicy, Offer, Period, Ruleset
+from decision.rules.types import DECISION, DISMISS, Cap, CapScope, ContactPolicy, Offer, Period, Ruleset, Suppression
 from decision.store.keys import offer_counter_field, policy_counter_field
 
 # How long a profile's counters live after their last change when a lifetime cap needs them forever.
@@ -60,6 +61,8 @@ class Check:
     field: str
     limit: int
     since_ms: int
+    # The cap or contact policy checked (what an explanation names); not part of the check itself.
+    source: Cap | ContactPolicy | None = dataclasses.field(default=None, compare=False)
 
     def room(self, counters: Mapping[str, Times]) -> int:
         return self.limit - count_since(counters.get(self.field, ()), self.since_ms)
@@ -76,6 +79,43 @@ class TotalCheck:
     # How long the bucket's key must live from the moment it is counted at (None: a lifetime total,
     # forever). Relative, not absolute: Redis's clock need not agree with ours (an injected clock).
     ttl_ms: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class CapReached:
+    """A per-profile cap whose window already holds ``count`` of its ``cap.max``."""
+
+    cap: Cap
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class Suppressed:
+    """Dismissed ``count`` times, the last at ``last_ms``: not proposed for ``suppression.seconds`` after it."""
+
+    suppression: Suppression
+    count: int
+    last_ms: int
+
+
+# Why the profile's counters keep an offer out.
+ProfileBlock = CapReached | Suppressed
+
+
+@dataclass(frozen=True, slots=True)
+class TotalReached:
+    """A total cap (across profiles) used up in its current bucket, as this server last saw it."""
+
+    check: TotalCheck
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyReached:
+    """A contact policy covering the placement whose window already holds ``count`` of its ``policy.max``."""
+
+    policy: ContactPolicy
+    count: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,27 +178,28 @@ class DeliveryControls:
         self.keep[name] = max(self.keep.get(name, 0), limit)
 
     # -- decisions ----------------------------------------------------------
-    def blocked(self, offer_id: str, counters: Mapping[str, Times], now_ms: int) -> str | None:
+    def blocked(self, offer_id: str, counters: Mapping[str, Times], now_ms: int) -> ProfileBlock | None:
         """Why the profile may not get the offer now (a reached cap, a suppression), or None."""
         for item in self.profile_caps.get(offer_id, ()):
             cap = item.cap
-            since = window_start_ms(cap.period, now_ms)
-            if count_since(counters.get(item.field, ()), since) >= cap.max:
-                return f"capped: {cap.max} {cap.counts} per profile ({period_text(cap.period)})"
+            count = count_since(counters.get(item.field, ()), window_start_ms(cap.period, now_ms))
+            if count >= cap.max:
+                return CapReached(cap, count)
         offer = self.suppressions.get(offer_id)
         if offer is not None and offer.suppression is not None:
             rule = offer.suppression
             times = counters.get(offer_counter_field(offer_id, DISMISS), ())
             if times and now_ms < times[-1] + rule.seconds * 1000:
                 since = times[-1] - rule.within_seconds * 1000 + 1 if rule.within_seconds else 0
-                if count_since(times, since) >= rule.dismissals:
-                    return f"suppressed: dismissed {rule.dismissals} times"
+                count = count_since(times, since)
+                if count >= rule.dismissals:
+                    return Suppressed(rule, count, times[-1])
         return None
 
     def decision_checks(self, offer_id: str, now_ms: int) -> tuple[tuple[Check, ...], tuple[str, ...]]:
         """The profile caps counted on decision: what a proposal must fit, and the fields it adds to."""
         checks = tuple(
-            Check(item.field, item.cap.max, window_start_ms(item.cap.period, now_ms))
+            Check(item.field, item.cap.max, window_start_ms(item.cap.period, now_ms), item.cap)
             for item in self.profile_caps.get(offer_id, ())
             if item.cap.counts == DECISION
         )
@@ -167,20 +208,26 @@ class DeliveryControls:
     def policy_checks(self, channel: str, placement_id: str, now_ms: int) -> tuple[tuple[Check, ...], tuple[str, ...]]:
         """The contact policies counted on decision that cover a placement on a channel."""
         checks = tuple(
-            Check(policy_counter_field(p.id), p.max, window_start_ms(p.period, now_ms))
+            Check(policy_counter_field(p.id), p.max, window_start_ms(p.period, now_ms), p)
             for p in self.policies
             if p.counts == DECISION and p.covers(channel, placement_id)
         )
         return checks, tuple(c.field for c in checks)
 
-    def policy_blocked(self, channel: str, placement_id: str, counters: Mapping[str, Times], now_ms: int) -> str | None:
-        """A contact policy counted on events (not decisions) that is used up for this placement."""
+    def policy_reached(
+        self, channel: str, placement_id: str, counters: Mapping[str, Times], now_ms: int
+    ) -> PolicyReached | None:
+        """The first contact policy covering this placement that the counters read already fill.
+
+        Whatever it counts: counters only grow until the proposal is counted, so a policy full
+        now refuses every non-fallback item of the placement then too."""
         for policy in self.policies:
-            if policy.counts == DECISION or not policy.covers(channel, placement_id):
+            if not policy.covers(channel, placement_id):
                 continue
             since = window_start_ms(policy.period, now_ms)
-            if count_since(counters.get(policy_counter_field(policy.id), ()), since) >= policy.max:
-                return f"contact policy {policy.id!r}: {policy.max} {policy.counts} reached"
+            count = count_since(counters.get(policy_counter_field(policy.id), ()), since)
+            if count >= policy.max:
+                return PolicyReached(policy, count)
         return None
 
     def total_checks(self, offer_id: str, counted: str | None, now_ms: int) -> tuple[TotalCheck, ...]:
@@ -221,23 +268,3 @@ def period_text(period: Period) -> str:
 def merge_keep(fields: Iterable[str], keep: Mapping[str, int]) -> dict[str, int]:
     """The ``keep`` of the given fields, for a script that writes them."""
     return {name: keep[name] for name in dict.fromkeys(fields) if name in keep}
-
-
-class ControlsCache:
-    """DeliveryControls per ruleset, built once (rulesets are immutable; a few are alive at a time)."""
-
-    def __init__(self, lifetime_retention_seconds: int = DEFAULT_RETENTION_SECONDS, size: int = 4) -> None:
-        self.lifetime_retention_seconds = lifetime_retention_seconds
-        self.size = size
-        # id(ruleset) -> (ruleset, controls); holding the ruleset keeps its id from being reused.
-        self._entries: dict[int, tuple[Ruleset, DeliveryControls]] = {}
-
-    def get(self, ruleset: Ruleset) -> DeliveryControls:
-        entry = self._entries.get(id(ruleset))
-        if entry is not None and entry[0] is ruleset:
-            return entry[1]
-        controls = DeliveryControls.build(ruleset, self.lifetime_retention_seconds)
-        if len(self._entries) >= self.size:
-            self._entries.pop(next(iter(self._entries)))
-        self._entries[id(ruleset)] = (ruleset, controls)
-        return controls

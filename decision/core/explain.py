@@ -1,43 +1,31 @@
-"""Why each offer of the requested placements was or was not proposed. Pure; runs only when asked.
+"""Why each offer of the requested placements was or was not proposed: the wording of planning's verdicts. Pure.
 
-For every offer of every requested placement, in rank order, the first reason
-it was not proposed — or that it was. Eligibility reasons come from the plain
-reference semantics (decision.rules.reference), which the compiled engine is
-held equal to; delivery reasons (caps, suppressions, totals, contact
-policies, experiments) from the same counters and controls the decision used.
+Planning (decision.core.planning) decides and records, for every offer of
+every requested placement, a typed verdict with its evidence; this module only
+turns each into an ``Explanation`` (one readable sentence and its fields). It
+computes nothing about caps, policies, totals, experiments or ranking.
 A decision with ``explain`` false never reaches this module.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from collections.abc import Set as AbstractSet
-from dataclasses import dataclass
+from collections.abc import Iterable
 from datetime import UTC, datetime
 
-from decision.core.controls import DeliveryControls, Times, count_since, period_text
-from decision.core.experiments import assign
-from decision.core.periods import window_start_ms
-from decision.core.totals import TotalsView, key_of
-from decision.core.types import Decision, DecisionRequest, Explanation, Outcome
-from decision.rules.reference import condition_holds
-from decision.rules.types import (
-    DISMISS,
-    HOLDOUT,
-    AllOf,
-    AnyOf,
-    CapScope,
-    Condition,
-    Context,
-    EligibilityRule,
-    Not,
-    Offer,
-    Op,
-    Predicate,
-    Ruleset,
-    Schedule,
+from decision.core.controls import CapReached, PolicyReached, Suppressed, TotalReached, period_text
+from decision.core.types import Explanation, Outcome
+from decision.core.verdicts import (
+    AudienceMiss,
+    BeatenBy,
+    ConditionFalse,
+    Elsewhere,
+    HeldOut,
+    InPlaceOf,
+    OutsideSchedule,
+    Shown,
+    Verdict,
 )
-from decision.store.keys import offer_counter_field, policy_counter_field
+from decision.rules.types import AllOf, Condition, ContextValue, Not, Op, Predicate, Schedule
 
 _SYMBOLS = {
     Op.EQ: "==",
@@ -81,15 +69,6 @@ def condition_text(c: Condition) -> str:
     return "(" + joiner.join(condition_text(child) for child in c.children) + ")"
 
 
-def false_part(c: Condition, context: Context) -> Condition:
-    """The smallest part of a false condition that makes it false: the first false term of an `and`."""
-    if isinstance(c, AllOf):
-        return false_part(next(child for child in c.children if not condition_holds(child, context)), context)
-    if isinstance(c, AnyOf) and len(c.children) == 1:
-        return false_part(c.children[0], context)
-    return c  # an `or` with every branch false, a `not` whose inside holds, a predicate
-
-
 def _iso(epoch: float | None) -> str:
     return "-" if epoch is None else datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")
 
@@ -102,282 +81,96 @@ def _schedule_text(schedule: Schedule) -> str:
     return f"{_iso(schedule.start)} to {_iso(schedule.end)}"
 
 
-def rule_failure(
-    offer: Offer, placement_id: str, rule: EligibilityRule, audiences: AbstractSet[str], context: Context, now: float
-) -> Explanation | None:
-    """Why ``rule`` does not match, in the order a marketer checks: schedule, audiences, conditions."""
-    if not rule.schedule.contains(now):
-        reason = f"outside its schedule ({_schedule_text(rule.schedule)})"
-        return Explanation(
-            outcome=Outcome.OUTSIDE_SCHEDULE,
-            reason=reason,
-            offer_id=offer.id,
-            placement_id=placement_id,
-            rule=rule.name,
-        )
-    missing = [a for a in rule.audiences.all if a not in audiences]
-    if missing:
-        reason = f"not in audience {missing[0]!r}"
-        return Explanation(
-            outcome=Outcome.NOT_IN_AUDIENCE,
-            reason=reason,
-            audience=missing[0],
-            offer_id=offer.id,
-            placement_id=placement_id,
-            rule=rule.name,
-        )
-    if rule.audiences.any and not any(a in audiences for a in rule.audiences.any):
-        names = ", ".join(rule.audiences.any)
-        reason = f"in none of the audiences {names}"
-        return Explanation(
-            outcome=Outcome.NOT_IN_AUDIENCE,
-            reason=reason,
-            audience=names,
-            offer_id=offer.id,
-            placement_id=placement_id,
-            rule=rule.name,
-        )
-    excluded = next((a for a in rule.audiences.none if a in audiences), None)
-    if excluded is not None:
-        reason = f"in excluded audience {excluded!r}"
-        return Explanation(
-            outcome=Outcome.IN_EXCLUDED_AUDIENCE,
-            reason=reason,
-            audience=excluded,
-            offer_id=offer.id,
-            placement_id=placement_id,
-            rule=rule.name,
-        )
-    if rule.condition is not None and not condition_holds(rule.condition, context):
-        part = false_part(rule.condition, context)
-        text = condition_text(part)
-        if isinstance(part, Predicate):
-            actual = context.get(part.attribute)
-            shown = "absent" if actual is None else _show(actual)
-            reason = f"condition {text} is false (context.{part.attribute} is {shown})"
-            return Explanation(
-                outcome=Outcome.CONDITION_FALSE,
-                reason=reason,
-                condition=text,
-                attribute=part.attribute,
-                actual=actual,
-                offer_id=offer.id,
-                placement_id=placement_id,
-                rule=rule.name,
-            )
-        return Explanation(
-            outcome=Outcome.CONDITION_FALSE,
-            reason=f"condition {text} is false",
-            condition=text,
-            offer_id=offer.id,
-            placement_id=placement_id,
-            rule=rule.name,
-        )
-    return None
+def explanations(verdicts: Iterable[Verdict], now_ms: int) -> tuple[Explanation, ...]:
+    """One explanation per verdict, in the verdicts' order (placements in request order, offers by rank)."""
+    return tuple(explanation(v, now_ms) for v in verdicts)
 
 
-def _delivery_block(
-    offer: Offer,
-    placement_id: str,
-    request: DecisionRequest,
-    controls: DeliveryControls,
-    counters: Mapping[str, Times],
-    totals: TotalsView | None,
-    now_ms: int,
-) -> Explanation | None:
-    for cap in offer.caps:
-        if cap.scope is not CapScope.PROFILE:
-            continue
-        times = counters.get(offer_counter_field(offer.id, cap.counts), ())
-        count = count_since(times, window_start_ms(cap.period, now_ms))
-        if count >= cap.max:
-            reason = f"capped: {count} of {cap.max} {cap.counts} per profile ({period_text(cap.period)})"
-            return Explanation(
-                outcome=Outcome.CAPPED,
-                reason=reason,
-                limit=cap.max,
-                count=count,
-                offer_id=offer.id,
-                placement_id=placement_id,
-            )
-    if offer.suppression is not None:
-        rule = offer.suppression
-        times = counters.get(offer_counter_field(offer.id, DISMISS), ())
-        if times and now_ms < times[-1] + rule.seconds * 1000:
-            since = times[-1] - rule.within_seconds * 1000 + 1 if rule.within_seconds else 0
-            count = count_since(times, since)
-            if count >= rule.dismissals:
-                reason = f"suppressed: dismissed {count} times, the last {(now_ms - times[-1]) // 1000} s ago"
-                return Explanation(
-                    outcome=Outcome.SUPPRESSED,
-                    reason=reason,
-                    limit=rule.dismissals,
-                    count=count,
-                    offer_id=offer.id,
-                    placement_id=placement_id,
-                )
-    if totals is not None:
-        for check in controls.total_checks(offer.id, None, now_ms):
-            if totals.used_up(check):
-                count = totals.counts.get(key_of(check), check.limit)
-                reason = f"total cap reached: {check.limit} {check.counted} across all profiles"
-                return Explanation(
-                    outcome=Outcome.TOTAL_CAP_REACHED,
-                    reason=reason,
-                    limit=check.limit,
-                    count=count,
-                    offer_id=offer.id,
-                    placement_id=placement_id,
-                )
-    for policy in controls.policies:
-        if not policy.covers(request.channel, placement_id):
-            continue
-        count = count_since(counters.get(policy_counter_field(policy.id), ()), window_start_ms(policy.period, now_ms))
-        if count >= policy.max:
-            period = period_text(policy.period)
-            reason = f"contact policy {policy.id!r}: {count} of {policy.max} {policy.counts} ({period})"
-            return Explanation(
-                outcome=Outcome.CONTACT_POLICY,
-                reason=reason,
-                limit=policy.max,
-                count=count,
-                offer_id=offer.id,
-                placement_id=placement_id,
-            )
-    return None
-
-
-def explain(
-    ruleset: Ruleset,
-    request: DecisionRequest,
-    decision: Decision,
-    *,
-    audiences: AbstractSet[str] | None,
-    eligible: Mapping[str, str] | None,
-    counters: Mapping[str, Times],
-    controls: DeliveryControls,
-    totals: TotalsView | None,
-    now: float,
-) -> tuple[Explanation, ...]:
-    """One explanation per (requested placement, offer of that placement), placements in request order,
-    offers by priority then file order. ``audiences``/``eligible`` None: the profile could not be read."""
-    shown: dict[str, str] = {}  # offer -> the placement it is proposed in
-    for proposition in decision.propositions:
-        for item in proposition.items:
-            if not item.fallback and item.variant != HOLDOUT:
-                shown.setdefault(item.offer_id, proposition.placement_id)
-    inputs = _Inputs(ruleset, request, audiences, eligible, counters, controls, totals, now, int(now * 1000), shown)
-    result: list[Explanation] = []
-    for proposition in decision.propositions:
-        placement = ruleset.placements[proposition.placement_id]
-        winners = [item.offer_id for item in proposition.items if not item.fallback]
-        offers = sorted(
-            (o for o in ruleset.offers.values() if placement.id in o.placements),
-            key=lambda o: (-o.priority, o.position),
-        )
-        for offer in offers:
-            result.append(_explain_offer(inputs, offer, placement.id, proposition.fallback, winners))
-    return tuple(result)
-
-
-@dataclass(frozen=True, slots=True)
-class _Inputs:
-    ruleset: Ruleset
-    request: DecisionRequest
-    audiences: AbstractSet[str] | None
-    eligible: Mapping[str, str] | None
-    counters: Mapping[str, Times]
-    controls: DeliveryControls
-    totals: TotalsView | None
-    now: float
-    now_ms: int
-    shown: Mapping[str, str]
-
-
-def _explain_offer(
-    inputs: _Inputs, offer: Offer, placement_id: str, placement_fell_back: bool, winners: list[str]
-) -> Explanation:
-    ruleset, request, audiences, eligible = inputs.ruleset, inputs.request, inputs.audiences, inputs.eligible
-    is_fallback = ruleset.placements[placement_id].fallback == offer.id
-    if offer.id in winners:
-        reason = f"selected (rank {winners.index(offer.id) + 1} of {len(winners)})"
-        return Explanation(
-            outcome=Outcome.SELECTED,
-            reason=reason,
-            rule=(eligible or {}).get(offer.id, ""),
-            offer_id=offer.id,
-            placement_id=placement_id,
-        )
-    if is_fallback and placement_fell_back:
-        return Explanation(
-            outcome=Outcome.FALLBACK,
-            reason="served as the placement's fallback",
-            offer_id=offer.id,
-            placement_id=placement_id,
-        )
-    if audiences is None or eligible is None:
-        reason = "the profile could not be read in time: the placement's fallback is served"
-        return Explanation(
-            outcome=Outcome.PROFILE_UNAVAILABLE, reason=reason, offer_id=offer.id, placement_id=placement_id
-        )
-    matched = eligible.get(offer.id)
-    if matched is None:
-        for candidate in offer.rules:  # the first rule's failure: with one rule, the only one
-            failure = rule_failure(offer, placement_id, candidate, audiences, request.context, inputs.now)
-            if failure is not None:
-                return failure
-        # unreachable while the engine agrees with the reference (the property test)
-        return Explanation(offer.id, placement_id, Outcome.CONDITION_FALSE, "not eligible")
-    rule: str = matched
-    placement = ruleset.placements[placement_id]
-    if placement.experiment is not None and assign(placement.experiment, request.profile_id) is None:
-        reason = f"the profile is in the holdout group of the placement's experiment {placement.experiment.id!r}"
-        return Explanation(
-            outcome=Outcome.HOLDOUT,
-            reason=reason,
-            rule=rule,
-            experiment_id=placement.experiment.id,
-            offer_id=offer.id,
-            placement_id=placement_id,
-        )
-    if offer.experiment is not None and assign(offer.experiment, request.profile_id) is None:
-        reason = f"the profile is in the holdout group of experiment {offer.experiment.id!r}"
-        return Explanation(
-            outcome=Outcome.HOLDOUT,
-            reason=reason,
-            rule=rule,
-            experiment_id=offer.experiment.id,
-            offer_id=offer.id,
-            placement_id=placement_id,
-        )
-    blocked = _delivery_block(
-        offer, placement_id, request, inputs.controls, inputs.counters, inputs.totals, inputs.now_ms
+def explanation(verdict: Verdict, now_ms: int) -> Explanation:
+    e = verdict.evidence
+    audience = condition = attribute = beaten_by = experiment_id = ""
+    actual: ContextValue | None = None
+    limit = count = 0
+    if isinstance(e, AudienceMiss):
+        audience = ", ".join(e.audiences)
+    elif isinstance(e, ConditionFalse):
+        condition, attribute, actual = condition_text(e.condition), e.attribute, e.actual
+    elif isinstance(e, HeldOut | InPlaceOf):
+        experiment_id = e.experiment_id
+    elif isinstance(e, CapReached):
+        limit, count = e.cap.max, e.count
+    elif isinstance(e, Suppressed):
+        limit, count = e.suppression.dismissals, e.count
+    elif isinstance(e, TotalReached):
+        limit, count = e.check.limit, e.count
+    elif isinstance(e, PolicyReached):
+        limit, count = e.policy.max, e.count
+    elif isinstance(e, BeatenBy):
+        beaten_by = e.offer_id
+    return Explanation(
+        verdict.offer_id,
+        verdict.placement_id,
+        verdict.outcome,
+        _reason(verdict, now_ms),
+        verdict.rule,
+        audience,
+        condition,
+        attribute,
+        actual,
+        beaten_by,
+        limit,
+        count,
+        experiment_id,
     )
-    if blocked is not None:
-        return blocked
-    elsewhere = inputs.shown.get(offer.id)
-    if elsewhere is not None and elsewhere != placement_id and not ruleset.allow_duplicates:
-        reason = f"proposed in placement {elsewhere!r} of this response (no duplicates)"
-        return Explanation(
-            outcome=Outcome.PROPOSED_ELSEWHERE, reason=reason, rule=rule, offer_id=offer.id, placement_id=placement_id
+
+
+def _reason(verdict: Verdict, now_ms: int) -> str:
+    e = verdict.evidence
+    if isinstance(e, Shown):
+        return f"selected (rank {e.position} of {e.of})"
+    if isinstance(e, InPlaceOf):
+        return (
+            f"served as the placement's fallback in place of {e.offer_id!r} (holdout of experiment {e.experiment_id!r})"
         )
-    if winners:
-        beaten_by = winners[-1]
-        reason = f"lost the ranking to {beaten_by!r} ({len(winners)} item(s) shown)"
-        return Explanation(
-            outcome=Outcome.LOST_RANKING,
-            reason=reason,
-            rule=rule,
-            beaten_by=beaten_by,
-            offer_id=offer.id,
-            placement_id=placement_id,
-        )
+    if isinstance(e, OutsideSchedule):
+        return f"outside its schedule ({_schedule_text(e.schedule)})"
+    if isinstance(e, AudienceMiss):
+        if verdict.outcome is Outcome.IN_EXCLUDED_AUDIENCE:
+            return f"in excluded audience {e.audiences[0]!r}"
+        if e.any:
+            return f"in none of the audiences {', '.join(e.audiences)}"
+        return f"not in audience {e.audiences[0]!r}"
+    if isinstance(e, ConditionFalse):
+        text = condition_text(e.condition)
+        if not e.attribute:
+            return f"condition {text} is false"
+        shown = "absent" if e.actual is None else _show(e.actual)
+        return f"condition {text} is false (context.{e.attribute} is {shown})"
+    if isinstance(e, HeldOut):
+        whose = "the placement's experiment" if e.placement else "experiment"
+        return f"the profile is in the holdout group of {whose} {e.experiment_id!r}"
+    if isinstance(e, CapReached):
+        return f"capped: {e.count} of {e.cap.max} {e.cap.counts} per profile ({period_text(e.cap.period)})"
+    if isinstance(e, Suppressed):
+        return f"suppressed: dismissed {e.count} times, the last {(now_ms - e.last_ms) // 1000} s ago"
+    if isinstance(e, TotalReached):
+        return f"total cap reached: {e.check.limit} {e.check.counted} across all profiles"
+    if isinstance(e, PolicyReached):
+        policy = e.policy
+        return f"contact policy {policy.id!r}: {e.count} of {policy.max} {policy.counts} ({period_text(policy.period)})"
+    if isinstance(e, Elsewhere):
+        return f"proposed in placement {e.placement_id!r} of this response (no duplicates)"
+    if isinstance(e, BeatenBy):
+        return f"lost the ranking to {e.offer_id!r} ({e.shown} item(s) shown)"
+    return _PLAIN.get(verdict.outcome, verdict.outcome.value)
+
+
+# Outcomes said without evidence.
+_PLAIN = {
+    Outcome.FALLBACK: "served as the placement's fallback",
+    Outcome.PROFILE_UNAVAILABLE: "the profile could not be read in time: the placement's fallback is served",
+    Outcome.CONDITION_FALSE: "not eligible",  # unreachable while the engine agrees with the reference
     # Eligible, not blocked by the counters read, yet not proposed: a decision-counted cap filled
     # between the read and the reservation (a concurrent decision took the last slot).
-    return Explanation(
-        outcome=Outcome.CAPPED,
-        reason="capped when the proposal was counted",
-        rule=rule,
-        offer_id=offer.id,
-        placement_id=placement_id,
-    )
+    Outcome.CAPPED: "capped when the proposal was counted",
+}

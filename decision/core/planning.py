@@ -1,44 +1,99 @@
 """From eligible offers to propositions, with caps, contact policies, experiments and scores. Pure.
 
-A decision is made in three steps:
+Planning is the one place a decision is made; explanations only word the
+verdicts it records (decision.core.verdicts, decision.core.explain).
 
-1. ``build_plan``: for each requested placement, the ranked candidates — the
-   eligible offers of the placement, minus those capped, suppressed, held out
-   by an experiment or over a known total, each with what its proposal must
-   fit (``checks``: caps counted on decision) and adds to (``fields``);
-   ranked by priority, then score (when the placement has a formula), then
-   file order.
+1. ``build_plan``: for each requested placement, the eligible offers ranked
+   by ``rank_key`` (priority, then the placement's score formula, then file
+   order), then — in rank order — those left out (capped, suppressed, held out
+   by an experiment, over a known total, under a used-up contact policy), the
+   others kept as candidates with what their proposal must fit (``checks``:
+   caps and policies counted on decision) and adds to (``fields``). Without
+   ``why`` planning is lazy: it stops looking at a placement's offers once
+   enough candidates are sure to be taken whatever the live counters say.
+   With ``why`` it looks at every offer of the placement and records a verdict
+   for each (eligibility failures from the reference semantics).
 2. ``fill``: take candidates in rank order, placement by placement, skipping
    what another placement took (unless duplicates are allowed) and what no
    longer fits the counters — a candidate that does not fit gives way to the
    next, then to the fallback. ``scripts/select.lua`` does exactly this,
    atomically, on the profile's counters in Redis; the property test
    ``tests/decision/store/test_select_script.py`` holds the two to the same answers.
-3. ``render``: items with tracking tokens, fallbacks where nothing was taken.
+3. ``render``: items with tracking tokens, fallbacks where nothing was taken,
+   and with ``why`` the explanations of the verdicts.
+
+A held-out offer whose experiment serves the fallback is replaced by a
+stand-in showing the fallback: its key is the fallback's id, so it is
+de-duplicated as the fallback it shows. One placement never holds two
+candidates with the same key: no offer and no tracking token twice in one
+proposition, even when duplicates across placements are allowed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Set as AbstractSet
+from dataclasses import dataclass, field, replace
 
-from decision.core.controls import Check, DeliveryControls, Times, TotalCheck
+from decision.core.controls import (
+    CapReached,
+    Check,
+    DeliveryControls,
+    PolicyReached,
+    ProfileBlock,
+    Suppressed,
+    Times,
+    TotalCheck,
+    TotalReached,
+    period_text,
+)
 from decision.core.experiments import assign
+from decision.core.explain import explanations
+from decision.core.ineligible import not_eligible
 from decision.core.tokens import TrackingToken
 from decision.core.totals import TotalsView
-from decision.core.types import Decision, DecisionRequest, Item, Proposition
+from decision.core.types import Decision, DecisionRequest, Item, Outcome, Proposition
+from decision.core.verdicts import (
+    BeatenBy,
+    Elsewhere,
+    HeldOut,
+    InPlaceOf,
+    RankKey,
+    RefusedOnCount,
+    Shown,
+    Verdict,
+    rank_key,
+)
 from decision.rules.formula import Formula
-from decision.rules.types import DECISION, HOLDOUT, HoldoutServes, Offer, Placement, Ruleset, Variant
+from decision.rules.types import (
+    DECISION,
+    HOLDOUT,
+    Cap,
+    ContactPolicy,
+    HoldoutServes,
+    Offer,
+    Placement,
+    Ruleset,
+    Variant,
+)
 
 FALLBACK_RULE = "fallback"
 # Selection: the indexes of the candidates taken, per slot.
 Selection = tuple[tuple[int, ...], ...]
 
 
+@dataclass(frozen=True, slots=True)
+class Why:
+    """Asked by a request with ``explain``: every offer gets a verdict. ``audiences``: the profile's."""
+
+    audiences: AbstractSet[str]
+    now: float
+
+
 @dataclass(slots=True)  # not frozen: built per offer and placement on every decision, and frozen inits are slow
 class Candidate:
     offer: Offer  # the offer shown: for a holdout stand-in, the placement's fallback
-    key: str  # the offer it stands for (duplicates are checked on it)
+    key: str  # the offer shown (duplicates are checked on it)
     rule: str
     score: float | None
     content_json: str
@@ -50,6 +105,9 @@ class Candidate:
     exempt: bool = False
     # Total caps counted on decision, reserved after the profile's counters.
     totals: tuple[TotalCheck, ...] = ()
+    # A holdout stand-in: the held-out offer it takes the place of.
+    stands_for: str = ""
+    rank: RankKey = (0, True, 0.0, 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +122,12 @@ class Slot:
     variant: str = ""
     # Set when the profile is in the placement experiment's holdout group.
     holdout: HoldoutServes | None = None
+    # Offers of the placement left out before the fill, with why (lazily: only those looked at).
+    ruled_out: tuple[Verdict, ...] = ()
+    # Eligible offers dropped for a higher-ranked candidate showing the same offer: (offer id, rule, rank key).
+    shadowed: tuple[tuple[str, str, RankKey], ...] = ()
+    # With ``why``: the rank key of every offer of the placement.
+    ranks: Mapping[str, RankKey] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,8 +135,20 @@ class Plan:
     slots: tuple[Slot, ...]
     allow_duplicates: bool
     now_ms: int
-    # Eligible offers left out, and why (capped, suppressed, holdout, total reached, contact policy).
-    excluded: Mapping[str, str] = field(default_factory=dict)
+    # The profile's counters the plan was made from (explanations replay the fill on them).
+    counters: Mapping[str, Times] = field(default_factory=dict)
+    why: Why | None = None
+
+    @property
+    def excluded(self) -> dict[str, str]:
+        """Eligible offers left out by the delivery controls or an offer experiment, and why (in short)."""
+        result: dict[str, str] = {}
+        for slot in self.slots:
+            for verdict in slot.ruled_out:
+                text = _summary(verdict)
+                if text:
+                    result.setdefault(verdict.offer_id, text)
+        return result
 
     def fields_of(self, selection: Selection) -> list[str]:
         """The counter fields the selection adds a time to, once per addition."""
@@ -96,22 +172,40 @@ class Plan:
         return result
 
     def amounts(self, selection: Selection) -> dict[str, int]:
-        """Offer id -> how many times the selection proposes it."""
+        """Offer id -> how many times the selection proposes it (stand-ins are never counted)."""
         result: dict[str, int] = {}
         for slot, taken in zip(self.slots, selection, strict=True):
             for index in taken:
-                key = slot.candidates[index].key
-                result[key] = result.get(key, 0) + 1
+                candidate = slot.candidates[index]
+                if not candidate.exempt:
+                    result[candidate.key] = result.get(candidate.key, 0) + 1
         return result
 
 
-def _first(pair: tuple[tuple[int, bool, float, int], Candidate]) -> tuple[int, bool, float, int]:
-    return pair[0]
+def _summary(verdict: Verdict) -> str:
+    evidence = verdict.evidence
+    if isinstance(evidence, CapReached):
+        return f"capped: {evidence.cap.max} {evidence.cap.counts} per profile ({period_text(evidence.cap.period)})"
+    if isinstance(evidence, Suppressed):
+        return f"suppressed: dismissed {evidence.suppression.dismissals} times"
+    if isinstance(evidence, TotalReached):
+        return "total cap reached"
+    if isinstance(evidence, PolicyReached):
+        return f"contact policy {evidence.policy.id!r}: {evidence.policy.max} {evidence.policy.counts} reached"
+    if isinstance(evidence, HeldOut) and not evidence.placement:
+        return f"holdout of experiment {evidence.experiment_id!r}"
+    return ""
 
 
-def _rank_key(offer: Offer, score: float | None) -> tuple[int, bool, float, int]:
-    # Priority first (higher wins), then score (higher wins, undefined last), then file order.
-    return (-offer.priority, score is None, -(score or 0.0), offer.position)
+# What the counters allow for one offer in this decision: its decision checks, the fields a proposal adds
+# to, its decision-counted totals.
+_Gate = tuple[tuple[Check, ...], tuple[str, ...], tuple[TotalCheck, ...]]
+_OPEN: _Gate = ((), (), ())
+_OUTCOME_OF_BLOCK = {
+    CapReached: Outcome.CAPPED,
+    Suppressed: Outcome.SUPPRESSED,
+    TotalReached: Outcome.TOTAL_CAP_REACHED,
+}
 
 
 def build_plan(
@@ -124,130 +218,218 @@ def build_plan(
     counters: Mapping[str, Times] | None = None,
     totals: TotalsView | None = None,
     exclude: frozenset[str] = frozenset(),
+    why: Why | None = None,
 ) -> Plan:
     """The ranked candidates of every requested placement.
 
     ``eligible`` maps offer id -> matching rule name; None means the profile
     could not be read: no candidates, every placement gets its fallback.
     ``exclude``: offers left out whatever the counters say (a total cap refused them).
+    ``why``: look at every offer and record its verdict (a request with ``explain``).
     """
-    counters = counters or {}
-    excluded: dict[str, str] = {}
-    slots: list[Slot] = []
-    gates: dict[str, _Gate | None] = {}
-    variants: dict[str, Variant | None] = {}
-    for wanted in request.placements:
-        placement = ruleset.placements[wanted.placement_id]
-        limit = min(wanted.max_items or placement.max_items, placement.max_items)
+    planner = _Planner(ruleset, eligible, request, now_ms, controls, counters or {}, totals, exclude, why)
+    slots = tuple(planner.slot(wanted.placement_id, wanted.max_items) for wanted in request.placements)
+    return Plan(slots, ruleset.allow_duplicates, now_ms, planner.counters, why)
+
+
+class _Planner:
+    """One plan's state: the gates and experiment variants of offers, computed once whatever their placements."""
+
+    def __init__(
+        self,
+        ruleset: Ruleset,
+        eligible: Mapping[str, str] | None,
+        request: DecisionRequest,
+        now_ms: int,
+        controls: DeliveryControls | None,
+        counters: Mapping[str, Times],
+        totals: TotalsView | None,
+        exclude: frozenset[str],
+        why: Why | None,
+    ) -> None:
+        self.ruleset, self.eligible, self.request, self.now_ms = ruleset, eligible, request, now_ms
+        self.controls, self.counters, self.totals, self.exclude, self.why = controls, counters, totals, exclude, why
+        self.gates: dict[str, _Gate | ProfileBlock | TotalReached] = {}
+        self.variants: dict[str, Variant | None] = {}
+        # Keys of the candidates of the slots planned so far: what a later slot's candidate may find taken.
+        self.keys: set[str] = set()
+
+    def slot(self, placement_id: str, max_items: int) -> Slot:
+        ruleset, request, why, eligible = self.ruleset, self.request, self.why, self.eligible
+        placement = ruleset.placements[placement_id]
+        limit = min(max_items or placement.max_items, placement.max_items)
         if eligible is None:
-            slots.append(Slot(placement, limit, ()))
-            continue
+            ruled_out = () if why is None else self._unread(placement)
+            return Slot(placement, limit, (), ruled_out=ruled_out, ranks=_ranks(ruled_out))
         formula = placement.score
         experiment_id = variant_id = ""
         if placement.experiment is not None:
             experiment_id = placement.experiment.id
             variant = assign(placement.experiment, request.profile_id)
             if variant is None:
-                slots.append(
-                    Slot(placement, limit, (), experiment_id=experiment_id, variant=HOLDOUT,
-                         holdout=placement.experiment.holdout_serves)
-                )  # fmt: skip
-                continue
+                ruled_out = () if why is None else self._held_out_placement(placement, eligible, experiment_id)
+                return Slot(placement, limit, (), experiment_id=experiment_id, variant=HOLDOUT,
+                            holdout=placement.experiment.holdout_serves, ruled_out=ruled_out,
+                            ranks=_ranks(ruled_out))  # fmt: skip
             variant_id = variant.id
             formula = variant.score or formula
         checks: tuple[Check, ...] = ()
         fields: tuple[str, ...] = ()
-        policy_reason = None
-        if controls is not None:
-            checks, fields = controls.policy_checks(request.channel, placement.id, now_ms)
-            policy_reason = controls.policy_blocked(request.channel, placement.id, counters, now_ms)
-        ranked: list[tuple[tuple[int, bool, float, int], Candidate]] = []
-        offers, placement_id = ruleset.offers, placement.id
-        for offer_id, rule in eligible.items():
+        policy: PolicyReached | None = None
+        if self.controls is not None:
+            checks, fields = self.controls.policy_checks(request.channel, placement.id, self.now_ms)
+            policy = self.controls.policy_reached(request.channel, placement.id, self.counters, self.now_ms)
+        ruled_out_list: list[Verdict] = []
+        ranks: dict[str, RankKey] = {}
+        if why is not None:  # every offer of the placement, ranked; the ineligible ones with why not
+            for offer in ruleset.offers_for(placement.id):
+                ranks[offer.id] = rank_key(offer, _score(formula, request, offer))
+                if offer.id not in eligible:
+                    key = ranks[offer.id]
+                    ruled_out_list.append(
+                        not_eligible(offer, placement.id, key, why.audiences, request.context, why.now)
+                    )
+        ranked = self._ranked(placement, formula, ranks)
+        candidates: list[Candidate] = []
+        shadowed: list[tuple[str, str, RankKey]] = []
+        seen: set[str] = set()
+        sure = 0
+        for key, offer, rule, score in ranked:
+            found = self._candidate(placement, offer, rule, score, key, policy, ruled_out_list)
+            if found is None:
+                continue
+            if found.key in seen:  # the same offer shown twice: only the higher-ranked stays
+                if not found.stands_for:
+                    shadowed.append((offer.id, rule, key))
+                continue
+            seen.add(found.key)
+            candidates.append(found)
+            # Sure to be taken (no checks, not possibly taken by an earlier slot): past `limit` of them, stop.
+            sure_taken = not found.checks and (found.exempt or not checks)
+            if why is None and sure_taken and (ruleset.allow_duplicates or found.key not in self.keys):
+                sure += 1
+                if sure >= limit:
+                    break
+        self.keys.update(seen)
+        return Slot(placement, limit, tuple(candidates), checks, fields, experiment_id, variant_id, None,
+                    tuple(ruled_out_list), tuple(shadowed), ranks)  # fmt: skip
+
+    def _ranked(
+        self, placement: Placement, formula: Formula | None, ranks: Mapping[str, RankKey]
+    ) -> list[tuple[RankKey, Offer, str, float | None]]:
+        """The eligible offers of the placement in rank order (cheap: no counters looked at)."""
+        assert self.eligible is not None
+        offers, placement_id, request = self.ruleset.offers, placement.id, self.request
+        ranked: list[tuple[RankKey, Offer, str, float | None]] = []
+        for offer_id, rule in self.eligible.items():
             offer = offers[offer_id]
-            if placement_id not in offer.placements or offer_id in exclude:
+            if placement_id not in offer.placements:
                 continue
-            if offer_id not in gates:  # once per offer, whatever the placements it is a candidate for
-                gates[offer_id] = (
-                    _OPEN if controls is None else _gate(offer_id, now_ms, controls, counters, totals, excluded)
-                )
-                if offer.experiment is not None:
-                    variants[offer_id] = assign(offer.experiment, request.profile_id)
-            gate = gates[offer_id]
-            if gate is None:
-                continue
-            if offer.experiment is None and formula is None:  # the common case, inline
-                candidate = Candidate(offer, offer_id, rule, None, offer.content_json, "", "", gate[0], gate[1])
-                candidate.totals = gate[2]
-            else:
-                variant = variants.get(offer_id)
-                found = _candidate(ruleset, offer, rule, placement, request, formula, gate, variant, excluded)
-                if found is None:
-                    continue
-                candidate = found
-            if policy_reason is not None and not candidate.exempt:
-                excluded.setdefault(offer_id, policy_reason)
-                continue
-            ranked.append((_rank_key(offer, candidate.score), candidate))
-        ranked.sort(key=_first)
-        slots.append(Slot(placement, limit, tuple(c for _, c in ranked), checks, fields, experiment_id, variant_id))
-    return Plan(tuple(slots), ruleset.allow_duplicates, now_ms, excluded)
+            score = _score(formula, request, offer)
+            ranked.append((ranks.get(offer_id) or rank_key(offer, score), offer, rule, score))
+        ranked.sort(key=_first)  # rank keys are unique (file position)
+        return ranked
 
-
-# What the counters allow for one offer in this decision: its decision checks, the fields a proposal adds
-# to, its decision-counted totals. None: the offer is left out (capped, suppressed, total reached).
-_Gate = tuple[tuple[Check, ...], tuple[str, ...], tuple[TotalCheck, ...]]
-_OPEN: _Gate = ((), (), ())
-
-
-def _gate(
-    offer_id: str,
-    now_ms: int,
-    controls: DeliveryControls,
-    counters: Mapping[str, Times],
-    totals: TotalsView | None,
-    excluded: dict[str, str],
-) -> _Gate | None:
-    if offer_id not in controls.controlled:
-        return _OPEN
-    reason = controls.blocked(offer_id, counters, now_ms)
-    if reason is not None:
-        excluded.setdefault(offer_id, reason)
-        return None
-    total_checks = controls.total_checks(offer_id, None, now_ms)
-    if totals is not None and any(totals.used_up(t) for t in total_checks):
-        excluded.setdefault(offer_id, "total cap reached")
-        return None
-    checks, fields = controls.decision_checks(offer_id, now_ms)
-    return checks, fields, tuple(t for t in total_checks if t.counted == DECISION)
-
-
-def _candidate(
-    ruleset: Ruleset,
-    offer: Offer,
-    rule: str,
-    placement: Placement,
-    request: DecisionRequest,
-    formula: Formula | None,
-    gate: _Gate,
-    variant: Variant | None,
-    excluded: dict[str, str],
-) -> Candidate | None:
-    score = formula.evaluate(request.context, offer.attributes) if formula is not None else None
-    if offer.experiment is None:
-        return Candidate(offer, offer.id, rule, score, offer.content_json, "", "", *gate[:2], False, gate[2])
-    experiment_id = offer.experiment.id
-    if variant is None:
-        if offer.experiment.holdout_serves is HoldoutServes.NOTHING:
-            excluded.setdefault(offer.id, f"holdout of experiment {experiment_id!r}")
+    def _candidate(
+        self,
+        placement: Placement,
+        offer: Offer,
+        rule: str,
+        score: float | None,
+        key: RankKey,
+        policy: PolicyReached | None,
+        ruled_out: list[Verdict],
+    ) -> Candidate | None:
+        """The offer's candidate in this placement, or None (its verdict added to ``ruled_out``)."""
+        offer_id = offer.id
+        gate = self._gate(offer_id)
+        if not isinstance(gate, tuple):
+            ruled_out.append(Verdict(offer_id, placement.id, _OUTCOME_OF_BLOCK[type(gate)], key, gate, rule))
             return None
-        # In the offer's place, the placement's fallback (never counted, never capped).
-        fallback = ruleset.offers[placement.fallback]
-        return Candidate(
-            fallback, offer.id, FALLBACK_RULE, score, fallback.content_json, experiment_id, HOLDOUT, exempt=True
+        if offer.experiment is None:
+            candidate = Candidate(offer, offer_id, rule, score, offer.content_json, "", "", gate[0], gate[1])
+            candidate.totals = gate[2]
+        else:
+            if offer_id not in self.variants:
+                self.variants[offer_id] = assign(offer.experiment, self.request.profile_id)
+            variant = self.variants[offer_id]
+            experiment_id = offer.experiment.id
+            if variant is None:
+                held = HeldOut(experiment_id, placement=False)
+                ruled_out.append(Verdict(offer_id, placement.id, Outcome.HOLDOUT, key, held, rule))
+                if offer.experiment.holdout_serves is HoldoutServes.NOTHING:
+                    return None
+                # In the offer's place, the placement's fallback (never counted, never capped).
+                fallback = self.ruleset.offers[placement.fallback]
+                return Candidate(fallback, fallback.id, FALLBACK_RULE, score, fallback.content_json, experiment_id,
+                                 HOLDOUT, exempt=True, stands_for=offer_id, rank=key)  # fmt: skip
+            content_json = variant.content_json or offer.content_json
+            candidate = Candidate(offer, offer_id, rule, score, content_json, experiment_id, variant.id, *gate[:2])
+            candidate.totals = gate[2]
+        if policy is not None:
+            ruled_out.append(Verdict(offer_id, placement.id, Outcome.CONTACT_POLICY, key, policy, rule))
+            return None
+        candidate.rank = key
+        return candidate
+
+    def _gate(self, offer_id: str) -> _Gate | ProfileBlock | TotalReached:
+        """Once per offer, whatever the placements it is a candidate for."""
+        gate = self.gates.get(offer_id)
+        if gate is None:
+            gate = self.gates[offer_id] = self._open(offer_id)
+        return gate
+
+    def _open(self, offer_id: str) -> _Gate | ProfileBlock | TotalReached:
+        controls, now_ms = self.controls, self.now_ms
+        if controls is None or offer_id not in controls.controlled:
+            return _OPEN
+        blocked = controls.blocked(offer_id, self.counters, now_ms)
+        if blocked is not None:
+            return blocked
+        total_checks = controls.total_checks(offer_id, None, now_ms)
+        reached = None if self.totals is None else self.totals.reached(total_checks)
+        if reached is None and offer_id in self.exclude:  # refused by the reservation: counted as its limit
+            check = next(t for t in total_checks if t.counted == DECISION)
+            reached = TotalReached(check, check.limit)
+        if reached is not None:
+            return reached
+        checks, fields = controls.decision_checks(offer_id, now_ms)
+        return checks, fields, tuple(t for t in total_checks if t.counted == DECISION)
+
+    def _unread(self, placement: Placement) -> tuple[Verdict, ...]:
+        return tuple(
+            Verdict(o.id, placement.id, Outcome.PROFILE_UNAVAILABLE, rank_key(o))
+            for o in self.ruleset.offers_for(placement.id)
         )
-    content_json = variant.content_json or offer.content_json
-    return Candidate(offer, offer.id, rule, score, content_json, experiment_id, variant.id, *gate[:2], False, gate[2])
+
+    def _held_out_placement(
+        self, placement: Placement, eligible: Mapping[str, str], experiment_id: str
+    ) -> tuple[Verdict, ...]:
+        assert self.why is not None
+        why, context = self.why, self.request.context
+        verdicts = []
+        for offer in self.ruleset.offers_for(placement.id):
+            key = rank_key(offer, _score(placement.score, self.request, offer))
+            rule = eligible.get(offer.id)
+            if rule is None:
+                verdicts.append(not_eligible(offer, placement.id, key, why.audiences, context, why.now))
+            else:
+                verdicts.append(
+                    Verdict(offer.id, placement.id, Outcome.HOLDOUT, key, HeldOut(experiment_id, True), rule)
+                )
+        return tuple(verdicts)
+
+
+def _first(entry: tuple[RankKey, Offer, str, float | None]) -> RankKey:
+    return entry[0]
+
+
+def _score(formula: Formula | None, request: DecisionRequest, offer: Offer) -> float | None:
+    return None if formula is None else formula.evaluate(request.context, offer.attributes)
+
+
+def _ranks(verdicts: tuple[Verdict, ...]) -> dict[str, RankKey]:
+    return {v.offer_id: v.rank_key for v in verdicts}
 
 
 def fill(plan: Plan, counters: Mapping[str, Times]) -> Selection:
@@ -265,17 +447,98 @@ def fill(plan: Plan, counters: Mapping[str, Times]) -> Selection:
             checks = candidate.checks if candidate.exempt else candidate.checks + slot.checks
             if any(check.room(live) < 1 for check in checks):
                 continue
-            for name in candidate.fields if candidate.exempt else candidate.fields + slot.fields:
-                live[name] = (*live.get(name, ()), plan.now_ms)
+            _count(live, candidate, slot, plan.now_ms)
             taken.append(index)
             used.add(candidate.key)
         selection.append(tuple(taken))
     return tuple(selection)
 
 
+def _count(live: dict[str, Times], candidate: Candidate, slot: Slot, now_ms: int) -> None:
+    for name in candidate.fields if candidate.exempt else candidate.fields + slot.fields:
+        live[name] = (*live.get(name, ()), now_ms)
+
+
 def needs_reservation(plan: Plan, selection: Selection) -> bool:
     """Whether the selection adds to the profile's counters (then it must be made by the script)."""
     return bool(plan.fields_of(selection))
+
+
+def verdicts(plan: Plan, selection: Selection, ruleset: Ruleset) -> tuple[Verdict, ...]:
+    """One verdict per offer of every slot (a plan made with ``why``), slots in order, offers by rank.
+
+    Replays the fill on the counters read with the final selection (made by
+    ``fill`` or by select.lua on the live counters): the first reason each
+    candidate not taken was passed over."""
+    live: dict[str, Times] = dict(plan.counters)
+    used: dict[str, str] = {}  # key -> the placement that took it
+    result: list[Verdict] = []
+    for slot, taken in zip(plan.slots, selection, strict=True):
+        placement_id = slot.placement.id
+        found = {v.offer_id: v for v in slot.ruled_out}
+        by_key: dict[str, Verdict] = {}
+        last = slot.candidates[taken[-1]].offer.id if taken else ""
+        count = 0
+        for index, candidate in enumerate(slot.candidates):
+            if index in taken:
+                count += 1
+                _count(live, candidate, slot, plan.now_ms)
+                used.setdefault(candidate.key, placement_id)
+                if candidate.stands_for:
+                    shown = InPlaceOf(candidate.stands_for, candidate.experiment_id)
+                    verdict = Verdict(
+                        candidate.key, placement_id, Outcome.FALLBACK, candidate.rank, shown, FALLBACK_RULE
+                    )
+                else:
+                    position = Shown(taken.index(index) + 1, len(taken))
+                    verdict = Verdict(candidate.key, placement_id, Outcome.SELECTED, candidate.rank, position,
+                                      candidate.rule)  # fmt: skip
+            else:
+                verdict = _passed_over(plan, slot, candidate, live, used, count, last, len(taken))
+            by_key[candidate.key] = verdict
+            if index in taken or not candidate.stands_for:  # a stand-in not shown says nothing of the fallback
+                found[candidate.key] = verdict
+        for offer_id, rule, key in slot.shadowed:  # as the stand-in that showed (or would have shown) it
+            base = by_key[offer_id]
+            if base.outcome is not Outcome.FALLBACK:
+                found[offer_id] = replace(base, rule=rule, rank_key=key)
+        if not taken and slot.holdout is not HoldoutServes.NOTHING:
+            fallback = ruleset.offers[slot.placement.fallback]
+            key = slot.ranks.get(fallback.id) or rank_key(fallback)
+            found[fallback.id] = Verdict(fallback.id, placement_id, Outcome.FALLBACK, key)
+        result.extend(sorted(found.values(), key=_rank_of))
+    return tuple(result)
+
+
+def _rank_of(verdict: Verdict) -> RankKey:
+    return verdict.rank_key
+
+
+def _passed_over(
+    plan: Plan,
+    slot: Slot,
+    candidate: Candidate,
+    live: Mapping[str, Times],
+    used: Mapping[str, str],
+    count: int,
+    last: str,
+    shown: int,
+) -> Verdict:
+    placement_id, key, rank, rule = slot.placement.id, candidate.key, candidate.rank, candidate.rule
+    if not plan.allow_duplicates and key in used:
+        return Verdict(key, placement_id, Outcome.PROPOSED_ELSEWHERE, rank, Elsewhere(used[key]), rule)
+    if count >= slot.limit:
+        return Verdict(key, placement_id, Outcome.LOST_RANKING, rank, BeatenBy(last, shown), rule)
+    for check in candidate.checks if candidate.exempt else candidate.checks + slot.checks:
+        room = check.room(live)
+        if room >= 1:
+            continue
+        if isinstance(check.source, ContactPolicy):
+            reached = PolicyReached(check.source, check.limit - room)
+            return Verdict(key, placement_id, Outcome.CONTACT_POLICY, rank, reached, rule)
+        if isinstance(check.source, Cap):
+            return Verdict(key, placement_id, Outcome.CAPPED, rank, CapReached(check.source, check.limit - room), rule)
+    return Verdict(key, placement_id, Outcome.CAPPED, rank, RefusedOnCount(), rule)
 
 
 def render(
@@ -287,6 +550,7 @@ def render(
     decision_id: str,
     degraded: bool = False,
 ) -> Decision:
+    """The decision; with the explanations of its verdicts when the plan was made with ``why``."""
     propositions: list[Proposition] = []
     for slot, taken in zip(plan.slots, selection, strict=True):
         placement = slot.placement
@@ -301,13 +565,34 @@ def render(
             items = (_item(stand_in, placement, ruleset, request, decision_id, plan.now_ms, slot),)
             fallback = True
         propositions.append(Proposition(placement.id, items, fallback, slot.experiment_id, slot.variant))
+    explained = () if plan.why is None else explanations(verdicts(plan, selection, ruleset), plan.now_ms)
     return Decision(
         propositions=tuple(propositions),
         ruleset_version=ruleset.version,
         degraded=degraded,
         request_id=request.request_id,
         decision_id=decision_id,
+        explanations=explained,
     )
+
+
+def decide(
+    ruleset: Ruleset,
+    eligible: Mapping[str, str] | None,
+    request: DecisionRequest,
+    *,
+    decision_id: str,
+    now_ms: int,
+    why: Why | None = None,
+) -> Decision:
+    """Fill each requested placement, in request order, without counters (no caps in play).
+
+    ``eligible`` maps offer id -> matching rule name; None means the profile
+    could not be read, and every placement gets its fallback (degraded).
+    Decisions with caps and contact policies go through ``decision.service.reservations``.
+    """
+    plan = build_plan(ruleset, eligible, request, now_ms=now_ms, why=why)
+    return render(plan, fill(plan, {}), ruleset, request, decision_id=decision_id, degraded=eligible is None)
 
 
 def _item(

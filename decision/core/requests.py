@@ -1,18 +1,9 @@
-"""From eligible offers to propositions: placement and channel, ranking, max items, duplicates, fallback.
-
-Pure: takes the ruleset, the eligibility result (or None when the profile
-could not be read) and the request, and returns the decision.
-"""
+"""Request validation: placements known and served on the channel, context values of the declared types. Pure."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
-from decision.core.planning import FALLBACK_RULE, build_plan, fill, render
-from decision.core.types import Decision, DecisionRequest, InvalidRequest
-from decision.rules.types import AttrType, ContextValue, Offer, Ruleset
-
-__all__ = ["FALLBACK_RULE", "check_request", "decide", "rank"]
+from decision.core.types import DecisionRequest, InvalidRequest
+from decision.rules.types import AttrType, ContextValue, Ruleset
 
 
 def check_request(ruleset: Ruleset, request: DecisionRequest) -> None:
@@ -50,26 +41,3 @@ def _type_of(value: ContextValue) -> AttrType:
     if isinstance(value, bool):
         return AttrType.BOOL
     return AttrType.STRING if isinstance(value, str) else AttrType.NUMBER
-
-
-def rank(offers: list[Offer]) -> list[Offer]:
-    """Highest priority first; equal priorities keep the ruleset's order (deterministic)."""
-    return sorted(offers, key=lambda o: (-o.priority, o.position))
-
-
-def decide(
-    ruleset: Ruleset,
-    eligible: Mapping[str, str] | None,
-    request: DecisionRequest,
-    *,
-    decision_id: str,
-    now_ms: int,
-) -> Decision:
-    """Fill each requested placement, in request order, without counters (no caps in play).
-
-    ``eligible`` maps offer id -> matching rule name; None means the profile
-    could not be read, and every placement gets its fallback (degraded).
-    Decisions with caps and contact policies go through ``decision.service.reservations``.
-    """
-    plan = build_plan(ruleset, eligible, request, now_ms=now_ms)
-    return render(plan, fill(plan, {}), ruleset, request, decision_id=decision_id, degraded=eligible is None)

@@ -19,9 +19,10 @@ leaves out an offer whose total is used up in the current bucket.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from decision.core.controls import TotalCheck
+from decision.core.controls import TotalCheck, TotalReached
 
 TotalKey = tuple[str, str, str]  # offer id, what is counted, bucket
 
@@ -38,8 +39,13 @@ class TotalsView:
     refreshed_at: float = float("-inf")
     refreshing: bool = False
 
-    def used_up(self, check: TotalCheck) -> bool:
-        return self.counts.get(key_of(check), 0) >= check.limit
+    def reached(self, checks: Iterable[TotalCheck]) -> TotalReached | None:
+        """The first of the checks whose current bucket is used up, as last seen."""
+        for check in checks:
+            count = self.counts.get(key_of(check), 0)
+            if count >= check.limit:
+                return TotalReached(check, count)
+        return None
 
     def record(self, check: TotalCheck, count: int) -> None:
         self.counts[key_of(check)] = count

@@ -1,12 +1,14 @@
-"""The ruleset in service, replaced atomically: each request uses the one it started with."""
+"""The ruleset in service, prepared once and replaced atomically: each request uses the one it started with."""
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
 
+from decision.core.controls import DEFAULT_RETENTION_SECONDS, DeliveryControls
 from decision.rules.engine import CompiledRuleset, compile_and_load
 from decision.rules.loader import load_file
+from decision.rules.types import Ruleset
 
 log = logging.getLogger(__name__)
 
@@ -16,21 +18,41 @@ def load_compiled(path: str | Path) -> CompiledRuleset:
     return compile_and_load(load_file(path))
 
 
-class ActiveRuleset:
-    def __init__(self, compiled: CompiledRuleset) -> None:
-        self._current = compiled
+class PreparedRuleset:
+    """A compiled ruleset with its delivery controls (caps, suppressions, contact policies), built once with it."""
+
+    __slots__ = ("compiled", "controls")
+
+    def __init__(self, compiled: CompiledRuleset, lifetime_retention_seconds: int = DEFAULT_RETENTION_SECONDS) -> None:
+        self.compiled = compiled
+        self.controls = DeliveryControls.build(compiled.ruleset, lifetime_retention_seconds)
 
     @property
-    def current(self) -> CompiledRuleset:
+    def ruleset(self) -> Ruleset:
+        return self.compiled.ruleset
+
+    @property
+    def version(self) -> str:
+        return self.compiled.version
+
+
+class ActiveRuleset:
+    def __init__(self, compiled: CompiledRuleset, lifetime_retention_seconds: int = DEFAULT_RETENTION_SECONDS) -> None:
+        self.lifetime_retention_seconds = lifetime_retention_seconds
+        self._current = PreparedRuleset(compiled, lifetime_retention_seconds)
+
+    @property
+    def current(self) -> PreparedRuleset:
         return self._current
 
-    def replace(self, compiled: CompiledRuleset) -> CompiledRuleset:
-        """Swap in a new ruleset; returns the previous one.
+    def replace(self, compiled: CompiledRuleset) -> PreparedRuleset:
+        """Prepare and swap in a new ruleset; returns the previous one.
 
         A single reference assignment: requests that already took the old one
         finish with it, and its engine ruleset is freed when the last of them
         lets go.
         """
-        previous, self._current = self._current, compiled
-        log.info("ruleset %s replaced by %s", previous.version, compiled.version)
+        prepared = PreparedRuleset(compiled, self.lifetime_retention_seconds)
+        previous, self._current = self._current, prepared
+        log.info("ruleset %s replaced by %s", previous.version, prepared.version)
         return previous

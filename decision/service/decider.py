@@ -7,15 +7,14 @@ import dataclasses
 import logging
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 
-from decision.core.controls import Times
-from decision.core.explain import explain
-from decision.core.requests import check_request, decide
+from decision.core.planning import Why, decide
+from decision.core.requests import check_request
 from decision.core.tokens import sign_tokens
+from decision.core.totals import TotalsView
 from decision.core.types import Decision, DecisionRequest
 from decision.rules.engine import EngineError
-from decision.rules.types import Ruleset
 from decision.service.active import ActiveRuleset
 from decision.service.breaker import BreakerBoard
 from decision.service.events import EventInput, EventRecorder, EventResult, EventsUnavailable
@@ -45,12 +44,12 @@ class DecisionService:
         )
         # The clock of decisions and events: tests set another to cross period boundaries without sleeping.
         self.clock: Callable[[], float] = time.time
-        # Caps, contact policies, experiments (service.reservations), feedback events (service.events).
-        self.proposer = Proposer(store, totals_refresh_interval=settings.totals_refresh_interval)
+        # This server's view of total caps: kept by decisions (service.reservations) and events (service.events).
+        self.totals = TotalsView(settings.totals_refresh_interval)
+        self.proposer = Proposer(store, self.totals)
         self.events = EventRecorder(
             store,
-            self.proposer.controls,
-            self.proposer.totals,
+            self.totals,
             window=settings.event_dedupe_window,
             skew=settings.event_max_skew,
             limits=settings.limits,
@@ -64,8 +63,8 @@ class DecisionService:
         seconds: the Redis read gets at most that minus a margin, and a read
         that does not fit is answered with fallbacks (``degraded``).
         """
-        compiled = self.active.current  # this request's version, whatever reloads happen meanwhile
-        check_request(compiled.ruleset, request)
+        prepared = self.active.current  # this request's version, whatever reloads happen meanwhile
+        check_request(prepared.ruleset, request)
         if not request.request_id:
             request = dataclasses.replace(request, request_id=uuid.uuid4().hex)
         now = self.clock()
@@ -75,8 +74,6 @@ class DecisionService:
             margin = min(max(self.settings.deadline_margin, time_remaining / 5), self.settings.deadline_margin_max)
             budget = min(budget, time_remaining - margin)
         eligible = None
-        audiences: frozenset[str] | None = None
-        counters: Mapping[str, Times] = {}
         decision: Decision | None = None
         # Skip Redis (fallbacks, degraded) while it is known to be down or to have lost its data.
         breaker = self.breakers.for_shard(self.store.shard_of(request.profile_id))
@@ -85,7 +82,7 @@ class DecisionService:
             deadline = asyncio.get_running_loop().time() + budget
             try:
                 async with asyncio.timeout_at(deadline):
-                    audiences, counters = await self.proposer.read(compiled.ruleset, request.profile_id, now)
+                    audiences, counters = await self.proposer.read(prepared, request.profile_id, now)
             except StoreError as exc:
                 log.debug("profile read failed, answering fallbacks: %r", exc)
                 # Only the profile read speaks for the breaker: a timeout cut short by the caller's own
@@ -100,10 +97,11 @@ class DecisionService:
                 try:
                     # Only the requested placements' offers: the others could not be shown anyway.
                     placements = [p.placement_id for p in request.placements]
-                    eligible = compiled.eligible(audiences, request.context, now, placements)
+                    eligible = prepared.compiled.eligible(audiences, request.context, now, placements)
+                    why = Why(audiences, now) if request.explain else None
                     async with asyncio.timeout_at(deadline):
                         decision = await self.proposer.decide(
-                            compiled.ruleset, eligible, request, counters, now=now, decision_id=decision_id
+                            prepared, eligible, request, counters, now=now, decision_id=decision_id, why=why
                         )
                 except StoreError as exc:  # counters or totals (maybe on another shard): the next read will tell
                     log.debug("counting the decision failed, answering fallbacks: %r", exc)
@@ -112,42 +110,15 @@ class DecisionService:
                 except Exception:
                     log.exception("unexpected error, answering fallbacks (request %s)", request.request_id)
         if decision is None:  # Redis or the engine failed: fallbacks, degraded
-            decision = decide(compiled.ruleset, None, request, decision_id=decision_id, now_ms=int(now * 1000))
-            audiences = eligible = None
-        decision = self._explained(decision, compiled.ruleset, request, audiences, eligible, counters, now)
+            why = Why(frozenset(), now) if request.explain else None
+            decision = decide(prepared.ruleset, None, request, decision_id=decision_id, now_ms=int(now * 1000), why=why)
         return sign_tokens(decision, self.settings.token_keys)
-
-    def _explained(
-        self,
-        decision: Decision,
-        ruleset: Ruleset,
-        request: DecisionRequest,
-        audiences: frozenset[str] | None,
-        eligible: Mapping[str, str] | None,
-        counters: Mapping[str, Times],
-        now: float,
-    ) -> Decision:
-        """The decision, with its explanations when the request asks for them (and only then)."""
-        if not request.explain:
-            return decision
-        explanations = explain(
-            ruleset,
-            request,
-            decision,
-            audiences=audiences,
-            eligible=eligible,
-            counters=counters,
-            controls=self.proposer.controls.get(ruleset),
-            totals=self.proposer.totals,
-            now=now,
-        )
-        return dataclasses.replace(decision, explanations=explanations)
 
     async def record_events(self, events: Sequence[EventInput]) -> list[EventResult]:
         """Record feedback events, each counted once (decision.service.events). Raises EventsUnavailable."""
         try:
             async with asyncio.timeout(self.settings.event_timeout):
-                return await self.events.record(self.active.current.ruleset, events, self.clock())
+                return await self.events.record(self.active.current, events, self.clock())
         except StoreError as exc:
             reason = f"Redis did not record the events ({type(exc).__name__}); retrying is safe"
             raise EventsUnavailable(reason) from exc

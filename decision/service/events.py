@@ -23,11 +23,12 @@ from typing import Final
 
 import orjson
 
-from decision.core.controls import ControlsCache, TotalCheck, merge_keep
+from decision.core.controls import DeliveryControls, TotalCheck, merge_keep
 from decision.core.tokens import InvalidToken, TokenKeys, TrackingToken
 from decision.core.totals import TotalsView
 from decision.rules.patterns import ID_PATTERN
-from decision.rules.types import CUSTOM_PREFIX, Ruleset
+from decision.rules.types import CUSTOM_PREFIX
+from decision.service.active import PreparedRuleset
 from decision.settings import Limits
 from decision.store.profiles import ProfileStore, StoreError
 
@@ -149,7 +150,6 @@ class EventRecorder:
     def __init__(
         self,
         store: ProfileStore,
-        controls: ControlsCache,
         totals: TotalsView,
         *,
         window: float,
@@ -159,13 +159,12 @@ class EventRecorder:
     ) -> None:
         self.keys = keys
         self.store = store
-        self.controls = controls
         self.totals = totals
         self.window = window
         self.skew = skew
         self.limits = limits
 
-    async def record(self, ruleset: Ruleset, events: Sequence[EventInput], now: float) -> list[EventResult]:
+    async def record(self, prepared: PreparedRuleset, events: Sequence[EventInput], now: float) -> list[EventResult]:
         """One result per event, in order. Raises a store error (nothing half-counted) when Redis fails."""
         results: list[EventResult | None] = [None] * len(events)
         by_profile: dict[str, list[FeedbackEvent]] = {}
@@ -178,7 +177,7 @@ class EventRecorder:
                 results[index] = EventResult(event.event_id, Outcome.REJECTED, str(exc))
                 continue
             by_profile.setdefault(valid.profile_id, []).append(valid)
-        controls = self.controls.get(ruleset)
+        controls = prepared.controls
         batches = []
         for profile_id, batch in by_profile.items():
             fields = [
@@ -200,11 +199,10 @@ class EventRecorder:
                 results[valid.index] = EventResult(valid.event_id, Outcome.RECORDED if flag else Outcome.DUPLICATE)
                 if flag:
                     recorded.append(valid)
-        await self._count_totals(ruleset, recorded)
+        await self._count_totals(controls, recorded)
         return [r for r in results if r is not None]
 
-    async def _count_totals(self, ruleset: Ruleset, recorded: list[FeedbackEvent]) -> None:
-        controls = self.controls.get(ruleset)
+    async def _count_totals(self, controls: DeliveryControls, recorded: list[FeedbackEvent]) -> None:
         per_offer: dict[str, dict[TotalCheck, int]] = {}
         for event in recorded:
             for check in controls.total_checks(event.token.offer_id, event.counted, event.at_ms):

@@ -31,11 +31,11 @@ from collections.abc import Mapping
 
 import orjson
 
-from decision.core.controls import ControlsCache, DeliveryControls, Times, TotalCheck, merge_keep, parse_counters
-from decision.core.planning import Plan, Selection, build_plan, fill, needs_reservation, render
+from decision.core.controls import DeliveryControls, Times, TotalCheck, merge_keep, parse_counters
+from decision.core.planning import Plan, Selection, Why, build_plan, fill, needs_reservation, render
 from decision.core.totals import TotalsView, key_of
 from decision.core.types import Decision, DecisionRequest
-from decision.rules.types import Ruleset
+from decision.service.active import PreparedRuleset
 from decision.store.profiles import ProfileStore, StoreError
 
 log = logging.getLogger(__name__)
@@ -75,28 +75,19 @@ def select_payload(plan: Plan, controls: DeliveryControls, release: list[str]) -
 
 
 def drop(plan: Plan, selection: Selection, offers: set[str]) -> Selection:
-    """The selection without the candidates standing for ``offers``."""
+    """The selection without the (counted) proposals of ``offers``; holdout stand-ins are never counted."""
     return tuple(
-        tuple(i for i in taken if slot.candidates[i].key not in offers)
+        tuple(i for i in taken if slot.candidates[i].exempt or slot.candidates[i].key not in offers)
         for slot, taken in zip(plan.slots, selection, strict=True)
     )
 
 
 class Proposer:
-    """Makes decisions under caps and contact policies; keeps the per-ruleset indexes and the totals view."""
+    """Makes decisions under caps and contact policies; keeps the server's view of total caps up to date."""
 
-    def __init__(
-        self,
-        store: ProfileStore,
-        *,
-        totals_refresh_interval: float = 1.0,
-        lifetime_retention_seconds: int | None = None,
-    ) -> None:
+    def __init__(self, store: ProfileStore, totals: TotalsView) -> None:
         self.store = store
-        self.controls = (
-            ControlsCache() if lifetime_retention_seconds is None else ControlsCache(lifetime_retention_seconds)
-        )
-        self.totals = TotalsView(totals_refresh_interval)
+        self.totals = totals
         # Work a decision starts but does not wait for (totals refresh, give-backs); referenced until done.
         self._background: set[asyncio.Task[None]] = set()
 
@@ -105,26 +96,30 @@ class Proposer:
         while self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
 
-    async def read(self, ruleset: Ruleset, profile_id: str, now: float) -> tuple[frozenset[str], dict[str, Times]]:
+    async def read(
+        self, prepared: PreparedRuleset, profile_id: str, now: float
+    ) -> tuple[frozenset[str], dict[str, Times]]:
         """The profile's audiences and counters: one round trip."""
-        if not self.controls.get(ruleset).keep:
+        if not prepared.controls.keep:
             return await self.store.audiences(profile_id, now), {}
         audiences, raw = await self.store.read_profile(profile_id, now)
         return audiences, parse_counters(raw)
 
     async def decide(
         self,
-        ruleset: Ruleset,
+        prepared: PreparedRuleset,
         eligible: Mapping[str, str],
         request: DecisionRequest,
         counters: Mapping[str, Times],
         *,
         now: float,
         decision_id: str,
+        why: Why | None = None,
     ) -> Decision:
-        controls = self.controls.get(ruleset)
+        """The decision (with its explanations when ``why`` is given)."""
+        ruleset, controls = prepared.ruleset, prepared.controls
         if controls.total_caps:
-            self._refresh_totals_if_stale(ruleset, controls, now)
+            self._refresh_totals_if_stale(controls, now)
         now_ms = int(now * 1000)
         exclude: set[str] = set()
         released: list[str] = []  # what the last select.lua added: given back by the next one
@@ -139,6 +134,7 @@ class Proposer:
                 counters=counters,
                 totals=self.totals,
                 exclude=frozenset(exclude),
+                why=why,
             )
             selection = fill(plan, counters)
             if released or needs_reservation(plan, selection):
@@ -200,7 +196,7 @@ class Proposer:
         except StoreError as exc:  # the decision stands; the totals stay a little high (errs low)
             log.warning("could not give back %d total cap reservation(s): %r", len(changes), exc)
 
-    def _refresh_totals_if_stale(self, ruleset: Ruleset, controls: DeliveryControls, now: float) -> None:
+    def _refresh_totals_if_stale(self, controls: DeliveryControls, now: float) -> None:
         """Start a background re-read of the total counters of the current buckets (never awaited by a decision)."""
         if not self.totals.stale(time.monotonic()):
             return

@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
+import os
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
-from hypothesis import given
+import grpc
+import redis.asyncio as aioredis
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from decision.core.experiments import assign, point
 from decision.rules.types import Experiment, HoldoutServes, Location, Variant
+from decision.store.keys import KeySpace
+from decision.v1 import decision_pb2, decision_pb2_grpc
 from tests.conftest import StartServer, decision_stub
-from tests.decision.delivery import PATIENT, decide, ruleset
+from tests.decision.core import plans
+from tests.decision.delivery import PATIENT, Clock, decide, ruleset, with_clock
+from tests.decision.helpers import decide_request
+
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 
 HERE = Location("t.yaml", 1)
 
@@ -209,3 +219,67 @@ offers:
             assert all(i.experiment_id == "ranking-test" for i in proposition.items)
             found.add(proposition.variant)
     assert found == {"by_margin", "by_fit", "holdout"}
+
+
+def _no_offer_nor_token_twice(response: decision_pb2.DecideResponse) -> None:
+    for proposition in response.propositions:
+        shown = [item.offer_id for item in proposition.items]
+        tokens = [item.tracking_token for item in proposition.items]
+        assert len(shown) == len(set(shown)), shown
+        assert len(tokens) == len(set(tokens)), shown
+
+
+async def test_holdout_stand_ins_never_repeat_an_offer_over_grpc(
+    start_server: StartServer, write_rules: Callable[[str], Path], redis_client: aioredis.Redis
+) -> None:
+    """Random rulesets with holdouts serving the fallback on multi-item placements: no offer, no token twice."""
+    path = write_rules(RULES)
+    server = await start_server(path, **PATIENT)
+    loop = asyncio.get_running_loop()
+    keys = KeySpace()
+
+    async def prepare(document: str, profile: str, audiences: list[str]) -> None:
+        path.write_text(document, encoding="utf-8")
+        assert server.reload()
+        await redis_client.delete(keys.membership(profile), keys.counters(profile))
+        for audience in audiences:
+            await server.store.add_membership(profile, audience)
+
+    @settings(
+        max_examples=int(os.environ.get("PROPERTY_EXAMPLES", "300")) // 6,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(document=plans.documents(controls=True), data=st.data())
+    def check(document: str, data: st.DataObject) -> None:
+        # Runs in a worker thread: the server keeps serving on the test's event loop.
+        profile = data.draw(st.sampled_from(plans.PROFILES))
+        audiences = data.draw(st.lists(st.sampled_from(plans.audiences_of(document)), unique=True))
+        asyncio.run_coroutine_threadsafe(prepare(document, profile, audiences), loop).result(30)
+        placements = [(p, data.draw(st.integers(0, 3))) for p in data.draw(st.permutations(plans.PLACEMENTS))]
+        with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+            stub = decision_pb2_grpc.DecisionServiceStub(channel)
+            for explain in (False, True, False):  # counted twice: caps and policies come into play
+                request = decide_request(profile_id=profile, placements=placements, explain=explain)
+                response = stub.Decide(request, timeout=10)
+                assert not response.degraded
+                _no_offer_nor_token_twice(response)
+
+    await asyncio.to_thread(check)
+
+
+async def test_the_retail_holdout_shows_its_fallback_once(start_server: StartServer) -> None:
+    """examples/retail: p-1007 is in the holdout of vip_early_access, which serves app_tips on app_inbox."""
+    server = with_clock(await start_server(EXAMPLES / "retail" / "rules.yaml", **PATIENT), Clock("2026-11-29T12:00"))
+    await server.store.add_membership("p-1007", "vip-customers")
+    async with decision_stub(server.port) as stub:
+        response = await decide(
+            stub, "p-1007", ("app_inbox",), channel="mobile", context={"app_version": "5.3.1"}, explain=True
+        )
+    _no_offer_nor_token_twice(response)
+    items = response.propositions[0].items
+    assert [(i.offer_id, i.variant) for i in items] == [("app_tips", "holdout"), ("app_exclusive_drop", "")]
+    explained = {e.offer_id: e for e in response.explanations}
+    assert explained["vip_early_access"].experiment_id == "vip-headline-2026-11"
+    assert "in place of 'vip_early_access'" in explained["app_tips"].reason
+    assert explained["app_exclusive_drop"].reason == "selected (rank 2 of 2)"

@@ -1,11 +1,11 @@
-"""Ranking and filling placements: pure functions, no Redis."""
+"""Filling placements without counters (the degraded path, simulate): pure functions, no Redis."""
 
 from __future__ import annotations
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from decision.core.requests import decide, rank
+from decision.core.planning import decide
 from decision.core.types import DecisionRequest, PlacementRequest
 from decision.rules.loader import parse
 from decision.rules.types import Ruleset
@@ -36,13 +36,6 @@ def request(*placements: str, max_items: int = 0) -> DecisionRequest:
 
 def chosen(decision: object) -> list[list[str]]:
     return [[i.offer_id for i in p.items] for p in decision.propositions]  # type: ignore[attr-defined]
-
-
-@given(st.permutations(["o1", "o2", "o3", "o4", "fa", "fb"]))
-def test_rank_is_priority_then_file_order_whatever_the_input_order(order: list[str]) -> None:
-    rules = ruleset()
-    ranked = [o.id for o in rank([rules.offers[i] for i in order])]
-    assert ranked == ["o2", "o1", "o3", "o4", "fa", "fb"]
 
 
 def test_requested_order_takes_first_pick_and_never_repeats() -> None:
