@@ -21,7 +21,7 @@ from decision.v1 import decision_pb2, decision_pb2_grpc
 from tests.conftest import StartServer, decision_stub
 from tests.decision.core import plans
 from tests.decision.delivery import PATIENT, Clock, decide, ruleset, with_clock
-from tests.decision.helpers import decide_request
+from tests.decision.helpers import add_membership, decide_request
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 
@@ -243,7 +243,7 @@ async def test_holdout_stand_ins_never_repeat_an_offer_over_grpc(
         assert server.reload()
         await redis_client.delete(keys.membership(profile), keys.counters(profile))
         for audience in audiences:
-            await server.store.add_membership(profile, audience)
+            await add_membership(server, profile, audience)
 
     @settings(
         max_examples=int(os.environ.get("PROPERTY_EXAMPLES", "300")) // 6,
@@ -271,7 +271,7 @@ async def test_holdout_stand_ins_never_repeat_an_offer_over_grpc(
 async def test_the_retail_holdout_shows_its_fallback_once(start_server: StartServer) -> None:
     """examples/retail: p-1007 is in the holdout of vip_early_access, which serves app_tips on app_inbox."""
     server = with_clock(await start_server(EXAMPLES / "retail" / "rules.yaml", **PATIENT), Clock("2026-11-29T12:00"))
-    await server.store.add_membership("p-1007", "vip-customers")
+    await add_membership(server, "p-1007", "vip-customers")
     async with decision_stub(server.port) as stub:
         response = await decide(
             stub, "p-1007", ("app_inbox",), channel="mobile", context={"app_version": "5.3.1"}, explain=True
