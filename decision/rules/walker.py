@@ -38,6 +38,8 @@ class Walker:
             return self._constructor.construct_object(node, deep=True)
         except ConstructorError as exc:  # e.g. an unknown !tag
             return Unconstructible(str(exc.problem))
+        except ValueError as exc:  # a timestamp that is no date, e.g. 2026-13-45 (the constructor calls date())
+            return Unconstructible(f"invalid date: {exc}")
 
     def mapping(
         self, node: Node, path: str, allowed: frozenset[str], required: frozenset[str] = frozenset()
