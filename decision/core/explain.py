@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from decision.core.controls import DeliveryControls, Times, count_since, period_text
+from decision.core.counters import offer_counter_field, policy_counter_field
 from decision.core.experiments import assign
 from decision.core.periods import window_start_ms
 from decision.core.totals import TotalsView, key_of
@@ -37,7 +38,6 @@ from decision.rules.types import (
     Ruleset,
     Schedule,
 )
-from decision.store.keys import offer_counter_field, policy_counter_field
 
 _SYMBOLS = {
     Op.EQ: "==",
