@@ -11,14 +11,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import orjson
-
+from decision.cli import ops
+from decision.cli.options import EXIT_INVALID, EXIT_USAGE, add_redis_options, parse_context
+from decision.cli.redis_access import check_published, lint_warnings
 from decision.observe.redact import mask_url
 from decision.rules.errors import RulesetInvalid, Severity
 from decision.settings import Settings
-
-EXIT_INVALID = 1
-EXIT_USAGE = 2
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -68,7 +66,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except ValueError as exc:  # a bad TLS, token or limits option: say which, never print a secret
         print(f"decision serve: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    from decision.cli.ops import check_published
     from decision.service.rulesets import PublishError
 
     try:  # never start on an invalid ruleset: the file's, or without one the one published to Redis
@@ -113,8 +110,6 @@ def cmd_validate(args: argparse.Namespace) -> int:
             except RulesetInvalid as exc:
                 problems.extend(exc.problems)
         if ruleset is not None and not any(p.severity is Severity.ERROR for p in problems):
-            from decision.cli.ops import lint_warnings
-
             problems.extend(lint_warnings(ruleset, args.redis_url, args.key_prefix))
         for problem in sorted(problems, key=lambda p: p.location.line):
             print(problem)
@@ -131,20 +126,6 @@ def cmd_validate(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
     return status
-
-
-def parse_context(pairs: Sequence[str]) -> dict[str, Any]:
-    """``key=value`` pairs; a value that parses as JSON is taken as such (120, true, ["a"]), else as a string."""
-    context: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        if not sep or not key:
-            raise ValueError(f"--context {pair!r}: expected key=value")
-        try:
-            context[key] = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            context[key] = raw
-    return context
 
 
 def client_channel(args: argparse.Namespace) -> Any:
@@ -295,8 +276,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     validate = commands.add_parser("validate", help="check ruleset files; print every problem")
     validate.add_argument("rules", nargs="+", help="ruleset YAML file(s)")
-    from decision.cli.ops import add_commands, add_redis_options
-
     add_redis_options(validate)  # with a Redis: also warn of audiences the registry does not know
     validate.set_defaults(func=cmd_validate)
 
@@ -329,7 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--port", type=int, default=50051)
     demo.add_argument("--once", action="store_true", help="exit after printing the example decisions")
     demo.set_defaults(func=cmd_demo)
-    add_commands(commands)  # rules publish|rollback|list, simulate (decision/cli_ops.py)
+    ops.add_commands(commands)  # rules publish|rollback|list, simulate
     return parser
 
 

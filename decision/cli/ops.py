@@ -1,39 +1,24 @@
 """The operating commands: ``decision rules publish|rollback|list`` and ``decision simulate``.
 
-Also the pieces of ``serve`` and ``validate`` that read Redis: starting from
-the published ruleset, and the audience registry for lint warnings.
+Registered on the ``decision`` command by :func:`decision.cli.main.build_parser`.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import orjson
 
-from decision.rules.errors import Problem, RulesetInvalid
-from decision.rules.types import Ruleset
-
-EXIT_INVALID = 1
-EXIT_USAGE = 2
-
-_T = TypeVar("_T")
-
-
-def add_redis_options(parser: argparse.ArgumentParser, *, required_help: str = "") -> None:
-    parser.add_argument(
-        "--redis-url",
-        default=os.environ.get("DECISION_REDIS_URL"),
-        help=f"redis://, rediss:// or redis+cluster:// URL (env DECISION_REDIS_URL){required_help}",
-    )
-    parser.add_argument("--key-prefix", default=os.environ.get("DECISION_KEY_PREFIX", "ib"))
+from decision.cli.options import EXIT_INVALID, EXIT_USAGE, add_redis_options, parse_context
+from decision.cli.redis_access import client, lint_warnings, need_redis, redis_failure, run_control
+from decision.rules.errors import RulesetInvalid
 
 
 def add_commands(commands: Any) -> None:
@@ -68,39 +53,6 @@ def add_commands(commands: Any) -> None:
     simulate.set_defaults(func=cmd_simulate)
 
 
-def _client(args: argparse.Namespace) -> Any:
-    from decision.store.connect import connect
-
-    return connect(args.redis_url, timeout=5.0, max_connections=4)
-
-
-def _run(args: argparse.Namespace, work: Callable[[Any], Awaitable[_T]]) -> _T:
-    """Run ``work(control_store)`` against ``--redis-url``."""
-    from decision.store.control import ControlStore
-    from decision.store.keys import KeySpace
-
-    async def main() -> _T:
-        store = ControlStore(_client(args), KeySpace(args.key_prefix))
-        try:
-            return await work(store)
-        finally:
-            await store.close()
-
-    return asyncio.run(main())
-
-
-def _redis_failure(command: str, exc: Exception) -> int:
-    print(f"decision {command}: Redis: {exc}", file=sys.stderr)
-    return EXIT_INVALID
-
-
-def _need_redis(args: argparse.Namespace, command: str) -> bool:
-    if args.redis_url:
-        return True
-    print(f"decision {command}: --redis-url (or DECISION_REDIS_URL) is required", file=sys.stderr)
-    return False
-
-
 def _iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
@@ -112,12 +64,12 @@ def cmd_rules_publish(args: argparse.Namespace) -> int:
     from decision.service.rulesets import PublishError, parse_checked, publish, read_rules_file
     from decision.store.connect import StoreError
 
-    if not _need_redis(args, "rules publish"):
+    if not need_redis(args, "rules publish"):
         return EXIT_USAGE
     try:
         data = read_rules_file(args.rules)
         ruleset, _ = parse_checked(data, args.rules)
-        activation = _run(args, lambda store: publish(store, data, args.rules))
+        activation = run_control(args, lambda store: publish(store, data, args.rules))
     except RulesetInvalid as exc:
         print(f"{exc}\ndecision rules publish: refused, the ruleset is invalid; nothing was published", file=sys.stderr)
         return EXIT_INVALID
@@ -125,7 +77,7 @@ def cmd_rules_publish(args: argparse.Namespace) -> int:
         print(f"decision rules publish: refused: {exc}", file=sys.stderr)
         return EXIT_INVALID
     except StoreError as exc:
-        return _redis_failure("rules publish", exc)
+        return redis_failure("rules publish", exc)
     for problem in [*activation.warnings, *lint_warnings(ruleset, args.redis_url, args.key_prefix)]:
         print(problem, file=sys.stderr)
     entry = activation.entry
@@ -143,10 +95,10 @@ def cmd_rules_rollback(args: argparse.Namespace) -> int:
     from decision.service.rulesets import PublishError, rollback
     from decision.store.connect import StoreError
 
-    if not _need_redis(args, "rules rollback"):
+    if not need_redis(args, "rules rollback"):
         return EXIT_USAGE
     try:
-        activation = _run(args, lambda store: rollback(store, args.version))
+        activation = run_control(args, lambda store: rollback(store, args.version))
     except RulesetInvalid as exc:
         print(f"{exc}\ndecision rules rollback: refused, that version no longer validates", file=sys.stderr)
         return EXIT_INVALID
@@ -154,7 +106,7 @@ def cmd_rules_rollback(args: argparse.Namespace) -> int:
         print(f"decision rules rollback: {exc}", file=sys.stderr)
         return EXIT_INVALID
     except StoreError as exc:
-        return _redis_failure("rules rollback", exc)
+        return redis_failure("rules rollback", exc)
     entry = activation.entry
     if activation.changed:
         print(
@@ -169,12 +121,12 @@ def cmd_rules_list(args: argparse.Namespace) -> int:
     from decision.service.rulesets import listing
     from decision.store.connect import StoreError
 
-    if not _need_redis(args, "rules list"):
+    if not need_redis(args, "rules list"):
         return EXIT_USAGE
     try:
-        versions, pointer = _run(args, listing)
+        versions, pointer = run_control(args, listing)
     except StoreError as exc:
-        return _redis_failure("rules list", exc)
+        return redis_failure("rules list", exc)
     active = pointer.version if pointer is not None else None
     if args.json:
         body = {
@@ -205,61 +157,6 @@ def cmd_rules_list(args: argparse.Namespace) -> int:
     return 0
 
 
-# -- serve and validate -----------------------------------------------------
-
-
-def check_published(redis_url: str | None, key_prefix: str) -> str:
-    """The version a server without --rules would start on; raises PublishError or RulesetInvalid."""
-    from decision.service.rulesets import PublishError, load_active
-    from decision.store.connect import StoreError, connect
-    from decision.store.control import ControlStore
-    from decision.store.keys import KeySpace
-
-    if not redis_url:
-        raise PublishError("--rules is required unless --redis-url names a Redis that a ruleset was published to")
-
-    async def main() -> str:
-        store = ControlStore(connect(redis_url, timeout=5.0, max_connections=2), KeySpace(key_prefix))
-        try:
-            return (await load_active(store)).version
-        finally:
-            await store.close()
-
-    try:
-        return asyncio.run(main())
-    except StoreError as exc:
-        raise PublishError(f"cannot read the published ruleset from Redis: {exc}") from exc
-
-
-def known_audiences(redis_url: str, key_prefix: str) -> frozenset[str]:
-    from decision.store.connect import connect
-    from decision.store.keys import KeySpace
-    from decision.store.profiles import ProfileStore
-
-    async def main() -> frozenset[str]:
-        store = ProfileStore(connect(redis_url, timeout=5.0, max_connections=2), KeySpace(key_prefix))
-        try:
-            return frozenset((await store.refresh_directory()).entries)
-        finally:
-            await store.close()
-
-    return asyncio.run(main())
-
-
-def lint_warnings(ruleset: Ruleset, redis_url: str | None, key_prefix: str) -> list[Problem]:
-    """Lint warnings; the registry's audiences when a Redis is given (unreachable: said, not fatal)."""
-    from decision.rules.lint import lint
-    from decision.store.connect import StoreError
-
-    known = None
-    if redis_url:
-        try:
-            known = known_audiences(redis_url, key_prefix)
-        except StoreError as exc:
-            print(f"decision: cannot read the audience registry, audiences not checked: {exc}", file=sys.stderr)
-    return lint(ruleset, now=time.time(), known_audiences=known)
-
-
 # -- simulate -----------------------------------------------------------------
 
 
@@ -271,7 +168,7 @@ def _sample_from_redis(args: argparse.Namespace, now: float) -> list[Any]:
 
     async def main() -> list[Profile]:
         keys = KeySpace(args.key_prefix)
-        profiles = ProfileStore(_client(args), keys)
+        profiles = ProfileStore(client(args), keys)
         control = ControlStore(profiles.client, keys)
         try:
             directory = await profiles.refresh_directory()
@@ -291,7 +188,6 @@ def _with_context(profiles: Any, context: dict[str, Any]) -> Iterator[Any]:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from decision.cli.main import parse_context
     from decision.cli.report_html import render
     from decision.cli.simulate import SampleError, profile_from_json, read_ndjson, simulate
     from decision.service.active import load_compiled
@@ -310,7 +206,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         return EXIT_INVALID
     try:
         if args.from_redis is not None:
-            if not _need_redis(args, "simulate --from-redis"):
+            if not need_redis(args, "simulate --from-redis"):
                 return EXIT_USAGE
             profiles: Any = _sample_from_redis(args, now)
         else:
@@ -320,7 +216,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         print(f"decision simulate: {exc}", file=sys.stderr)
         return EXIT_INVALID
     except StoreError as exc:
-        return _redis_failure("simulate", exc)
+        return redis_failure("simulate", exc)
     if args.chart:
         Path(args.chart).write_text(render(result), encoding="utf-8")
     if args.json:

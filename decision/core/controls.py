@@ -20,9 +20,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
+from decision.core.counters import offer_counter_field, policy_counter_field
 from decision.core.periods import bucket, bucket_end_ms, span_seconds, window_start_ms
 from decision.rules.types import DECISION, DISMISS, Cap, CapScope, ContactPolicy, Offer, Period, Ruleset, Suppression
-from decision.store.keys import offer_counter_field, policy_counter_field
 
 # How long a profile's counters live after their last change when a lifetime cap needs them forever.
 DEFAULT_RETENTION_SECONDS: Final = 400 * 86_400

@@ -65,7 +65,7 @@ class KeySpace:
 
     # -- delivery controls (caps, contact policies, feedback events) -------
     def counters(self, profile_id: str) -> str:
-        """HASH: counter field (``offer_counter_field``, ``policy_counter_field``) -> latest event times."""
+        """HASH: counter name (built in ``decision.core.counters``) -> latest event times."""
         return f"{self.prefix}:c:{{{profile_id}}}"
 
     def event_seen(self, profile_id: str, event_id: str) -> str:
@@ -145,13 +145,3 @@ class KeySpace:
     @property
     def rules_channel(self) -> str:
         return f"{self.prefix}:rules"
-
-
-def offer_counter_field(offer_id: str, counted: str) -> str:
-    """Field of ``counters``: times the offer was proposed (``decision``) or got an event of that type."""
-    return f"o|{offer_id}|{counted}"
-
-
-def policy_counter_field(policy_id: str) -> str:
-    """Field of ``counters``: times a message counted against a contact policy."""
-    return f"p|{policy_id}"

@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 from hypothesis import strategies as st
 
-from decision.store.keys import offer_counter_field, policy_counter_field
+from decision.core.counters import offer_counter_field, policy_counter_field
 
 NOW_MS = 1_780_000_000_000
 PLACEMENTS = ("p", "q")

@@ -92,3 +92,36 @@ def test_serve_refuses_an_invalid_ruleset(tmp_path: Path, capsys: pytest.Capture
     path.write_text(BAD)
     assert main(["serve", "--rules", str(path), "--redis-url", "redis://127.0.0.1:1"]) == 1
     assert "refusing to start" in capsys.readouterr().err
+
+
+IMPOSSIBLE_DATES = """\
+placements:
+  - {id: home, channels: [web], fallback: a}
+offers:
+  - id: a
+    placements: [home]
+    priority: 2026-13-45
+  - id: b
+    placements: [home]
+    content: {starts: 2026-02-30}
+    eligibility:
+      conditions:
+        - context.day: {eq: 2026-13-01}
+"""
+
+
+def test_an_impossible_date_is_a_located_problem_not_a_crash() -> None:
+    # YAML reads an unquoted 2026-13-45 as a timestamp; PyYAML's constructor raises ValueError on it.
+    ruleset, problems = parse(IMPOSSIBLE_DATES.encode(), "dates.yaml")
+    assert ruleset is None
+    found = [(p.location.line, p.field, p.reason) for p in problems]
+    assert found == [
+        (6, "offers[a].priority", "must be an integer, got Unconstructible <invalid date: month must be in 1..12>"),
+        (9, "offers[b].content", "cannot be represented as JSON: Type is not JSON serializable: Unconstructible"),
+        (
+            12,
+            "offers[b].eligibility.conditions[0].context.day.eq",
+            "type mismatch: expected a string, number or boolean, got Unconstructible "
+            "<invalid date: month must be in 1..12>",
+        ),
+    ]

@@ -1,15 +1,14 @@
-"""Parsing of caps, dismissal suppression, contact policies, experiments, offer attributes and score formulas.
+"""The delivery-control sections: caps, dismissal suppression, contact policies, experiments, offer attributes
+and score formulas.
 
-Part of the loader (``decision.rules.loader`` calls these with its node
-walker), kept apart so that the eligibility language and the delivery
-controls can be read separately. Every problem is located (file:line).
+Read with a :class:`~decision.rules.walker.Walker` like the rest of a ruleset,
+kept apart from the eligibility language so that each can be read on its own.
+Every problem is located (file:line).
 """
 
 from __future__ import annotations
 
-import math
 import re
-from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 import orjson
@@ -37,9 +36,7 @@ from decision.rules.types import (
     Suppression,
     Variant,
 )
-
-if TYPE_CHECKING:
-    from decision.rules.loader import _Walker
+from decision.rules.walker import Walker
 
 # Per-profile counts keep the latest event times (not a number), so their limits are small.
 MAX_PROFILE_CAP = 1000
@@ -63,26 +60,7 @@ _CALENDAR = {"day": PeriodKind.DAY, "week": PeriodKind.WEEK, "month": PeriodKind
 PERIOD_HELP = "lifetime, day, week, month, or a rolling <N>h / <N>d"
 
 
-def _number(w: _Walker, node: Node, path: str) -> float | None:
-    value = w.value(node)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not isinstance(node, ScalarNode):
-        w.error(node, path, f"must be a number, got {_shown(node, value)}")
-        return None
-    if not math.isfinite(value):
-        w.error(node, path, f"numbers must be finite, got {value!r}")
-        return None
-    return float(value)
-
-
-def _shown(node: Node, value: object) -> str:
-    if isinstance(node, MappingNode):
-        return "a mapping"
-    if not isinstance(node, ScalarNode):
-        return "a list"
-    return "nothing (null)" if value is None else f"{type(value).__name__} {value!r}"
-
-
-def duration(w: _Walker, node: Node, path: str) -> int | None:
+def duration(w: Walker, node: Node, path: str) -> int | None:
     """``<N>h`` or ``<N>d`` -> seconds."""
     text = w.string(node, path)
     if text is None:
@@ -98,7 +76,7 @@ def duration(w: _Walker, node: Node, path: str) -> int | None:
     return seconds
 
 
-def time_zone(w: _Walker, node: Node, path: str) -> str | None:
+def time_zone(w: Walker, node: Node, path: str) -> str | None:
     name = w.string(node, path)
     if name is None:
         return None
@@ -111,7 +89,7 @@ def time_zone(w: _Walker, node: Node, path: str) -> str | None:
 
 
 def period(
-    w: _Walker, node: Node | None, tz_node: Node | None, path: str, default_tz: str, *, rolling: bool = True
+    w: Walker, node: Node | None, tz_node: Node | None, path: str, default_tz: str, *, rolling: bool = True
 ) -> Period | None:
     """``period`` (+ ``time_zone``) of a cap or a contact policy; missing: lifetime."""
     kind = PeriodKind.LIFETIME
@@ -149,7 +127,7 @@ def period(
     return Period(kind, seconds, tz if kind in (PeriodKind.DAY, PeriodKind.WEEK, PeriodKind.MONTH) else "UTC")
 
 
-def counted(w: _Walker, node: Node | None, path: str) -> str | None:
+def counted(w: Walker, node: Node | None, path: str) -> str | None:
     """What is counted: decision (default), impression/display, click/interact, dismiss, custom:<name>."""
     if node is None:
         return DECISION
@@ -169,7 +147,7 @@ def counted(w: _Walker, node: Node | None, path: str) -> str | None:
     return None
 
 
-def caps(w: _Walker, node: Node, path: str, default_tz: str) -> tuple[Cap, ...]:
+def caps(w: Walker, node: Node, path: str, default_tz: str) -> tuple[Cap, ...]:
     result: list[Cap] = []
     for index, item in enumerate(w.sequence(node, path) or []):
         item_path = f"{path}[{index}]"
@@ -203,7 +181,7 @@ def caps(w: _Walker, node: Node, path: str, default_tz: str) -> tuple[Cap, ...]:
     return tuple(result)
 
 
-def suppression(w: _Walker, node: Node, path: str) -> Suppression | None:
+def suppression(w: Walker, node: Node, path: str) -> Suppression | None:
     fields = w.mapping(
         node, path, frozenset({"after_dismissals", "for", "within"}), frozenset({"after_dismissals", "for"})
     )
@@ -221,7 +199,7 @@ def suppression(w: _Walker, node: Node, path: str) -> Suppression | None:
     return Suppression(dismissals, seconds, within, w.loc(node))
 
 
-def offer_attributes(w: _Walker, node: Node, path: str) -> dict[str, float]:
+def offer_attributes(w: Walker, node: Node, path: str) -> dict[str, float]:
     result: dict[str, float] = {}
     if not isinstance(node, MappingNode):
         w.error(node, path, "must be a mapping of attribute name to number")
@@ -236,7 +214,7 @@ def offer_attributes(w: _Walker, node: Node, path: str) -> dict[str, float]:
         if name in result:
             w.error(key_node, f"{path}.{name}", "duplicate attribute")
             continue
-        number = _number(w, value_node, f"{path}.{name}")
+        number = w.number(value_node, f"{path}.{name}")
         if number is not None:
             result[name] = number
     return result
@@ -245,7 +223,7 @@ def offer_attributes(w: _Walker, node: Node, path: str) -> dict[str, float]:
 class ScoreReader:
     """Parses formulas and checks their context references against the declared attributes."""
 
-    def __init__(self, w: _Walker, attributes: dict[str, AttrType], declared: bool) -> None:
+    def __init__(self, w: Walker, attributes: dict[str, AttrType], declared: bool) -> None:
         self.w = w
         self.attributes = attributes
         self.declared = declared
@@ -284,7 +262,7 @@ class ScoreReader:
 
 
 def experiment(
-    w: _Walker, node: Node, path: str, *, for_offer: bool, scores: ScoreReader | None = None
+    w: Walker, node: Node, path: str, *, for_offer: bool, scores: ScoreReader | None = None
 ) -> Experiment | None:
     """An offer's experiment varies its content; a placement's varies its score formula."""
     fields = w.mapping(node, path, frozenset({"id", "variants", "holdout"}), frozenset({"id", "variants"}))
@@ -322,7 +300,7 @@ def experiment(
     return Experiment(eid, tuple(variants), holdout_weight, serves, w.loc(node))
 
 
-def _variant(w: _Walker, node: Node, path: str, for_offer: bool, scores: ScoreReader | None) -> Variant | None:
+def _variant(w: Walker, node: Node, path: str, for_offer: bool, scores: ScoreReader | None) -> Variant | None:
     extra = "content" if for_offer else "score"
     fields = w.mapping(node, path, frozenset({"id", "weight", extra}), frozenset({"id", "weight"}))
     if fields is None:
@@ -355,7 +333,7 @@ def _variant(w: _Walker, node: Node, path: str, for_offer: bool, scores: ScoreRe
     return Variant(vid, weight, content_json, score)
 
 
-def _holdout(w: _Walker, node: Node, path: str) -> tuple[int, HoldoutServes] | None:
+def _holdout(w: Walker, node: Node, path: str) -> tuple[int, HoldoutServes] | None:
     fields = w.mapping(node, path, frozenset({"weight", "serves"}), frozenset({"weight"}))
     if fields is None:
         return None
@@ -372,7 +350,7 @@ def _holdout(w: _Walker, node: Node, path: str) -> tuple[int, HoldoutServes] | N
 
 
 def contact_policies(
-    w: _Walker, node: Node, placements: frozenset[str], channels: frozenset[str], default_tz: str
+    w: Walker, node: Node, placements: frozenset[str], channels: frozenset[str], default_tz: str
 ) -> tuple[ContactPolicy, ...]:
     result: list[ContactPolicy] = []
     for index, item in enumerate(w.sequence(node, "contact_policies") or []):
@@ -414,7 +392,7 @@ def contact_policies(
     return tuple(result)
 
 
-def _names(w: _Walker, node: Node | None, path: str, known: frozenset[str], what: str) -> frozenset[str] | None:
+def _names(w: Walker, node: Node | None, path: str, known: frozenset[str], what: str) -> frozenset[str] | None:
     if node is None:
         return frozenset()
     names = w.unique_strings(node, path, ID_PATTERN, what)

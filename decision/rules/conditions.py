@@ -1,0 +1,193 @@
+"""Condition trees of eligibility rules: and / or / not over ``context.<attribute>`` predicates.
+
+Operands are checked against the declared attribute types (when ``attributes:``
+is given) so that a comparison that could never hold is an error at load time,
+not a silent miss at decision time.
+"""
+
+from __future__ import annotations
+
+import math
+
+from yaml.nodes import MappingNode, Node, SequenceNode
+
+from decision.rules.patterns import ATTRIBUTE_PATTERN
+from decision.rules.types import AllOf, AnyOf, AttrType, Condition, Not, Op, Predicate, Scalar
+from decision.rules.walker import Unconstructible, Walker, describe
+
+CONTEXT_PREFIX = "context."
+MAX_CONDITION_DEPTH = 8
+
+
+class ConditionReader:
+    """Reads condition trees; ``attributes`` is read live (the loader fills it before offers are read)."""
+
+    def __init__(self, w: Walker, attributes: dict[str, AttrType], declared: bool) -> None:
+        self.w = w
+        self.attributes = attributes
+        self.declared = declared
+
+    def condition(self, node: Node, path: str, depth: int = 0) -> Condition | None:
+        w = self.w
+        if depth > MAX_CONDITION_DEPTH:
+            w.error(node, path, f"conditions nested deeper than {MAX_CONDITION_DEPTH} levels")
+            return None
+        if isinstance(node, SequenceNode):  # a bare list means "all of"
+            children = self._children(node, path, depth)
+            return AllOf(children) if children is not None else None
+        if not isinstance(node, MappingNode) or len(node.value) != 1:
+            w.error(
+                node,
+                path,
+                "a condition is a mapping with exactly one key: and, or, not, or context.<attribute>",
+            )
+            return None
+        key_node, value_node = node.value[0]
+        key = w.value(key_node)
+        if key in ("and", "or"):
+            children = self._children(value_node, f"{path}.{key}", depth)
+            if children is None:
+                return None
+            return AllOf(children) if key == "and" else AnyOf(children)
+        if key == "not":
+            child = self.condition(value_node, f"{path}.not", depth + 1)
+            return Not(child) if child is not None else None
+        if isinstance(key, str) and key.startswith(CONTEXT_PREFIX):
+            return self._predicates(key_node, value_node, f"{path}.{key}", key[len(CONTEXT_PREFIX) :])
+        w.error(key_node, path, f"unknown condition {key!r}: expected and, or, not, or context.<attribute>")
+        return None
+
+    def _children(self, node: Node, path: str, depth: int) -> tuple[Condition, ...] | None:
+        items = self.w.sequence(node, path)
+        if items is None:
+            return None
+        children = [self.condition(item, f"{path}[{i}]", depth + 1) for i, item in enumerate(items)]
+        if any(child is None for child in children):
+            return None
+        return tuple(c for c in children if c is not None)
+
+    def _predicates(self, key_node: Node, node: Node, path: str, attribute: str) -> Condition | None:
+        w = self.w
+        if not ATTRIBUTE_PATTERN.fullmatch(attribute):
+            w.error(key_node, path, f"invalid attribute name {attribute!r}")
+            return None
+        if self.declared and attribute not in self.attributes:
+            w.error(key_node, path, f"unknown attribute {attribute!r} (not declared under attributes:)")
+            return None
+        ops = ", ".join(op.value for op in Op)
+        if not isinstance(node, MappingNode) or not node.value:
+            w.error(node, path, f"must map an operator ({ops}) to its operand, e.g. {{gt: 100}}")
+            return None
+        predicates: list[Condition] = []
+        seen: set[str] = set()
+        for op_node, operand_node in node.value:
+            name = w.value(op_node)
+            op_path = f"{path}.{name}"
+            if not isinstance(name, str) or name not in Op.__members__.values():
+                w.error(op_node, op_path, f"unknown operator {name!r} (expected one of: {ops})")
+                continue
+            if name in seen:
+                w.error(op_node, op_path, "duplicate operator")
+                continue
+            seen.add(name)
+            predicate = self._predicate(attribute, Op(name), operand_node, op_path)
+            if predicate is not None:
+                predicates.append(predicate)
+        if len(predicates) != len(node.value):
+            return None
+        return predicates[0] if len(predicates) == 1 else AllOf(tuple(predicates))
+
+    def _predicate(self, attribute: str, op: Op, node: Node, path: str) -> Condition | None:
+        w = self.w
+        declared = self.attributes.get(attribute)
+        loc = w.loc(node)
+        if op is Op.EXISTS:
+            present = w.boolean(node, path)
+            if present is None:
+                return None
+            predicate = Predicate(attribute, Op.EXISTS, True, loc)
+            return predicate if present else Not(predicate)
+        if op in (Op.IN, Op.NOT_IN):
+            items = w.sequence(node, path)
+            if items is None:
+                return None
+            values = [self._scalar(item, f"{path}[{i}]", declared) for i, item in enumerate(items)]
+            if any(v is None for v in values):
+                return None
+            return Predicate(attribute, op, tuple(v for v in values if v is not None), loc)
+        if op in (Op.LT, Op.LE, Op.GT, Op.GE):
+            value = self._scalar(node, path, declared, only=(float,))
+            return Predicate(attribute, op, value, loc) if value is not None else None
+        if op is Op.STARTS_WITH:
+            value = self._scalar(node, path, declared, only=(str,))
+            return Predicate(attribute, op, value, loc) if value is not None else None
+        if op is Op.CONTAINS:
+            # contains tests a substring of a string, or an item of a list.
+            if declared is not None and declared not in (AttrType.STRING, AttrType.LIST):
+                w.error(
+                    node,
+                    path,
+                    f"type mismatch: contains needs a string or list attribute, "
+                    f"context.{attribute} is declared {declared}",
+                )
+                return None
+            value = self._scalar(node, path, None if declared is AttrType.LIST else declared)
+            if value is not None and declared is AttrType.STRING and not isinstance(value, str):
+                w.error(node, path, f"type mismatch: context.{attribute} is a string, operand is {_type_name(value)}")
+                return None
+            return Predicate(attribute, op, value, loc) if value is not None else None
+        value = self._scalar(node, path, declared)
+        return Predicate(attribute, op, value, loc) if value is not None else None
+
+    def _scalar(
+        self,
+        node: Node,
+        path: str,
+        declared: AttrType | None,
+        only: tuple[type, ...] | None = None,
+    ) -> Scalar | None:
+        w = self.w
+        value = w.value(node)
+        scalar: Scalar
+        if isinstance(node, MappingNode | SequenceNode) or value is None or isinstance(value, Unconstructible):
+            w.error(node, path, f"type mismatch: expected a string, number or boolean, got {describe(value, node)}")
+            return None
+        if isinstance(value, bool | str):
+            scalar = value
+        elif isinstance(value, int | float):
+            if not math.isfinite(value):
+                w.error(node, path, f"numbers must be finite, got {value!r}")
+                return None
+            scalar = float(value)
+        else:  # timestamps, binary: compare as the text that was written
+            scalar = str(node.value)
+        if (only is not None and not isinstance(scalar, only)) or (only == (float,) and isinstance(scalar, bool)):
+            expected = " or ".join(_TYPE_NAMES[t] for t in only or ())
+            w.error(node, path, f"type mismatch: expected a {expected}, got {_type_name(scalar)} {scalar!r}")
+            return None
+        if declared is not None and declared is not AttrType.LIST and _attr_type(scalar) is not declared:
+            w.error(
+                node,
+                path,
+                f"type mismatch: attribute is declared {declared}, operand is {_type_name(scalar)} {scalar!r}",
+            )
+            return None
+        if declared is AttrType.LIST:
+            w.error(node, path, "type mismatch: a list attribute can only be tested with contains or exists")
+            return None
+        return scalar
+
+
+_TYPE_NAMES: dict[type, str] = {float: "number", str: "string", bool: "boolean"}
+
+
+def _attr_type(value: Scalar) -> AttrType:
+    if isinstance(value, bool):
+        return AttrType.BOOL
+    if isinstance(value, str):
+        return AttrType.STRING
+    return AttrType.NUMBER
+
+
+def _type_name(value: Scalar) -> str:
+    return _attr_type(value).value
