@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from decision.cli import ops
+from decision.cli import authoring, ops
 from decision.cli.options import EXIT_INVALID, EXIT_USAGE, add_redis_options, parse_context
 from decision.cli.redis_access import check_published, lint_warnings
 from decision.observe.redact import mask_url
@@ -309,6 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--once", action="store_true", help="exit after printing the example decisions")
     demo.set_defaults(func=cmd_demo)
     ops.add_commands(commands)  # rules publish|rollback|list, simulate
+    authoring.add_schema_command(commands)
     return parser
 
 
