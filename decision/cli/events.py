@@ -18,7 +18,6 @@ import time
 import uuid
 from collections.abc import Iterator, Sequence
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -99,45 +98,40 @@ _FIELDS = {
 }
 
 
+def event_from_json(body: object, where: str) -> Any:
+    """One line of an events file as an ``Event`` message; ``where`` (``file:line: ``) prefixes errors."""
+    if not isinstance(body, dict):
+        raise EventsInputError(f"{where}an event is a JSON object")
+    fields: dict[str, str] = {}
+    for key, value in body.items():
+        name = _FIELDS.get(key)
+        if name is None:
+            raise EventsInputError(f"{where}{key}: unknown field (expected one of: {', '.join(sorted(_FIELDS))})")
+        if not isinstance(value, str):
+            raise EventsInputError(f"{where}{key}: must be a string, got {orjson.dumps(value).decode()}")
+        fields[name] = value
+    for required in ("profile_id", "type", "tracking_token"):
+        if required not in fields:
+            raise EventsInputError(f"{where}{required}: required field is missing")
+    return event_message(
+        profile_id=fields["profile_id"],
+        type_name=fields["type"],
+        tracking_token=fields["tracking_token"],
+        event_id=fields.get("event_id"),
+        custom_type=fields.get("custom_type", ""),
+        at=fields.get("timestamp"),
+        where=where,
+    )
+
+
 def read_ndjson(path: str) -> list[Any]:
     """Every event of the file, or EventsInputError naming ``file:line``: nothing is sent from a bad file."""
+    from decision.cli.ndjson import values
+
     try:
-        lines = Path(path).read_bytes().splitlines()
+        events = [event_from_json(body, f"{line}: ") for line, body in values(path, EventsInputError)]
     except OSError as exc:
         raise EventsInputError(f"{path}: cannot read: {exc.strerror}") from None
-    events = []
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        where = f"{path}:{number}: "
-        try:
-            body = orjson.loads(line)
-        except orjson.JSONDecodeError as exc:
-            raise EventsInputError(f"{where}invalid JSON: {exc}") from None
-        if not isinstance(body, dict):
-            raise EventsInputError(f"{where}an event is a JSON object")
-        fields: dict[str, str] = {}
-        for key, value in body.items():
-            name = _FIELDS.get(key)
-            if name is None:
-                raise EventsInputError(f"{where}{key}: unknown field (expected one of: {', '.join(sorted(_FIELDS))})")
-            if not isinstance(value, str):
-                raise EventsInputError(f"{where}{key}: must be a string, got {orjson.dumps(value).decode()}")
-            fields[name] = value
-        for required in ("profile_id", "type", "tracking_token"):
-            if required not in fields:
-                raise EventsInputError(f"{where}{required}: required field is missing")
-        events.append(
-            event_message(
-                profile_id=fields["profile_id"],
-                type_name=fields["type"],
-                tracking_token=fields["tracking_token"],
-                event_id=fields.get("event_id"),
-                custom_type=fields.get("custom_type", ""),
-                at=fields.get("timestamp"),
-                where=where,
-            )
-        )
     if not events:
         raise EventsInputError(f"{path}: no events")
     return events

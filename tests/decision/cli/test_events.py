@@ -3,35 +3,13 @@
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
-import pytest
 
 from decision.store.embedded import EmbeddedRedis, free_port
-from tests.decision.cli.test_main import RULES, Server, decision_command, wait_serving
-
-
-@pytest.fixture
-def serve(tmp_path: Path) -> Iterator[object]:
-    started: list[subprocess.Popen[str]] = []
-    rules = tmp_path / "rules.yaml"
-    rules.write_text(RULES.format(version="v1"))
-
-    def _serve(redis_url: str) -> Server:
-        port = free_port()
-        args = ["serve", "--rules", str(rules), "--host", "127.0.0.1", "--port", str(port), "--redis-url", redis_url]
-        process = subprocess.Popen(decision_command(*args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        started.append(process)
-        wait_serving(f"127.0.0.1:{port}")
-        return Server(process, port)
-
-    yield _serve
-    for process in started:
-        process.kill()
-        process.wait()
+from tests.decision.cli.test_main import Server, decision_command, rules_file, serve  # noqa: F401 - fixtures
 
 
 def events(server_target: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -49,8 +27,8 @@ def tracking_token(server: Server, profile: str = "p1") -> str:
     return str(response.propositions[0].items[0].tracking_token)  # type: ignore[attr-defined]
 
 
-def test_one_event_from_flags_recorded_then_duplicate_then_rejected(serve: object, redis_url: str) -> None:
-    server = serve(redis_url)  # type: ignore[operator]
+def test_one_event_from_flags_recorded_then_duplicate_then_rejected(serve: object) -> None:  # noqa: F811
+    server = serve()  # type: ignore[operator]
     token = tracking_token(server)
     flags = ["--profile", "p1", "--type", "click", "--token", token, "--event-id", "e-1"]
     first = events(server.target, *flags)
@@ -68,8 +46,8 @@ def test_one_event_from_flags_recorded_then_duplicate_then_rejected(serve: objec
     assert result["outcome"] == "recorded" and len(result["event_id"]) == 32 and body["unsent"] == 0
 
 
-def test_an_ndjson_file_is_sent_in_batches_of_at_most_500(serve: object, redis_url: str, tmp_path: Path) -> None:
-    server = serve(redis_url)  # type: ignore[operator]
+def test_an_ndjson_file_is_sent_in_batches_of_at_most_500(serve: object, tmp_path: Path) -> None:  # noqa: F811
+    server = serve()  # type: ignore[operator]
     token = tracking_token(server)
     now = datetime.now(UTC).isoformat()
     lines = [
@@ -105,11 +83,11 @@ def test_a_bad_file_or_flags_send_nothing(tmp_path: Path) -> None:
     assert naive.returncode == 2 and "needs a time zone" in naive.stderr
 
 
-def test_unavailable_server_or_redis_exits_3(serve: object) -> None:
+def test_unavailable_server_or_redis_exits_3(serve: object) -> None:  # noqa: F811
     nobody = events(f"127.0.0.1:{free_port()}", "--profile", "p1", "--type", "click", "--token", "t")
     assert nobody.returncode == 3 and "UNAVAILABLE" in nobody.stderr
     with EmbeddedRedis() as redis_server:
-        server = serve(redis_server.url)  # type: ignore[operator]
+        server = serve(redis=redis_server.url)  # type: ignore[operator]
         token = tracking_token(server)
         redis_server.stop()
         down = events(server.target, "--profile", "p1", "--type", "click", "--token", token, "--deadline-ms", "5000")
