@@ -189,22 +189,28 @@ def cmd_events(args: argparse.Namespace) -> int:
             except grpc.RpcError as exc:
                 status = rpc_failure("events", exc)
                 print(
-                    f"decision events: {len(events) - len(results)} event(s) not sent or not recorded", file=sys.stderr
+                    f"decision events: {len(events) - len(results)} event(s) not sent or not recorded (UNSENT): "
+                    "retry them with the same event ids",
+                    file=sys.stderr,
                 )
                 break
             results.extend(response.results)
     rejected = sum(1 for r in results if r.outcome == decision_pb2.EVENT_OUTCOME_REJECTED)
+    # Ids of the events without a result (generated ones included): a retry must reuse them to count once.
+    unsent = [e.event_id for e in events[len(results) :]]
     if args.json:
         body = {
             "results": [
                 {"event_id": r.event_id, "outcome": _outcome(r.outcome).lower(), "reason": r.reason} for r in results
             ],
-            "unsent": len(events) - len(results),
+            "unsent": unsent,
         }
         print(orjson.dumps(body, option=orjson.OPT_INDENT_2).decode())
     else:
         for r in results:
             print(f"{_outcome(r.outcome):<9}  {r.event_id}" + (f"  {r.reason}" if r.reason else ""))
+        for event_id in unsent:
+            print(f"{'UNSENT':<9}  {event_id}")
     if status == 0 and rejected:
         status = EXIT_INVALID
     return status

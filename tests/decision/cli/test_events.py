@@ -43,7 +43,7 @@ def test_one_event_from_flags_recorded_then_duplicate_then_rejected(serve: objec
     assert generated.returncode == 0, generated.stderr
     body = orjson.loads(generated.stdout)
     [result] = body["results"]
-    assert result["outcome"] == "recorded" and len(result["event_id"]) == 32 and body["unsent"] == 0
+    assert result["outcome"] == "recorded" and len(result["event_id"]) == 32 and body["unsent"] == []
 
 
 def test_an_ndjson_file_is_sent_in_batches_of_at_most_500(serve: object, tmp_path: Path) -> None:  # noqa: F811
@@ -93,3 +93,5 @@ def test_unavailable_server_or_redis_exits_3(serve: object) -> None:  # noqa: F8
         down = events(server.target, "--profile", "p1", "--type", "click", "--token", token, "--deadline-ms", "5000")
     assert down.returncode == 3, down.stdout + down.stderr
     assert "UNAVAILABLE" in down.stderr and "1 event(s) not sent or not recorded" in down.stderr
+    [(outcome, event_id)] = [line.split() for line in down.stdout.splitlines()]
+    assert outcome == "UNSENT" and len(event_id) == 32  # the generated id, to retry with
