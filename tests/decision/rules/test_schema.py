@@ -289,7 +289,7 @@ STRUCTURAL: dict[str, Mutation] = {
     "empty contact_policies": _set(("contact_policies",), []),
 }
 
-# Refusals that need the whole ruleset or a parser: the schema cannot express them.
+# Refusals that need the whole ruleset, a parser or YAML's types: the schema cannot express them.
 SEMANTIC: dict[str, Mutation] = {
     "fallback offer does not exist": _set(("placements", 0, "fallback"), "nope"),
     "offer in an unknown placement": _set((*SALE, "placements"), ["banner", "nope"]),
@@ -312,6 +312,8 @@ SEMANTIC: dict[str, Mutation] = {
     ),
     "fallback offer with caps": _set(("offers", 0, "caps"), [{"max": 1}]),
     "policy on an unknown channel": _set((*POLICY, "channels"), ["sms"]),
+    # JSON has one number type: for JSON Schema 6.0 is an integer; YAML tells 6.0 from 6 and the loader wants 6.
+    "a whole float where an integer is expected": _set((*SALE, "priority"), 6.0),
 }
 
 
