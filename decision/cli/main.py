@@ -9,9 +9,8 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-from decision.cli import ops
+from decision.cli import authoring, client, events, ops
 from decision.cli.options import EXIT_INVALID, EXIT_USAGE, add_redis_options, parse_context
 from decision.cli.redis_access import check_published, lint_warnings
 from decision.observe.redact import mask_url
@@ -128,22 +127,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return status
 
 
-def client_channel(args: argparse.Namespace) -> Any:
-    """A gRPC channel to ``--target``: TLS when any TLS option is given, else plaintext."""
-    import grpc
-
-    from decision.api.tls import channel_credentials
-
-    if not (args.tls or args.tls_ca or args.tls_client_cert or args.tls_client_key):
-        return grpc.insecure_channel(args.target)
-    credentials = channel_credentials(args.tls_ca, args.tls_client_cert, args.tls_client_key)
-    return grpc.secure_channel(args.target, credentials)
-
-
 def cmd_decide(args: argparse.Namespace) -> int:
     import grpc
     from google.protobuf import json_format
 
+    from decision.cli.client import call_metadata, client_channel, rpc_failure
     from decision.cli.display import format_decision, format_explanations
     from decision.v1 import decision_pb2, decision_pb2_grpc
 
@@ -166,14 +154,13 @@ def cmd_decide(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"decision decide: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    metadata = [("authorization", f"Bearer {args.token}")] if args.token else None
+    metadata = call_metadata(args)
     with channel:
         stub = decision_pb2_grpc.DecisionServiceStub(channel)
         try:
             response = stub.Decide(request, timeout=args.deadline_ms / 1000, metadata=metadata)
         except grpc.RpcError as exc:
-            print(f"decision decide: {exc.code().name}: {exc.details()}", file=sys.stderr)
-            return EXIT_INVALID
+            return rpc_failure(args.command, exc)
     if args.json:
         print(json_format.MessageToJson(response, always_print_fields_with_no_presence=True))
     else:
@@ -284,7 +271,6 @@ def build_parser() -> argparse.ArgumentParser:
         aliases=["explain"],
         help="ask a running server for a decision (`explain`: and why each offer was or was not proposed)",
     )
-    decide.add_argument("--target", default="localhost:50051", help="host:port of the server")
     decide.add_argument("--profile", required=True)
     decide.add_argument("--channel", required=True)
     decide.add_argument("--placement", action="append", required=True, help="placement id (repeatable)")
@@ -292,15 +278,8 @@ def build_parser() -> argparse.ArgumentParser:
     decide.add_argument("--context", action="append", default=[], metavar="KEY=VALUE", help="repeatable")
     decide.add_argument("--request-id")
     decide.add_argument("--explain", action="store_true")
-    decide.add_argument("--deadline-ms", type=float, default=1000.0)
     decide.add_argument("--json", action="store_true", help="print the response as JSON")
-    decide.add_argument("--tls", action="store_true", help="connect with TLS (the system's CAs unless --tls-ca)")
-    decide.add_argument("--tls-ca", help="PEM CA bundle that signed the server's certificate (implies --tls)")
-    decide.add_argument("--tls-client-cert", help="PEM client certificate, for mutual TLS")
-    decide.add_argument("--tls-client-key", help="PEM key of --tls-client-cert")
-    decide.add_argument(
-        "--token", default=os.environ.get("DECISION_AUTH_TOKEN"), help="bearer token (env DECISION_AUTH_TOKEN)"
-    )
+    client.add_client_options(decide)
     decide.set_defaults(func=cmd_decide)
 
     demo = commands.add_parser("demo", help="embedded Redis + sample audiences + server + example decisions")
@@ -309,6 +288,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--once", action="store_true", help="exit after printing the example decisions")
     demo.set_defaults(func=cmd_demo)
     ops.add_commands(commands)  # rules publish|rollback|list, simulate
+    authoring.add_schema_command(commands)
+    events.add_events_command(commands)
     return parser
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 
+from decision.cli.audit import audit_json, change_summary, cmd_rules_diff, default_author
 from decision.cli.options import EXIT_INVALID, EXIT_USAGE, add_redis_options, parse_context
 from decision.cli.redis_access import client, lint_warnings, need_redis, redis_failure, run_control
 from decision.rules.errors import RulesetInvalid
@@ -27,6 +28,7 @@ def add_commands(commands: Any) -> None:
     rules_commands = rules.add_subparsers(dest="rules_command", required=True)
     publish = rules_commands.add_parser("publish", help="validate a ruleset, store it as a new version, activate it")
     publish.add_argument("rules", help="ruleset YAML file")
+    publish.add_argument("--author", help="who publishes it, recorded with the version (default: the OS user)")
     add_redis_options(publish)
     publish.set_defaults(func=cmd_rules_publish)
     rollback = rules_commands.add_parser("rollback", help="activate a published version again")
@@ -37,6 +39,14 @@ def add_commands(commands: Any) -> None:
     add_redis_options(listing)
     listing.add_argument("--json", action="store_true")
     listing.set_defaults(func=cmd_rules_list)
+    diff = rules_commands.add_parser(
+        "diff", help="offers and placements added, removed or changed (which fields) between two rulesets"
+    )
+    diff.add_argument("old", metavar="A", help="a ruleset file, or a published version name")
+    diff.add_argument("new", metavar="B", help="a ruleset file, or a published version name")
+    add_redis_options(diff)
+    diff.add_argument("--json", action="store_true")
+    diff.set_defaults(func=cmd_rules_diff)
 
     simulate = commands.add_parser("simulate", help="run a sample of profiles through a ruleset offline")
     simulate.add_argument("rules", help="ruleset YAML file")
@@ -69,7 +79,8 @@ def cmd_rules_publish(args: argparse.Namespace) -> int:
     try:
         data = read_rules_file(args.rules)
         ruleset, _ = parse_checked(data, args.rules)
-        activation = run_control(args, lambda store: publish(store, data, args.rules))
+        author = args.author or default_author()
+        activation = run_control(args, lambda store: publish(store, data, args.rules, author=author))
     except RulesetInvalid as exc:
         print(f"{exc}\ndecision rules publish: refused, the ruleset is invalid; nothing was published", file=sys.stderr)
         return EXIT_INVALID
@@ -86,6 +97,7 @@ def cmd_rules_publish(args: argparse.Namespace) -> int:
             f"published {entry.version} (#{entry.seq}, sha256 {entry.sha256[:12]}): active; "
             f"{activation.receivers} server process(es) notified"
         )
+        print(f"by {entry.author or '?'}: {change_summary(entry)}")
     else:
         print(f"{entry.version} (#{entry.seq}) is already the active ruleset: nothing changed")
     return 0
@@ -138,6 +150,7 @@ def cmd_rules_list(args: argparse.Namespace) -> int:
                     "sha256": e.sha256,
                     "published_at": e.published_at,
                     "source": e.source,
+                    **audit_json(e),
                 }
                 for e in versions
             ],
@@ -148,10 +161,18 @@ def cmd_rules_list(args: argparse.Namespace) -> int:
         print("nothing published yet (decision rules publish RULES)")
         return 0
     width = max(len(e.version) for e in versions)
-    print(f"  {'#':>4}  {'version':<{width}}  {'published (UTC)':<20}  {'sha256':<12}  source")
+    by = max(len("author"), *(len(e.author or "-") for e in versions))
+    src = max(len("source"), *(len(e.source) for e in versions))
+    print(
+        f"  {'#':>4}  {'version':<{width}}  {'published (UTC)':<20}  {'sha256':<12}  {'author':<{by}}  "
+        f"{'source':<{src}}  changes"
+    )
     for e in versions:
         mark = "*" if e.version == active else " "
-        print(f"{mark} {e.seq:>4}  {e.version:<{width}}  {_iso(e.published_at):<20}  {e.sha256[:12]}  {e.source}")
+        print(
+            f"{mark} {e.seq:>4}  {e.version:<{width}}  {_iso(e.published_at):<20}  {e.sha256[:12]}  "
+            f"{e.author or '-':<{by}}  {e.source:<{src}}  {change_summary(e)}"
+        )
     if pointer is not None:
         print(f"active: {pointer.version} (by {pointer.action or '?'} at {_iso(pointer.activated_at)})")
     return 0

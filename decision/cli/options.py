@@ -9,8 +9,12 @@ from typing import Any
 
 import orjson
 
+# Invalid input, or a request the server refused (some events rejected, a ruleset that does not validate).
 EXIT_INVALID = 1
+# Bad options or an unreadable input file: nothing was done.
 EXIT_USAGE = 2
+# The server, or the server's Redis, could not be reached: worth a retry.
+EXIT_UNAVAILABLE = 3
 
 
 def add_redis_options(parser: argparse.ArgumentParser) -> None:

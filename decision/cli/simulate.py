@@ -18,8 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from decision.core.planning import decide
 from decision.core.requests import check_request
 from decision.core.types import DecisionRequest, InvalidRequest, PlacementRequest
@@ -77,16 +75,10 @@ def profile_from_json(body: object, where: str) -> Profile:
 
 def read_ndjson(path: str | Path) -> Iterator[Profile]:
     """Profiles from NDJSON: ``{"profile": "p1", "audiences": ["a"], "context": {"cart_value": 12}}`` a line."""
-    with Path(path).open("rb") as handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            where = f"{path}:{number}"
-            try:
-                body = orjson.loads(line)
-            except orjson.JSONDecodeError as exc:
-                raise SampleError(f"{where}: invalid JSON: {exc}") from exc
-            yield profile_from_json(body, where)
+    from decision.cli.ndjson import values
+
+    for where, body in values(path, SampleError):
+        yield profile_from_json(body, where)
 
 
 @dataclass

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from decision.rules.diff import RulesetChanges, diff
 from decision.rules.engine import CompiledRuleset, compile_and_load
 from decision.rules.errors import Problem, RulesetInvalid, Severity
 from decision.rules.loader import parse
@@ -90,16 +91,29 @@ def _check(data: bytes, source: str) -> tuple[Ruleset, list[Problem]]:
     return ruleset, problems
 
 
-async def publish(store: ControlStore, data: bytes, source: str, now: float | None = None) -> Activation:
+async def publish(
+    store: ControlStore, data: bytes, source: str, now: float | None = None, *, author: str = ""
+) -> Activation:
     """Validate and compile a ruleset, store it as a new version and make it the active one.
 
-    Raises RulesetInvalid (nothing stored) or PublishError (its version name
-    is taken by other content).
+    The version records who published it and what changed against the
+    version active until then. Raises RulesetInvalid (nothing stored) or
+    PublishError (its version name is taken by other content).
     """
     ruleset, problems = await asyncio.to_thread(_check, data, source)
     when = time.time() if now is None else now
     digest = hashlib.sha256(data).hexdigest()
-    entry = await store.add_version(ruleset.version, sha256=digest, source=source, text=data.decode(), now=when)
+    previous, changes = await _changes_since_active(store, ruleset)
+    entry = await store.add_version(
+        ruleset.version,
+        sha256=digest,
+        source=source,
+        text=data.decode(),
+        now=when,
+        author=author,
+        previous=previous,
+        changes=None if changes is None else changes.to_json(),
+    )
     if entry.sha256 != digest:
         raise PublishError(
             f"{source}: version {ruleset.version!r} was already published with other content "
@@ -108,6 +122,21 @@ async def publish(store: ControlStore, data: bytes, source: str, now: float | No
     activation = await _activate(store, entry, "publish", when)
     warnings = tuple(p for p in problems if p.severity is Severity.WARNING)
     return Activation(activation.entry, activation.changed, activation.receivers, warnings)
+
+
+async def _changes_since_active(store: ControlStore, ruleset: Ruleset) -> tuple[str, RulesetChanges | None]:
+    """The active version's name and what ``ruleset`` changes in it ("", None: nothing is active)."""
+    pointer = await store.active()
+    entry = None if pointer is None else await store.version(pointer.version)
+    if entry is None:
+        return "", None
+    try:
+        source = f"{entry.source or 'published'} (published {entry.version})"
+        active, _ = await asyncio.to_thread(parse_checked, entry.text.encode(), source)
+    except RulesetInvalid:  # published by a release with another language: not comparable
+        log.warning("cannot compare with the active ruleset %s: it no longer validates", entry.version)
+        return entry.version, None
+    return entry.version, diff(active, ruleset)
 
 
 async def rollback(store: ControlStore, version: str | None = None, now: float | None = None) -> Activation:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import orjson
 
@@ -135,6 +136,12 @@ class PublishedRuleset:
     published_at: float
     source: str
     text: str
+    # Audit (absent from records published before it: "" and None).
+    author: str = ""
+    # The version that was active when this one was published ("": none).
+    previous: str = ""
+    # What changed against ``previous`` (decision.rules.diff.RulesetChanges as JSON); None: not known.
+    changes: Mapping[str, Any] | None = None
 
     def encode(self) -> bytes:
         return orjson.dumps(
@@ -144,6 +151,9 @@ class PublishedRuleset:
                 "published_at": self.published_at,
                 "source": self.source,
                 "text": self.text,
+                "author": self.author,
+                "previous": self.previous,
+                "changes": self.changes,
             }
         )
 
@@ -157,6 +167,9 @@ class PublishedRuleset:
             published_at=float(body["published_at"]),
             source=str(body.get("source", "")),
             text=str(body["text"]),
+            author=str(body.get("author") or ""),
+            previous=str(body.get("previous") or ""),
+            changes=body["changes"] if isinstance(body.get("changes"), dict) else None,
         )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 from decision.store.codecs import ActiveRulesetPointer, PublishedRuleset
 from decision.store.connect import AnyRedis
@@ -31,10 +32,21 @@ class ControlStore:
         self._closing = True
 
     # -- rulesets ----------------------------------------------------------
-    async def add_version(self, version: str, *, sha256: str, source: str, text: str, now: float) -> PublishedRuleset:
+    async def add_version(
+        self,
+        version: str,
+        *,
+        sha256: str,
+        source: str,
+        text: str,
+        now: float,
+        author: str = "",
+        previous: str = "",
+        changes: Mapping[str, Any] | None = None,
+    ) -> PublishedRuleset:
         """Store a ruleset under its version name unless the name is taken; returns what the name holds."""
         seq = int(await self.client.incr(self.keys.ruleset_seq))
-        entry = PublishedRuleset(version, seq, sha256, now, source, text)
+        entry = PublishedRuleset(version, seq, sha256, now, source, text, author, previous, changes)
         if await self.client.hsetnx(self.keys.ruleset_versions, version, entry.encode()):
             return entry
         existing = await self.version(version)
