@@ -41,7 +41,7 @@ def test_load_status_and_json(store: SyncStore, export: Path, capsys: Any, redis
     status, out, _ = cli(capsys, "status", *url)
     assert "gen 2: 0 written" in out
     assert next(line for line in out.splitlines() if line.startswith("fresh")).endswith(
-        "gen 1: 0 written, dead (host:2)"
+        "gen 1: 0 written, dead (host:2): gc removes 3:1 fields and the record"
     )
     status, out, _ = cli(capsys, "status", "--json", *url)
     body = json.loads(out)
