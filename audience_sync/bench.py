@@ -27,6 +27,7 @@ import argparse
 import asyncio
 import gzip
 import socket
+import statistics
 import tempfile
 import time
 import uuid
@@ -81,22 +82,6 @@ def write_csv(path: Path, profiles: int) -> None:
             out.write(b"".join(b"c-%d\n" % i for i in range(start, min(start + 100_000, profiles))))
 
 
-@dataclass(frozen=True, slots=True)
-class Ceiling:
-    """Memberships/s of the plain writer, in the shape of each load."""
-
-    export: float  # 10 fields per HSET, into empty hashes
-    again: float  # the same, into hashes holding the previous generation's fields
-    per_audience: float  # 1 field per HSET, one audience after the other
-
-    def __str__(self) -> str:
-        return f"{self.export:,.0f} / {self.again:,.0f} / {self.per_audience:,.0f}"
-
-    @staticmethod
-    def mean(a: Ceiling, b: Ceiling) -> Ceiling:
-        return Ceiling((a.export + b.export) / 2, (a.again + b.again) / 2, (a.per_audience + b.per_audience) / 2)
-
-
 def hset_rate(url: str, keys: Sequence[bytes], rows: Sequence[Sequence[bytes]], batch: int) -> float:
     """Memberships/s of ``HSET key *row`` for every key and row, ``batch`` memberships per pipeline.
 
@@ -129,24 +114,39 @@ def hset_rate(url: str, keys: Sequence[bytes], rows: Sequence[Sequence[bytes]], 
     return memberships / seconds
 
 
-def ceiling(url: str, profiles: int, audiences: Sequence[str], batch: int) -> Ceiling:
-    """The plain writer on the profile hashes the loads write (``<code>:<gen>`` fields, value "": no expiry)."""
-    client = connect(url)
-    client.flushall()
-    membership = KeySpace().membership
-    keys = [membership(f"c-{i}").encode() for i in range(profiles)]
-    codes = range(1, len(audiences) + 1)
+class PlainWriter:
+    """The ceiling: the profile hashes the loads write (``<code>:<gen>`` fields, value "": no expiry)."""
 
-    def fields(generation: int) -> list[bytes]:
-        return [part for code in codes for part in (membership_field(code, generation).encode(), b"")]
+    def __init__(self, url: str, profiles: int, audiences: int, batch: int) -> None:
+        self.url, self.batch, self.codes = url, batch, range(1, audiences + 1)
+        membership = KeySpace().membership
+        self.keys = [membership(f"c-{i}").encode() for i in range(profiles)]
 
-    export = hset_rate(url, keys, [fields(1)], batch)
-    again = hset_rate(url, keys, [fields(2)], batch)
-    client.flushall()
-    per_audience = hset_rate(url, keys, [[membership_field(code, 1).encode(), b""] for code in codes], batch)
-    client.flushall()
-    client.close()
-    return Ceiling(export, again, per_audience)
+    def _fields(self, generation: int) -> list[bytes]:
+        return [part for code in self.codes for part in (membership_field(code, generation).encode(), b"")]
+
+    def export(self) -> tuple[float, float]:
+        """Each profile's 10 fields in one HSET: into empty hashes, then again into the filled hashes."""
+        return hset_rate(self.url, self.keys, [self._fields(1)], self.batch), hset_rate(
+            self.url, self.keys, [self._fields(2)], self.batch
+        )
+
+    def per_audience(self) -> float:
+        """One field per HSET, an audience after the other (as 10 CSV files are loaded)."""
+        rows = [[membership_field(code, 1).encode(), b""] for code in self.codes]
+        return hset_rate(self.url, self.keys, rows, self.batch)
+
+
+@dataclass(slots=True)
+class Round:
+    """One round: each load right after its ceiling, so that both see the same neighbours on the machine."""
+
+    export_ceiling: float = 0.0
+    export: float = 0.0
+    again_ceiling: float = 0.0
+    again: float = 0.0
+    csv_ceiling: float = 0.0
+    csv: float = 0.0
 
 
 def load(url: str, paths: Sequence[str], options: LoadOptions) -> tuple[float, int]:
@@ -206,6 +206,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--profiles", type=int, default=1_000_000)
     parser.add_argument("--batch-size", type=int, default=10_000, help="memberships per pipeline in load")
     parser.add_argument("--gzip", action="store_true", help="gzip the XDM export (parse cost includes inflating)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of ceiling + loads (medians are shown)")
     parser.add_argument("--skip-csv", action="store_true", help="only the XDM export")
     parser.add_argument("--dir", help="where to write the generated inputs (default: a temporary directory)")
     args = parser.parse_args(argv)
@@ -227,51 +228,70 @@ def main(argv: Sequence[str] | None = None) -> int:
         with EmbeddedRedis() as redis_server:
             url = redis_server.url
             client = connect(url)
-            # The machines are shared: the ceiling is measured before and after the loads, ratios use the mean.
-            before = ceiling(url, profiles, audiences, args.batch_size)
-            baseline = int(client.info("memory")["used_memory"])
+            writer = PlainWriter(url, profiles, len(audiences), args.batch_size)
             xdm_options = LoadOptions(
                 input=InputOptions(identity_namespace="CRMID"), batch_size=args.batch_size, source="bench"
             )
-            rate, loaded = load(url, [str(xdm)], xdm_options)
-            assert loaded == memberships, (loaded, memberships)
-            used = int(client.info("memory")["used_memory"]) - baseline
-            encoding = client.object("encoding", KeySpace().membership("c-0"))
-            # A second snapshot of the same export: every member is written again beside the serving one.
-            reload_rate, _ = load(url, [str(xdm)], xdm_options)
-            csv_rate = 0.0
-            if csvs:
+            rounds = []
+            used, encoding = 0, b""
+            for _ in range(args.rounds):
+                now = Round()
                 client.flushall()
-                started = time.perf_counter()
-                for path, audience in zip(csvs, audiences, strict=True):
-                    one = LoadOptions(input=InputOptions(audience=audience), audiences=frozenset([audience]),
-                                      batch_size=args.batch_size, source="bench")  # fmt: skip
-                    load(url, [str(path)], one)
-                csv_rate = memberships / (time.perf_counter() - started)
+                now.export_ceiling, now.again_ceiling = writer.export()
+                client.flushall()
+                baseline = int(client.info("memory")["used_memory"])
+                now.export, loaded = load(url, [str(xdm)], xdm_options)
+                assert loaded == memberships, (loaded, memberships)
+                used = int(client.info("memory")["used_memory"]) - baseline
+                encoding = client.object("encoding", KeySpace().membership("c-0")) or b"?"
+                # A second snapshot of the same export: every member is written again beside the serving one.
+                now.again, _ = load(url, [str(xdm)], xdm_options)
+                if csvs:
+                    client.flushall()
+                    now.csv_ceiling = writer.per_audience()
+                    client.flushall()
+                    started = time.perf_counter()
+                    for path, audience in zip(csvs, audiences, strict=True):
+                        one = LoadOptions(input=InputOptions(audience=audience), audiences=frozenset([audience]),
+                                          batch_size=args.batch_size, source="bench")  # fmt: skip
+                        load(url, [str(path)], one)
+                    now.csv = memberships / (time.perf_counter() - started)
+                rounds.append(now)
             rules = Path(tmp) / "rules.yaml"
             rules.write_text(rules_for(audiences), encoding="utf-8")
             spent = asyncio.run(decide_cost(url, rules, "c-0"))
-            after = ceiling(url, profiles, audiences, args.batch_size)
             client.close()
-    top = Ceiling.mean(before, after)
+
+    def median(name: str) -> float:
+        return float(statistics.median(getattr(r, name) for r in rounds))
+
+    def ratio(load: str, ceiling: str) -> float:
+        return float(statistics.median(getattr(r, load) / getattr(r, ceiling) for r in rounds))
+
     batch = f"{args.batch_size:,} memberships per pipeline"
     rows = [
-        (f"ceiling: pipelined `HSET` of each profile's 10 fields, {batch}, hiredis, one connection", top.export, 1.0),
-        ("`load` AEP XDM export (10 audiences per line), parse + write + cutover", rate, rate / top.export),
-        ("ceiling: the same `HSET`s into hashes holding the previous generation", top.again, 1.0),
-        ("the same export again (every member unchanged)", reload_rate, reload_rate / top.again),
-    ]
-    if csv_rate:
+        (f"ceiling: pipelined `HSET` of each profile's 10 fields, {batch}, hiredis, one connection",
+         median("export_ceiling"), 1.0),
+        ("`load` AEP XDM export (10 audiences per line), parse + write + cutover",
+         median("export"), ratio("export", "export_ceiling")),
+        ("ceiling: the same `HSET`s into hashes holding the previous generation", median("again_ceiling"), 1.0),
+        ("the same export again (every member unchanged)", median("again"), ratio("again", "again_ceiling")),
+    ]  # fmt: skip
+    if csvs:
         rows += [
-            (f"ceiling: pipelined `HSET` of 1 field, an audience at a time, {batch}", top.per_audience, 1.0),
-            ("`load` 10 CSV files, one snapshot per audience", csv_rate, csv_rate / top.per_audience),
+            (f"ceiling: pipelined `HSET` of 1 field, an audience at a time, {batch}", median("csv_ceiling"), 1.0),
+            ("`load` 10 CSV files, one snapshot per audience", median("csv"), ratio("csv", "csv_ceiling")),
         ]
-    print("\n| | memberships/s | × ceiling |\n|---|---:|---:|")  # noqa: RUF001 - the README's table
-    for label, value, ratio in rows:
-        print(f"| {label} | {value:,.0f} | {ratio:.2f} |")
-    print(f"\nceilings (memberships/s) before the loads {before}, after {after}; ratios use the mean")
+    print(f"\nmedians of {len(rounds)} round(s); each load right after its ceiling, ratios per round")
+    print("| | memberships/s | × ceiling |\n|---|---:|---:|")  # noqa: RUF001 - the README's table
+    for label, value, share in rows:
+        print(f"| {label} | {value:,.0f} | {share:.2f} |")
+    for i, r in enumerate(rounds, 1):
+        csv = f", CSV {r.csv:,.0f} / {r.csv_ceiling:,.0f}" if r.csv else ""
+        print(f"round {i} (load / its ceiling, memberships/s): XDM {r.export:,.0f} / {r.export_ceiling:,.0f}, "
+              f"again {r.again:,.0f} / {r.again_ceiling:,.0f}{csv}")  # fmt: skip
     print(f"memory   used_memory per membership after the XDM load: {used / memberships:.1f} bytes "
-          f"({used / 1e6:,.0f} MB; a profile's hash is a {encoding.decode() if encoding else '?'})")  # fmt: skip
+          f"({used / 1e6:,.0f} MB; a profile's hash is a {encoding.decode()})")  # fmt: skip
     print(f"decide   Redis commands for one Decide: {spent}")
     return 0
 

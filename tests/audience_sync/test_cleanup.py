@@ -47,6 +47,23 @@ def start(store: SyncStore, audience: str, *, track_limit: int | None = None, **
     return load
 
 
+def load_from_a_pipe(
+    store: SyncStore, redis_url: str, profiles: list[str], *, until: tuple[str, str]
+) -> subprocess.Popen[bytes]:
+    """``audience-sync load -`` of audience vip fed ``profiles``, its stdin left open; returns once the
+    field ``until[1]`` of profile ``until[0]`` is written (the process then waits for more input)."""
+    process = spawn("load", "-", "--format", "csv", "--audience", "vip", "--batch-size", "10",
+                    stdin=subprocess.PIPE, redis_url=redis_url)  # fmt: skip
+    assert process.stdin is not None
+    process.stdin.write(("profile_id\n" + "".join(p + "\n" for p in profiles)).encode())
+    process.stdin.flush()
+    deadline = time.monotonic() + 20
+    while not store.client.hexists(store.keys.membership(until[0]), until[1]):
+        assert time.monotonic() < deadline, "the load did not write"
+        time.sleep(0.02)
+    return process
+
+
 @pytest.mark.parametrize("track_limit", [None, 0], ids=["profiles-remembered", "found-by-scan"])
 def test_a_load_refused_for_bad_lines_leaves_no_field_and_no_pending_entry(
     store: SyncStore, tmp_path: Path, track_limit: int | None
@@ -113,15 +130,7 @@ def test_a_load_failing_on_a_redis_error_removes_what_it_wrote(
 
 
 def test_an_interrupted_load_removes_what_it_wrote(store: SyncStore, redis_url: str) -> None:
-    process = spawn("load", "-", "--format", "csv", "--audience", "vip", "--batch-size", "10",
-                    stdin=subprocess.PIPE, redis_url=redis_url)  # fmt: skip
-    assert process.stdin is not None
-    process.stdin.write(b"profile_id\n" + b"".join(b"p%d\n" % i for i in range(35)))
-    process.stdin.flush()
-    deadline = time.monotonic() + 20
-    while not store.client.hexists(store.keys.membership("p29"), "1:1"):
-        assert time.monotonic() < deadline, "the load did not write"
-        time.sleep(0.02)
+    process = load_from_a_pipe(store, redis_url, [f"p{i}" for i in range(35)], until=("p29", "1:1"))
     process.send_signal(signal.SIGTERM)
     _, err = process.communicate(timeout=20)
     assert process.returncode == 130, err
@@ -135,15 +144,7 @@ def test_a_killed_load_is_reported_by_status_and_removed_by_gc(
 ) -> None:
     url = ["--redis-url", redis_url]
     assert cli(capsys, "load", str(csv(tmp_path, "old.csv", ["p1"])), "--audience", "vip", *url)[0] == 0
-    process = spawn("load", "-", "--format", "csv", "--audience", "vip", "--batch-size", "10",
-                    stdin=subprocess.PIPE, redis_url=redis_url)  # fmt: skip
-    assert process.stdin is not None
-    process.stdin.write(b"profile_id\n" + b"".join(b"q%d\n" % i for i in range(25)))
-    process.stdin.flush()
-    deadline = time.monotonic() + 20
-    while not store.client.hexists(store.keys.membership("q19"), "1:2"):
-        assert time.monotonic() < deadline, "the load did not write"
-        time.sleep(0.02)
+    process = load_from_a_pipe(store, redis_url, [f"q{i}" for i in range(25)], until=("q19", "1:2"))
     process.kill()
     process.communicate(timeout=20)
     status, out, _ = cli(capsys, "status", "--stale-after", "0", *url)
