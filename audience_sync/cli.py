@@ -12,13 +12,16 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import orjson
 
 from audience_sync.formats import Format, InputOptions, parse
 from audience_sync.records import Change, LineError, ParseStats
 from audience_sync.report import ErrorReport, Progress, human
+
+if TYPE_CHECKING:  # imported where used: `--help` and `status` stay quick to start
+    from audience_sync.snapshot import SnapshotLoad
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 1
@@ -131,7 +134,7 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
 
 
 # -- load ----------------------------------------------------------------------------
-def _say_cleaned(load: Any, stale_after: float) -> None:
+def _say_cleaned(load: SnapshotLoad, stale_after: float) -> None:
     """What a load that was not applied removed of what it wrote (nothing to say if it wrote nothing)."""
     if load.cleanup is not None:
         print(f"audience-sync load: not applied; {load.cleanup.describe(stale_after)}", file=sys.stderr)
