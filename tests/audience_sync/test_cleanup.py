@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from audience_sync.cleanup import Cleanup, clean_up
 from audience_sync.formats import InputOptions
@@ -185,3 +187,25 @@ def test_when_redis_is_gone_the_message_says_gc_will_remove_it(store: SyncStore,
     assert "`audience-sync gc` deletes their fields and records once their heartbeat is 300s old" in (
         cleanup.describe(300)
     )
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    old=st.sets(st.sampled_from([f"p{i}" for i in range(40)]), min_size=1),
+    new=st.lists(st.tuples(st.sampled_from([f"p{i}" for i in range(60)]), st.sampled_from(["vip", "new"]))),
+    track_limit=st.sampled_from([0, 10, 1000]),
+)
+def test_a_refused_load_leaves_redis_as_it_found_it(
+    store: SyncStore, tmp_path: Path, old: set[str], new: list[tuple[str, str]], track_limit: int
+) -> None:
+    """Whatever it wrote, in however many batches: memberships and registry entries are as before, no pending."""
+    store.client.flushall()
+    start(store, "vip").run([str(csv(tmp_path, "old.csv", sorted(old)))])
+    before = membership_fields(store), store.registry_state().entries
+    rows = ["profile_id,audience_id", *(f"{p},{a}" for p, a in new), *["bad\x01,vip"] * (len(new) // 50 + 1)]
+    load = SnapshotLoad(store, LoadOptions(batch_size=7), ErrorReport(show=0))
+    load.track_limit = track_limit
+    with pytest.raises(SnapshotRefused):
+        load.run([str(write_lines(tmp_path / "new.csv", rows))])
+    assert (membership_fields(store), store.registry_state().entries) == before
+    assert store.registry_state().pending == []
