@@ -265,27 +265,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     def median(name: str) -> float:
         return float(statistics.median(getattr(r, name) for r in rounds))
 
-    def ratio(load: str, ceiling: str) -> float:
-        return float(statistics.median(getattr(r, load) / getattr(r, ceiling) for r in rounds))
+    def ratio(load: str, ceiling: str) -> tuple[float, str]:
+        """The median of the rounds' ratios, and their range."""
+        ratios = [getattr(r, load) / getattr(r, ceiling) for r in rounds]
+        return float(statistics.median(ratios)), f"{min(ratios):.2f}–{max(ratios):.2f}"  # noqa: RUF001
 
     batch = f"{args.batch_size:,} memberships per pipeline"
+    top = (1.0, "")
     rows = [
         (f"ceiling: pipelined `HSET` of each profile's 10 fields, {batch}, hiredis, one connection",
-         median("export_ceiling"), 1.0),
+         median("export_ceiling"), top),
         ("`load` AEP XDM export (10 audiences per line), parse + write + cutover",
          median("export"), ratio("export", "export_ceiling")),
-        ("ceiling: the same `HSET`s into hashes holding the previous generation", median("again_ceiling"), 1.0),
+        ("ceiling: the same `HSET`s into hashes holding the previous generation", median("again_ceiling"), top),
         ("the same export again (every member unchanged)", median("again"), ratio("again", "again_ceiling")),
     ]  # fmt: skip
     if csvs:
         rows += [
-            (f"ceiling: pipelined `HSET` of 1 field, an audience at a time, {batch}", median("csv_ceiling"), 1.0),
+            (f"ceiling: pipelined `HSET` of 1 field, an audience at a time, {batch}", median("csv_ceiling"), top),
             ("`load` 10 CSV files, one snapshot per audience", median("csv"), ratio("csv", "csv_ceiling")),
         ]
-    print(f"\nmedians of {len(rounds)} round(s); each load right after its ceiling, ratios per round")
-    print("| | memberships/s | × ceiling |\n|---|---:|---:|")  # noqa: RUF001 - the README's table
-    for label, value, share in rows:
-        print(f"| {label} | {value:,.0f} | {share:.2f} |")
+    print(f"\nmedians of {len(rounds)} round(s); each load measured right after its ceiling; a ratio is the "
+          "median of the rounds' ratios (their range beside it)")  # fmt: skip
+    print("| | memberships/s | × ceiling | rounds |\n|---|---:|---:|---:|")  # noqa: RUF001 - the README's table
+    for label, value, (share, spread) in rows:
+        print(f"| {label} | {value:,.0f} | {share:.2f} | {spread} |")
     for i, r in enumerate(rounds, 1):
         csv = f", CSV {r.csv:,.0f} / {r.csv_ceiling:,.0f}" if r.csv else ""
         print(f"round {i} (load / its ceiling, memberships/s): XDM {r.export:,.0f} / {r.export_ceiling:,.0f}, "
