@@ -12,13 +12,16 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import orjson
 
 from audience_sync.formats import Format, InputOptions, parse
 from audience_sync.records import Change, LineError, ParseStats
 from audience_sync.report import ErrorReport, Progress, human
+
+if TYPE_CHECKING:  # imported where used: `--help` and `status` stay quick to start
+    from audience_sync.snapshot import SnapshotLoad
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 1
@@ -27,6 +30,7 @@ EXIT_UNAVAILABLE = 3
 EXIT_CONFLICT = 4
 EXIT_REDIS_ERROR = 5
 EXIT_INTERRUPTED = 130
+EXIT_CLOSED_PIPE = 141  # as a shell reports a writer killed by SIGPIPE
 
 EXIT_CODES = f"""exit status:
   {EXIT_OK}    done (or, with --dry-run, the input is acceptable)
@@ -37,7 +41,11 @@ EXIT_CODES = f"""exit status:
   {EXIT_CONFLICT}    conflict: a snapshot of the same audience is loading, or a newer one was switched
        in first — nothing was applied
   {EXIT_REDIS_ERROR}    another Redis error
-  {EXIT_INTERRUPTED}  interrupted (SIGINT/SIGTERM); a snapshot is not applied, deltas applied so far stay"""
+  {EXIT_INTERRUPTED}  interrupted (SIGINT/SIGTERM); a snapshot is not applied, deltas applied so far stay
+  {EXIT_CLOSED_PIPE}  stdout was closed early (e.g. piped into head); the work itself was done
+
+A snapshot that is refused, fails or is interrupted removes the membership fields it wrote and
+its pending registration, and says so; one killed (SIGKILL) leaves them to `gc` (see `status`)."""
 
 
 class UsageError(Exception):
@@ -102,6 +110,20 @@ def _progress_factory(args: argparse.Namespace) -> Callable[[str, int | None, Ca
     return make
 
 
+def _emit(summary: dict[str, Any]) -> None:
+    """--json: one object on stdout."""
+    sys.stdout.write(orjson.dumps(summary).decode() + "\n")
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("inbound-decisioning")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def _table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     cells = [list(header)] + [[f"{c:,}" if isinstance(c, int) else str(c) for c in row] for row in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
@@ -112,8 +134,15 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
 
 
 # -- load ----------------------------------------------------------------------------
+def _say_cleaned(load: SnapshotLoad, stale_after: float) -> None:
+    """What a load that was not applied removed of what it wrote (nothing to say if it wrote nothing)."""
+    if load.cleanup is not None:
+        print(f"audience-sync load: not applied; {load.cleanup.describe(stale_after)}", file=sys.stderr)
+
+
 def cmd_load(args: argparse.Namespace) -> int:
     from audience_sync.snapshot import LoadOptions, SnapshotLoad, SnapshotRefused, bad_ratio
+    from audience_sync.summaries import load_summary
 
     _check_files(args.files)
     options = LoadOptions(
@@ -131,11 +160,29 @@ def cmd_load(args: argparse.Namespace) -> int:
     with _rejects(args.rejects) as rejects:
         report = ErrorReport(show=args.show_errors, rejects=rejects)
         load = SnapshotLoad(store, options, report, progress=_progress_factory(args))
+
+        def summary(**outcome: Any) -> dict[str, Any]:
+            return load_summary(
+                tallies=load.tallies.values(), stats=load.stats, errors=report.shown, dry_run=options.dry_run,
+                skipped=load.skipped, cleanup=load.cleanup, **outcome,
+            )  # fmt: skip
+
         try:
             outcome = load.run(args.files)
         except SnapshotRefused as exc:
             print(f"audience-sync load: {exc}", file=sys.stderr)
+            _say_cleaned(load, args.stale_after)
+            if args.json:
+                _emit(summary(refused=str(exc)))
             return EXIT_CONFLICT if exc.conflict else EXIT_BAD_INPUT
+        except BaseException as exc:  # a Redis error, an interruption: main() says which
+            _say_cleaned(load, args.stale_after)
+            if args.json:
+                _emit(summary(failed=f"{type(exc).__name__}: {exc}".rstrip(": ")))
+            raise
+    if args.json:
+        _emit(summary(version=outcome.version, seconds=outcome.seconds))
+        return EXIT_OK
     rows = [
         (t.audience_id, t.code, t.generation or "-", t.members, t.added, t.removed, t.unchanged, t.expired, t.exited)
         for t in outcome.audiences.values()
@@ -181,6 +228,7 @@ def _read_changes(args: argparse.Namespace, report: ErrorReport) -> tuple[list[C
 def cmd_apply(args: argparse.Namespace) -> int:
     from audience_sync.deltas import DeltaApplier
     from audience_sync.snapshot import bad_ratio
+    from audience_sync.summaries import apply_summary
 
     _check_files(args.files)
     selected = frozenset(args.audience or ())
@@ -189,11 +237,14 @@ def cmd_apply(args: argparse.Namespace) -> int:
         changes, stats = _read_changes(args, report)
     ratio = bad_ratio(stats)
     if ratio > args.max_bad_ratio:
-        print(
-            f"audience-sync apply: {stats.bad} bad line(s) of {stats.lines} ({ratio:.2%}) exceed the threshold "
-            f"({args.max_bad_ratio:.2%}): nothing applied",
-            file=sys.stderr,
+        refused = (
+            f"{stats.bad} bad line(s) of {stats.lines} ({ratio:.2%}) exceed the threshold "
+            f"({args.max_bad_ratio:.2%}): nothing applied"
         )
+        print(f"audience-sync apply: {refused}", file=sys.stderr)
+        if args.json:
+            _emit(apply_summary(tallies={}, stats=stats, errors=report.shown, dry_run=args.dry_run, changes=0,
+                                refused=refused))  # fmt: skip
         return EXIT_BAD_INPUT
     if selected:
         changes = [c for c in changes if c.audience_id in selected]
@@ -207,6 +258,10 @@ def cmd_apply(args: argparse.Namespace) -> int:
         progress.update(min(start + args.batch_size, len(changes)))
     progress.finish()
     seconds = time.monotonic() - started
+    if args.json:
+        _emit(apply_summary(tallies=applier.outcome.audiences, stats=stats, errors=report.shown,
+                            dry_run=args.dry_run, changes=len(changes), seconds=seconds))  # fmt: skip
+        return EXIT_OK
     rows = [
         (audience, t.added, t.removed, t.unchanged, t.stale, t.expired)
         for audience, t in sorted(applier.outcome.audiences.items())
@@ -269,7 +324,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     state = _store(args).registry_state()
     now = time.time()
     if args.json:
-        sys.stdout.write(orjson.dumps({"version": state.version, "audiences": rows(state, now)}).decode() + "\n")
+        _emit({"command": "status", "ok": True, "version": state.version,
+               "audiences": rows(state, now, args.stale_after)})  # fmt: skip
     else:
         print(table(state, now, args.stale_after))
     return EXIT_OK
@@ -292,10 +348,11 @@ def cmd_gc(args: argparse.Namespace) -> int:
         on_batch=on_batch,
     )
     progress.finish()
-    verb = "would delete" if args.dry_run else "deleted"
+    verb, dropped = ("would delete", "would drop") if args.dry_run else ("deleted", "dropped")
+    dead = f": {', '.join(outcome.dead_loads)}" if outcome.dead_loads else ""
     print(
         f"gc: scanned {outcome.keys_scanned:,} profiles, {verb} {outcome.fields_deleted:,} stale fields in "
-        f"{outcome.keys_touched:,} of them; dropped {outcome.pending_dropped} dead snapshot record(s)"
+        f"{outcome.keys_touched:,} of them; {dropped} {outcome.pending_dropped} dead snapshot record(s){dead}"
     )
     return EXIT_OK
 
@@ -345,6 +402,7 @@ def build_parser() -> argparse.ArgumentParser:
     inputs.add_argument("--show-errors", type=int, default=20, help="bad lines printed (all are counted)")
     inputs.add_argument("--dry-run", action="store_true", help="parse and check everything, read Redis, write nothing")
     inputs.add_argument("--source", help="recorded in the registry (default: the file names)")
+    inputs.add_argument("--json", action="store_true", help="the outcome as one JSON object on stdout")
 
     parser = argparse.ArgumentParser(
         prog="audience-sync",
@@ -352,6 +410,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"audience-sync {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     load = commands.add_parser(
@@ -413,6 +472,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         signal.signal(signal.SIGTERM, _interrupt)  # unwind: a snapshot releases its pending generations
     try:
         status: int = args.func(args)
+        sys.stdout.flush()  # here, where a closed pipe can be handled, rather than at exit
+    except BrokenPipeError:
+        # The reader went away (``| head``): the standard way is to send what is left to devnull, so
+        # that the flush at exit does not fail again, and to exit quietly.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_CLOSED_PIPE
     except UsageError as exc:
         print(f"audience-sync {args.command}: {exc}", file=sys.stderr)
         return EXIT_USAGE

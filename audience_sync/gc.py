@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from audience_sync.registry import (
     DEFAULT_STALE_AFTER,
@@ -80,6 +80,8 @@ class GcOutcome:
     keys_touched: int = 0
     fields_deleted: int = 0
     pending_dropped: int = 0
+    # Records of dead loads dropped (or, in a dry run, that would be): "<code>:<gen> (<audience>, by <owner>)".
+    dead_loads: list[str] = field(default_factory=list)
 
 
 def collect(
@@ -122,6 +124,9 @@ def collect(
         sweep(keys)
     # Records of dead snapshots go last: their fields are gone now.
     for pending in state.pending:
-        if not pending.alive(now, stale_after) and not dry_run:
-            outcome.pending_dropped += store.drop_pending_if_unchanged(pending.field, pending.raw)
+        if pending.alive(now, stale_after):
+            continue
+        if dry_run or store.drop_pending_if_unchanged(pending.field, pending.raw):
+            outcome.pending_dropped += 1
+            outcome.dead_loads.append(f"{pending.field} ({pending.audience_id}, by {pending.owner or '?'})")
     return outcome

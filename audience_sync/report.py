@@ -20,11 +20,13 @@ class ErrorReport:
         self.out = out if out is not None else sys.stderr
         self.rejects = rejects
         self.count = 0
+        self.shown: list[str] = []  # the errors printed, for --json
 
     def add(self, error: LineError) -> None:
         self.count += 1
         if self.count <= self.show:
             print(error, file=self.out)
+            self.shown.append(str(error))
         elif self.count == self.show + 1:
             print("... (further errors counted, not shown)", file=self.out)
         if self.rejects is not None:

@@ -10,19 +10,21 @@ How it stays atomic for readers (docs/redis-keys.md):
    the registry version and publishes it.
 
 A load that fails, is refused or killed before step 3 changes nothing readers
-see; the fields it wrote are garbage for ``gc``. Profiles absent from the new
-snapshot need no deletion at the switch: their old generation stops counting.
+see. One that is refused or fails then deletes the fields it wrote and its
+pending records (audience_sync.cleanup); one killed by SIGKILL leaves them to
+``gc``, which ``status`` shows. Profiles absent from the new snapshot need no
+deletion at the switch: their old generation stops counting.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import socket
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
+from audience_sync.cleanup import TRACKED_PROFILES, Cleanup, clean_up
 from audience_sync.formats import InputOptions, parse
 from audience_sync.records import Change, LineError, ParseStats
 from audience_sync.registry import DEFAULT_STALE_AFTER, HEARTBEAT_EVERY, retired_generation
@@ -141,6 +143,11 @@ class SnapshotLoad:
         self.owner = owner_id()
         self.tallies: dict[str, AudienceTally] = {}
         self.pending_fields: list[str] = []
+        # Profiles written to, for the cleanup of a load that is not applied (None: too many, found by SCAN).
+        self.written_profiles: set[str] | None = set()
+        self.track_limit = TRACKED_PROFILES
+        self.stats = ParseStats()  # of the inputs read so far
+        self.cleanup: Cleanup | None = None  # set when the load was not applied after it began writing
         self.written = 0
         self.skipped = 0
         self._last_heartbeat = time.monotonic()
@@ -196,7 +203,7 @@ class SnapshotLoad:
     # -- the load ----------------------------------------------------------------------
     def run(self, paths: Sequence[str]) -> LoadOutcome:
         started = time.monotonic()
-        stats = ParseStats()
+        stats = self.stats
         try:
             if self.options.dry_run:
                 self._entries = dict(self.store.registry_state().entries)
@@ -215,9 +222,8 @@ class SnapshotLoad:
                 outcome.version = self._cutover(stats)
                 self.pending_fields = []
         finally:
-            if self.pending_fields:  # failed, refused or interrupted: let gc take the new generations at once
-                with contextlib.suppress(Exception):
-                    self.store.abandon(self.pending_fields)
+            if self.pending_fields:  # refused, failed or interrupted: remove what it wrote
+                self.cleanup = self._clean_up()
         outcome.seconds = time.monotonic() - started
         return outcome
 
@@ -276,6 +282,11 @@ class SnapshotLoad:
         if self.options.dry_run:
             self._tally_dry(batch, by_new)
             return
+        tracked = self.written_profiles
+        if tracked is not None:  # before the write: a batch that fails midway may have written some
+            tracked.update(batch)
+            if len(tracked) > self.track_limit:
+                self.written_profiles = None
         # Per profile: read each new field (set already: a repeat of an earlier batch) and the active one,
         # set the new fields, drop retired ones.
         rows: list[tuple[str, Sequence[str], Sequence[str], Sequence[str]]] = []
@@ -317,6 +328,18 @@ class SnapshotLoad:
                 tally.members += 1
                 if tally.active_field and active is not None and (active == b"" or int(active) > now):
                     tally.unchanged += 1
+
+    def _clean_up(self) -> Cleanup:
+        by_field = {t.new_field: t for t in self.tallies.values()}
+        cleanup = Cleanup(
+            generations={f: by_field[f].audience_id if f in by_field else "?" for f in self.pending_fields},
+            new_codes={t.audience_id: t.code for t in by_field.values() if not t.active_field},
+        )
+
+        def heartbeat(fields: Sequence[str]) -> None:
+            self.store.heartbeat(fields, now=self.clock(), written=self.written)
+
+        return clean_up(self.store, cleanup, self.written_profiles, heartbeat=heartbeat)
 
     def _heartbeat(self) -> None:
         alive = self.store.heartbeat(self.pending_fields, now=self.clock(), written=self.written)

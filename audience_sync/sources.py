@@ -43,8 +43,7 @@ def open_input(path: str, fmt: Format = Format.AUTO) -> Iterator[Opened]:
         compressed = reader.peek(2)[:2] == GZIP_MAGIC
         stream: Any = io.BufferedReader(gzip.GzipFile(fileobj=reader, mode="rb"), BUFFER) if compressed else reader
         if fmt is Format.AUTO:
-            first = stream.peek(64 * 1024).split(b"\n", 1)[0]
-            fmt = detect(path, first)
+            fmt = detect(path, stream.peek(BUFFER))  # the first lines vote: one corrupt line decides nothing
         position = (lambda: 0) if path == "-" else raw.tell
         yield Opened(iter(stream), fmt, position, input_size(path))
     finally:

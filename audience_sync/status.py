@@ -15,13 +15,21 @@ def _when(epoch: float | None) -> str:
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
+def gc_removes(p: PendingSnapshot) -> str:
+    """What ``gc`` does with the record of a dead load (killed, or its Redis gone before it could clean up)."""
+    return f"every membership field {p.field} (about {p.written:,} written), then this pending record"
+
+
 def _loading(p: PendingSnapshot, now: float, stale_after: float) -> dict[str, Any]:
+    alive = p.alive(now, stale_after)
     return {
         "generation": p.generation,
+        "field": p.field,
         "written": p.written,
-        "alive": p.alive(now, stale_after),
+        "alive": alive,
         "owner": p.owner,
         "heartbeat_age": round(now - p.heartbeat, 1),
+        "gc_removes": None if alive else gc_removes(p),
     }
 
 
@@ -53,7 +61,8 @@ def table(state: RegistryState, now: float, stale_after: float = DEFAULT_STALE_A
     lines: list[tuple[str, ...]] = [header]
     for row in rows(state, now, stale_after):
         loading = ", ".join(
-            f"gen {p['generation']}: {p['written']} written" + ("" if p["alive"] else f", dead ({p['owner']})")
+            f"gen {p['generation']}: {p['written']} written"
+            + ("" if p["alive"] else f", dead ({p['owner']}): gc removes {p['field']} fields and the record")
             for p in row["loading"]
         )
         synced = row["synced_at"]

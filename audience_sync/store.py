@@ -143,27 +143,36 @@ class SyncStore:
             self.load_scripts()
             return self.client.evalsha(script.sha, len(keys), *keys, *args)  # type: ignore[arg-type]
 
-    def pipeline(self, commands: Sequence[Command]) -> list[Any]:
+    def pipeline(self, commands: Sequence[Command], *, raise_on_error: bool = True) -> list[Any]:
         """Send commands in one non-transactional pipeline; their replies, in order.
 
         On a single Redis the commands are packed by hiredis and written on one
         connection, and the replies read back one by one: redis-py's Pipeline
         costs about three times more Python per command, which is most of the
         time of a bulk load. On a cluster, redis-py's ClusterPipeline splits the
-        batch by node (and follows MOVED/ASK).
+        batch by node (and follows MOVED/ASK). With ``raise_on_error=False`` an
+        error reply (e.g. WRONGTYPE) is returned in its place rather than raised.
         """
         client: Any = self.client  # redis-py's cluster and connection classes are partly untyped
         if self.cluster or _pack is None:
             pipe = client.pipeline(transaction=False)
             for command in commands:
                 pipe.execute_command(*command)
-            return cast(list[Any], pipe.execute())
+            return cast(list[Any], pipe.execute(raise_on_error=raise_on_error))
         pool = client.connection_pool
         conn: Any = pool.get_connection()
         try:
             conn.send_packed_command([b"".join([_pack(tuple(command)) for command in commands])])
             read = conn.read_response
-            return [read() for _ in commands]
+            if raise_on_error:
+                return [read() for _ in commands]
+            replies: list[Any] = []
+            for _ in commands:
+                try:
+                    replies.append(read())
+                except ResponseError as exc:  # the whole reply was read: the connection stays in step
+                    replies.append(exc)
+            return replies
         except BaseException:
             conn.disconnect()  # replies may be left unread: never reuse this connection
             raise
@@ -212,6 +221,12 @@ class SyncStore:
         if not fields:
             return 0
         return int(self._run("HEARTBEAT", [self.keys.pending], [repr(now), written, *fields]))
+
+    def pending_records(self, fields: Sequence[str]) -> list[bytes | None]:
+        """The pending records of these generations (None: no longer pending)."""
+        if not fields:
+            return []
+        return cast(list[bytes | None], self.client.hmget(self.keys.pending, list(fields)))
 
     def abandon(self, fields: Sequence[str]) -> None:
         """Drop pending records: their generations become garbage for ``gc`` at once."""
@@ -298,11 +313,17 @@ class SyncStore:
     def field_names(self, keys: Sequence[bytes]) -> list[list[bytes]]:
         return self.pipeline([("HKEYS", key) for key in keys])
 
-    def delete_fields(self, deletions: Sequence[tuple[bytes, Sequence[bytes]]]) -> int:
-        """HDEL a few fields per key (a hash left empty disappears with its last field)."""
+    def delete_fields(
+        self, deletions: Sequence[tuple[bytes | str, Sequence[bytes | str]]], *, skip_errors: bool = False
+    ) -> int:
+        """HDEL a few fields per key (a hash left empty disappears with its last field).
+
+        ``skip_errors``: a key that is not a hash (WRONGTYPE) is passed over rather than failing the batch.
+        """
         if not deletions:
             return 0
-        return sum(int(n) for n in self.pipeline([("HDEL", key, *fields) for key, fields in deletions]))
+        replies = self.pipeline([("HDEL", key, *fields) for key, fields in deletions], raise_on_error=not skip_errors)
+        return sum(int(n) for n in replies if not isinstance(n, Exception))
 
     # -- streams ---------------------------------------------------------------
     def ensure_group(self, stream: str, group: str, start_id: str = "0") -> None:

@@ -6,9 +6,11 @@ import enum
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+from audience_sync.formats import detection
 from audience_sync.formats.csv_rows import CsvOptions, parse_csv
+from audience_sync.formats.detection import elect, sample_lines
 from audience_sync.formats.ndjson_rows import NdjsonOptions, parse_ndjson
-from audience_sync.formats.xdm import XdmOptions, looks_like_xdm, parse_xdm
+from audience_sync.formats.xdm import XdmOptions, parse_xdm
 from audience_sync.records import Change, LineError, ParseStats
 
 
@@ -30,16 +32,18 @@ class InputOptions:
     segment_namespace: str = "ups"
 
 
-def detect(name: str, first_line: bytes) -> Format:
-    """The format of a file from its name (``.csv``, ``.json``...; ``.gz`` ignored) and first line."""
+def detect(name: str, sample: bytes) -> Format:
+    """The format of an input from its name (``.csv``, ``.json``...; ``.gz`` ignored) and its first lines.
+
+    ``sample`` is the start of the (decompressed) input; its first non-blank lines vote (formats.detection).
+    """
     base = name.lower().removesuffix(".gz")
     if base.endswith((".csv", ".txt")):
         return Format.CSV
-    if looks_like_xdm(first_line):
-        return Format.XDM
-    if base.endswith((".json", ".ndjson", ".jsonl")) or first_line.lstrip().startswith(b"{"):
-        return Format.NDJSON
-    return Format.CSV
+    lines = sample_lines(sample)
+    if base.endswith((".json", ".ndjson", ".jsonl")):
+        return Format(elect(lines, (detection.XDM, detection.NDJSON)) or Format.NDJSON)
+    return Format(elect(lines) or Format.CSV)
 
 
 def parse(

@@ -141,7 +141,3 @@ def parse_xdm(
             yield LineError(source, line, str(exc), raw)
             continue
         yield from changes
-
-
-def looks_like_xdm(first_line: bytes) -> bool:
-    return b'identityMap"' in first_line or b'segmentMembership"' in first_line

@@ -71,13 +71,15 @@ def cli(capsys: Any, *args: str) -> tuple[int, str, str]:
     return status, captured.out, captured.err
 
 
-def spawn(*args: str, stdin: int | None = None, redis_url: str) -> subprocess.Popen[bytes]:
+def spawn(
+    *args: str, stdin: int | None = None, stdout: int = subprocess.PIPE, redis_url: str
+) -> subprocess.Popen[bytes]:
     """``audience-sync`` as a separate process (for the kill tests)."""
     env = {**os.environ, "AUDIENCE_SYNC_REDIS_URL": redis_url, "PYTHONPATH": str(ROOT)}
     return subprocess.Popen(
         [sys.executable, "-m", "audience_sync.cli", *args],
         stdin=stdin,
-        stdout=subprocess.PIPE,
+        stdout=stdout,
         stderr=subprocess.PIPE,
         env=env,
         cwd=ROOT,

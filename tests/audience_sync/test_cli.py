@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import re
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -14,7 +18,7 @@ from audience_sync.cli import build_parser
 from audience_sync.report import Progress
 from audience_sync.store import SyncStore
 from decision.store.embedded import free_port
-from tests.audience_sync.helpers import cli, dump, seen_by_readers, write_lines, xdm_line
+from tests.audience_sync.helpers import ROOT, cli, dump, seen_by_readers, spawn, write_lines, xdm_line
 
 
 @pytest.fixture
@@ -41,7 +45,7 @@ def test_load_status_and_json(store: SyncStore, export: Path, capsys: Any, redis
     status, out, _ = cli(capsys, "status", *url)
     assert "gen 2: 0 written" in out
     assert next(line for line in out.splitlines() if line.startswith("fresh")).endswith(
-        "gen 1: 0 written, dead (host:2)"
+        "gen 1: 0 written, dead (host:2): gc removes 3:1 fields and the record"
     )
     status, out, _ = cli(capsys, "status", "--json", *url)
     body = json.loads(out)
@@ -109,3 +113,99 @@ def test_progress_line_rate_and_eta() -> None:
     now[0], position[0] = 10.0, 250
     progress.update(50_000)
     assert out.getvalue() == "f.csv: 50.0k rows, 5.0k rows/s, 0m10s, 25%, ETA 0m30s\n"
+
+
+# -- --json, a closed stdout, --version -----------------------------------------------------
+def test_load_json_is_one_object_with_counts_audiences_and_bad_lines(
+    store: SyncStore, export: Path, capsys: Any, redis_url: str
+) -> None:
+    status, out, _ = cli(
+        capsys, "load", str(export), "--identity-namespace", "CRMID", "--json", "--redis-url", redis_url
+    )
+    assert status == 0
+    body = json.loads(out)  # one object, nothing else on stdout
+    assert {k: body[k] for k in ("command", "ok", "applied", "version", "lines", "bad_lines", "memberships")} == {
+        "command": "load", "ok": True, "applied": True, "version": 3, "lines": 100, "bad_lines": 1,
+        "memberships": 149,
+    }  # fmt: skip
+    assert body["errors"] == [f"{export}:100: identityMap.CRMID: missing"]
+    assert {a["audience"]: (a["code"], a["members"], a["added"], a["exited"]) for a in body["audiences"]} == {
+        "vip": (1, 99, 99, 0),
+        "gold": (2, 50, 50, 49),
+    }
+    assert body["cleaned"] is None and body["refused"] is None
+
+
+def test_load_json_of_a_refused_load_says_what_was_cleaned(
+    store: SyncStore, export: Path, capsys: Any, redis_url: str
+) -> None:
+    args = ["load", str(export), "--identity-namespace", "CRMID", "--max-bad-ratio", "0.5%", "--batch-size", "10"]
+    status, out, err = cli(capsys, *args, "--json", "--redis-url", redis_url)
+    assert status == 1
+    body = json.loads(out)
+    assert (body["ok"], body["applied"], body["bad_lines"]) == (False, False, 1)
+    assert body["refused"].startswith("1 bad line(s) of 100 (1.00%) exceed the threshold")
+    assert body["cleaned"] == {
+        "fields_removed": 149,
+        "pending_removed": ["1:1", "2:1"],
+        "not_found": [],
+        "left_to_gc": [],
+        "codes_not_reused": {"vip": 1, "gold": 2},
+        "found_by_scan": False,
+        "error": "",
+    }
+    assert "not applied; removed the 149 membership field(s) it had written" in err
+    assert store.registry_state().pending == [] and list(store.scan_membership_keys(100)) == []
+
+
+def test_apply_json(store: SyncStore, tmp_path: Path, capsys: Any, redis_url: str) -> None:
+    url = ["--redis-url", redis_url]
+    changes = write_lines(tmp_path / "d.csv", ["profile_id,status", "p1,realized", "p2,realized", "p1,exited"])
+    status, out, _ = cli(capsys, "apply", str(changes), "--audience", "vip", "--json", *url)
+    assert status == 0
+    body = json.loads(out)
+    assert {k: body[k] for k in ("command", "ok", "lines", "bad_lines", "changes")} == {
+        "command": "apply", "ok": True, "lines": 3, "bad_lines": 0, "changes": 3,
+    }  # fmt: skip
+    assert body["audiences"] == [
+        {"audience": "vip", "added": 2, "removed": 1, "unchanged": 0, "stale": 0, "expired": 0}
+    ]
+    assert seen_by_readers(store) == {"p2": {"vip"}}
+    bad = write_lines(tmp_path / "bad.csv", ["profile_id,status", "p3,maybe"])
+    status, out, _ = cli(capsys, "apply", str(bad), "--audience", "vip", "--json", *url)
+    assert status == 1
+    assert json.loads(out)["refused"].startswith("1 bad line(s) of 1 (100.00%)")
+
+
+def test_status_json(store: SyncStore, export: Path, capsys: Any, redis_url: str) -> None:
+    cli(capsys, "load", str(export), "--identity-namespace", "CRMID", "--redis-url", redis_url)
+    status, out, _ = cli(capsys, "status", "--json", "--redis-url", redis_url)
+    body = json.loads(out)
+    assert (status, body["command"], body["ok"], body["version"]) == (0, "status", True, 3)
+    assert [(a["audience"], a["members"], a["loading"]) for a in body["audiences"]] == [
+        ("gold", 50, []),
+        ("vip", 99, []),
+    ]
+
+
+def test_a_closed_stdout_is_quiet(store: SyncStore, export: Path, redis_url: str) -> None:
+    """`audience-sync status --json | head -c 10`: no traceback when the reader is gone."""
+    store.begin_snapshot("vip", now=time.time(), stale_after=300, source="t", owner="h:1")
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before anything is written: every write fails with EPIPE
+    process = spawn("status", "--json", stdout=write_end, redis_url=redis_url)
+    os.close(write_end)
+    _, err = process.communicate(timeout=30)
+    assert (process.returncode, err) == (141, b"")
+    shell = subprocess.run(
+        f"{sys.executable} -m audience_sync.cli status --json --redis-url {redis_url} | head -c 10",
+        shell=True, capture_output=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=30,
+    )  # fmt: skip
+    assert (shell.stdout, shell.stderr) == (b'{"command"', b"")
+
+
+def test_version(capsys: Any) -> None:
+    with pytest.raises(SystemExit) as done:
+        build_parser().parse_args(["--version"])
+    assert done.value.code == 0
+    assert re.fullmatch(r"audience-sync \d+\.\d+\.\d+\S*\n", capsys.readouterr().out)

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from audience_sync.formats import Format, InputOptions, detect, parse
+from audience_sync.formats import Format, InputOptions, parse
 from audience_sync.formats.xdm import XdmOptions, parse_xdm
 from audience_sync.records import Change, LineError, ParseStats
 from audience_sync.sources import open_input
@@ -241,9 +241,3 @@ def test_files_plain_or_gzip_and_format_detection(tmp_path: Path, compressed: bo
         assert opened.format is Format.XDM
         assert list(opened.lines) == [body]
         assert opened.position() == path.stat().st_size
-
-
-def test_detect() -> None:
-    assert detect("a.csv.gz", b"profile_id") is Format.CSV
-    assert detect("a.json", b'{"profile_id": "p"}') is Format.NDJSON
-    assert detect("part-0001", b'{"identityMap": {}}') is Format.XDM
