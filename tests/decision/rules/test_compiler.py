@@ -58,3 +58,40 @@ def test_fnv1a32_matches_published_vectors() -> None:
     assert fnv1a32("") == 0x811C9DC5
     assert fnv1a32("a") == 0xE40C292C
     assert fnv1a32("foobar") == 0xBF9CF968
+
+
+@settings(
+    max_examples=int(os.environ.get("PROPERTY_EXAMPLES", "300")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+@given(
+    document=ruleset_documents(max_offers=24),
+    batch=st.lists(requests(), min_size=1, max_size=6),
+    tier_rules=st.integers(1, 6),
+)
+def test_tiered_evaluation_skips_only_offers_outranked_by_enough_found(
+    document: str, batch: list, tier_rules: int
+) -> None:
+    ruleset, problems = parse(document.encode(), "random.yaml")
+    assert ruleset is not None, "\n".join(map(str, problems))
+    compiled = compile_and_load(ruleset, tier_rules)
+    placement_ids = list(ruleset.placements)
+    offers = ruleset.offers
+    for index, (audiences, context, now) in enumerate(batch):
+        wanted = placement_ids[index % len(placement_ids) :][:2]
+        expected = {
+            o: r for o, r in reference.eligible(ruleset, audiences, context, now).items()
+            if any(p in offers[o].placements for p in wanted)
+        }  # fmt: skip
+        tiered = compiled.eligible(audiences, context, now, wanted, tiered=True)
+        # What it finds is the reference's answer, in file order.
+        assert tiered == {o: expected[o] for o in expected if o in tiered}
+        # What it skips is outranked, in each requested placement, by enough offers it found.
+        enough = compiled.enough_for(wanted)
+        for skipped in expected.keys() - tiered.keys():
+            for p in set(wanted).intersection(offers[skipped].placements):
+                above = [
+                    o for o in tiered if p in offers[o].placements and offers[o].priority > offers[skipped].priority
+                ]
+                assert len(above) >= enough, (skipped, p, tiered)
