@@ -36,14 +36,6 @@ from decision.rules.types import Context, Ruleset
 _HANDLED: Final = 0
 _NOT_HANDLED: Final = 1
 
-# Tiered evaluation (``eligible(..., tiered=True)``): a placement's rules are split by offer priority
-# into engine rulesets of about this many rules each (never splitting a priority), evaluated from the
-# highest priority down until the placement has enough eligible offers.
-TIER_RULES: Final = 24
-# Eligible offers found beyond what the requested placements can show before the lower tiers are
-# skipped: delivery controls (caps, contact policies, experiments) decided later may still drop some.
-TIER_MARGIN: Final = 4
-
 _names = itertools.count(1)
 _lock = threading.Lock()
 
@@ -59,7 +51,7 @@ class CompiledRuleset:
     reload never frees an engine ruleset that a pending request will use.
     """
 
-    def __init__(self, ruleset: Ruleset, compilation: Compilation, tier_rules: int = TIER_RULES) -> None:
+    def __init__(self, ruleset: Ruleset, compilation: Compilation) -> None:
         self.ruleset = ruleset
         self.compilation = compilation
         self._rules: Mapping[str, CompiledRule] = compilation.rules
@@ -72,8 +64,6 @@ class CompiledRuleset:
         definition: Mapping[str, object] = compilation.definition
         self._handle = self._load(definition)
         self._placement_handles: dict[str, tuple[int, int]] = {}
-        # Per placement, its rules in engine rulesets by descending offer priority.
-        self._placement_tiers: dict[str, list[int]] = {}
         self._offers_cache: dict[tuple[str, ...], frozenset[str]] = {}
         for placement_id in ruleset.placements:
             subset = {
@@ -83,26 +73,6 @@ class CompiledRuleset:
             }
             if subset:
                 self._placement_handles[placement_id] = (self._load(subset), len(subset))
-                self._placement_tiers[placement_id] = [self._load(t) for t in self._tiers(subset, tier_rules)]
-
-    def _tiers(self, definition: Mapping[str, object], size: int) -> list[dict[str, object]]:
-        """The rules by descending offer priority, cut into tiers of about ``size`` at priority changes.
-
-        Offers of one priority share a tier: within a priority, ranking (score, file order) needs them all.
-        """
-        offers = self.ruleset.offers
-        ordered = sorted(definition, key=lambda name: -offers[self._rules[name].offer_id].priority)
-        tiers: list[dict[str, object]] = []
-        current: dict[str, object] = {}
-        previous: int | None = None
-        for name in ordered:
-            priority = offers[self._rules[name].offer_id].priority
-            if len(current) >= size and priority != previous:
-                tiers.append(current)
-                current = {}
-            current[name] = definition[name]
-            previous = priority
-        return [*tiers, current] if current else tiers
 
     def _load(self, definition: Mapping[str, object]) -> int:
         with _lock:
@@ -120,22 +90,12 @@ class CompiledRuleset:
         context: Context,
         now: float,
         placements: Sequence[str] | None = None,
-        *,
-        tiered: bool = False,
     ) -> dict[str, str]:
         """Offer id -> name of its first matching rule, for every eligible offer, in file order.
 
         With ``placements``, only the offers of those placements (the others are
         not evaluated). Equal to ``reference.eligible`` on the same inputs,
         restricted to those placements' offers (held by the property-based tests).
-
-        ``tiered`` (with ``placements``): each placement's offers are evaluated by
-        priority tier, highest first, and its lower tiers skipped once it has
-        ``enough_for(placements)`` eligible offers: as ranking is by priority first,
-        the skipped offers could only be shown if more than TIER_MARGIN of those
-        found were dropped by delivery controls. The answer is then the reference's
-        restricted to the tiers evaluated (every eligible offer of a placement of
-        priority at least its last tier's). Explain and simulate evaluate everything.
         """
         fact = self._layout.fact(next(self._fact_ids), audiences, context, now)
         if len(fact) > MAX_FACT_PROPERTIES:
@@ -148,13 +108,9 @@ class CompiledRuleset:
             return {o: r for o, r in everything.items() if any(p in offers[o].placements for p in placements)}
         fact_json = orjson.dumps(fact).decode()
         fired: set[str] = set()
-        if tiered and placements is not None:
-            self._fire_tiers(placements, fact_json, fired)
-            wanted = None
-        else:
-            handles, wanted = self._handles_for(placements)
-            for handle in handles:
-                self._fire(handle, fact_json, fired)
+        handles, wanted = self._handles_for(placements)
+        for handle in handles:
+            self._fire(handle, fact_json, fired)
         best: dict[str, CompiledRule] = {}
         for engine_name in fired:
             rule = self._rules[engine_name]
@@ -165,32 +121,6 @@ class CompiledRuleset:
                 best[rule.offer_id] = rule
         position = self._position
         return {offer_id: best[offer_id].rule_name for offer_id in sorted(best, key=position.__getitem__)}
-
-    def enough_for(self, placements: Sequence[str]) -> int:
-        """Eligible offers a placement needs before its lower tiers are skipped: every requested
-        placement's items (an offer shown in one is not in another) plus the margin."""
-        placement = self.ruleset.placements
-        return sum(placement[p].max_items for p in dict.fromkeys(placements) if p in placement) + TIER_MARGIN
-
-    def _fire_tiers(self, placements: Sequence[str], fact_json: str, fired: set[str]) -> None:
-        enough = self.enough_for(placements)
-        rules = self._rules
-        pending = {p: self._placement_tiers[p] for p in dict.fromkeys(placements) if p in self._placement_tiers}
-        found: dict[str, set[str]] = {p: set() for p in pending}  # placement -> eligible offers of its tiers so far
-        tier = 0
-        while pending:
-            for placement_id, tiers in list(pending.items()):
-                if tier >= len(tiers):
-                    del pending[placement_id]
-                    continue
-                fresh: set[str] = set()
-                self._fire(tiers[tier], fact_json, fresh)
-                fired |= fresh
-                found[placement_id].update(rules[name].offer_id for name in fresh)
-            for placement_id in list(pending):
-                if len(found[placement_id]) >= enough:
-                    del pending[placement_id]
-            tier += 1
 
     def _handles_for(self, placements: Sequence[str] | None) -> tuple[list[int], frozenset[str] | None]:
         """The engine rulesets to assert into, and the offers to keep of what fires (None: all).
@@ -249,6 +179,6 @@ def _delete_ruleset(handle: int) -> None:
         _dre.delete_ruleset(handle)
 
 
-def compile_and_load(ruleset: Ruleset, tier_rules: int = TIER_RULES) -> CompiledRuleset:
-    """Compile a validated ruleset and load it into the engine (``tier_rules``: see TIER_RULES)."""
-    return CompiledRuleset(ruleset, compile_ruleset(ruleset), tier_rules)
+def compile_and_load(ruleset: Ruleset) -> CompiledRuleset:
+    """Compile a validated ruleset and load it into the engine."""
+    return CompiledRuleset(ruleset, compile_ruleset(ruleset))
