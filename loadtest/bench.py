@@ -80,6 +80,11 @@ def pinned(core: int) -> list[str]:
     return []
 
 
+def pinned_all() -> list[str]:
+    count = os.cpu_count() or 1
+    return ["taskset", "-c", f"0-{count - 1}"] if shutil.which("taskset") and count >= 2 else []
+
+
 SERVER_CORE, LOAD_CORE = 1, 0
 
 
@@ -237,6 +242,19 @@ def print_stages(label: str, before: Stages, after: Stages, calls: int) -> None:
     print(f"stages at {label}, µs per call: {', '.join(parts)}; together {total / calls * 1e6:.0f}")
 
 
+@contextmanager
+def redis(url: str | None) -> Iterator[str]:
+    """The given Redis, or an embedded one on the load generators' core."""
+    if url is not None:
+        yield url
+        return
+    with EmbeddedRedis() as server:
+        assert server.process is not None
+        if pinned(LOAD_CORE):
+            subprocess.run(["taskset", "-pc", str(LOAD_CORE), str(server.process.pid)], check=True, capture_output=True)
+        yield server.url
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workers", type=int, default=1)
@@ -249,6 +267,11 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--chart", type=Path, default=Path("bench-results/latency.png"))
     parser.add_argument("--skip-k6", action="store_true", help="one-body traffic only")
+    parser.add_argument(
+        "--redis-url",
+        help="an empty Redis to use instead of an embedded one: rediss:// (TLS, ?ssl_ca_certs=...) or "
+        "redis+cluster:// (its keys are written and left)",
+    )
     parser.add_argument("--skip-growthbook", action="store_true")
     args = parser.parse_args()
     h2load.find_h2load()
@@ -258,19 +281,16 @@ def main() -> int:
 
     body = h2load.grpc_frame(sample_request("p7"))
     floor_frame = h2load.grpc_frame(floor_answer())
-    server_pin = pinned(SERVER_CORE) if args.workers == 1 else []
+    # One worker on its own core; several on every core (whatever affinity this process was started with).
+    server_pin = pinned(SERVER_CORE) if args.workers == 1 else pinned_all()
     rows: list[Row] = []
     stage_lines: list[tuple[str, Stages, Stages, int]] = []
-    with tempfile.TemporaryDirectory() as tmp, EmbeddedRedis() as redis_server:
-        assert redis_server.process is not None
-        if pinned(LOAD_CORE):
-            subprocess.run(["taskset", "-pc", str(LOAD_CORE), str(redis_server.process.pid)], check=True,
-                           capture_output=True)  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp, redis(args.redis_url) as redis_url:
         directory = Path(tmp)
         rules = directory / "rules.yaml"
         rules.write_text(generate(args.offers, args.audiences, args.seed, caps=True))
         offers = len(load_file(str(rules)).offers)
-        load_profiles(redis_server.url, args.profiles, args.audiences, args.per_profile, args.seed)
+        load_profiles(redis_url, args.profiles, args.audiences, args.per_profile, args.seed)
         requests_file = directory / "requests.json"
         write_requests(requests_file, 20_000, args.profiles, args.seed)
         workers = ["--workers", str(args.workers)]
@@ -287,14 +307,14 @@ def main() -> int:
 
         port = free_port()
         floor = [*server_pin, sys.executable, "-m", "loadtest.floor_server", "--port", str(port),
-                 "--redis-url", redis_server.url, *workers]  # fmt: skip
+                 "--redis-url", redis_url, *workers]  # fmt: skip
         with process(floor):
             wait_ready(port)
             run(Server("floor", port, len(floor_frame)))
 
         def serve(port: int, metrics_port: int) -> list[str]:
             return [*server_pin, sys.executable, "-m", "decision.cli", "serve", "--rules", str(rules),
-                    "--redis-url", redis_server.url, "--host", "127.0.0.1", "--port", str(port), *workers,
+                    "--redis-url", redis_url, "--host", "127.0.0.1", "--port", str(port), *workers,
                     "--metrics-port", str(metrics_port)]  # fmt: skip
 
         port, metrics_port = free_port(), free_port()
@@ -325,9 +345,13 @@ def main() -> int:
                 scraped = scrape(metrics_port)
                 stage_lines.append((label, before, stage_seconds(scraped), decide_calls(scraped)[0] - calls_before))
 
-    pinning = "server on core 1, load and Redis on core 0" if server_pin else "load and Redis on core 0"
+    pinning = "no pinning"
+    if pinned(LOAD_CORE):
+        where = f"server on core {SERVER_CORE}" if args.workers == 1 else "workers on every core"
+        pinning = f"{where}, load generators{'' if args.redis_url else ' and Redis'} on core {LOAD_CORE}"
+    redis_kind = args.redis_url.split(":", 1)[0] if args.redis_url else "embedded redis"
     print(f"\nworkers {args.workers}; ruleset {offers} offers; {args.profiles} profiles x {args.per_profile} "
-          f"audiences; {pinning if pinned(0) else 'no pinning'}")  # fmt: skip
+          f"audiences; {redis_kind}; {pinning}")  # fmt: skip
     print_table(rows)
     for label, before, after, calls in stage_lines:
         print_stages(label, before, after, calls)
