@@ -17,7 +17,8 @@ import sys
 
 import grpc
 
-from decision.store.profiles import ProfileStore, connect
+from decision.store.connect import connect
+from decision.store.profiles import ProfileStore
 from decision.v1 import decision_pb2, decision_pb2_grpc
 from loadtest.workers import run_workers
 

@@ -115,7 +115,7 @@ async def test_stage_timing_exports_each_stage_of_decide_when_asked(
     server = await start_server(rules, metrics_port=0)
     assert server.metrics_port
     try:
-        await server.store.add_membership("p-vip", "vip")
+        await add_membership(server, "p-vip", "vip")
         async with decision_stub(server.port) as stub:
             for _ in range(3):
                 await stub.Decide(decide_request("p-vip", placements=("banner", "side")), timeout=5)
