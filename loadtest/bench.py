@@ -24,6 +24,7 @@ cores, a one-worker server runs on core 1 and the load generators and Redis on c
 
     python -m loadtest.bench                  # writes bench-results/latency.png
     python -m loadtest.bench --workers 2 --requests 40000
+    python -m loadtest.bench --redis tls       # or cluster: a 3-master Redis Cluster on loopback
 """
 
 from __future__ import annotations
@@ -242,17 +243,41 @@ def print_stages(label: str, before: Stages, after: Stages, calls: int) -> None:
     print(f"stages at {label}, µs per call: {', '.join(parts)}; together {total / calls * 1e6:.0f}")
 
 
+def pin_process(server: EmbeddedRedis) -> None:
+    """A Redis on the load generators' core."""
+    if server.process is not None and pinned(LOAD_CORE):
+        subprocess.run(["taskset", "-pc", str(LOAD_CORE), str(server.process.pid)], check=True, capture_output=True)
+
+
 @contextmanager
-def redis(url: str | None) -> Iterator[str]:
-    """The given Redis, or an embedded one on the load generators' core."""
+def redis(kind: str, url: str | None, folder: Path) -> Iterator[str]:
+    """The URL of the Redis to use: the given one, or one started here (plain, TLS or a 3-master Cluster)."""
     if url is not None:
         yield url
         return
-    with EmbeddedRedis() as server:
-        assert server.process is not None
-        if pinned(LOAD_CORE):
-            subprocess.run(["taskset", "-pc", str(LOAD_CORE), str(server.process.pid)], check=True, capture_output=True)
-        yield server.url
+    if kind == "tls":
+        # The test suite's helpers: a TLS-capable redis-server and certificates made for loopback.
+        from tests.certs import make_certificates
+        from tests.tls_redis import tls_capable_redis_server, tls_redis_server
+
+        if tls_capable_redis_server() is None:
+            raise SystemExit("no redis-server built with TLS here (Debian: apt-get install redis-server)")
+        certs = make_certificates(folder)
+        with tls_redis_server(certs) as (server, tls_port):
+            pin_process(server)
+            files = f"ssl_ca_certs={certs.ca.cert}&ssl_certfile={certs.client.cert}&ssl_keyfile={certs.client.key}"
+            yield f"rediss://127.0.0.1:{tls_port}/0?{files}"
+    elif kind == "cluster":
+        from tests.redis_cluster import LocalCluster
+
+        with LocalCluster(masters=3, replicas_per_master=0) as cluster:
+            for node in cluster.nodes:
+                pin_process(node)
+            yield cluster.url
+    else:
+        with EmbeddedRedis() as server:
+            pin_process(server)
+            yield server.url
 
 
 def main() -> int:
@@ -268,9 +293,12 @@ def main() -> int:
     parser.add_argument("--chart", type=Path, default=Path("bench-results/latency.png"))
     parser.add_argument("--skip-k6", action="store_true", help="one-body traffic only")
     parser.add_argument(
+        "--redis", choices=("plain", "tls", "cluster"), default="plain", help="the Redis started for the run"
+    )
+    parser.add_argument(
         "--redis-url",
-        help="an empty Redis to use instead of an embedded one: rediss:// (TLS, ?ssl_ca_certs=...) or "
-        "redis+cluster:// (its keys are written and left)",
+        help="an empty Redis to use instead: redis://, rediss:// (TLS, ?ssl_ca_certs=...) or redis+cluster:// "
+        "(its keys are written and left)",
     )
     parser.add_argument("--skip-growthbook", action="store_true")
     args = parser.parse_args()
@@ -285,7 +313,7 @@ def main() -> int:
     server_pin = pinned(SERVER_CORE) if args.workers == 1 else pinned_all()
     rows: list[Row] = []
     stage_lines: list[tuple[str, Stages, Stages, int]] = []
-    with tempfile.TemporaryDirectory() as tmp, redis(args.redis_url) as redis_url:
+    with tempfile.TemporaryDirectory() as tmp, redis(args.redis, args.redis_url, Path(tmp)) as redis_url:
         directory = Path(tmp)
         rules = directory / "rules.yaml"
         rules.write_text(generate(args.offers, args.audiences, args.seed, caps=True))
@@ -349,7 +377,7 @@ def main() -> int:
     if pinned(LOAD_CORE):
         where = f"server on core {SERVER_CORE}" if args.workers == 1 else "workers on every core"
         pinning = f"{where}, load generators{'' if args.redis_url else ' and Redis'} on core {LOAD_CORE}"
-    redis_kind = args.redis_url.split(":", 1)[0] if args.redis_url else "embedded redis"
+    redis_kind = args.redis_url.split(":", 1)[0] if args.redis_url else f"redis: {args.redis}"
     print(f"\nworkers {args.workers}; ruleset {offers} offers; {args.profiles} profiles x {args.per_profile} "
           f"audiences; {redis_kind}; {pinning}")  # fmt: skip
     print_table(rows)
