@@ -17,7 +17,7 @@ Two kinds of traffic, at 1, 16 and 128 calls in flight:
   channels, placements, contexts: loadtest.traffic), every call's gRPC status checked.
 
 Then the per-stage cost of Decide from the server's own clock (DECISION_STAGE_TIMING=1,
-decision.observe.stages), rule evaluation against GrowthBook's SDK, the workers' RSS.
+decision.service.stages), rule evaluation against GrowthBook's SDK, the workers' RSS.
 
 Only ratios to the echo of the same run mean anything on a shared machine. With taskset and two
 cores, a one-worker server runs on core 1 and the load generators and Redis on core 0.

@@ -32,7 +32,7 @@ def decide_calls(metrics: dict[str, float]) -> tuple[int, int, int]:
 
 
 def stage_seconds(metrics: dict[str, float]) -> dict[str, tuple[float, int]]:
-    """Stage -> (seconds spent, timings recorded), from decision.observe.stages' counters."""
+    """Stage -> (seconds spent, timings recorded), from decision.service.stages' counters."""
     stages: dict[str, tuple[float, int]] = {}
     for key, value in metrics.items():
         for name, index in (("decision_stage_seconds_total{", 0), ("decision_stage_calls_total{", 1)):

@@ -10,7 +10,7 @@ import grpc
 
 from decision.api import convert
 from decision.core.types import InvalidRequest
-from decision.observe import stages
+from decision.service import stages
 from decision.service.decider import DecisionService
 from decision.service.events import EventsUnavailable
 from decision.settings import Limits

@@ -35,7 +35,7 @@ from prometheus_client import (
 )
 from prometheus_client import multiprocess as prometheus_multiprocess
 
-from decision.observe import stages
+from decision.service import stages
 from decision.store.codecs import AudienceDirectory
 
 log = logging.getLogger(__name__)

@@ -14,8 +14,8 @@ from decision.core.requests import check_request
 from decision.core.tokens import sign_tokens
 from decision.core.totals import TotalsView
 from decision.core.types import Decision, DecisionRequest
-from decision.observe import stages
 from decision.rules.engine import EngineError
+from decision.service import stages
 from decision.service.active import ActiveRuleset
 from decision.service.breaker import BreakerBoard
 from decision.service.events import EventInput, EventRecorder, EventResult, EventsUnavailable

@@ -35,7 +35,7 @@ from decision.core.controls import DeliveryControls, Times, TotalCheck, merge_ke
 from decision.core.planning import Plan, Selection, Why, build_plan, fill, needs_reservation, render
 from decision.core.totals import TotalsView, key_of
 from decision.core.types import Decision, DecisionRequest
-from decision.observe import stages
+from decision.service import stages
 from decision.service.active import PreparedRuleset
 from decision.store.profiles import ProfileStore, StoreError
 

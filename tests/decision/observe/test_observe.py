@@ -14,8 +14,8 @@ import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from decision.observe import stages
 from decision.observe.logs import JsonFormatter
+from decision.service import stages
 from decision.store.codecs import AudienceEntry
 from tests.conftest import StartServer, decision_stub
 from tests.decision.helpers import add_membership, decide_request
