@@ -174,7 +174,7 @@ class Server:
         for in_flight in IN_FLIGHT:
             target = f"127.0.0.1:{self.port}"
             discard = self.name == "echo"  # its answers are the requests' bytes, not DecideResponses
-            k6load.run(target, requests_file, in_flight=in_flight, seconds=min(2.0, seconds / 4),
+            k6load.run(target, requests_file, in_flight=in_flight, seconds=min(2.0, max(1.0, seconds / 4)),
                        discard_answers=discard, prefix=pinned(LOAD_CORE))  # warm-up  # fmt: skip
             before = decide_calls(scrape(self.metrics_port))[2] if self.metrics_port else 0
             r = k6load.run(target, requests_file, in_flight=in_flight, seconds=seconds, discard_answers=discard,
@@ -284,7 +284,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--requests", type=int, default=20000, help="one-body calls per level (1 in flight: 1/8)")
-    parser.add_argument("--seconds", type=float, default=8.0, help="realistic traffic: seconds per level")
+    parser.add_argument("--seconds", type=float, default=8.0, help="realistic traffic: seconds per level (>= 1)")
     parser.add_argument("--offers", type=int, default=200)
     parser.add_argument("--audiences", type=int, default=100)
     parser.add_argument("--per-profile", type=int, default=20)
@@ -363,8 +363,8 @@ def main() -> int:
                 before = stage_seconds(scrape(metrics_port))
                 calls_before = decide_calls(scrape(metrics_port))[0]
                 if realistic:
-                    k6load.run(f"127.0.0.1:{port}", requests_file, in_flight=in_flight, seconds=args.seconds / 2,
-                               prefix=pinned(LOAD_CORE))  # fmt: skip
+                    k6load.run(f"127.0.0.1:{port}", requests_file, in_flight=in_flight,
+                               seconds=max(1.0, args.seconds / 2), prefix=pinned(LOAD_CORE))  # fmt: skip
                     label = f"{in_flight} in flight (realistic)"
                 else:
                     h2load.run(METHOD_URL.format(port=port), body, requests=args.requests // 4,

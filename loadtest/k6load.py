@@ -55,12 +55,14 @@ def run(
             "PROTO_ROOT": str(PROTO_ROOT),
             "REQUESTS": str(requests_file.resolve()),
             "VUS": str(in_flight),
-            "DURATION": f"{seconds:g}s",
+            "DURATION": f"{round(seconds * 1000)}ms",  # k6 refuses fractions of seconds ("0.5s")
             "DISCARD": "1" if discard_answers else "0",
             "K6_NO_USAGE_REPORT": "true",
         }
         command = [*prefix, k6, "run", "--quiet", "--no-color", f"--summary-export={summary}", str(SCRIPT)]
-        subprocess.run(command, check=True, capture_output=True, env=env)
+        done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+        if done.returncode != 0:
+            raise RuntimeError(f"k6 failed ({done.returncode}):\n{done.stderr[-2000:]}")
         metrics = json.loads(summary.read_text())["metrics"]
     duration = metrics["grpc_req_duration"]
     checks = metrics["checks"]
