@@ -13,6 +13,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,22 +51,28 @@ def find_h2load() -> str:
     return path
 
 
-def run(url: str, body: bytes, *, requests: int, in_flight: int, warmup: int = 0) -> LoadResult:
-    """``in_flight`` concurrent calls: up to 8 connections, streams spread over them."""
+def run(
+    url: str, body: bytes, *, requests: int, in_flight: int, warmup: int = 0, prefix: Sequence[str] = ()
+) -> LoadResult:
+    """``in_flight`` concurrent calls: up to 8 connections, streams spread over them.
+
+    ``prefix``: a command to run h2load under (the benchmark pins it to a core with taskset).
+    """
     connections = min(in_flight, 8)
     streams = max(1, in_flight // connections)
     with tempfile.TemporaryDirectory() as tmp:
         body_file = Path(tmp) / "body"
         body_file.write_bytes(body)
         log_file = Path(tmp) / "log"
-        command = [
-            find_h2load(),
-            "-n", str(requests), "-c", str(connections), "-m", str(streams), "-t", "1",
+        options = [
+            "-c", str(connections), "-m", str(streams), "-t", "1",
             "-H", "content-type: application/grpc", "-H", "te: trailers",
             "-d", str(body_file), f"--log-file={log_file}", url,
         ]  # fmt: skip
+        command = [*prefix, find_h2load(), *options]
         if warmup:
-            subprocess.run([*command[:2], str(warmup), *command[3:]], check=True, capture_output=True)
+            subprocess.run([*command, "-n", str(warmup)], check=True, capture_output=True)
+        command += ["-n", str(requests)]
         output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
         latencies = tuple(int(line.split("\t")[2]) for line in log_file.read_text().splitlines() if line)
     finished = re.search(r"finished in ([\d.]+)(m?s)", output)

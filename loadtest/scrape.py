@@ -29,3 +29,16 @@ def decide_calls(metrics: dict[str, float]) -> tuple[int, int, int]:
             else:
                 not_ok += value
     return int(ok), int(not_ok), int(metrics.get("decision_degraded_total", 0))
+
+
+def stage_seconds(metrics: dict[str, float]) -> dict[str, tuple[float, int]]:
+    """Stage -> (seconds spent, timings recorded), from decision.service.stages' counters."""
+    stages: dict[str, tuple[float, int]] = {}
+    for key, value in metrics.items():
+        for name, index in (("decision_stage_seconds_total{", 0), ("decision_stage_calls_total{", 1)):
+            if key.startswith(name):
+                stage = key.split('stage="', 1)[1].split('"', 1)[0]
+                pair = list(stages.get(stage, (0.0, 0)))
+                pair[index] = value if index == 0 else int(value)
+                stages[stage] = (pair[0], int(pair[1]))
+    return stages

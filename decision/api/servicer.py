@@ -10,6 +10,7 @@ import grpc
 
 from decision.api import convert
 from decision.core.types import InvalidRequest
+from decision.service import stages
 from decision.service.decider import DecisionService
 from decision.service.events import EventsUnavailable
 from decision.settings import Limits
@@ -43,8 +44,14 @@ class DecisionServicer(decision_pb2_grpc.DecisionServiceServicer):  # type: igno
         self, request: decision_pb2.DecideRequest, context: grpc.aio.ServicerContext
     ) -> decision_pb2.DecideResponse:
         async def work() -> decision_pb2.DecideResponse:
-            decision = await self.service.decide(convert.decide_request(request, self.limits), context.time_remaining())
-            return convert.decide_response(decision)
+            started = stages.start()
+            domain_request = convert.decide_request(request, self.limits)
+            stages.lap("convert_request", started)
+            decision = await self.service.decide(domain_request, context.time_remaining())
+            started = stages.start()
+            response = convert.decide_response(decision)
+            stages.lap("build_response", started)
+            return response
 
         return await _call(context, work)
 

@@ -35,6 +35,7 @@ from prometheus_client import (
 )
 from prometheus_client import multiprocess as prometheus_multiprocess
 
+from decision.service import stages
 from decision.store.codecs import AudienceDirectory
 
 log = logging.getLogger(__name__)
@@ -143,6 +144,14 @@ class Metrics:
         self._sampled: dict[tuple[str, str], int] = {}
         if not self.multiprocess:
             ProcessCollector(registry=r)
+        if stages.requested():
+            self._stage_seconds = Counter(
+                "decision_stage_seconds", "time spent in each stage of Decide (DECISION_STAGE_TIMING=1)", ["stage"],
+                registry=r,
+            )  # fmt: skip
+            self._stage_calls = Counter("decision_stage_calls", "stage timings recorded", ["stage"], registry=r)
+            self._stage_children: dict[str, tuple[Any, Any]] = {}
+            stages.attach(self.stage)
         self._version: str | None = None
         self._audiences: set[str] = set()
         # labels() takes a lock and hashes its arguments: cache the children on the request path.
@@ -152,6 +161,16 @@ class Metrics:
         self._redis_children: dict[str, Any] = {}
 
     # -- requests ----------------------------------------------------------
+    def stage(self, stage: str, seconds: float) -> None:
+        children = self._stage_children.get(stage)
+        if children is None:
+            children = self._stage_children[stage] = (
+                self._stage_seconds.labels(stage),
+                self._stage_calls.labels(stage),
+            )
+        children[0].inc(seconds)
+        children[1].inc()
+
     def rpc(self, method: str, code: str, seconds: float) -> None:
         children = self._rpc_children.get((method, code))
         if children is None:

@@ -15,6 +15,7 @@ from decision.core.tokens import sign_tokens
 from decision.core.totals import TotalsView
 from decision.core.types import Decision, DecisionRequest
 from decision.rules.engine import EngineError
+from decision.service import stages
 from decision.service.active import ActiveRuleset
 from decision.service.breaker import BreakerBoard
 from decision.service.events import EventInput, EventRecorder, EventResult, EventsUnavailable
@@ -80,6 +81,7 @@ class DecisionService:
         if budget > 0 and not self.store.registry_lost and breaker.allow():
             # One Redis budget for the read and, when caps are in play, the reservation.
             deadline = asyncio.get_running_loop().time() + budget
+            started = stages.start()
             try:
                 async with asyncio.timeout_at(deadline):
                     audiences, counters = await self.proposer.read(prepared, request.profile_id, now)
@@ -94,10 +96,12 @@ class DecisionService:
                 breaker.record_failure()
             else:
                 breaker.record_success()
+                started = stages.lap("redis_read", started)
                 try:
                     # Only the requested placements' offers: the others could not be shown anyway.
                     placements = [p.placement_id for p in request.placements]
                     eligible = prepared.compiled.eligible(audiences, request.context, now, placements)
+                    stages.lap("eligibility", started)
                     why = Why(audiences, now) if request.explain else None
                     async with asyncio.timeout_at(deadline):
                         decision = await self.proposer.decide(

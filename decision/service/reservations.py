@@ -35,6 +35,7 @@ from decision.core.controls import DeliveryControls, Times, TotalCheck, merge_ke
 from decision.core.planning import Plan, Selection, Why, build_plan, fill, needs_reservation, render
 from decision.core.totals import TotalsView, key_of
 from decision.core.types import Decision, DecisionRequest
+from decision.service import stages
 from decision.service.active import PreparedRuleset
 from decision.store.profiles import ProfileStore, StoreError
 
@@ -124,6 +125,7 @@ class Proposer:
         exclude: set[str] = set()
         released: list[str] = []  # what the last select.lua added: given back by the next one
         held: dict[str, tuple[tuple[TotalCheck, ...], int]] = {}  # offer -> its total caps, amount reserved
+        started = stages.start()
         for attempt in range(MAX_ATTEMPTS):
             plan = build_plan(
                 ruleset,
@@ -137,12 +139,14 @@ class Proposer:
                 why=why,
             )
             selection = fill(plan, counters)
+            started = stages.lap("planning", started)
             if released or needs_reservation(plan, selection):
                 selection = tuple(
                     tuple(taken)
                     for taken in await self.store.select(request.profile_id, select_payload(plan, controls, released))
                 )
                 released = plan.fields_of(selection)
+                started = stages.lap("reservations", started)
             amounts = plan.amounts(selection)
             wanted = {
                 offer: (checks, amounts[offer] - held.get(offer, ((), 0))[1])
@@ -155,11 +159,14 @@ class Proposer:
                 selection = drop(plan, selection, set(wanted))  # counted on the profile, not proposed: errs low
                 break
             refused = await self._reserve_totals(wanted, held)
+            started = stages.lap("reservations", started)
             if not refused:
                 break
             exclude |= refused
         self._give_back(held, plan.amounts(selection))
-        return render(plan, selection, ruleset, request, decision_id=decision_id)
+        decision = render(plan, selection, ruleset, request, decision_id=decision_id)
+        stages.lap("build_response", started)
+        return decision
 
     async def _reserve_totals(
         self,

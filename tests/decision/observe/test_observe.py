@@ -15,6 +15,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from decision.observe.logs import JsonFormatter
+from decision.service import stages
 from decision.store.codecs import AudienceEntry
 from tests.conftest import StartServer, decision_stub
 from tests.decision.helpers import add_membership, decide_request
@@ -104,6 +105,41 @@ async def test_metrics_endpoint_counts_calls_decisions_redis_rulesets_and_syncs(
     assert value(samples, "decision_ruleset_reload_failures_total", source="file") == 1
     assert value(samples, "decision_ruleset_active", version="m2") == 1
     assert value(samples, "decision_ruleset_active", version="m1") is None
+
+
+async def test_stage_timing_exports_each_stage_of_decide_when_asked(
+    start_server: StartServer, write_rules: Callable[[str], Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(stages.ENV, "1")
+    rules = write_rules(RULES.format(version="s1"))
+    server = await start_server(rules, metrics_port=0)
+    assert server.metrics_port
+    try:
+        await add_membership(server, "p-vip", "vip")
+        async with decision_stub(server.port) as stub:
+            for _ in range(3):
+                await stub.Decide(decide_request("p-vip", placements=("banner", "side")), timeout=5)
+        samples = await scrape(server.metrics_port)
+    finally:
+        stages.attach(None)  # the sink is per process: later servers of this test process start without it
+    for stage in ("convert_request", "redis_read", "eligibility", "planning"):
+        assert value(samples, "decision_stage_calls_total", stage=stage) == 3, stage
+        assert (value(samples, "decision_stage_seconds_total", stage=stage) or 0) > 0, stage
+    # Twice a call: the domain decision rendered, then its protobuf built.
+    assert value(samples, "decision_stage_calls_total", stage="build_response") == 6
+    assert stages.start() == 0.0  # detached: the hooks do nothing
+
+
+async def test_stage_timing_is_off_by_default(
+    start_server: StartServer, write_rules: Callable[[str], Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(stages.ENV, raising=False)
+    server = await start_server(write_rules(RULES.format(version="s2")), metrics_port=0)
+    assert server.metrics_port
+    async with decision_stub(server.port) as stub:
+        await stub.Decide(decide_request("p-vip", placements=("banner",)), timeout=5)
+    samples = await scrape(server.metrics_port)
+    assert not any(name.startswith("decision_stage_") for name, _ in samples)
 
 
 async def test_without_metrics_or_otel_nothing_is_intercepted(
