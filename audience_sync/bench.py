@@ -175,7 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             before = ceiling(url, profiles, audiences)
             baseline = int(client.info("memory")["used_memory"])
             xdm_options = LoadOptions(
-                input=InputOptions(identity_namespace="CRMID"), batch_size=args.batch_size, source="bench"
+                input=InputOptions(identity_namespaces=("CRMID",)), batch_size=args.batch_size, source="bench"
             )
             rate, loaded = load(url, [str(xdm)], xdm_options)
             assert loaded == memberships, (loaded, memberships)

@@ -73,7 +73,7 @@ def _input_options(args: argparse.Namespace) -> InputOptions:
         id_column=args.id_column,
         audience_column=args.audience_column,
         audience=audiences[0] if len(audiences) == 1 else None,
-        identity_namespace=args.identity_namespace,
+        identity_namespaces=tuple(dict.fromkeys(args.identity_namespace or ())),
         segment_namespace=args.segment_namespace,
     )
 
@@ -338,7 +338,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "with several audiences in the input: only these (repeatable)")  # fmt: skip
     inputs.add_argument("--id-column", default="profile_id", help="CSV column / JSON member of the profile id")
     inputs.add_argument("--audience-column", default="audience_id", help="CSV column / JSON member of the audience")
-    inputs.add_argument("--identity-namespace", help="XDM: identityMap namespace of the profile id (default: primary)")
+    inputs.add_argument("--identity-namespace", action="append", help="XDM: identityMap namespace of the profile id "
+                        "(default: primary); repeat it to write each profile under several identities")  # fmt: skip
     inputs.add_argument("--segment-namespace", default="ups", help="XDM: segmentMembership namespace (default ups)")
     inputs.add_argument("--max-bad-ratio", type=_ratio, default=0.01, help="refuse the input above it (default 1%%)")
     inputs.add_argument("--rejects", help="write every bad line here, after a '# file:line: reason' line")

@@ -26,7 +26,8 @@ class InputOptions:
     audience_column: str = "audience_id"
     # The audience of every record when the input names none (a file per audience).
     audience: str | None = None
-    identity_namespace: str | None = None
+    # XDM: the identityMap namespaces a profile is written under (empty: its primary identity).
+    identity_namespaces: tuple[str, ...] = ()
     segment_namespace: str = "ups"
 
 
@@ -54,7 +55,7 @@ def parse(
             lines, source, NdjsonOptions(options.id_column, options.audience_column, options.audience), stats
         )
     if fmt is Format.XDM:
-        return parse_xdm(lines, source, XdmOptions(options.identity_namespace, options.segment_namespace), stats)
+        return parse_xdm(lines, source, XdmOptions(options.identity_namespaces, options.segment_namespace), stats)
     raise ValueError(f"no parser for format {fmt}")
 
 
