@@ -1,4 +1,4 @@
-"""The ``audience-sync`` command: load, apply, stream, status, gc."""
+"""The ``audience-sync`` command: load, apply, stream, receive, status, gc."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from typing import IO, Any
 import orjson
 
 from audience_sync.formats import Format, InputOptions, parse
+from audience_sync.receive.command import add_arguments as receive_arguments
 from audience_sync.records import Change, LineError, ParseStats
 from audience_sync.report import ErrorReport, Progress, human
 
@@ -262,6 +263,17 @@ def cmd_stream(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# -- receive -------------------------------------------------------------------------
+def cmd_receive(args: argparse.Namespace) -> int:
+    from audience_sync.receive.command import run
+    from decision.api.auth import AuthConfigError
+
+    try:
+        return run(args, _redis_url(args))
+    except (AuthConfigError, ValueError, ImportError) as exc:
+        raise UsageError(str(exc)) from None
+
+
 # -- status, gc -----------------------------------------------------------------------
 def cmd_status(args: argparse.Namespace) -> int:
     from audience_sync.status import rows, table
@@ -387,6 +399,13 @@ def build_parser() -> argparse.ArgumentParser:
     stream.add_argument("--rejects", help="write every bad entry here")
     stream.add_argument("--show-errors", type=int, default=20)
     stream.set_defaults(func=cmd_stream)
+
+    receive = commands.add_parser(
+        "receive", parents=[common], help="HTTP endpoint for pushed changes (AEP HTTP API destination, delta records)",
+        epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
+    receive_arguments(receive)
+    receive.set_defaults(func=cmd_receive)
 
     status = commands.add_parser("status", parents=[common], help="the audience registry as a table")
     status.add_argument("--json", action="store_true")

@@ -24,7 +24,8 @@ class Limits:
 
 
 # What a bearer token may call (decision.api.auth maps each method to one); "admin": operations methods.
-SCOPES = frozenset({"decide", "events", "admin"})
+# "audiences": pushing to `audience-sync receive` (audience_sync/receive/auth.py), which reads these token files too.
+SCOPES = frozenset({"decide", "events", "admin", "audiences"})
 
 
 @dataclass(frozen=True, slots=True)
