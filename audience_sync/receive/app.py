@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from audience_sync.receive.auth import Authenticator, Refused
 from audience_sync.receive.payloads import PayloadError, PayloadOptions, parse_payload
@@ -53,6 +53,9 @@ class Metrics:
             ["endpoint"],
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
+        )
+        self.in_flight = Gauge(
+            "audience_sync_receive_in_flight", "Requests being handled", ["endpoint"], registry=self.registry
         )
         self.profiles = Counter("audience_sync_receive_profiles", "Profiles applied", registry=self.registry)
         self.changes = Counter(
@@ -98,6 +101,8 @@ def build_app(
     async def measured(request: web.Request, handler: Handler) -> web.StreamResponse:
         started = time.perf_counter()
         endpoint = request.path if request.path in ENDPOINTS else "other"
+        in_flight = metrics.in_flight.labels(endpoint)
+        in_flight.inc()
         try:
             response = await handler(request)
             status = response.status
@@ -108,6 +113,8 @@ def build_app(
             log.exception("%s %s failed", request.method, request.path)
             status = 500
             response = _error(500, "internal error")
+        finally:
+            in_flight.dec()
         metrics.requests.labels(endpoint, str(status)).inc()
         metrics.latency.labels(endpoint).observe(time.perf_counter() - started)
         return response
