@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from audience_sync.formats.csv_rows import CsvOptions, parse_csv
 from audience_sync.formats.ndjson_rows import NdjsonOptions, parse_ndjson
+from audience_sync.formats.parquet_rows import parse_parquet
 from audience_sync.formats.xdm import XdmOptions, looks_like_xdm, parse_xdm
 from audience_sync.records import Change, LineError, ParseStats
 
@@ -17,6 +18,7 @@ class Format(enum.StrEnum):
     CSV = "csv"
     NDJSON = "ndjson"
     XDM = "xdm"
+    PARQUET = "parquet"  # flat or XDM columns (formats/parquet_rows.py); sources.py recognises it
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +58,10 @@ def parse(
         )
     if fmt is Format.XDM:
         return parse_xdm(lines, source, XdmOptions(options.identity_namespaces, options.segment_namespace), stats)
+    if fmt is Format.PARQUET:
+        xdm = XdmOptions(options.identity_namespaces, options.segment_namespace)
+        records = NdjsonOptions(options.id_column, options.audience_column, options.audience)
+        return parse_parquet(lines, source, xdm, records, stats)
     raise ValueError(f"no parser for format {fmt}")
 
 

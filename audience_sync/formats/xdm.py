@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from audience_sync.formats.ndjson_rows import json_object
 from audience_sync.records import (
@@ -165,6 +165,14 @@ def parse_xdm(
             yield LineError(source, line, str(exc), raw)
             continue
         yield from changes
+
+
+PROFILE_KEYS: Final = frozenset({"identityMap", "segmentMembership", "xdm:identityMap", "xdm:segmentMembership"})
+
+
+def is_profile(body: dict[str, Any]) -> bool:
+    """An object is an XDM profile, rather than a flat record, when it has an identityMap or a segmentMembership."""
+    return not PROFILE_KEYS.isdisjoint(body)
 
 
 def looks_like_xdm(first_line: bytes) -> bool:

@@ -20,11 +20,10 @@ from typing import Any, Final
 import orjson
 
 from audience_sync.formats.ndjson_rows import NdjsonOptions, record_change
-from audience_sync.formats.xdm import XdmOptions, profile_changes
+from audience_sync.formats.xdm import XdmOptions, is_profile, profile_changes
 from audience_sync.records import Change, InvalidField
 
 MAX_ERRORS: Final = 20  # listed in a 400 answer (all are counted)
-PROFILE_KEYS: Final = frozenset({"identityMap", "segmentMembership", "xdm:identityMap", "xdm:segmentMembership"})
 NDJSON_TYPES: Final = frozenset({"application/x-ndjson", "application/ndjson", "application/jsonl"})
 
 
@@ -90,10 +89,10 @@ def parse_payload(body: bytes, content_type: str, options: PayloadOptions) -> li
                 errors.append(f"{where or 'body'}: expected a JSON object, got {_json_type(item)}")
             continue
         try:
-            if PROFILE_KEYS.isdisjoint(item):
-                changes.append(record_change(item, options.records, index))
-            else:
+            if is_profile(item):
                 changes += profile_changes(item, options.xdm, index, known_audiences)
+            else:
+                changes.append(record_change(item, options.records, index))
         except InvalidField as exc:
             count += 1
             if len(errors) < MAX_ERRORS:
