@@ -6,7 +6,7 @@ every request waiting, up to ``max_changes`` changes, and applies them as one ``
 load, many small pushes cost a few round trips together rather than a few each; alone, a push waits
 for nothing. A request's changes are never split over two batches: each profile's changes of a request
 are applied by one script, atomically; the profiles of a request are not one transaction (see
-docs/api.md). A failed batch fails every request in it; the sender retries, which is safe: a change
+docs/receive.md). A failed batch fails every request in it; the sender retries, which is safe: a change
 is applied only if not older than the last one applied to its (profile, audience).
 """
 
