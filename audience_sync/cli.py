@@ -266,11 +266,10 @@ def cmd_stream(args: argparse.Namespace) -> int:
 # -- receive -------------------------------------------------------------------------
 def cmd_receive(args: argparse.Namespace) -> int:
     from audience_sync.receive.command import run
-    from decision.api.auth import AuthConfigError
 
     try:
         return run(args, _redis_url(args))
-    except (AuthConfigError, ValueError, ImportError) as exc:
+    except (ValueError, ImportError) as exc:  # bad credentials files (AuthConfigError), options, no aiohttp
         raise UsageError(str(exc)) from None
 
 

@@ -24,8 +24,7 @@ class Limits:
 
 
 # What a bearer token may call (decision.api.auth maps each method to one); "admin": operations methods.
-# "audiences": pushing to `audience-sync receive` (audience_sync/receive/auth.py), which reads these token files too.
-SCOPES = frozenset({"decide", "events", "admin", "audiences"})
+SCOPES = frozenset({"decide", "events", "admin"})
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,9 +1,12 @@
 """Who may push: bearer tokens, and OAuth2 client credentials (RFC 6749 section 4.4).
 
-Static tokens use the decision service's token file format (``decision/api/auth.py``: one token per
-line, optionally followed by its scopes) from ``--token-file`` and/or ``$AUDIENCE_SYNC_RECEIVE_TOKENS``;
-pushing needs the ``audiences`` scope (a token listed without scopes has every scope), so a token
-made for ``Decide`` alone is refused with 403.
+Static tokens come from ``--token-file`` (the decision service's format: one token per line,
+optionally followed by its scopes, comma-separated; ``#`` comments) and/or
+``$AUDIENCE_SYNC_RECEIVE_TOKENS`` (separated by commas or whitespace). Pushing needs the ``audiences``
+scope; a token listed without scopes has every scope, so a token listed for ``decide`` alone is
+refused with 403. Tokens are compared in constant time: the presented token's hash against every
+accepted one's, all of them. (audience_sync imports nothing of the decision service but the key
+layout, hence this reader of its own.)
 
 OAuth2 clients (``--oauth-clients``: ``<client id> <secret>`` per line) get short-lived tokens from
 ``POST /oauth/token`` with ``grant_type=client_credentials``. A token is
@@ -18,19 +21,63 @@ import base64
 import binascii
 import hashlib
 import hmac
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Final
-
-from decision.api.auth import AuthConfigError, TokenAuthInterceptor, load_tokens
-from decision.api.secret_files import entry_lines
-from decision.settings import BearerToken
 
 ENV_TOKENS: Final = "AUDIENCE_SYNC_RECEIVE_TOKENS"
 PUSH_SCOPE: Final = "audiences"
 TOKEN_PREFIX: Final = "ast1"
-MIN_SECRET_LENGTH: Final = 16
+MIN_SECRET_LENGTH: Final = 16  # tokens and client secrets
+_VISIBLE: Final = re.compile(r"[\x21-\x7e]+")  # a token fits in an HTTP header unescaped
+_SEPARATORS: Final = re.compile(r"[\s,]+")
 _KEY_CONTEXT: Final = b"audience-sync receive oauth token v1"
+
+
+class AuthConfigError(ValueError):
+    """A credentials file or variable is unusable; the message names the file and line, never a secret."""
+
+
+@dataclass(frozen=True, slots=True)
+class BearerToken:
+    digest: bytes = field(repr=False)  # SHA-256 of the token
+    scopes: frozenset[str] | None = None  # None: every scope
+
+
+def _entries(path: str, what: str) -> list[tuple[str, str]]:
+    """``(path:line, text)`` of each non-comment line."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise AuthConfigError(f"{path}: cannot read the {what} file: {exc}") from None
+    entries = [
+        (f"{path}:{number}", line.strip())
+        for number, line in enumerate(text.splitlines(), start=1)
+        if line.strip() and not line.strip().startswith("#")
+    ]
+    if not entries:
+        raise AuthConfigError(f"{path}: the {what} file holds no entry")
+    return entries
+
+
+def _token(token: str, scopes: frozenset[str] | None, where: str) -> BearerToken:
+    if len(token) < MIN_SECRET_LENGTH or not _VISIBLE.fullmatch(token):
+        raise AuthConfigError(f"{where}: a token must be {MIN_SECRET_LENGTH}+ visible ASCII characters")
+    return BearerToken(hashlib.sha256(token.encode()).digest(), scopes)
+
+
+def load_tokens(path: str | None, environ: Mapping[str, str]) -> tuple[BearerToken, ...]:
+    tokens: list[BearerToken] = []
+    for where, line in _entries(path, "token") if path else []:
+        token, _, text = line.partition(" ")
+        scopes = frozenset(s for s in _SEPARATORS.split(text) if s)
+        tokens.append(_token(token, scopes or None, where))
+    raw = environ.get(ENV_TOKENS, "")
+    for index, token in enumerate(t for t in _SEPARATORS.split(raw) if t):
+        tokens.append(_token(token, None, f"${ENV_TOKENS} token {index + 1}"))
+    return tuple(tokens)
 
 
 class Refused(Exception):
@@ -67,7 +114,7 @@ class Client:
 def load_clients(path: str) -> dict[str, Client]:
     """``<client id> <secret>`` lines; errors name the file and line, never a secret."""
     clients: dict[str, Client] = {}
-    for where, line in entry_lines(path, "OAuth clients", AuthConfigError):
+    for where, line in _entries(path, "OAuth clients"):
         client_id, _, secret = line.partition(" ")
         secret = secret.strip()
         if len(secret) < MIN_SECRET_LENGTH:
@@ -91,7 +138,7 @@ class Access:
     def load(
         cls, token_file: str | None, clients_file: str | None, environ: Mapping[str, str], token_ttl: float
     ) -> Access:
-        tokens = load_tokens(token_file, {"DECISION_AUTH_TOKENS": environ.get(ENV_TOKENS, "")})
+        tokens = load_tokens(token_file, environ)
         clients = load_clients(clients_file) if clients_file else {}
         if not tokens and not clients:
             raise AuthConfigError(
@@ -103,7 +150,6 @@ class Access:
 class Authenticator:
     def __init__(self, access: Access) -> None:
         self.access = access
-        self._tokens = TokenAuthInterceptor(access.tokens) if access.tokens else None
 
     # -- the token endpoint ---------------------------------------------------------
     def issue(self, client_id: str, secret: str, now: float) -> tuple[str, int]:
@@ -131,10 +177,14 @@ class Authenticator:
         if token.startswith(TOKEN_PREFIX + "."):
             self._check_issued(token, now)
             return
-        scopes = self._tokens.scopes_of((("authorization", f"Bearer {token}"),)) if self._tokens else None
-        if scopes is None:
+        presented = hashlib.sha256(token.encode()).digest()
+        matched: BearerToken | None = None
+        for accepted in self.access.tokens:  # no early exit: the time does not tell which token matched
+            if hmac.compare_digest(presented, accepted.digest):
+                matched = accepted
+        if matched is None:
             raise Refused(401, "invalid_token", "unknown bearer token")
-        if PUSH_SCOPE not in scopes:
+        if matched.scopes is not None and PUSH_SCOPE not in matched.scopes:
             raise Refused(403, "insufficient_scope", f"the bearer token lacks the {PUSH_SCOPE!r} scope")
 
     def _check_issued(self, token: str, now: float) -> None:

@@ -9,9 +9,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from audience_sync.receive.auth import Access, load_clients
+from audience_sync.receive.auth import Access, load_clients, load_tokens
 from audience_sync.receive.server import ReceiverConfig, RunningReceiver, start_receiver
-from decision.settings import BearerToken
 
 PUSH_TOKEN = "push-token-0123456789"
 DECIDE_ONLY_TOKEN = "decide-token-0123456789"
@@ -23,8 +22,9 @@ StartReceiver = Callable[..., Awaitable[RunningReceiver]]
 def access(tmp_path: Path) -> Access:
     clients = tmp_path / "clients"
     clients.write_text(f"# the AEP destination\n{CLIENT_ID} {CLIENT_SECRET}\n")
-    tokens = (BearerToken(PUSH_TOKEN, frozenset({"audiences"})), BearerToken(DECIDE_ONLY_TOKEN, frozenset({"decide"})))
-    return Access(tokens, load_clients(str(clients)), token_ttl=60)
+    tokens = tmp_path / "tokens"
+    tokens.write_text(f"{PUSH_TOKEN} audiences\n{DECIDE_ONLY_TOKEN} decide,events\n")
+    return Access(load_tokens(str(tokens), {}), load_clients(str(clients)), token_ttl=60)
 
 
 @pytest.fixture

@@ -238,3 +238,23 @@ async def test_https(start: StartReceiver, certs: Any, store: SyncStore) -> None
         status, _ = await post(https, receiver, [profile("c-1", {"vip": seg("realized", T1)})])
     assert status == 200
     assert seen_by_readers(store) == {"ecid-c-1": {"vip"}}
+
+
+def test_credentials_files(tmp_path: Any) -> None:
+    import pytest
+
+    from audience_sync.receive.auth import Access, AuthConfigError, Authenticator, Refused, load_tokens
+
+    path = tmp_path / "tokens"
+    path.write_text("# ops\nall-scopes-0123456789\n")
+    everything = Access(load_tokens(str(path), {}))
+    Authenticator(everything).check_push("Bearer all-scopes-0123456789", now=0)
+    from_env = Access(load_tokens(None, {"AUDIENCE_SYNC_RECEIVE_TOKENS": "env-token-0123456789,other-token-0123456"}))
+    Authenticator(from_env).check_push("bearer other-token-0123456", now=0)
+    with pytest.raises(Refused):
+        Authenticator(from_env).check_push("Bearer all-scopes-0123456789", now=0)
+    path.write_text("short\n")
+    with pytest.raises(AuthConfigError, match=rf"{path}:1: a token must be 16\+ visible ASCII characters"):
+        load_tokens(str(path), {})
+    with pytest.raises(AuthConfigError, match="no credentials"):
+        Access.load(None, None, {}, 60)
