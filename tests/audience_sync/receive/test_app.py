@@ -258,3 +258,16 @@ def test_credentials_files(tmp_path: Any) -> None:
         load_tokens(str(path), {})
     with pytest.raises(AuthConfigError, match="no credentials"):
         Access.load(None, None, {}, 60)
+
+
+def test_the_command_refuses_to_start_without_credentials(capsys: Any, redis_url: str, tmp_path: Any) -> None:
+    from tests.audience_sync.helpers import cli
+
+    status, _, err = cli(capsys, "receive", "--redis-url", redis_url)
+    assert status == 2 and "no credentials: pass --token-file, --oauth-clients" in err
+    status, _, err = cli(capsys, "receive", "--redis-url", redis_url, "--no-auth", "--tls-cert", "x.pem")
+    assert status == 2 and "--tls-cert and --tls-key go together" in err
+    clients = tmp_path / "clients"
+    clients.write_text("aep short\n")
+    status, _, err = cli(capsys, "receive", "--redis-url", redis_url, "--oauth-clients", str(clients))
+    assert status == 2 and f"{clients}:1: expected '<client id> <secret>'" in err and "short" not in err.split(":1:")[1]
