@@ -1,4 +1,4 @@
-"""Incremental changes (``apply`` files and the ``stream`` consumer): realized/exited on top of a snapshot.
+"""Incremental changes (``apply`` files, ``stream`` entries, ``receive`` pushes): realized/exited on a snapshot.
 
 A change writes or deletes the field ``<code>:<active gen>`` of the profile —
 and the same field of a snapshot of that audience being loaded, so that the
