@@ -230,7 +230,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             client = connect(url)
             writer = PlainWriter(url, profiles, len(audiences), args.batch_size)
             xdm_options = LoadOptions(
-                input=InputOptions(identity_namespace="CRMID"), batch_size=args.batch_size, source="bench"
+                input=InputOptions(identity_namespaces=("CRMID",)), batch_size=args.batch_size, source="bench"
             )
             rounds = []
             used, encoding = 0, b""

@@ -1,4 +1,4 @@
-"""The ``audience-sync`` command: load, apply, stream, status, gc."""
+"""The ``audience-sync`` command: load, apply, stream, receive, status, gc."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from typing import IO, TYPE_CHECKING, Any
 import orjson
 
 from audience_sync.formats import Format, InputOptions, parse
+from audience_sync.receive.command import add_arguments as receive_arguments
 from audience_sync.records import Change, LineError, ParseStats
 from audience_sync.report import ErrorReport, Progress, human
 
@@ -81,7 +82,7 @@ def _input_options(args: argparse.Namespace) -> InputOptions:
         id_column=args.id_column,
         audience_column=args.audience_column,
         audience=audiences[0] if len(audiences) == 1 else None,
-        identity_namespace=args.identity_namespace,
+        identity_namespaces=tuple(dict.fromkeys(args.identity_namespace or ())),
         segment_namespace=args.segment_namespace,
     )
 
@@ -317,6 +318,16 @@ def cmd_stream(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# -- receive -------------------------------------------------------------------------
+def cmd_receive(args: argparse.Namespace) -> int:
+    from audience_sync.receive.command import run
+
+    try:
+        return run(args, _redis_url(args))
+    except (ValueError, ImportError) as exc:  # bad credentials files (AuthConfigError), options, no aiohttp
+        raise UsageError(str(exc)) from None
+
+
 # -- status, gc -----------------------------------------------------------------------
 def cmd_status(args: argparse.Namespace) -> int:
     from audience_sync.status import rows, table
@@ -395,7 +406,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "with several audiences in the input: only these (repeatable)")  # fmt: skip
     inputs.add_argument("--id-column", default="profile_id", help="CSV column / JSON member of the profile id")
     inputs.add_argument("--audience-column", default="audience_id", help="CSV column / JSON member of the audience")
-    inputs.add_argument("--identity-namespace", help="XDM: identityMap namespace of the profile id (default: primary)")
+    inputs.add_argument("--identity-namespace", action="append", help="XDM: identityMap namespace of the profile id "
+                        "(default: primary); repeat it to write each profile under several identities")  # fmt: skip
     inputs.add_argument("--segment-namespace", default="ups", help="XDM: segmentMembership namespace (default ups)")
     inputs.add_argument("--max-bad-ratio", type=_ratio, default=0.01, help="refuse the input above it (default 1%%)")
     inputs.add_argument("--rejects", help="write every bad line here, after a '# file:line: reason' line")
@@ -445,6 +457,13 @@ def build_parser() -> argparse.ArgumentParser:
     stream.add_argument("--rejects", help="write every bad entry here")
     stream.add_argument("--show-errors", type=int, default=20)
     stream.set_defaults(func=cmd_stream)
+
+    receive = commands.add_parser(
+        "receive", parents=[common], help="HTTP endpoint for pushed changes (AEP HTTP API destination, delta records)",
+        epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
+    receive_arguments(receive)
+    receive.set_defaults(func=cmd_receive)
 
     status = commands.add_parser("status", parents=[common], help="the audience registry as a table")
     status.add_argument("--json", action="store_true")

@@ -1,4 +1,4 @@
-"""Incremental changes (``apply`` files and the ``stream`` consumer): realized/exited on top of a snapshot.
+"""Incremental changes (``apply`` files, ``stream`` entries, ``receive`` pushes): realized/exited on a snapshot.
 
 A change writes or deletes the field ``<code>:<active gen>`` of the profile —
 and the same field of a snapshot of that audience being loaded, so that the
@@ -96,27 +96,33 @@ class DeltaApplier:
 
     def apply(self, changes: Sequence[Change]) -> DeltaTally:
         """Apply one batch (a few thousand changes); returns its tally (also added to ``outcome``)."""
+        return self.apply_each([changes])[0]
+
+    def apply_each(self, groups: Sequence[Sequence[Change]]) -> list[DeltaTally]:
+        """Apply several groups of changes (pushed requests) as one batch, in order; the tally of each group."""
         now = self.clock()
         state = self.store.registry_state()
-        targets = self._targets(state, {c.audience_id for c in changes}, now)
+        targets = self._targets(state, {c.audience_id for changes in groups for c in changes}, now)
         batch: dict[str, list[str]] = {}
-        kinds: dict[str, list[tuple[str, str, bool]]] = {}  # per profile: (audience, op, expired) per change
-        for change in changes:
-            code, fields = targets[change.audience_id]
-            expired = change.member and change.expires_at is not None and change.expires_at <= now
-            op = "+" if change.member and not expired else "-"
-            value = "" if change.expires_at is None or op == "-" else str(change.expires_at)
-            stamp = "" if change.event_time is None else str(int(change.event_time * 1000))
-            args = batch.setdefault(change.profile_id, [])
-            args += (code, op, value, stamp, str(len(fields)), *fields)
-            kinds.setdefault(change.profile_id, []).append((change.audience_id, op, expired))
+        # per profile: (audience, op, expired, group) per change
+        kinds: dict[str, list[tuple[str, str, bool, int]]] = {}
+        for group, changes in enumerate(groups):
+            for change in changes:
+                code, fields = targets[change.audience_id]
+                expired = change.member and change.expires_at is not None and change.expires_at <= now
+                op = "+" if change.member and not expired else "-"
+                value = "" if change.expires_at is None or op == "-" else str(change.expires_at)
+                stamp = "" if change.event_time is None else str(int(change.event_time * 1000))
+                args = batch.setdefault(change.profile_id, [])
+                args += (code, op, value, stamp, str(len(fields)), *fields)
+                kinds.setdefault(change.profile_id, []).append((change.audience_id, op, expired, group))
         results = self._simulate(batch) if self.dry_run else self.store.apply_changes(batch)
-        tally = DeltaTally()
+        tallies = [DeltaTally() for _ in groups]
         member_deltas: dict[str, int] = {}
         for profile_id, outcomes in zip(batch, results, strict=True):
-            for (audience_id, op, expired), result in zip(kinds[profile_id], outcomes, strict=True):
+            for (audience_id, op, expired, group), result in zip(kinds[profile_id], outcomes, strict=True):
                 per = self.outcome.audiences.setdefault(audience_id, DeltaTally())
-                for t in (per, tally):
+                for t in (per, tallies[group]):
                     if expired:
                         t.expired += 1
                     if result == STALE:
@@ -131,7 +137,7 @@ class DeltaApplier:
                     member_deltas[audience_id] = member_deltas.get(audience_id, 0) + (1 if op == "+" else -1)
         if not self.dry_run:
             self.store.touch(member_deltas, now=now, source=self.source)
-        return tally
+        return tallies
 
     def _simulate(self, batch: Mapping[str, list[str]]) -> list[list[int]]:
         """What APPLY_CHANGES would answer, from reads only (dry runs)."""

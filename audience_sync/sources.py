@@ -1,10 +1,11 @@
-"""Opening inputs: plain or gzip (recognised by its magic bytes), a file or ``-`` for stdin."""
+"""Opening inputs: plain or gzip (recognised by its magic bytes), a file or ``-`` for stdin; Parquet files."""
 
 from __future__ import annotations
 
 import contextlib
 import gzip
 import io
+import itertools
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from audience_sync.formats import Format, detect
+from audience_sync.formats.parquet_rows import is_parquet, row_lines
 
 GZIP_MAGIC = b"\x1f\x8b"
 BUFFER = 1 << 20
@@ -40,6 +42,17 @@ def open_input(path: str, fmt: Format = Format.AUTO) -> Iterator[Opened]:
     raw: Any = sys.stdin.buffer if path == "-" else open(path, "rb", buffering=BUFFER)  # noqa: SIM115
     try:
         reader: Any = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(raw, BUFFER)
+        if fmt in (Format.AUTO, Format.PARQUET) and (fmt is Format.PARQUET or is_parquet(path, reader.peek(4))):
+            # Parquet is read by row groups, from a seekable file: stdin is read into memory first.
+            seekable = io.BytesIO(reader.read()) if path == "-" else reader
+            try:
+                lines = row_lines(seekable)
+                first = next(lines, None)  # opens the file: not Parquet fails here, before any parsing
+            except OSError as exc:
+                raise OSError(f"{path}: {exc}") from None
+            rows = lines if first is None else itertools.chain([first], lines)
+            yield Opened(rows, Format.PARQUET, (lambda: 0) if path == "-" else raw.tell, input_size(path))
+            return
         compressed = reader.peek(2)[:2] == GZIP_MAGIC
         stream: Any = io.BufferedReader(gzip.GzipFile(fileobj=reader, mode="rb"), BUFFER) if compressed else reader
         if fmt is Format.AUTO:

@@ -10,6 +10,7 @@ from audience_sync.formats import detection
 from audience_sync.formats.csv_rows import CsvOptions, parse_csv
 from audience_sync.formats.detection import elect, sample_lines
 from audience_sync.formats.ndjson_rows import NdjsonOptions, parse_ndjson
+from audience_sync.formats.parquet_rows import parse_parquet
 from audience_sync.formats.xdm import XdmOptions, parse_xdm
 from audience_sync.records import Change, LineError, ParseStats
 
@@ -19,6 +20,7 @@ class Format(enum.StrEnum):
     CSV = "csv"
     NDJSON = "ndjson"
     XDM = "xdm"
+    PARQUET = "parquet"  # flat or XDM columns (formats/parquet_rows.py); sources.py recognises it
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,7 +30,8 @@ class InputOptions:
     audience_column: str = "audience_id"
     # The audience of every record when the input names none (a file per audience).
     audience: str | None = None
-    identity_namespace: str | None = None
+    # XDM: the identityMap namespaces a profile is written under (empty: its primary identity).
+    identity_namespaces: tuple[str, ...] = ()
     segment_namespace: str = "ups"
 
 
@@ -58,7 +61,11 @@ def parse(
             lines, source, NdjsonOptions(options.id_column, options.audience_column, options.audience), stats
         )
     if fmt is Format.XDM:
-        return parse_xdm(lines, source, XdmOptions(options.identity_namespace, options.segment_namespace), stats)
+        return parse_xdm(lines, source, XdmOptions(options.identity_namespaces, options.segment_namespace), stats)
+    if fmt is Format.PARQUET:
+        xdm = XdmOptions(options.identity_namespaces, options.segment_namespace)
+        records = NdjsonOptions(options.id_column, options.audience_column, options.audience)
+        return parse_parquet(lines, source, xdm, records, stats)
     raise ValueError(f"no parser for format {fmt}")
 
 

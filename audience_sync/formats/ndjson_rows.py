@@ -48,26 +48,29 @@ def json_object(raw: bytes) -> dict[str, Any]:
     return value
 
 
+def record_change(body: dict[str, Any], options: NdjsonOptions, line: int) -> Change:
+    """The membership of one record (a decoded line, or an item of a pushed payload); InvalidField names the field."""
+    profile_id = check_profile_id(body.get(options.id_field), options.id_field)
+    audience_id = check_id(body.get(options.audience_field, options.audience), options.audience_field)
+    status = body.get("status")
+    member = True if status is None else check_status(status, "status")
+    expires_at = expiry(body.get("valid_until"), "valid_until")
+    when = body.get("event_time")
+    event_time = None if when is None else parse_time(when, "event_time")
+    return Change(profile_id, audience_id, member, expires_at, event_time, line)
+
+
 def parse_ndjson(
     lines: Iterable[bytes], source: str, options: NdjsonOptions, stats: ParseStats
 ) -> Iterator[Change | LineError]:
-    id_field, audience_field, default_audience = options.id_field, options.audience_field, options.audience
     for line, raw in enumerate(lines, 1):
         if not raw.strip():
             continue
         stats.lines += 1
         try:
-            body = json_object(raw)
-            profile_id = check_profile_id(body.get(id_field), id_field)
-            audience = body.get(audience_field, default_audience)
-            audience_id = check_id(audience, audience_field)
-            status = body.get("status")
-            member = True if status is None else check_status(status, "status")
-            expires_at = expiry(body.get("valid_until"), "valid_until")
-            when = body.get("event_time")
-            event_time = None if when is None else parse_time(when, "event_time")
+            change = record_change(json_object(raw), options, line)
         except InvalidField as exc:
             stats.bad += 1
             yield LineError(source, line, str(exc), raw)
             continue
-        yield Change(profile_id, audience_id, member, expires_at, event_time, line)
+        yield change

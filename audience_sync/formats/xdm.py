@@ -7,7 +7,12 @@
 
 Every key may carry the ``xdm:`` prefix. The profile id is the identity of
 the chosen namespace (its primary one if it has several, else the first), or,
-with no namespace chosen, the identity flagged ``primary``. ``realized`` and
+with no namespace chosen, the identity flagged ``primary``. With several
+namespaces chosen (``--identity-namespace ECID --identity-namespace CRMID``)
+the profile's memberships are written under each identity it has of them, so
+the website (ECID) and the app (CRMID) each find it in one read; a profile
+lacking some of the namespaces is written under those it has, and is refused
+only when it has none. ``realized`` and
 ``existing`` mean member, ``exited`` not; ``validUntil`` is the membership's end.
 """
 
@@ -15,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from audience_sync.formats.ndjson_rows import json_object
 from audience_sync.records import (
@@ -35,8 +40,8 @@ from audience_sync.records import (
 
 @dataclass(frozen=True, slots=True)
 class XdmOptions:
-    # None: the identity flagged primary, whatever its namespace.
-    identity_namespace: str | None = None
+    # Empty: the identity flagged primary, whatever its namespace; several: one profile id per namespace.
+    identity_namespaces: tuple[str, ...] = ()
     segment_namespace: str = "ups"
 
 
@@ -56,20 +61,17 @@ def _namespace(mapping: dict[str, Any], name: str) -> Any:
     return value
 
 
-def _identity(body: dict[str, Any], namespace: str | None) -> str:
-    identity_map = _get(body, "identityMap")
-    if not isinstance(identity_map, dict):
-        raise InvalidField("identityMap: missing" if identity_map is None else "identityMap: expected an object")
-    if namespace is None:
-        for ns, identities in identity_map.items():
-            if isinstance(identities, list):
-                for identity in identities:
-                    if isinstance(identity, dict) and _get(identity, "primary") is True:
-                        return check_profile_id(_get(identity, "id"), f"identityMap.{ns}[].id")
-        raise InvalidField("identityMap: no primary identity (choose one with --identity-namespace)")
-    identities = _namespace(identity_map, namespace)
-    if not isinstance(identities, list) or not identities:
-        raise InvalidField(f"identityMap.{namespace}: missing")
+def _primary(identity_map: dict[str, Any]) -> str:
+    for ns, identities in identity_map.items():
+        if isinstance(identities, list):
+            for identity in identities:
+                if isinstance(identity, dict) and _get(identity, "primary") is True:
+                    return check_profile_id(_get(identity, "id"), f"identityMap.{ns}[].id")
+    raise InvalidField("identityMap: no primary identity (choose one with --identity-namespace)")
+
+
+def _of_namespace(identities: list[Any], namespace: str) -> str:
+    """A namespace's identity: its primary one if it has several, else the first."""
     chosen = identities[0]
     for identity in identities:
         if isinstance(identity, dict) and _get(identity, "primary") is True:
@@ -80,6 +82,25 @@ def _identity(body: dict[str, Any], namespace: str | None) -> str:
     return check_profile_id(_get(chosen, "id"), f"identityMap.{namespace}[].id")
 
 
+def identities(body: dict[str, Any], namespaces: tuple[str, ...]) -> list[str]:
+    """The profile ids to write a profile under: one per chosen namespace it has (at least one), in order."""
+    identity_map = _get(body, "identityMap")
+    if not isinstance(identity_map, dict):
+        raise InvalidField("identityMap: missing" if identity_map is None else "identityMap: expected an object")
+    if not namespaces:
+        return [_primary(identity_map)]
+    found: list[str] = []
+    for namespace in namespaces:
+        of_namespace = _namespace(identity_map, namespace)
+        if isinstance(of_namespace, list) and of_namespace:
+            profile_id = _of_namespace(of_namespace, namespace)
+            if profile_id not in found:  # the same id under two namespaces is one profile hash
+                found.append(profile_id)
+    if not found:
+        raise InvalidField(f"identityMap.{'/'.join(namespaces)}: missing")
+    return found
+
+
 def profile_changes(
     body: dict[str, Any], options: XdmOptions, line: int, known_audiences: set[str] | None = None
 ) -> list[Change]:
@@ -87,7 +108,7 @@ def profile_changes(
 
     ``known_audiences`` remembers audience ids already checked: an export repeats the same few on every line.
     """
-    profile_id = _identity(body, options.identity_namespace)
+    profile_ids = identities(body, options.identity_namespaces)
     membership = _get(body, "segmentMembership")
     if membership is None:
         return []
@@ -122,7 +143,10 @@ def profile_changes(
             where = f"segmentMembership.{options.segment_namespace}.{audience_id}"
             event_time = None if qualified is None else parse_time(qualified, f"{where}.lastQualificationTime")
             expires_at = expiry(until, f"{where}.validUntil")
-        changes.append(Change(profile_id, audience_id, member, expires_at, event_time, line))
+        if len(profile_ids) == 1:
+            changes.append(Change(profile_ids[0], audience_id, member, expires_at, event_time, line))
+        else:
+            changes += [Change(p, audience_id, member, expires_at, event_time, line) for p in profile_ids]
     return changes
 
 
@@ -141,3 +165,11 @@ def parse_xdm(
             yield LineError(source, line, str(exc), raw)
             continue
         yield from changes
+
+
+PROFILE_KEYS: Final = frozenset({"identityMap", "segmentMembership", "xdm:identityMap", "xdm:segmentMembership"})
+
+
+def is_profile(body: dict[str, Any]) -> bool:
+    """An object is an XDM profile, rather than a flat record, when it has an identityMap or a segmentMembership."""
+    return not PROFILE_KEYS.isdisjoint(body)

@@ -209,3 +209,20 @@ def test_version(capsys: Any) -> None:
         build_parser().parse_args(["--version"])
     assert done.value.code == 0
     assert re.fullmatch(r"audience-sync \d+\.\d+\.\d+\S*\n", capsys.readouterr().out)
+
+
+def test_apply_under_several_identity_namespaces(store: SyncStore, tmp_path: Path, capsys: Any, redis_url: str) -> None:
+    t1, t0 = "2026-11-02T10:00:00Z", "2026-11-01T10:00:00Z"
+    changes = write_lines(
+        tmp_path / "changes.json",
+        [
+            xdm_line("c-1", {"vip": {"status": "realized", "lastQualificationTime": t1}}),
+            xdm_line("c-1", {"vip": {"status": "exited", "lastQualificationTime": t0}}),  # older: skipped
+        ],
+    )
+    ids = ["--identity-namespace", "ECID", "--identity-namespace", "CRMID"]
+    status, out, err = cli(capsys, "apply", str(changes), *ids, "--redis-url", redis_url)
+    assert status == 0, err
+    assert seen_by_readers(store) == {"c-1": {"vip"}, "ecid-c-1": {"vip"}}
+    # Added under both identities; both exits are older: stale.
+    assert out.splitlines()[1].split() == ["vip", "2", "0", "0", "2", "0"]

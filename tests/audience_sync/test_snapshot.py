@@ -49,13 +49,13 @@ def test_a_multi_audience_export_switches_all_its_audiences(store: SyncStore, tm
             xdm_line("c-2", {"a": "exited", "b": "realized"}),
         ],
     )
-    outcome = load(store, [export], input=InputOptions(identity_namespace="CRMID"))
+    outcome = load(store, [export], input=InputOptions(identity_namespaces=("CRMID",)))
     assert seen_by_readers(store) == {"c-1": {"a", "b"}, "c-2": {"b"}}
     assert outcome.audiences["a"].exited == 1
     # Other audiences of the registry are not touched by a snapshot that does not name them.
     one_audience(store, tmp_path, "other", ["c-9"])
     export2 = write_lines(tmp_path / "export2.json", [xdm_line("c-2", {"a": "realized", "b": "exited"})])
-    load(store, [export2], input=InputOptions(identity_namespace="CRMID"), allow_empty=True)
+    load(store, [export2], input=InputOptions(identity_namespaces=("CRMID",)), allow_empty=True)
     assert seen_by_readers(store) == {"c-2": {"a"}, "c-9": {"other"}}
 
 
@@ -77,7 +77,7 @@ def test_expiry_counts_until_valid_until_without_any_job(store: SyncStore, tmp_p
             xdm_line("c-2", {"a": {"status": "realized", "validUntil": past}}),
         ],
     )
-    outcome = load(store, [export], input=InputOptions(identity_namespace="CRMID"))
+    outcome = load(store, [export], input=InputOptions(identity_namespaces=("CRMID",)))
     assert outcome.audiences["a"].expired == 1
     assert seen_by_readers(store, now) == {"c-1": {"a"}}
     assert seen_by_readers(store, soon + 1) == {}  # no job ran: the reader's clock decides
@@ -161,3 +161,22 @@ def test_a_retired_generation_is_dropped_while_the_next_is_written(store: SyncSt
     SnapshotLoad(store, options, ErrorReport(show=0), clock=lambda: later).run([str(path)])
     assert store.read_membership("p1") == {b"1:2": b"", b"1:3": b""}
     assert store.read_membership("p2") == {b"1:1": b"", b"1:2": b""}  # not in the file: left to gc
+
+
+def test_several_identity_namespaces_write_one_hash_per_identity_in_one_generation(
+    store: SyncStore, tmp_path: Path
+) -> None:
+    export = write_lines(
+        tmp_path / "export.json",
+        [xdm_line("c-1", {"a": "realized", "b": "realized"}), xdm_line("c-2", {"a": "exited", "b": "realized"})],
+    )
+    both = InputOptions(identity_namespaces=("ECID", "CRMID"))
+    outcome = load(store, [export], input=both)
+    seen = {"c-1": {"a", "b"}, "ecid-c-1": {"a", "b"}, "c-2": {"b"}, "ecid-c-2": {"b"}}
+    assert seen_by_readers(store) == seen
+    assert outcome.audiences["a"].members == 2  # memberships written: one per identity
+    assert store.read_membership("c-1") == store.read_membership("ecid-c-1") == {b"1:1": b"", b"2:1": b""}
+    # The next snapshot replaces the audience under every identity at once.
+    export2 = write_lines(tmp_path / "export2.json", [xdm_line("c-2", {"a": "realized", "b": "exited"})])
+    load(store, [export2], input=both, allow_empty=True)
+    assert seen_by_readers(store) == {"c-2": {"a"}, "ecid-c-2": {"a"}}

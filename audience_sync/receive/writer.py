@@ -1,0 +1,82 @@
+"""Applies the changes of concurrent requests together, with the delta semantics of ``apply``.
+
+Requests hand their (already checked) changes to one writer task and wait for it. The writer takes
+every request waiting, up to ``max_changes`` changes, and applies them as one ``DeltaApplier`` batch
+(one pipeline: an APPLY_CHANGES script per profile), in a thread (redis-py is synchronous). So under
+load, many small pushes cost a few round trips together rather than a few each; alone, a push waits
+for nothing. A request's changes are never split over two batches: each profile's changes of a request
+are applied by one script, atomically; the profiles of a request are not one transaction (see
+docs/receive.md). A failed batch fails every request in it; the sender retries, which is safe: a change
+is applied only if not older than the last one applied to its (profile, audience).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from audience_sync.deltas import DeltaApplier, DeltaTally
+from audience_sync.records import Change
+
+
+@dataclass(slots=True)
+class _Waiting:
+    changes: Sequence[Change]
+    done: asyncio.Future[DeltaTally]
+
+
+class BatchWriter:
+    def __init__(self, applier: DeltaApplier, *, max_changes: int = 5000) -> None:
+        self.applier = applier
+        self.max_changes = max_changes
+        self._waiting: list[_Waiting] = []
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="audience-sync receive writer")
+
+    async def close(self) -> None:
+        """Apply what is waiting, then stop (graceful shutdown: requests in flight are answered first)."""
+        self._closing = True
+        self._wake.set()
+        if self._task is not None:
+            await self._task
+
+    async def apply(self, changes: Sequence[Change]) -> DeltaTally:
+        """Apply one request's changes; their tally. Raises what the store raised (Redis down: StoreUnavailable)."""
+        if not changes:
+            return DeltaTally()
+        if self._closing:
+            raise RuntimeError("the writer is closed")
+        done: asyncio.Future[DeltaTally] = asyncio.get_running_loop().create_future()
+        self._waiting.append(_Waiting(changes, done))
+        self._wake.set()
+        return await asyncio.shield(done)  # a client that hangs up does not cancel a write half-way
+
+    def _take(self) -> list[_Waiting]:
+        taken: list[_Waiting] = []
+        size = 0
+        while self._waiting and (not taken or size + len(self._waiting[0].changes) <= self.max_changes):
+            item = self._waiting.pop(0)
+            taken.append(item)
+            size += len(item.changes)
+        return taken
+
+    async def _run(self) -> None:
+        while not (self._closing and not self._waiting):
+            await self._wake.wait()
+            self._wake.clear()
+            while batch := self._take():
+                try:
+                    tallies = await asyncio.to_thread(self.applier.apply_each, [w.changes for w in batch])
+                except Exception as exc:
+                    for waiting in batch:
+                        if not waiting.done.done():
+                            waiting.done.set_exception(exc)
+                    continue
+                for waiting, tally in zip(batch, tallies, strict=True):
+                    if not waiting.done.done():
+                        waiting.done.set_result(tally)

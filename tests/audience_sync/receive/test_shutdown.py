@@ -1,0 +1,57 @@
+"""SIGTERM: the listener closes, a request being written is still answered, the process exits 0."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+import aiohttp
+import orjson
+
+from audience_sync.store import SyncStore
+from tests.audience_sync.helpers import seen_by_readers, spawn
+
+IN_FLIGHT = 'audience_sync_receive_in_flight{endpoint="/v1/profiles"} 1.0'
+
+
+async def test_sigterm_answers_the_request_in_flight(redis_url: str, store: SyncStore) -> None:
+    process = spawn("receive", "--host", "127.0.0.1", "--port", "0", "--no-auth", redis_url=redis_url)
+    try:
+        assert process.stdout is not None
+        line = await asyncio.to_thread(process.stdout.readline)
+        assert b"listening on http://127.0.0.1:" in line, line
+        url = line.decode().split("listening on ")[1].strip()
+        body = orjson.dumps([{"profile_id": f"p{i}", "audience_id": "vip"} for i in range(100)])
+        async with aiohttp.ClientSession() as http:
+
+            async def push() -> tuple[int, dict[str, int]]:
+                async with http.post(url + "/v1/profiles", data=body) as response:
+                    return response.status, await response.json()
+
+            # Redis holds writes (and scripts) for 1.5 s: the push waits in the receiver, in flight.
+            store.client.execute_command("CLIENT", "PAUSE", "1500", "WRITE")
+            in_flight = asyncio.create_task(push())
+            while True:
+                async with http.get(url + "/metrics") as response:
+                    if IN_FLIGHT in await response.text():
+                        break
+            process.send_signal(signal.SIGTERM)
+            refused = False
+            for _ in range(200):  # the listener closes: a new connection is refused
+                try:
+                    _, writer = await asyncio.open_connection("127.0.0.1", int(url.rsplit(":", 1)[1]))
+                    writer.close()
+                    await asyncio.sleep(0.01)
+                except OSError:
+                    refused = True
+                    break
+            assert refused
+            assert not in_flight.done()
+            status, answer = await in_flight
+        assert (status, answer["added"]) == (200, 100)
+        assert await asyncio.to_thread(process.wait, 30) == 0
+        assert len(seen_by_readers(store)) == 100
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
