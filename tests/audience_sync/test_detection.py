@@ -47,7 +47,7 @@ def write(path: Path, lines: list[bytes], compressed: bool) -> Path:
 def read(path: Path) -> tuple[Format, list[Change], list[LineError], ParseStats]:
     stats = ParseStats()
     with open_input(str(path)) as opened:
-        items = list(parse(opened.lines, str(path), opened.format, InputOptions(identity_namespace="CRMID"), stats))
+        items = list(parse(opened.lines, str(path), opened.format, InputOptions(identity_namespaces=("CRMID",)), stats))
     changes = [i for i in items if isinstance(i, Change)]
     return opened.format, changes, [i for i in items if isinstance(i, LineError)], stats
 
