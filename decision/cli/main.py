@@ -106,6 +106,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     def ready(port: int) -> None:
         print(f"listening on {settings.host}:{port}", flush=True)
 
+    if settings.workers > 1:
+        _check_port(settings.host, settings.port)  # before any worker starts: one line, not one traceback each
+
     def run(redis_url: str) -> int:
         status = _load_audiences(args.load_audiences, redis_url)
         return status if status else serve_workers(settings, redis_url, ready)
@@ -116,6 +119,23 @@ def cmd_serve(args: argparse.Namespace) -> int:
     with EmbeddedRedis() as redis_server:
         print(f"no --redis-url: started an embedded redis-server at {redis_server.url}", file=sys.stderr, flush=True)
         return run(redis_server.url)
+
+
+def _check_port(host: str, port: int) -> None:
+    """Raise PortUnavailable unless the workers can bind ``host:port`` (as they do: with SO_REUSEPORT)."""
+    import socket
+
+    from decision.api.security import PortUnavailable
+
+    if port == 0:
+        return
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            probe.bind(address)
+    except OSError as exc:
+        raise PortUnavailable(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
 
 
 def _load_audiences(paths: Sequence[str], redis_url: str) -> int:

@@ -52,9 +52,11 @@ def busy_port() -> Iterator[int]:
         yield int(sock.getsockname()[1])
 
 
-def test_a_busy_port_is_one_line_and_unavailable(busy_port: int, redis_url: str) -> None:
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_busy_port_is_one_line_and_unavailable(busy_port: int, redis_url: str, workers: str) -> None:
     result = run(
-        "serve", "--rules", str(RULES), "--host", "127.0.0.1", "--port", str(busy_port), "--redis-url", redis_url
+        *("serve", "--rules", str(RULES), "--host", "127.0.0.1", "--port", str(busy_port), "--redis-url", redis_url),
+        *("--workers", workers),
     )
     one_line_error(result, Exit.UNAVAILABLE, "decision serve:", f"127.0.0.1:{busy_port}", "in use")
 
