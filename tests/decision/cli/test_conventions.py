@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -209,3 +210,15 @@ def test_every_option_says_what_it_does_its_default_and_its_variable() -> None:
         assert name in listed
     for code in Exit:
         assert f"{int(code):>3}  " in listed
+
+
+def test_every_variable_the_code_reads_is_listed_in_help_and_docs() -> None:
+    root = Path(__file__).resolve().parents[3]
+    sources = [*(root / "decision").rglob("*.py"), *(root / "audience_sync").rglob("*.py")]
+    named = {m for path in sources for m in re.findall(r"DECISION_[A-Z_]*[A-Z]", path.read_text(encoding="utf-8"))}
+    # The container health check's own variables are documented in decision/cli/healthcheck.py.
+    named = {n for n in named if not n.startswith("DECISION_HEALTH_")}
+    listed = build_parser().epilog or ""
+    operations = (root / "docs" / "operations.md").read_text(encoding="utf-8")
+    assert sorted(n for n in named if n not in listed) == [], "add them to ENVIRONMENT (decision/cli/options.py)"
+    assert sorted(n for n in named if f"`{n}`" not in operations) == [], "list them in docs/operations.md"
