@@ -29,13 +29,20 @@ def refusals(chain: list[grpc.aio.ServerInterceptor]) -> dict[str, int] | None:
     return next((i.refused for i in chain if isinstance(i, TokenAuthInterceptor)), None)
 
 
+class PortUnavailable(OSError):
+    """The port cannot be listened on: in use by another program, or not allowed."""
+
+
 def add_port(server: grpc.aio.Server, settings: Settings) -> int:
     """Listen on ``host:port`` with TLS (or mutual TLS) when configured, else plaintext; returns the port."""
     address = f"{settings.host}:{settings.port}"
     credentials = server_credentials(settings.tls_cert, settings.tls_key, settings.tls_client_ca)
-    if credentials is None:
-        return int(server.add_insecure_port(address))
-    return int(server.add_secure_port(address, credentials))
+    try:
+        if credentials is None:
+            return int(server.add_insecure_port(address))
+        return int(server.add_secure_port(address, credentials))
+    except RuntimeError as exc:  # grpc's only failure here: "Failed to bind to address ..."
+        raise PortUnavailable(f"cannot listen on {address}: the port is in use or not allowed") from exc
 
 
 def is_loopback(host: str) -> bool:

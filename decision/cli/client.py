@@ -3,27 +3,20 @@
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 from typing import Any
 
-from decision.cli.options import EXIT_INVALID, EXIT_UNAVAILABLE
+from decision.cli.options import Exit, fail, milliseconds, option
 
 
 def add_client_options(parser: argparse.ArgumentParser, *, token_flag: str = "--token") -> None:
     """``token_flag``: the bearer token's option (``decision events`` keeps ``--token`` for tracking tokens)."""
-    parser.add_argument("--target", default="localhost:50051", help="host:port of the server")
-    parser.add_argument("--deadline-ms", type=float, default=1000.0)
-    parser.add_argument("--tls", action="store_true", help="connect with TLS (the system's CAs unless --tls-ca)")
-    parser.add_argument("--tls-ca", help="PEM CA bundle that signed the server's certificate (implies --tls)")
-    parser.add_argument("--tls-client-cert", help="PEM client certificate, for mutual TLS")
-    parser.add_argument("--tls-client-key", help="PEM key of --tls-client-cert")
-    parser.add_argument(
-        token_flag,
-        dest="auth_token",
-        default=os.environ.get("DECISION_AUTH_TOKEN"),
-        help="bearer token (env DECISION_AUTH_TOKEN)",
-    )
+    option(parser, "--target", env="DECISION_TARGET", default="localhost:50051", help="host:port of the server")
+    option(parser, "--deadline-ms", type=milliseconds, default=1000.0, help="gRPC deadline of each call")
+    option(parser, "--tls", action="store_true", help="connect with TLS (the system's CAs unless --tls-ca)")
+    option(parser, "--tls-ca", metavar="PEM", help="CA bundle that signed the server's certificate (implies --tls)")
+    option(parser, "--tls-client-cert", metavar="PEM", help="client certificate, for mutual TLS")
+    option(parser, "--tls-client-key", metavar="PEM", help="key of --tls-client-cert")
+    option(parser, token_flag, dest="auth_token", env="DECISION_AUTH_TOKEN", help="bearer token sent with each call")
 
 
 def client_channel(args: argparse.Namespace) -> Any:
@@ -42,12 +35,11 @@ def call_metadata(args: argparse.Namespace) -> list[tuple[str, str]] | None:
     return [("authorization", f"Bearer {args.auth_token}")] if args.auth_token else None
 
 
-def rpc_failure(command: str, exc: Any) -> int:
-    """Say why a call failed; the exit status: unavailable (retry later) or refused."""
+def rpc_failure(command: str, exc: Any, target: str) -> int:
+    """Say why a call failed, on one line; the exit status: unavailable (retry later) or refused."""
     import grpc
 
     code = exc.code()
-    print(f"decision {command}: {code.name}: {exc.details()}", file=sys.stderr)
-    return (
-        EXIT_UNAVAILABLE if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED) else EXIT_INVALID
-    )
+    unreachable = code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+    where = f" ({target})" if unreachable else ""
+    return fail(command, f"{code.name}{where}: {exc.details()}", Exit.UNAVAILABLE if unreachable else Exit.INVALID)

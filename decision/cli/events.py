@@ -187,7 +187,7 @@ def cmd_events(args: argparse.Namespace) -> int:
             try:
                 response = stub.RecordEvents(request, timeout=args.deadline_ms / 1000, metadata=call_metadata(args))
             except grpc.RpcError as exc:
-                status = rpc_failure("events", exc)
+                status = rpc_failure("events", exc, args.target)
                 print(
                     f"decision events: {len(events) - len(results)} event(s) not sent or not recorded (UNSENT): "
                     "retry them with the same event ids",

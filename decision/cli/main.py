@@ -6,16 +6,40 @@ import argparse
 import asyncio
 import dataclasses
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
+
+import orjson
 
 from decision.cli import authoring, client, events, ops
-from decision.cli.options import EXIT_INVALID, EXIT_USAGE, add_redis_options, parse_context
-from decision.cli.redis_access import check_published, lint_warnings
+from decision.cli.options import (
+    ENVIRONMENT,
+    EXIT_INVALID,
+    Exit,
+    Parser,
+    add_json,
+    add_key_prefix,
+    add_redis_options,
+    epilog,
+    fail,
+    integer,
+    milliseconds,
+    option,
+    parse_context,
+    port,
+    positive,
+    seconds,
+)
+from decision.cli.redis_access import check_published, lint_warnings, redis_failure
 from decision.observe.redact import mask_url
-from decision.rules.errors import RulesetInvalid, Severity
+from decision.rules.errors import Problem, RulesetInvalid, Severity
+from decision.rules.types import Location, Ruleset
 from decision.settings import Settings
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -57,16 +81,15 @@ def _secured(settings: Settings, args: argparse.Namespace) -> Settings:
 def cmd_serve(args: argparse.Namespace) -> int:
     from decision.api.server import configure_logging, serve_workers
     from decision.service.active import load_compiled
+    from decision.service.rulesets import PublishError
+    from decision.store.connect import StoreError
     from decision.store.embedded import EmbeddedRedis
 
     configure_logging(log_format=args.log_format)
     try:
         settings = _secured(_settings(args), args)
     except ValueError as exc:  # a bad TLS, token or limits option: say which, never print a secret
-        print(f"decision serve: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    from decision.service.rulesets import PublishError
-
+        return fail("serve", str(exc), Exit.USAGE)
     try:  # never start on an invalid ruleset: the file's, or without one the one published to Redis
         if args.rules is not None:
             load_compiled(args.rules)
@@ -76,18 +99,58 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"decision: refusing to start, the ruleset is invalid:\n{exc}", file=sys.stderr)
         return EXIT_INVALID
     except PublishError as exc:
-        print(f"decision: refusing to start: {exc}", file=sys.stderr)
-        return EXIT_INVALID
+        return fail("serve", f"refusing to start: {exc}", Exit.INVALID)
+    except StoreError as exc:
+        return redis_failure("serve", exc)
 
     def ready(port: int) -> None:
         print(f"listening on {settings.host}:{port}", flush=True)
 
+    if settings.workers > 1:
+        _check_port(settings.host, settings.port)  # before any worker starts: one line, not one traceback each
+
+    def run(redis_url: str) -> int:
+        status = _load_audiences(args.load_audiences, redis_url)
+        return status if status else serve_workers(settings, redis_url, ready)
+
     if settings.redis_url:
         print(f"redis: {mask_url(settings.redis_url)}", file=sys.stderr, flush=True)
-        return serve_workers(settings, settings.redis_url, ready)
+        return run(settings.redis_url)
     with EmbeddedRedis() as redis_server:
         print(f"no --redis-url: started an embedded redis-server at {redis_server.url}", file=sys.stderr, flush=True)
-        return serve_workers(settings, redis_server.url, ready)
+        return run(redis_server.url)
+
+
+def _check_port(host: str, port: int) -> None:
+    """Raise PortUnavailable unless the workers can bind ``host:port`` (as they do: with SO_REUSEPORT)."""
+    import socket
+
+    from decision.api.security import PortUnavailable
+
+    if port == 0:
+        return
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            probe.bind(address)
+    except OSError as exc:
+        raise PortUnavailable(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+
+
+def _load_audiences(paths: Sequence[str], redis_url: str) -> int:
+    """``--load-audiences``: CSV files of ``profile_id,audience_id`` written with audience_sync's writer."""
+    from decision.cli.demo import load_audiences
+
+    for path in paths:
+        try:
+            count = load_audiences(redis_url, Path(path))
+        except OSError as exc:
+            return fail("serve", f"--load-audiences {path}: cannot read: {exc.strerror}", Exit.INVALID)
+        except KeyError as exc:
+            return fail("serve", f"--load-audiences {path}: no column {exc} (profile_id,audience_id)", Exit.INVALID)
+        print(f"loaded {count} audience memberships from {path}", file=sys.stderr, flush=True)
+    return 0
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -95,14 +158,15 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from decision.rules.loader import parse
 
     status = 0
+    reports: list[dict[str, Any]] = []
     for path in args.rules:
         try:
             data = Path(path).read_bytes()
         except OSError as exc:
-            print(f"{path}:0: file: cannot read: {exc.strerror}")
-            status = EXIT_INVALID
-            continue
-        ruleset, problems = parse(data, path)
+            problems = [Problem(Location(path, 0), "file", f"cannot read: {exc.strerror}")]
+            ruleset = None
+        else:
+            ruleset, problems = parse(data, path)
         if ruleset is not None:
             try:
                 compile_ruleset(ruleset)
@@ -110,12 +174,17 @@ def cmd_validate(args: argparse.Namespace) -> int:
                 problems.extend(exc.problems)
         if ruleset is not None and not any(p.severity is Severity.ERROR for p in problems):
             problems.extend(lint_warnings(ruleset, args.redis_url, args.key_prefix))
-        for problem in sorted(problems, key=lambda p: p.location.line):
-            print(problem)
+        problems.sort(key=lambda p: p.location.line)
         errors = sum(1 for p in problems if p.severity is Severity.ERROR)
         warnings = len(problems) - errors
         if errors:
             status = EXIT_INVALID
+        if args.json:
+            reports.append(_validate_report(path, ruleset if not errors else None, problems))
+            continue
+        for problem in problems:
+            print(problem)
+        if errors:
             print(f"{path}: {errors} error(s), {warnings} warning(s)", file=sys.stderr)
         else:
             assert ruleset is not None
@@ -124,7 +193,28 @@ def cmd_validate(args: argparse.Namespace) -> int:
                 f"{len(ruleset.offers)} offers" + (f", {warnings} warning(s)" if warnings else ""),
                 file=sys.stderr,
             )
+    if args.json:
+        print(orjson.dumps(reports, option=orjson.OPT_INDENT_2).decode())
     return status
+
+
+def _validate_report(path: str, ruleset: Ruleset | None, problems: list[Problem]) -> dict[str, Any]:
+    return {
+        "file": path,
+        "ok": ruleset is not None,
+        "version": ruleset.version if ruleset is not None else None,
+        "placements": len(ruleset.placements) if ruleset is not None else None,
+        "offers": len(ruleset.offers) if ruleset is not None else None,
+        "problems": [
+            {
+                "line": p.location.line,
+                "field": p.field,
+                "reason": p.reason,
+                "severity": p.severity.value,
+            }
+            for p in problems
+        ],
+    }
 
 
 def cmd_decide(args: argparse.Namespace) -> int:
@@ -138,8 +228,7 @@ def cmd_decide(args: argparse.Namespace) -> int:
     try:
         context = parse_context(args.context)
     except ValueError as exc:
-        print(f"decision decide: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return fail(args.command, str(exc), Exit.USAGE)
     request = decision_pb2.DecideRequest(
         profile_id=args.profile,
         channel=args.channel,
@@ -152,15 +241,14 @@ def cmd_decide(args: argparse.Namespace) -> int:
     try:
         channel = client_channel(args)
     except ValueError as exc:
-        print(f"decision decide: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return fail(args.command, str(exc), Exit.USAGE)
     metadata = call_metadata(args)
     with channel:
         stub = decision_pb2_grpc.DecisionServiceStub(channel)
         try:
             response = stub.Decide(request, timeout=args.deadline_ms / 1000, metadata=metadata)
         except grpc.RpcError as exc:
-            return rpc_failure(args.command, exc)
+            return rpc_failure(args.command, exc, args.target)
     if args.json:
         print(json_format.MessageToJson(response, always_print_fields_with_no_presence=True))
     else:
@@ -168,6 +256,21 @@ def cmd_decide(args: argparse.Namespace) -> int:
         if response.explanations:
             print()
             print(format_explanations(response))
+    return 0
+
+
+def cmd_redis(args: argparse.Namespace) -> int:
+    """A local redis-server (the embedded binary) in the foreground, until Ctrl-C or SIGTERM."""
+    from decision.store.embedded import EmbeddedRedis, EmbeddedRedisError
+
+    stop = {signal.SIGINT, signal.SIGTERM}
+    signal.pthread_sigmask(signal.SIG_BLOCK, stop)  # taken by sigwait below, not as KeyboardInterrupt
+    try:
+        with EmbeddedRedis(host=args.host, port=args.port) as server:
+            print(f"listening on {server.url} (redis-server, nothing kept on disk; Ctrl-C stops it)", flush=True)
+            signal.sigwait(stop)
+    except EmbeddedRedisError as exc:
+        return fail("redis", str(exc).splitlines()[0], Exit.UNAVAILABLE)
     return 0
 
 
@@ -179,124 +282,235 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return asyncio.run(run_demo(Path(args.example), port=args.port, once=args.once))
 
 
-def _seconds(text: str) -> float:
-    """A duration option: a number of seconds, 0 or more."""
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
     try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not value >= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be 0 or more seconds: {text!r}")
-    return value
+        return version("inbound-decisioning")
+    except PackageNotFoundError:  # run from a source tree that was not installed
+        return "unknown"
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="decision", description="Inbound Decisioning: next-best-message decisions.")
-    commands = parser.add_subparsers(dest="command", required=True)
-
-    serve = commands.add_parser("serve", help="run the gRPC decision service")
-    serve.add_argument(
+def _add_serve(commands: Any) -> None:
+    defaults = Settings()
+    serve = commands.add_parser(
+        "serve", help="run the gRPC decision service", description="Run the gRPC decision service."
+    )
+    option(
+        serve,
         "--rules",
+        metavar="FILE",
         help="ruleset YAML file (reloaded on SIGHUP); without it, the ruleset published to Redis "
         "(decision rules publish), followed as new ones are published",
     )
-    serve.add_argument(
+    option(
+        serve,
         "--redis-url",
-        default=os.environ.get("DECISION_REDIS_URL"),
-        help="redis://[:password@]host:port/db, rediss:// for TLS, redis+cluster:// for Redis Cluster "
-        "(env DECISION_REDIS_URL; default: start an embedded redis-server)",
+        env="DECISION_REDIS_URL",
+        help="redis://[:password@]host:port/db, rediss:// for TLS, redis+cluster:// for Redis Cluster; "
+        "without it: start an embedded redis-server on a free loopback port, stopped on exit",
     )
-    serve.add_argument("--host", default=os.environ.get("DECISION_HOST", "0.0.0.0"))
-    serve.add_argument("--port", type=int, default=int(os.environ.get("DECISION_PORT", "50051")))
-    defaults = Settings()
-    serve.add_argument("--workers", type=int, default=int(os.environ.get("DECISION_WORKERS", "1")))
-    serve.add_argument("--key-prefix", default=os.environ.get("DECISION_KEY_PREFIX", "ib"))
-    serve.add_argument("--redis-timeout-ms", type=float, default=50.0, help="longest wait for Redis per decision")
-    serve.add_argument(
+    option(
+        serve,
+        "--load-audiences",
+        action="append",
+        default=[],
+        metavar="CSV",
+        help="before serving, load a profile_id,audience_id CSV into the Redis with audience-sync's writer "
+        "(repeatable; handy with the embedded Redis)",
+    )
+    option(serve, "--host", env="DECISION_HOST", default=defaults.host, help="address to listen on")
+    option(serve, "--port", env="DECISION_PORT", type=port, default=defaults.port, help="port to listen on (0: any)")
+    option(
+        serve,
+        "--workers",
+        env="DECISION_WORKERS",
+        type=positive,
+        default=defaults.workers,
+        help="server processes sharing the port (SO_REUSEPORT)",
+    )
+    add_key_prefix(serve)
+    option(
+        serve,
+        "--redis-timeout-ms",
+        env="DECISION_REDIS_TIMEOUT_MS",
+        type=milliseconds,
+        default=defaults.redis_timeout * 1000,
+        help="longest wait for Redis per decision; later, the answer is the fallbacks with degraded=true",
+    )
+    option(
+        serve,
         "--drain",
-        type=_seconds,
-        default=os.environ.get("DECISION_DRAIN", str(defaults.shutdown_drain)),  # a string default goes through type=
+        env="DECISION_DRAIN",
+        type=seconds,
+        default=defaults.shutdown_drain,
         metavar="SECONDS",
         help="on SIGTERM/SIGINT, keep serving this long while health reports NOT_SERVING, so load balancers "
-        "stop sending; then refuse new calls with UNAVAILABLE (retry-safe) and stop (env DECISION_DRAIN; "
-        "default %(default)s; a second signal ends the drain)",
+        "stop sending; then refuse new calls with UNAVAILABLE (retry-safe) and stop; a second signal ends the drain",
     )
-    serve.add_argument(
+    option(
+        serve,
         "--grace",
-        type=_seconds,
-        default=os.environ.get("DECISION_GRACE", str(defaults.shutdown_grace)),
+        env="DECISION_GRACE",
+        type=seconds,
+        default=defaults.shutdown_grace,
         metavar="SECONDS",
-        help="after the drain, how long calls in flight may take to finish before they are cancelled "
-        "(env DECISION_GRACE; default %(default)s)",
+        help="after the drain, how long calls in flight may take to finish before they are cancelled",
     )
-    serve.add_argument(
+    option(
+        serve,
         "--metrics-port",
-        type=int,
-        default=int(os.environ["DECISION_METRICS_PORT"]) if os.environ.get("DECISION_METRICS_PORT") else None,
-        help="serve Prometheus metrics on http://HOST:PORT/metrics (env DECISION_METRICS_PORT)",
+        env="DECISION_METRICS_PORT",
+        type=port,
+        help="serve Prometheus metrics on http://HOST:PORT/metrics (default: no metrics)",
     )
-    serve.add_argument("--log-format", choices=("text", "json"), default=os.environ.get("DECISION_LOG_FORMAT", "text"))
-    serve.add_argument("--otel", action="store_true", help="OpenTelemetry spans for Decide (needs opentelemetry-api)")
-    env = os.environ.get
-    serve.add_argument("--tls-cert", default=env("DECISION_TLS_CERT"), help="PEM certificate chain: serve TLS")
-    serve.add_argument("--tls-key", default=env("DECISION_TLS_KEY"), help="PEM private key of --tls-cert")
-    serve.add_argument(
-        "--tls-client-ca", default=env("DECISION_TLS_CLIENT_CA"), help="PEM CA bundle: require client certificates"
+    option(
+        serve,
+        "--log-format",
+        env="DECISION_LOG_FORMAT",
+        choices=("text", "json"),
+        default=defaults.log_format,
+        help="log lines as text or one JSON object per line",
     )
-    serve.add_argument(
+    option(serve, "--otel", action="store_true", help="OpenTelemetry spans for Decide (needs opentelemetry-api)")
+    option(serve, "--tls-cert", env="DECISION_TLS_CERT", metavar="PEM", help="certificate chain: serve TLS")
+    option(serve, "--tls-key", env="DECISION_TLS_KEY", metavar="PEM", help="private key of --tls-cert")
+    option(
+        serve,
+        "--tls-client-ca",
+        env="DECISION_TLS_CLIENT_CA",
+        metavar="PEM",
+        help="CA bundle: require client certificates",
+    )
+    option(
+        serve,
         "--auth-tokens-file",
-        default=env("DECISION_AUTH_TOKENS_FILE"),
+        env="DECISION_AUTH_TOKENS_FILE",
+        metavar="FILE",
         help="bearer tokens, one per line: calls need 'authorization: Bearer <token>' "
-        "(also env DECISION_AUTH_TOKENS, comma-separated; health and reflection stay open)",
+        "(also DECISION_AUTH_TOKENS, comma-separated; health and reflection stay open)",
     )
-    serve.add_argument(
+    ENVIRONMENT["DECISION_AUTH_TOKENS"] = "bearer tokens the server accepts, comma-separated (serve)"
+    option(
+        serve,
         "--token-keys-file",
-        default=env("DECISION_TOKEN_KEYS_FILE"),
+        env="DECISION_TOKEN_KEYS_FILE",
+        metavar="FILE",
         help="tracking-token signing keys, '<key id> <secret>' per line, the last signs, all verify "
-        "(also env DECISION_TOKEN_KEYS, 'id:secret' comma-separated; without: a random key per start)",
+        "(also DECISION_TOKEN_KEYS, 'id:secret' comma-separated; without: a random key per start)",
     )
-    serve.add_argument("--limits", metavar="FILE", help="request limits, TOML or .json (docs/api.md)")
-    serve.add_argument(
-        "--limit", action="append", default=[], metavar="NAME=N", help="one request limit, e.g. max_placements=8"
+    ENVIRONMENT["DECISION_TOKEN_KEYS"] = "tracking-token signing keys, 'id:secret' comma-separated (serve)"
+    option(serve, "--limits", metavar="FILE", help="request limits, TOML or .json (docs/api.md)")
+    option(
+        serve,
+        "--limit",
+        action="append",
+        default=[],
+        metavar="NAME=N",
+        help="one request limit, e.g. max_placements=8 (repeatable)",
     )
     serve.set_defaults(func=cmd_serve)
 
-    validate = commands.add_parser("validate", help="check ruleset files; print every problem")
-    validate.add_argument("rules", nargs="+", help="ruleset YAML file(s)")
-    add_redis_options(validate)  # with a Redis: also warn of audiences the registry does not know
-    validate.set_defaults(func=cmd_validate)
 
+def _add_decide(commands: Any) -> None:
     decide = commands.add_parser(
         "decide",
         aliases=["explain"],
         help="ask a running server for a decision (`explain`: and why each offer was or was not proposed)",
     )
-    decide.add_argument("--profile", required=True)
-    decide.add_argument("--channel", required=True)
-    decide.add_argument("--placement", action="append", required=True, help="placement id (repeatable)")
-    decide.add_argument("--max-items", type=int, default=0)
-    decide.add_argument("--context", action="append", default=[], metavar="KEY=VALUE", help="repeatable")
-    decide.add_argument("--request-id")
-    decide.add_argument("--explain", action="store_true")
-    decide.add_argument("--json", action="store_true", help="print the response as JSON")
+    option(decide, "--profile", required=True, help="profile id, as audience-sync stored it")
+    option(decide, "--channel", required=True, help="channel of the request, e.g. web or mobile")
+    option(decide, "--placement", action="append", required=True, help="placement id (repeatable)")
+    option(decide, "--max-items", type=integer, default=0, help="items per placement (0: the placement's max_items)")
+    option(
+        decide,
+        "--context",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help='a context attribute; a value that parses as JSON is taken as such (120, true, ["a"]) (repeatable)',
+    )
+    option(decide, "--request-id", help="echoed in the response (default: generated by the server)")
+    option(decide, "--explain", action="store_true", help="add why each offer was or was not proposed")
+    add_json(decide, "the response")
     client.add_client_options(decide)
     decide.set_defaults(func=cmd_decide)
 
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(
+        prog="decision",
+        description="Inbound Decisioning: next-best-message decisions.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_serve(commands)
+
+    validate = commands.add_parser("validate", help="check ruleset files; print every problem")
+    validate.add_argument("rules", nargs="+", help="ruleset YAML file(s)")
+    add_redis_options(validate)  # with a Redis: also warn of audiences the registry does not know
+    add_json(validate, "every file's problems")
+    validate.set_defaults(func=cmd_validate)
+
+    _add_decide(commands)
+
     demo = commands.add_parser("demo", help="embedded Redis + sample audiences + server + example decisions")
-    demo.add_argument("--example", default=str(Path(__file__).resolve().parents[2] / "examples" / "retail"))
-    demo.add_argument("--port", type=int, default=50051)
-    demo.add_argument("--once", action="store_true", help="exit after printing the example decisions")
+    option(
+        demo,
+        "--example",
+        default=str(EXAMPLES / "retail"),
+        metavar="DIR",
+        help="rules.yaml, audiences.csv, requests.yaml",
+    )
+    option(demo, "--port", type=port, default=50051, help="port to listen on (0: any)")
+    option(demo, "--once", action="store_true", help="exit after printing the example decisions")
     demo.set_defaults(func=cmd_demo)
+    redis = commands.add_parser(
+        "redis",
+        help="run a local redis-server for trying things out (nothing kept on disk; Ctrl-C stops it)",
+    )
+    option(redis, "--host", default="127.0.0.1", help="address to listen on")
+    option(redis, "--port", type=port, default=6379, help="port to listen on (0: any)")
+    redis.set_defaults(func=cmd_redis)
     ops.add_commands(commands)  # rules publish|rollback|list, simulate
     authoring.add_schema_command(commands)
     events.add_events_command(commands)
+    parser.epilog = epilog()  # after every command added its options: the whole list
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    status: int = args.func(args)
-    return status
+    """Run one command; every failure a user can cause ends with one line on stderr and an exit status (Exit)."""
+    from redis.exceptions import RedisError
+
+    from decision.api.security import PortUnavailable
+    from decision.store.embedded import EmbeddedRedisError
+
+    args: argparse.Namespace | None = None
+    try:
+        args = build_parser().parse_args(argv)
+        status = int(args.func(args))
+        sys.stdout.flush()  # a closed pipe shows here, inside the handler, not at interpreter exit
+        return status
+    except BrokenPipeError:
+        # The reader went away (`| head`): say nothing, and keep Python from failing on the final flush.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return Exit.CLOSED_PIPE
+    except KeyboardInterrupt:
+        print("decision: interrupted", file=sys.stderr)
+        return Exit.INTERRUPTED
+    except (PortUnavailable, EmbeddedRedisError) as exc:
+        return fail(_command(args), str(exc).splitlines()[0], Exit.UNAVAILABLE)
+    except (RedisError, ConnectionError, TimeoutError) as exc:  # a Redis a command did not expect to be down
+        return redis_failure(_command(args), exc)
+    except OSError as exc:  # a file the command could not read or write
+        where = f"{exc.filename}: " if exc.filename else ""
+        return fail(_command(args), f"{where}{exc.strerror or exc}", Exit.INVALID)
+
+
+def _command(args: argparse.Namespace | None) -> str:
+    return str(getattr(args, "command", "") or "")
 
 
 if __name__ == "__main__":

@@ -17,7 +17,16 @@ from typing import Any
 import orjson
 
 from decision.cli.audit import audit_json, change_summary, cmd_rules_diff, default_author
-from decision.cli.options import EXIT_INVALID, EXIT_USAGE, add_redis_options, parse_context
+from decision.cli.options import (
+    EXIT_INVALID,
+    EXIT_USAGE,
+    Exit,
+    add_json,
+    add_redis_options,
+    fail,
+    option,
+    parse_context,
+)
 from decision.cli.redis_access import client, lint_warnings, need_redis, redis_failure, run_control
 from decision.rules.errors import RulesetInvalid
 
@@ -28,8 +37,9 @@ def add_commands(commands: Any) -> None:
     rules_commands = rules.add_subparsers(dest="rules_command", required=True)
     publish = rules_commands.add_parser("publish", help="validate a ruleset, store it as a new version, activate it")
     publish.add_argument("rules", help="ruleset YAML file")
-    publish.add_argument("--author", help="who publishes it, recorded with the version (default: the OS user)")
+    option(publish, "--author", help="who publishes it, recorded with the version (default: the OS user)")
     add_redis_options(publish)
+    add_json(publish, "the published version")
     publish.set_defaults(func=cmd_rules_publish)
     rollback = rules_commands.add_parser("rollback", help="activate a published version again")
     rollback.add_argument("version", nargs="?", help="version name (default: the one published before the active one)")
@@ -37,7 +47,7 @@ def add_commands(commands: Any) -> None:
     rollback.set_defaults(func=cmd_rules_rollback)
     listing = rules_commands.add_parser("list", help="the published versions and the active one")
     add_redis_options(listing)
-    listing.add_argument("--json", action="store_true")
+    add_json(listing, "the versions")
     listing.set_defaults(func=cmd_rules_list)
     diff = rules_commands.add_parser(
         "diff", help="offers and placements added, removed or changed (which fields) between two rulesets"
@@ -45,7 +55,7 @@ def add_commands(commands: Any) -> None:
     diff.add_argument("old", metavar="A", help="a ruleset file, or a published version name")
     diff.add_argument("new", metavar="B", help="a ruleset file, or a published version name")
     add_redis_options(diff)
-    diff.add_argument("--json", action="store_true")
+    add_json(diff, "the changes")
     diff.set_defaults(func=cmd_rules_diff)
 
     simulate = commands.add_parser("simulate", help="run a sample of profiles through a ruleset offline")
@@ -54,12 +64,17 @@ def add_commands(commands: Any) -> None:
     source.add_argument("--profiles", metavar="SAMPLE.ndjson", help='lines of {"profile", "audiences", "context"}')
     source.add_argument("--from-redis", type=int, metavar="N", help="a sample of N profiles read from Redis (SCAN)")
     add_redis_options(simulate)
-    simulate.add_argument(
-        "--context", action="append", default=[], metavar="KEY=VALUE", help="context for every profile (repeatable)"
+    option(
+        simulate,
+        "--context",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="context for every profile (repeatable)",
     )
-    simulate.add_argument("--at", help="decide at this ISO 8601 time (default: now), for schedules")
-    simulate.add_argument("--chart", default="simulation.html", help="HTML chart of winners per placement")
-    simulate.add_argument("--json", action="store_true", help="print the results as JSON")
+    option(simulate, "--at", metavar="ISO8601", help="decide at this time, for schedules (default: now)")
+    option(simulate, "--chart", default="simulation.html", metavar="HTML", help="HTML chart of winners per placement")
+    add_json(simulate, "the results")
     simulate.set_defaults(func=cmd_simulate)
 
 
@@ -71,7 +86,7 @@ def _iso(epoch: float) -> str:
 
 
 def cmd_rules_publish(args: argparse.Namespace) -> int:
-    from decision.service.rulesets import PublishError, parse_checked, publish, read_rules_file
+    from decision.service.rulesets import PublishError, VersionConflict, parse_checked, publish, read_rules_file
     from decision.store.connect import StoreError
 
     if not need_redis(args, "rules publish"):
@@ -84,15 +99,28 @@ def cmd_rules_publish(args: argparse.Namespace) -> int:
     except RulesetInvalid as exc:
         print(f"{exc}\ndecision rules publish: refused, the ruleset is invalid; nothing was published", file=sys.stderr)
         return EXIT_INVALID
+    except VersionConflict as exc:
+        return fail("rules publish", f"refused: {exc}", Exit.CONFLICT)
     except PublishError as exc:
-        print(f"decision rules publish: refused: {exc}", file=sys.stderr)
-        return EXIT_INVALID
+        return fail("rules publish", f"refused: {exc}", Exit.INVALID)
     except StoreError as exc:
         return redis_failure("rules publish", exc)
-    for problem in [*activation.warnings, *lint_warnings(ruleset, args.redis_url, args.key_prefix)]:
+    warnings = [*activation.warnings, *lint_warnings(ruleset, args.redis_url, args.key_prefix)]
+    for problem in warnings:
         print(problem, file=sys.stderr)
     entry = activation.entry
-    if activation.changed:
+    if args.json:
+        body = {
+            "version": entry.version,
+            "seq": entry.seq,
+            "sha256": entry.sha256,
+            "changed": activation.changed,
+            "servers_notified": activation.receivers,
+            "warnings": [str(p) for p in warnings],
+            **audit_json(entry),
+        }
+        print(orjson.dumps(body, option=orjson.OPT_INDENT_2).decode())
+    elif activation.changed:
         print(
             f"published {entry.version} (#{entry.seq}, sha256 {entry.sha256[:12]}): active; "
             f"{activation.receivers} server process(es) notified"

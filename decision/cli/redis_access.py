@@ -13,7 +13,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from decision.cli.options import EXIT_INVALID
+from decision.cli.options import Exit, fail
 from decision.rules.errors import Problem
 from decision.rules.types import Ruleset
 
@@ -41,22 +41,30 @@ def run_control(args: argparse.Namespace, work: Callable[[Any], Awaitable[_T]]) 
     return asyncio.run(main())
 
 
+def redis_status(exc: BaseException) -> Exit:
+    """Unreachable or too slow: UNAVAILABLE (retrying may help); any other Redis error: REDIS."""
+    from redis.exceptions import ConnectionError, TimeoutError
+
+    if isinstance(exc, ConnectionError | TimeoutError | OSError | asyncio.TimeoutError):
+        return Exit.UNAVAILABLE
+    return Exit.REDIS
+
+
 def redis_failure(command: str, exc: Exception) -> int:
-    print(f"decision {command}: Redis: {exc}", file=sys.stderr)
-    return EXIT_INVALID
+    return fail(command, f"Redis: {exc}", redis_status(exc))
 
 
 def need_redis(args: argparse.Namespace, command: str) -> bool:
     if args.redis_url:
         return True
-    print(f"decision {command}: --redis-url (or DECISION_REDIS_URL) is required", file=sys.stderr)
+    fail(command, "--redis-url (or DECISION_REDIS_URL) is required", Exit.USAGE)
     return False
 
 
 def check_published(redis_url: str | None, key_prefix: str) -> str:
-    """The version a server without --rules would start on; raises PublishError or RulesetInvalid."""
+    """The version a server without --rules would start on; raises PublishError, RulesetInvalid or a StoreError."""
     from decision.service.rulesets import PublishError, load_active
-    from decision.store.connect import StoreError, connect
+    from decision.store.connect import connect
     from decision.store.control import ControlStore
     from decision.store.keys import KeySpace
 
@@ -70,10 +78,7 @@ def check_published(redis_url: str | None, key_prefix: str) -> str:
         finally:
             await store.close()
 
-    try:
-        return asyncio.run(main())
-    except StoreError as exc:
-        raise PublishError(f"cannot read the published ruleset from Redis: {exc}") from exc
+    return asyncio.run(main())
 
 
 def known_audiences(redis_url: str, key_prefix: str) -> frozenset[str]:

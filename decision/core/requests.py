@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decision.core.types import DecisionRequest, InvalidRequest
+from decision.rules.suggest import did_you_mean
 from decision.rules.types import AttrType, ContextValue, Ruleset
 
 
@@ -13,7 +14,8 @@ def check_request(ruleset: Ruleset, request: DecisionRequest) -> None:
         field = f"placements[{index}].placement_id"
         placement = ruleset.placements.get(wanted.placement_id)
         if placement is None:
-            raise InvalidRequest(field, f"unknown placement {wanted.placement_id!r}")
+            hint = did_you_mean(wanted.placement_id, ruleset.placements)
+            raise InvalidRequest(field, f"unknown placement {wanted.placement_id!r}{hint}")
         if wanted.placement_id in seen:
             raise InvalidRequest(field, f"placement {wanted.placement_id!r} is requested twice")
         seen.add(wanted.placement_id)

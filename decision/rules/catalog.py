@@ -14,6 +14,7 @@ from decision.rules import delivery
 from decision.rules.conditions import ConditionReader
 from decision.rules.eligibility import EligibilityReader
 from decision.rules.patterns import ATTRIBUTE_PATTERN, ID_PATTERN
+from decision.rules.suggest import did_you_mean
 from decision.rules.types import AttrType, EligibilityRule, Offer, Placement
 from decision.rules.walker import Walker, kind
 
@@ -30,6 +31,9 @@ class CatalogReader:
         self.declared_attributes = False
         # Every offer id written, valid or not: a fallback naming an invalid offer is not reported twice.
         self.offer_ids_seen: set[str] = set()
+        # Every placement id written, valid or not: an offer of a placement that has its own error (e.g. no
+        # fallback) is not reported again as naming an unknown placement (one problem, one error).
+        self.placement_ids_seen: set[str] = set()
 
     def read_attributes(self, node: Node) -> None:
         w = self.w
@@ -70,6 +74,7 @@ class CatalogReader:
             pid = w.string(fields["id"], f"{path}.id", ID_PATTERN, "placement id") if "id" in fields else None
             if pid is not None:
                 path = f"placements[{pid}]"
+                self.placement_ids_seen.add(pid)
                 if pid in result:
                     w.error(fields["id"], f"{path}.id", f"duplicate placement id {pid!r}")
                     pid = None
@@ -142,11 +147,11 @@ class CatalogReader:
                 else None
             )
             for p_index, pname in enumerate(offer_placements or ()):
-                if pname not in placements:
+                if pname not in self.placement_ids_seen:
                     w.error(
                         fields["placements"].value[p_index],
                         f"{path}.placements[{p_index}]",
-                        f"unknown placement {pname!r}",
+                        f"unknown placement {pname!r}{did_you_mean(pname, self.placement_ids_seen)}",
                     )
             priority = 0
             if "priority" in fields:

@@ -12,6 +12,7 @@ import math
 from yaml.nodes import MappingNode, Node, SequenceNode
 
 from decision.rules.patterns import ATTRIBUTE_PATTERN
+from decision.rules.suggest import OPERATOR_ALIASES, did_you_mean
 from decision.rules.types import AllOf, AnyOf, AttrType, Condition, Not, Op, Predicate, Scalar
 from decision.rules.walker import Unconstructible, Walker, describe
 
@@ -54,7 +55,8 @@ class ConditionReader:
             return Not(child) if child is not None else None
         if isinstance(key, str) and key.startswith(CONTEXT_PREFIX):
             return self._predicates(key_node, value_node, f"{path}.{key}", key[len(CONTEXT_PREFIX) :])
-        w.error(key_node, path, f"unknown condition {key!r}: expected and, or, not, or context.<attribute>")
+        hint = did_you_mean(key, ("and", "or", "not")) if isinstance(key, str) else ""
+        w.error(key_node, path, f"unknown condition {key!r}: expected and, or, not, or context.<attribute>{hint}")
         return None
 
     def _children(self, node: Node, path: str, depth: int) -> tuple[Condition, ...] | None:
@@ -72,7 +74,8 @@ class ConditionReader:
             w.error(key_node, path, f"invalid attribute name {attribute!r}")
             return None
         if self.declared and attribute not in self.attributes:
-            w.error(key_node, path, f"unknown attribute {attribute!r} (not declared under attributes:)")
+            hint = did_you_mean(attribute, self.attributes)
+            w.error(key_node, path, f"unknown attribute {attribute!r} (not declared under attributes:){hint}")
             return None
         ops = ", ".join(op.value for op in Op)
         if not isinstance(node, MappingNode) or not node.value:
@@ -84,7 +87,8 @@ class ConditionReader:
             name = w.value(op_node)
             op_path = f"{path}.{name}"
             if not isinstance(name, str) or name not in Op.__members__.values():
-                w.error(op_node, op_path, f"unknown operator {name!r} (expected one of: {ops})")
+                hint = did_you_mean(name, (op.value for op in Op), OPERATOR_ALIASES) if isinstance(name, str) else ""
+                w.error(op_node, op_path, f"unknown operator {name!r}{hint} (expected one of: {ops})")
                 continue
             if name in seen:
                 w.error(op_node, op_path, "duplicate operator")

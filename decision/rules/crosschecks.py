@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Set as AbstractSet
 
 from decision.rules.errors import Problem
+from decision.rules.suggest import did_you_mean
 from decision.rules.types import Location, Offer, Placement
 
 
@@ -22,8 +23,9 @@ def check_fallbacks(
         fallback = offers.get(placement.fallback)
         if fallback is None:
             if placement.fallback not in offer_ids_seen:
+                hint = did_you_mean(placement.fallback, offer_ids_seen)
                 problems.append(
-                    Problem(placement.location, path, f"fallback offer {placement.fallback!r} does not exist")
+                    Problem(placement.location, path, f"fallback offer {placement.fallback!r} does not exist{hint}")
                 )
         elif placement.id not in fallback.placements:
             problems.append(

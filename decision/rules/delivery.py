@@ -17,6 +17,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode
 from decision.rules.errors import Problem
 from decision.rules.formula import Formula, FormulaError, parse_formula
 from decision.rules.patterns import ATTRIBUTE_PATTERN, ID_PATTERN
+from decision.rules.suggest import did_you_mean
 from decision.rules.types import (
     CLICK,
     CUSTOM_PREFIX,
@@ -242,7 +243,8 @@ class ScoreReader:
         for name in sorted(parsed.context_refs):
             declared = self.attributes.get(name)
             if self.declared and declared is None:
-                w.error(node, path, f"unknown attribute context.{name} (not declared under attributes:)")
+                hint = did_you_mean(name, self.attributes)
+                w.error(node, path, f"unknown attribute context.{name} (not declared under attributes:){hint}")
                 return None
             if declared is not None and declared is not AttrType.NUMBER:
                 w.error(node, path, f"context.{name} is declared {declared}; a formula reads numbers only")
@@ -400,6 +402,6 @@ def _names(w: Walker, node: Node | None, path: str, known: frozenset[str], what:
         return None
     for index, name in enumerate(names):
         if name not in known:
-            w.error(node.value[index], f"{path}[{index}]", f"unknown {what} {name!r}")
+            w.error(node.value[index], f"{path}[{index}]", f"unknown {what} {name!r}{did_you_mean(name, known)}")
             return None
     return frozenset(names)

@@ -22,6 +22,7 @@ from collections.abc import Set as AbstractSet
 from datetime import UTC, datetime
 
 from decision.rules.errors import Problem, Severity
+from decision.rules.suggest import did_you_mean
 from decision.rules.types import (
     AllOf,
     Condition,
@@ -61,7 +62,8 @@ def unknown_audiences(ruleset: Ruleset, known: AbstractSet[str]) -> Iterator[Pro
                 yield _warning(
                     rule,
                     f"offers[{offer.id}].eligibility[{rule.name}].audiences",
-                    f"audience {audience!r} is not in the audience registry (a typo, or not synced yet)",
+                    f"audience {audience!r} is not in the audience registry (a typo, or not synced yet)"
+                    + did_you_mean(audience, known),
                 )
 
 

@@ -117,7 +117,7 @@ def _build(w: Walker, root: Node, data: bytes) -> Ruleset | None:
     if "contact_policies" in top:
         channels = frozenset(c for p in placements.values() for c in p.channels)
         contact_policies = delivery.contact_policies(
-            w, top["contact_policies"], frozenset(placements), channels, time_zone
+            w, top["contact_policies"], frozenset(catalog.placement_ids_seen), channels, time_zone
         )
     w.problems += check_delivery_controls(placements, offers)
     return Ruleset(

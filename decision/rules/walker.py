@@ -16,6 +16,7 @@ from yaml.constructor import ConstructorError, SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from decision.rules.errors import Problem
+from decision.rules.suggest import did_you_mean
 from decision.rules.types import Location
 
 
@@ -57,7 +58,10 @@ class Walker:
                 self.error(key_node, join(path, key), "duplicate key")
                 continue
             if key not in allowed:
-                self.error(key_node, join(path, key), f"unknown field (expected one of: {', '.join(sorted(allowed))})")
+                hint = did_you_mean(key, allowed)
+                self.error(
+                    key_node, join(path, key), f"unknown field{hint} (expected one of: {', '.join(sorted(allowed))})"
+                )
                 continue
             fields[key] = value_node
         for key in sorted(required - fields.keys()):

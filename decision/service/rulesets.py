@@ -35,6 +35,10 @@ class PublishError(Exception):
     """A publication or rollback that was refused; nothing was changed."""
 
 
+class VersionConflict(PublishError):
+    """The version name was published before with other content."""
+
+
 class NoPublishedRuleset(PublishError):
     pass
 
@@ -115,7 +119,7 @@ async def publish(
         changes=None if changes is None else changes.to_json(),
     )
     if entry.sha256 != digest:
-        raise PublishError(
+        raise VersionConflict(
             f"{source}: version {ruleset.version!r} was already published with other content "
             f"(sha256 {entry.sha256[:12]}, #{entry.seq}): give this ruleset a new version"
         )

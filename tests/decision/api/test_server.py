@@ -280,6 +280,7 @@ INVALID_CASES: list[tuple[dict[str, Any], str]] = [
     ({"channel": ""}, "channel: required"),
     ({"placements": []}, "placements: at least one placement is required"),
     ({"placements": ["nope"]}, "placements[0].placement_id: unknown placement 'nope'"),
+    ({"placements": ["baner"]}, "placements[0].placement_id: unknown placement 'baner' (did you mean 'banner'?)"),
     ({"placements": ["banner", "banner"]}, "placements[1].placement_id: placement 'banner' is requested twice"),
     ({"placements": [""]}, "placements[0].placement_id: required"),
     ({"placements": [("banner", 1000)]}, "placements[0].max_items: at most 100"),

@@ -1,0 +1,224 @@
+"""The `decision` command's conventions, as a user meets them: one line and a documented exit status, no traceback."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+import pytest
+
+from decision.cli.main import build_parser
+from decision.cli.options import ENVIRONMENT, Exit
+from decision.store.embedded import free_port
+
+EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "retail"
+RULES = EXAMPLE / "rules.yaml"
+DECIDE = [sys.executable, "-m", "decision.cli", "decide", "--profile", "p", "--channel", "web", "--placement", "home"]
+
+
+def run(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "decision.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def one_line_error(result: subprocess.CompletedProcess[str], status: Exit, *fragments: str) -> str:
+    """The command failed with ``status``, and said why on its last line of stderr, with no traceback."""
+    assert result.returncode == status, (result.returncode, result.stderr)
+    assert "Traceback" not in result.stderr, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    for fragment in fragments:
+        assert fragment in last, last
+    return last
+
+
+@pytest.fixture
+def busy_port() -> Iterator[int]:
+    """A port another program listens on (no SO_REUSEPORT, so the server cannot share it)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield int(sock.getsockname()[1])
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_busy_port_is_one_line_and_unavailable(busy_port: int, redis_url: str, workers: str) -> None:
+    result = run(
+        *("serve", "--rules", str(RULES), "--host", "127.0.0.1", "--port", str(busy_port), "--redis-url", redis_url),
+        *("--workers", workers),
+    )
+    one_line_error(result, Exit.UNAVAILABLE, "decision serve:", f"127.0.0.1:{busy_port}", "in use")
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("DECISION_PORT", "abc"), ("DECISION_WORKERS", "0"), ("DECISION_DRAIN", "-1"), ("DECISION_LOG_FORMAT", "xml")],
+)
+def test_a_bad_environment_variable_is_a_usage_error_naming_it(name: str, value: str) -> None:
+    result = run("serve", "--rules", str(RULES), env={name: value})
+    last = one_line_error(result, Exit.USAGE, "decision serve: error:")
+    assert name in last or value in last
+
+
+def test_a_variable_a_command_does_not_read_is_ignored() -> None:
+    result = run("validate", str(RULES), env={"DECISION_PORT": "abc"})
+    assert result.returncode == Exit.OK, result.stderr
+
+
+def test_the_command_line_wins_over_the_environment() -> None:
+    args = build_parser().parse_args(["decide", "--profile", "p", "--channel", "web", "--placement", "h"])
+    assert args.target == "localhost:50051"
+    os.environ["DECISION_TARGET"] = "elsewhere:1"
+    try:
+        assert build_parser().parse_args(["decide", "--profile", "p", "--channel", "w", "--placement", "h"]).target == (
+            "elsewhere:1"
+        )
+        given = ["decide", "--target", "here:2", "--profile", "p", "--channel", "w", "--placement", "h"]
+        assert build_parser().parse_args(given).target == "here:2"
+    finally:
+        del os.environ["DECISION_TARGET"]
+
+
+def test_a_closed_pipe_is_quiet_with_status_141(tmp_path: Path) -> None:
+    # Far more output than a pipe holds: the write fails once the reader is gone.
+    offers = "\n".join(f"  - {{id: o{i}, placements: [home], colour: red}}" for i in range(3000))
+    rules = tmp_path / "big.yaml"
+    rules.write_text(f"version: v1\nplacements: [{{id: home, channels: [web], fallback: o0}}]\noffers:\n{offers}\n")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "decision.cli", "validate", "--json", str(rules)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stdout is not None and process.stderr is not None
+    assert process.stdout.readline().strip() == b"["  # like `| head -1`: read a little, then close
+    process.stdout.close()
+    stderr = process.stderr.read().decode()
+    assert process.wait(timeout=60) == Exit.CLOSED_PIPE
+    assert stderr == ""
+
+
+def test_a_missing_file_is_one_line_and_refused(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.yaml"
+    result = run("validate", str(missing))
+    assert result.returncode == Exit.INVALID
+    assert result.stdout == f"{missing}:0: file: cannot read: No such file or directory\n"
+    assert "Traceback" not in result.stderr
+    result = run("simulate", str(RULES), "--profiles", str(missing), "--chart", "")
+    one_line_error(result, Exit.INVALID, "decision simulate:", "nope.yaml")
+    result = run("serve", "--rules", str(RULES), "--load-audiences", str(missing), "--redis-url", "redis://127.0.0.1:1")
+    one_line_error(result, Exit.INVALID, "decision serve: --load-audiences", "cannot read")
+
+
+def test_an_unreachable_redis_is_one_line_and_unavailable() -> None:
+    url = f"redis://127.0.0.1:{free_port()}"
+    one_line_error(run("rules", "list", "--redis-url", url), Exit.UNAVAILABLE, "decision rules list: Redis:")
+    one_line_error(run("rules", "publish", str(RULES), "--redis-url", url), Exit.UNAVAILABLE, "Redis:")
+    one_line_error(run("serve", "--redis-url", url), Exit.UNAVAILABLE, "decision serve: Redis:")
+
+
+def test_an_unreachable_server_is_one_line_and_unavailable() -> None:
+    target = f"127.0.0.1:{free_port()}"
+    result = run("decide", "--target", target, "--profile", "p", "--channel", "web", "--placement", "home_banner")
+    one_line_error(result, Exit.UNAVAILABLE, "decision decide: UNAVAILABLE", target)
+
+
+def test_ctrl_c_is_one_line_and_130() -> None:
+    # A peer that accepts the connection and never answers: the call waits until the signal.
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        target = f"127.0.0.1:{listener.getsockname()[1]}"
+        process = subprocess.Popen(
+            [*DECIDE, "--target", target, "--deadline-ms", "60000"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        connection, _ = listener.accept()  # the client is inside its call now
+        with connection:
+            process.send_signal(signal.SIGINT)
+            _, stderr = process.communicate(timeout=30)
+    assert process.returncode == Exit.INTERRUPTED, stderr
+    assert stderr.strip() == "decision: interrupted"
+
+
+def test_publishing_a_version_name_again_with_other_content_is_a_conflict(redis_url: str, tmp_path: Path) -> None:
+    prefix = f"conflict{os.getpid()}"
+    first = run("rules", "publish", str(RULES), "--redis-url", redis_url, "--key-prefix", prefix, "--json")
+    assert first.returncode == Exit.OK, first.stderr
+    body = orjson.loads(first.stdout)
+    assert body["version"] == "retail-2026.11" and body["changed"] is True
+    changed = tmp_path / "rules.yaml"
+    changed.write_text(RULES.read_text() + "\n# another content, the same version name\n")
+    again = run("rules", "publish", str(changed), "--redis-url", redis_url, "--key-prefix", prefix)
+    one_line_error(again, Exit.CONFLICT, "decision rules publish: refused:", "already published with other content")
+    listing = run("rules", "list", "--redis-url", redis_url, "--key-prefix", prefix, "--json")
+    assert [v["version"] for v in orjson.loads(listing.stdout)["versions"]] == ["retail-2026.11"]
+
+
+def test_validate_json_lists_every_problem(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("version: v1\nplacements: [{id: home, channels: [web]}]\noffers: [{id: a, placements: [home]}]\n")
+    result = run("validate", "--json", str(RULES), str(bad))
+    assert result.returncode == Exit.INVALID
+    good, wrong = orjson.loads(result.stdout)
+    assert good["ok"] and good["version"] == "retail-2026.11" and good["offers"] == 15
+    assert not wrong["ok"]
+    assert [(p["line"], p["field"], p["severity"]) for p in wrong["problems"]] == [
+        (2, "placements[0].fallback", "error")
+    ]
+
+
+def test_version() -> None:
+    result = run("--version")
+    assert result.returncode == Exit.OK
+    assert result.stdout.startswith("decision ")
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParser]:
+    yield parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in set(action.choices.values()):
+                yield from _subparsers(sub)
+
+
+def test_every_option_says_what_it_does_its_default_and_its_variable() -> None:
+    parser = build_parser()
+    for sub in _subparsers(parser):
+        for action in sub._actions:
+            if not action.option_strings or isinstance(action, argparse._HelpAction | argparse._VersionAction):
+                continue
+            where = f"{sub.prog} {action.option_strings[0]}"
+            assert action.help, f"{where} has no help"
+            if action.default not in (None, False, [], argparse.SUPPRESS):
+                assert f"default: {action.default}" in action.help, where
+    listed = parser.epilog or ""
+    for name in ENVIRONMENT:
+        assert name in listed
+    for code in Exit:
+        assert f"{int(code):>3}  " in listed
+
+
+def test_every_variable_the_code_reads_is_listed_in_help_and_docs() -> None:
+    root = Path(__file__).resolve().parents[3]
+    sources = [*(root / "decision").rglob("*.py"), *(root / "audience_sync").rglob("*.py")]
+    named = {m for path in sources for m in re.findall(r"DECISION_[A-Z_]*[A-Z]", path.read_text(encoding="utf-8"))}
+    # The container health check's own variables are documented in decision/cli/healthcheck.py.
+    named = {n for n in named if not n.startswith("DECISION_HEALTH_")}
+    listed = build_parser().epilog or ""
+    operations = (root / "docs" / "operations.md").read_text(encoding="utf-8")
+    assert sorted(n for n in named if n not in listed) == [], "add them to ENVIRONMENT (decision/cli/options.py)"
+    assert sorted(n for n in named if f"`{n}`" not in operations) == [], "list them in docs/operations.md"
