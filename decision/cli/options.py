@@ -49,6 +49,10 @@ EXIT_CONFLICT = Exit.CONFLICT
 
 # Every DECISION_* variable an option reads, with its help: listed in `decision --help`.
 ENVIRONMENT: dict[str, str] = {}
+# Read by the server itself rather than by an option (decision.service.stages).
+ENVIRONMENT["DECISION_STAGE_TIMING"] = (
+    "1: export the cost of each stage of Decide (decision_stage_seconds_total) on --metrics-port, for benchmarks"
+)
 
 
 class Parser(argparse.ArgumentParser):
