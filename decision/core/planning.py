@@ -605,11 +605,13 @@ def _item(
     slot: Slot,
 ) -> Item:
     offer = candidate.offer
-    token = TrackingToken(decision_id, placement.id, offer.id, ruleset.version, now_ms, request.channel).encode()
     # The offer's own experiment wins; else the placement's (its variant chose the ranking).
     experiment_id, variant = (
         (candidate.experiment_id, candidate.variant) if candidate.experiment_id else (slot.experiment_id, slot.variant)
     )
+    token = TrackingToken(
+        decision_id, placement.id, offer.id, ruleset.version, now_ms, request.channel, experiment_id, variant
+    ).encode()
     return Item(
         offer_id=offer.id,
         content_json=candidate.content_json,

@@ -18,6 +18,7 @@ from decision.rules.engine import EngineError
 from decision.service.active import ActiveRuleset
 from decision.service.breaker import BreakerBoard
 from decision.service.events import EventInput, EventRecorder, EventResult, EventsUnavailable
+from decision.service.outcomes import ProposalCounter
 from decision.service.reservations import Proposer
 from decision.settings import Settings
 from decision.store.profiles import ProfileStore, StoreError
@@ -54,6 +55,11 @@ class DecisionService:
             skew=settings.event_max_skew,
             limits=settings.limits,
             keys=settings.token_keys,
+            outcome_retention=settings.outcome_retention,
+        )
+        # What each offer achieved: proposals tallied here, flushed in the background (service.outcomes).
+        self.proposals = ProposalCounter(
+            store, retention=settings.outcome_retention, interval=settings.outcome_flush_interval
         )
 
     async def decide(self, request: DecisionRequest, time_remaining: float | None = None) -> Decision:
@@ -112,6 +118,7 @@ class DecisionService:
         if decision is None:  # Redis or the engine failed: fallbacks, degraded
             why = Why(frozenset(), now) if request.explain else None
             decision = decide(prepared.ruleset, None, request, decision_id=decision_id, now_ms=int(now * 1000), why=why)
+        self.proposals.add(decision, prepared.ruleset.time_zone, now)
         return sign_tokens(decision, self.settings.token_keys)
 
     async def record_events(self, events: Sequence[EventInput]) -> list[EventResult]:

@@ -23,6 +23,9 @@ Summary (prefix ``ib`` by default):
   times (epoch ms, comma-separated, ascending); ``ib:e:{<profile>}:<event id>``
   STRING with a TTL, a recorded feedback event (dedupe); ``ib:total:{offer:<offer>}:<counted>:<bucket>``
   STRING, an offer's total count across profiles in a period bucket.
+* ``ib:out:{out:<offer>:<day>}`` HASH, what an offer achieved in a day (the ruleset's time zone):
+  field ``outcome_field(...)`` -> count of proposals (``decision``) or events by type;
+  ``ib:outseen:{out:<offer>:<day>}`` HASH, digests of the events counted there (dedupe).
 * ``ib:{rules}:versions`` HASH, published rulesets: version name -> JSON (seq,
   sha256, published_at, source, the YAML text); ``ib:{rules}:active`` STRING,
   JSON naming the version to serve; ``ib:{rules}:seq`` STRING, publication
@@ -78,6 +81,32 @@ class KeySpace:
         Tagged by offer, not by profile: one slot per offer holds all its total counters.
         """
         return f"{self.prefix}:total:{{offer:{offer_id}}}:{counted}:{bucket}"
+
+    # -- outcomes (decision.service.outcomes) --------------------------------
+    def outcomes(self, offer_id: str, day: str) -> str:
+        """HASH: ``outcome_field`` -> count, for one offer and one day (``YYYY-MM-DD``, the ruleset's zone).
+
+        Tagged by offer and day: a day of an offer is one slot (its events are counted by one script
+        call), and offers and days spread over the Cluster instead of one hot slot.
+        """
+        return f"{self.prefix}:out:{{out:{offer_id}:{day}}}"
+
+    def outcomes_seen(self, offer_id: str, day: str) -> str:
+        """HASH beside ``outcomes`` (same tag): event digest -> 1, the events already counted there."""
+        return f"{self.prefix}:outseen:{{out:{offer_id}:{day}}}"
+
+    def outcomes_pattern(self) -> str:
+        """SCAN pattern matching every ``outcomes`` hash (not the ``outcomes_seen`` ones)."""
+        return f"{self.prefix}:out:{{out:*}}"
+
+    def outcome_key_of(self, key: bytes | str) -> tuple[str, str] | None:
+        """(offer id, day) of an ``outcomes`` key (inverse of ``outcomes``), None for another key."""
+        text = _text(key)
+        head = f"{self.prefix}:out:{{out:"
+        if not text.startswith(head) or not text.endswith("}"):
+            return None
+        offer_id, sep, day = text[len(head) : -1].rpartition(":")
+        return (offer_id, day) if sep and offer_id and len(day) == DAY_LENGTH else None
 
     @property
     def audiences(self) -> str:
@@ -150,6 +179,25 @@ class KeySpace:
 def offer_counter_field(offer_id: str, counted: str) -> str:
     """Field of ``counters``: times the offer was proposed (``decision``) or got an event of that type."""
     return f"o|{offer_id}|{counted}"
+
+
+# ``YYYY-MM-DD``
+DAY_LENGTH: Final = 10
+OUTCOME_SEPARATOR: Final = "|"  # no id of the rule language (ID_PATTERN) holds one
+
+
+def outcome_field(version: str, placement_id: str, experiment_id: str, variant: str, counted: str) -> str:
+    """Field of ``outcomes``: ruleset version, placement, experiment and variant ("" without), counted thing
+    (``decision`` for a proposal, ``impression``, ``click``, ``dismiss``, ``custom:<type>``)."""
+    return OUTCOME_SEPARATOR.join((version, placement_id, experiment_id, variant, counted))
+
+
+def outcome_field_parts(field: bytes | str) -> tuple[str, str, str, str, str] | None:
+    """Inverse of ``outcome_field``; None for a field of another shape."""
+    parts = _text(field).split(OUTCOME_SEPARATOR)
+    if len(parts) != 5:
+        return None
+    return parts[0], parts[1], parts[2], parts[3], parts[4]
 
 
 def policy_counter_field(policy_id: str) -> str:
