@@ -296,6 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
     validate = commands.add_parser("validate", help="check ruleset files; print every problem")
     validate.add_argument("rules", nargs="+", help="ruleset YAML file(s)")
     from decision.cli.ops import add_commands, add_redis_options
+    from decision.cli.report import add_command as add_report
 
     add_redis_options(validate)  # with a Redis: also warn of audiences the registry does not know
     validate.set_defaults(func=cmd_validate)
@@ -330,6 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--once", action="store_true", help="exit after printing the example decisions")
     demo.set_defaults(func=cmd_demo)
     add_commands(commands)  # rules publish|rollback|list, simulate (decision/cli_ops.py)
+    add_report(commands)  # report: outcome counters (decision/cli/report.py)
     return parser
 
 

@@ -1,0 +1,194 @@
+"""``decision report``: what each offer and experiment variant achieved, from the outcome counters in Redis.
+
+Table (default), ``--json``, and ``--html FILE`` (self-contained, inline SVG:
+decision/cli/outcomes_html.py). Days are those of the outcome counters (the
+ruleset's time zone), ``--from`` and ``--to`` included.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from decision.cli.ops import EXIT_INVALID, EXIT_USAGE, add_redis_options
+from decision.core.report import SRM_ALPHA, Rate, Report, build
+from decision.core.stats import Comparison
+from decision.rules.patterns import ID_PATTERN
+from decision.rules.types import CLICK, CUSTOM_PREFIX, Experiment, Ruleset
+
+MAX_DAYS = 400
+
+
+def add_command(commands: Any) -> None:
+    report = commands.add_parser("report", help="what each offer and experiment variant achieved (outcome counters)")
+    report.add_argument("--from", dest="first", required=True, metavar="YYYY-MM-DD", help="first day (included)")
+    report.add_argument("--to", dest="last", metavar="YYYY-MM-DD", help="last day (included; default: --from)")
+    report.add_argument("--ruleset-version", help="only what this ruleset version proposed (default: all)")
+    report.add_argument(
+        "--metric", default=CLICK, help="experiments' conversion: click (default), impression, dismiss or a custom type"
+    )
+    report.add_argument(
+        "--rules", action="append", default=[], metavar="FILE",
+        help="ruleset files for the experiments' weights (default: the published rulesets)",
+    )  # fmt: skip
+    report.add_argument("--json", action="store_true", help="print the report as JSON")
+    report.add_argument("--html", metavar="FILE", help="also write a self-contained HTML report with charts")
+    add_redis_options(report, required_help="; required")
+    report.set_defaults(func=cmd_report)
+
+
+def days_between(first: str, last: str) -> tuple[str, ...]:
+    """Every day from ``first`` to ``last`` (ISO dates, included). ValueError naming the option."""
+    try:
+        start = date.fromisoformat(first)
+    except ValueError:
+        raise ValueError(f"--from: {first!r} is not a date (YYYY-MM-DD)") from None
+    try:
+        end = date.fromisoformat(last)
+    except ValueError:
+        raise ValueError(f"--to: {last!r} is not a date (YYYY-MM-DD)") from None
+    if end < start:
+        raise ValueError(f"--to: {last} is before --from {first}")
+    if (end - start).days >= MAX_DAYS:
+        raise ValueError(f"--to: at most {MAX_DAYS} days in one report")
+    return tuple((start + timedelta(days=n)).isoformat() for n in range((end - start).days + 1))
+
+
+def metric_of(text: str) -> str:
+    if text in ("click", "impression", "dismiss"):
+        return text
+    name = text.removeprefix(CUSTOM_PREFIX)
+    if not ID_PATTERN.fullmatch(name):
+        raise ValueError(f"--metric: {text!r} is neither click, impression, dismiss nor a custom event type")
+    return CUSTOM_PREFIX + name
+
+
+def experiments_of(rulesets: list[Ruleset]) -> dict[str, Experiment]:
+    """Experiment id -> its definition; a later ruleset's wins."""
+    found: dict[str, Experiment] = {}
+    for ruleset in rulesets:
+        for experiment in (
+            *(p.experiment for p in ruleset.placements.values()),
+            *(o.experiment for o in ruleset.offers.values()),
+        ):
+            if experiment is not None:
+                found[experiment.id] = experiment
+    return found
+
+
+async def _gather(args: argparse.Namespace, days: tuple[str, ...]) -> tuple[list[Any], list[Ruleset]]:
+    from decision.rules.loader import load_file, parse
+    from decision.store.connect import connect
+    from decision.store.control import ControlStore
+    from decision.store.keys import KeySpace
+    from decision.store.outcomes import scan_outcomes
+
+    keys = KeySpace(args.key_prefix)
+    control = ControlStore(connect(args.redis_url, timeout=5.0, max_connections=4), keys)
+    try:
+        rows = await scan_outcomes(control.client, keys, set(days))
+        rulesets = [load_file(path) for path in args.rules]
+        if not rulesets:
+            for entry in await control.versions():
+                if args.ruleset_version is None or entry.version == args.ruleset_version:
+                    ruleset, _ = parse(entry.text.encode(), entry.source or entry.version)
+                    if ruleset is not None:
+                        rulesets.append(ruleset)
+        return rows, rulesets
+    finally:
+        await control.close()
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from decision.rules.errors import RulesetInvalid
+    from decision.store.connect import StoreError
+
+    if not args.redis_url:
+        print("decision report: --redis-url (or DECISION_REDIS_URL) is required", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        days = days_between(args.first, args.last or args.first)
+        metric = metric_of(args.metric)
+    except ValueError as exc:
+        print(f"decision report: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        rows, rulesets = asyncio.run(_gather(args, days))
+    except RulesetInvalid as exc:
+        print(f"{exc}\ndecision report: a ruleset given with --rules is invalid", file=sys.stderr)
+        return EXIT_INVALID
+    except StoreError as exc:
+        print(f"decision report: Redis: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    report = build(rows, days, version=args.ruleset_version, metric=metric, experiments=experiments_of(rulesets))
+    if args.html:
+        from decision.cli.outcomes_html import render
+
+        Path(args.html).write_text(render(report), encoding="utf-8")
+    if args.json:
+        print(orjson.dumps(report.to_json(), option=orjson.OPT_INDENT_2).decode())
+    else:
+        print(format_report(report))
+    if args.html:
+        print(f"html: {args.html}", file=sys.stderr if args.json else sys.stdout)
+    return 0
+
+
+def pct(value: float | None, digits: int = 2) -> str:
+    return "-" if value is None else f"{100 * value:.{digits}f}%"
+
+
+def rate_text(rate: Rate) -> str:
+    if rate.value is None or rate.interval is None:
+        return "-"
+    low, high = rate.interval
+    return f"{pct(rate.value)} [{pct(low)}, {pct(high)}]"
+
+
+def lift_text(comparison: Comparison | None) -> str:
+    if comparison is None or comparison.lift is None:
+        return "-"
+    interval = comparison.lift_interval
+    around = f" [{100 * interval[0]:+.1f}%, {100 * interval[1]:+.1f}%]" if interval else ""
+    return f"{100 * comparison.lift:+.1f}%{around}"
+
+
+def p_text(comparison: Comparison | None) -> str:
+    return "-" if comparison is None else f"{comparison.p_value:.3g}"
+
+
+def format_report(report: Report) -> str:
+    span = report.days[0] if len(report.days) == 1 else f"{report.days[0]} to {report.days[-1]}"
+    lines = [f"outcomes {span}, ruleset {report.version or 'all versions'}", ""]
+    lines.append(f"{'placement':<16} {'offer':<22} {'proposals':>9} {'impr.':>8} {'clicks':>7}  "
+                 f"{'CTR [95% Wilson]':<28} {'dismiss rate':>12}")  # fmt: skip
+    for o in report.offers:
+        lines.append(f"{o.placement_id:<16} {o.offer_id:<22} {o.proposals:>9} {o.impressions:>8} {o.clicks:>7}  "
+                     f"{rate_text(o.ctr):<28} {pct(o.dismiss_rate.value):>12}")  # fmt: skip
+    if not report.offers:
+        lines.append("(no outcome counted in these days)")
+    for e in report.experiments:
+        lines += ["", f"experiment {e.experiment_id} — conversion: {e.metric} per proposal; {report.test}"]
+        lines.append(f"  {'variant':<14} {'exposures':>9} {'conv.':>7}  {'rate [95% Wilson]':<28} "
+                     f"{'lift vs control [95%]':<28} {'p':>8}")  # fmt: skip
+        for v in e.variants:
+            control = " (control)" if v is e.variants[0] and v.variant != "holdout" else ""
+            lines.append(f"  {v.variant + control:<14} {v.conversion.trials:>9} {v.conversion.successes:>7}  "
+                         f"{rate_text(v.conversion):<28} {lift_text(v.against_control):<28} "
+                         f"{p_text(v.against_control):>8}")  # fmt: skip
+        if e.holdout_lift is not None:
+            lines.append(f"  holdout lift (variants pooled vs holdout): {lift_text(e.holdout_lift)}, "
+                         f"p = {p_text(e.holdout_lift)}")  # fmt: skip
+        if e.srm is not None:
+            flag = f"SAMPLE RATIO MISMATCH (p < {SRM_ALPHA})" if e.mismatch else "ok"
+            lines.append(f"  sample ratio ({', '.join(e.srm_groups)} against their weights): chi-square "
+                         f"{e.srm.statistic:.2f}, df {e.srm.df}, p = {e.srm.p_value:.3g}: {flag}")  # fmt: skip
+        if e.note:
+            lines.append(f"  note: {e.note}")
+    return "\n".join(lines)
