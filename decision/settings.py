@@ -91,3 +91,5 @@ class Settings:
     # each worker adds its proposal counts this often (seconds): what a crash can lose.
     outcome_retention: float = 90 * 86_400.0
     outcome_flush_interval: float = 1.0
+    # How often each worker re-reads the counts learned rankings draw from (seconds), off the decision path.
+    learning_refresh_interval: float = 5.0

@@ -120,6 +120,7 @@ class RunningServer:
         # The watcher returns by itself within one poll interval even if the cancellation is lost.
         with contextlib.suppress(asyncio.CancelledError, TimeoutError):
             await asyncio.wait_for(asyncio.shield(self._watch), self.settings.registry_poll_interval + 1.0)
+        await self.service.learning.stop()
         await self.service.proposals.stop()  # the last proposal counts (service/outcomes.py)
         await self.store.close()
 
@@ -178,6 +179,7 @@ async def start(settings: Settings, redis_url: str) -> RunningServer:
     ops.attach(store, active, service.breakers, security.refusals(guards))
     service.events.metrics = ops.metrics
     service.proposals.start()
+    service.learning.start(active)
     return RunningServer(server, port, service, health_servicer, store, settings, gate, watch, ops)
 
 

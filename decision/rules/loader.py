@@ -19,7 +19,7 @@ import yaml
 from yaml.constructor import ConstructorError, SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from decision.rules import policies, yaml_guard
+from decision.rules import policies, ranking, yaml_guard
 from decision.rules.errors import Problem, RulesetInvalid, Severity
 from decision.rules.patterns import ATTRIBUTE_PATTERN, AUDIENCE_PATTERN, ID_PATTERN
 from decision.rules.types import (
@@ -326,7 +326,7 @@ class _Builder:
             fields = w.mapping(
                 item,
                 path,
-                frozenset({"id", "channels", "max_items", "fallback", "description", "score", "experiment"}),
+                frozenset({"id", "channels", "max_items", "fallback", "description", "score", "experiment", "ranking"}),
                 frozenset({"id", "channels", "fallback"}),
             )
             if fields is None:
@@ -359,11 +359,13 @@ class _Builder:
                 if "experiment" in fields
                 else None
             )
+            learned = ranking.ranking(w, fields["ranking"], f"{path}.ranking") if "ranking" in fields else None
             if pid is None or channels is None or fallback is None:
                 continue
             result[pid] = Placement(
-                pid, frozenset(channels), max_items, fallback, w.loc(item), score=score, experiment=experiment
-            )
+                pid, frozenset(channels), max_items, fallback, w.loc(item), score=score, experiment=experiment,
+                ranking=learned,
+            )  # fmt: skip
         return result
 
     # -- offers -----------------------------------------------------------

@@ -18,6 +18,7 @@ from decision.rules.engine import EngineError
 from decision.service.active import ActiveRuleset
 from decision.service.breaker import BreakerBoard
 from decision.service.events import EventInput, EventRecorder, EventResult, EventsUnavailable
+from decision.service.learning import LearnedRates
 from decision.service.outcomes import ProposalCounter
 from decision.service.reservations import Proposer
 from decision.settings import Settings
@@ -61,6 +62,8 @@ class DecisionService:
         self.proposals = ProposalCounter(
             store, retention=settings.outcome_retention, interval=settings.outcome_flush_interval
         )
+        # Learned rankings (``ranking:``, ``allocation: auto``) draw from counts refreshed in the background.
+        self.learning = LearnedRates(store, interval=settings.learning_refresh_interval, clock=lambda: self.clock())
 
     async def decide(self, request: DecisionRequest, time_remaining: float | None = None) -> Decision:
         """Decide for one request. Raises InvalidRequest; never fails for Redis.
@@ -107,8 +110,9 @@ class DecisionService:
                     why = Why(audiences, now) if request.explain else None
                     async with asyncio.timeout_at(deadline):
                         decision = await self.proposer.decide(
-                            prepared, eligible, request, counters, now=now, decision_id=decision_id, why=why
-                        )
+                            prepared, eligible, request, counters, now=now, decision_id=decision_id, why=why,
+                            learner=self.learning.learner,
+                        )  # fmt: skip
                 except StoreError as exc:  # counters or totals (maybe on another shard): the next read will tell
                     log.debug("counting the decision failed, answering fallbacks: %r", exc)
                 except EngineError:

@@ -32,6 +32,7 @@ from collections.abc import Mapping
 import orjson
 
 from decision.core.controls import DeliveryControls, Times, TotalCheck, merge_keep, parse_counters
+from decision.core.learning import Learner
 from decision.core.planning import Plan, Selection, Why, build_plan, fill, needs_reservation, render
 from decision.core.totals import TotalsView, key_of
 from decision.core.types import Decision, DecisionRequest
@@ -115,8 +116,9 @@ class Proposer:
         now: float,
         decision_id: str,
         why: Why | None = None,
+        learner: Learner | None = None,
     ) -> Decision:
-        """The decision (with its explanations when ``why`` is given)."""
+        """The decision (with its explanations when ``why`` is given; ``learner``: draws of learned rankings)."""
         ruleset, controls = prepared.ruleset, prepared.controls
         if controls.total_caps:
             self._refresh_totals_if_stale(controls, now)
@@ -135,6 +137,7 @@ class Proposer:
                 totals=self.totals,
                 exclude=frozenset(exclude),
                 why=why,
+                learner=learner,
             )
             selection = fill(plan, counters)
             if released or needs_reservation(plan, selection):
