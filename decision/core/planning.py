@@ -48,7 +48,7 @@ from decision.core.controls import (
     TotalReached,
     period_text,
 )
-from decision.core.experiments import assign
+from decision.core.experiments import choose
 from decision.core.explain import explanations
 from decision.core.ineligible import not_eligible
 from decision.core.learning import Draw, Learner
@@ -224,6 +224,7 @@ def build_plan(
     exclude: frozenset[str] = frozenset(),
     why: Why | None = None,
     learner: Learner | None = None,
+    sticky: Mapping[str, str] | None = None,
 ) -> Plan:
     """The ranked candidates of every requested placement.
 
@@ -231,9 +232,11 @@ def build_plan(
     could not be read: no candidates, every placement gets its fallback.
     ``exclude``: offers left out whatever the counters say (a total cap refused them).
     ``why``: look at every offer and record its verdict (a request with ``explain``).
-    ``learner``: draws for ``ranking:`` placements (None: they rank as without one).
+    ``learner``: draws for ``ranking:`` placements and ``allocation: auto`` experiments (None: they rank and
+    assign as without). ``sticky``: experiment id -> the variant the profile saw (auto experiments keep it).
     """
     planner = _Planner(ruleset, eligible, request, now_ms, controls, counters or {}, totals, exclude, why, learner)
+    planner.sticky = sticky or {}
     slots = tuple(planner.slot(wanted.placement_id, wanted.max_items) for wanted in request.placements)
     return Plan(slots, ruleset.allow_duplicates, now_ms, planner.counters, why)
 
@@ -257,6 +260,7 @@ class _Planner:
         self.ruleset, self.eligible, self.request, self.now_ms = ruleset, eligible, request, now_ms
         self.controls, self.counters, self.totals, self.exclude, self.why = controls, counters, totals, exclude, why
         self.learner = learner
+        self.sticky: Mapping[str, str] = {}
         # (placement, offer) -> its draw: drawn once per decision, whichever way the rank key is asked for.
         self.draws: dict[tuple[str, str], Draw | None] = {}
         self.gates: dict[str, _Gate | ProfileBlock | TotalReached] = {}
@@ -275,7 +279,7 @@ class _Planner:
         experiment_id = variant_id = ""
         if placement.experiment is not None:
             experiment_id = placement.experiment.id
-            variant = assign(placement.experiment, request.profile_id)
+            variant = choose(placement.experiment, request.profile_id, self.sticky, self.learner)
             if variant is None:
                 ruled_out = () if why is None else self._held_out_placement(placement, eligible, experiment_id)
                 return Slot(placement, limit, (), experiment_id=experiment_id, variant=HOLDOUT,
@@ -362,7 +366,7 @@ class _Planner:
             candidate.totals = gate[2]
         else:
             if offer_id not in self.variants:
-                self.variants[offer_id] = assign(offer.experiment, self.request.profile_id)
+                self.variants[offer_id] = choose(offer.experiment, self.request.profile_id, self.sticky, self.learner)
             variant = self.variants[offer_id]
             experiment_id = offer.experiment.id
             if variant is None:

@@ -1,19 +1,22 @@
 """Parsing of ``ranking:`` (a placement's learned order) and ``allocation:`` (an experiment's). Part of the loader.
 
 A separate, small module (the loader is being split into modules): the loader
-calls ``ranking`` with its node walker. Every problem is located (file:line).
+calls ``ranking`` and ``with_allocation`` with its node walker. Every problem is
+located (file:line).
 
-    ranking: {strategy: thompson, metric: click, per: impression, min_exposure: 100, days: 30}
+    placements: [{..., ranking: {strategy: thompson, metric: click, per: impression, min_exposure: 100, days: 30}}]
+    experiment: {..., allocation: auto}   # or a mapping like ranking's
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from yaml.nodes import Node
+from yaml.nodes import MappingNode, Node, ScalarNode
 
 from decision.rules.policies import counted
-from decision.rules.types import DECISION, DISMISS, IMPRESSION, Allocation, Ranking
+from decision.rules.types import DECISION, DISMISS, IMPRESSION, Allocation, Experiment, Ranking
 
 if TYPE_CHECKING:
     from decision.rules.loader import _Walker
@@ -60,13 +63,34 @@ def ranking(w: _Walker, node: Node, path: str) -> Ranking | None:
     return Ranking(metric, per, min_exposure, days, strategy)
 
 
-def allocation(w: _Walker, node: Node, path: str) -> Allocation | None:
-    """An experiment's ``allocation:``: ``weights`` (default) or ``auto`` (Thompson over the variants)."""
-    text = w.string(node, path)
+# An auto experiment learns from its variants' proposals by default (every assignment is an exposure).
+AUTO_DEFAULT = Ranking(per=DECISION)
+
+
+def with_allocation(w: _Walker, node: Node, path: str, experiment: Experiment | None) -> Experiment | None:
+    """The experiment with the ``allocation:`` of its mapping ``node``: ``weights`` (default), ``auto``
+    (Thompson sampling over the variants, clicks per proposal, 100 exposures before learning), or a
+    ``ranking:``-like mapping ``{strategy: thompson, metric, per, min_exposure, days}``."""
+    found = next(
+        (
+            value
+            for key, value in getattr(node, "value", ())
+            if isinstance(key, ScalarNode) and key.value == "allocation"
+        ),
+        None,
+    )
+    if found is None or experiment is None:
+        return experiment
+    where = f"{path}.allocation"
+    if isinstance(found, MappingNode):
+        learning = ranking(w, found, where)
+        return None if learning is None else replace(experiment, allocation=Allocation.AUTO, learning=learning)
+    text = w.string(found, where)
     if text is None:
         return None
-    try:
-        return Allocation(text)
-    except ValueError:
-        w.error(node, path, f"unknown allocation {text!r} (expected: weights or auto)")
+    if text not in (Allocation.WEIGHTS, Allocation.AUTO):
+        w.error(found, where, f"unknown allocation {text!r} (expected: weights, auto or a thompson mapping)")
         return None
+    if text == Allocation.WEIGHTS:
+        return experiment
+    return replace(experiment, allocation=Allocation.AUTO, learning=AUTO_DEFAULT)

@@ -91,7 +91,7 @@ class DecisionService:
             deadline = asyncio.get_running_loop().time() + budget
             try:
                 async with asyncio.timeout_at(deadline):
-                    audiences, counters = await self.proposer.read(prepared, request.profile_id, now)
+                    audiences, counters, sticky = await self.proposer.read(prepared, request.profile_id, now)
             except StoreError as exc:
                 log.debug("profile read failed, answering fallbacks: %r", exc)
                 # Only the profile read speaks for the breaker: a timeout cut short by the caller's own
@@ -111,7 +111,7 @@ class DecisionService:
                     async with asyncio.timeout_at(deadline):
                         decision = await self.proposer.decide(
                             prepared, eligible, request, counters, now=now, decision_id=decision_id, why=why,
-                            learner=self.learning.learner,
+                            learner=self.learning.learner, sticky=sticky,
                         )  # fmt: skip
                 except StoreError as exc:  # counters or totals (maybe on another shard): the next read will tell
                     log.debug("counting the decision failed, answering fallbacks: %r", exc)

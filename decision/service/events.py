@@ -36,10 +36,10 @@ from decision.core.outcomes import DayClock, event_digest
 from decision.core.tokens import InvalidToken, TokenKeys, TrackingToken
 from decision.core.totals import TotalsView
 from decision.rules.patterns import ID_PATTERN
-from decision.rules.types import CUSTOM_PREFIX
+from decision.rules.types import CUSTOM_PREFIX, HOLDOUT, IMPRESSION, Ranking
 from decision.service.active import PreparedRuleset
 from decision.settings import Limits
-from decision.store.keys import outcome_field
+from decision.store.keys import outcome_field, sticky_variant_field
 from decision.store.profiles import OutcomeEvents, ProfileStore, StoreError
 
 log = logging.getLogger(__name__)
@@ -160,6 +160,20 @@ class EventMetrics(Protocol):
     def event_recorded(self, placement_id: str, counted: str) -> None: ...
 
 
+def _sticky(prepared: PreparedRuleset, batch: list[FeedbackEvent]) -> tuple[dict[str, str], int]:
+    """The variants of ``allocation: auto`` experiments these impressions showed (the first per experiment), and
+    how long to keep them (ms: the longest learning window of those experiments)."""
+    sticky: dict[str, str] = {}
+    ttl = 0
+    for e in batch:
+        experiment = prepared.auto.get(e.token.experiment_id) if e.token.experiment_id else None
+        if experiment is None or e.counted != IMPRESSION or e.token.variant == HOLDOUT:
+            continue
+        sticky.setdefault(sticky_variant_field(experiment.id), e.token.variant)
+        ttl = max(ttl, (experiment.learning or Ranking()).days * 86_400_000)
+    return sticky, ttl
+
+
 class EventRecorder:
     """Validates and records batches of events; the totals view learns the new total counts."""
 
@@ -203,12 +217,15 @@ class EventRecorder:
             fields = [
                 controls.event_fields(e.token.offer_id, e.counted, e.token.channel, e.token.placement_id) for e in batch
             ]
+            sticky, sticky_ttl = _sticky(prepared, batch)
             payload = orjson.dumps(
                 {
                     "seen_ttl": int((self.window + self.skew) * 1000),
                     "ttl": controls.retention_ms,
                     "keep": merge_keep((f for names in fields for f in names), controls.keep),
                     "events": [[e.at_ms, list(names)] for e, names in zip(batch, fields, strict=True)],
+                    "sticky": sticky,
+                    "sticky_ttl": max(sticky_ttl, controls.retention_ms),
                 }
             )
             batches.append((profile_id, [e.event_id for e in batch], payload))

@@ -20,7 +20,8 @@ Summary (prefix ``ib`` by default):
 * channel ``ib:registry``: a registry change is published there (the new version).
 * ``ib:c:{<profile>}`` HASH, the profile's cap and contact-policy counters:
   field ``o|<offer>|<counted>`` or ``p|<policy>``, value the latest event
-  times (epoch ms, comma-separated, ascending); ``ib:e:{<profile>}:<event id>``
+  times (epoch ms, comma-separated, ascending), or ``x|<experiment>``, value the
+  variant of an ``allocation: auto`` experiment the profile saw; ``ib:e:{<profile>}:<event id>``
   STRING with a TTL, a recorded feedback event (dedupe); ``ib:total:{offer:<offer>}:<counted>:<bucket>``
   STRING, an offer's total count across profiles in a period bucket.
 * ``ib:out:{out:<offer>:<day>}`` HASH, what an offer achieved in a day (the ruleset's time zone):
@@ -198,6 +199,14 @@ def outcome_field_parts(field: bytes | str) -> tuple[str, str, str, str, str] | 
     if len(parts) != 5:
         return None
     return parts[0], parts[1], parts[2], parts[3], parts[4]
+
+
+STICKY_PREFIX: Final = "x|"
+
+
+def sticky_variant_field(experiment_id: str) -> str:
+    """Field of ``counters``: the variant of an ``allocation: auto`` experiment the profile saw (it keeps it)."""
+    return f"{STICKY_PREFIX}{experiment_id}"
 
 
 def policy_counter_field(policy_id: str) -> str:

@@ -127,3 +127,85 @@ def test_ranking_errors_are_located(tmp_path: Path, ranking: str, message: str) 
     with pytest.raises(RulesetInvalid) as caught:
         load_file(path)
     assert message in str(caught.value).replace(str(tmp_path) + "/", "")
+
+
+# Click rates per proposal of each variant of an auto-allocated offer experiment.
+VARIANT_CTR = {"a": 0.05, "b": 0.10, "c": 0.30}
+AUTO_RULES = """
+placements:
+  - {id: banner, channels: [web], max_items: 1, fallback: fb}
+offers:
+  - {id: fb, placements: [banner], priority: -1, eligibility: {audiences: {all: [nobody]}}}
+  - id: hero
+    placements: [banner]
+    experiment:
+      id: hero-copy
+      allocation: {strategy: thompson, metric: click, per: decision, min_exposure: 20}
+      variants: [{id: a, weight: 1}, {id: b, weight: 1}, {id: c, weight: 1}]
+"""
+
+
+async def test_auto_allocation_concentrates_on_the_best_variant(
+    start_server: StartServer, write_rules: Callable[[str], Path]
+) -> None:
+    clock = Clock("2026-06-01T08:00:00+00:00")
+    server = with_clock(await start_server(write_rules(AUTO_RULES), learning_refresh_interval=3600.0, **PATIENT), clock)
+    server.service.learning.learner.rng = random.Random(5)
+    visitors = random.Random(13)
+    ruleset = server.service.active.current.ruleset
+    shown: list[Counter[str]] = []
+    async with decision_stub(server.port) as stub:
+        for round_ in range(10):
+            counts: Counter[str] = Counter()
+            for n in range(60):
+                profile = f"r{round_}-{n}"
+                item = (await decide(stub, profile)).propositions[0].items[0]
+                counts[item.variant] += 1
+                batch = [event(item, f"i-{profile}", at=clock(), profile=profile)]
+                if visitors.random() < VARIANT_CTR[item.variant]:
+                    batch.append(
+                        event(item, f"c-{profile}", decision_pb2.EVENT_TYPE_CLICK, at=clock(), profile=profile)
+                    )
+                await record(stub, *batch)
+                clock.advance(1)
+            shown.append(counts)
+            await server.service.proposals.flush()
+            await server.service.learning.refresh(ruleset)
+    late = sum(shown[-3:], Counter())
+    assert late["c"] / sum(late.values()) >= 0.8, shown
+
+
+async def test_a_profile_keeps_the_variant_it_saw(
+    start_server: StartServer, write_rules: Callable[[str], Path]
+) -> None:
+    clock = Clock("2026-06-01T08:00:00+00:00")
+    server = with_clock(await start_server(write_rules(AUTO_RULES), **PATIENT), clock)
+    await server.service.learning.stop()  # counts set here
+    learner = server.service.learning.learner
+    async with decision_stub(server.port) as stub:
+        seen = (await decide(stub, "saw")).propositions[0].items[0]  # by weight: no variant has exposures yet
+        assert await record(stub, event(seen, "i-1", at=clock(), profile="saw")) == [("recorded", "")]
+        unseen = (await decide(stub, "never-saw")).propositions[0].items[0]  # proposed, no impression recorded
+        # Now every variant has exposures, and the one "saw" did not see wins every draw.
+        best = next(v for v in VARIANT_CTR if v != seen.variant)
+        learner.rates = Rates(variants={("hero-copy", v): {"decision": 1000, "click": 900 if v == best else 1}
+                                        for v in VARIANT_CTR})  # fmt: skip
+        again = (await decide(stub, "saw")).propositions[0].items[0]
+        assert again.variant == seen.variant  # sticky, from the profile's hash (same round trip)
+        assert (await decide(stub, "never-saw")).propositions[0].items[0].variant == best
+        assert (await decide(stub, "new")).propositions[0].items[0].variant == best
+    assert unseen.variant in VARIANT_CTR
+
+
+def test_allocation_errors_are_located(tmp_path: Path) -> None:
+    path = tmp_path / "t.yaml"
+    thompson = "{strategy: thompson, metric: click, per: decision, min_exposure: 20}"
+    path.write_text(AUTO_RULES.replace(thompson, "learned"))
+    with pytest.raises(RulesetInvalid) as caught:
+        load_file(path)
+    assert "t.yaml:10: offers[hero].experiment.allocation: unknown allocation 'learned'" in str(caught.value).replace(
+        str(tmp_path) + "/", ""
+    )
+    path.write_text(AUTO_RULES.replace(thompson, "auto"))
+    experiment = load_file(path).offers["hero"].experiment
+    assert experiment is not None and experiment.learning == Ranking(per="decision")
