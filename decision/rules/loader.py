@@ -355,13 +355,10 @@ class _Builder:
             scores = policies.ScoreReader(w, self.attributes, self.declared_attributes)
             score = scores.formula(fields["score"], f"{path}.score") if "score" in fields else None
             experiment = (
-                ranking.with_allocation(
-                    w, fields["experiment"], f"{path}.experiment",
-                    policies.experiment(w, fields["experiment"], f"{path}.experiment", for_offer=False, scores=scores),
-                )
+                ranking.experiment(w, fields["experiment"], f"{path}.experiment", for_offer=False, scores=scores)
                 if "experiment" in fields
                 else None
-            )  # fmt: skip
+            )
             learned = ranking.ranking(w, fields["ranking"], f"{path}.ranking") if "ranking" in fields else None
             if pid is None or channels is None or fallback is None:
                 continue
@@ -439,13 +436,10 @@ class _Builder:
                 policies.suppression(w, fields["suppress"], f"{path}.suppress") if "suppress" in fields else None
             )
             experiment = (
-                ranking.with_allocation(
-                    w, fields["experiment"], f"{path}.experiment",
-                    policies.experiment(w, fields["experiment"], f"{path}.experiment", for_offer=True),
-                )
+                ranking.experiment(w, fields["experiment"], f"{path}.experiment", for_offer=True)
                 if "experiment" in fields
                 else None
-            )  # fmt: skip
+            )
             if oid is None or offer_placements is None:
                 continue
             result[oid] = Offer(

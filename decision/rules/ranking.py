@@ -1,7 +1,7 @@
 """Parsing of ``ranking:`` (a placement's learned order) and ``allocation:`` (an experiment's). Part of the loader.
 
 A separate, small module (the loader is being split into modules): the loader
-calls ``ranking`` and ``with_allocation`` with its node walker. Every problem is
+calls ``ranking`` and ``experiment`` with its node walker. Every problem is
 located (file:line).
 
     placements: [{..., ranking: {strategy: thompson, metric: click, per: impression, min_exposure: 100, days: 30}}]
@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from yaml.nodes import MappingNode, Node, ScalarNode
 
+from decision.rules import policies
 from decision.rules.policies import counted
 from decision.rules.types import DECISION, DISMISS, IMPRESSION, Allocation, Experiment, Ranking
 
@@ -65,6 +66,13 @@ def ranking(w: _Walker, node: Node, path: str) -> Ranking | None:
 
 # An auto experiment learns from its variants' proposals by default (every assignment is an exposure).
 AUTO_DEFAULT = Ranking(per=DECISION)
+
+
+def experiment(
+    w: _Walker, node: Node, path: str, *, for_offer: bool, scores: policies.ScoreReader | None = None
+) -> Experiment | None:
+    """``policies.experiment`` (variants, holdout), then its ``allocation:`` (``with_allocation``)."""
+    return with_allocation(w, node, path, policies.experiment(w, node, path, for_offer=for_offer, scores=scores))
 
 
 def with_allocation(w: _Walker, node: Node, path: str, experiment: Experiment | None) -> Experiment | None:

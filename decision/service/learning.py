@@ -10,7 +10,6 @@ pipelined HGETALLs; the snapshot replaces the learner's rates at once.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import time
@@ -22,6 +21,7 @@ from decision.core.outcomes import OutcomeRow
 from decision.core.periods import day_span
 from decision.rules.types import Allocation, Ruleset
 from decision.service.active import ActiveRuleset
+from decision.service.outcomes import cancel
 from decision.store.outcomes import read_outcomes
 from decision.store.profiles import ProfileStore, StoreError
 
@@ -110,8 +110,5 @@ class LearnedRates:
             await asyncio.sleep(self.interval)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel(self._task)
+        self._task = None

@@ -69,9 +69,14 @@ class ProposalCounter:
 
     async def stop(self) -> None:
         """Stop the background flush, then flush what is left (a graceful stop loses no count)."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel(self._task)
+        self._task = None
         await self.flush()
+
+
+async def cancel(task: asyncio.Task[None] | None) -> None:
+    """Cancel a background task and wait until it is gone (None: nothing to do)."""
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
