@@ -175,11 +175,11 @@ def format_report(report: Report) -> str:
         lines.append("(no outcome counted in these days)")
     for e in report.experiments:
         lines += ["", f"experiment {e.experiment_id} — conversion: {e.metric} per proposal; {report.test}"]
-        lines.append(f"  {'variant':<14} {'exposures':>9} {'conv.':>7}  {'rate [95% Wilson]':<28} "
+        lines.append(f"  {'variant':<20} {'exposures':>9} {'conv.':>7}  {'rate [95% Wilson]':<28} "
                      f"{'lift vs control [95%]':<28} {'p':>8}")  # fmt: skip
         for v in e.variants:
             control = " (control)" if v is e.variants[0] and v.variant != "holdout" else ""
-            lines.append(f"  {v.variant + control:<14} {v.conversion.trials:>9} {v.conversion.successes:>7}  "
+            lines.append(f"  {v.variant + control:<20} {v.conversion.trials:>9} {v.conversion.successes:>7}  "
                          f"{rate_text(v.conversion):<28} {lift_text(v.against_control):<28} "
                          f"{p_text(v.against_control):>8}")  # fmt: skip
         if e.holdout_lift is not None:
