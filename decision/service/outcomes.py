@@ -22,6 +22,7 @@ from decision.store.profiles import ProfileStore, StoreError
 log = logging.getLogger(__name__)
 
 DEFAULT_RETENTION = 90 * 86_400.0  # seconds an outcome day is kept after it ends
+FINAL_FLUSH_WAIT = 2.0  # seconds a stopping server waits for Redis to take the last proposal counts
 
 
 class ProposalCounter:
@@ -68,10 +69,16 @@ class ProposalCounter:
                 raise
 
     async def stop(self) -> None:
-        """Stop the background flush, then flush what is left (a graceful stop loses no count)."""
+        """Stop the background flush, then flush what is left (a graceful stop loses no count while Redis
+        answers; a Redis that does not answer within ``FINAL_FLUSH_WAIT`` s does not hold the stop up)."""
+        timeout = FINAL_FLUSH_WAIT
         await cancel(self._task)
         self._task = None
-        await self.flush()
+        try:
+            async with asyncio.timeout(timeout):
+                await self.flush()
+        except TimeoutError:
+            log.warning("Redis did not take the last proposal counts within %.1f s: they are lost", timeout)
 
 
 async def cancel(task: asyncio.Task[None] | None) -> None:
