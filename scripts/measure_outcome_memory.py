@@ -12,10 +12,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 
-from decision.core.outcomes import event_digest
+from decision.core.outcomes import event_digest, outcome_field
 from decision.store.connect import connect
 from decision.store.embedded import EmbeddedRedis
-from decision.store.keys import outcome_field
 from decision.store.profiles import OutcomeEvents, ProfileStore
 
 DAY_MS = 86_400_000
@@ -34,10 +33,16 @@ async def main(offer_days: int, events: int) -> None:
         store = ProfileStore(connect(redis_server.url))
         before = await used(store)
         fields = {
-            outcome_field("2026-11-v3", p, "exp-1", v, c): 123_456 for p in PLACEMENTS for v in VARIANTS for c in COUNTED
+            outcome_field("2026-11-v3", p, "exp-1", v, c): 123_456
+            for p in PLACEMENTS
+            for v in VARIANTS
+            for c in COUNTED
         }
         for start in range(0, offer_days, 200):
-            changes = [(f"offer-{n:05d}", "2026-11-29", 90 * DAY_MS, fields) for n in range(start, min(start + 200, offer_days))]
+            changes = [
+                (f"offer-{n:05d}", "2026-11-29", 90 * DAY_MS, fields)
+                for n in range(start, min(start + 200, offer_days))
+            ]
             await store.add_outcomes(changes)
         after_counters = await used(store)
         per_day = (after_counters - before) / offer_days
@@ -46,7 +51,9 @@ async def main(offer_days: int, events: int) -> None:
         name = outcome_field("2026-11-v3", "home_banner", "exp-1", "control", "impression")
         per_batch = 500
         for start in range(0, events, per_batch):
-            pairs = [(event_digest(f"profile-{n}", f"evt-{n}-0123456789"), name) for n in range(start, start + per_batch)]
+            pairs = [
+                (event_digest(f"profile-{n}", f"evt-{n}-0123456789"), name) for n in range(start, start + per_batch)
+            ]
             offer = f"offer-{(start // per_batch) % 100:05d}"
             await store.record_events([], [OutcomeEvents(offer, "2026-11-30", 90 * DAY_MS, 2 * DAY_MS, pairs)])
         after_events = await used(store)

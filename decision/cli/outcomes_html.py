@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from html import escape
 
-from decision.cli.report import lift_text, p_text, pct, rate_text
+from decision.cli.outcomes_text import lift_text, p_text, pct, rate_text
 from decision.cli.report_html import STYLE
 from decision.core.report import SRM_ALPHA, Rate, Report
 

@@ -21,7 +21,14 @@ from collections.abc import Mapping
 
 from decision.core.learning import Learner
 from decision.rules.types import Allocation, Experiment, Variant
-from decision.store.keys import STICKY_PREFIX
+
+# Field of a profile's counters hash (``KeySpace.counters``) holding the variant of an auto experiment it saw.
+STICKY_PREFIX = "x|"
+
+
+def sticky_variant_field(experiment_id: str) -> str:
+    """Field of the profile's counters hash: the variant of an ``allocation: auto`` experiment it saw (kept)."""
+    return f"{STICKY_PREFIX}{experiment_id}"
 
 
 def point(experiment_id: str, profile_id: str, total: int) -> int:

@@ -12,14 +12,30 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Final
 
 from decision.core.periods import day_span
 from decision.core.types import Decision
 from decision.rules.types import DECISION
-from decision.store.keys import outcome_field, outcome_field_parts
 
 # (offer id, day) -> outcome field -> count
 Tally = dict[tuple[str, str], dict[str, int]]
+OUTCOME_SEPARATOR: Final = "|"  # no id of the rule language (ID_PATTERN) holds one
+
+
+def outcome_field(version: str, placement_id: str, experiment_id: str, variant: str, counted: str) -> str:
+    """Field of an offer-day's outcome counters (``KeySpace.outcomes``): ruleset version, placement,
+    experiment and variant ("" without), counted thing (``decision`` for a proposal, ``impression``,
+    ``click``, ``dismiss``, ``custom:<type>``)."""
+    return OUTCOME_SEPARATOR.join((version, placement_id, experiment_id, variant, counted))
+
+
+def outcome_field_parts(field: bytes | str) -> tuple[str, str, str, str, str] | None:
+    """Inverse of ``outcome_field``; None for a field of another shape."""
+    parts = (field.decode() if isinstance(field, bytes) else field).split(OUTCOME_SEPARATOR)
+    if len(parts) != 5:
+        return None
+    return parts[0], parts[1], parts[2], parts[3], parts[4]
 
 
 class DayClock:

@@ -32,14 +32,14 @@ from typing import Final, Protocol
 import orjson
 
 from decision.core.controls import DeliveryControls, TotalCheck, merge_keep
-from decision.core.outcomes import DayClock, event_digest
+from decision.core.experiments import sticky_variant_field
+from decision.core.outcomes import DayClock, event_digest, outcome_field
 from decision.core.tokens import InvalidToken, TokenKeys, TrackingToken
 from decision.core.totals import TotalsView
 from decision.rules.patterns import ID_PATTERN
 from decision.rules.types import CUSTOM_PREFIX, HOLDOUT, IMPRESSION, Ranking
 from decision.service.active import PreparedRuleset
 from decision.settings import Limits
-from decision.store.keys import outcome_field, sticky_variant_field
 from decision.store.profiles import OutcomeEvents, ProfileStore, StoreError
 
 log = logging.getLogger(__name__)

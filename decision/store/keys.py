@@ -21,11 +21,12 @@ Summary (prefix ``ib`` by default):
 * ``ib:c:{<profile>}`` HASH, the profile's cap and contact-policy counters:
   field ``o|<offer>|<counted>`` or ``p|<policy>``, value the latest event
   times (epoch ms, comma-separated, ascending), or ``x|<experiment>``, value the
-  variant of an ``allocation: auto`` experiment the profile saw; ``ib:e:{<profile>}:<event id>``
-  STRING with a TTL, a recorded feedback event (dedupe); ``ib:total:{offer:<offer>}:<counted>:<bucket>``
-  STRING, an offer's total count across profiles in a period bucket.
+  variant of an ``allocation: auto`` experiment the profile saw (``decision.core.experiments``);
+  ``ib:e:{<profile>}:<event id>`` STRING with a TTL, a recorded feedback event (dedupe);
+  ``ib:total:{offer:<offer>}:<counted>:<bucket>`` STRING, an offer's total count across profiles in a
+  period bucket.
 * ``ib:out:{out:<offer>:<day>}`` HASH, what an offer achieved in a day (the ruleset's time zone):
-  field ``outcome_field(...)`` -> count of proposals (``decision``) or events by type;
+  field ``decision.core.outcomes.outcome_field(...)`` -> count of proposals (``decision``) or events by type;
   ``ib:outseen:{out:<offer>:<day>}`` HASH, digests of the events counted there (dedupe).
 * ``ib:{rules}:versions`` HASH, published rulesets: version name -> JSON (seq,
   sha256, published_at, source, the YAML text); ``ib:{rules}:active`` STRING,
@@ -85,7 +86,7 @@ class KeySpace:
 
     # -- outcomes (decision.service.outcomes) --------------------------------
     def outcomes(self, offer_id: str, day: str) -> str:
-        """HASH: ``outcome_field`` -> count, for one offer and one day (``YYYY-MM-DD``, the ruleset's zone).
+        """HASH: outcome field (``decision.core.outcomes``) -> count, for one offer and one day (``YYYY-MM-DD``).
 
         Tagged by offer and day: a day of an offer is one slot (its events are counted by one script
         call), and offers and days spread over the Cluster instead of one hot slot.
@@ -184,29 +185,6 @@ def offer_counter_field(offer_id: str, counted: str) -> str:
 
 # ``YYYY-MM-DD``
 DAY_LENGTH: Final = 10
-OUTCOME_SEPARATOR: Final = "|"  # no id of the rule language (ID_PATTERN) holds one
-
-
-def outcome_field(version: str, placement_id: str, experiment_id: str, variant: str, counted: str) -> str:
-    """Field of ``outcomes``: ruleset version, placement, experiment and variant ("" without), counted thing
-    (``decision`` for a proposal, ``impression``, ``click``, ``dismiss``, ``custom:<type>``)."""
-    return OUTCOME_SEPARATOR.join((version, placement_id, experiment_id, variant, counted))
-
-
-def outcome_field_parts(field: bytes | str) -> tuple[str, str, str, str, str] | None:
-    """Inverse of ``outcome_field``; None for a field of another shape."""
-    parts = _text(field).split(OUTCOME_SEPARATOR)
-    if len(parts) != 5:
-        return None
-    return parts[0], parts[1], parts[2], parts[3], parts[4]
-
-
-STICKY_PREFIX: Final = "x|"
-
-
-def sticky_variant_field(experiment_id: str) -> str:
-    """Field of ``counters``: the variant of an ``allocation: auto`` experiment the profile saw (it keeps it)."""
-    return f"{STICKY_PREFIX}{experiment_id}"
 
 
 def policy_counter_field(policy_id: str) -> str:

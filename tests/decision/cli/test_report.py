@@ -11,7 +11,8 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from decision.cli.report import days_between, format_report
+from decision.cli.outcomes_text import format_report
+from decision.cli.report import days_between
 from decision.core.outcomes import OutcomeRow
 from decision.core.report import build
 from decision.rules.types import Experiment, HoldoutServes, Location, Variant
