@@ -130,3 +130,32 @@ async def test_report_of_real_decisions_and_events(
     samples = {(s.labels["placement"], s.labels["type"]): s.value
                for s in families["decision_events_recorded"].samples if s.name.endswith("_total")}  # fmt: skip
     assert samples == {("banner", "impression"): 90, ("banner", "click"): sum(c[1] for c in shown.values())}
+
+
+async def test_weights_come_from_the_published_rulesets(
+    start_server: StartServer, write_rules: Callable[[str], Path], redis_url: str
+) -> None:
+    rules = write_rules(RULES)
+    publish = await asyncio.to_thread(
+        subprocess.run, decision_command("rules", "publish", str(rules), "--redis-url", redis_url),
+        capture_output=True, text=True, check=False, timeout=60,
+    )  # fmt: skip
+    assert publish.returncode == 0, publish.stderr
+    clock = Clock("2026-06-01T10:00:00+00:00")
+    server = with_clock(await start_server(None, **PATIENT), clock)  # serves the published ruleset
+    async with decision_stub(server.port) as stub:
+        for n in range(30):
+            await decide(stub, f"u{n}")
+    await server.service.proposals.flush()
+    command = decision_command(
+        "report", "--from", "2026-06-01", "--redis-url", redis_url, "--ruleset-version", "report-v1"
+    )
+    done = await asyncio.to_thread(subprocess.run, command, capture_output=True, text=True, check=False, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "sample ratio (control, treatment, holdout against their weights)" in done.stdout
+    assert "outcomes 2026-06-01, ruleset report-v1" in done.stdout
+    missing = await asyncio.to_thread(
+        subprocess.run, decision_command("report", "--from", "2026-06-31", "--redis-url", redis_url),
+        capture_output=True, text=True, check=False, timeout=60,
+    )  # fmt: skip
+    assert missing.returncode == 2 and "--from: '2026-06-31' is not a date" in missing.stderr

@@ -10,11 +10,13 @@ import redis.asyncio as aioredis
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from decision.core.outcomes import OutcomeRow, ProposalTally
+from decision.core.outcomes import OutcomeRow, ProposalTally, event_digest, outcome_field
 from decision.core.periods import day_span
 from decision.core.types import Decision, Item, Proposition
+from decision.store.connect import connect
 from decision.store.keys import KeySpace
 from decision.store.outcomes import scan_outcomes
+from decision.store.profiles import OutcomeEvents, ProfileStore
 from decision.v1 import decision_pb2
 from tests.conftest import StartServer, decision_stub
 from tests.decision.delivery import PATIENT, Clock, decide, event, record, ruleset, with_clock
@@ -129,3 +131,30 @@ def test_a_tally_given_back_loses_nothing(decisions: list[list[tuple[str, str]]]
     for (offer, _), fields in tally.take()[0].items():
         added[(offer, "")] += sum(fields.values())
     assert added == Counter((o, "") for offers in decisions for o, _ in offers)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["p1", "p2"]), st.integers(0, 5), st.sampled_from(["click", "impression"])),
+                min_size=1, max_size=30))  # fmt: skip
+async def test_count_outcomes_counts_each_event_once(redis_url: str, events: list[tuple[str, int, str]]) -> None:
+    # Any sequence of batches, each sent twice (a retry), repeats included: each (profile, event id) counts
+    # once, under the field it was first counted in.
+    keys = KeySpace("prop")
+    store = ProfileStore(connect(redis_url), keys)
+    counters = keys.outcomes("o", "2026-06-01")
+    try:
+        await store.client.delete(counters)
+        await store.client.delete(keys.outcomes_seen("o", "2026-06-01"))
+        for start in range(0, len(events), 7):
+            pairs = [(event_digest(p, f"e{n}"), outcome_field("v", "banner", "", "", kind))
+                     for p, n, kind in events[start : start + 7]]  # fmt: skip
+            batch = [OutcomeEvents("o", "2026-06-01", 60_000, 60_000, pairs)]
+            for _ in range(2):
+                await store.record_events([], batch)
+        first_kind: dict[tuple[str, int], str] = {}
+        for p, n, kind in events:
+            first_kind.setdefault((p, n), kind)
+        raw = await store.client.hgetall(counters)
+        assert {k.decode().rsplit("|", 1)[1]: int(v) for k, v in raw.items()} == dict(Counter(first_kind.values()))
+    finally:
+        await store.close()
