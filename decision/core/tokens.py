@@ -116,7 +116,8 @@ class TrackingToken:
     def fields(self) -> bytes:
         out = bytearray()
         compact = _HEX_ID.fullmatch(self.decision_id) is not None
-        out.append((_FLAG_HEX_ID if compact else 0) | (_FLAG_EXPERIMENT if self.experiment_id else 0))
+        experiment = bool(self.experiment_id or self.variant)
+        out.append((_FLAG_HEX_ID if compact else 0) | (_FLAG_EXPERIMENT if experiment else 0))
         out += self.decided_at_ms.to_bytes(_TIME_BYTES, "big")
         if compact:
             out += bytes.fromhex(self.decision_id)
@@ -124,7 +125,7 @@ class TrackingToken:
             _put(out, self.decision_id)
         for text in (self.placement_id, self.offer_id, self.ruleset_version, self.channel):
             _put(out, text)
-        if self.experiment_id:
+        if experiment:
             _put(out, self.experiment_id)
             _put(out, self.variant)
         return bytes(out)
