@@ -11,7 +11,6 @@ import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -23,6 +22,7 @@ from decision.cli.options import (
     Exit,
     add_json,
     add_redis_options,
+    emit,
     fail,
     option,
     parse_context,
@@ -290,22 +290,14 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         return redis_failure("simulate", exc)
     if args.compare:
         return _report_comparison(args, compared)
-    if args.chart:
-        Path(args.chart).write_text(render(result), encoding="utf-8")
-    if args.json:
-        print(orjson.dumps(result.to_json(), option=orjson.OPT_INDENT_2).decode())
-    else:
-        print(format_simulation(result))
-    if args.chart:
-        print(f"chart: {args.chart}", file=sys.stderr if args.json else sys.stdout)
+    emit(args.json, result.to_json, lambda: format_simulation(result), ("chart", args.chart, lambda: render(result)))
     return 0
 
 
 def _report_comparison(args: argparse.Namespace, compared: Any) -> int:
     from decision.cli.compare import format_comparison
 
-    print(orjson.dumps(compared.to_json(), option=orjson.OPT_INDENT_2).decode() if args.json
-          else format_comparison(compared))  # fmt: skip
+    emit(args.json, compared.to_json, lambda: format_comparison(compared))
     if args.fail_on_change is not None and compared.share > args.fail_on_change:
         message = f"{100 * compared.share:.1f}% of decisions changed, above --fail-on-change {args.fail_on_change:g}"
         return fail("simulate", message, Exit.INVALID)

@@ -12,6 +12,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from enum import IntEnum
+from pathlib import Path
 from typing import Any, NoReturn
 
 import orjson
@@ -201,6 +202,25 @@ def epilog() -> str:
             *exit_lines,
         ]
     )
+
+
+def emit(
+    as_json: bool,
+    body: Callable[[], Any],
+    text: Callable[[], str],
+    page: tuple[str, str | None, Callable[[], str]] = ("", None, str),
+) -> None:
+    """A result on stdout: ``body()`` as JSON (``--json``) or ``text()``.
+
+    ``page`` (label, path, render): a file written first when a path is given, named after the result
+    (on stderr with ``--json``, so stdout stays one JSON document).
+    """
+    label, path, render = page
+    if path:
+        Path(path).write_text(render(), encoding="utf-8")
+    print(orjson.dumps(body(), option=orjson.OPT_INDENT_2).decode() if as_json else text())
+    if path:
+        print(f"{label}: {path}", file=sys.stderr if as_json else sys.stdout)
 
 
 def fail(command: str, message: str, status: Exit) -> int:

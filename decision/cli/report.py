@@ -11,12 +11,9 @@ import argparse
 import asyncio
 import sys
 from datetime import date, timedelta
-from pathlib import Path
 from typing import Any
 
-import orjson
-
-from decision.cli.options import Exit, add_json, add_redis_options, fail, option
+from decision.cli.options import Exit, add_json, add_redis_options, emit, fail, option
 from decision.cli.outcomes_text import format_report
 from decision.cli.redis_access import client, need_redis, redis_failure
 from decision.core.report import build
@@ -131,14 +128,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     except StoreError as exc:
         return redis_failure("report", exc)
     report = build(rows, days, version=args.ruleset_version, metric=metric, experiments=experiments_of(rulesets))
-    if args.html:
-        from decision.cli.outcomes_html import render
+    from decision.cli.outcomes_html import render
 
-        Path(args.html).write_text(render(report), encoding="utf-8")
-    if args.json:
-        print(orjson.dumps(report.to_json(), option=orjson.OPT_INDENT_2).decode())
-    else:
-        print(format_report(report))
-    if args.html:
-        print(f"html: {args.html}", file=sys.stderr if args.json else sys.stdout)
+    emit(args.json, report.to_json, lambda: format_report(report), ("html", args.html, lambda: render(report)))
     return 0
