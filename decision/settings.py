@@ -87,3 +87,9 @@ class Settings:
     event_timeout: float = 2.0
     # How often a server re-reads the counters of total caps (seconds), off the decision path.
     totals_refresh_interval: float = 1.0
+    # Outcome counters (what each offer achieved, per day): kept this long after their day (seconds);
+    # each worker adds its proposal counts this often (seconds): what a crash can lose.
+    outcome_retention: float = 90 * 86_400.0
+    outcome_flush_interval: float = 1.0
+    # How often each worker re-reads the counts learned rankings draw from (seconds), off the decision path.
+    learning_refresh_interval: float = 5.0

@@ -120,6 +120,8 @@ class RunningServer:
         # The watcher returns by itself within one poll interval even if the cancellation is lost.
         with contextlib.suppress(asyncio.CancelledError, TimeoutError):
             await asyncio.wait_for(asyncio.shield(self._watch), self.settings.registry_poll_interval + 1.0)
+        await self.service.learning.stop()
+        await self.service.proposals.stop()  # the last proposal counts (service/outcomes.py)
         await self.store.close()
 
 
@@ -175,6 +177,9 @@ async def start(settings: Settings, redis_url: str) -> RunningServer:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     watch = asyncio.create_task(store.watch_directory(settings.registry_poll_interval))
     ops.attach(store, active, service.breakers, security.refusals(guards))
+    service.events.metrics = ops.metrics
+    service.proposals.start()
+    service.learning.start(active)
     return RunningServer(server, port, service, health_servicer, store, settings, gate, watch, ops)
 
 

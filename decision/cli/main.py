@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from decision.cli import authoring, client, events, ops
+from decision.cli import authoring, client, events, ops, report
 from decision.cli.options import (
     ENVIRONMENT,
     EXIT_INVALID,
@@ -476,6 +476,7 @@ def build_parser() -> argparse.ArgumentParser:
     ops.add_commands(commands)  # rules publish|rollback|list, simulate
     authoring.add_schema_command(commands)
     events.add_events_command(commands)
+    report.add_command(commands)  # report: the outcome counters
     parser.epilog = epilog()  # after every command added its options: the whole list
     return parser
 

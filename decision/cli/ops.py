@@ -11,7 +11,6 @@ import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -23,9 +22,11 @@ from decision.cli.options import (
     Exit,
     add_json,
     add_redis_options,
+    emit,
     fail,
     option,
     parse_context,
+    share,
 )
 from decision.cli.redis_access import client, lint_warnings, need_redis, redis_failure, run_control
 from decision.rules.errors import RulesetInvalid
@@ -59,7 +60,21 @@ def add_commands(commands: Any) -> None:
     diff.set_defaults(func=cmd_rules_diff)
 
     simulate = commands.add_parser("simulate", help="run a sample of profiles through a ruleset offline")
-    simulate.add_argument("rules", help="ruleset YAML file")
+    simulate.add_argument("rules", nargs="?", help="ruleset YAML file (not with --compare)")
+    option(
+        simulate,
+        "--compare",
+        nargs=2,
+        metavar=("OLD", "NEW"),
+        help="which placements' winners NEW changes from OLD, on the same profiles",
+    )
+    option(
+        simulate,
+        "--fail-on-change",
+        type=share,
+        metavar="RATIO",
+        help="with --compare: exit 1 if more than this share (0 to 1) of decisions changed (CI)",
+    )
     source = simulate.add_mutually_exclusive_group(required=True)
     source.add_argument("--profiles", metavar="SAMPLE.ndjson", help='lines of {"profile", "audiences", "context"}')
     source.add_argument("--from-redis", type=int, metavar="N", help="a sample of N profiles read from Redis (SCAN)")
@@ -248,8 +263,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"decision simulate: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    if (args.rules is None) == (args.compare is None) or (args.fail_on_change is not None and not args.compare):
+        return fail("simulate", "give a ruleset file, or --compare OLD NEW (--fail-on-change with it)", Exit.USAGE)
     try:
-        compiled = load_compiled(args.rules)
+        compiled = [load_compiled(path) for path in (args.compare or [args.rules])]
     except RulesetInvalid as exc:
         print(f"{exc}\ndecision simulate: the ruleset is invalid", file=sys.stderr)
         return EXIT_INVALID
@@ -260,20 +277,30 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             profiles: Any = _sample_from_redis(args, now)
         else:
             profiles = read_ndjson(args.profiles)
-        result = simulate(compiled, _with_context(profiles, dict(extra)), now)
+        if args.compare:
+            from decision.cli.compare import compare
+
+            compared = compare(compiled[0], compiled[1], _with_context(profiles, dict(extra)), now)
+        else:
+            result = simulate(compiled[0], _with_context(profiles, dict(extra)), now)
     except (SampleError, OSError) as exc:
         print(f"decision simulate: {exc}", file=sys.stderr)
         return EXIT_INVALID
     except StoreError as exc:
         return redis_failure("simulate", exc)
-    if args.chart:
-        Path(args.chart).write_text(render(result), encoding="utf-8")
-    if args.json:
-        print(orjson.dumps(result.to_json(), option=orjson.OPT_INDENT_2).decode())
-    else:
-        print(format_simulation(result))
-    if args.chart:
-        print(f"chart: {args.chart}", file=sys.stderr if args.json else sys.stdout)
+    if args.compare:
+        return _report_comparison(args, compared)
+    emit(args.json, result.to_json, lambda: format_simulation(result), ("chart", args.chart, lambda: render(result)))
+    return 0
+
+
+def _report_comparison(args: argparse.Namespace, compared: Any) -> int:
+    from decision.cli.compare import format_comparison
+
+    emit(args.json, compared.to_json, lambda: format_comparison(compared))
+    if args.fail_on_change is not None and compared.share > args.fail_on_change:
+        message = f"{100 * compared.share:.1f}% of decisions changed, above --fail-on-change {args.fail_on_change:g}"
+        return fail("simulate", message, Exit.INVALID)
     return 0
 
 

@@ -12,6 +12,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from enum import IntEnum
+from pathlib import Path
 from typing import Any, NoReturn
 
 import orjson
@@ -151,6 +152,17 @@ def seconds(text: str) -> float:
     return value
 
 
+def share(text: str) -> float:
+    """A ratio option: a number from 0 to 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1: {text!r}")
+    return value
+
+
 def milliseconds(text: str) -> float:
     value = seconds(text)
     if value == 0:
@@ -190,6 +202,25 @@ def epilog() -> str:
             *exit_lines,
         ]
     )
+
+
+def emit(
+    as_json: bool,
+    body: Callable[[], Any],
+    text: Callable[[], str],
+    page: tuple[str, str | None, Callable[[], str]] = ("", None, str),
+) -> None:
+    """A result on stdout: ``body()`` as JSON (``--json``) or ``text()``.
+
+    ``page`` (label, path, render): a file written first when a path is given, named after the result
+    (on stderr with ``--json``, so stdout stays one JSON document).
+    """
+    label, path, render = page
+    if path:
+        Path(path).write_text(render(), encoding="utf-8")
+    print(orjson.dumps(body(), option=orjson.OPT_INDENT_2).decode() if as_json else text())
+    if path:
+        print(f"{label}: {path}", file=sys.stderr if as_json else sys.stdout)
 
 
 def fail(command: str, message: str, status: Exit) -> int:

@@ -22,7 +22,7 @@ from decision.core.planning import decide
 from decision.core.requests import check_request
 from decision.core.types import DecisionRequest, InvalidRequest, PlacementRequest
 from decision.rules.engine import CompiledRuleset
-from decision.rules.types import Context, ContextValue, Scalar
+from decision.rules.types import Context, ContextValue, Ruleset, Scalar
 
 PROFILE_KEYS = ("profile", "profile_id", "id")
 
@@ -181,29 +181,43 @@ def simulate(compiled: CompiledRuleset, profiles: Iterable[Profile], now: float)
     result = Simulation(ruleset.version, now)
     result.offers = {o.id: OfferStats(o.id, o.priority, o.placements) for o in ruleset.offers.values()}
     result.placements = {p.id: PlacementStats(p.id, p.fallback) for p in ruleset.placements.values()}
-    # One request per placement, on a channel it serves.
-    requests = {
-        p.id: (min(p.channels), (PlacementRequest(p.id),), frozenset(o.id for o in ruleset.offers_for(p.id)))
-        for p in ruleset.placements.values()
-    }
+    requests = placement_requests(ruleset)
     now_ms = int(now * 1000)
     for profile in profiles:
         result.profiles += 1
-        try:  # the context's types, as a server checks them (no placement asked: nothing else checked)
-            check_request(ruleset, _request(profile, "", ()))
-        except InvalidRequest as exc:
-            result.skipped.append(f"{profile.profile_id}: {exc}")
+        refused = rejected(ruleset, profile)  # the context's types (no placement asked: nothing else checked)
+        if refused is not None:
+            result.skipped.append(refused)
             continue
         eligible = compiled.eligible(profile.audiences, profile.context, now)
         for offer_id in eligible:
             result.offers[offer_id].eligible += 1
         for placement_id, (channel, wanted, listed) in requests.items():
-            decision = decide(ruleset, eligible, _request(profile, channel, wanted), decision_id="sim", now_ms=now_ms)
+            decision = decide(
+                ruleset, eligible, request_for(profile, channel, wanted), decision_id="sim", now_ms=now_ms
+            )
             _count(result, placement_id, decision.propositions[0], eligible, listed)
     return result
 
 
-def _request(profile: Profile, channel: str, placements: tuple[PlacementRequest, ...]) -> DecisionRequest:
+def placement_requests(ruleset: Ruleset) -> dict[str, tuple[str, tuple[PlacementRequest, ...], frozenset[str]]]:
+    """One request per placement, on a channel it serves: placement id -> (channel, placements, its offers)."""
+    return {
+        p.id: (min(p.channels), (PlacementRequest(p.id),), frozenset(o.id for o in ruleset.offers_for(p.id)))
+        for p in ruleset.placements.values()
+    }
+
+
+def rejected(ruleset: Ruleset, profile: Profile) -> str | None:
+    """Why the ruleset rejects the profile's context (as a server checks it), or None."""
+    try:
+        check_request(ruleset, request_for(profile, "", ()))
+    except InvalidRequest as exc:
+        return f"{profile.profile_id}: {exc}"
+    return None
+
+
+def request_for(profile: Profile, channel: str, placements: tuple[PlacementRequest, ...]) -> DecisionRequest:
     return DecisionRequest(profile.profile_id, channel, placements, profile.context)
 
 

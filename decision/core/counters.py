@@ -1,4 +1,4 @@
-"""Names of a profile's delivery counters: the fields of its counters hash (docs/redis-keys.md).
+"""Names of a profile's delivery counters and sticky variants: the fields of its counters hash (docs/redis-keys.md).
 
 The delivery controls (caps, suppression, contact policies) choose which
 counters a decision reads and records, so the names are built here, in core;
@@ -6,6 +6,11 @@ the store writes them as fields of ``KeySpace.counters`` without knowing them.
 """
 
 from __future__ import annotations
+
+from typing import Final
+
+# Field of the counters hash holding the variant of an ``allocation: auto`` experiment the profile saw.
+STICKY_PREFIX: Final = "x|"
 
 
 def offer_counter_field(offer_id: str, counted: str) -> str:
@@ -16,3 +21,8 @@ def offer_counter_field(offer_id: str, counted: str) -> str:
 def policy_counter_field(policy_id: str) -> str:
     """Times a message counted against a contact policy."""
     return f"p|{policy_id}"
+
+
+def sticky_variant_field(experiment_id: str) -> str:
+    """The variant of an ``allocation: auto`` experiment the profile saw (set once, by record_events.lua)."""
+    return f"{STICKY_PREFIX}{experiment_id}"

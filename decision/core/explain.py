@@ -111,7 +111,7 @@ def explanation(verdict: Verdict, now_ms: int) -> Explanation:
         verdict.offer_id,
         verdict.placement_id,
         verdict.outcome,
-        _reason(verdict, now_ms),
+        _reason(verdict, now_ms) if verdict.draw is None else f"{_reason(verdict, now_ms)}; {verdict.draw.text()}",
         verdict.rule,
         audience,
         condition,

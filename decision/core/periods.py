@@ -90,3 +90,12 @@ def span_seconds(period: Period) -> int | None:
     if period.kind is PeriodKind.ROLLING:
         return period.seconds
     return {PeriodKind.DAY: 1, PeriodKind.WEEK: 7, PeriodKind.MONTH: 31}[period.kind] * 86_400 + 3_600
+
+
+def day_span(time_zone: str, now_ms: int) -> tuple[str, int, int]:
+    """The calendar day containing ``now_ms`` in ``time_zone``: ``YYYY-MM-DD``, its start and end (epoch ms)."""
+    period = Period(PeriodKind.DAY, time_zone=time_zone)
+    start = _local_start(period, now_ms)
+    end = bucket_end_ms(period, now_ms)
+    assert end is not None
+    return f"{start:%Y-%m-%d}", _ms(start), end

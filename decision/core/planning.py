@@ -4,7 +4,8 @@ Planning is the one place a decision is made; explanations only word the
 verdicts it records (decision.core.verdicts, decision.core.explain).
 
 1. ``build_plan``: for each requested placement, the eligible offers ranked
-   by ``rank_key`` (priority, then the placement's score formula, then file
+   by ``rank_key`` (priority, then — in a ``ranking:`` placement — the learned
+   draw of ``decision.core.learning``, then the placement's score formula, then file
    order), then — in rank order — those left out (capped, suppressed, held out
    by an experiment, over a known total, under a used-up contact policy), the
    others kept as candidates with what their proposal must fit (``checks``:
@@ -47,9 +48,10 @@ from decision.core.controls import (
     TotalReached,
     period_text,
 )
-from decision.core.experiments import assign
+from decision.core.experiments import choose
 from decision.core.explain import explanations
 from decision.core.ineligible import not_eligible
+from decision.core.learning import Draw, Learner
 from decision.core.tokens import TrackingToken
 from decision.core.totals import TotalsView
 from decision.core.types import Decision, DecisionRequest, Item, Outcome, Proposition
@@ -107,7 +109,9 @@ class Candidate:
     totals: tuple[TotalCheck, ...] = ()
     # A holdout stand-in: the held-out offer it takes the place of.
     stands_for: str = ""
-    rank: RankKey = (0, True, 0.0, 0)
+    rank: RankKey = (0, 0, 0.0, True, 0.0, 0)
+    # In a ``ranking:`` placement: the counts and draw it was ranked by (explanations show them).
+    draw: Draw | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,6 +223,8 @@ def build_plan(
     totals: TotalsView | None = None,
     exclude: frozenset[str] = frozenset(),
     why: Why | None = None,
+    learner: Learner | None = None,
+    sticky: Mapping[str, str] | None = None,
 ) -> Plan:
     """The ranked candidates of every requested placement.
 
@@ -226,8 +232,11 @@ def build_plan(
     could not be read: no candidates, every placement gets its fallback.
     ``exclude``: offers left out whatever the counters say (a total cap refused them).
     ``why``: look at every offer and record its verdict (a request with ``explain``).
+    ``learner``: draws for ``ranking:`` placements and ``allocation: auto`` experiments (None: they rank and
+    assign as without). ``sticky``: experiment id -> the variant the profile saw (auto experiments keep it).
     """
-    planner = _Planner(ruleset, eligible, request, now_ms, controls, counters or {}, totals, exclude, why)
+    planner = _Planner(ruleset, eligible, request, now_ms, controls, counters or {}, totals, exclude, why, learner)
+    planner.sticky = sticky or {}
     slots = tuple(planner.slot(wanted.placement_id, wanted.max_items) for wanted in request.placements)
     return Plan(slots, ruleset.allow_duplicates, now_ms, planner.counters, why)
 
@@ -246,9 +255,14 @@ class _Planner:
         totals: TotalsView | None,
         exclude: frozenset[str],
         why: Why | None,
+        learner: Learner | None = None,
     ) -> None:
         self.ruleset, self.eligible, self.request, self.now_ms = ruleset, eligible, request, now_ms
         self.controls, self.counters, self.totals, self.exclude, self.why = controls, counters, totals, exclude, why
+        self.learner = learner
+        self.sticky: Mapping[str, str] = {}
+        # (placement, offer) -> its draw: drawn once per decision, whichever way the rank key is asked for.
+        self.draws: dict[tuple[str, str], Draw | None] = {}
         self.gates: dict[str, _Gate | ProfileBlock | TotalReached] = {}
         self.variants: dict[str, Variant | None] = {}
         # Keys of the candidates of the slots planned so far: what a later slot's candidate may find taken.
@@ -265,7 +279,7 @@ class _Planner:
         experiment_id = variant_id = ""
         if placement.experiment is not None:
             experiment_id = placement.experiment.id
-            variant = assign(placement.experiment, request.profile_id)
+            variant = choose(placement.experiment, request.profile_id, self.sticky, self.learner)
             if variant is None:
                 ruled_out = () if why is None else self._held_out_placement(placement, eligible, experiment_id)
                 return Slot(placement, limit, (), experiment_id=experiment_id, variant=HOLDOUT,
@@ -283,7 +297,7 @@ class _Planner:
         ranks: dict[str, RankKey] = {}
         if why is not None:  # every offer of the placement, ranked; the ineligible ones with why not
             for offer in ruleset.offers_for(placement.id):
-                ranks[offer.id] = rank_key(offer, _score(formula, request, offer))
+                ranks[offer.id] = rank_key(offer, _score(formula, request, offer), self._draw(placement, offer.id))
                 if offer.id not in eligible:
                     key = ranks[offer.id]
                     ruled_out_list.append(
@@ -326,7 +340,8 @@ class _Planner:
             if placement_id not in offer.placements:
                 continue
             score = _score(formula, request, offer)
-            ranked.append((ranks.get(offer_id) or rank_key(offer, score), offer, rule, score))
+            key = ranks.get(offer_id) or rank_key(offer, score, self._draw(placement, offer_id))
+            ranked.append((key, offer, rule, score))
         ranked.sort(key=_first)  # rank keys are unique (file position)
         return ranked
 
@@ -351,7 +366,7 @@ class _Planner:
             candidate.totals = gate[2]
         else:
             if offer_id not in self.variants:
-                self.variants[offer_id] = assign(offer.experiment, self.request.profile_id)
+                self.variants[offer_id] = choose(offer.experiment, self.request.profile_id, self.sticky, self.learner)
             variant = self.variants[offer_id]
             experiment_id = offer.experiment.id
             if variant is None:
@@ -370,7 +385,16 @@ class _Planner:
             ruled_out.append(Verdict(offer_id, placement.id, Outcome.CONTACT_POLICY, key, policy, rule))
             return None
         candidate.rank = key
+        candidate.draw = self.draws.get((placement.id, offer_id))
         return candidate
+
+    def _draw(self, placement: Placement, offer_id: str) -> Draw | None:
+        if self.learner is None or placement.ranking is None:
+            return None
+        found = self.draws.get((placement.id, offer_id))
+        if found is None:
+            found = self.draws[(placement.id, offer_id)] = self.learner.offer(placement, offer_id)
+        return found
 
     def _gate(self, offer_id: str) -> _Gate | ProfileBlock | TotalReached:
         """Once per offer, whatever the placements it is a candidate for."""
@@ -492,9 +516,11 @@ def verdicts(plan: Plan, selection: Selection, ruleset: Ruleset) -> tuple[Verdic
                 else:
                     position = Shown(taken.index(index) + 1, len(taken))
                     verdict = Verdict(candidate.key, placement_id, Outcome.SELECTED, candidate.rank, position,
-                                      candidate.rule)  # fmt: skip
+                                      candidate.rule, candidate.draw)  # fmt: skip
             else:
-                verdict = _passed_over(plan, slot, candidate, live, used, count, last, len(taken))
+                verdict = replace(
+                    _passed_over(plan, slot, candidate, live, used, count, last, len(taken)), draw=candidate.draw
+                )
             by_key[candidate.key] = verdict
             if index in taken or not candidate.stands_for:  # a stand-in not shown says nothing of the fallback
                 found[candidate.key] = verdict
@@ -605,11 +631,13 @@ def _item(
     slot: Slot,
 ) -> Item:
     offer = candidate.offer
-    token = TrackingToken(decision_id, placement.id, offer.id, ruleset.version, now_ms, request.channel).encode()
     # The offer's own experiment wins; else the placement's (its variant chose the ranking).
     experiment_id, variant = (
         (candidate.experiment_id, candidate.variant) if candidate.experiment_id else (slot.experiment_id, slot.variant)
     )
+    token = TrackingToken(
+        decision_id, placement.id, offer.id, ruleset.version, now_ms, request.channel, experiment_id, variant
+    ).encode()
     return Item(
         offer_id=offer.id,
         content_json=candidate.content_json,

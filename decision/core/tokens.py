@@ -11,7 +11,9 @@ Layout (format 3), URL-safe base64 without padding of::
 ``fields`` (what ``TrackingToken.encode`` returns, base64url, before signing):
 a flags byte (bit 0: the decision id is 32 lowercase hex digits, stored as its
 16 bytes), the decision time in ms (6 bytes big-endian), the decision id, then
-placement, offer, ruleset version and channel, each a varint length + UTF-8.
+placement, offer, ruleset version and channel, each a varint length + UTF-8,
+then (flags bit 1) the experiment id and variant that decided the item, so an
+event is counted against its variant (decision.service.outcomes).
 The MAC is HMAC-SHA256 truncated to 128 bits, keyed by the key the id names,
 over everything before it (the key id included). Pure: keys are given.
 """
@@ -37,6 +39,7 @@ MIN_SECRET_BYTES = 32
 KEY_ID = re.compile(r"[A-Za-z0-9_-]{1,16}")
 _HEX_ID = re.compile(r"[0-9a-f]{32}")
 _FLAG_HEX_ID = 1
+_FLAG_EXPERIMENT = 2
 _TIME_BYTES = 6
 
 
@@ -106,11 +109,15 @@ class TrackingToken:
     decided_at_ms: int
     # The channel the decision was made for (contact policies per channel count events by it).
     channel: str = ""
+    # The experiment that decided the item and the variant served ("holdout": its control group).
+    experiment_id: str = ""
+    variant: str = ""
 
     def fields(self) -> bytes:
         out = bytearray()
         compact = _HEX_ID.fullmatch(self.decision_id) is not None
-        out.append(_FLAG_HEX_ID if compact else 0)
+        experiment = bool(self.experiment_id or self.variant)
+        out.append((_FLAG_HEX_ID if compact else 0) | (_FLAG_EXPERIMENT if experiment else 0))
         out += self.decided_at_ms.to_bytes(_TIME_BYTES, "big")
         if compact:
             out += bytes.fromhex(self.decision_id)
@@ -118,6 +125,9 @@ class TrackingToken:
             _put(out, self.decision_id)
         for text in (self.placement_id, self.offer_id, self.ruleset_version, self.channel):
             _put(out, text)
+        if experiment:
+            _put(out, self.experiment_id)
+            _put(out, self.variant)
         return bytes(out)
 
     def encode(self) -> str:
@@ -131,9 +141,10 @@ class TrackingToken:
         decided_at_ms = int.from_bytes(reader.take(_TIME_BYTES), "big")
         decision_id = reader.take(16).hex() if flags & _FLAG_HEX_ID else reader.text()
         placement_id, offer_id, version, channel = (reader.text() for _ in range(4))
-        if reader.at != len(raw) or flags & ~_FLAG_HEX_ID:
+        experiment_id, variant = (reader.text(), reader.text()) if flags & _FLAG_EXPERIMENT else ("", "")
+        if reader.at != len(raw) or flags & ~(_FLAG_HEX_ID | _FLAG_EXPERIMENT):
             raise InvalidToken("malformed tracking token")
-        return cls(decision_id, placement_id, offer_id, version, decided_at_ms, channel)
+        return cls(decision_id, placement_id, offer_id, version, decided_at_ms, channel, experiment_id, variant)
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,16 +11,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from decision.core.controls import PolicyReached, ProfileBlock, TotalReached
+from decision.core.learning import Draw
 from decision.core.types import Outcome
 from decision.rules.types import Condition, ContextValue, Offer, Schedule
 
-# Priority (higher first), then score (higher first, none last), then position in the file.
-RankKey = tuple[int, bool, float, int]
+# Priority (higher first); in a ``ranking:`` placement, offers still being explored (below the minimum
+# exposure) first, then by their Thompson draw (higher first); then score (higher first, none last), then
+# position in the file.
+RankKey = tuple[int, int, float, bool, float, int]
 
 
-def rank_key(offer: Offer, score: float | None = None) -> RankKey:
-    """The one ordering of offers: by priority, then the placement's score formula, then file order."""
-    return (-offer.priority, score is None, -(score or 0.0), offer.position)
+def rank_key(offer: Offer, score: float | None = None, draw: Draw | None = None) -> RankKey:
+    """The one ordering of offers: by priority, then the learned draw, then the placement's score formula, then
+    file order. Without a draw (no ``ranking:``, or below ``min_exposure``) the learned part is neutral."""
+    value = None if draw is None else draw.value
+    drawn, learned = (0, 0.0) if value is None else (1, -value)
+    return (-offer.priority, drawn, learned, score is None, -(score or 0.0), offer.position)
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,3 +113,4 @@ class Verdict:
     rank_key: RankKey  # the key planning ranked it by (verdicts of a placement come in its order)
     evidence: Evidence | None = None
     rule: str = ""  # the eligibility rule that matched, or the one whose failure is reported
+    draw: Draw | None = None  # in a ``ranking:`` placement: the counts and the Thompson draw it was ranked by

@@ -75,6 +75,14 @@ class Metrics:
             ["placement", "offer", "outcome"],
             registry=r,
         )
+        # Proposals by placement: decision_propositions summed over offer (one source of truth).
+        self.events = Counter(
+            "decision_events_recorded",
+            "feedback events recorded (duplicates left out), by placement and type (impression, click, dismiss, "
+            "custom: custom types are not labelled, their number is not bounded)",
+            ["placement", "type"],
+            registry=r,
+        )
         self.fallbacks = Counter(
             "decision_fallbacks", "placements answered with their fallback, by placement", ["placement"], registry=r
         )
@@ -159,6 +167,7 @@ class Metrics:
         self._fallback_children: dict[str, Any] = {}
         self._rpc_children: dict[tuple[str, str], tuple[Any, Any]] = {}
         self._redis_children: dict[str, Any] = {}
+        self._event_children: dict[tuple[str, str], Any] = {}
 
     # -- requests ----------------------------------------------------------
     def stage(self, stage: str, seconds: float) -> None:
@@ -198,6 +207,15 @@ class Metrics:
                 if child is None:
                     child = self._proposition_children[key] = self.propositions.labels(*key)
                 child.inc()
+
+    def event_recorded(self, placement_id: str, counted: str) -> None:
+        """A feedback event recorded (decision.service.events.EventMetrics)."""
+        kind = "custom" if counted.startswith("custom:") else counted
+        key = (placement_id, kind)
+        child = self._event_children.get(key)
+        if child is None:
+            child = self._event_children[key] = self.events.labels(*key)
+        child.inc()
 
     # -- the store's metrics (decision.store.profiles.StoreMetrics) ------------------------
     def redis_read(self, operation: str, seconds: float) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import orjson
 from yaml.nodes import MappingNode, Node
 
-from decision.rules import delivery
+from decision.rules import delivery, ranking
 from decision.rules.conditions import ConditionReader
 from decision.rules.eligibility import EligibilityReader
 from decision.rules.patterns import ATTRIBUTE_PATTERN, ID_PATTERN
@@ -66,7 +66,7 @@ class CatalogReader:
             fields = w.mapping(
                 item,
                 path,
-                frozenset({"id", "channels", "max_items", "fallback", "description", "score", "experiment"}),
+                frozenset({"id", "channels", "max_items", "fallback", "description", "score", "experiment", "ranking"}),
                 frozenset({"id", "channels", "fallback"}),
             )
             if fields is None:
@@ -96,14 +96,22 @@ class CatalogReader:
             scores = delivery.ScoreReader(w, self.attributes, self.declared_attributes)
             score = scores.formula(fields["score"], f"{path}.score") if "score" in fields else None
             experiment = (
-                delivery.experiment(w, fields["experiment"], f"{path}.experiment", for_offer=False, scores=scores)
+                ranking.experiment(w, fields["experiment"], f"{path}.experiment", for_offer=False, scores=scores)
                 if "experiment" in fields
                 else None
             )
+            learned = ranking.ranking(w, fields["ranking"], f"{path}.ranking") if "ranking" in fields else None
             if pid is None or channels is None or fallback is None:
                 continue
             result[pid] = Placement(
-                pid, frozenset(channels), max_items, fallback, w.loc(item), score=score, experiment=experiment
+                pid,
+                frozenset(channels),
+                max_items,
+                fallback,
+                w.loc(item),
+                score=score,
+                experiment=experiment,
+                ranking=learned,
             )
         return result
 
@@ -175,7 +183,7 @@ class CatalogReader:
                 delivery.suppression(w, fields["suppress"], f"{path}.suppress") if "suppress" in fields else None
             )
             experiment = (
-                delivery.experiment(w, fields["experiment"], f"{path}.experiment", for_offer=True)
+                ranking.experiment(w, fields["experiment"], f"{path}.experiment", for_offer=True)
                 if "experiment" in fields
                 else None
             )

@@ -267,7 +267,10 @@ def experiment(
     w: Walker, node: Node, path: str, *, for_offer: bool, scores: ScoreReader | None = None
 ) -> Experiment | None:
     """An offer's experiment varies its content; a placement's varies its score formula."""
-    fields = w.mapping(node, path, frozenset({"id", "variants", "holdout"}), frozenset({"id", "variants"}))
+    # allocation: read by decision.rules.ranking.with_allocation
+    fields = w.mapping(
+        node, path, frozenset({"id", "variants", "holdout", "allocation"}), frozenset({"id", "variants"})
+    )
     if fields is None:
         return None
     eid = w.string(fields["id"], f"{path}.id", ID_PATTERN, "experiment id") if "id" in fields else None

@@ -17,11 +17,21 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from decision.rules import delivery
+from decision.rules import delivery, ranking
 from decision.rules.catalog import MAX_ITEMS_LIMIT
 from decision.rules.conditions import CONTEXT_PREFIX
 from decision.rules.patterns import ATTRIBUTE_PATTERN, AUDIENCE_PATTERN, ID_PATTERN
-from decision.rules.types import CUSTOM_PREFIX, DISMISS, HOLDOUT, AttrType, CapScope, HoldoutServes, Op
+from decision.rules.types import (
+    CUSTOM_PREFIX,
+    DECISION,
+    DISMISS,
+    HOLDOUT,
+    Allocation,
+    AttrType,
+    CapScope,
+    HoldoutServes,
+    Op,
+)
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 Schema = dict[str, Any]
@@ -185,6 +195,27 @@ def _defs() -> dict[str, Schema]:
             {"weight": weight, "serves": {"enum": [s.value for s in HoldoutServes]}},
             ("weight",),
         ),
+        "ranking": _object(
+            {
+                "strategy": {"enum": list(ranking.STRATEGIES), "description": "how the order is learned"},
+                "metric": {
+                    "allOf": [counts, {"not": {"enum": [DECISION, DISMISS]}}],
+                    "description": "the success: an event (default click)",
+                },
+                "per": {
+                    "enum": [name for name, meaning in delivery.COUNTED.items() if meaning in ranking.PER],
+                    "description": "the trial: impression (default) or decision (a proposal)",
+                },
+                "min_exposure": _integer(0, ranking.MAX_MIN_EXPOSURE, "trials before learning (default 100)"),
+                "days": _integer(1, ranking.MAX_DAYS, "outcome counters read, in days (default 30)"),
+            },
+            ("strategy",),
+            description="learned order: Thompson sampling over the outcome counters",
+        ),
+        "allocation": {
+            "description": "weights (default), auto (Thompson sampling over the variants) or a ranking mapping",
+            "anyOf": [{"enum": [a.value for a in Allocation]}, _ref("ranking")],
+        },
         **{
             f"{kind}_experiment": _object(
                 {
@@ -203,6 +234,7 @@ def _defs() -> dict[str, Schema]:
                         ),
                     },
                     "holdout": _ref("holdout"),
+                    "allocation": _ref("allocation"),
                 },
                 ("id", "variants"),
                 description=description,
@@ -221,6 +253,7 @@ def _defs() -> dict[str, Schema]:
                 "description": {"type": "string"},
                 "score": _ref("formula"),
                 "experiment": _ref("placement_experiment"),
+                "ranking": _ref("ranking"),
             },
             ("id", "channels", "fallback"),
         ),

@@ -191,6 +191,26 @@ class Variant:
     score: Formula | None = None
 
 
+class Allocation(StrEnum):
+    WEIGHTS = "weights"  # a hash of (profile, experiment id) over the weights
+    AUTO = "auto"  # Thompson sampling over the variants' conversion rates, sticky per profile
+
+
+@dataclass(frozen=True, slots=True)
+class Ranking:
+    """Learned ranking (``ranking:`` of a placement, ``allocation: auto`` of an experiment): Thompson sampling.
+
+    Successes are ``metric`` events, trials ``per`` (impressions or proposals: ``decision``), read from the
+    outcome counters of the last ``days`` days; below ``min_exposure`` trials the usual order applies.
+    """
+
+    metric: str = CLICK
+    per: str = IMPRESSION
+    min_exposure: int = 100
+    days: int = 30
+    strategy: str = "thompson"
+
+
 @dataclass(frozen=True, slots=True)
 class Experiment:
     """Variants by weight, plus an optional holdout group; assignment is a hash of (profile, id)."""
@@ -200,6 +220,9 @@ class Experiment:
     holdout_weight: int
     holdout_serves: HoldoutServes
     location: Location = field(compare=False)
+    # AUTO: variants chosen by Thompson sampling (the holdout still by weight), sticky per profile.
+    allocation: Allocation = Allocation.WEIGHTS
+    learning: Ranking | None = None
 
     @property
     def total_weight(self) -> int:
@@ -254,6 +277,8 @@ class Placement:
     # Ranks offers of equal priority (higher first); None: file order only.
     score: Formula | None = None
     experiment: Experiment | None = None
+    # Thompson sampling among offers of equal priority (None: score, then file order).
+    ranking: Ranking | None = None
 
 
 @dataclass(frozen=True, slots=True)

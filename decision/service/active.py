@@ -8,7 +8,7 @@ from pathlib import Path
 from decision.core.controls import DEFAULT_RETENTION_SECONDS, DeliveryControls
 from decision.rules.engine import CompiledRuleset, compile_and_load
 from decision.rules.loader import load_file
-from decision.rules.types import Ruleset
+from decision.rules.types import Allocation, Experiment, Ruleset
 
 log = logging.getLogger(__name__)
 
@@ -18,14 +18,21 @@ def load_compiled(path: str | Path) -> CompiledRuleset:
     return compile_and_load(load_file(path))
 
 
+def auto_experiments(ruleset: Ruleset) -> dict[str, Experiment]:
+    found = [p.experiment for p in ruleset.placements.values()] + [o.experiment for o in ruleset.offers.values()]
+    return {e.id: e for e in found if e is not None and e.allocation is Allocation.AUTO}
+
+
 class PreparedRuleset:
     """A compiled ruleset with its delivery controls (caps, suppressions, contact policies), built once with it."""
 
-    __slots__ = ("compiled", "controls")
+    __slots__ = ("auto", "compiled", "controls")
 
     def __init__(self, compiled: CompiledRuleset, lifetime_retention_seconds: int = DEFAULT_RETENTION_SECONDS) -> None:
         self.compiled = compiled
         self.controls = DeliveryControls.build(compiled.ruleset, lifetime_retention_seconds)
+        # ``allocation: auto`` experiments by id: their sticky variants are read with the profile.
+        self.auto = auto_experiments(compiled.ruleset)
 
     @property
     def ruleset(self) -> Ruleset:

@@ -19,6 +19,8 @@ from decision.service import stages
 from decision.service.active import ActiveRuleset
 from decision.service.breaker import BreakerBoard
 from decision.service.events import EventInput, EventRecorder, EventResult, EventsUnavailable
+from decision.service.learning import LearnedRates
+from decision.service.outcomes import ProposalCounter
 from decision.service.reservations import Proposer
 from decision.settings import Settings
 from decision.store.profiles import ProfileStore, StoreError
@@ -55,7 +57,14 @@ class DecisionService:
             skew=settings.event_max_skew,
             limits=settings.limits,
             keys=settings.token_keys,
+            outcome_retention=settings.outcome_retention,
         )
+        # What each offer achieved: proposals tallied here, flushed in the background (service.outcomes).
+        self.proposals = ProposalCounter(
+            store, retention=settings.outcome_retention, interval=settings.outcome_flush_interval
+        )
+        # Learned rankings (``ranking:``, ``allocation: auto``) draw from counts refreshed in the background.
+        self.learning = LearnedRates(store, interval=settings.learning_refresh_interval, clock=lambda: self.clock())
 
     async def decide(self, request: DecisionRequest, time_remaining: float | None = None) -> Decision:
         """Decide for one request. Raises InvalidRequest; never fails for Redis.
@@ -84,7 +93,7 @@ class DecisionService:
             started = stages.start()
             try:
                 async with asyncio.timeout_at(deadline):
-                    audiences, counters = await self.proposer.read(prepared, request.profile_id, now)
+                    audiences, counters, sticky = await self.proposer.read(prepared, request.profile_id, now)
             except StoreError as exc:
                 log.debug("profile read failed, answering fallbacks: %r", exc)
                 # Only the profile read speaks for the breaker: a timeout cut short by the caller's own
@@ -105,8 +114,9 @@ class DecisionService:
                     why = Why(audiences, now) if request.explain else None
                     async with asyncio.timeout_at(deadline):
                         decision = await self.proposer.decide(
-                            prepared, eligible, request, counters, now=now, decision_id=decision_id, why=why
-                        )
+                            prepared, eligible, request, counters, now=now, decision_id=decision_id, why=why,
+                            learner=self.learning.learner, sticky=sticky,
+                        )  # fmt: skip
                 except StoreError as exc:  # counters or totals (maybe on another shard): the next read will tell
                     log.debug("counting the decision failed, answering fallbacks: %r", exc)
                 except EngineError:
@@ -116,6 +126,7 @@ class DecisionService:
         if decision is None:  # Redis or the engine failed: fallbacks, degraded
             why = Why(frozenset(), now) if request.explain else None
             decision = decide(prepared.ruleset, None, request, decision_id=decision_id, now_ms=int(now * 1000), why=why)
+        self.proposals.add(decision, prepared.ruleset.time_zone, now)
         return sign_tokens(decision, self.settings.token_keys)
 
     async def record_events(self, events: Sequence[EventInput]) -> list[EventResult]:

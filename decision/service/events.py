@@ -11,6 +11,14 @@ per profile (the key lives in the profile's slot).
 Total caps counted on events are added after the profile's script, in a
 second pipelined call: if the server dies between the two, that event's
 total is not counted (the retry is a duplicate) — totals err low.
+
+**Outcomes.** Each valid event is also counted in its offer's outcome
+counters for the event's day (``count_outcomes.lua``), in the same pipeline
+as the profile's script: one round trip. Those counters live in the offer's
+slot, not the profile's, so that script dedupes by itself (a digest of
+profile and event id, kept past the dedupe window): it runs for every valid
+event, recorded or duplicate, and counts each once — a retry after a failure
+between the two calls counts the event there, never twice.
 """
 
 from __future__ import annotations
@@ -19,18 +27,20 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Final
+from typing import Final, Protocol
 
 import orjson
 
 from decision.core.controls import DeliveryControls, TotalCheck, merge_keep
+from decision.core.counters import sticky_variant_field
+from decision.core.outcomes import DayClock, event_digest, outcome_field
 from decision.core.tokens import InvalidToken, TokenKeys, TrackingToken
 from decision.core.totals import TotalsView
 from decision.rules.patterns import ID_PATTERN
-from decision.rules.types import CUSTOM_PREFIX
+from decision.rules.types import CUSTOM_PREFIX, HOLDOUT, IMPRESSION, Ranking
 from decision.service.active import PreparedRuleset
 from decision.settings import Limits
-from decision.store.profiles import ProfileStore, StoreError
+from decision.store.profiles import OutcomeEvents, ProfileStore, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -144,6 +154,26 @@ def validate(
     return FeedbackEvent(index, event_id, profile_id, counted, token, at_ms)
 
 
+class EventMetrics(Protocol):
+    """Where recorded events are reported (decision.observe.metrics.Metrics)."""
+
+    def event_recorded(self, placement_id: str, counted: str) -> None: ...
+
+
+def _sticky(prepared: PreparedRuleset, batch: list[FeedbackEvent]) -> tuple[dict[str, str], int]:
+    """The variants of ``allocation: auto`` experiments these impressions showed (the first per experiment), and
+    how long to keep them (ms: the longest learning window of those experiments)."""
+    sticky: dict[str, str] = {}
+    ttl = 0
+    for e in batch:
+        experiment = prepared.auto.get(e.token.experiment_id) if e.token.experiment_id else None
+        if experiment is None or e.counted != IMPRESSION or e.token.variant == HOLDOUT:
+            continue
+        sticky.setdefault(sticky_variant_field(experiment.id), e.token.variant)
+        ttl = max(ttl, (experiment.learning or Ranking()).days * 86_400_000)
+    return sticky, ttl
+
+
 class EventRecorder:
     """Validates and records batches of events; the totals view learns the new total counts."""
 
@@ -156,8 +186,12 @@ class EventRecorder:
         skew: float,
         limits: Limits,
         keys: TokenKeys,
+        outcome_retention: float = 90 * 86_400.0,
     ) -> None:
         self.keys = keys
+        self.outcome_retention_ms = int(outcome_retention * 1000)
+        self._days: dict[str, DayClock] = {}
+        self.metrics: EventMetrics | None = None
         self.store = store
         self.totals = totals
         self.window = window
@@ -183,24 +217,52 @@ class EventRecorder:
             fields = [
                 controls.event_fields(e.token.offer_id, e.counted, e.token.channel, e.token.placement_id) for e in batch
             ]
+            sticky, sticky_ttl = _sticky(prepared, batch)
             payload = orjson.dumps(
                 {
                     "seen_ttl": int((self.window + self.skew) * 1000),
                     "ttl": controls.retention_ms,
                     "keep": merge_keep((f for names in fields for f in names), controls.keep),
                     "events": [[e.at_ms, list(names)] for e, names in zip(batch, fields, strict=True)],
+                    "sticky": sticky,
+                    "sticky_ttl": max(sticky_ttl, controls.retention_ms),
                 }
             )
             batches.append((profile_id, [e.event_id for e in batch], payload))
-        replies = await self.store.record_events(batches)
+        outcomes = self._outcomes(prepared, [e for batch in by_profile.values() for e in batch], now)
+        replies, _ = await self.store.record_events(batches, outcomes)
         recorded: list[FeedbackEvent] = []
         for batch, reply in zip(by_profile.values(), replies, strict=True):
             for valid, flag in zip(batch, reply, strict=True):
                 results[valid.index] = EventResult(valid.event_id, Outcome.RECORDED if flag else Outcome.DUPLICATE)
                 if flag:
                     recorded.append(valid)
+                    if self.metrics is not None:
+                        self.metrics.event_recorded(valid.token.placement_id, valid.counted)
         await self._count_totals(controls, recorded)
         return [r for r in results if r is not None]
+
+    def _outcomes(self, prepared: PreparedRuleset, events: list[FeedbackEvent], now: float) -> list[OutcomeEvents]:
+        """The events grouped by offer and day (of the event, in the ruleset's zone) for count_outcomes.lua."""
+        zone = prepared.ruleset.time_zone
+        clock = self._days.get(zone)
+        if clock is None:
+            clock = self._days[zone] = DayClock(zone)
+        now_ms = int(now * 1000)
+        dedupe_ms = int((self.window + self.skew) * 1000)
+        groups: dict[tuple[str, str], tuple[int, list[tuple[str, str]]]] = {}
+        for e in events:
+            token = e.token
+            day, end = clock.day(e.at_ms)
+            name = outcome_field(
+                token.ruleset_version, token.placement_id, token.experiment_id, token.variant, e.counted
+            )
+            group = groups.setdefault((token.offer_id, day), (end, []))
+            group[1].append((event_digest(e.profile_id, e.event_id), name))
+        return [
+            OutcomeEvents(offer, day, end - now_ms + self.outcome_retention_ms, end - now_ms + dedupe_ms, pairs)
+            for (offer, day), (end, pairs) in groups.items()
+        ]
 
     async def _count_totals(self, controls: DeliveryControls, recorded: list[FeedbackEvent]) -> None:
         per_offer: dict[str, dict[TotalCheck, int]] = {}

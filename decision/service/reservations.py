@@ -32,6 +32,8 @@ from collections.abc import Mapping
 import orjson
 
 from decision.core.controls import DeliveryControls, Times, TotalCheck, merge_keep, parse_counters
+from decision.core.experiments import split_sticky
+from decision.core.learning import Learner
 from decision.core.planning import Plan, Selection, Why, build_plan, fill, needs_reservation, render
 from decision.core.totals import TotalsView, key_of
 from decision.core.types import Decision, DecisionRequest
@@ -99,12 +101,13 @@ class Proposer:
 
     async def read(
         self, prepared: PreparedRuleset, profile_id: str, now: float
-    ) -> tuple[frozenset[str], dict[str, Times]]:
-        """The profile's audiences and counters: one round trip."""
-        if not prepared.controls.keep:
-            return await self.store.audiences(profile_id, now), {}
+    ) -> tuple[frozenset[str], dict[str, Times], dict[str, str]]:
+        """The profile's audiences, counters and sticky variants (``allocation: auto``): one round trip."""
+        if not prepared.controls.keep and not prepared.auto:
+            return await self.store.audiences(profile_id, now), {}, {}
         audiences, raw = await self.store.read_profile(profile_id, now)
-        return audiences, parse_counters(raw)
+        counters, sticky = split_sticky(raw)
+        return audiences, parse_counters(counters), sticky
 
     async def decide(
         self,
@@ -116,8 +119,10 @@ class Proposer:
         now: float,
         decision_id: str,
         why: Why | None = None,
+        learner: Learner | None = None,
+        sticky: Mapping[str, str] | None = None,
     ) -> Decision:
-        """The decision (with its explanations when ``why`` is given)."""
+        """The decision (with its explanations when ``why`` is given; ``learner``: draws of learned rankings)."""
         ruleset, controls = prepared.ruleset, prepared.controls
         if controls.total_caps:
             self._refresh_totals_if_stale(controls, now)
@@ -137,6 +142,8 @@ class Proposer:
                 totals=self.totals,
                 exclude=frozenset(exclude),
                 why=why,
+                learner=learner,
+                sticky=sticky,
             )
             selection = fill(plan, counters)
             started = stages.lap("planning", started)

@@ -20,9 +20,14 @@ Summary (prefix ``ib`` by default):
 * channel ``ib:registry``: a registry change is published there (the new version).
 * ``ib:c:{<profile>}`` HASH, the profile's cap and contact-policy counters:
   field ``o|<offer>|<counted>`` or ``p|<policy>``, value the latest event
-  times (epoch ms, comma-separated, ascending); ``ib:e:{<profile>}:<event id>``
-  STRING with a TTL, a recorded feedback event (dedupe); ``ib:total:{offer:<offer>}:<counted>:<bucket>``
-  STRING, an offer's total count across profiles in a period bucket.
+  times (epoch ms, comma-separated, ascending), or ``x|<experiment>``, value the
+  variant of an ``allocation: auto`` experiment the profile saw (field names: ``decision.core.counters``);
+  ``ib:e:{<profile>}:<event id>`` STRING with a TTL, a recorded feedback event (dedupe);
+  ``ib:total:{offer:<offer>}:<counted>:<bucket>`` STRING, an offer's total count across profiles in a
+  period bucket.
+* ``ib:out:{out:<offer>:<day>}`` HASH, what an offer achieved in a day (the ruleset's time zone):
+  field ``decision.core.outcomes.outcome_field(...)`` -> count of proposals (``decision``) or events by type;
+  ``ib:outseen:{out:<offer>:<day>}`` HASH, digests of the events counted there (dedupe).
 * ``ib:{rules}:versions`` HASH, published rulesets: version name -> JSON (seq,
   sha256, published_at, source, the YAML text); ``ib:{rules}:active`` STRING,
   JSON naming the version to serve; ``ib:{rules}:seq`` STRING, publication
@@ -44,6 +49,8 @@ DEFAULT_PREFIX: Final = "ib"
 REGISTRY_TAG: Final = "{registry}"
 # Published rulesets: one slot, apart from profiles and the registry.
 RULES_TAG: Final = "{rules}"
+# ``YYYY-MM-DD``: the day in an ``outcomes`` key.
+DAY_LENGTH: Final = 10
 
 
 def _text(value: bytes | str) -> str:
@@ -78,6 +85,32 @@ class KeySpace:
         Tagged by offer, not by profile: one slot per offer holds all its total counters.
         """
         return f"{self.prefix}:total:{{offer:{offer_id}}}:{counted}:{bucket}"
+
+    # -- outcomes (decision.service.outcomes) --------------------------------
+    def outcomes(self, offer_id: str, day: str) -> str:
+        """HASH: outcome field (``decision.core.outcomes``) -> count, for one offer and one day (``YYYY-MM-DD``).
+
+        Tagged by offer and day: a day of an offer is one slot (its events are counted by one script
+        call), and offers and days spread over the Cluster instead of one hot slot.
+        """
+        return f"{self.prefix}:out:{{out:{offer_id}:{day}}}"
+
+    def outcomes_seen(self, offer_id: str, day: str) -> str:
+        """HASH beside ``outcomes`` (same tag): event digest -> 1, the events already counted there."""
+        return f"{self.prefix}:outseen:{{out:{offer_id}:{day}}}"
+
+    def outcomes_pattern(self) -> str:
+        """SCAN pattern matching every ``outcomes`` hash (not the ``outcomes_seen`` ones)."""
+        return f"{self.prefix}:out:{{out:*}}"
+
+    def outcome_key_of(self, key: bytes | str) -> tuple[str, str] | None:
+        """(offer id, day) of an ``outcomes`` key (inverse of ``outcomes``), None for another key."""
+        text = _text(key)
+        head = f"{self.prefix}:out:{{out:"
+        if not text.startswith(head) or not text.endswith("}"):
+            return None
+        offer_id, sep, day = text[len(head) : -1].rpartition(":")
+        return (offer_id, day) if sep and offer_id and len(day) == DAY_LENGTH else None
 
     @property
     def audiences(self) -> str:

@@ -14,6 +14,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from decision.core.controls import TotalCheck
@@ -40,6 +41,17 @@ UNKNOWN_CODE_REFRESH_EVERY = 0.1
 def _pairs(flat: Sequence[bytes]) -> dict[bytes, bytes]:
     """An HGETALL reply (field, value, field, value...) -> a dict."""
     return dict(zip(flat[::2], flat[1::2], strict=True))
+
+
+@dataclass(frozen=True, slots=True)
+class OutcomeEvents:
+    """Events of one offer-day to count in its outcome counters: (event digest, outcome field) pairs."""
+
+    offer_id: str
+    day: str
+    ttl_ms: int  # how long the counters must live (the retention past the day's end)
+    seen_ttl_ms: int  # how long the digests must live (the dedupe window past the day's end)
+    events: Sequence[tuple[str, str]]
 
 
 class StoreMetrics(Protocol):
@@ -229,13 +241,37 @@ class ProfileStore:
         values = await self.fast.pipeline([("GET", self._total_key(check)) for check in checks])
         return [int(v or 0) for v in values]
 
-    async def record_events(self, batches: Sequence[tuple[str, Sequence[str], bytes]]) -> list[list[int]]:
-        """For each (profile id, event ids, payload): record_events.lua on that profile; pipelined."""
+    async def record_events(
+        self, batches: Sequence[tuple[str, Sequence[str], bytes]], outcomes: Sequence[OutcomeEvents] = ()
+    ) -> tuple[list[list[int]], list[list[int]]]:
+        """For each (profile id, event ids, payload): record_events.lua on that profile; for each offer-day of
+        ``outcomes``: count_outcomes.lua on its counters. One pipeline: one round trip (per node on a Cluster).
+
+        Returns the flags of each (1: recorded / counted, 0: seen before), for both lists."""
+        record, count = scripts.script("record_events"), scripts.script("count_outcomes")
         calls = [
-            ([self.keys.counters(pid), *(self.keys.event_seen(pid, e) for e in event_ids)], [payload])
+            ScriptCall(record, [self.keys.counters(pid), *(self.keys.event_seen(pid, e) for e in event_ids)], [payload])
             for pid, event_ids, payload in batches
         ]
-        return [[int(n) for n in reply] for reply in await self._run_many("record_events", calls)]
+        calls.extend(
+            ScriptCall(
+                count,
+                [self.keys.outcomes(o.offer_id, o.day), self.keys.outcomes_seen(o.offer_id, o.day)],
+                [o.ttl_ms, o.seen_ttl_ms, *(part for pair in o.events for part in pair)],
+            )
+            for o in outcomes
+        )
+        replies = [[int(n) for n in reply] for reply in await self.fast.pipeline(calls)]
+        return replies[: len(batches)], replies[len(batches) :]
+
+    async def add_outcomes(self, changes: Sequence[tuple[str, str, int, Mapping[str, int]]]) -> None:
+        """For each (offer id, day, ttl ms, field -> amount): HINCRBYs and a PEXPIRE on its counters; pipelined."""
+        commands: list[tuple[Any, ...]] = []
+        for offer_id, day, ttl_ms, fields in changes:
+            key = self.keys.outcomes(offer_id, day)
+            commands.extend(("HINCRBY", key, name, amount) for name, amount in fields.items())
+            commands.append(("PEXPIRE", key, ttl_ms))
+        await self.fast.pipeline(commands)
 
     def _total_key(self, check: TotalCheck) -> str:
         return self.keys.total_count(check.offer_id, check.counted, check.bucket)

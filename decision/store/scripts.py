@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
-NAMES = ("read_profile", "select", "record_events", "reserve_total", "add_totals")
+NAMES = ("read_profile", "select", "record_events", "reserve_total", "add_totals", "count_outcomes")
 _WITH_TIMES = {"select", "record_events"}
 
 

@@ -32,7 +32,7 @@ async def test_a_decision_answers_from_a_loaded_aep_export(
     store: SyncStore,
     redis_client: Any,
 ) -> None:
-    server = await start_server(write_rules(RULES))
+    server = await start_server(write_rules(RULES), outcome_flush_interval=3600.0)  # no flush in the measurement
     export = write_lines(
         tmp_path / "export.json",
         [

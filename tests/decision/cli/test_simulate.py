@@ -44,11 +44,15 @@ def sample_line(i: int) -> dict[str, Any]:
     return {"profile": f"p{i}", "audiences": audiences, "context": {"cart": i % 100}}
 
 
-@pytest.fixture
-def sample(tmp_path: Path) -> Path:
+def write_sample(tmp_path: Path) -> Path:
     path = tmp_path / "sample.ndjson"
     path.write_bytes(b"\n".join(orjson.dumps(sample_line(i)) for i in range(PROFILES)) + b"\n")
     return path
+
+
+@pytest.fixture
+def sample(tmp_path: Path) -> Path:
+    return write_sample(tmp_path)
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import math
 import os
 from collections import Counter
 from collections.abc import Callable
@@ -15,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from decision.core.experiments import assign, point
+from decision.core.stats import chi_square_sf as chi_square_p_value  # one implementation: the report's
 from decision.rules.types import Experiment, HoldoutServes, Location, Variant
 from decision.store.keys import KeySpace
 from decision.v1 import decision_pb2, decision_pb2_grpc
@@ -26,41 +26,6 @@ from tests.decision.helpers import add_membership, decide_request
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 
 HERE = Location("t.yaml", 1)
-
-
-def chi_square_p_value(statistic: float, dof: int) -> float:
-    """P(X >= statistic) for X ~ chi-square(dof): the regularized upper incomplete gamma Q(dof/2, statistic/2)."""
-    a, x = dof / 2, statistic / 2
-    if x <= 0:
-        return 1.0
-    log_prefix = a * math.log(x) - x - math.lgamma(a)
-    if x < a + 1:  # series for P, then Q = 1 - P
-        term = total = 1 / a
-        n = a
-        while abs(term) > abs(total) * 1e-15:
-            n += 1
-            term *= x / n
-            total += term
-        return 1 - total * math.exp(log_prefix)
-    # Continued fraction for Q (modified Lentz).
-    tiny = 1e-300
-    b = x + 1 - a
-    c = 1 / tiny
-    d = 1 / b
-    h = d
-    for i in range(1, 10_000):
-        an = -i * (i - a)
-        b += 2
-        d = an * d + b
-        d = tiny if abs(d) < tiny else d
-        c = b + an / c
-        c = tiny if abs(c) < tiny else c
-        d = 1 / d
-        step = d * c
-        h *= step
-        if abs(step - 1) < 1e-15:
-            break
-    return math.exp(log_prefix) * h
 
 
 def test_the_p_value_matches_published_quantiles() -> None:

@@ -23,6 +23,8 @@ tokens = st.builds(
     ruleset_version=texts,
     decided_at_ms=st.integers(min_value=0, max_value=2**48 - 1),
     channel=texts,
+    experiment_id=texts,
+    variant=texts,
 )
 
 
@@ -72,6 +74,13 @@ def test_compact_size() -> None:
     # format + key id + flags, time, 16-byte id, 4 length-prefixed texts, 16-byte MAC
     raw = 2 + 5 + 1 + 6 + 16 + (1 + 11) + (1 + 14) + (1 + 19) + (1 + 3) + MAC_BYTES
     assert len(signed) == -(-raw * 4 // 3)
+
+
+def test_an_experiment_adds_its_id_and_variant_only() -> None:
+    plain = TrackingToken("ab" * 16, "home_banner", "spring_sale_20", "v3", 1_780_000_000_000, "web")
+    tested = TrackingToken("ab" * 16, "home_banner", "spring_sale_20", "v3", 1_780_000_000_000, "web", "copy", "bold")
+    assert len(tested.fields()) == len(plain.fields()) + (1 + 4) + (1 + 4)
+    assert TrackingToken.from_fields(tested.fields()) == tested and TrackingToken.from_fields(plain.fields()) == plain
 
 
 def test_key_configuration_errors_name_where_never_the_secret() -> None:

@@ -162,7 +162,14 @@ BASE: dict[str, Any] = {
     "settings": {"allow_duplicate_propositions": False, "time_zone": "Europe/Paris"},
     "attributes": {"cart": "number", "device": "string", "tags": "list"},
     "placements": [
-        {"id": "banner", "channels": ["web"], "max_items": 2, "fallback": "fb", "score": "offer.margin"},
+        {
+            "id": "banner",
+            "channels": ["web"],
+            "max_items": 2,
+            "fallback": "fb",
+            "score": "offer.margin",
+            "ranking": {"strategy": "thompson", "metric": "click", "per": "display", "min_exposure": 50, "days": 14},
+        },
     ],
     "offers": [
         {"id": "fb", "placements": ["banner"], "content": {"title": "hello"}},
@@ -185,6 +192,7 @@ BASE: dict[str, Any] = {
                 "id": "copy",
                 "variants": [{"id": "a", "weight": 1}, {"id": "b", "weight": 1, "content": {"title": "x"}}],
                 "holdout": {"weight": 1, "serves": "nothing"},
+                "allocation": "auto",
             },
         },
     ],
@@ -287,6 +295,14 @@ STRUCTURAL: dict[str, Mutation] = {
     "policy without max": _delete((*POLICY, "max")),
     "policy max over its limit": _set((*POLICY, "max"), 1001),
     "empty contact_policies": _set(("contact_policies",), []),
+    "unknown ranking strategy": _set(("placements", 0, "ranking", "strategy"), "ucb"),
+    "ranking without strategy": _delete(("placements", 0, "ranking", "strategy")),
+    "ranking on dismissals": _set(("placements", 0, "ranking", "metric"), "dismiss"),
+    "ranking per click": _set(("placements", 0, "ranking", "per"), "click"),
+    "ranking over 90 days": _set(("placements", 0, "ranking", "days"), 91),
+    "unknown ranking key": _set(("placements", 0, "ranking", "window"), 7),
+    "unknown allocation": _set((*SALE, "experiment", "allocation"), "random"),
+    "allocation mapping without strategy": _set((*SALE, "experiment", "allocation"), {"metric": "click"}),
 }
 
 # Refusals that need the whole ruleset, a parser or YAML's types: the schema cannot express them.
@@ -314,6 +330,7 @@ SEMANTIC: dict[str, Mutation] = {
     "policy on an unknown channel": _set((*POLICY, "channels"), ["sms"]),
     # JSON has one number type: for JSON Schema 6.0 is an integer; YAML tells 6.0 from 6 and the loader wants 6.
     "a whole float where an integer is expected": _set((*SALE, "priority"), 6.0),
+    "ranking metric the same as per": _set(("placements", 0, "ranking", "metric"), "impression"),
 }
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from decision.store import scripts
-from tests.conftest import StartServer, decision_stub
+from tests.conftest import ON_CLUSTER, StartServer, decision_stub
 from tests.decision.delivery import PATIENT, decide, event, first, record, ruleset
 from tests.decision.helpers import add_membership
 from tests.redis_cluster import command_calls, reset_command_stats
@@ -47,10 +47,12 @@ OFFERS = """
 async def test_a_decision_is_one_evalsha_unless_it_proposes_a_decision_counted_offer(
     start_server: StartServer, write_rules: Callable[[str], Path], redis_client: Any
 ) -> None:
-    # Total caps are re-read in the background once an hour here, so that no such GET lands in a measurement.
+    # Total caps are re-read and proposal counts flushed in the background once an hour here, so that no such
+    # command lands in a measurement.
     server = await start_server(
-        write_rules(ruleset(OFFERS)), **PATIENT, registry_poll_interval=60.0, totals_refresh_interval=3600.0
-    )
+        write_rules(ruleset(OFFERS)), **PATIENT, registry_poll_interval=60.0, totals_refresh_interval=3600.0,
+        outcome_flush_interval=3600.0,
+    )  # fmt: skip
     await add_membership(server, "p1", "vip")
     async with decision_stub(server.port) as stub:
         item = first(await decide(stub))  # warms up: the server learns the registry's codes
@@ -77,9 +79,18 @@ async def test_without_delivery_controls_a_decision_stays_one_hgetall(
     server = await start_server(
         write_rules(ruleset("  - {id: plain, placements: [banner], eligibility: {audiences: {all: [vip]}}}\n")),
         registry_poll_interval=60.0,
+        outcome_flush_interval=3600.0,
         **PATIENT,
     )
     await add_membership(server, "p1", "vip")
     async with decision_stub(server.port) as stub:
-        await decide(stub)
+        item = first(await decide(stub))
         assert await spent(redis_client, lambda: decide(stub)) == {"hgetall": 1}
+        # Proposals are counted off the decision's path: the worker's flush adds them, one HINCRBY per field.
+        flushed = await spent(redis_client, server.service.proposals.flush)
+        copies = 2 if ON_CLUSTER else 1  # a Cluster's replica runs the primary's writes again
+        assert flushed == {"hincrby": copies, "pexpire": copies}  # one offer-day, one field (2 proposals)
+        # An event: recorded on the profile's slot and counted on the offer-day's, in one pipeline.
+        cost = await spent(redis_client, lambda: record(stub, event(item, "i1", at=server.service.clock())))
+        assert cost.pop("evalsha") == 2  # record_events.lua, count_outcomes.lua
+        assert set(cost) <= {"set", "hget", "hset", "hsetnx", "hincrby", "pttl", "pexpire"} | REPLICATED

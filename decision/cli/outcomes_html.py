@@ -1,0 +1,101 @@
+"""``decision report --html``: one self-contained page, inline SVG (rates with their 95 % intervals), no script."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from html import escape
+
+from decision.cli.outcomes_text import lift_text, p_text, pct, rate_text
+from decision.cli.report_html import STYLE
+from decision.core.report import SRM_ALPHA, Rate, Report
+
+ROW = 24
+LABEL = 200
+PLOT = 420
+VALUE = 220
+BAR = "#3b6ea8"
+HOLDOUT_BAR = "#b0b0b0"
+WHISKER = "#222"
+EXTRA_STYLE = ".flag { color: #a33; font-weight: bold; } .note { color: #555; }"
+
+
+def _chart(title: str, rows: Sequence[tuple[str, Rate, str]]) -> str:
+    """Horizontal bars of rates, each with its Wilson interval as a whisker; the scale fits the widest upper bound."""
+    shown = [(label, rate, color) for label, rate, color in rows if rate.value is not None]
+    if not shown:
+        return "<p class=note>no exposures</p>"
+    top = max((rate.interval or (0.0, 0.0))[1] for _, rate, _ in shown) or 1.0
+    height = ROW * len(shown) + 24
+    width = LABEL + PLOT + VALUE
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
+           f'aria-label="{escape(title)}">']  # fmt: skip
+    for index, (label, rate, color) in enumerate(shown):
+        assert rate.value is not None and rate.interval is not None
+        y = index * ROW + 2
+        low, high = (PLOT * bound / top for bound in rate.interval)
+        length = max(1.0, PLOT * rate.value / top)
+        mid = y + ROW / 2 - 1
+        out.append(
+            f'<text x="{LABEL - 6}" y="{y + 16}" text-anchor="end">{escape(label)}</text>'
+            f'<rect x="{LABEL}" y="{y + 4}" width="{length:.1f}" height="{ROW - 8}" fill="{color}">'
+            f"<title>{escape(label)}: {escape(rate_text(rate))} ({rate.successes} of {rate.trials})</title></rect>"
+            f'<line x1="{LABEL + low:.1f}" x2="{LABEL + high:.1f}" y1="{mid}" y2="{mid}" stroke="{WHISKER}"/>'
+            f'<line x1="{LABEL + low:.1f}" x2="{LABEL + low:.1f}" y1="{mid - 5}" y2="{mid + 5}" stroke="{WHISKER}"/>'
+            f'<line x1="{LABEL + high:.1f}" x2="{LABEL + high:.1f}" y1="{mid - 5}" y2="{mid + 5}" stroke="{WHISKER}"/>'
+            f'<text x="{LABEL + PLOT + 6}" y="{y + 16}">{escape(rate_text(rate))}</text>'
+        )
+    axis_y = ROW * len(shown) + 6
+    out.append(f'<line x1="{LABEL}" x2="{LABEL + PLOT}" y1="{axis_y}" y2="{axis_y}" stroke="#999"/>'
+               f'<text x="{LABEL}" y="{axis_y + 14}">0</text>'
+               f'<text x="{LABEL + PLOT}" y="{axis_y + 14}" text-anchor="end">{pct(top, 1)}</text></svg>')  # fmt: skip
+    return "".join(out)
+
+
+def render(report: Report) -> str:
+    span = report.days[0] if len(report.days) == 1 else f"{report.days[0]} to {report.days[-1]}"
+    version = escape(report.version or "all ruleset versions")
+    out = [
+        "<!doctype html>", '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>Outcomes {escape(span)}</title><style>{STYLE}{EXTRA_STYLE}</style></head><body>",
+        f"<h1>What each offer achieved — {escape(span)}, {version}</h1>",
+        "<p>Click-through rate = clicks / impressions, with its 95 % Wilson interval (whiskers). Days in the "
+        "ruleset's time zone.</p>",
+    ]  # fmt: skip
+    for placement in report.placements:
+        lines = [o for o in report.offers if o.placement_id == placement]
+        out.append(f"<h2>{escape(placement)}: click-through rate by offer</h2>")
+        out.append(_chart(f"CTR in {placement}", [(o.offer_id, o.ctr, BAR) for o in lines]))
+        out.append("<table><tr><th>offer</th><th>proposals</th><th>impressions</th><th>clicks</th><th>CTR [95%]</th>"
+                   "<th>dismiss rate</th></tr>")  # fmt: skip
+        out.extend(
+            f"<tr><td>{escape(o.offer_id)}</td><td>{o.proposals}</td><td>{o.impressions}</td><td>{o.clicks}</td>"
+            f"<td>{escape(rate_text(o.ctr))}</td><td>{pct(o.dismiss_rate.value)}</td></tr>"
+            for o in lines
+        )
+        out.append("</table>")
+    for e in report.experiments:
+        out.append(f"<h2>Experiment {escape(e.experiment_id)}: {escape(e.metric)} per proposal</h2>")
+        out.append(f"<p class=note>{escape(report.test)}. The control is the first variant.</p>")
+        rows = [(v.variant, v.conversion, HOLDOUT_BAR if v.variant == "holdout" else BAR) for v in e.variants]
+        out.append(_chart(f"experiment {e.experiment_id}", rows))
+        out.append("<table><tr><th>variant</th><th>exposures</th><th>conversions</th><th>rate [95%]</th>"
+                   "<th>lift vs control [95%]</th><th>p</th></tr>")  # fmt: skip
+        out.extend(
+            f"<tr><td>{escape(v.variant)}</td><td>{v.conversion.trials}</td><td>{v.conversion.successes}</td>"
+            f"<td>{escape(rate_text(v.conversion))}</td><td>{escape(lift_text(v.against_control))}</td>"
+            f"<td>{escape(p_text(v.against_control))}</td></tr>"
+            for v in e.variants
+        )
+        out.append("</table>")
+        if e.holdout_lift is not None:
+            out.append(f"<p>Holdout lift (variants pooled against the holdout): {escape(lift_text(e.holdout_lift))}, "
+                       f"p = {escape(p_text(e.holdout_lift))}</p>")  # fmt: skip
+        if e.srm is not None:
+            verdict = (f'<span class="flag">sample ratio mismatch (p &lt; {SRM_ALPHA})</span>' if e.mismatch
+                       else "no sample ratio mismatch")  # fmt: skip
+            out.append(f"<p>Sample ratio ({escape(', '.join(e.srm_groups))} against their weights): chi-square "
+                       f"{e.srm.statistic:.2f}, df {e.srm.df}, p = {e.srm.p_value:.3g}: {verdict}</p>")  # fmt: skip
+        if e.note:
+            out.append(f"<p class=note>{escape(e.note)}</p>")
+    out.append("</body></html>")
+    return "\n".join(out)

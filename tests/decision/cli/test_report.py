@@ -1,0 +1,161 @@
+"""``decision report``: from real decisions and events (gRPC, Redis) to the table, JSON and HTML."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from decision.cli.outcomes_text import format_report
+from decision.cli.report import days_between
+from decision.core.outcomes import OutcomeRow
+from decision.core.report import build
+from decision.rules.types import Experiment, HoldoutServes, Location, Variant
+from decision.v1 import decision_pb2
+from tests.conftest import StartServer, decision_stub
+from tests.decision.cli.test_main import decision_command
+from tests.decision.delivery import PATIENT, Clock, decide, event, record, with_clock
+
+RULES = """
+version: report-v1
+placements:
+  - id: banner
+    channels: [web]
+    max_items: 1
+    fallback: fb
+    experiment:
+      id: banner-order
+      variants: [{id: control, weight: 1}, {id: treatment, weight: 1, score: "offer.boost"}]
+      holdout: {weight: 1, serves: fallback}
+offers:
+  - {id: fb, placements: [banner], priority: -1, eligibility: {audiences: {all: [nobody]}}}
+  - {id: first, placements: [banner], attributes: {boost: 0}}
+  - {id: second, placements: [banner], attributes: {boost: 1}}
+"""
+# Who clicks: everybody shown "second", every other profile shown "first", nobody shown the fallback.
+CLICKS = {"second": lambda n: True, "first": lambda n: n % 2 == 0, "fb": lambda n: False}
+
+
+def row(offer: str, variant: str, counted: str, count: int, day: str = "2026-06-01") -> OutcomeRow:
+    return OutcomeRow(day, offer, "v1", "banner", "exp" if variant else "", variant, counted, count)
+
+
+EXPERIMENT = Experiment("exp", (Variant("a", 1), Variant("b", 1)), 0, HoldoutServes.FALLBACK, Location("t.yaml", 1))
+
+
+def test_rates_lifts_and_a_sample_ratio_mismatch() -> None:
+    rows = [
+        row("x", "a", "decision", 10_000), row("x", "a", "impression", 10_000), row("x", "a", "click", 500),
+        row("x", "b", "decision", 11_000), row("x", "b", "impression", 11_000), row("x", "b", "click", 660),
+        row("x", "b", "dismiss", 110), row("x", "b", "click", 7, day="2026-06-09"),  # outside the range
+    ]  # fmt: skip
+    report = build(rows, days_between("2026-06-01", "2026-06-02"), experiments={"exp": EXPERIMENT})
+    [line] = report.offers
+    assert (line.proposals, line.impressions, line.clicks, line.dismisses) == (21_000, 21_000, 1_160, 110)
+    assert line.ctr.interval is not None and line.ctr.interval[0] < 1160 / 21000 < line.ctr.interval[1]
+    [experiment] = report.experiments
+    control, treatment = experiment.variants
+    assert control.against_control is None and treatment.against_control is not None
+    assert abs(treatment.against_control.lift - 0.2) < 1e-9  # type: ignore[operator]
+    assert treatment.against_control.p_value < 0.01
+    assert experiment.mismatch  # 10,000 vs 11,000 for weights 1:1
+    text = format_report(report)
+    assert "SAMPLE RATIO MISMATCH" in text and "two-proportion z-test" in text and "+20.0%" in text
+
+
+def scrape(port: int | None) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        return str(response.read().decode())
+
+
+def test_dates_are_checked() -> None:
+    assert days_between("2026-02-27", "2026-03-01") == ("2026-02-27", "2026-02-28", "2026-03-01")
+    for first, last, message in [("2026-13-01", "2026-13-01", "--from"), ("2026-01-02", "2026-01-01", "--to")]:
+        try:
+            days_between(first, last)
+        except ValueError as exc:
+            assert str(exc).startswith(message)
+        else:
+            raise AssertionError("accepted")
+
+
+async def test_report_of_real_decisions_and_events(
+    start_server: StartServer, write_rules: Callable[[str], Path], redis_url: str, tmp_path: Path
+) -> None:
+    clock = Clock("2026-06-01T10:00:00+00:00")
+    rules = write_rules(RULES)
+    server = with_clock(await start_server(rules, metrics_port=0, **PATIENT), clock)
+    shown: dict[tuple[str, str], list[int]] = {}
+    async with decision_stub(server.port) as stub:
+        for n in range(90):
+            profile = f"u{n}"
+            item = (await decide(stub, profile)).propositions[0].items[0]
+            counts = shown.setdefault((item.variant, item.offer_id), [0, 0])
+            counts[0] += 1
+            batch = [event(item, f"i{n}", at=clock(), profile=profile)]
+            if CLICKS[item.offer_id](n):
+                counts[1] += 1
+                batch.append(event(item, f"c{n}", decision_pb2.EVENT_TYPE_CLICK, at=clock(), profile=profile))
+            await record(stub, *batch)
+    await server.service.proposals.flush()
+    assert {v for v, _ in shown} == {"control", "treatment", "holdout"}
+    html = tmp_path / "report.html"
+    command = decision_command(
+        "report", "--from", "2026-06-01", "--redis-url", redis_url, "--rules", str(rules), "--json", "--html", str(html)
+    )
+    done = await asyncio.to_thread(subprocess.run, command, capture_output=True, text=True, check=False, timeout=60)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    by_offer = {o["offer"]: o for o in report["offers"]}
+    for offer in ("first", "second", "fb"):
+        expected = [sum(c[i] for (_, o), c in shown.items() if o == offer) for i in (0, 1)]
+        assert [by_offer[offer]["proposals"], by_offer[offer]["clicks"]] == expected
+        assert by_offer[offer]["impressions"] == expected[0]
+    [experiment] = report["experiments"]
+    assert [v["variant"] for v in experiment["variants"]] == ["control", "treatment", "holdout"]
+    for variant in experiment["variants"]:
+        mine = [c for (v, _), c in shown.items() if v == variant["variant"]]
+        assert [variant["exposures"], variant["conversions"]] == [sum(c[0] for c in mine), sum(c[1] for c in mine)]
+    assert experiment["sample_ratio"]["groups"] == ["control", "treatment", "holdout"]
+    page = html.read_text()
+    assert page.count("<svg") == 2 and "banner-order" in page and "Wilson" in page
+    # Prometheus: events by placement and type.
+    text = await asyncio.to_thread(scrape, server.metrics_port)
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    samples = {(s.labels["placement"], s.labels["type"]): s.value
+               for s in families["decision_events_recorded"].samples if s.name.endswith("_total")}  # fmt: skip
+    assert samples == {("banner", "impression"): 90, ("banner", "click"): sum(c[1] for c in shown.values())}
+
+
+async def test_weights_come_from_the_published_rulesets(
+    start_server: StartServer, write_rules: Callable[[str], Path], redis_url: str
+) -> None:
+    rules = write_rules(RULES)
+    publish = await asyncio.to_thread(
+        subprocess.run, decision_command("rules", "publish", str(rules), "--redis-url", redis_url),
+        capture_output=True, text=True, check=False, timeout=60,
+    )  # fmt: skip
+    assert publish.returncode == 0, publish.stderr
+    clock = Clock("2026-06-01T10:00:00+00:00")
+    server = with_clock(await start_server(None, **PATIENT), clock)  # serves the published ruleset
+    async with decision_stub(server.port) as stub:
+        for n in range(30):
+            await decide(stub, f"u{n}")
+    await server.service.proposals.flush()
+    command = decision_command(
+        "report", "--from", "2026-06-01", "--redis-url", redis_url, "--ruleset-version", "report-v1"
+    )
+    done = await asyncio.to_thread(subprocess.run, command, capture_output=True, text=True, check=False, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "sample ratio (control, treatment, holdout against their weights)" in done.stdout
+    assert "outcomes 2026-06-01, ruleset report-v1" in done.stdout
+    missing = await asyncio.to_thread(
+        subprocess.run, decision_command("report", "--from", "2026-06-31", "--redis-url", redis_url),
+        capture_output=True, text=True, check=False, timeout=60,
+    )  # fmt: skip
+    assert missing.returncode == 2 and "--from: '2026-06-31' is not a date" in missing.stderr

@@ -1,0 +1,160 @@
+"""Outcome counters over real gRPC calls and a real Redis: proposals (flushed) and events (counted once)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import redis.asyncio as aioredis
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from decision.core.outcomes import OutcomeRow, ProposalTally, event_digest, outcome_field
+from decision.core.periods import day_span
+from decision.core.types import Decision, Item, Proposition
+from decision.store.connect import connect
+from decision.store.keys import KeySpace
+from decision.store.outcomes import scan_outcomes
+from decision.store.profiles import OutcomeEvents, ProfileStore
+from decision.v1 import decision_pb2
+from tests.conftest import StartServer, decision_stub
+from tests.decision.delivery import PATIENT, Clock, decide, event, record, ruleset, with_clock
+
+RULES = ruleset(
+    """
+  - id: hero
+    placements: [banner]
+    priority: 20
+    experiment:
+      id: hero-copy
+      variants:
+        - {id: plain, weight: 1}
+        - {id: bold, weight: 1}
+      holdout: {weight: 1, serves: fallback}
+""",
+    settings="settings: {time_zone: Europe/Paris}\n",
+)
+
+
+def totals(rows: list[OutcomeRow]) -> Counter[tuple[str, str, str, str]]:
+    """(offer, variant, counted, day) -> count."""
+    result: Counter[tuple[str, str, str, str]] = Counter()
+    for row in rows:
+        result[(row.offer_id, row.variant, row.counted, row.day)] += row.count
+    return result
+
+
+async def test_proposals_and_events_are_counted_per_offer_variant_and_day(
+    start_server: StartServer, write_rules: Callable[[str], Path], redis_client: aioredis.Redis
+) -> None:
+    clock = Clock("2026-06-01T23:30:00+02:00")  # Paris: June 1st, half an hour before midnight
+    server = with_clock(await start_server(write_rules(RULES), **PATIENT), clock)
+    expected: Counter[tuple[str, str, str, str]] = Counter()
+    async with decision_stub(server.port) as stub:
+        for n in range(30):
+            profile = f"u{n}"
+            item = (await decide(stub, profile)).propositions[0].items[0]
+            expected[(item.offer_id, item.variant, "decision", "2026-06-01")] += 1
+            batch = [event(item, f"i-{n}", at=clock(), profile=profile)]
+            if n % 3 == 0:  # a click after midnight counts on June 2nd
+                batch.append(event(item, f"c-{n}", decision_pb2.EVENT_TYPE_CLICK, at=clock() + 3600, profile=profile))
+                expected[(item.offer_id, item.variant, "click", "2026-06-02")] += 1
+            expected[(item.offer_id, item.variant, "impression", "2026-06-01")] += 1
+            clock.advance(3600)
+            assert {o for o, _ in await record(stub, *batch)} == {"recorded"}
+            assert {o for o, _ in await record(stub, *batch)} == {"duplicate"}  # a retry: counted once
+            clock.advance(-3600)
+    await server.service.proposals.flush()
+    rows = await scan_outcomes(redis_client, KeySpace(), {"2026-06-01", "2026-06-02"})
+    assert totals(rows) == expected
+    assert {v for (_, v, _, _) in expected} == {"plain", "bold", "holdout"}
+    assert {r.version for r in rows} == {server.service.active.current.version}
+    assert {(r.placement_id, r.experiment_id) for r in rows} == {("banner", "hero-copy")}
+    key = KeySpace().outcomes("hero", "2026-06-01")
+    assert await redis_client.pttl(key) > 0  # bounded: every day expires
+
+
+async def test_an_event_recorded_but_not_counted_is_counted_by_its_retry(
+    start_server: StartServer, write_rules: Callable[[str], Path], redis_client: aioredis.Redis
+) -> None:
+    # The outcome counters live in another slot than the profile: their script dedupes on its own, so a
+    # failure between the two calls (simulated: the counted event's digest and count removed) heals on retry.
+    clock = Clock("2026-06-01T10:00:00+00:00")
+    server = with_clock(await start_server(write_rules(RULES), **PATIENT), clock)
+    async with decision_stub(server.port) as stub:
+        item = (await decide(stub, "u1")).propositions[0].items[0]
+        click = event(item, "c-1", decision_pb2.EVENT_TYPE_CLICK, at=clock(), profile="u1")
+        assert await record(stub, click) == [("recorded", "")]
+        keys = KeySpace()
+        day = "2026-06-01"
+        await redis_client.delete(keys.outcomes(item.offer_id, day), keys.outcomes_seen(item.offer_id, day))
+        assert await record(stub, click) == [("duplicate", "")]  # for the profile's counters
+        assert await record(stub, click) == [("duplicate", "")]
+    rows = await scan_outcomes(redis_client, keys, {"2026-06-01"})
+    assert [(r.counted, r.count) for r in rows if r.counted == "click"] == [("click", 1)]
+
+
+async def test_a_graceful_stop_flushes_the_last_proposals(
+    start_server: StartServer, write_rules: Callable[[str], Path], redis_client: aioredis.Redis
+) -> None:
+    server = await start_server(write_rules(RULES), outcome_flush_interval=3600.0, **PATIENT)
+    async with decision_stub(server.port) as stub:
+        for n in range(5):
+            await decide(stub, f"u{n}")
+    day = day_span("Europe/Paris", int(server.service.clock() * 1000))[0]
+    assert await scan_outcomes(redis_client, KeySpace(), {day}) == []  # not flushed yet: an hour away
+    await server.stop(grace=1.0)
+    rows = await scan_outcomes(redis_client, KeySpace(), {day})
+    assert sum(r.count for r in rows if r.counted == "decision") == 5
+
+
+def _decision(offers: list[tuple[str, str]]) -> Decision:
+    items = tuple(Item(o, "{}", "r", 0, 0.0, "t", experiment_id="e" if v else "", variant=v) for o, v in offers)
+    return Decision((Proposition("banner", items, False),), "v1", False, "r", "d")
+
+
+@settings(max_examples=50)
+@given(st.lists(st.lists(st.tuples(st.sampled_from("abc"), st.sampled_from(["", "x", "y"])), max_size=3), max_size=20),
+       st.lists(st.booleans(), max_size=20))  # fmt: skip
+def test_a_tally_given_back_loses_nothing(decisions: list[list[tuple[str, str]]], fails: list[bool]) -> None:
+    # Whatever flushes fail (given back) or succeed (added), every proposal is counted exactly once.
+    tally, added = ProposalTally(), Counter[tuple[str, str]]()
+    for n, offers in enumerate(decisions):
+        tally.add(_decision(offers), "UTC", 1_780_000_000_000 + n)
+        counts, ends = tally.take()
+        if n < len(fails) and fails[n]:
+            tally.give_back(counts, ends)
+        else:
+            for (offer, _), fields in counts.items():
+                added[(offer, "")] += sum(fields.values())
+    for (offer, _), fields in tally.take()[0].items():
+        added[(offer, "")] += sum(fields.values())
+    assert added == Counter((o, "") for offers in decisions for o, _ in offers)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["p1", "p2"]), st.integers(0, 5), st.sampled_from(["click", "impression"])),
+                min_size=1, max_size=30))  # fmt: skip
+async def test_count_outcomes_counts_each_event_once(redis_url: str, events: list[tuple[str, int, str]]) -> None:
+    # Any sequence of batches, each sent twice (a retry), repeats included: each (profile, event id) counts
+    # once, under the field it was first counted in.
+    keys = KeySpace("prop")
+    store = ProfileStore(connect(redis_url), keys)
+    counters = keys.outcomes("o", "2026-06-01")
+    try:
+        await store.client.delete(counters)
+        await store.client.delete(keys.outcomes_seen("o", "2026-06-01"))
+        for start in range(0, len(events), 7):
+            pairs = [(event_digest(p, f"e{n}"), outcome_field("v", "banner", "", "", kind))
+                     for p, n, kind in events[start : start + 7]]  # fmt: skip
+            batch = [OutcomeEvents("o", "2026-06-01", 60_000, 60_000, pairs)]
+            for _ in range(2):
+                await store.record_events([], batch)
+        first_kind: dict[tuple[str, int], str] = {}
+        for p, n, kind in events:
+            first_kind.setdefault((p, n), kind)
+        raw = await store.client.hgetall(counters)
+        assert {k.decode().rsplit("|", 1)[1]: int(v) for k, v in raw.items()} == dict(Counter(first_kind.values()))
+    finally:
+        await store.close()
