@@ -9,6 +9,7 @@ Every problem is located (file:line).
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from zoneinfo import ZoneInfo
 
 import orjson
@@ -33,6 +34,7 @@ from decision.rules.types import (
     Location,
     Period,
     PeriodKind,
+    ProfileAttrType,
     Suppression,
     Variant,
 )
@@ -221,12 +223,19 @@ def offer_attributes(w: Walker, node: Node, path: str) -> dict[str, float]:
 
 
 class ScoreReader:
-    """Parses formulas and checks their context references against the declared attributes."""
+    """Parses formulas and checks their context and profile references against the declared attributes."""
 
-    def __init__(self, w: Walker, attributes: dict[str, AttrType], declared: bool) -> None:
+    def __init__(
+        self,
+        w: Walker,
+        attributes: dict[str, AttrType],
+        declared: bool,
+        profile: Mapping[str, ProfileAttrType] | None = None,
+    ) -> None:
         self.w = w
         self.attributes = attributes
         self.declared = declared
+        self.profile = profile or {}
 
     def formula(self, node: Node, path: str) -> Formula | None:
         w = self.w
@@ -246,6 +255,14 @@ class ScoreReader:
                 return None
             if declared is not None and declared is not AttrType.NUMBER:
                 w.error(node, path, f"context.{name} is declared {declared}; a formula reads numbers only")
+                return None
+        for name in sorted(parsed.profile_refs):
+            profile_type = self.profile.get(name)
+            if profile_type is None:
+                w.error(node, path, f"unknown attribute profile.{name} (not declared under profile_attributes:)")
+                return None
+            if profile_type.rule_type is not AttrType.NUMBER:
+                w.error(node, path, f"profile.{name} is declared {profile_type}; a formula reads numbers only")
                 return None
         return parsed
 

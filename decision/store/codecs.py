@@ -2,15 +2,18 @@
 
 The other half of the contract between audience_sync (the writer) and the
 decision service (the reader), described in docs/redis-keys.md: membership
-fields and values, registry entries (``AudienceEntry``) and the reader's view
+fields and values, profile attribute fields and values, registry entries (``AudienceEntry``) and the reader's view
 of the registry (``AudienceDirectory``), published rulesets and the active
 ruleset pointer.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import math
+import re
+from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Final
 
 import orjson
 
@@ -119,6 +122,10 @@ class AudienceDirectory:
             result.add(audience)
         return frozenset(result), unknown
 
+    def attributes(self, membership: Mapping[bytes, bytes]) -> dict[str, AttributeValue]:
+        """The profile's attributes in its hash, snapshot-written ones only of active generations."""
+        return profile_attributes(membership, self._active)
+
 
 @dataclass(frozen=True, slots=True)
 class PublishedRuleset:
@@ -176,3 +183,113 @@ class ActiveRulesetPointer:
     def decode(cls, raw: bytes | str) -> ActiveRulesetPointer:
         body = orjson.loads(raw)
         return cls(str(body["version"]), float(body["at"]), str(body.get("action", "")))
+
+
+# -- profile attributes: fields of the profile's membership hash --------------------------------
+# A membership field starts with a digit (``<code>:<generation>``); an attribute field with ``@``,
+# so the two never collide and one HGETALL still reads the whole profile.
+ATTRIBUTE_MARK: Final = "@"
+# ``@<name>`` is written by incremental changes; ``@<name>/<code>:<generation>`` by a snapshot of
+# audience ``code``: it counts only while that generation is active (switched with the memberships).
+SNAPSHOT_SEPARATOR: Final = "/"
+ATTRIBUTE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+# Type tags, the first character of a value; "-" is a removal (kept, with its event time).
+ATTRIBUTE_TAGS: Final = {"string": "s", "number": "n", "bool": "b", "timestamp": "t", "list": "l"}
+REMOVED_TAG: Final = "-"
+MAX_ATTRIBUTE_VALUE_BYTES: Final = 4096
+
+# A decoded value: timestamps are epoch seconds (float), lists are tuples of strings.
+AttributeValue = str | float | bool | tuple[str, ...]
+
+
+class InvalidAttribute(ValueError):
+    """An attribute that cannot be encoded: a bad name, type or value (the message says which)."""
+
+
+def attribute_field(name: str, snapshot: tuple[int, int] | None = None) -> str:
+    """The hash field of attribute ``name``; ``snapshot``: the (code, generation) of the load writing it."""
+    if not ATTRIBUTE_NAME.fullmatch(name):
+        raise InvalidAttribute(f"invalid attribute name {name!r} (letters, digits, _; at most 64)")
+    if snapshot is None:
+        return ATTRIBUTE_MARK + name
+    return f"{ATTRIBUTE_MARK}{name}{SNAPSHOT_SEPARATOR}{membership_field(*snapshot)}"
+
+
+def attribute_value(type_name: str, value: object, event_ms: int) -> str:
+    """``<tag><event time ms>|<payload>``; ``value`` None writes a removal. Raises InvalidAttribute."""
+    if value is None:
+        return f"{REMOVED_TAG}{event_ms}|"
+    tag = ATTRIBUTE_TAGS.get(type_name)
+    if tag is None:
+        raise InvalidAttribute(f"unknown attribute type {type_name!r} (expected one of: {', '.join(ATTRIBUTE_TAGS)})")
+    payload = _payload(tag, value)
+    if len(payload.encode()) > MAX_ATTRIBUTE_VALUE_BYTES:
+        raise InvalidAttribute(f"value longer than {MAX_ATTRIBUTE_VALUE_BYTES} bytes")
+    return f"{tag}{event_ms}|{payload}"
+
+
+def _payload(tag: str, value: object) -> str:
+    if tag == "s" and isinstance(value, str):
+        return value
+    if tag == "b" and isinstance(value, bool):
+        return "1" if value else "0"
+    if tag in "nt" and isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        return repr(float(value))
+    if tag == "l" and isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+        return orjson.dumps(list(value)).decode()
+    expected = {"s": "a string", "b": "a boolean", "n": "a finite number", "t": "epoch seconds", "l": "strings"}[tag]
+    raise InvalidAttribute(f"expected {expected}, got {type(value).__name__} {value!r:.60}")
+
+
+def attribute_event_ms(raw: bytes | str) -> int | None:
+    """The event time of a stored value (None: not an attribute value)."""
+    text = _text(raw)
+    bar = text.find("|")
+    head = text[1:bar]
+    return int(head) if bar > 1 and head.isdigit() else None
+
+
+def decode_attribute(raw: bytes) -> tuple[int, AttributeValue | None] | None:
+    """(event time ms, value; None for a removal), or None for a value that does not decode."""
+    bar = raw.find(b"|")
+    head = raw[1:bar]
+    if bar < 2 or not head.isdigit():
+        return None
+    tag, payload, event_ms = raw[:1], raw[bar + 1 :], int(head)
+    try:
+        if tag == b"s":
+            return event_ms, payload.decode()
+        if tag in (b"n", b"t"):
+            number = float(payload)
+            return (event_ms, number) if math.isfinite(number) else None
+        if tag == b"b":
+            return event_ms, payload == b"1"
+        if tag == b"l":
+            items = orjson.loads(payload)
+            return (event_ms, tuple(str(i) for i in items)) if isinstance(items, list) else None
+        if tag == b"-":
+            return event_ms, None
+    except (ValueError, orjson.JSONDecodeError):
+        return None
+    return None
+
+
+def profile_attributes(membership: Mapping[bytes, bytes], active: Container[bytes]) -> dict[str, AttributeValue]:
+    """A profile's attributes from its hash: per name, the value with the latest event time among the
+    fields that count (written by a change, or by a snapshot whose generation is in ``active``).
+    At equal times a change beats a snapshot; a removal that wins leaves the attribute absent."""
+    best: dict[bytes, tuple[int, bool, AttributeValue | None]] = {}
+    for raw_field, raw_value in membership.items():
+        if raw_field[:1] != b"@":
+            continue
+        name, _, snapshot = raw_field[1:].partition(b"/")
+        if snapshot and snapshot not in active:
+            continue  # a replaced snapshot's (or one still loading)
+        decoded = decode_attribute(raw_value)
+        if decoded is None:
+            continue
+        rank = (decoded[0], not snapshot)
+        held = best.get(name)
+        if held is None or rank > held[:2]:
+            best[name] = (*rank, decoded[1])
+    return {name.decode(): value for name, (_, _, value) in best.items() if value is not None}

@@ -128,15 +128,21 @@ async def test_simulate_a_sample_read_from_redis(
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def _split(context: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A request context as the rules see it -> the request's own context and the profile's attributes."""
+    own = {k: v for k, v in context.items() if not k.startswith("profile.")}
+    return own, {k.removeprefix("profile."): v for k, v in context.items() if k.startswith("profile.")}
+
+
 @given(ruleset_documents(max_offers=5), st.lists(requests(), min_size=1, max_size=20))
 def test_counts_agree_with_the_reference_evaluation(document: str, sampled: list[Any]) -> None:
     ruleset, problems = parse(document.encode(), "r.yaml")
     assert ruleset is not None, problems
     compiled = compile_and_load(ruleset)
     now = sampled[0][2]
-    profiles = [Profile(f"p{i}", audiences, context) for i, (audiences, context, _) in enumerate(sampled)]
+    profiles = [Profile(f"p{i}", audiences, *_split(context)) for i, (audiences, context, _) in enumerate(sampled)]
     result = simulate(compiled, profiles, now)
-    expected = [reference_eligible(ruleset, p.audiences, p.context, now) for p in profiles]
+    expected = [reference_eligible(ruleset, p.audiences, context, now) for p, (_, context, _) in zip(profiles, sampled)]
     for offer_id, stats in result.offers.items():
         assert stats.eligible == sum(offer_id in e for e in expected)
     placement = result.placements["p"]  # max 3 items
