@@ -21,6 +21,7 @@ older write arriving later cannot bring the value back.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -57,9 +58,9 @@ def encode(change: AttributeChange, snapshot: tuple[int, int] | None = None) -> 
     where = f"profile {change.profile_id!r}: attribute {change.name!r}"
     try:
         check_profile_id(change.profile_id, "profile_id")
-        if not change.event_time >= 0:
+        if not (math.isfinite(change.event_time) and change.event_time >= 0):
             raise InvalidAttribute(f"event time must be a non-negative epoch time, got {change.event_time!r}")
-        event_ms = int(round(change.event_time * 1000))
+        event_ms = round(change.event_time * 1000)
         return attribute_field(change.name, snapshot), attribute_value(change.type, change.value, event_ms)
     except (InvalidAttribute, InvalidField) as exc:
         raise AttributeRejected(f"{where}: {exc}") from exc

@@ -103,7 +103,10 @@ async def test_a_later_event_wins_and_explain_shows_the_profiles_value(server: R
     stale = await add_attributes(server, "bo", {"tier": ("string", "silver")}, event_time=1000)
     assert (stale.written, stale.stale) == (0, 1)
     assert offers(await decide(server, "bo", context={"city": "Nice"})) == ["gold"]
-    assert contents(await decide(server, "bo", context={"city": "Nice"}))["gold"]["title"] == "Hi there, 10 % off in Nice today"
+    assert (
+        contents(await decide(server, "bo", context={"city": "Nice"}))["gold"]["title"]
+        == "Hi there, 10 % off in Nice today"
+    )
 
     await add_attributes(server, "bo", {"tier": ("string", "silver")}, event_time=3000)
     response = await decide(server, "bo", explain=True)

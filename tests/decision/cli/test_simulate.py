@@ -142,7 +142,10 @@ def test_counts_agree_with_the_reference_evaluation(document: str, sampled: list
     now = sampled[0][2]
     profiles = [Profile(f"p{i}", audiences, *_split(context)) for i, (audiences, context, _) in enumerate(sampled)]
     result = simulate(compiled, profiles, now)
-    expected = [reference_eligible(ruleset, p.audiences, context, now) for p, (_, context, _) in zip(profiles, sampled)]
+    expected = [
+        reference_eligible(ruleset, p.audiences, context, now)
+        for p, (_, context, _) in zip(profiles, sampled, strict=True)
+    ]
     for offer_id, stats in result.offers.items():
         assert stats.eligible == sum(offer_id in e for e in expected)
     placement = result.placements["p"]  # max 3 items
