@@ -368,7 +368,7 @@ class _Planner:
                 return Candidate(fallback, fallback.id, FALLBACK_RULE, score, fallback_content(fallback, self.request),
                                  experiment_id,
                                  HOLDOUT, exempt=True, stands_for=offer_id, rank=key)  # fmt: skip
-            content_json = variant.content_json or self._content(offer, placement.id, key, rule, ruled_out)
+            content_json = self._content(offer, placement.id, key, rule, ruled_out, variant)
             if content_json is None:
                 return None
             candidate = Candidate(offer, offer_id, rule, score, content_json, experiment_id, variant.id, *gate[:2])
@@ -380,13 +380,22 @@ class _Planner:
         return candidate
 
     def _content(
-        self, offer: Offer, placement_id: str, key: RankKey, rule: str, ruled_out: list[Verdict]
+        self,
+        offer: Offer,
+        placement_id: str,
+        key: RankKey,
+        rule: str,
+        ruled_out: list[Verdict],
+        variant: Variant | None = None,
     ) -> str | None:
-        """The offer's content for this decision: placeholders rendered; None (its verdict added to
-        ``ruled_out``) when a value is missing and the offer says ``on_missing: skip``."""
-        template = offer.template
+        """The content for this decision (the variant's own, if it has one, else the offer's), placeholders
+        rendered; None (its verdict added to ``ruled_out``) when a value is missing and the offer says skip."""
+        if variant is not None and variant.content_json is not None:
+            content_json, template = variant.content_json, variant.template
+        else:
+            content_json, template = offer.content_json, offer.template
         if template is None:
-            return offer.content_json
+            return content_json
         rendered = template.render_json(self.request.context)
         if rendered is None:
             missing = ContentValueMissing(template.missing(self.request.context))

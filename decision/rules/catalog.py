@@ -18,6 +18,7 @@ from decision.rules.conditions import ConditionReader
 from decision.rules.content import ContentReader
 from decision.rules.eligibility import EligibilityReader
 from decision.rules.patterns import ATTRIBUTE_PATTERN, ID_PATTERN, PROFILE_ATTRIBUTE_PATTERN, PROFILE_SCOPE
+from decision.rules.templates import ContentTemplate
 from decision.rules.types import AttrType, EligibilityRule, Offer, Placement, ProfileAttrType
 from decision.rules.walker import Walker, kind
 
@@ -187,7 +188,8 @@ class CatalogReader:
             shape = None
             if "content" in fields:
                 content, content_json, shape = contents.content(fields["content"], f"{path}.content")
-            template = contents.template(shape, fields, path)
+            escape, on_missing = contents.options(fields, path)
+            template = None if shape is None else ContentTemplate(shape, escape, on_missing)
             if "description" in fields:
                 w.string(fields["description"], f"{path}.description")
             rules: tuple[EligibilityRule, ...] = ()
@@ -203,7 +205,13 @@ class CatalogReader:
                 delivery.suppression(w, fields["suppress"], f"{path}.suppress") if "suppress" in fields else None
             )
             experiment = (
-                delivery.experiment(w, fields["experiment"], f"{path}.experiment", for_offer=True)
+                delivery.experiment(
+                    w,
+                    fields["experiment"],
+                    f"{path}.experiment",
+                    for_offer=True,
+                    contents=(contents, escape, on_missing),
+                )
                 if "experiment" in fields
                 else None
             )

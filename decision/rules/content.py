@@ -14,7 +14,6 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from decision.rules.patterns import PROFILE_SCOPE
 from decision.rules.templates import (
-    ContentTemplate,
     Escape,
     OnMissing,
     Shape,
@@ -56,12 +55,11 @@ class ContentReader:
         shape = self._shape(node, value, path, found)
         return value, encoded.decode(), shape if found[0] else None
 
-    def template(self, shape: Shape | None, fields: Mapping[str, Node], path: str) -> ContentTemplate | None:
-        """The offer's content template, with its ``escape`` and ``on_missing`` options (checked even
-        without placeholders: a typo is reported, not ignored)."""
+    def options(self, fields: Mapping[str, Node], path: str) -> tuple[Escape, OnMissing]:
+        """An offer's ``escape`` and ``on_missing`` (checked even without placeholders: a typo is reported)."""
         escape = self._option(fields, path, "escape", Escape, Escape.NONE)
         on_missing = self._option(fields, path, "on_missing", OnMissing, OnMissing.BLANK)
-        return None if shape is None else ContentTemplate(shape, Escape(escape), OnMissing(on_missing))
+        return Escape(escape), OnMissing(on_missing)
 
     def _option(
         self, fields: Mapping[str, Node], path: str, name: str, choices: type[Escape] | type[OnMissing], default: str

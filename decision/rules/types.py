@@ -213,6 +213,8 @@ class Variant:
     content_json: str | None = None
     # Placement experiments: the variant's ranking formula (None: the placement's own).
     score: Formula | None = None
+    # Offer experiments: the variant's content with placeholders (None: ``content_json`` as it is).
+    template: ContentTemplate | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import orjson
 import pytest
 
+from decision.core.planning import decide
+from decision.core.types import DecisionRequest, PlacementRequest
 from decision.rules import reference
 from decision.rules.engine import compile_and_load
 from decision.rules.loader import parse
@@ -133,3 +136,24 @@ def test_engine_and_reference_see_profile_attributes_as_the_context_does() -> No
     template = ruleset.offers["gold"].template
     assert template is not None and (template.escape, template.on_missing) == (Escape.HTML, OnMissing.SKIP)
     assert ruleset.offers["fb"].template is None  # no placeholder: its content_json is served as it is
+
+
+def test_an_offer_variants_content_is_personalized_with_the_offers_options() -> None:
+    ruleset = load(
+        """\
+  - id: promo
+    placements: [p]
+    escape: html
+    content: {t: "A {{profile.first_name}}"}
+    experiment:
+      id: e1
+      variants:
+        - {id: b, weight: 1, content: {t: 'B {{profile.first_name | default: "you"}}'}}
+"""
+    )
+    variant = ruleset.offers["promo"].experiment.variants[0]  # type: ignore[union-attr]
+    assert variant.template is not None and variant.template.escape is Escape.HTML
+    for context, title in [({"profile.first_name": "<i>Ana</i>"}, "B &lt;i&gt;Ana&lt;/i&gt;"), ({}, "B you")]:
+        request = DecisionRequest("p1", "web", (PlacementRequest("p"),), context)
+        decision = decide(ruleset, {"promo": "promo"}, request, decision_id="d", now_ms=0)
+        assert orjson.loads(decision.propositions[0].items[0].content_json) == {"t": title}
