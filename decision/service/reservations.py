@@ -101,12 +101,13 @@ class Proposer:
         self, prepared: PreparedRuleset, profile_id: str, now: float
     ) -> tuple[frozenset[str], Mapping[str, ContextValue], dict[str, Times]]:
         """The profile's audiences, attributes (when the ruleset reads some) and counters: one round trip."""
+        wanted = bool(prepared.ruleset.profile_attributes)
         if not prepared.controls.keep:
-            if prepared.ruleset.profile_attributes:
+            if wanted:
                 audiences, attributes = await self.store.profile(profile_id, now)
                 return audiences, attributes, {}
             return await self.store.audiences(profile_id, now), {}, {}
-        audiences, attributes, raw = await self.store.read_profile(profile_id, now)
+        audiences, attributes, raw = await self.store.read_profile(profile_id, now, attributes=wanted)
         return audiences, attributes, parse_counters(raw)
 
     async def decide(

@@ -192,17 +192,17 @@ class ProfileStore:
     # Scripts: decision/store/lua/*.lua (docs/redis-keys.md). Each call names only keys of one hash tag.
 
     async def read_profile(
-        self, profile_id: str, now: float
+        self, profile_id: str, now: float, *, attributes: bool = True
     ) -> tuple[frozenset[str], dict[str, AttributeValue], Mapping[bytes, bytes]]:
-        """The profile's audiences now, its attributes and its raw counters: one EVALSHA on its slot,
-        one round trip."""
+        """The profile's audiences now, its attributes (unless ``attributes`` is false: none decoded) and
+        its raw counters: one EVALSHA on its slot, one round trip."""
         started = time.perf_counter()
         keys = [self.keys.membership(profile_id), self.keys.counters(profile_id)]
         membership, counters = await self.fast.run_script(scripts.script("read_profile"), keys)
         if self.metrics is not None:
             self.metrics.redis_read("profile", time.perf_counter() - started)
         raw = _pairs(membership)
-        return self._decode(raw, now), self.directory.attributes(raw), _pairs(counters)
+        return self._decode(raw, now), self.directory.attributes(raw) if attributes else {}, _pairs(counters)
 
     async def select(self, profile_id: str, payload: bytes) -> list[list[int]]:
         """Run select.lua on the profile's counters: the indexes of the candidates taken, per slot."""

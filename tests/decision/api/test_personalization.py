@@ -171,3 +171,20 @@ async def test_snapshot_attributes_switch_with_its_memberships(server: RunningSe
         assert offers(await decide(server, "fay")) == ["fb"]
     finally:
         store.close()
+
+
+async def test_with_caps_the_one_script_read_brings_the_attributes_too(
+    start_server: StartServer, write_rules: Callable[[str], Path]
+) -> None:
+    """A ruleset that counts reads the profile with read_profile.lua: attributes come in the same call."""
+    capped = RULES.replace(
+        "  - id: gold\n    placements: [banner]\n",
+        "  - id: gold\n    placements: [banner]\n    caps: [{max: 1, period: day}]\n",
+    )
+    assert capped != RULES
+    server = await start_server(write_rules(capped))
+    await add_attributes(server, "gus", {"tier": ("string", "gold"), "first_name": ("string", "Gus")})
+    first = await decide(server, "gus", context={"city": "Metz"})
+    assert contents(first) == {"gold": {"title": "Hi Gus, 10 % off in Metz today"}}
+    second = await decide(server, "gus")
+    assert contents(second) == {"fb": {"title": "Hello Gus"}}  # capped (counted on the first); fallback personalized
