@@ -13,7 +13,7 @@ import math
 import re
 from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, cast
 
 import orjson
 
@@ -249,47 +249,66 @@ def attribute_event_ms(raw: bytes | str) -> int | None:
     return int(head) if bar > 1 and head.isdigit() else None
 
 
+# A stored value's head: its tag, its event time (ms), the bar; one C call per value on the decision path.
+_VALUE_HEAD: Final = re.compile(rb"([snbtl-])([0-9]{1,16})\|").match
+_UNREADABLE: Final = object()
+_S, _N, _B, _T, _L = b"snbtl"  # tags, as the ints indexing bytes gives
+
+
 def decode_attribute(raw: bytes) -> tuple[int, AttributeValue | None] | None:
     """(event time ms, value; None for a removal), or None for a value that does not decode."""
-    bar = raw.find(b"|")
-    head = raw[1:bar]
-    if bar < 2 or not head.isdigit():
+    head = _VALUE_HEAD(raw)
+    if head is None:
         return None
-    tag, payload, event_ms = raw[:1], raw[bar + 1 :], int(head)
+    value = _payload_value(raw[0], raw[head.end() :])
+    return None if value is _UNREADABLE else (int(head[2]), cast(AttributeValue | None, value))
+
+
+def _payload_value(tag: int, payload: bytes) -> object:
+    """The value of a payload (None: a removal, ``_UNREADABLE``: corrupt)."""
     try:
-        if tag == b"s":
-            return event_ms, payload.decode()
-        if tag in (b"n", b"t"):
+        if tag == _S:
+            return payload.decode()
+        if tag in (_N, _T):
             number = float(payload)
-            return (event_ms, number) if math.isfinite(number) else None
-        if tag == b"b":
-            return event_ms, payload == b"1"
-        if tag == b"l":
+            return number if math.isfinite(number) else _UNREADABLE
+        if tag == _B:
+            return payload == b"1"
+        if tag == _L:
             items = orjson.loads(payload)
-            return (event_ms, tuple(str(i) for i in items)) if isinstance(items, list) else None
-        if tag == b"-":
-            return event_ms, None
+            ok = isinstance(items, list) and all(isinstance(i, str) for i in items)
+            return tuple(items) if ok else _UNREADABLE
+        return None  # _REMOVED: the head's pattern admits no other tag
     except (ValueError, orjson.JSONDecodeError):
-        return None
-    return None
+        return _UNREADABLE
 
 
 def profile_attributes(membership: Mapping[bytes, bytes], active: Container[bytes]) -> dict[str, AttributeValue]:
     """A profile's attributes from its hash: per name, the value with the latest event time among the
     fields that count (written by a change, or by a snapshot whose generation is in ``active``).
-    At equal times a change beats a snapshot; a removal that wins leaves the attribute absent."""
-    best: dict[bytes, tuple[int, bool, AttributeValue | None]] = {}
+    At equal times a change beats a snapshot; a removal that wins, or a corrupt value, leaves the
+    attribute absent. Only the winners' values are decoded (this runs on every decision)."""
+    best: dict[bytes, tuple[int, bool, bytes, int]] = {}
     for raw_field, raw_value in membership.items():
         if raw_field[:1] != b"@":
             continue
-        name, _, snapshot = raw_field[1:].partition(b"/")
-        if snapshot and snapshot not in active:
+        slash = raw_field.find(b"/")
+        if slash < 0:
+            name, change = raw_field[1:], True
+        elif raw_field[slash + 1 :] in active:
+            name, change = raw_field[1:slash], False
+        else:
             continue  # a replaced snapshot's (or one still loading)
-        decoded = decode_attribute(raw_value)
-        if decoded is None:
+        head = _VALUE_HEAD(raw_value)
+        if head is None:
             continue
-        rank = (decoded[0], not snapshot)
+        event_ms = int(head[2])
         held = best.get(name)
-        if held is None or rank > held[:2]:
-            best[name] = (*rank, decoded[1])
-    return {name.decode(): value for name, (_, _, value) in best.items() if value is not None}
+        if held is None or event_ms > held[0] or (event_ms == held[0] and change and not held[1]):
+            best[name] = (event_ms, change, raw_value, head.end())
+    result: dict[str, AttributeValue] = {}
+    for name, (_, _, raw_value, end) in best.items():
+        value = _payload_value(raw_value[0], raw_value[end:])
+        if value is not None and value is not _UNREADABLE:
+            result[name.decode()] = cast(AttributeValue, value)
+    return result
