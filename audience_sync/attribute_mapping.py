@@ -16,7 +16,7 @@ JSON ``null`` removes the attribute. The changes go to ``audience_sync.attribute
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from audience_sync.attributes import AttributeChange
@@ -95,23 +95,32 @@ def from_row(
     sources: Sequence[AttributeSource], profile_id: str, row: Mapping[str, str], event_time: float
 ) -> list[AttributeChange]:
     """A CSV row's attributes (its cells by column name)."""
-    changes = []
-    for source in sources:
-        value = source.from_text(row.get(source.source))
-        if value is not _ABSENT:
-            changes.append(AttributeChange(profile_id, source.name, source.type, value, event_time))
-    return changes
+    return _changes(sources, profile_id, event_time, lambda source: source.from_text(row.get(source.source)))
 
 
 def from_object(
     sources: Sequence[AttributeSource], profile_id: str, body: Mapping[str, object], event_time: float
 ) -> list[AttributeChange]:
     """An NDJSON object's or XDM profile's attributes (``source`` a field or a dotted path)."""
+
+    def value_of(source: AttributeSource) -> object:
+        value = _at_path(body, source.source)
+        return value if value is _ABSENT else source.from_json(value)
+
+    return _changes(sources, profile_id, event_time, value_of)
+
+
+def _changes(
+    sources: Sequence[AttributeSource],
+    profile_id: str,
+    event_time: float,
+    value_of: Callable[[AttributeSource], object],
+) -> list[AttributeChange]:
     changes = []
     for source in sources:
-        value = _at_path(body, source.source)
+        value = value_of(source)
         if value is not _ABSENT:
-            changes.append(AttributeChange(profile_id, source.name, source.type, source.from_json(value), event_time))
+            changes.append(AttributeChange(profile_id, source.name, source.type, value, event_time))
     return changes
 
 

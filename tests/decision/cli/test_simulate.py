@@ -177,7 +177,8 @@ def test_simulate_reads_profile_attributes_from_the_sample(
         {"profile": "p4", "context": {"profile.tier": "gold"}},  # the context may not pass for the profile
     ]
     path.write_bytes(b"\n".join(orjson.dumps(line) for line in lines))
-    assert cli.main(["simulate", str(write_rules(PROFILE_RULES)), "--profiles", str(path), "--json"]) == 0
+    argv = ["simulate", str(write_rules(PROFILE_RULES)), "--profiles", str(path), "--json", "--chart", ""]
+    assert cli.main(argv) == 0
     result = orjson.loads(capsys.readouterr().out)
     assert {o: result["offers"][o]["eligible"] for o in ("gold", "rich")} == {"gold": 2, "rich": 2}
     assert result["skipped"] == ["p4: context.profile.tier: names starting with 'profile.' are reserved"]
@@ -192,7 +193,8 @@ async def test_simulate_reads_profile_attributes_from_redis(
     await add_membership(redis_url, "p1", "a")
     await add_attributes(redis_url, "p1", {"tier": ("string", "gold"), "ltv": ("number", 10)})
     await add_attributes(redis_url, "p2", {"tier": ("string", "silver"), "ltv": ("number", 1000)})
-    argv = ["simulate", str(write_rules(PROFILE_RULES)), "--from-redis", "100", "--redis-url", redis_url, "--json"]
+    rules = str(write_rules(PROFILE_RULES))
+    argv = ["simulate", rules, "--from-redis", "100", "--redis-url", redis_url, "--json", "--chart", ""]
     assert await asyncio.to_thread(cli.main, argv) == 0
     result = orjson.loads(capsys.readouterr().out)
     assert result["profiles"] == 2
