@@ -124,6 +124,12 @@ def _changes(
     return changes
 
 
+def value_at(body: Mapping[str, object], path: str) -> object | None:
+    """The value at a field name or dotted path; None when there is none."""
+    value = _at_path(body, path)
+    return None if value is _ABSENT else value
+
+
 def _at_path(body: Mapping[str, object], path: str) -> object:
     """The value at a field name, else at a dotted path (keys with or without ``xdm:``); ``_ABSENT`` if none."""
     if path in body:

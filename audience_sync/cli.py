@@ -1,4 +1,4 @@
-"""The ``audience-sync`` command: load, apply, stream, status, gc."""
+"""The ``audience-sync`` command: load, apply, attributes, stream, status, gc."""
 
 from __future__ import annotations
 
@@ -218,6 +218,33 @@ def cmd_apply(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# -- attributes ------------------------------------------------------------------------
+def cmd_attributes(args: argparse.Namespace) -> int:
+    from audience_sync.attribute_files import read_files
+    from audience_sync.attribute_mapping import AttributeSource
+    from audience_sync.attributes import write_attributes
+
+    _check_files(args.files)
+    if "-" in args.files:
+        raise UsageError("attributes are read from files (their time is the file's, or --time-column), not stdin")
+    try:
+        sources = [AttributeSource.parse(spec) for spec in args.attribute]
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    changes, errors = read_files(args.files, sources, id_column=args.id_column, time_column=args.time_column)
+    for error in errors[: args.show_errors]:
+        print(error, file=sys.stderr)
+    if errors:
+        print(f"audience-sync attributes: {len(errors)} bad line(s): nothing written", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if args.dry_run:
+        print(f"dry run: {len(changes):,} attribute values would be written")
+        return EXIT_OK
+    tally = write_attributes(_store(args), changes)
+    print(f"{tally.written:,} attribute values written, {tally.stale:,} older than the stored ones skipped")
+    return EXIT_OK
+
+
 # -- stream --------------------------------------------------------------------------
 def cmd_stream(args: argparse.Namespace) -> int:
     from audience_sync.stream import StreamConsumer, StreamOptions, StreamOutcome
@@ -369,6 +396,19 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     apply.add_argument("--batch-size", type=_positive, default=5_000, help="changes per pipeline")
     apply.set_defaults(func=cmd_apply)
+
+    attributes = commands.add_parser(
+        "attributes", parents=[common], help="profile attributes from CSV or NDJSON files (docs/personalization.md)",
+        epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
+    attributes.add_argument("files", nargs="+", help="CSV (.csv) or NDJSON files, plain or gzip")
+    attributes.add_argument("--attribute", action="append", required=True, metavar="SOURCE[:TYPE][=NAME]",
+                            help="a column, member or dotted path -> an attribute (repeatable)")  # fmt: skip
+    attributes.add_argument("--id-column", default="profile_id", help="column / member / path of the profile id")
+    attributes.add_argument("--time-column", help="the event time of each line (default: the file's mtime)")
+    attributes.add_argument("--show-errors", type=int, default=20, help="bad lines printed (all are counted)")
+    attributes.add_argument("--dry-run", action="store_true", help="read and check everything, write nothing")
+    attributes.set_defaults(func=cmd_attributes)
 
     stream = commands.add_parser(
         "stream", parents=[common], help="consume membership events from a Redis Stream (consumer group)",
