@@ -9,7 +9,7 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import IO, Any
@@ -127,10 +127,15 @@ def cmd_load(args: argparse.Namespace) -> int:
         stale_after=args.stale_after,
         force=args.force,
     )
+    try:
+        attributes = _attribute_changes(args)  # read and checked before anything is written
+    except BadAttributes:
+        return EXIT_BAD_INPUT
     store = _store(args)
     with _rejects(args.rejects) as rejects:
         report = ErrorReport(show=args.show_errors, rejects=rejects)
-        load = SnapshotLoad(store, options, report, progress=_progress_factory(args))
+        write = _snapshot_attributes(store, attributes) if attributes and not args.dry_run else None
+        load = SnapshotLoad(store, options, report, progress=_progress_factory(args), before_cutover=write)
         try:
             outcome = load.run(args.files)
         except SnapshotRefused as exc:
@@ -154,6 +159,20 @@ def cmd_load(args: argparse.Namespace) -> int:
     else:
         print(f"snapshot applied: registry version {outcome.version}")
     return EXIT_OK
+
+
+def _snapshot_attributes(store: Any, changes: list[Any]) -> Callable[[Mapping[str, Any]], None]:
+    """Writes the attributes into the generation the snapshot loads: they count from its cutover on."""
+    from audience_sync.attributes import write_attributes
+    from audience_sync.snapshot import SnapshotRefused
+
+    def write(tallies: Mapping[str, Any]) -> None:
+        if len(tallies) != 1:
+            raise SnapshotRefused("--attribute needs a snapshot of one audience (a file per audience, --audience)")
+        (tally,) = tallies.values()
+        write_attributes(store, changes, snapshot=(tally.code, tally.generation))
+
+    return write
 
 
 # -- apply ---------------------------------------------------------------------------
@@ -184,6 +203,10 @@ def cmd_apply(args: argparse.Namespace) -> int:
 
     _check_files(args.files)
     selected = frozenset(args.audience or ())
+    try:
+        attributes = _attribute_changes(args)
+    except BadAttributes:
+        return EXIT_BAD_INPUT
     with _rejects(args.rejects) as rejects:
         report = ErrorReport(show=args.show_errors, rejects=rejects)
         changes, stats = _read_changes(args, report)
@@ -206,6 +229,11 @@ def cmd_apply(args: argparse.Namespace) -> int:
         applier.apply(changes[start : start + args.batch_size])
         progress.update(min(start + args.batch_size, len(changes)))
     progress.finish()
+    if attributes and not args.dry_run:
+        from audience_sync.attributes import write_attributes
+
+        tally = write_attributes(store, attributes)
+        print(f"{tally.written:,} attribute values written, {tally.stale:,} older than the stored ones skipped")
     seconds = time.monotonic() - started
     rows = [
         (audience, t.added, t.removed, t.unchanged, t.stale, t.expired)
@@ -219,12 +247,17 @@ def cmd_apply(args: argparse.Namespace) -> int:
 
 
 # -- attributes ------------------------------------------------------------------------
-def cmd_attributes(args: argparse.Namespace) -> int:
+class BadAttributes(Exception):
+    """Lines of the input whose attributes cannot be written (already printed): nothing is written."""
+
+
+def _attribute_changes(args: argparse.Namespace) -> list[Any]:
+    """The ``--attribute`` values of the input files, all checked; raises BadAttributes (printed) or UsageError."""
     from audience_sync.attribute_files import read_files
     from audience_sync.attribute_mapping import AttributeSource
-    from audience_sync.attributes import write_attributes
 
-    _check_files(args.files)
+    if not args.attribute:
+        return []
     if "-" in args.files:
         raise UsageError("attributes are read from files (their time is the file's, or --time-column), not stdin")
     try:
@@ -235,7 +268,19 @@ def cmd_attributes(args: argparse.Namespace) -> int:
     for error in errors[: args.show_errors]:
         print(error, file=sys.stderr)
     if errors:
-        print(f"audience-sync attributes: {len(errors)} bad line(s): nothing written", file=sys.stderr)
+        shown = f"audience-sync {args.command}: {len(errors)} line(s) with bad attributes: nothing written"
+        print(shown, file=sys.stderr)
+        raise BadAttributes
+    return changes
+
+
+def cmd_attributes(args: argparse.Namespace) -> int:
+    from audience_sync.attributes import write_attributes
+
+    _check_files(args.files)
+    try:
+        changes = _attribute_changes(args)
+    except BadAttributes:
         return EXIT_BAD_INPUT
     if args.dry_run:
         print(f"dry run: {len(changes):,} attribute values would be written")
@@ -342,6 +387,13 @@ def _positive(text: str) -> int:
     return value
 
 
+def _attribute_options(parser: argparse.ArgumentParser, *, required: bool = False) -> None:
+    parser.add_argument("--attribute", action="append", required=required, metavar="SOURCE[:TYPE][=NAME]",
+                        help="CSV column, JSON member or dotted path -> profile attribute (repeatable; "
+                        "docs/personalization.md); not for XDM identityMap ids")  # fmt: skip
+    parser.add_argument("--time-column", help="--attribute: each line's event time (default: the file's mtime)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
@@ -372,6 +424,7 @@ def build_parser() -> argparse.ArgumentParser:
     inputs.add_argument("--show-errors", type=int, default=20, help="bad lines printed (all are counted)")
     inputs.add_argument("--dry-run", action="store_true", help="parse and check everything, read Redis, write nothing")
     inputs.add_argument("--source", help="recorded in the registry (default: the file names)")
+    _attribute_options(inputs)
 
     parser = argparse.ArgumentParser(
         prog="audience-sync",
@@ -402,10 +455,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter,
     )  # fmt: skip
     attributes.add_argument("files", nargs="+", help="CSV (.csv) or NDJSON files, plain or gzip")
-    attributes.add_argument("--attribute", action="append", required=True, metavar="SOURCE[:TYPE][=NAME]",
-                            help="a column, member or dotted path -> an attribute (repeatable)")  # fmt: skip
+    _attribute_options(attributes, required=True)
     attributes.add_argument("--id-column", default="profile_id", help="column / member / path of the profile id")
-    attributes.add_argument("--time-column", help="the event time of each line (default: the file's mtime)")
     attributes.add_argument("--show-errors", type=int, default=20, help="bad lines printed (all are counted)")
     attributes.add_argument("--dry-run", action="store_true", help="read and check everything, write nothing")
     attributes.set_defaults(func=cmd_attributes)

@@ -9,7 +9,7 @@ import pytest
 
 from audience_sync.cli import EXIT_BAD_INPUT, EXIT_OK, EXIT_USAGE, main
 from audience_sync.store import SyncStore
-from decision.store.codecs import profile_attributes
+from decision.store.codecs import AudienceDirectory, profile_attributes
 
 
 def attributes_of(store: SyncStore, profile_id: str) -> dict[str, object]:
@@ -46,6 +46,40 @@ def test_bad_lines_write_nothing(
     assert f"{path}:2: ltv: expected a number, got str" in err
     assert f"{path}:3: invalid JSON" in err
     assert f"{path}:4: profile_id: missing" in err
-    assert "3 bad line(s): nothing written" in err
+    assert "3 line(s) with bad attributes: nothing written" in err
     assert store.client.exists(store.keys.membership("p1")) == 0
     assert main(["attributes", str(path), "--attribute", "ltv:money", "--redis-url", redis_url]) == EXIT_USAGE
+
+
+def seen_by_readers(store: SyncStore, profile_id: str) -> dict[str, object]:
+    state = store.registry_state()
+    directory = AudienceDirectory.build(state.version, state.entries)
+    return directory.attributes(store.client.hgetall(store.keys.membership(profile_id)))
+
+
+def test_load_switches_the_attributes_with_the_snapshot(store: SyncStore, redis_url: str, tmp_path: Path) -> None:
+    url = ["--redis-url", redis_url]
+    path = tmp_path / "gold.csv"
+    path.write_text("profile_id,tier\np1,gold\np2,gold\n")
+    load = ["load", str(path), "--audience", "gold", "--attribute", "tier", *url]
+    assert main(load) == EXIT_OK
+    assert seen_by_readers(store, "p1") == seen_by_readers(store, "p2") == {"tier": "gold"}
+    path.write_text("profile_id,tier\np2,platinum\n")  # the next snapshot: p1 is no longer in it
+    os.utime(path, (1_000_000_000, 1_000_000_000))  # even an older file: a snapshot replaces its predecessor's
+    assert main(load) == EXIT_OK
+    assert seen_by_readers(store, "p1") == {}
+    assert seen_by_readers(store, "p2") == {"tier": "platinum"}
+
+    both = tmp_path / "both.csv"
+    both.write_text("profile_id,audience_id,tier\np3,a,x\np3,b,y\n")
+    assert main(["load", str(both), "--attribute", "tier", *url]) == EXIT_BAD_INPUT  # one audience per snapshot
+    assert seen_by_readers(store, "p3") == {}
+
+
+def test_apply_writes_attributes_as_changes(store: SyncStore, redis_url: str, tmp_path: Path) -> None:
+    path = tmp_path / "delta.ndjson"
+    path.write_text('{"profile_id": "p1", "audience_id": "vip", "status": "realized", "ltv": 40}\n')
+    argv = ["apply", str(path), "--attribute", "ltv:number", "--time-column", "t", "--redis-url", redis_url]
+    assert main(argv) == EXIT_OK
+    assert seen_by_readers(store, "p1") == {"ltv": 40.0}
+    assert set(store.client.hkeys(store.keys.membership("p1"))) == {b"1:1", b"@ltv"}
