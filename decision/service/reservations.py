@@ -35,6 +35,7 @@ from decision.core.controls import DeliveryControls, Times, TotalCheck, merge_ke
 from decision.core.planning import Plan, Selection, Why, build_plan, fill, needs_reservation, render
 from decision.core.totals import TotalsView, key_of
 from decision.core.types import Decision, DecisionRequest
+from decision.rules.types import ContextValue
 from decision.service import stages
 from decision.service.active import PreparedRuleset
 from decision.store.profiles import ProfileStore, StoreError
@@ -99,12 +100,16 @@ class Proposer:
 
     async def read(
         self, prepared: PreparedRuleset, profile_id: str, now: float
-    ) -> tuple[frozenset[str], dict[str, Times]]:
-        """The profile's audiences and counters: one round trip."""
+    ) -> tuple[frozenset[str], Mapping[str, ContextValue], dict[str, Times]]:
+        """The profile's audiences, attributes (when the ruleset reads some) and counters: one round trip."""
+        wanted = bool(prepared.ruleset.profile_attributes)
         if not prepared.controls.keep:
-            return await self.store.audiences(profile_id, now), {}
-        audiences, raw = await self.store.read_profile(profile_id, now)
-        return audiences, parse_counters(raw)
+            if wanted:
+                audiences, attributes = await self.store.profile(profile_id, now)
+                return audiences, attributes, {}
+            return await self.store.audiences(profile_id, now), {}, {}
+        audiences, attributes, raw = await self.store.read_profile(profile_id, now, attributes=wanted)
+        return audiences, attributes, parse_counters(raw)
 
     async def decide(
         self,

@@ -1,0 +1,85 @@
+"""``audience-sync attributes``: profile attributes from CSV and NDJSON files, all or nothing per run."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from audience_sync.cli import EXIT_BAD_INPUT, EXIT_OK, EXIT_USAGE, main
+from audience_sync.store import SyncStore
+from decision.store.codecs import AudienceDirectory, profile_attributes
+
+
+def attributes_of(store: SyncStore, profile_id: str) -> dict[str, object]:
+    return profile_attributes(store.client.hgetall(store.keys.membership(profile_id)), set())
+
+
+def test_csv_and_ndjson_files(store: SyncStore, redis_url: str, tmp_path: Path) -> None:
+    csv_file = tmp_path / "crm.csv"
+    csv_file.write_text("profile_id,tier,ltv,updated\np1,gold,120.5,2026-01-01T00:00:00Z\np2,silver,,\n")
+    ndjson = tmp_path / "profiles.ndjson"
+    ndjson.write_text('{"id": "p1", "person": {"name": {"firstName": "Ana"}}, "stores": ["lyon"]}\n')
+    url = ["--redis-url", redis_url]
+    argv = ["attributes", str(csv_file), "--attribute", "tier", "--attribute", "ltv:number", "--time-column", "updated"]
+    assert main([*argv, *url]) == EXIT_OK
+    spec = ["--attribute", "person.name.firstName=first_name", "--attribute", "stores:list", "--id-column", "id"]
+    assert main(["attributes", str(ndjson), *spec, *url]) == EXIT_OK
+    assert attributes_of(store, "p1") == {"tier": "gold", "ltv": 120.5, "first_name": "Ana", "stores": ("lyon",)}
+    assert attributes_of(store, "p2") == {"tier": "silver"}  # empty cells write nothing
+
+    # An older export (by its file time) does not overwrite a newer one's values.
+    csv_file.write_text("profile_id,tier\np2,bronze\n")
+    os.utime(csv_file, (1_000_000_000, 1_000_000_000))
+    assert main(["attributes", str(csv_file), "--attribute", "tier", *url]) == EXIT_OK
+    assert attributes_of(store, "p2") == {"tier": "silver"}
+
+
+def test_bad_lines_write_nothing(
+    store: SyncStore, redis_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "bad.ndjson"
+    path.write_text('{"profile_id": "p1", "ltv": 3}\n{"profile_id": "p2", "ltv": "lots"}\nnot json\n{"ltv": 1}\n')
+    assert main(["attributes", str(path), "--attribute", "ltv:number", "--redis-url", redis_url]) == EXIT_BAD_INPUT
+    err = capsys.readouterr().err
+    assert f"{path}:2: ltv: expected a number, got str" in err
+    assert f"{path}:3: invalid JSON" in err
+    assert f"{path}:4: profile_id: missing" in err
+    assert "3 line(s) with bad attributes: nothing written" in err
+    assert store.client.exists(store.keys.membership("p1")) == 0
+    assert main(["attributes", str(path), "--attribute", "ltv:money", "--redis-url", redis_url]) == EXIT_USAGE
+
+
+def seen_by_readers(store: SyncStore, profile_id: str) -> dict[str, object]:
+    state = store.registry_state()
+    directory = AudienceDirectory.build(state.version, state.entries)
+    return directory.attributes(store.client.hgetall(store.keys.membership(profile_id)))
+
+
+def test_load_switches_the_attributes_with_the_snapshot(store: SyncStore, redis_url: str, tmp_path: Path) -> None:
+    url = ["--redis-url", redis_url]
+    path = tmp_path / "gold.csv"
+    path.write_text("profile_id,tier\np1,gold\np2,gold\n")
+    load = ["load", str(path), "--audience", "gold", "--attribute", "tier", *url]
+    assert main(load) == EXIT_OK
+    assert seen_by_readers(store, "p1") == seen_by_readers(store, "p2") == {"tier": "gold"}
+    path.write_text("profile_id,tier\np2,platinum\n")  # the next snapshot: p1 is no longer in it
+    os.utime(path, (1_000_000_000, 1_000_000_000))  # even an older file: a snapshot replaces its predecessor's
+    assert main(load) == EXIT_OK
+    assert seen_by_readers(store, "p1") == {}
+    assert seen_by_readers(store, "p2") == {"tier": "platinum"}
+
+    both = tmp_path / "both.csv"
+    both.write_text("profile_id,audience_id,tier\np3,a,x\np3,b,y\n")
+    assert main(["load", str(both), "--attribute", "tier", *url]) == EXIT_BAD_INPUT  # one audience per snapshot
+    assert seen_by_readers(store, "p3") == {}
+
+
+def test_apply_writes_attributes_as_changes(store: SyncStore, redis_url: str, tmp_path: Path) -> None:
+    path = tmp_path / "delta.ndjson"
+    path.write_text('{"profile_id": "p1", "audience_id": "vip", "status": "realized", "ltv": 40}\n')
+    argv = ["apply", str(path), "--attribute", "ltv:number", "--time-column", "t", "--redis-url", redis_url]
+    assert main(argv) == EXIT_OK
+    assert seen_by_readers(store, "p1") == {"ltv": 40.0}
+    assert set(store.client.hkeys(store.keys.membership("p1"))) == {b"1:1", b"@ltv"}
