@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import orjson
 import pytest
 
 from audience_sync.cli import EXIT_BAD_INPUT, EXIT_OK, EXIT_USAGE, main
@@ -83,3 +84,64 @@ def test_apply_writes_attributes_as_changes(store: SyncStore, redis_url: str, tm
     assert main(argv) == EXIT_OK
     assert seen_by_readers(store, "p1") == {"ltv": 40.0}
     assert set(store.client.hkeys(store.keys.membership("p1"))) == {b"1:1", b"@ltv"}
+
+
+def xdm_line(ecid: str, crmid: str | None, name: str) -> str:
+    identity_map: dict[str, object] = {"ECID": [{"id": ecid, "primary": True}]}
+    if crmid is not None:
+        identity_map["CRMID"] = [{"id": crmid}]
+    membership = {"ups": {"gold": {"status": "realized", "lastQualificationTime": "2026-11-01T00:00:00Z"}}}
+    body = {"identityMap": identity_map, "segmentMembership": membership, "person": {"name": {"firstName": name}}}
+    return orjson.dumps(body).decode() + "\n"
+
+
+def test_xdm_attributes_go_under_the_identities_of_the_memberships(
+    store: SyncStore, redis_url: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "export.json"
+    path.write_text(xdm_line("e1", "c1", "Ana") + xdm_line("e2", None, "Bo"))
+    spec = ["--attribute", "person.name.firstName=first_name", "--redis-url", redis_url]
+    namespaces = ["--identity-namespace", "ECID", "--identity-namespace", "CRMID"]
+    assert main(["load", str(path), *namespaces, *spec]) == EXIT_OK
+    for profile_id, name in [("e1", "Ana"), ("c1", "Ana"), ("e2", "Bo")]:
+        assert seen_by_readers(store, profile_id) == {"first_name": name}
+        assert store.client.hexists(store.keys.membership(profile_id), "1:1")
+
+    # Without a namespace: the primary identity, as for memberships.
+    path.write_text(xdm_line("e3", "c3", "Cy"))
+    assert main(["attributes", str(path), *spec]) == EXIT_OK
+    assert attributes_of(store, "e3") == {"first_name": "Cy"}
+    assert store.client.exists(store.keys.membership("c3")) == 0
+
+
+def test_json_summaries(store: SyncStore, redis_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    url = ["--redis-url", redis_url]
+    path = tmp_path / "delta.ndjson"
+    path.write_text('{"profile_id": "p1", "audience_id": "vip", "status": "realized", "ltv": 40}\n')
+    assert main(["attributes", str(path), "--attribute", "ltv:number", "--json", *url]) == EXIT_OK
+    summary = orjson.loads(capsys.readouterr().out)
+    assert (summary["command"], summary["ok"], summary["values"], summary["written"]) == ("attributes", True, 1, 1)
+
+    # apply: one JSON object on stdout, the attributes in it (the same value again: stale)
+    assert main(["apply", str(path), "--attribute", "ltv:number", "--json", *url]) == EXIT_OK
+    (line,) = capsys.readouterr().out.splitlines()
+    assert orjson.loads(line)["attributes"] == {"values": 1, "written": 0, "stale": 1}
+
+    snapshot = tmp_path / "gold.csv"
+    snapshot.write_text("profile_id,tier\np2,gold\n")
+    assert main(["load", str(snapshot), "--audience", "gold", "--attribute", "tier", "--json", *url]) == EXIT_OK
+    summary = orjson.loads(capsys.readouterr().out)
+    assert (summary["applied"], summary["attributes"]) == (True, {"values": 1, "written": 1, "stale": 0})
+
+    path.write_text('{"profile_id": "p1", "ltv": "lots"}\n')
+    assert main(["attributes", str(path), "--attribute", "ltv:number", "--json", *url]) == EXIT_BAD_INPUT
+    summary = orjson.loads(capsys.readouterr().out)
+    assert (summary["ok"], summary["refused"]) == (False, "1 line(s) with bad attributes: nothing written")
+
+
+def test_parquet_and_stdin_are_refused_for_attributes(redis_url: str, tmp_path: Path) -> None:
+    path = tmp_path / "export.parquet"
+    path.write_bytes(b"PAR1")
+    argv = ["--attribute", "tier", "--audience", "gold", "--redis-url", redis_url]
+    assert main(["load", str(path), *argv]) == EXIT_USAGE
+    assert main(["load", "-", *argv]) == EXIT_USAGE
