@@ -92,6 +92,22 @@ def test_mistakes_are_located(offer: str, expected: str) -> None:
     assert expected in errors(offer + "\n")
 
 
+@pytest.mark.parametrize(
+    ("condition", "hint"),
+    [
+        ("{profile.teir: {eq: gold}}", "unknown attribute profile.teir (not declared under profile_attributes:) "
+         "(did you mean 'profile.tier'?)"),
+        ("{profle.tier: {eq: gold}}", "(did you mean 'profile.tier'?)"),  # a misspelt scope
+        ("{context.tier: {eq: gold}}", "unknown attribute 'tier' (not declared under attributes:) "
+         "(did you mean 'profile.tier'?)"),  # a profile attribute read from the context
+        ("{context.cty: {eq: Lyon}}", "(did you mean 'city'?)"),
+    ],
+)  # fmt: skip
+def test_did_you_mean_covers_profile_attributes(condition: str, hint: str) -> None:
+    found = errors(f"  - {{id: o, placements: [p], eligibility: {{conditions: [{condition}]}}}}\n")
+    assert any(hint in e for e in found), found
+
+
 def test_declarations_are_checked() -> None:
     head = HEAD.replace("first_name: string}", "first_name: text, 'bad-name': string}")
     found = errors("", head)
