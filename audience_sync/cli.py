@@ -1,4 +1,4 @@
-"""The ``audience-sync`` command: load, apply, stream, receive, status, gc."""
+"""The ``audience-sync`` command: load, apply, attributes, stream, receive, status, gc."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import IO, TYPE_CHECKING, Any
@@ -157,15 +157,21 @@ def cmd_load(args: argparse.Namespace) -> int:
         stale_after=args.stale_after,
         force=args.force,
     )
+    try:
+        attributes = _attribute_changes(args)  # read and checked before anything is written
+    except BadAttributes:
+        return EXIT_BAD_INPUT
     store = _store(args)
+    attribute_tally: dict[str, int] | None = {"values": len(attributes)} if args.attribute else None
     with _rejects(args.rejects) as rejects:
         report = ErrorReport(show=args.show_errors, rejects=rejects)
-        load = SnapshotLoad(store, options, report, progress=_progress_factory(args))
+        write = _snapshot_attributes(store, attributes, attribute_tally) if attributes and not args.dry_run else None
+        load = SnapshotLoad(store, options, report, progress=_progress_factory(args), before_cutover=write)
 
         def summary(**outcome: Any) -> dict[str, Any]:
             return load_summary(
                 tallies=load.tallies.values(), stats=load.stats, errors=report.shown, dry_run=options.dry_run,
-                skipped=load.skipped, cleanup=load.cleanup, **outcome,
+                skipped=load.skipped, cleanup=load.cleanup, attributes=attribute_tally, **outcome,
             )  # fmt: skip
 
         try:
@@ -204,6 +210,24 @@ def cmd_load(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _snapshot_attributes(
+    store: Any, changes: list[Any], counts: dict[str, int] | None
+) -> Callable[[Mapping[str, Any]], None]:
+    """Writes the attributes into the generation the snapshot loads: they count from its cutover on."""
+    from audience_sync.attributes import write_attributes
+    from audience_sync.snapshot import SnapshotRefused
+
+    def write(tallies: Mapping[str, Any]) -> None:
+        if len(tallies) != 1:
+            raise SnapshotRefused("--attribute needs a snapshot of one audience (a file per audience, --audience)")
+        (tally,) = tallies.values()
+        written = write_attributes(store, changes, snapshot=(tally.code, tally.generation))
+        if counts is not None:
+            counts.update(written=written.written, stale=written.stale)
+
+    return write
+
+
 # -- apply ---------------------------------------------------------------------------
 def _read_changes(args: argparse.Namespace, report: ErrorReport) -> tuple[list[Change], ParseStats]:
     from audience_sync.sources import open_input
@@ -233,6 +257,10 @@ def cmd_apply(args: argparse.Namespace) -> int:
 
     _check_files(args.files)
     selected = frozenset(args.audience or ())
+    try:
+        attributes = _attribute_changes(args)
+    except BadAttributes:
+        return EXIT_BAD_INPUT
     with _rejects(args.rejects) as rejects:
         report = ErrorReport(show=args.show_errors, rejects=rejects)
         changes, stats = _read_changes(args, report)
@@ -258,10 +286,19 @@ def cmd_apply(args: argparse.Namespace) -> int:
         applier.apply(changes[start : start + args.batch_size])
         progress.update(min(start + args.batch_size, len(changes)))
     progress.finish()
+    attribute_tally: dict[str, int] | None = {"values": len(attributes)} if args.attribute else None
+    if attributes and not args.dry_run:
+        from audience_sync.attributes import write_attributes
+
+        tally = write_attributes(store, attributes)
+        attribute_tally = {"values": len(attributes), "written": tally.written, "stale": tally.stale}
+        if not args.json:
+            print(f"{tally.written:,} attribute values written, {tally.stale:,} older than the stored ones skipped")
     seconds = time.monotonic() - started
     if args.json:
         _emit(apply_summary(tallies=applier.outcome.audiences, stats=stats, errors=report.shown,
-                            dry_run=args.dry_run, changes=len(changes), seconds=seconds))  # fmt: skip
+                            dry_run=args.dry_run, changes=len(changes), seconds=seconds,
+                            attributes=attribute_tally))  # fmt: skip
         return EXIT_OK
     rows = [
         (audience, t.added, t.removed, t.unchanged, t.stale, t.expired)
@@ -271,6 +308,64 @@ def cmd_apply(args: argparse.Namespace) -> int:
     print(f"lines {stats.lines:,}, bad {stats.bad:,} ({ratio:.2%}); {len(changes):,} changes in {seconds:.1f}s")
     if args.dry_run:
         print("dry run: nothing written; the changes would be applied as above")
+    return EXIT_OK
+
+
+# -- attributes ------------------------------------------------------------------------
+class BadAttributes(Exception):
+    """Lines of the input whose attributes cannot be written (already printed): nothing is written."""
+
+
+def _attribute_changes(args: argparse.Namespace) -> list[Any]:
+    """The ``--attribute`` values of the input files, all checked; raises BadAttributes (printed) or UsageError."""
+    from audience_sync.attribute_files import read_files
+    from audience_sync.attribute_mapping import AttributeSource
+
+    if not args.attribute:
+        return []
+    if "-" in args.files:
+        raise UsageError("attributes are read from files (their time is the file's, or --time-column), not stdin")
+    if any(f.lower().removesuffix(".gz").endswith(".parquet") for f in args.files):
+        raise UsageError("--attribute reads CSV and NDJSON (flat or XDM) files, not Parquet")
+    try:
+        sources = [AttributeSource.parse(spec) for spec in args.attribute]
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    namespaces = tuple(dict.fromkeys(args.identity_namespace or ()))
+    changes, errors = read_files(
+        args.files, sources, id_column=args.id_column, time_column=args.time_column, identity_namespaces=namespaces
+    )
+    for error in errors[: args.show_errors]:
+        print(error, file=sys.stderr)
+    if errors:
+        refused = f"{len(errors)} line(s) with bad attributes: nothing written"
+        print(f"audience-sync {args.command}: {refused}", file=sys.stderr)
+        if args.json:
+            from audience_sync.summaries import attributes_summary
+
+            _emit(attributes_summary(command=args.command, values=0, dry_run=args.dry_run,
+                                     errors=errors[: args.show_errors], refused=refused))  # fmt: skip
+        raise BadAttributes
+    return changes
+
+
+def cmd_attributes(args: argparse.Namespace) -> int:
+    from audience_sync.attributes import AttributeTally, write_attributes
+    from audience_sync.summaries import attributes_summary
+
+    _check_files(args.files)
+    try:
+        changes = _attribute_changes(args)
+    except BadAttributes:
+        return EXIT_BAD_INPUT
+    tally = AttributeTally() if args.dry_run else write_attributes(_store(args), changes)
+    if args.json:
+        _emit(attributes_summary(command="attributes", values=len(changes), dry_run=args.dry_run,
+                                 written=tally.written, stale=tally.stale))  # fmt: skip
+    elif args.dry_run:
+        print(f"dry run: {len(changes):,} attribute values would be written")
+    else:
+        print(f"{tally.written:,} attribute values written, {tally.stale:,} older than the stored ones skipped")
     return EXIT_OK
 
 
@@ -383,6 +478,14 @@ def _positive(text: str) -> int:
     return value
 
 
+def _attribute_options(parser: argparse.ArgumentParser, *, required: bool = False) -> None:
+    parser.add_argument("--attribute", action="append", required=required, metavar="SOURCE[:TYPE][=NAME]",
+                        help="CSV column, JSON member or dotted path -> profile attribute (repeatable; "
+                        "docs/personalization.md); CSV and NDJSON/XDM files, not Parquet; an XDM profile's "
+                        "go under the identities its memberships go under")  # fmt: skip
+    parser.add_argument("--time-column", help="--attribute: each line's event time (default: the file's mtime)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
@@ -415,6 +518,7 @@ def build_parser() -> argparse.ArgumentParser:
     inputs.add_argument("--dry-run", action="store_true", help="parse and check everything, read Redis, write nothing")
     inputs.add_argument("--source", help="recorded in the registry (default: the file names)")
     inputs.add_argument("--json", action="store_true", help="the outcome as one JSON object on stdout")
+    _attribute_options(inputs)
 
     parser = argparse.ArgumentParser(
         prog="audience-sync",
@@ -440,6 +544,20 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     apply.add_argument("--batch-size", type=_positive, default=5_000, help="changes per pipeline")
     apply.set_defaults(func=cmd_apply)
+
+    attributes = commands.add_parser(
+        "attributes", parents=[common], help="profile attributes from CSV or NDJSON files (docs/personalization.md)",
+        epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
+    attributes.add_argument("files", nargs="+", help="CSV (.csv) or NDJSON files, plain or gzip")
+    _attribute_options(attributes, required=True)
+    attributes.add_argument("--id-column", default="profile_id", help="column / member / path of the profile id")
+    attributes.add_argument("--identity-namespace", action="append", help="XDM: identityMap namespace of the "
+                            "profile id (default: primary); repeat it to write under several identities")  # fmt: skip
+    attributes.add_argument("--json", action="store_true", help="the outcome as one JSON object on stdout")
+    attributes.add_argument("--show-errors", type=int, default=20, help="bad lines printed (all are counted)")
+    attributes.add_argument("--dry-run", action="store_true", help="read and check everything, write nothing")
+    attributes.set_defaults(func=cmd_attributes)
 
     stream = commands.add_parser(
         "stream", parents=[common], help="consume membership events from a Redis Stream (consumer group)",

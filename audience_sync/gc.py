@@ -58,6 +58,11 @@ class KeepRule:
         return cls(state.next_code, active, previous, last, loading)
 
     def is_garbage(self, name: bytes) -> bool:
+        if name[:1] == b"@":  # an attribute: a snapshot's (``@<name>/<code>:<gen>``) goes with its generation
+            _, snapshot, generation = name.partition(b"/")
+            if not snapshot:
+                return False  # written by a change: counts whatever the generations
+            name = generation
         code_text, sep, gen_text = name.partition(b":")
         if not sep or not code_text.isdigit() or not gen_text.isdigit():
             return False  # not a membership field: not ours to judge

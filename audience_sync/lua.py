@@ -187,3 +187,32 @@ DROP_PENDING_IF_UNCHANGED: Final = """
 if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then return redis.call('HDEL', KEYS[1], ARGV[1]) end
 return 0
 """
+
+# KEYS[1] a profile's membership hash (its attributes live there too). ARGV: pairs of attribute field,
+# value ``<tag><event time ms>|<payload>`` (decision.store.codecs; tag '-' a removal).
+# A value older than the stored one is skipped. At equal times a removal wins, then the greater
+# value, so the result does not depend on delivery order. Returns per pair: 1 written, 0 stale.
+APPLY_ATTRIBUTES: Final = """
+local m = KEYS[1]
+local function time_of(v)
+  local bar = string.find(v, '|', 1, true)
+  return bar and tonumber(string.sub(v, 2, bar - 1))
+end
+local out = {}
+for i = 1, #ARGV, 2 do
+  local field, value = ARGV[i], ARGV[i + 1]
+  local stored = redis.call('HGET', m, field)
+  local apply = 1
+  if stored then
+    local a, b = time_of(value), time_of(stored)
+    if b and a < b then apply = 0 end
+    if b and a == b then
+      local removed, was_removed = string.sub(value, 1, 1) == '-', string.sub(stored, 1, 1) == '-'
+      if was_removed or (not removed and value <= stored) then apply = 0 end
+    end
+  end
+  if apply == 1 then redis.call('HSET', m, field, value) end
+  out[#out + 1] = apply
+end
+return out
+"""

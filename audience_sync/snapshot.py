@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 import socket
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from audience_sync.cleanup import TRACKED_PROFILES, Cleanup, clean_up
@@ -133,8 +133,11 @@ class SnapshotLoad:
         *,
         progress: Callable[[str, int | None, Callable[[], int]], Progress] | None = None,
         clock: Callable[[], float] = time.time,
+        before_cutover: Callable[[Mapping[str, AudienceTally]], None] | None = None,
     ) -> None:
         self.store = store
+        # Writes what goes with the new generations (profile attributes), after the checks, before the switch.
+        self.before_cutover = before_cutover
         self.options = options
         self.report = report
         self.progress = progress
@@ -219,6 +222,8 @@ class SnapshotLoad:
             outcome = LoadOutcome(self.tallies, stats, self.skipped, dry_run=self.options.dry_run)
             self._check(outcome)
             if not self.options.dry_run:
+                if self.before_cutover is not None:
+                    self.before_cutover(self.tallies)
                 outcome.version = self._cutover(stats)
                 self.pending_fields = []
         finally:

@@ -64,6 +64,7 @@ _SCRIPTS: Final = {
     name: _Script(getattr(lua, name))
     for name in (
         "APPLY_CHANGES",
+        "APPLY_ATTRIBUTES",
         "BEGIN_SNAPSHOT",
         "HEARTBEAT",
         "CUTOVER",
@@ -291,6 +292,11 @@ class SyncStore:
         return self._per_profile(
             "APPLY_CHANGES", [((k.membership(p), k.event_times(p)), args) for p, args in batch.items()]
         )
+
+    def apply_attributes(self, batch: Mapping[str, Sequence[str]]) -> list[list[int]]:
+        """Per profile: APPLY_ATTRIBUTES with its (field, value) pairs flattened; 1 written / 0 stale per pair."""
+        membership = self.keys.membership
+        return self._per_profile("APPLY_ATTRIBUTES", [((membership(p),), args) for p, args in batch.items()])
 
     def read_fields(self, batch: Mapping[str, Sequence[str]]) -> list[list[bytes | None]]:
         """Per profile: HMGET of the given membership fields (dry runs)."""

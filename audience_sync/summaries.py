@@ -32,6 +32,7 @@ def load_summary(
     refused: str = "",
     failed: str = "",
     cleanup: Cleanup | None = None,
+    attributes: Mapping[str, int] | None = None,
 ) -> dict[str, Any]:
     audiences = [
         {
@@ -61,6 +62,7 @@ def load_summary(
         "seconds": round(seconds, 3),
         "audiences": audiences,
         "cleaned": cleanup.as_json() if cleanup is not None else None,
+        "attributes": dict(attributes) if attributes is not None else None,
     }
 
 
@@ -73,6 +75,7 @@ def apply_summary(
     changes: int,
     seconds: float = 0.0,
     refused: str = "",
+    attributes: Mapping[str, int] | None = None,
 ) -> dict[str, Any]:
     return {
         "command": "apply",
@@ -93,4 +96,28 @@ def apply_summary(
             }
             for audience, t in sorted(tallies.items())
         ],
+        "attributes": dict(attributes) if attributes is not None else None,
+    }
+
+
+def attributes_summary(
+    *,
+    command: str,
+    values: int,
+    dry_run: bool,
+    errors: Iterable[str] = (),
+    written: int = 0,
+    stale: int = 0,
+    refused: str = "",
+) -> dict[str, Any]:
+    """``audience-sync attributes``, or the ``--attribute`` input of a load or apply that refused it."""
+    return {
+        "command": command,
+        "ok": not refused,
+        "dry_run": dry_run,
+        "refused": refused or None,
+        "errors": list(errors),
+        "values": values,
+        "written": written,
+        "stale": stale,
     }

@@ -108,12 +108,13 @@ def _winners(
     placements: list[str],
     requests: dict[str, Any],
 ) -> dict[str, Winners]:
-    eligible = compiled.eligible(profile.audiences, profile.context, now)
+    context = request_for(compiled.ruleset, profile, "", ()).context  # as a server's rules see it
+    eligible = compiled.eligible(profile.audiences, context, now)
     found: dict[str, Winners] = {}
     for placement_id in placements:
         channel, wanted, _ = requests[placement_id]
-        decision = decide(compiled.ruleset, eligible, request_for(profile, channel, wanted), decision_id="sim",
-                          now_ms=now_ms)  # fmt: skip
+        request = request_for(compiled.ruleset, profile, channel, wanted)
+        decision = decide(compiled.ruleset, eligible, request, decision_id="sim", now_ms=now_ms)
         found[placement_id] = tuple(item.offer_id for item in decision.propositions[0].items)
     return found
 

@@ -239,7 +239,9 @@ def _sample_from_redis(args: argparse.Namespace, now: float) -> list[Any]:
             sample = await control.sample_memberships(args.from_redis)
         finally:
             await profiles.close()
-        return [Profile(pid, directory.audiences(raw, now)[0]) for pid, raw in sample]
+        return [
+            Profile(pid, directory.audiences(raw, now)[0], attributes=directory.attributes(raw)) for pid, raw in sample
+        ]
 
     return asyncio.run(main())
 

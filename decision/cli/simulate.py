@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from decision.core.planning import decide
-from decision.core.requests import check_request
+from decision.core.requests import check_request, with_profile
 from decision.core.types import DecisionRequest, InvalidRequest, PlacementRequest
 from decision.rules.engine import CompiledRuleset
 from decision.rules.types import Context, ContextValue, Ruleset, Scalar
@@ -36,6 +36,8 @@ class Profile:
     profile_id: str
     audiences: frozenset[str]
     context: Context = field(default_factory=dict)
+    # The profile's attributes (``profile_attributes`` of a sample line, or its hash in Redis).
+    attributes: Context = field(default_factory=dict)
 
 
 def _context_value(value: object, where: str) -> ContextValue:
@@ -70,11 +72,16 @@ def profile_from_json(body: object, where: str) -> Profile:
     if not isinstance(raw_context, dict):
         raise SampleError(f"{where}: context: expected an object")
     context = {str(k): _context_value(v, f"{where}: context.{k}") for k, v in raw_context.items()}
-    return Profile(profile_id, frozenset(audiences), context)
+    raw_attributes = body.get("profile_attributes", {})
+    if not isinstance(raw_attributes, dict):
+        raise SampleError(f"{where}: profile_attributes: expected an object")
+    attributes = {str(k): _context_value(v, f"{where}: profile_attributes.{k}") for k, v in raw_attributes.items()}
+    return Profile(profile_id, frozenset(audiences), context, attributes)
 
 
 def read_ndjson(path: str | Path) -> Iterator[Profile]:
-    """Profiles from NDJSON: ``{"profile": "p1", "audiences": ["a"], "context": {"cart_value": 12}}`` a line."""
+    """Profiles from NDJSON, a line each: ``{"profile": "p1", "audiences": ["a"], "context": {"cart_value": 12},
+    "profile_attributes": {"tier": "gold"}}``."""
     from decision.cli.ndjson import values
 
     for where, body in values(path, SampleError):
@@ -189,12 +196,13 @@ def simulate(compiled: CompiledRuleset, profiles: Iterable[Profile], now: float)
         if refused is not None:
             result.skipped.append(refused)
             continue
-        eligible = compiled.eligible(profile.audiences, profile.context, now)
+        context = request_for(ruleset, profile, "", ()).context  # as a server's rules see it
+        eligible = compiled.eligible(profile.audiences, context, now)
         for offer_id in eligible:
             result.offers[offer_id].eligible += 1
         for placement_id, (channel, wanted, listed) in requests.items():
             decision = decide(
-                ruleset, eligible, request_for(profile, channel, wanted), decision_id="sim", now_ms=now_ms
+                ruleset, eligible, request_for(ruleset, profile, channel, wanted), decision_id="sim", now_ms=now_ms
             )
             _count(result, placement_id, decision.propositions[0], eligible, listed)
     return result
@@ -211,14 +219,18 @@ def placement_requests(ruleset: Ruleset) -> dict[str, tuple[str, tuple[Placement
 def rejected(ruleset: Ruleset, profile: Profile) -> str | None:
     """Why the ruleset rejects the profile's context (as a server checks it), or None."""
     try:
-        check_request(ruleset, request_for(profile, "", ()))
+        check_request(ruleset, DecisionRequest(profile.profile_id, "", (), profile.context))
     except InvalidRequest as exc:
         return f"{profile.profile_id}: {exc}"
     return None
 
 
-def request_for(profile: Profile, channel: str, placements: tuple[PlacementRequest, ...]) -> DecisionRequest:
-    return DecisionRequest(profile.profile_id, channel, placements, profile.context)
+def request_for(
+    ruleset: Ruleset, profile: Profile, channel: str, placements: tuple[PlacementRequest, ...]
+) -> DecisionRequest:
+    """The request a server would decide: the profile's context, its attributes as ``profile.<name>``."""
+    request = DecisionRequest(profile.profile_id, channel, placements, profile.context)
+    return with_profile(ruleset, request, profile.attributes)
 
 
 def _count(

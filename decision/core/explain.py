@@ -18,6 +18,7 @@ from decision.core.verdicts import (
     AudienceMiss,
     BeatenBy,
     ConditionFalse,
+    ContentValueMissing,
     Elsewhere,
     HeldOut,
     InPlaceOf,
@@ -25,7 +26,7 @@ from decision.core.verdicts import (
     Shown,
     Verdict,
 )
-from decision.rules.types import AllOf, Condition, ContextValue, Not, Op, Predicate, Schedule
+from decision.rules.types import AllOf, Condition, ContextValue, Not, Op, Predicate, Schedule, shown
 
 _SYMBOLS = {
     Op.EQ: "==",
@@ -56,8 +57,8 @@ def _show(value: object) -> str:
 
 def predicate_text(p: Predicate) -> str:
     if p.op is Op.EXISTS:
-        return f"context.{p.attribute} exists"
-    return f"context.{p.attribute} {_SYMBOLS[p.op]} {_show(p.operand)}"
+        return f"{shown(p.attribute)} exists"
+    return f"{shown(p.attribute)} {_SYMBOLS[p.op]} {_show(p.operand)}"
 
 
 def condition_text(c: Condition) -> str:
@@ -95,6 +96,8 @@ def explanation(verdict: Verdict, now_ms: int) -> Explanation:
         audience = ", ".join(e.audiences)
     elif isinstance(e, ConditionFalse):
         condition, attribute, actual = condition_text(e.condition), e.attribute, e.actual
+    elif isinstance(e, ContentValueMissing):
+        attribute = e.reference
     elif isinstance(e, HeldOut | InPlaceOf):
         experiment_id = e.experiment_id
     elif isinstance(e, CapReached):
@@ -144,8 +147,10 @@ def _reason(verdict: Verdict, now_ms: int) -> str:
         text = condition_text(e.condition)
         if not e.attribute:
             return f"condition {text} is false"
-        shown = "absent" if e.actual is None else _show(e.actual)
-        return f"condition {text} is false (context.{e.attribute} is {shown})"
+        actual = "absent" if e.actual is None else _show(e.actual)
+        return f"condition {text} is false ({shown(e.attribute)} is {actual})"
+    if isinstance(e, ContentValueMissing):
+        return f"its content needs {e.reference}, which is missing (on_missing: skip)"
     if isinstance(e, HeldOut):
         whose = "the placement's experiment" if e.placement else "experiment"
         return f"the profile is in the holdout group of {whose} {e.experiment_id!r}"

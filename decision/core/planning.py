@@ -57,6 +57,7 @@ from decision.core.totals import TotalsView
 from decision.core.types import Decision, DecisionRequest, Item, Outcome, Proposition
 from decision.core.verdicts import (
     BeatenBy,
+    ContentValueMissing,
     Elsewhere,
     HeldOut,
     InPlaceOf,
@@ -362,7 +363,10 @@ class _Planner:
             ruled_out.append(Verdict(offer_id, placement.id, _OUTCOME_OF_BLOCK[type(gate)], key, gate, rule))
             return None
         if offer.experiment is None:
-            candidate = Candidate(offer, offer_id, rule, score, offer.content_json, "", "", gate[0], gate[1])
+            content_json = self._content(offer, placement.id, key, rule, ruled_out)
+            if content_json is None:
+                return None
+            candidate = Candidate(offer, offer_id, rule, score, content_json, "", "", gate[0], gate[1])
             candidate.totals = gate[2]
         else:
             if offer_id not in self.variants:
@@ -376,9 +380,12 @@ class _Planner:
                     return None
                 # In the offer's place, the placement's fallback (never counted, never capped).
                 fallback = self.ruleset.offers[placement.fallback]
-                return Candidate(fallback, fallback.id, FALLBACK_RULE, score, fallback.content_json, experiment_id,
+                return Candidate(fallback, fallback.id, FALLBACK_RULE, score, fallback_content(fallback, self.request),
+                                 experiment_id,
                                  HOLDOUT, exempt=True, stands_for=offer_id, rank=key)  # fmt: skip
-            content_json = variant.content_json or offer.content_json
+            content_json = self._content(offer, placement.id, key, rule, ruled_out, variant)
+            if content_json is None:
+                return None
             candidate = Candidate(offer, offer_id, rule, score, content_json, experiment_id, variant.id, *gate[:2])
             candidate.totals = gate[2]
         if policy is not None:
@@ -395,6 +402,29 @@ class _Planner:
         if found is None:
             found = self.draws[(placement.id, offer_id)] = self.learner.offer(placement, offer_id)
         return found
+
+    def _content(
+        self,
+        offer: Offer,
+        placement_id: str,
+        key: RankKey,
+        rule: str,
+        ruled_out: list[Verdict],
+        variant: Variant | None = None,
+    ) -> str | None:
+        """The content for this decision (the variant's own, if it has one, else the offer's), placeholders
+        rendered; None (its verdict added to ``ruled_out``) when a value is missing and the offer says skip."""
+        if variant is not None and variant.content_json is not None:
+            content_json, template = variant.content_json, variant.template
+        else:
+            content_json, template = offer.content_json, offer.template
+        if template is None:
+            return content_json
+        rendered = template.render_json(self.request.context)
+        if rendered is None:
+            missing = ContentValueMissing(template.missing(self.request.context))
+            ruled_out.append(Verdict(offer.id, placement_id, Outcome.CONTENT_MISSING, key, missing, rule))
+        return rendered
 
     def _gate(self, offer_id: str) -> _Gate | ProfileBlock | TotalReached:
         """Once per offer, whatever the placements it is a candidate for."""
@@ -442,6 +472,12 @@ class _Planner:
                     Verdict(offer.id, placement.id, Outcome.HOLDOUT, key, HeldOut(experiment_id, True), rule)
                 )
         return tuple(verdicts)
+
+
+def fallback_content(offer: Offer, request: DecisionRequest) -> str:
+    """A fallback is always served: a missing value without a default leaves its placeholder blank."""
+    template = offer.template
+    return offer.content_json if template is None else template.render_json(request.context, skip=False) or "{}"
 
 
 def _first(entry: tuple[RankKey, Offer, str, float | None]) -> RankKey:
@@ -587,7 +623,7 @@ def render(
         if not items and slot.holdout is not HoldoutServes.NOTHING:
             offer = ruleset.offers[placement.fallback]
             # A fallback is always served, even if another placement shows it too.
-            stand_in = Candidate(offer, offer.id, FALLBACK_RULE, None, offer.content_json, exempt=True)
+            stand_in = Candidate(offer, offer.id, FALLBACK_RULE, None, fallback_content(offer, request), exempt=True)
             items = (_item(stand_in, placement, ruleset, request, decision_id, plan.now_ms, slot),)
             fallback = True
         propositions.append(Proposition(placement.id, items, fallback, slot.experiment_id, slot.variant))

@@ -1,8 +1,13 @@
-"""Request validation: placements known and served on the channel, context values of the declared types. Pure."""
+"""Request validation: placements known and served on the channel, context values of the declared types;
+the profile's attributes joined to the context the rules see. Pure."""
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
+
 from decision.core.types import DecisionRequest, InvalidRequest
+from decision.rules.patterns import PROFILE_SCOPE
 from decision.rules.suggest import did_you_mean
 from decision.rules.types import AttrType, ContextValue, Ruleset
 
@@ -26,6 +31,20 @@ def check_request(ruleset: Ruleset, request: DecisionRequest) -> None:
             )
     if ruleset.attributes:
         _check_context_types(ruleset, request)
+    if ruleset.profile_attributes:
+        for name in request.context:
+            if name.startswith(PROFILE_SCOPE):  # the context must never pass for the profile
+                raise InvalidRequest(f"context.{name}", f"names starting with {PROFILE_SCOPE!r} are reserved")
+
+
+def with_profile(ruleset: Ruleset, request: DecisionRequest, attributes: Mapping[str, ContextValue]) -> DecisionRequest:
+    """The request whose context also holds the profile's declared attributes, as ``profile.<name>``
+    (the request was checked: it sends no such name). Undeclared attributes stay out."""
+    declared = ruleset.profile_attributes
+    found = {PROFILE_SCOPE + name: value for name, value in attributes.items() if name in declared}
+    if not found:
+        return request
+    return dataclasses.replace(request, context={**request.context, **found})
 
 
 def _check_context_types(ruleset: Ruleset, request: DecisionRequest) -> None:

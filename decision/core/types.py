@@ -80,6 +80,7 @@ class Outcome(StrEnum):
     CONTACT_POLICY = "contact_policy"
     PROPOSED_ELSEWHERE = "proposed_elsewhere"  # shown in another placement of the response
     LOST_RANKING = "lost_ranking"
+    CONTENT_MISSING = "content_missing"  # its content needs a value the decision lacks (on_missing: skip)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,8 +92,8 @@ class Explanation:
     rule: str = ""  # the eligibility rule that matched, or the one whose failure is reported
     audience: str = ""  # the missing or excluded audience(s)
     condition: str = ""  # the condition that was false, e.g. "context.cart_value > 100"
-    attribute: str = ""
-    actual: ContextValue | None = None  # the attribute's value in the request; None: absent
+    attribute: str = ""  # context: its name; a profile attribute: profile.<name>
+    actual: ContextValue | None = None  # the attribute's value in the request or profile; None: absent
     beaten_by: str = ""
     limit: int = 0  # cap, total or contact policy maximum
     count: int = 0  # its current count

@@ -60,11 +60,19 @@ class AudienceMiss:
 
 @dataclass(frozen=True, slots=True)
 class ConditionFalse:
-    """The smallest false part of the rule's condition; for a predicate, the request's value (None: absent)."""
+    """The smallest false part of the rule's condition; for a predicate, its attribute (``profile.<name>``
+    for a profile's) and the value the decision saw (None: absent)."""
 
     condition: Condition
     attribute: str = ""
     actual: ContextValue | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ContentValueMissing:
+    """The offer's content reads a value the decision lacks, with no default, and says ``on_missing: skip``."""
+
+    reference: str  # profile.<name> or context.<name>
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +103,7 @@ Evidence = (
     | OutsideSchedule
     | AudienceMiss
     | ConditionFalse
+    | ContentValueMissing
     | HeldOut
     | ProfileBlock
     | TotalReached

@@ -1,4 +1,4 @@
-"""The catalog sections of a ruleset: ``attributes:``, ``placements:`` and ``offers:``.
+"""The catalog sections of a ruleset: ``attributes:``, ``profile_attributes:``, ``placements:`` and ``offers:``.
 
 Reads each entry's own fields and hands its eligibility rules and delivery
 controls to :mod:`~decision.rules.eligibility` and :mod:`~decision.rules.delivery`.
@@ -7,15 +7,20 @@ Checks across entries (fallbacks, experiment ids) are in :mod:`~decision.rules.c
 
 from __future__ import annotations
 
-import orjson
+import re
+from collections.abc import Iterator
+from enum import StrEnum
+
 from yaml.nodes import MappingNode, Node
 
 from decision.rules import delivery, ranking
 from decision.rules.conditions import ConditionReader
+from decision.rules.content import ContentReader
 from decision.rules.eligibility import EligibilityReader
-from decision.rules.patterns import ATTRIBUTE_PATTERN, ID_PATTERN
+from decision.rules.patterns import ATTRIBUTE_PATTERN, ID_PATTERN, PROFILE_ATTRIBUTE_PATTERN, PROFILE_SCOPE
 from decision.rules.suggest import did_you_mean
-from decision.rules.types import AttrType, EligibilityRule, Offer, Placement
+from decision.rules.templates import ContentTemplate
+from decision.rules.types import AttrType, EligibilityRule, Offer, Placement, ProfileAttrType
 from decision.rules.walker import Walker, kind
 
 MAX_ITEMS_LIMIT = 100
@@ -29,6 +34,7 @@ class CatalogReader:
         self.time_zone = time_zone
         self.attributes: dict[str, AttrType] = {}
         self.declared_attributes = False
+        self.profile_attributes: dict[str, ProfileAttrType] = {}
         # Every offer id written, valid or not: a fallback naming an invalid offer is not reported twice.
         self.offer_ids_seen: set[str] = set()
         # Every placement id written, valid or not: an offer of a placement that has its own error (e.g. no
@@ -38,25 +44,48 @@ class CatalogReader:
     def read_attributes(self, node: Node) -> None:
         w = self.w
         self.declared_attributes = True
+        for key_node, name, type_name in self._declarations(node, "attributes", ATTRIBUTE_PATTERN):
+            if name.startswith(PROFILE_SCOPE):
+                w.error(key_node, f"attributes.{name}", f"names starting with {PROFILE_SCOPE!r} are reserved")
+            elif type_name in AttrType.__members__.values():
+                self.attributes[name] = AttrType(type_name)
+            else:
+                self._unknown_type(key_node, f"attributes.{name}", type_name, AttrType)
+
+    def read_profile_attributes(self, node: Node) -> None:
+        """``profile_attributes:`` name -> type: what rules may read as ``profile.<name>``."""
+        for key_node, name, type_name in self._declarations(node, "profile_attributes", PROFILE_ATTRIBUTE_PATTERN):
+            if type_name in ProfileAttrType.__members__.values():
+                self.profile_attributes[name] = ProfileAttrType(type_name)
+            else:
+                self._unknown_type(key_node, f"profile_attributes.{name}", type_name, ProfileAttrType)
+
+    def _declarations(self, node: Node, section: str, pattern: re.Pattern[str]) -> Iterator[tuple[Node, str, str]]:
+        """(type node, name, type name) of each well-formed, first-seen declaration of a section."""
+        w = self.w
         if not isinstance(node, MappingNode):
-            w.error(node, "attributes", f"must be a mapping of attribute name to type, got {kind(node)}")
+            w.error(node, section, f"must be a mapping of attribute name to type, got {kind(node)}")
             return
-        types = ", ".join(t.value for t in AttrType)
+        seen: set[str] = set()
         for key_node, value_node in node.value:
-            name = w.string(key_node, "attributes", ATTRIBUTE_PATTERN, "attribute name")
+            name = w.string(key_node, section, pattern, "attribute name")
             if name is None:
                 continue
-            path = f"attributes.{name}"
-            if name in self.attributes:
-                w.error(key_node, path, "duplicate attribute")
+            if name in seen:
+                w.error(key_node, f"{section}.{name}", "duplicate attribute")
                 continue
-            type_name = w.string(value_node, path)
-            if type_name is None:
-                continue
-            try:
-                self.attributes[name] = AttrType(type_name)
-            except ValueError:
-                w.error(value_node, path, f"unknown type {type_name!r} (expected one of: {types})")
+            seen.add(name)
+            type_name = w.string(value_node, f"{section}.{name}")
+            if type_name is not None:
+                yield value_node, name, type_name
+
+    def _unknown_type(self, node: Node, path: str, type_name: str, types: type[StrEnum]) -> None:
+        self.w.error(node, path, f"unknown type {type_name!r} (expected one of: {', '.join(t.value for t in types)})")
+
+    def rule_types(self) -> dict[str, AttrType]:
+        """Context attributes by name and profile attributes by ``profile.<name>``: as rules see them."""
+        profile = {PROFILE_SCOPE + name: t.rule_type for name, t in self.profile_attributes.items()}
+        return {**self.attributes, **profile}
 
     def placements(self, node: Node) -> dict[str, Placement]:
         w = self.w
@@ -93,7 +122,7 @@ class CatalogReader:
             )
             if "description" in fields:
                 w.string(fields["description"], f"{path}.description")
-            scores = delivery.ScoreReader(w, self.attributes, self.declared_attributes)
+            scores = delivery.ScoreReader(w, self.attributes, self.declared_attributes, self.profile_attributes)
             score = scores.formula(fields["score"], f"{path}.score") if "score" in fields else None
             experiment = (
                 ranking.experiment(w, fields["experiment"], f"{path}.experiment", for_offer=False, scores=scores)
@@ -117,7 +146,8 @@ class CatalogReader:
 
     def offers(self, node: Node, placements: dict[str, Placement]) -> dict[str, Offer]:
         w = self.w
-        eligibility = EligibilityReader(ConditionReader(w, self.attributes, self.declared_attributes))
+        eligibility = EligibilityReader(ConditionReader(w, self.rule_types(), self.declared_attributes))
+        contents = ContentReader(w, self.attributes, self.declared_attributes, self.profile_attributes)
         result: dict[str, Offer] = {}
         for index, item in enumerate(w.sequence(node, "offers") or []):
             path = f"offers[{index}]"
@@ -136,6 +166,8 @@ class CatalogReader:
                         "caps",
                         "suppress",
                         "experiment",
+                        "escape",
+                        "on_missing",
                     }
                 ),
                 frozenset({"id", "placements"}),
@@ -166,8 +198,11 @@ class CatalogReader:
                 priority = w.integer(fields["priority"], f"{path}.priority", -1_000_000, 1_000_000) or 0
             content: dict[str, object] = {}
             content_json = "{}"
+            shape = None
             if "content" in fields:
-                content, content_json = self._content(fields["content"], f"{path}.content")
+                content, content_json, shape = contents.content(fields["content"], f"{path}.content")
+            escape, on_missing = contents.options(fields, path)
+            template = None if shape is None else ContentTemplate(shape, escape, on_missing)
             if "description" in fields:
                 w.string(fields["description"], f"{path}.description")
             rules: tuple[EligibilityRule, ...] = ()
@@ -183,7 +218,13 @@ class CatalogReader:
                 delivery.suppression(w, fields["suppress"], f"{path}.suppress") if "suppress" in fields else None
             )
             experiment = (
-                ranking.experiment(w, fields["experiment"], f"{path}.experiment", for_offer=True)
+                ranking.experiment(
+                    w,
+                    fields["experiment"],
+                    f"{path}.experiment",
+                    for_offer=True,
+                    contents=(contents, escape, on_missing),
+                )
                 if "experiment" in fields
                 else None
             )
@@ -202,19 +243,6 @@ class CatalogReader:
                 suppression=suppression,
                 experiment=experiment,
                 attributes=attributes,
+                template=template,
             )
         return result
-
-    def _content(self, node: Node, path: str) -> tuple[dict[str, object], str]:
-        w = self.w
-        if not isinstance(node, MappingNode):
-            w.error(node, path, f"must be a mapping, got {kind(node)}")
-            return {}, "{}"
-        value = w.value(node)
-        try:
-            encoded = orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
-        except TypeError as exc:
-            w.error(node, path, f"cannot be represented as JSON: {exc}")
-            return {}, "{}"
-        assert isinstance(value, dict)
-        return value, encoded.decode()

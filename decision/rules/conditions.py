@@ -1,8 +1,10 @@
-"""Condition trees of eligibility rules: and / or / not over ``context.<attribute>`` predicates.
+"""Condition trees of eligibility rules: and / or / not over ``context.<attribute>`` and
+``profile.<name>`` predicates.
 
 Operands are checked against the declared attribute types (when ``attributes:``
-is given) so that a comparison that could never hold is an error at load time,
-not a silent miss at decision time.
+is given; profile attributes must always be declared, under ``profile_attributes:``)
+so that a comparison that could never hold is an error at load time, not a
+silent miss at decision time.
 """
 
 from __future__ import annotations
@@ -11,9 +13,9 @@ import math
 
 from yaml.nodes import MappingNode, Node, SequenceNode
 
-from decision.rules.patterns import ATTRIBUTE_PATTERN
+from decision.rules.patterns import ATTRIBUTE_PATTERN, PROFILE_SCOPE
 from decision.rules.suggest import OPERATOR_ALIASES, did_you_mean
-from decision.rules.types import AllOf, AnyOf, AttrType, Condition, Not, Op, Predicate, Scalar
+from decision.rules.types import AllOf, AnyOf, AttrType, Condition, Not, Op, Predicate, Scalar, shown
 from decision.rules.walker import Unconstructible, Walker, describe
 
 CONTEXT_PREFIX = "context."
@@ -21,7 +23,11 @@ MAX_CONDITION_DEPTH = 8
 
 
 class ConditionReader:
-    """Reads condition trees; ``attributes`` is read live (the loader fills it before offers are read)."""
+    """Reads condition trees; ``attributes`` is read live (the loader fills it before offers are read).
+
+    ``attributes`` holds the context attributes by name and the profile attributes by their
+    ``profile.<name>`` key, as the rules see them.
+    """
 
     def __init__(self, w: Walker, attributes: dict[str, AttrType], declared: bool) -> None:
         self.w = w
@@ -40,7 +46,7 @@ class ConditionReader:
             w.error(
                 node,
                 path,
-                "a condition is a mapping with exactly one key: and, or, not, or context.<attribute>",
+                "a condition is a mapping with exactly one key: and, or, not, context.<attribute> or profile.<name>",
             )
             return None
         key_node, value_node = node.value[0]
@@ -54,9 +60,21 @@ class ConditionReader:
             child = self.condition(value_node, f"{path}.not", depth + 1)
             return Not(child) if child is not None else None
         if isinstance(key, str) and key.startswith(CONTEXT_PREFIX):
-            return self._predicates(key_node, value_node, f"{path}.{key}", key[len(CONTEXT_PREFIX) :])
-        hint = did_you_mean(key, ("and", "or", "not")) if isinstance(key, str) else ""
-        w.error(key_node, path, f"unknown condition {key!r}: expected and, or, not, or context.<attribute>{hint}")
+            name = key[len(CONTEXT_PREFIX) :]
+            if name.startswith(PROFILE_SCOPE):  # its key would be a profile attribute's
+                w.error(key_node, f"{path}.{key}", f"context names starting with {PROFILE_SCOPE!r} are reserved")
+                return None
+            return self._predicates(key_node, value_node, f"{path}.{key}", name)
+        if isinstance(key, str) and key.startswith(PROFILE_SCOPE):
+            return self._predicates(key_node, value_node, f"{path}.{key}", key)
+        # Close to a keyword or to a declared attribute as rules write it (contxt.city, profle.tier).
+        known = ("and", "or", "not", *(shown(a) for a in self.attributes))
+        hint = did_you_mean(key, known) if isinstance(key, str) else ""
+        w.error(
+            key_node,
+            path,
+            f"unknown condition {key!r}: expected and, or, not, context.<attribute> or profile.<name>{hint}",
+        )
         return None
 
     def _children(self, node: Node, path: str, depth: int) -> tuple[Condition, ...] | None:
@@ -70,11 +88,22 @@ class ConditionReader:
 
     def _predicates(self, key_node: Node, node: Node, path: str, attribute: str) -> Condition | None:
         w = self.w
+        profile = attribute.startswith(PROFILE_SCOPE)
         if not ATTRIBUTE_PATTERN.fullmatch(attribute):
             w.error(key_node, path, f"invalid attribute name {attribute!r}")
             return None
-        if self.declared and attribute not in self.attributes:
-            hint = did_you_mean(attribute, self.attributes)
+        if profile and attribute not in self.attributes:
+            hint = did_you_mean(attribute, (a for a in self.attributes if a.startswith(PROFILE_SCOPE)))
+            w.error(key_node, path, f"unknown attribute {attribute} (not declared under profile_attributes:){hint}")
+            return None
+        if not profile and self.declared and attribute not in self.attributes:
+            context_names = (a for a in self.attributes if not a.startswith(PROFILE_SCOPE))
+            # context.tier written for the profile attribute tier: the names are too far apart for similarity.
+            hint = (
+                f" (did you mean {PROFILE_SCOPE + attribute!r}?)"
+                if PROFILE_SCOPE + attribute in self.attributes
+                else did_you_mean(attribute, context_names)
+            )
             w.error(key_node, path, f"unknown attribute {attribute!r} (not declared under attributes:){hint}")
             return None
         ops = ", ".join(op.value for op in Op)
@@ -132,12 +161,12 @@ class ConditionReader:
                     node,
                     path,
                     f"type mismatch: contains needs a string or list attribute, "
-                    f"context.{attribute} is declared {declared}",
+                    f"{shown(attribute)} is declared {declared}",
                 )
                 return None
             value = self._scalar(node, path, None if declared is AttrType.LIST else declared)
             if value is not None and declared is AttrType.STRING and not isinstance(value, str):
-                w.error(node, path, f"type mismatch: context.{attribute} is a string, operand is {_type_name(value)}")
+                w.error(node, path, f"type mismatch: {shown(attribute)} is a string, operand is {_type_name(value)}")
                 return None
             return Predicate(attribute, op, value, loc) if value is not None else None
         value = self._scalar(node, path, declared)

@@ -9,15 +9,18 @@ Every problem is located (file:line).
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from zoneinfo import ZoneInfo
 
 import orjson
 from yaml.nodes import MappingNode, Node, ScalarNode
 
+from decision.rules.content import ContentReader
 from decision.rules.errors import Problem
 from decision.rules.formula import Formula, FormulaError, parse_formula
 from decision.rules.patterns import ATTRIBUTE_PATTERN, ID_PATTERN
 from decision.rules.suggest import did_you_mean
+from decision.rules.templates import ContentTemplate, Escape, OnMissing
 from decision.rules.types import (
     CLICK,
     CUSTOM_PREFIX,
@@ -34,6 +37,7 @@ from decision.rules.types import (
     Location,
     Period,
     PeriodKind,
+    ProfileAttrType,
     Suppression,
     Variant,
 )
@@ -222,12 +226,19 @@ def offer_attributes(w: Walker, node: Node, path: str) -> dict[str, float]:
 
 
 class ScoreReader:
-    """Parses formulas and checks their context references against the declared attributes."""
+    """Parses formulas and checks their context and profile references against the declared attributes."""
 
-    def __init__(self, w: Walker, attributes: dict[str, AttrType], declared: bool) -> None:
+    def __init__(
+        self,
+        w: Walker,
+        attributes: dict[str, AttrType],
+        declared: bool,
+        profile: Mapping[str, ProfileAttrType] | None = None,
+    ) -> None:
         self.w = w
         self.attributes = attributes
         self.declared = declared
+        self.profile = profile or {}
 
     def formula(self, node: Node, path: str) -> Formula | None:
         w = self.w
@@ -249,6 +260,14 @@ class ScoreReader:
             if declared is not None and declared is not AttrType.NUMBER:
                 w.error(node, path, f"context.{name} is declared {declared}; a formula reads numbers only")
                 return None
+        for name in sorted(parsed.profile_refs):
+            profile_type = self.profile.get(name)
+            if profile_type is None:
+                w.error(node, path, f"unknown attribute profile.{name} (not declared under profile_attributes:)")
+                return None
+            if profile_type.rule_type is not AttrType.NUMBER:
+                w.error(node, path, f"profile.{name} is declared {profile_type}; a formula reads numbers only")
+                return None
         return parsed
 
     def _location(self, node: Node, text: str, column: int) -> tuple[Location, int]:
@@ -263,8 +282,18 @@ class ScoreReader:
         return Location(self.w.file, line), column
 
 
+# How an offer's variants read their content: the offer's content reader and its template options.
+VariantContents = tuple[ContentReader, Escape, OnMissing]
+
+
 def experiment(
-    w: Walker, node: Node, path: str, *, for_offer: bool, scores: ScoreReader | None = None
+    w: Walker,
+    node: Node,
+    path: str,
+    *,
+    for_offer: bool,
+    scores: ScoreReader | None = None,
+    contents: VariantContents | None = None,
 ) -> Experiment | None:
     """An offer's experiment varies its content; a placement's varies its score formula."""
     # allocation: read by decision.rules.ranking.with_allocation
@@ -281,7 +310,7 @@ def experiment(
         w.error(fields["variants"], f"{path}.variants", f"at most {MAX_VARIANTS} variants")
         items = None
     for index, item in enumerate(items or []):
-        variant = _variant(w, item, f"{path}.variants[{index}]", for_offer, scores)
+        variant = _variant(w, item, f"{path}.variants[{index}]", for_offer, scores, contents)
         if variant is None:
             broken = True
             continue
@@ -305,7 +334,9 @@ def experiment(
     return Experiment(eid, tuple(variants), holdout_weight, serves, w.loc(node))
 
 
-def _variant(w: Walker, node: Node, path: str, for_offer: bool, scores: ScoreReader | None) -> Variant | None:
+def _variant(
+    w: Walker, node: Node, path: str, for_offer: bool, scores: ScoreReader | None, contents: VariantContents | None
+) -> Variant | None:
     extra = "content" if for_offer else "score"
     fields = w.mapping(node, path, frozenset({"id", "weight", extra}), frozenset({"id", "weight"}))
     if fields is None:
@@ -316,9 +347,16 @@ def _variant(w: Walker, node: Node, path: str, for_offer: bool, scores: ScoreRea
         vid = None
     weight = w.integer(fields["weight"], f"{path}.weight", 0, MAX_WEIGHT) if "weight" in fields else None
     content_json: str | None = None
+    template: ContentTemplate | None = None
     score: Formula | None = None
     broken = False
-    if "content" in fields:
+    if "content" in fields and contents is not None:  # with placeholders, as the offer's own content
+        reader, escape, on_missing = contents
+        errors = len(w.problems)
+        _, content_json, shape = reader.content(fields["content"], f"{path}.content")
+        broken = len(w.problems) > errors
+        template = None if shape is None else ContentTemplate(shape, escape, on_missing)
+    elif "content" in fields:
         content = fields["content"]
         value = w.value(content)
         if not isinstance(content, MappingNode) or not isinstance(value, dict):
@@ -335,7 +373,7 @@ def _variant(w: Walker, node: Node, path: str, for_offer: bool, scores: ScoreRea
         broken = broken or score is None
     if vid is None or weight is None or broken:
         return None
-    return Variant(vid, weight, content_json, score)
+    return Variant(vid, weight, content_json, score, template)
 
 
 def _holdout(w: Walker, node: Node, path: str) -> tuple[int, HoldoutServes] | None:

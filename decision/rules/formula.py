@@ -8,7 +8,7 @@ Grammar (usual precedence, left-associative)::
     product    := unary (("*" | "/") unary)*
     unary      := "-" unary | atom
     atom       := number | reference | ("min" | "max") "(" formula ("," formula)* ")" | "(" formula ")"
-    reference  := ("context" | "offer") "." name
+    reference  := ("context" | "offer" | "profile") "." name
 
 The multiplication, division and minus signs (U+00D7, U+00F7, U+2212) are
 accepted for ``*``, ``/`` and ``-``. A comparison
@@ -26,9 +26,11 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from decision.rules.patterns import PROFILE_SCOPE
+
 MAX_FORMULA_CHARS = 2000
 MAX_DEPTH = 32
-SCOPES = ("context", "offer")
+SCOPES = ("context", "offer", "profile")
 FUNCTIONS: dict[str, Callable[..., float]] = {"min": min, "max": max}
 
 # What a formula reads: context values as the request sent them, offer attributes as numbers.
@@ -52,7 +54,7 @@ class Number:
 
 @dataclass(frozen=True, slots=True)
 class Reference:
-    scope: str  # "context" or "offer"
+    scope: str  # "context", "offer" or "profile"
     name: str
 
 
@@ -83,6 +85,7 @@ class Formula:
     root: Node
     context_refs: frozenset[str]
     offer_refs: frozenset[str]
+    profile_refs: frozenset[str]
     _evaluate: Evaluator = field(repr=False, compare=False)
 
     def evaluate(self, context: Values, offer_attributes: Mapping[str, float]) -> float | None:
@@ -202,7 +205,8 @@ class _Parser:
             if scope not in SCOPES or not dot:
                 raise FormulaError(
                     token.column,
-                    f"unknown name {token.text!r}: expected context.<attribute>, offer.<attribute>, min or max",
+                    f"unknown name {token.text!r}: expected context.<attribute>, offer.<attribute>, "
+                    "profile.<attribute>, min or max",
                 )
             if not name:
                 raise FormulaError(token.column, f"{scope}. needs an attribute name")
@@ -229,23 +233,23 @@ def parse_formula(text: str) -> Formula:
     if not text.strip():
         raise FormulaError(1, "the formula is empty")
     root = _Parser(text).parse()
-    context_refs: set[str] = set()
-    offer_refs: set[str] = set()
-    _collect(root, context_refs, offer_refs)
-    return Formula(text, root, frozenset(context_refs), frozenset(offer_refs), _compile(root))
+    refs: dict[str, set[str]] = {scope: set() for scope in SCOPES}
+    _collect(root, refs)
+    context, offer, profile = (frozenset(refs[scope]) for scope in SCOPES)
+    return Formula(text, root, context, offer, profile, _compile(root))
 
 
-def _collect(node: Node, context_refs: set[str], offer_refs: set[str]) -> None:
+def _collect(node: Node, refs: dict[str, set[str]]) -> None:
     if isinstance(node, Reference):
-        (context_refs if node.scope == "context" else offer_refs).add(node.name)
+        refs[node.scope].add(node.name)
     elif isinstance(node, Negate):
-        _collect(node.operand, context_refs, offer_refs)
+        _collect(node.operand, refs)
     elif isinstance(node, Binary):
-        _collect(node.left, context_refs, offer_refs)
-        _collect(node.right, context_refs, offer_refs)
+        _collect(node.left, refs)
+        _collect(node.right, refs)
     elif isinstance(node, Call):
         for arg in node.args:
-            _collect(arg, context_refs, offer_refs)
+            _collect(arg, refs)
 
 
 def _divide(left: float, right: float) -> float | None:
@@ -279,6 +283,8 @@ def _compile(node: Node) -> Evaluator:
         name = node.name
         if node.scope == "offer":
             return lambda _c, offer: offer.get(name)
+        if node.scope == "profile":
+            name = PROFILE_SCOPE + name  # profile attributes are in the context the rules see
 
         def context_value(context: Values, _o: Mapping[str, float]) -> float | None:
             value = context.get(name)

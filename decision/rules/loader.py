@@ -25,7 +25,9 @@ from decision.rules.types import ContactPolicy, Location, Ruleset
 from decision.rules.walker import Walker
 
 MAX_FILE_BYTES = 16 * 1024 * 1024
-TOP_LEVEL = frozenset({"version", "settings", "attributes", "placements", "offers", "contact_policies"})
+TOP_LEVEL = frozenset(
+    {"version", "settings", "attributes", "profile_attributes", "placements", "offers", "contact_policies"}
+)
 
 
 def load_file(path: str | Path) -> Ruleset:
@@ -110,6 +112,8 @@ def _build(w: Walker, root: Node, data: bytes) -> Ruleset | None:
     catalog = CatalogReader(w, time_zone)
     if "attributes" in top:
         catalog.read_attributes(top["attributes"])
+    if "profile_attributes" in top:
+        catalog.read_profile_attributes(top["profile_attributes"])
     placements = catalog.placements(top["placements"]) if "placements" in top else {}
     offers = catalog.offers(top["offers"], placements) if "offers" in top else {}
     w.problems += check_fallbacks(placements, offers, catalog.offer_ids_seen)
@@ -129,4 +133,5 @@ def _build(w: Walker, root: Node, data: bytes) -> Ruleset | None:
         source=w.file,
         contact_policies=contact_policies,
         time_zone=time_zone,
+        profile_attributes=dict(catalog.profile_attributes),
     )

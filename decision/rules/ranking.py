@@ -65,10 +65,17 @@ AUTO_DEFAULT = Ranking(per=DECISION)
 
 
 def experiment(
-    w: Walker, node: Node, path: str, *, for_offer: bool, scores: delivery.ScoreReader | None = None
+    w: Walker,
+    node: Node,
+    path: str,
+    *,
+    for_offer: bool,
+    scores: delivery.ScoreReader | None = None,
+    contents: delivery.VariantContents | None = None,
 ) -> Experiment | None:
     """``delivery.experiment`` (variants, holdout), then its ``allocation:`` (``with_allocation``)."""
-    return with_allocation(w, node, path, delivery.experiment(w, node, path, for_offer=for_offer, scores=scores))
+    found = delivery.experiment(w, node, path, for_offer=for_offer, scores=scores, contents=contents)
+    return with_allocation(w, node, path, found)
 
 
 def with_allocation(w: Walker, node: Node, path: str, experiment: Experiment | None) -> Experiment | None:

@@ -7,7 +7,8 @@ tests feed the same files to both.
 
 What a schema cannot say is left to the loader (``decision validate``):
 references between parts (fallbacks, placements of offers, channels of
-contact policies, declared attributes and their types), uniqueness of ids,
+contact policies, declared attributes and their types — context and profile —,
+placeholders of content templates), uniqueness of ids,
 formula syntax, time zone names, schedule order, experiment weights adding up
 to 0, and the nesting depth of conditions.
 """
@@ -20,7 +21,14 @@ from typing import Any
 from decision.rules import delivery, ranking
 from decision.rules.catalog import MAX_ITEMS_LIMIT
 from decision.rules.conditions import CONTEXT_PREFIX
-from decision.rules.patterns import ATTRIBUTE_PATTERN, AUDIENCE_PATTERN, ID_PATTERN
+from decision.rules.patterns import (
+    ATTRIBUTE_PATTERN,
+    AUDIENCE_PATTERN,
+    ID_PATTERN,
+    PROFILE_ATTRIBUTE_PATTERN,
+    PROFILE_SCOPE,
+)
+from decision.rules.templates import Escape, OnMissing
 from decision.rules.types import (
     CUSTOM_PREFIX,
     DECISION,
@@ -31,6 +39,7 @@ from decision.rules.types import (
     CapScope,
     HoldoutServes,
     Op,
+    ProfileAttrType,
 )
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -70,6 +79,8 @@ _CALENDAR = ["day", "week", "month"]
 _COUNTED_NAMES = list(delivery.COUNTED)
 _CUSTOM = f"^{re.escape(CUSTOM_PREFIX)}(?:{ID_PATTERN.pattern})$"
 # ISO 8601 with a time zone (the loader refuses a naive time).
+# Context names starting with profile. are reserved: their keys would be profile attributes'.
+_NOT_PROFILE = f"(?!{re.escape(PROFILE_SCOPE)})"
 _TIMESTAMP = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?(?:Z|[+-]\d{2}:?\d{2})$"
 
 
@@ -109,13 +120,17 @@ def _defs() -> dict[str, Schema]:
     return {
         "id": ids,
         "attribute": {"type": "string", "pattern": _anchored(ATTRIBUTE_PATTERN)},
+        "context_attribute": {"type": "string", "pattern": f"^{_NOT_PROFILE}(?:{ATTRIBUTE_PATTERN.pattern})$"},
+        "profile_attribute": {"type": "string", "pattern": _anchored(PROFILE_ATTRIBUTE_PATTERN)},
         "scalar": scalar,
         "formula": {
             "type": "string",
-            "description": "numbers, context.<attr>, offer.<attr>, + - * /, min, max, comparisons, parentheses",
+            "description": "numbers, context.<attr>, profile.<name>, offer.<attr>, + - * /, min, max, comparisons, "
+            "parentheses",
         },
         "condition": {
-            "description": "a list (all of), and / or (lists), not, or context.<attribute>: {operator: operand}",
+            "description": "a list (all of), and / or (lists), not, or context.<attribute> / profile.<name>: "
+            "{operator: operand}",
             # if/then/else rather than anyOf: an editor reports the error inside the branch, not "no match".
             "if": {"type": "array"},
             "then": {"items": _ref("condition"), "minItems": 1},
@@ -129,7 +144,8 @@ def _defs() -> dict[str, Schema]:
                     "not": _ref("condition"),
                 },
                 "patternProperties": {
-                    f"^{re.escape(CONTEXT_PREFIX)}(?:{ATTRIBUTE_PATTERN.pattern})$": _ref("predicate")
+                    f"^{re.escape(CONTEXT_PREFIX)}{_NOT_PROFILE}(?:{ATTRIBUTE_PATTERN.pattern})$": _ref("predicate"),
+                    f"^{re.escape(PROFILE_SCOPE)}(?:{PROFILE_ATTRIBUTE_PATTERN.pattern})$": _ref("predicate"),
                 },
                 "additionalProperties": False,
             },
@@ -262,7 +278,17 @@ def _defs() -> dict[str, Schema]:
                 "id": _ref("id"),
                 "placements": _unique_list(_ref("id"), "placements it may fill"),
                 "priority": _integer(-1_000_000, 1_000_000, "higher wins; ties go to the offer written first"),
-                "content": {"type": "object", "description": "sent as JSON in responses"},
+                "content": {
+                    "type": "object",
+                    "description": "sent as JSON in responses; strings may hold {{context.<attr>}} / "
+                    '{{profile.<name> | default: "..."}} placeholders',
+                },
+                "escape": {"enum": [e.value for e in Escape], "description": "of placeholder values (default none)"},
+                "on_missing": {
+                    "enum": [m.value for m in OnMissing],
+                    "description": "a placeholder without a value nor a default: blank (default) writes nothing, "
+                    "skip does not propose the offer",
+                },
                 "eligibility": {
                     "description": "one rule, or a list of named rules any of which makes the offer eligible",
                     "if": {"type": "array"},
@@ -320,8 +346,14 @@ def rules_schema() -> Schema:
                 "attributes": {
                     "type": "object",
                     "description": "declared context attributes and their types",
-                    "propertyNames": _ref("attribute"),
+                    "propertyNames": _ref("context_attribute"),
                     "additionalProperties": {"enum": [t.value for t in AttrType]},
+                },
+                "profile_attributes": {
+                    "type": "object",
+                    "description": "profile attributes (stored with the profile) rules read as profile.<name>",
+                    "propertyNames": _ref("profile_attribute"),
+                    "additionalProperties": {"enum": [t.value for t in ProfileAttrType]},
                 },
                 "placements": {"type": "array", "items": _ref("placement"), "minItems": 1},
                 "offers": {"type": "array", "items": _ref("offer"), "minItems": 1},

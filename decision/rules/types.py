@@ -8,6 +8,8 @@ from enum import StrEnum
 from typing import Final
 
 from decision.rules.formula import Formula
+from decision.rules.patterns import PROFILE_SCOPE
+from decision.rules.templates import ContentTemplate
 
 # A scalar value in a context or a rule operand. Numbers are always float:
 # YAML ints and protobuf doubles compare alike.
@@ -41,6 +43,27 @@ class AttrType(StrEnum):
     LIST = "list"
 
 
+class ProfileAttrType(StrEnum):
+    """Types a profile attribute may be declared with (``profile_attributes:``); stored in Redis with
+    the same names (decision.store.codecs). A timestamp is compared as a number: epoch seconds."""
+
+    STRING = "string"
+    NUMBER = "number"
+    BOOL = "bool"
+    TIMESTAMP = "timestamp"
+    LIST = "list"
+
+    @property
+    def rule_type(self) -> AttrType:
+        """How conditions and formulas see it."""
+        return AttrType.NUMBER if self is ProfileAttrType.TIMESTAMP else AttrType(self.value)
+
+
+def shown(attribute: str) -> str:
+    """How a rule writes the attribute: ``profile.<name>`` or ``context.<name>``."""
+    return attribute if attribute.startswith(PROFILE_SCOPE) else f"context.{attribute}"
+
+
 @dataclass(frozen=True, slots=True)
 class Location:
     """Where a piece of a ruleset was written, for error messages."""
@@ -54,7 +77,8 @@ class Location:
 
 @dataclass(frozen=True, slots=True)
 class Predicate:
-    """``context.<attribute> <op> <operand>``.
+    """``context.<attribute> <op> <operand>``, or ``profile.<name> ...`` (``attribute`` then holds
+    the ``profile.`` prefix: the key it has in the context the rules see).
 
     Every operator but ``exists`` is false when the attribute is absent or has
     another type than the operand (no coercion: ``"1"`` is not ``1``).
@@ -66,7 +90,7 @@ class Predicate:
     location: Location = field(compare=False)
 
     def __str__(self) -> str:
-        return f"context.{self.attribute} {self.op} {self.operand!r}"
+        return f"{shown(self.attribute)} {self.op} {self.operand!r}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,6 +213,8 @@ class Variant:
     content_json: str | None = None
     # Placement experiments: the variant's ranking formula (None: the placement's own).
     score: Formula | None = None
+    # Offer experiments: the variant's content with placeholders (None: ``content_json`` as it is).
+    template: ContentTemplate | None = None
 
 
 class Allocation(StrEnum):
@@ -265,6 +291,8 @@ class Offer:
     experiment: Experiment | None = None
     # Numbers that placement score formulas read as ``offer.<name>``.
     attributes: Mapping[str, float] = field(default_factory=dict)
+    # The content with placeholders, rendered per decision; None: ``content_json`` is served as is.
+    template: ContentTemplate | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,6 +322,8 @@ class Ruleset:
     contact_policies: tuple[ContactPolicy, ...] = ()
     # Default time zone of calendar periods (settings.time_zone).
     time_zone: str = "UTC"
+    # ``profile_attributes:``: read from the profile's hash in Redis, seen as ``profile.<name>``.
+    profile_attributes: Mapping[str, ProfileAttrType] = field(default_factory=dict)
 
     def offers_for(self, placement_id: str) -> tuple[Offer, ...]:
         return tuple(o for o in self.offers.values() if placement_id in o.placements)

@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Callable, Sequence
 
 from decision.core.planning import Why, decide
-from decision.core.requests import check_request
+from decision.core.requests import check_request, with_profile
 from decision.core.tokens import sign_tokens
 from decision.core.totals import TotalsView
 from decision.core.types import Decision, DecisionRequest
@@ -93,7 +93,9 @@ class DecisionService:
             started = stages.start()
             try:
                 async with asyncio.timeout_at(deadline):
-                    audiences, counters, sticky = await self.proposer.read(prepared, request.profile_id, now)
+                    audiences, attributes, counters, sticky = await self.proposer.read(
+                        prepared, request.profile_id, now
+                    )
             except StoreError as exc:
                 log.debug("profile read failed, answering fallbacks: %r", exc)
                 # Only the profile read speaks for the breaker: a timeout cut short by the caller's own
@@ -106,6 +108,8 @@ class DecisionService:
             else:
                 breaker.record_success()
                 started = stages.lap("redis_read", started)
+                # Rules, formulas and templates read the profile's attributes as context profile.<name>.
+                request = with_profile(prepared.ruleset, request, attributes)
                 try:
                     # Only the requested placements' offers: the others could not be shown anyway.
                     placements = [p.placement_id for p in request.placements]

@@ -37,6 +37,7 @@ from decision.core.learning import Learner
 from decision.core.planning import Plan, Selection, Why, build_plan, fill, needs_reservation, render
 from decision.core.totals import TotalsView, key_of
 from decision.core.types import Decision, DecisionRequest
+from decision.rules.types import ContextValue
 from decision.service import stages
 from decision.service.active import PreparedRuleset
 from decision.store.profiles import ProfileStore, StoreError
@@ -101,13 +102,18 @@ class Proposer:
 
     async def read(
         self, prepared: PreparedRuleset, profile_id: str, now: float
-    ) -> tuple[frozenset[str], dict[str, Times], dict[str, str]]:
-        """The profile's audiences, counters and sticky variants (``allocation: auto``): one round trip."""
+    ) -> tuple[frozenset[str], Mapping[str, ContextValue], dict[str, Times], dict[str, str]]:
+        """The profile's audiences, attributes (when the ruleset reads some), counters and sticky variants
+        (``allocation: auto``): one round trip."""
+        wanted = bool(prepared.ruleset.profile_attributes)
         if not prepared.controls.keep and not prepared.auto:
-            return await self.store.audiences(profile_id, now), {}, {}
-        audiences, raw = await self.store.read_profile(profile_id, now)
+            if wanted:
+                audiences, attributes = await self.store.profile(profile_id, now)
+                return audiences, attributes, {}, {}
+            return await self.store.audiences(profile_id, now), {}, {}, {}
+        audiences, attributes, raw = await self.store.read_profile(profile_id, now, attributes=wanted)
         counters, sticky = split_sticky(raw)
-        return audiences, parse_counters(counters), sticky
+        return audiences, attributes, parse_counters(counters), sticky
 
     async def decide(
         self,

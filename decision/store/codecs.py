@@ -2,16 +2,18 @@
 
 The other half of the contract between audience_sync (the writer) and the
 decision service (the reader), described in docs/redis-keys.md: membership
-fields and values, registry entries (``AudienceEntry``) and the reader's view
+fields and values, profile attribute fields and values, registry entries (``AudienceEntry``) and the reader's view
 of the registry (``AudienceDirectory``), published rulesets and the active
 ruleset pointer.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import math
+import re
+from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final, cast
 
 import orjson
 
@@ -120,6 +122,10 @@ class AudienceDirectory:
             result.add(audience)
         return frozenset(result), unknown
 
+    def attributes(self, membership: Mapping[bytes, bytes]) -> dict[str, AttributeValue]:
+        """The profile's attributes in its hash, snapshot-written ones only of active generations."""
+        return profile_attributes(membership, self._active)
+
 
 @dataclass(frozen=True, slots=True)
 class PublishedRuleset:
@@ -189,3 +195,132 @@ class ActiveRulesetPointer:
     def decode(cls, raw: bytes | str) -> ActiveRulesetPointer:
         body = orjson.loads(raw)
         return cls(str(body["version"]), float(body["at"]), str(body.get("action", "")))
+
+
+# -- profile attributes: fields of the profile's membership hash --------------------------------
+# A membership field starts with a digit (``<code>:<generation>``); an attribute field with ``@``,
+# so the two never collide and one HGETALL still reads the whole profile.
+ATTRIBUTE_MARK: Final = "@"
+# ``@<name>`` is written by incremental changes; ``@<name>/<code>:<generation>`` by a snapshot of
+# audience ``code``: it counts only while that generation is active (switched with the memberships).
+SNAPSHOT_SEPARATOR: Final = "/"
+ATTRIBUTE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+# Type tags, the first character of a value; "-" is a removal (kept, with its event time).
+ATTRIBUTE_TAGS: Final = {"string": "s", "number": "n", "bool": "b", "timestamp": "t", "list": "l"}
+REMOVED_TAG: Final = "-"
+MAX_ATTRIBUTE_VALUE_BYTES: Final = 4096
+
+# A decoded value: timestamps are epoch seconds (float), lists are tuples of strings.
+AttributeValue = str | float | bool | tuple[str, ...]
+
+
+class InvalidAttribute(ValueError):
+    """An attribute that cannot be encoded: a bad name, type or value (the message says which)."""
+
+
+def attribute_field(name: str, snapshot: tuple[int, int] | None = None) -> str:
+    """The hash field of attribute ``name``; ``snapshot``: the (code, generation) of the load writing it."""
+    if not ATTRIBUTE_NAME.fullmatch(name):
+        raise InvalidAttribute(f"invalid attribute name {name!r} (letters, digits, _; at most 64)")
+    if snapshot is None:
+        return ATTRIBUTE_MARK + name
+    return f"{ATTRIBUTE_MARK}{name}{SNAPSHOT_SEPARATOR}{membership_field(*snapshot)}"
+
+
+def attribute_value(type_name: str, value: object, event_ms: int) -> str:
+    """``<tag><event time ms>|<payload>``; ``value`` None writes a removal. Raises InvalidAttribute."""
+    if value is None:
+        return f"{REMOVED_TAG}{event_ms}|"
+    tag = ATTRIBUTE_TAGS.get(type_name)
+    if tag is None:
+        raise InvalidAttribute(f"unknown attribute type {type_name!r} (expected one of: {', '.join(ATTRIBUTE_TAGS)})")
+    payload = _payload(tag, value)
+    if len(payload.encode()) > MAX_ATTRIBUTE_VALUE_BYTES:
+        raise InvalidAttribute(f"value longer than {MAX_ATTRIBUTE_VALUE_BYTES} bytes")
+    return f"{tag}{event_ms}|{payload}"
+
+
+def _payload(tag: str, value: object) -> str:
+    if tag == "s" and isinstance(value, str):
+        return value
+    if tag == "b" and isinstance(value, bool):
+        return "1" if value else "0"
+    if tag in "nt" and isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        return repr(float(value))
+    if tag == "l" and isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+        return orjson.dumps(list(value)).decode()
+    expected = {"s": "a string", "b": "a boolean", "n": "a finite number", "t": "epoch seconds", "l": "strings"}[tag]
+    raise InvalidAttribute(f"expected {expected}, got {type(value).__name__} {value!r:.60}")
+
+
+def attribute_event_ms(raw: bytes | str) -> int | None:
+    """The event time of a stored value (None: not an attribute value)."""
+    text = _text(raw)
+    bar = text.find("|")
+    head = text[1:bar]
+    return int(head) if bar > 1 and head.isdigit() else None
+
+
+# A stored value's head: its tag, its event time (ms), the bar; one C call per value on the decision path.
+_VALUE_HEAD: Final = re.compile(rb"([snbtl-])([0-9]{1,16})\|").match
+_UNREADABLE: Final = object()
+_S, _N, _B, _T, _L = b"snbtl"  # tags, as the ints indexing bytes gives
+
+
+def decode_attribute(raw: bytes) -> tuple[int, AttributeValue | None] | None:
+    """(event time ms, value; None for a removal), or None for a value that does not decode."""
+    head = _VALUE_HEAD(raw)
+    if head is None:
+        return None
+    value = _payload_value(raw[0], raw[head.end() :])
+    return None if value is _UNREADABLE else (int(head[2]), cast(AttributeValue | None, value))
+
+
+def _payload_value(tag: int, payload: bytes) -> object:
+    """The value of a payload (None: a removal, ``_UNREADABLE``: corrupt)."""
+    try:
+        if tag == _S:
+            return payload.decode()
+        if tag in (_N, _T):
+            number = float(payload)
+            return number if math.isfinite(number) else _UNREADABLE
+        if tag == _B:
+            return payload == b"1"
+        if tag == _L:
+            items = orjson.loads(payload)
+            ok = isinstance(items, list) and all(isinstance(i, str) for i in items)
+            return tuple(items) if ok else _UNREADABLE
+        return None  # _REMOVED: the head's pattern admits no other tag
+    except (ValueError, orjson.JSONDecodeError):
+        return _UNREADABLE
+
+
+def profile_attributes(membership: Mapping[bytes, bytes], active: Container[bytes]) -> dict[str, AttributeValue]:
+    """A profile's attributes from its hash: per name, the value with the latest event time among the
+    fields that count (written by a change, or by a snapshot whose generation is in ``active``).
+    At equal times a change beats a snapshot; a removal that wins, or a corrupt value, leaves the
+    attribute absent. Only the winners' values are decoded (this runs on every decision)."""
+    best: dict[bytes, tuple[int, bool, bytes, int]] = {}
+    for raw_field, raw_value in membership.items():
+        if raw_field[:1] != b"@":
+            continue
+        slash = raw_field.find(b"/")
+        if slash < 0:
+            name, change = raw_field[1:], True
+        elif raw_field[slash + 1 :] in active:
+            name, change = raw_field[1:slash], False
+        else:
+            continue  # a replaced snapshot's (or one still loading)
+        head = _VALUE_HEAD(raw_value)
+        if head is None:
+            continue
+        event_ms = int(head[2])
+        held = best.get(name)
+        if held is None or event_ms > held[0] or (event_ms == held[0] and change and not held[1]):
+            best[name] = (event_ms, change, raw_value, head.end())
+    result: dict[str, AttributeValue] = {}
+    for name, (_, _, raw_value, end) in best.items():
+        value = _payload_value(raw_value[0], raw_value[end:])
+        if value is not None and value is not _UNREADABLE:
+            result[name.decode()] = cast(AttributeValue, value)
+    return result

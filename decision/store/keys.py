@@ -11,6 +11,9 @@ Summary (prefix ``ib`` by default):
   ``<code>:<generation>``, value ``""`` (no expiry) or the expiry as integer
   epoch seconds. ``{<profile>}`` is the hash tag: every key of a profile lives
   in one Redis Cluster slot, so a decision reads a profile in one round trip.
+  The same hash holds the profile's attributes: fields ``@<name>`` (changes) and
+  ``@<name>/<code>:<generation>`` (snapshots), values ``<type tag><event ms>|<value>``
+  (``decision.store.codecs``).
 * ``ib:{registry}:audiences`` HASH, the audience registry: audience id -> JSON
   (code, active generation, name, source, last sync, members...).
 * ``ib:{registry}:next-code`` STRING, the last audience code handed out.

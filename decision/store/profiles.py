@@ -1,6 +1,6 @@
 """The decision path's Redis reads and counter scripts, and the audience directory kept current.
 
-Reads a profile's membership in one round trip and keeps a local copy of the
+Reads a profile's memberships and attributes (one hash) in one round trip and keeps a local copy of the
 audience registry (small, changes only when audiences are synced), refreshed
 when a change is published and polled as a safety net, never on a decision's time. Decision-path commands
 go through the fast path (``decision.store.fastpath``: plain, TLS or Cluster);
@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from decision.core.controls import TotalCheck
 from decision.store import scripts
-from decision.store.codecs import AudienceDirectory
+from decision.store.codecs import AttributeValue, AudienceDirectory
 from decision.store.connect import AnyRedis, StoreError, Target, connect
 from decision.store.fastpath import Commands, FastPath, ScriptCall
 from decision.store.follow import follow
@@ -117,6 +117,11 @@ class ProfileStore:
         raw = await self.read_membership(profile_id)
         return self._decode(raw, time.time() if now is None else now)
 
+    async def profile(self, profile_id: str, now: float) -> tuple[frozenset[str], dict[str, AttributeValue]]:
+        """The audiences a profile belongs to now and its attributes: one command, one round trip."""
+        raw = await self.read_membership(profile_id)
+        return self._decode(raw, now), self.directory.attributes(raw)
+
     def _decode(self, raw: Mapping[bytes, bytes], now: float) -> frozenset[str]:
         """A membership hash as of our registry copy; a code it does not know counts as no membership.
 
@@ -198,14 +203,18 @@ class ProfileStore:
     # -- delivery controls: counters, reservations, feedback events ---------
     # Scripts: decision/store/lua/*.lua (docs/redis-keys.md). Each call names only keys of one hash tag.
 
-    async def read_profile(self, profile_id: str, now: float) -> tuple[frozenset[str], Mapping[bytes, bytes]]:
-        """The profile's audiences now and its raw counters: one EVALSHA on its slot, one round trip."""
+    async def read_profile(
+        self, profile_id: str, now: float, *, attributes: bool = True
+    ) -> tuple[frozenset[str], dict[str, AttributeValue], Mapping[bytes, bytes]]:
+        """The profile's audiences now, its attributes (unless ``attributes`` is false: none decoded) and
+        its raw counters: one EVALSHA on its slot, one round trip."""
         started = time.perf_counter()
         keys = [self.keys.membership(profile_id), self.keys.counters(profile_id)]
         membership, counters = await self.fast.run_script(scripts.script("read_profile"), keys)
         if self.metrics is not None:
             self.metrics.redis_read("profile", time.perf_counter() - started)
-        return self._decode(_pairs(membership), now), _pairs(counters)
+        raw = _pairs(membership)
+        return self._decode(raw, now), self.directory.attributes(raw) if attributes else {}, _pairs(counters)
 
     async def select(self, profile_id: str, payload: bytes) -> list[list[int]]:
         """Run select.lua on the profile's counters: the indexes of the candidates taken, per slot."""

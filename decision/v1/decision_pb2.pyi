@@ -28,6 +28,7 @@ class ExplanationOutcome(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     EXPLANATION_OUTCOME_CONTACT_POLICY: _ClassVar[ExplanationOutcome]
     EXPLANATION_OUTCOME_PROPOSED_ELSEWHERE: _ClassVar[ExplanationOutcome]
     EXPLANATION_OUTCOME_LOST_RANKING: _ClassVar[ExplanationOutcome]
+    EXPLANATION_OUTCOME_CONTENT_MISSING: _ClassVar[ExplanationOutcome]
 
 class EventType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -58,6 +59,7 @@ EXPLANATION_OUTCOME_TOTAL_CAP_REACHED: ExplanationOutcome
 EXPLANATION_OUTCOME_CONTACT_POLICY: ExplanationOutcome
 EXPLANATION_OUTCOME_PROPOSED_ELSEWHERE: ExplanationOutcome
 EXPLANATION_OUTCOME_LOST_RANKING: ExplanationOutcome
+EXPLANATION_OUTCOME_CONTENT_MISSING: ExplanationOutcome
 EVENT_TYPE_UNSPECIFIED: EventType
 EVENT_TYPE_IMPRESSION: EventType
 EVENT_TYPE_CLICK: EventType

@@ -9,6 +9,7 @@ from typing import Any
 
 from google.protobuf import json_format
 
+from audience_sync.attributes import AttributeChange, AttributeTally, write_attributes
 from audience_sync.deltas import write_memberships
 from audience_sync.store import SyncStore
 from decision.api.server import RunningServer
@@ -76,6 +77,31 @@ async def add_memberships(
     await asyncio.to_thread(write)
     if isinstance(redis, RunningServer):
         await registry_heard(redis)
+
+
+async def add_attributes(
+    redis: RunningServer | str,
+    profile_id: str,
+    attributes: dict[str, tuple[str, object]],
+    *,
+    event_time: float | None = None,
+    snapshot: tuple[int, int] | None = None,
+    keys: KeySpace | None = None,
+) -> AttributeTally:
+    """Write a profile's attributes, name -> (type, value; None removes it), as audience_sync does: one
+    atomic script per profile, a later event time wins. ``snapshot``: as written by that (code, generation)'s
+    load (counted once it is active). Read by the next decision: no registry change to wait for."""
+    when = time.time() if event_time is None else event_time
+    changes = [AttributeChange(profile_id, name, kind, value, when) for name, (kind, value) in attributes.items()]
+
+    def write() -> AttributeTally:
+        store = SyncStore.from_url(*_where(redis, keys))
+        try:
+            return write_attributes(store, changes, snapshot=snapshot)
+        finally:
+            store.close()
+
+    return await asyncio.to_thread(write)
 
 
 async def registry_heard(server: RunningServer, within: float = 5.0) -> None:

@@ -17,7 +17,7 @@ from decision.cli.simulate import Profile, SampleError, read_ndjson, simulate
 from decision.rules.engine import compile_and_load
 from decision.rules.loader import parse
 from decision.rules.reference import eligible as reference_eligible
-from tests.decision.helpers import add_membership
+from tests.decision.helpers import add_attributes, add_membership
 from tests.decision.rules.strategies import requests, ruleset_documents
 
 RULES = """
@@ -131,6 +131,12 @@ async def test_simulate_a_sample_read_from_redis(
     assert result["offers"]["big_cart"]["wins"] == 25  # the --context cart applies to every profile
 
 
+def _split(context: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A request context as the rules see it -> the request's own context and the profile's attributes."""
+    own = {k: v for k, v in context.items() if not k.startswith("profile.")}
+    return own, {k.removeprefix("profile."): v for k, v in context.items() if k.startswith("profile.")}
+
+
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(ruleset_documents(max_offers=5), st.lists(requests(), min_size=1, max_size=20))
 def test_counts_agree_with_the_reference_evaluation(document: str, sampled: list[Any]) -> None:
@@ -138,12 +144,62 @@ def test_counts_agree_with_the_reference_evaluation(document: str, sampled: list
     assert ruleset is not None, problems
     compiled = compile_and_load(ruleset)
     now = sampled[0][2]
-    profiles = [Profile(f"p{i}", audiences, context) for i, (audiences, context, _) in enumerate(sampled)]
+    profiles = [Profile(f"p{i}", audiences, *_split(context)) for i, (audiences, context, _) in enumerate(sampled)]
     result = simulate(compiled, profiles, now)
-    expected = [reference_eligible(ruleset, p.audiences, p.context, now) for p in profiles]
+    expected = [
+        reference_eligible(ruleset, p.audiences, context, now)
+        for p, (_, context, _) in zip(profiles, sampled, strict=True)
+    ]
     for offer_id, stats in result.offers.items():
         assert stats.eligible == sum(offer_id in e for e in expected)
     placement = result.placements["p"]  # max 3 items
     on_p = [[o for o in e if "p" in ruleset.offers[o].placements] for e in expected]
     assert placement.fallbacks == sum(not e for e in on_p)
     assert sum(placement.winners.values()) == sum(min(3, len(e)) for e in on_p)
+
+
+PROFILE_RULES = """
+version: sim-attrs
+profile_attributes: {tier: string, ltv: number}
+placements:
+  - {id: banner, channels: [web], max_items: 1, fallback: fb, score: "profile.ltv"}
+offers:
+  - {id: fb, placements: [banner], eligibility: {audiences: {all: [nobody]}}}
+  - {id: gold, placements: [banner], eligibility: {conditions: {profile.tier: {eq: gold}}}}
+  - {id: rich, placements: [banner], eligibility: {conditions: {profile.ltv: {ge: 100}}}}
+"""
+
+
+def test_simulate_reads_profile_attributes_from_the_sample(
+    write_rules: Callable[[str], Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "attrs.ndjson"
+    lines = [
+        {"profile": "p1", "profile_attributes": {"tier": "gold", "ltv": 50}},
+        {"profile": "p2", "profile_attributes": {"tier": "silver", "ltv": 500}},
+        {"profile": "p3", "profile_attributes": {"tier": "gold", "ltv": 500}},
+        {"profile": "p4", "context": {"profile.tier": "gold"}},  # the context may not pass for the profile
+    ]
+    path.write_bytes(b"\n".join(orjson.dumps(line) for line in lines))
+    argv = ["simulate", str(write_rules(PROFILE_RULES)), "--profiles", str(path), "--json", "--chart", ""]
+    assert cli.main(argv) == 0
+    result = orjson.loads(capsys.readouterr().out)
+    assert {o: result["offers"][o]["eligible"] for o in ("gold", "rich")} == {"gold": 2, "rich": 2}
+    assert result["skipped"] == ["p4: context.profile.tier: names starting with 'profile.' are reserved"]
+    path.write_text('{"profile": "p1", "profile_attributes": {"tier": {"nested": 1}}}\n')
+    with pytest.raises(SampleError, match=r"attrs.ndjson:1: profile_attributes.tier: nested objects|expected a string"):
+        list(read_ndjson(path))
+
+
+async def test_simulate_reads_profile_attributes_from_redis(
+    write_rules: Callable[[str], Path], redis_client: Any, redis_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    await add_membership(redis_url, "p1", "a")
+    await add_attributes(redis_url, "p1", {"tier": ("string", "gold"), "ltv": ("number", 10)})
+    await add_attributes(redis_url, "p2", {"tier": ("string", "silver"), "ltv": ("number", 1000)})
+    rules = str(write_rules(PROFILE_RULES))
+    argv = ["simulate", rules, "--from-redis", "100", "--redis-url", redis_url, "--json", "--chart", ""]
+    assert await asyncio.to_thread(cli.main, argv) == 0
+    result = orjson.loads(capsys.readouterr().out)
+    assert result["profiles"] == 2
+    assert result["placements"]["banner"]["winners"] == {"gold": 1, "rich": 1}

@@ -57,9 +57,37 @@ OPERANDS: dict[Op, st.SearchStrategy[Any]] = {
 
 
 @st.composite
-def predicates(draw: st.DrawFn) -> dict[str, Any]:
+def context_predicates(draw: st.DrawFn) -> dict[str, Any]:
     op = draw(st.sampled_from(list(Op)))
     return {f"context.{draw(attribute)}": {op.value: draw(OPERANDS[op])}}
+
+
+# Profile attributes: always declared (``profile_attributes:``), so operands follow the declared type.
+strings = st.sampled_from(STRINGS)
+timestamps = st.sampled_from(EPOCHS)
+PROFILE_TYPES: dict[str, tuple[str, dict[Op, st.SearchStrategy[Any]]]] = {
+    "tier": ("string", {op: strings for op in (Op.EQ, Op.NE, Op.STARTS_WITH, Op.CONTAINS)} | {
+        op: st.lists(strings, min_size=1, max_size=3, unique=True) for op in (Op.IN, Op.NOT_IN)}),
+    "ltv": ("number", {op: numbers for op in (Op.EQ, Op.NE, Op.LT, Op.LE, Op.GT, Op.GE)} | {
+        op: st.lists(numbers, min_size=1, max_size=3, unique=True) for op in (Op.IN, Op.NOT_IN)}),
+    "seen": ("timestamp", {op: timestamps for op in (Op.LT, Op.GE, Op.EQ)}),
+    "vip": ("bool", {Op.EQ: st.booleans(), Op.NE: st.booleans()}),
+    "stores": ("list", {Op.CONTAINS: strings}),
+}  # fmt: skip
+PROFILE_DECLARATIONS = {name: type_name for name, (type_name, _) in PROFILE_TYPES.items()}
+
+
+@st.composite
+def profile_predicates(draw: st.DrawFn) -> dict[str, Any]:
+    name = draw(st.sampled_from(sorted(PROFILE_TYPES)))
+    operands = PROFILE_TYPES[name][1]
+    op = draw(st.sampled_from([*operands, Op.EXISTS]))
+    operand = draw(st.booleans() if op is Op.EXISTS else operands[op])
+    return {f"profile.{name}": {op.value: operand}}
+
+
+def predicates() -> st.SearchStrategy[dict[str, Any]]:
+    return st.one_of(context_predicates(), context_predicates(), profile_predicates())
 
 
 def conditions(max_leaves: int = 6) -> st.SearchStrategy[Any]:
@@ -136,6 +164,7 @@ def ruleset_documents(draw: st.DrawFn, max_offers: int = 8) -> str:
             offer["eligibility"] = draw(eligibility_rules())
         offers.append(offer)
     document = {
+        "profile_attributes": PROFILE_DECLARATIONS,
         "placements": [{"id": p, "channels": ["web"], "max_items": 3, "fallback": "fallback"} for p in PLACEMENTS],
         "offers": offers,
     }
@@ -151,9 +180,24 @@ context_values = st.one_of(
 )
 
 
+PROFILE_VALUES: dict[str, st.SearchStrategy[Any]] = {
+    "string": strings,
+    "number": numbers,
+    "timestamp": st.one_of(timestamps, timestamps.map(lambda e: e + 0.5)),
+    "bool": st.booleans(),
+    "list": st.lists(strings, max_size=3).map(tuple),
+}
+
+
 @st.composite
 def requests(draw: st.DrawFn) -> tuple[frozenset[str], dict[str, Any], float]:
     audiences = frozenset(draw(st.lists(st.sampled_from(AUDIENCES), unique=True, max_size=6)))
     context = draw(st.dictionaries(attribute, context_values, max_size=6))
+    # The profile's attributes as the rules see them (decision.core.requests.with_profile): mostly of
+    # the declared type, sometimes not (Redis may hold another type than a later ruleset declares).
+    for name, (type_name, _) in PROFILE_TYPES.items():
+        value = draw(st.one_of(st.none(), PROFILE_VALUES[type_name], PROFILE_VALUES[type_name], context_values))
+        if value is not None:
+            context[f"profile.{name}"] = value
     now = draw(st.one_of(st.sampled_from(EPOCHS), st.sampled_from(EPOCHS).map(lambda e: e - 0.001)))
     return audiences, context, now

@@ -56,7 +56,11 @@ def test_undefined_scores(text: str) -> None:
     ("text", "column", "reason"),
     [
         ("1 +", 4, "expected a number, a reference or '(', found the end of the formula"),
-        ("margin * 2", 1, "unknown name 'margin': expected context.<attribute>, offer.<attribute>, min or max"),
+        (
+            "margin * 2",
+            1,
+            "unknown name 'margin': expected context.<attribute>, offer.<attribute>, profile.<attribute>",
+        ),
         ("__import__('os')", 12, 'unexpected character "\'"'),  # no strings, no calls but min and max
         ("__import__(1)", 1, "unknown name '__import__'"),
         ("offer.price ** 2", 14, "expected a number, a reference or '(', found '*'"),

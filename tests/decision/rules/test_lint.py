@@ -18,7 +18,13 @@ from decision.rules.loader import parse
 from decision.rules.reference import rule_matches
 from decision.rules.types import Op, Ruleset
 from tests.decision.helpers import ensure_audience
-from tests.decision.rules.strategies import OPERANDS, context_values, eligibility_rules, requests
+from tests.decision.rules.strategies import (
+    OPERANDS,
+    PROFILE_DECLARATIONS,
+    context_values,
+    eligibility_rules,
+    requests,
+)
 
 NOW = 1_800_000_000.0  # 2027-01-15
 HEAD = """
@@ -138,7 +144,11 @@ def offer_pairs(draw: st.DrawFn) -> tuple[Ruleset | None, frozenset[str], dict[s
     for offer_id in ("a", "b"):
         eligibility = _on_x(draw, operands) if focused else draw(eligibility_rules())
         offers.append({"id": offer_id, "placements": ["p"], "priority": 1, "eligibility": eligibility})
-    document = {"placements": [{"id": "p", "channels": ["web"], "fallback": "fb"}], "offers": offers}
+    document = {
+        "profile_attributes": PROFILE_DECLARATIONS,
+        "placements": [{"id": "p", "channels": ["web"], "fallback": "fb"}],
+        "offers": offers,
+    }
     ruleset, _ = parse(yaml.safe_dump(document, allow_unicode=True).encode(), "r.yaml")
     audiences, context, now = draw(requests())
     if focused:

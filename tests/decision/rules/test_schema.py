@@ -303,6 +303,12 @@ STRUCTURAL: dict[str, Mutation] = {
     "unknown ranking key": _set(("placements", 0, "ranking", "window"), 7),
     "unknown allocation": _set((*SALE, "experiment", "allocation"), "random"),
     "allocation mapping without strategy": _set((*SALE, "experiment", "allocation"), {"metric": "click"}),
+    "unknown profile attribute type": _set(("profile_attributes",), {"tier": "integer"}),
+    "profile attribute name with a dot": _set(("profile_attributes",), {"a.b": "string"}),
+    "context attribute named profile.": _set(("attributes", "profile.tier"), "string"),
+    "condition on context.profile.": _set((*RULE, "conditions", 0), {"context.profile.tier": {"eq": "gold"}}),
+    "unknown escape": _set((*SALE, "escape"), "xml"),
+    "unknown on_missing": _set((*SALE, "on_missing"), "drop"),
 }
 
 # Refusals that need the whole ruleset, a parser or YAML's types: the schema cannot express them.
@@ -313,6 +319,8 @@ SEMANTIC: dict[str, Mutation] = {
     "duplicate rule name": _set((*SALE, "eligibility"), [{"name": "r"}, {"name": "r"}]),
     "duplicate variant id": _set((*SALE, "experiment", "variants", 1, "id"), "a"),
     "undeclared attribute": _set((*RULE, "conditions", 0), {"context.other": {"gt": 1}}),
+    "undeclared profile attribute": _set((*RULE, "conditions", 0), {"profile.tier": {"eq": "gold"}}),
+    "template reading an undeclared name": _set((*SALE, "content"), {"title": "Hi {{profile.first_name}}"}),
     "operand of another type than declared": _set((*RULE, "conditions", 0), {"context.device": {"eq": 1}}),
     "list attribute compared with eq": _set((*RULE, "conditions", 0), {"context.tags": {"eq": "a"}}),
     "audience required and excluded": _set((*RULE, "audiences"), {"all": ["vip"], "none": ["vip"]}),

@@ -1,0 +1,103 @@
+"""Writes profile attributes (loyalty tier, lifetime value, first name...) into the profile's hash.
+
+An attribute lives beside the profile's memberships, in ``ib:m:{<profile>}``, so a decision
+still reads its whole profile in one round trip (layout: decision.store.codecs and
+docs/redis-keys.md). Every value carries its event time: a write older than the stored
+value is skipped, atomically, in one script per profile (``APPLY_ATTRIBUTES``), so
+deliveries may come in any order and be repeated.
+
+Two writers, two kinds of field:
+
+* **changes** (deltas, streams, tests): field ``@<name>``; they count at once.
+* **a snapshot** of an audience: field ``@<name>/<code>:<generation>`` of the generation the
+  load writes. Readers count it only once that generation is active: the snapshot's
+  attributes are switched by its cutover, with its memberships, and those of the snapshot it
+  replaced stop counting at the same instant (gc removes them with the old memberships).
+
+When both kinds hold a value of one attribute, the one with the later event time counts (a
+change at equal times). A removal (value None) is stored as a tombstone with its time, so an
+older write arriving later cannot bring the value back.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from audience_sync.records import InvalidField, check_profile_id
+from audience_sync.store import SyncStore
+from decision.store.codecs import InvalidAttribute, attribute_field, attribute_value
+
+BATCH = 500
+
+
+@dataclass(frozen=True, slots=True)
+class AttributeChange:
+    """``profile_id``'s attribute ``name`` is ``value`` (None: removed) as of ``event_time`` (epoch s)."""
+
+    profile_id: str
+    name: str
+    type: str  # string, number, bool, timestamp (epoch seconds) or list (of strings)
+    value: object
+    event_time: float
+
+
+@dataclass(slots=True)
+class AttributeTally:
+    written: int = 0
+    stale: int = 0  # older than the stored value: skipped
+
+
+class AttributeRejected(ValueError):
+    """A change that cannot be written; nothing of its batch was written. The message names it."""
+
+
+def encode(change: AttributeChange, snapshot: tuple[int, int] | None = None) -> tuple[str, str]:
+    """(field, value) of a change. Raises AttributeRejected naming the profile and attribute."""
+    where = f"profile {change.profile_id!r}: attribute {change.name!r}"
+    try:
+        check_profile_id(change.profile_id, "profile_id")
+        if not (math.isfinite(change.event_time) and change.event_time >= 0):
+            raise InvalidAttribute(f"event time must be a non-negative epoch time, got {change.event_time!r}")
+        event_ms = round(change.event_time * 1000)
+        return attribute_field(change.name, snapshot), attribute_value(change.type, change.value, event_ms)
+    except (InvalidAttribute, InvalidField) as exc:
+        raise AttributeRejected(f"{where}: {exc}") from exc
+
+
+def write_attributes(
+    store: SyncStore,
+    changes: Iterable[AttributeChange],
+    *,
+    snapshot: tuple[int, int] | None = None,
+    batch_size: int = BATCH,
+) -> AttributeTally:
+    """Write changes, each atomically against its profile's stored value (later event time wins).
+
+    ``snapshot``: the (code, generation) a snapshot load writes (decision.store.keys): its
+    attributes count from its cutover on. Each batch is encoded whole before any of it is
+    written: a bad change raises AttributeRejected with nothing of its batch written.
+    """
+    tally = AttributeTally()
+    batch: list[AttributeChange] = []
+    for change in changes:
+        batch.append(change)
+        if len(batch) >= batch_size:
+            _write(store, batch, snapshot, tally)
+            batch = []
+    if batch:
+        _write(store, batch, snapshot, tally)
+    return tally
+
+
+def _write(
+    store: SyncStore, batch: list[AttributeChange], snapshot: tuple[int, int] | None, tally: AttributeTally
+) -> None:
+    per_profile: dict[str, list[str]] = {}
+    for change in batch:
+        per_profile.setdefault(change.profile_id, []).extend(encode(change, snapshot))
+    for results in store.apply_attributes(per_profile):
+        written = sum(int(r) for r in results)
+        tally.written += written
+        tally.stale += len(results) - written
