@@ -483,7 +483,20 @@ def _attribute_options(parser: argparse.ArgumentParser, *, required: bool = Fals
                         help="CSV column, JSON member or dotted path -> profile attribute (repeatable; "
                         "docs/personalization.md); CSV and NDJSON/XDM files, not Parquet; an XDM profile's "
                         "go under the identities its memberships go under")  # fmt: skip
-    parser.add_argument("--time-column", help="--attribute: each line's event time (default: the file's mtime)")
+    parser.add_argument(
+        "--time-column", help="--attribute: each line's event time (none: the file's modification time)"
+    )
+
+
+class _Help(argparse.RawDescriptionHelpFormatter):
+    """Every option's help ends with its default, read from the parser itself so it cannot drift (none for
+    flags and options without one); epilogs keep their lines."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.default in (None, False, argparse.SUPPRESS) or not action.option_strings:
+            return text
+        return f"{text} (default: %(default)s)"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -493,7 +506,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="redis://[:password@]host:port/db, rediss:// (TLS), redis+cluster:// "
         "(env AUDIENCE_SYNC_REDIS_URL, else DECISION_REDIS_URL)",
     )
-    common.add_argument("--key-prefix", default=os.environ.get("DECISION_KEY_PREFIX", "ib"))
+    common.add_argument(
+        "--key-prefix",
+        default=os.environ.get("DECISION_KEY_PREFIX", "ib"),
+        help="prefix of every Redis key, as the decision service's (env DECISION_KEY_PREFIX)",
+    )
     common.add_argument("--progress", action="store_true", help="progress on stderr even when it is not a terminal")
     common.add_argument(
         "--stale-after",
@@ -504,19 +521,30 @@ def build_parser() -> argparse.ArgumentParser:
 
     inputs = argparse.ArgumentParser(add_help=False)
     inputs.add_argument("files", nargs="+", help="input files (plain or gzip; - for stdin)")
-    inputs.add_argument("--format", choices=[f.value for f in Format], default="auto", help="default: from the name")
+    inputs.add_argument(
+        "--format", choices=[f.value for f in Format], default="auto", help="auto: from the name, else the first lines"
+    )
     inputs.add_argument("--audience", action="append", help="the audience of a file without audience column; "
                         "with several audiences in the input: only these (repeatable)")  # fmt: skip
     inputs.add_argument("--id-column", default="profile_id", help="CSV column / JSON member of the profile id")
     inputs.add_argument("--audience-column", default="audience_id", help="CSV column / JSON member of the audience")
-    inputs.add_argument("--identity-namespace", action="append", help="XDM: identityMap namespace of the profile id "
-                        "(default: primary); repeat it to write each profile under several identities")  # fmt: skip
-    inputs.add_argument("--segment-namespace", default="ups", help="XDM: segmentMembership namespace (default ups)")
-    inputs.add_argument("--max-bad-ratio", type=_ratio, default=0.01, help="refuse the input above it (default 1%%)")
+    inputs.add_argument(
+        "--identity-namespace",
+        action="append",
+        help="XDM: identityMap namespace of the profile id (none: the primary identity); "
+        "repeat it to write each profile under several identities",
+    )
+    inputs.add_argument("--segment-namespace", default="ups", help="XDM: segmentMembership namespace")
+    inputs.add_argument(
+        "--max-bad-ratio",
+        type=_ratio,
+        default=0.01,
+        help="refuse the input above this share of bad lines (a ratio or a percentage)",
+    )
     inputs.add_argument("--rejects", help="write every bad line here, after a '# file:line: reason' line")
     inputs.add_argument("--show-errors", type=int, default=20, help="bad lines printed (all are counted)")
     inputs.add_argument("--dry-run", action="store_true", help="parse and check everything, read Redis, write nothing")
-    inputs.add_argument("--source", help="recorded in the registry (default: the file names)")
+    inputs.add_argument("--source", help="recorded in the registry (none: the file names)")
     inputs.add_argument("--json", action="store_true", help="the outcome as one JSON object on stdout")
     _attribute_options(inputs)
 
@@ -524,14 +552,14 @@ def build_parser() -> argparse.ArgumentParser:
         prog="audience-sync",
         description="Bring audience memberships from the outbound orchestrator into Redis (docs/redis-keys.md).",
         epilog=EXIT_CODES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=_Help,
     )
     parser.add_argument("--version", action="version", version=f"audience-sync {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     load = commands.add_parser(
         "load", parents=[common, inputs], help="full snapshot: afterwards the audiences' members are the input's",
-        epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=EXIT_CODES, formatter_class=_Help,
     )  # fmt: skip
     load.add_argument("--batch-size", type=_positive, default=10_000, help="memberships per pipeline")
     load.add_argument("--allow-empty", action="store_true", help="let a snapshot leave an audience without members")
@@ -540,20 +568,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     apply = commands.add_parser(
         "apply", parents=[common, inputs], help="incremental changes (realized/exited) on top of the snapshots",
-        epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=EXIT_CODES, formatter_class=_Help,
     )  # fmt: skip
     apply.add_argument("--batch-size", type=_positive, default=5_000, help="changes per pipeline")
     apply.set_defaults(func=cmd_apply)
 
     attributes = commands.add_parser(
         "attributes", parents=[common], help="profile attributes from CSV or NDJSON files (docs/personalization.md)",
-        epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=EXIT_CODES, formatter_class=_Help,
     )  # fmt: skip
     attributes.add_argument("files", nargs="+", help="CSV (.csv) or NDJSON files, plain or gzip")
     _attribute_options(attributes, required=True)
     attributes.add_argument("--id-column", default="profile_id", help="column / member / path of the profile id")
-    attributes.add_argument("--identity-namespace", action="append", help="XDM: identityMap namespace of the "
-                            "profile id (default: primary); repeat it to write under several identities")  # fmt: skip
+    attributes.add_argument(
+        "--identity-namespace",
+        action="append",
+        help="XDM: identityMap namespace of the profile id (none: the primary identity); "
+        "repeat it to write under several identities",
+    )
     attributes.add_argument("--json", action="store_true", help="the outcome as one JSON object on stdout")
     attributes.add_argument("--show-errors", type=int, default=20, help="bad lines printed (all are counted)")
     attributes.add_argument("--dry-run", action="store_true", help="read and check everything, write nothing")
@@ -561,33 +593,37 @@ def build_parser() -> argparse.ArgumentParser:
 
     stream = commands.add_parser(
         "stream", parents=[common], help="consume membership events from a Redis Stream (consumer group)",
-        epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=EXIT_CODES, formatter_class=_Help,
     )  # fmt: skip
-    stream.add_argument("--stream", help="stream key (default <prefix>:audience-events)")
-    stream.add_argument("--group", default="audience-sync")
-    stream.add_argument("--consumer", help="consumer name (default: the host name, so a restart resumes its entries)")
+    stream.add_argument("--stream", help="stream key (none: <prefix>:audience-events)")
+    stream.add_argument("--group", default="audience-sync", help="consumer group")
+    stream.add_argument("--consumer", help="consumer name (none: the host name, so a restart resumes its entries)")
     stream.add_argument("--batch-size", type=_positive, default=1000, help="entries per read")
-    stream.add_argument("--block-ms", type=_positive, default=2000)
+    stream.add_argument("--block-ms", type=_positive, default=2000, help="how long one read waits for entries")
     stream.add_argument("--claim-idle-ms", type=int, default=60_000, help="claim others' entries idle this long")
     stream.add_argument("--start-id", default="0", help="where a new group starts: 0 (all) or $ (new entries)")
     stream.add_argument("--drain", action="store_true", help="exit when nothing is left to read")
     stream.add_argument("--id-column", default="profile_id", help="entry field of the profile id")
     stream.add_argument("--rejects", help="write every bad entry here")
-    stream.add_argument("--show-errors", type=int, default=20)
+    stream.add_argument("--show-errors", type=int, default=20, help="bad entries printed (all are counted)")
     stream.set_defaults(func=cmd_stream)
 
     receive = commands.add_parser(
         "receive", parents=[common], help="HTTP endpoint for pushed changes (AEP HTTP API destination, delta records)",
-        epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=EXIT_CODES, formatter_class=_Help,
     )  # fmt: skip
     receive_arguments(receive)
     receive.set_defaults(func=cmd_receive)
 
-    status = commands.add_parser("status", parents=[common], help="the audience registry as a table")
-    status.add_argument("--json", action="store_true")
+    status = commands.add_parser(
+        "status", parents=[common], help="the audience registry as a table", formatter_class=_Help
+    )
+    status.add_argument("--json", action="store_true", help="the registry as one JSON object on stdout")
     status.set_defaults(func=cmd_status)
 
-    gc = commands.add_parser("gc", parents=[common], help="delete membership fields of generations no longer served")
+    gc = commands.add_parser(
+        "gc", parents=[common], help="delete membership fields of generations no longer served", formatter_class=_Help
+    )
     gc.add_argument("--batch-size", type=_positive, default=500, help="profiles per SCAN step")
     gc.add_argument("--grace", type=float, default=60.0, help="seconds the replaced generation is kept after a cutover")
     gc.add_argument("--dry-run", action="store_true", help="count, delete nothing")

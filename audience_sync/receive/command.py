@@ -19,8 +19,10 @@ def _size(text: str) -> int:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--host", default=os.environ.get("AUDIENCE_SYNC_RECEIVE_HOST", "0.0.0.0"))
-    parser.add_argument("--port", type=int, default=int(os.environ.get("AUDIENCE_SYNC_RECEIVE_PORT", "8080")))
+    parser.add_argument("--host", default=os.environ.get("AUDIENCE_SYNC_RECEIVE_HOST", "0.0.0.0"),
+                        help="address to listen on (env AUDIENCE_SYNC_RECEIVE_HOST)")  # fmt: skip
+    parser.add_argument("--port", type=int, default=int(os.environ.get("AUDIENCE_SYNC_RECEIVE_PORT", "8080")),
+                        help="port to listen on (env AUDIENCE_SYNC_RECEIVE_PORT)")  # fmt: skip
     parser.add_argument("--token-file", help="accepted bearer tokens, one per line (optionally followed by scopes; "
                         "pushing needs 'audiences'); also $AUDIENCE_SYNC_RECEIVE_TOKENS")  # fmt: skip
     parser.add_argument("--oauth-clients", help="OAuth2 client credentials, '<client id> <secret>' per line: "
@@ -29,10 +31,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-auth", action="store_true", help="accept pushes without credentials (tests only)")
     parser.add_argument("--tls-cert", help="serve HTTPS with this certificate chain (PEM)")
     parser.add_argument("--tls-key", help="the certificate's private key (PEM)")
-    parser.add_argument("--max-body", type=_size, default=4 << 20, help="largest request body (default 4m): 413")
+    parser.add_argument(
+        "--max-body", type=_size, default=4 << 20, help="largest request body, larger ones get 413 (bytes, or with k/m)"
+    )
     parser.add_argument("--identity-namespace", action="append", help="XDM: identityMap namespace(s) a profile is "
                         "written under (repeatable; default: its primary identity)")  # fmt: skip
-    parser.add_argument("--segment-namespace", default="ups", help="XDM: segmentMembership namespace (default ups)")
+    parser.add_argument("--segment-namespace", default="ups", help="XDM: segmentMembership namespace")
     parser.add_argument("--id-column", default="profile_id", help="delta records: member holding the profile id")
     parser.add_argument("--audience-column", default="audience_id", help="delta records: member of the audience")
     parser.add_argument("--batch-size", type=int, default=5000, help="changes of concurrent requests written together")

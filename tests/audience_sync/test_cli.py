@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import io
 import json
 import os
@@ -103,6 +104,22 @@ def test_help_documents_the_exit_statuses() -> None:
     text = build_parser().format_help()
     for line in ("0    done", "1    input refused", "2    usage", "3    Redis unavailable", "4    conflict"):
         assert line in text
+
+
+def test_every_option_says_what_it_does_and_its_default() -> None:
+    """Help for every option of every command, its default rendered from the parser (so it cannot drift)."""
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for name, sub in commands.choices.items():
+        text = sub.format_help()
+        for action in sub._actions:
+            if not action.option_strings or isinstance(action, argparse._HelpAction):
+                continue
+            where = f"audience-sync {name} {action.option_strings[0]}"
+            assert action.help, f"{where} has no help"
+            if action.default not in (None, False, argparse.SUPPRESS):
+                shown = f"(default: {action.default})"
+                assert shown in " ".join(text.split()), f"{where}: {shown} not in its help"
 
 
 def test_progress_line_rate_and_eta() -> None:
