@@ -19,6 +19,11 @@ Two kinds of traffic, at 1, 16 and 128 calls in flight:
 Then the per-stage cost of Decide from the server's own clock (DECISION_STAGE_TIMING=1,
 decision.service.stages), rule evaluation against GrowthBook's SDK, the workers' RSS.
 
+Besides calls/s, each row has the server's own CPU time per call (every worker and thread, from
+/proc): on a box shared with the load generators and other work, throughput swings by ±20 % between
+identical runs while CPU per call stays within a few per cent; and at 16 in flight under k6 the echo
+is held back by k6, not by its own cost. Compare changes by "x echo cpu".
+
 Only ratios to the echo of the same run mean anything on a shared machine. With taskset and two
 cores, a one-worker server runs on core 1 and the load generators and Redis on core 0.
 
@@ -72,6 +77,16 @@ class Row:
     throughput: float
     p50_ms: float
     p99_ms: float
+    cpu_us: float  # the server's CPU time per call (all its processes and threads), µs
+
+
+def cpu_seconds(pids: Sequence[int]) -> float:
+    """User + system CPU time of the processes so far (each one's threads included), seconds."""
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime (clock ticks)
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def pinned(core: int) -> list[str]:
@@ -140,9 +155,12 @@ def load_profiles(url: str, profiles: int, audiences: int, per_profile: int, see
 class Server:
     """One of the three servers, up: how to reach it and how to count its failures."""
 
-    def __init__(self, name: str, port: int, answer_bytes: int | None, metrics_port: int | None = None) -> None:
+    def __init__(
+        self, name: str, port: int, pid: int, answer_bytes: int | None, metrics_port: int | None = None
+    ) -> None:
         self.name = name
         self.port = port
+        self.pids = worker_pids(pid)  # where its CPU time is read
         self.answer_bytes = answer_bytes  # h2load: every good answer is this many DATA bytes
         self.metrics_port = metrics_port  # else: the server's own count of failures
 
@@ -152,6 +170,7 @@ class Server:
             count = requests // 8 if in_flight == 1 else requests
             warmup = min(2000, count // 4)
             before = decide_calls(scrape(self.metrics_port)) if self.metrics_port else (0, 0, 0)
+            cpu_before = cpu_seconds(self.pids)
             result = h2load.run(
                 METHOD_URL.format(port=self.port), body, requests=count, in_flight=in_flight, warmup=warmup,
                 prefix=pinned(LOAD_CORE),
@@ -163,9 +182,10 @@ class Server:
                 after = decide_calls(scrape(self.metrics_port))
                 answered_ok = after[0] - before[0] - warmup
                 failed = (count - answered_ok) + (after[1] - before[1]) + (after[2] - before[2])
+            cpu_us = (cpu_seconds(self.pids) - cpu_before) / (count + warmup) * 1e6  # the warm-up's calls too
             rows.append(
                 Row("one body", self.name, in_flight, count, failed, result.throughput,
-                    result.percentile(0.5), result.percentile(0.99))
+                    result.percentile(0.5), result.percentile(0.99), cpu_us)
             )  # fmt: skip
         return rows
 
@@ -177,11 +197,13 @@ class Server:
             k6load.run(target, requests_file, in_flight=in_flight, seconds=min(2.0, max(1.0, seconds / 4)),
                        discard_answers=discard, prefix=pinned(LOAD_CORE))  # warm-up  # fmt: skip
             before = decide_calls(scrape(self.metrics_port))[2] if self.metrics_port else 0
+            cpu_before = cpu_seconds(self.pids)
             r = k6load.run(target, requests_file, in_flight=in_flight, seconds=seconds, discard_answers=discard,
                            prefix=pinned(LOAD_CORE))  # fmt: skip
+            cpu_us = (cpu_seconds(self.pids) - cpu_before) / max(1, r.requests) * 1e6
             degraded = decide_calls(scrape(self.metrics_port))[2] - before if self.metrics_port else 0
             rows.append(Row("realistic", self.name, in_flight, r.requests, r.failed + degraded, r.throughput,
-                            r.p50_ms, r.p99_ms))  # fmt: skip
+                            r.p50_ms, r.p99_ms, cpu_us))  # fmt: skip
         return rows
 
 
@@ -224,12 +246,13 @@ def chart(rows: Sequence[Row], path: Path) -> None:
 def print_table(rows: Sequence[Row]) -> None:
     echo = {(r.traffic, r.in_flight): r for r in rows if r.server == "echo"}
     print(f"{'traffic':9} {'server':7} {'in flight':>9} {'calls':>7} {'failed':>6} {'calls/s':>8} {'p50 ms':>7} "
-          f"{'p99 ms':>7} {'x echo calls/s':>14} {'x echo p99':>10}")  # fmt: skip
+          f"{'p99 ms':>7} {'cpu µs':>7} {'x echo calls/s':>14} {'x echo p99':>10} {'x echo cpu':>10}")  # fmt: skip
     for r in rows:
         e = echo.get((r.traffic, r.in_flight))
-        ratios = f"{r.throughput / e.throughput:>14.2f} {r.p99_ms / e.p99_ms:>10.2f}" if e else ""
+        ratios = (f"{r.throughput / e.throughput:>14.2f} {r.p99_ms / e.p99_ms:>10.2f} {r.cpu_us / e.cpu_us:>10.2f}"
+                  if e and e.cpu_us else "")  # fmt: skip
         print(f"{r.traffic:9} {r.server:7} {r.in_flight:>9} {r.calls:>7} {r.failed:>6} {r.throughput:>8.0f} "
-              f"{r.p50_ms:>7.2f} {r.p99_ms:>7.2f} {ratios}")  # fmt: skip
+              f"{r.p50_ms:>7.2f} {r.p99_ms:>7.2f} {r.cpu_us:>7.0f} {ratios}")  # fmt: skip
 
 
 def print_stages(label: str, before: Stages, after: Stages, calls: int) -> None:
@@ -329,16 +352,18 @@ def main() -> int:
                 rows.extend(server.realistic(requests_file, args.seconds))
 
         port = free_port()
-        with process([*server_pin, sys.executable, "-m", "loadtest.echo_server", "--port", str(port), *workers]):
+        with process(
+            [*server_pin, sys.executable, "-m", "loadtest.echo_server", "--port", str(port), *workers]
+        ) as echo:
             wait_ready(port)
-            run(Server("echo", port, len(body)))
+            run(Server("echo", port, echo.pid, len(body)))
 
         port = free_port()
         floor = [*server_pin, sys.executable, "-m", "loadtest.floor_server", "--port", str(port),
                  "--redis-url", redis_url, *workers]  # fmt: skip
-        with process(floor):
+        with process(floor) as floor_server:
             wait_ready(port)
-            run(Server("floor", port, len(floor_frame)))
+            run(Server("floor", port, floor_server.pid, len(floor_frame)))
 
         def serve(port: int, metrics_port: int) -> list[str]:
             return [*server_pin, sys.executable, "-m", "decision.cli", "serve", "--rules", str(rules),
@@ -352,7 +377,7 @@ def main() -> int:
                 answer = decision_pb2_grpc.DecisionServiceStub(channel).Decide(sample_request("p7"), timeout=5)
             if answer.degraded or any(p.fallback for p in answer.propositions):
                 print("warning: the sample answer is degraded or a fallback", file=sys.stderr)
-            run(Server("decide", port, None, metrics_port))
+            run(Server("decide", port, server.pid, None, metrics_port))
             rss = [rss_mib(pid) for pid in worker_pids(server.pid)]
 
         # The stages, on a server of their own: the timing hooks cost a little.
