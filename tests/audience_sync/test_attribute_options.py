@@ -1,4 +1,4 @@
-"""``--attribute-map FILE``: the ``--attribute`` mapping in a YAML or JSON file, for load, apply, attributes, receive."""
+"""``--attribute-map FILE``: the ``--attribute`` mapping in a YAML or JSON file (load, apply, attributes, receive)."""
 
 from __future__ import annotations
 
