@@ -125,9 +125,7 @@ def attribute(profile: str, name: str, at: float, value: str | None = None, type
     return entry if value is None else {**entry, "value": value}
 
 
-def test_attribute_entries_are_written_by_event_time_then_acked(
-    store: SyncStore, redis_url: str, capsys: Any
-) -> None:
+def test_attribute_entries_are_written_by_event_time_then_acked(store: SyncStore, redis_url: str, capsys: Any) -> None:
     from decision.store.codecs import profile_attributes
 
     def attributes_of(profile_id: str) -> dict[str, object]:
