@@ -15,6 +15,7 @@ write wins, per attribute: ``attributes.py``) is, in this order: the object's to
 (the time of the profile as a whole), else its newest ``lastQualificationTime`` (a record: its
 ``event_time``), else the time the request arrived (``now``). A re-sent payload with times thus
 changes nothing, and an older push arriving late never overwrites a newer one.
+
 The whole body is checked before anything is written: ``PayloadError`` lists the bad fields, each
 located as ``[index].field`` (array), ``line N: field`` (NDJSON) or ``field`` (one object).
 """
