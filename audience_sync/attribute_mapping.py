@@ -39,14 +39,17 @@ class AttributeSource:
         """``SOURCE[:TYPE][=NAME]``; ValueError saying what is wrong."""
         head, _, name = spec.partition("=")
         source, _, type_name = head.partition(":")
-        type_name = type_name or "string"
+        return cls.of(source, type_name or "string", name or source, spec=f"--attribute {spec!r}")
+
+    @classmethod
+    def of(cls, source: str, type_name: str, name: str, *, spec: str) -> AttributeSource:
+        """A checked source; ValueError starting with ``spec`` (where it was written)."""
         if not source:
-            raise ValueError(f"--attribute {spec!r}: no source column, field or path")
+            raise ValueError(f"{spec}: no source column, field or path")
         if type_name not in ATTRIBUTE_TAGS:
-            raise ValueError(f"--attribute {spec!r}: unknown type {type_name!r} (expected {', '.join(ATTRIBUTE_TAGS)})")
-        name = name or source
+            raise ValueError(f"{spec}: unknown type {type_name!r} (expected {', '.join(ATTRIBUTE_TAGS)})")
         if not ATTRIBUTE_NAME.fullmatch(name):
-            raise ValueError(f"--attribute {spec!r}: {name!r} is not an attribute name; add =NAME (letters, digits, _)")
+            raise ValueError(f"{spec}: {name!r} is not an attribute name; add =NAME (letters, digits, _)")
         return cls(source, type_name, name)
 
     def from_text(self, text: str | None) -> object:

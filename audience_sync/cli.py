@@ -162,7 +162,7 @@ def cmd_load(args: argparse.Namespace) -> int:
     except BadAttributes:
         return EXIT_BAD_INPUT
     store = _store(args)
-    attribute_tally: dict[str, int] | None = {"values": len(attributes)} if args.attribute else None
+    attribute_tally: dict[str, int] | None = _attribute_tally(args, attributes)
     with _rejects(args.rejects) as rejects:
         report = ErrorReport(show=args.show_errors, rejects=rejects)
         write = _snapshot_attributes(store, attributes, attribute_tally) if attributes and not args.dry_run else None
@@ -286,7 +286,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
         applier.apply(changes[start : start + args.batch_size])
         progress.update(min(start + args.batch_size, len(changes)))
     progress.finish()
-    attribute_tally: dict[str, int] | None = {"values": len(attributes)} if args.attribute else None
+    attribute_tally: dict[str, int] | None = _attribute_tally(args, attributes)
     if attributes and not args.dry_run:
         from audience_sync.attributes import write_attributes
 
@@ -316,19 +316,26 @@ class BadAttributes(Exception):
     """Lines of the input whose attributes cannot be written (already printed): nothing is written."""
 
 
+def _attribute_tally(args: argparse.Namespace, attributes: Sequence[object]) -> dict[str, int] | None:
+    """The summary's ``attributes`` before writing: None when no mapping was given."""
+    return {"values": len(attributes)} if args.attribute or args.attribute_map else None
+
+
 def _attribute_changes(args: argparse.Namespace) -> list[Any]:
     """The ``--attribute`` values of the input files, all checked; raises BadAttributes (printed) or UsageError."""
     from audience_sync.attribute_files import read_files
-    from audience_sync.attribute_mapping import AttributeSource
+    from audience_sync.attribute_options import sources_of
 
-    if not args.attribute:
+    if not (args.attribute or args.attribute_map):
+        if args.command == "attributes":
+            raise UsageError("attributes: give --attribute SOURCE[:TYPE][=NAME] (repeatable) or --attribute-map FILE")
         return []
     if "-" in args.files:
         raise UsageError("attributes are read from files (their time is the file's, or --time-column), not stdin")
     if any(f.lower().removesuffix(".gz").endswith(".parquet") for f in args.files):
         raise UsageError("--attribute reads CSV and NDJSON (flat or XDM) files, not Parquet")
     try:
-        sources = [AttributeSource.parse(spec) for spec in args.attribute]
+        sources = sources_of(args)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     namespaces = tuple(dict.fromkeys(args.identity_namespace or ()))
@@ -408,7 +415,8 @@ def cmd_stream(args: argparse.Namespace) -> int:
     print(
         f"stream {stream_key} group {options.group} consumer {options.consumer}: {outcome.entries:,} entries, "
         f"{outcome.bad:,} bad; added {t.added:,}, removed {t.removed:,}, unchanged {t.unchanged:,}, "
-        f"stale {t.stale:,}, expired {t.expired:,}"
+        f"stale {t.stale:,}, expired {t.expired:,}; attribute values written {outcome.attributes.written:,}, "
+        f"stale {outcome.attributes.stale:,}"
     )
     return EXIT_OK
 
@@ -478,11 +486,11 @@ def _positive(text: str) -> int:
     return value
 
 
-def _attribute_options(parser: argparse.ArgumentParser, *, required: bool = False) -> None:
-    parser.add_argument("--attribute", action="append", required=required, metavar="SOURCE[:TYPE][=NAME]",
-                        help="CSV column, JSON member or dotted path -> profile attribute (repeatable; "
-                        "docs/personalization.md); CSV and NDJSON/XDM files, not Parquet; an XDM profile's "
-                        "go under the identities its memberships go under")  # fmt: skip
+def _attribute_options(parser: argparse.ArgumentParser) -> None:
+    from audience_sync.attribute_options import add_arguments
+
+    add_arguments(parser, what="CSV column, JSON member or dotted path (CSV and NDJSON/XDM files, not Parquet; an "
+                  "XDM profile's go under the identities its memberships go under)")  # fmt: skip
     parser.add_argument(
         "--time-column", help="--attribute: each line's event time (none: the file's modification time)"
     )
@@ -578,7 +586,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EXIT_CODES, formatter_class=_Help,
     )  # fmt: skip
     attributes.add_argument("files", nargs="+", help="CSV (.csv) or NDJSON files, plain or gzip")
-    _attribute_options(attributes, required=True)
+    _attribute_options(attributes)
     attributes.add_argument("--id-column", default="profile_id", help="column / member / path of the profile id")
     attributes.add_argument(
         "--identity-namespace",

@@ -8,6 +8,9 @@ the others with XAUTOCLAIM once idle for ``claim_idle_ms``. Applying an entry
 twice, or an older event after a newer one, changes nothing (the per
 (profile, audience) event time check in APPLY_CHANGES), so redelivery is safe.
 Malformed entries are reported and acknowledged (they would fail forever).
+
+Attribute entries (``events.py``) are written with ``write_attributes`` (later event time wins,
+per attribute: redelivery is as safe), after the batch's memberships and before the ack.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from audience_sync.attributes import AttributeChange, AttributeTally, write_attributes
 from audience_sync.deltas import DeltaApplier, DeltaTally
 from audience_sync.events import parse_event
 from audience_sync.records import Change
@@ -45,6 +49,7 @@ class StreamOutcome:
     acked: int = 0
     batches: int = 0
     tally: DeltaTally = field(default_factory=DeltaTally)
+    attributes: AttributeTally = field(default_factory=AttributeTally)
 
 
 class StreamConsumer:
@@ -70,15 +75,22 @@ class StreamConsumer:
             return
         options = self.options
         changes: list[Change] = []
+        attributes: list[AttributeChange] = []
         for entry_id, fields in entries:
             parsed = parse_event(entry_id, fields, options.stream, options.id_field)
             if isinstance(parsed, Change):
                 changes.append(parsed)
+            elif isinstance(parsed, AttributeChange):
+                attributes.append(parsed)
             else:
                 self.outcome.bad += 1
                 self.report.add(parsed)
         if changes:
             self.outcome.tally.merge(self.applier.apply(changes))
+        if attributes:
+            written = write_attributes(self.store, attributes)
+            self.outcome.attributes.written += written.written
+            self.outcome.attributes.stale += written.stale
         self.outcome.acked += self.store.ack(options.stream, options.group, [entry_id for entry_id, _ in entries])
         self.outcome.entries += len(entries)
         self.outcome.batches += 1

@@ -64,6 +64,12 @@ class Metrics:
             ["result"],
             registry=self.registry,
         )
+        self.attributes = Counter(
+            "audience_sync_receive_attributes",
+            "Attribute values applied, by result (written, stale)",
+            ["result"],
+            registry=self.registry,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,32 +132,35 @@ def build_app(
             return _refused(refused)
         body = await request.read()  # HTTPRequestEntityTooLarge (413) above max_body
         try:
-            changes = parse_payload(body, request.content_type, options.payload)
+            payload = parse_payload(body, request.content_type, options.payload, clock())
         except PayloadError as bad:
             return _error(400, str(bad), errors=bad.errors, bad_items=bad.count)
         try:
-            tally = await writer.apply(changes)
+            tally, attributes = await writer.apply(payload.changes, payload.attributes)
         except StoreUnavailable as exc:
             log.warning("Redis unavailable: %s", exc)
             return _error(503, "Redis unavailable: retry later")
         except StoreFailure as exc:
             log.error("Redis error: %s", exc)
             return _error(503, "Redis error: retry later")
-        profiles = len({c.profile_id for c in changes})
-        metrics.profiles.inc(profiles)
+        metrics.profiles.inc(payload.profiles)
         for result in ("added", "removed", "unchanged", "stale"):
             metrics.changes.labels(result).inc(getattr(tally, result))
-        return web.json_response(
-            {
-                "profiles": profiles,
-                "changes": len(changes),
-                "added": tally.added,
-                "removed": tally.removed,
-                "unchanged": tally.unchanged,
-                "stale": tally.stale,
-                "expired": tally.expired,
-            }
-        )
+        answer: dict[str, object] = {
+            "profiles": payload.profiles,
+            "changes": len(payload.changes),
+            "added": tally.added,
+            "removed": tally.removed,
+            "unchanged": tally.unchanged,
+            "stale": tally.stale,
+            "expired": tally.expired,
+        }
+        if payload.attributes:
+            metrics.attributes.labels("written").inc(attributes.written)
+            metrics.attributes.labels("stale").inc(attributes.stale)
+            answer["attributes"] = {"values": len(payload.attributes), "written": attributes.written,
+                                    "stale": attributes.stale}  # fmt: skip
+        return web.json_response(answer)
 
     async def token(request: web.Request) -> web.Response:
         form = await request.post()

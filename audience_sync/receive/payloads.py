@@ -1,13 +1,21 @@
-"""A pushed request body -> membership changes (pure, no I/O).
+"""A pushed request body -> membership changes and attribute changes (pure, no I/O).
 
 Accepted bodies, as JSON (one object or an array of objects) or NDJSON (one object per line):
 
 * AEP profiles, as the HTTP API destination sends them: ``identityMap``, ``segmentMembership`` and
-  mapped attributes (ignored), keys with or without the ``xdm:`` prefix (``formats/xdm.py`` reads them);
+  mapped attributes, keys with or without the ``xdm:`` prefix (``formats/xdm.py`` reads them);
 * the project's delta records: ``profile_id``, ``audience_id``, ``status``, ``event_time``,
   ``valid_until`` (``formats/ndjson_rows.py`` reads them).
 
 An object is a profile when it has an ``identityMap`` or a ``segmentMembership``, else a record.
+
+Attributes (``--attribute``/``--attribute-map``, ``attribute_mapping.py``): a profile's go under the
+identities its memberships go under, a record's under its profile id. Their event time (the later
+write wins, per attribute: ``attributes.py``) is, in this order: the object's top-level ``timestamp``
+(the time of the profile as a whole), else its newest ``lastQualificationTime`` (a record: its
+``event_time``), else the time the request arrived (``now``). A re-sent payload with times thus
+changes nothing, and an older push arriving late never overwrites a newer one.
+
 The whole body is checked before anything is written: ``PayloadError`` lists the bad fields, each
 located as ``[index].field`` (array), ``line N: field`` (NDJSON) or ``field`` (one object).
 """
@@ -19,9 +27,11 @@ from typing import Any, Final
 
 import orjson
 
+from audience_sync.attribute_mapping import AttributeSource, from_object, value_at
+from audience_sync.attributes import AttributeChange, AttributeRejected, encode
 from audience_sync.formats.ndjson_rows import NdjsonOptions, record_change
-from audience_sync.formats.xdm import XdmOptions, is_profile, profile_changes
-from audience_sync.records import Change, InvalidField
+from audience_sync.formats.xdm import XdmOptions, identities, is_profile, profile_changes
+from audience_sync.records import Change, InvalidField, parse_time
 
 MAX_ERRORS: Final = 20  # listed in a 400 answer (all are counted)
 NDJSON_TYPES: Final = frozenset({"application/x-ndjson", "application/ndjson", "application/jsonl"})
@@ -31,6 +41,17 @@ NDJSON_TYPES: Final = frozenset({"application/x-ndjson", "application/ndjson", "
 class PayloadOptions:
     xdm: XdmOptions = field(default_factory=XdmOptions)
     records: NdjsonOptions = field(default_factory=NdjsonOptions)
+    attributes: tuple[AttributeSource, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Payload:
+    changes: list[Change]
+    attributes: list[AttributeChange]
+
+    @property
+    def profiles(self) -> int:
+        return len({c.profile_id for c in self.changes} | {a.profile_id for a in self.attributes})
 
 
 class PayloadError(ValueError):
@@ -76,9 +97,12 @@ def _decode_reason(raw: bytes, exc: orjson.JSONDecodeError) -> str:
     return str(exc)
 
 
-def parse_payload(body: bytes, content_type: str, options: PayloadOptions) -> list[Change]:
-    """Every change of the body in order (``Change.line`` is the item's index), or PayloadError."""
-    changes: list[Change] = []
+def parse_payload(body: bytes, content_type: str, options: PayloadOptions, now: float) -> Payload:
+    """Every change of the body in order (``Change.line`` is the item's index), or PayloadError.
+
+    ``now``: the request's arrival, the event time of attributes of an object without a time.
+    """
+    payload = Payload([], [])
     errors: list[str] = []
     count = 0
     known_audiences: set[str] = set()
@@ -90,16 +114,40 @@ def parse_payload(body: bytes, content_type: str, options: PayloadOptions) -> li
             continue
         try:
             if is_profile(item):
-                changes += profile_changes(item, options.xdm, index, known_audiences)
+                changes = profile_changes(item, options.xdm, index, known_audiences)
+                profile_ids = identities(item, options.xdm.identity_namespaces) if options.attributes else []
             else:
-                changes.append(record_change(item, options.records, index))
-        except InvalidField as exc:
+                changes = [record_change(item, options.records, index)]
+                profile_ids = [changes[0].profile_id]
+            if profile_ids:
+                payload.attributes.extend(_attributes(item, options.attributes, profile_ids, changes, now))
+            payload.changes.extend(changes)
+        except (InvalidField, AttributeRejected) as exc:
             count += 1
             if len(errors) < MAX_ERRORS:
                 errors.append(f"{where}.{exc}" if where.startswith("[") else f"{where}: {exc}" if where else str(exc))
     if count:
         raise PayloadError(errors, count)
-    return changes
+    return payload
+
+
+def _attributes(
+    item: dict[str, Any],
+    sources: tuple[AttributeSource, ...],
+    profile_ids: list[str],
+    changes: list[Change],
+    now: float,
+) -> list[AttributeChange]:
+    """An object's attribute changes, each checked as it will be written (AttributeRejected, InvalidField)."""
+    stamp = value_at(item, "timestamp")
+    if stamp is not None:
+        at = parse_time(stamp, "timestamp")
+    else:
+        at = max((c.event_time for c in changes if c.event_time is not None), default=now)
+    found = [a for profile_id in profile_ids for a in from_object(sources, profile_id, item, at)]
+    for change in found:
+        encode(change)  # checked now: nothing of a bad body is written
+    return found
 
 
 def _json_type(value: object) -> str:

@@ -8,6 +8,13 @@ for nothing. A request's changes are never split over two batches: each profile'
 are applied by one script, atomically; the profiles of a request are not one transaction (see
 docs/receive.md). A failed batch fails every request in it; the sender retries, which is safe: a change
 is applied only if not older than the last one applied to its (profile, audience).
+
+A request's attribute values are written right after the memberships of the batch, in the same
+thread call (``write_attributes``: one APPLY_ATTRIBUTES script per profile, later event time wins), and
+the request is answered after both. So a profile's memberships are one atomic write and its
+attributes another: a Decide between the two sees the new memberships with the old attributes (a
+few hundred microseconds). If Redis fails between them the request gets 503 and its retry writes
+what is missing (both writes are idempotent by event time).
 """
 
 from __future__ import annotations
@@ -16,14 +23,18 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from audience_sync.attributes import AttributeChange, AttributeTally, write_attributes
 from audience_sync.deltas import DeltaApplier, DeltaTally
 from audience_sync.records import Change
+
+Tallies = tuple[DeltaTally, AttributeTally]
 
 
 @dataclass(slots=True)
 class _Waiting:
     changes: Sequence[Change]
-    done: asyncio.Future[DeltaTally]
+    attributes: Sequence[AttributeChange]
+    done: asyncio.Future[Tallies]
 
 
 class BatchWriter:
@@ -45,24 +56,34 @@ class BatchWriter:
         if self._task is not None:
             await self._task
 
-    async def apply(self, changes: Sequence[Change]) -> DeltaTally:
-        """Apply one request's changes; their tally. Raises what the store raised (Redis down: StoreUnavailable)."""
-        if not changes:
-            return DeltaTally()
+    async def apply(self, changes: Sequence[Change], attributes: Sequence[AttributeChange] = ()) -> Tallies:
+        """Apply one request's changes and attribute values; their tallies. Raises what the store raised
+        (Redis down: StoreUnavailable)."""
+        if not changes and not attributes:
+            return DeltaTally(), AttributeTally()
         if self._closing:
             raise RuntimeError("the writer is closed")
-        done: asyncio.Future[DeltaTally] = asyncio.get_running_loop().create_future()
-        self._waiting.append(_Waiting(changes, done))
+        done: asyncio.Future[Tallies] = asyncio.get_running_loop().create_future()
+        self._waiting.append(_Waiting(changes, attributes, done))
         self._wake.set()
         return await asyncio.shield(done)  # a client that hangs up does not cancel a write half-way
+
+    def _write(self, batch: Sequence[_Waiting]) -> list[Tallies]:
+        """Memberships of the whole batch in one go, then each request's attributes (a thread: redis-py blocks)."""
+        groups = [w.changes for w in batch]
+        tallies = self.applier.apply_each(groups) if any(groups) else [DeltaTally() for _ in batch]
+        return [
+            (tally, write_attributes(self.applier.store, w.attributes) if w.attributes else AttributeTally())
+            for w, tally in zip(batch, tallies, strict=True)
+        ]
 
     def _take(self) -> list[_Waiting]:
         taken: list[_Waiting] = []
         size = 0
-        while self._waiting and (not taken or size + len(self._waiting[0].changes) <= self.max_changes):
+        while self._waiting and (not taken or size + _size(self._waiting[0]) <= self.max_changes):
             item = self._waiting.pop(0)
             taken.append(item)
-            size += len(item.changes)
+            size += _size(item)
         return taken
 
     async def _run(self) -> None:
@@ -71,7 +92,7 @@ class BatchWriter:
             self._wake.clear()
             while batch := self._take():
                 try:
-                    tallies = await asyncio.to_thread(self.applier.apply_each, [w.changes for w in batch])
+                    tallies = await asyncio.to_thread(self._write, batch)
                 except Exception as exc:
                     for waiting in batch:
                         if not waiting.done.done():
@@ -80,3 +101,7 @@ class BatchWriter:
                 for waiting, tally in zip(batch, tallies, strict=True):
                     if not waiting.done.done():
                         waiting.done.set_result(tally)
+
+
+def _size(waiting: _Waiting) -> int:
+    return len(waiting.changes) + len(waiting.attributes)

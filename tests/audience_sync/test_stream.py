@@ -118,3 +118,44 @@ def test_a_consumer_killed_mid_batch_resumes_exactly(store: SyncStore, redis_url
     assert seen_by_readers(store) == expected_state(events)
     assert store.pending_count(STREAM, "audience-sync") == 0
     assert acked() == len(events)
+
+
+def attribute(profile: str, name: str, at: float, value: str | None = None, type: str = "string") -> dict[str, str]:
+    entry = {"profile_id": profile, "attribute": name, "type": type, "event_time": str(at)}
+    return entry if value is None else {**entry, "value": value}
+
+
+def test_attribute_entries_are_written_by_event_time_then_acked(store: SyncStore, redis_url: str, capsys: Any) -> None:
+    from decision.store.codecs import profile_attributes
+
+    def attributes_of(profile_id: str) -> dict[str, object]:
+        return profile_attributes(store.client.hgetall(store.keys.membership(profile_id)), set())
+
+    store.add_events(
+        STREAM,
+        [
+            attribute("p1", "tier", 20, "gold"),
+            event("p1", "vip", "realized", 20),  # memberships and attributes in one stream
+            attribute("p1", "tier", 10, "silver"),  # older: skipped
+            attribute("p1", "ltv", 10, "99.5", "number"),
+            attribute("p1", "stores", 10, "lyon|paris", "list"),
+            attribute("p2", "tier", 10, "gold"),
+            attribute("p2", "tier", 11),  # no value: removed
+            attribute("p3", "ltv", 10, "lots", "number"),  # bad: reported, acknowledged
+            attribute("p3", "bad-name", 10, "x"),
+            attribute("p3", "ltv", 10, "", "number"),
+        ],
+    )
+    status, out, err = cli(capsys, "stream", "--stream", STREAM, "--drain", "--redis-url", redis_url)
+    assert status == 0, err
+    assert "10 entries, 3 bad" in out and "attribute values written 5, stale 1" in out
+    assert attributes_of("p1") == {"tier": "gold", "ltv": 99.5, "stores": ("lyon", "paris")}
+    assert attributes_of("p2") == {} and attributes_of("p3") == {}
+    assert seen_by_readers(store) == {"p1": {"vip"}}
+    assert store.pending_count(STREAM, "audience-sync") == 0
+    for reason in ("value: expected a number, got 'lots'", "'bad-name' is not an attribute name", "value: empty"):
+        assert reason in err
+    # Delivered again (at-least-once): nothing changes.
+    store.add_events(STREAM, [attribute("p1", "tier", 20, "gold"), attribute("p2", "tier", 10, "gold")])
+    assert consume(store).attributes.stale == 2
+    assert attributes_of("p1")["tier"] == "gold" and attributes_of("p2") == {}

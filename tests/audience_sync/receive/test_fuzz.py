@@ -1,4 +1,5 @@
-"""Random and malformed payloads: the receiver answers 200 or 400 — never 500 — and a 400 writes nothing."""
+"""Random and malformed payloads, with mapped attributes: the receiver answers 200 or 400 — never 500 — and a
+400 writes nothing."""
 
 from __future__ import annotations
 
@@ -6,13 +7,21 @@ from typing import Any
 
 import aiohttp
 import orjson
+import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from audience_sync.attribute_mapping import AttributeSource
+from audience_sync.formats.xdm import XdmOptions
+from audience_sync.receive.app import AppOptions
+from audience_sync.receive.payloads import PayloadOptions
 from audience_sync.receive.server import RunningReceiver
 from audience_sync.store import SyncStore
 from tests.audience_sync.helpers import dump
-from tests.audience_sync.receive.conftest import AUTH
+from tests.audience_sync.receive.conftest import AUTH, StartReceiver
+
+MAPPING = ("person.name.firstName=first_name", "loyalty.tier=tier", "loyalty.points:number=points",
+           "loyalty.since:timestamp=since", "loyalty.vip:bool=vip", "stores:list")  # fmt: skip
 
 scalars = st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.floats() | st.text(max_size=12)
 json_values = st.recursive(
@@ -38,15 +47,29 @@ def profiles(draw: st.DrawFn) -> Any:
         p + "segmentMembership": draw(st.just({"ups": {draw(ids.filter(lambda i: isinstance(i, str))): segment}})),
     }
     if draw(st.booleans()):
-        body["person"] = draw(json_values)
+        body["person"] = draw(json_values | st.builds(lambda v: {"name": {"firstName": v}}, json_values))
+    if draw(st.booleans()):
+        body["loyalty"] = draw(
+            st.fixed_dictionaries({}, optional=dict.fromkeys(("tier", "points", "since", "vip"), json_values | times))
+        )
+    if draw(st.booleans()):
+        body[draw(st.sampled_from(["stores", "timestamp", "xdm:timestamp"]))] = draw(json_values | times)
     return body
+
+
+@pytest.fixture
+async def receiver(start: StartReceiver, store: object) -> RunningReceiver:
+    """A receiver mapping attributes of every type, on an emptied Redis."""
+    sources = tuple(AttributeSource.parse(spec) for spec in MAPPING)
+    return await start(app=AppOptions(PayloadOptions(XdmOptions(("ECID", "CRMID")), attributes=sources)))
 
 
 good_ids = st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E).filter(lambda c: c not in "{}"), min_size=1)
 good_profiles = st.builds(
-    lambda crmid, segments: {
+    lambda crmid, segments, loyalty: {
         "identityMap": {"ECID": [{"id": "e" + crmid, "primary": True}]},
         "segmentMembership": {"ups": segments},
+        "loyalty": loyalty,
     },
     good_ids,
     st.dictionaries(
@@ -55,6 +78,14 @@ good_profiles = st.builds(
             {"status": st.sampled_from(["realized", "exited"]), "lastQualificationTime": st.integers(0, 2 * 10**9)}
         ),
         max_size=3,
+    ),
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "tier": st.text(max_size=5) | st.none(),
+            "points": st.integers(-(10**9), 10**9),
+            "vip": st.booleans(),
+        },
     ),
 )
 records = st.fixed_dictionaries(
@@ -90,6 +121,8 @@ async def test_no_500_and_a_400_writes_nothing(
         answer = await response.json()
         assert response.status in (200, 400), (response.status, answer, data[:300])
     event(f"status {response.status}")  # --hypothesis-show-statistics: both kinds are exercised
+    if response.status == 200 and answer.get("attributes", {}).get("written"):
+        event("attributes written")
     if response.status == 400:
         assert answer["error"] and answer["errors"][0] == answer["error"]
         assert dump(store) == before, data[:300]
