@@ -8,15 +8,17 @@ from typing import Any
 from decision.cli.options import Exit, fail, milliseconds, option
 
 
-def add_client_options(parser: argparse.ArgumentParser, *, token_flag: str = "--token") -> None:
-    """``token_flag``: the bearer token's option (``decision events`` keeps ``--token`` for tracking tokens)."""
+def add_client_options(parser: argparse.ArgumentParser, *, old_token_flag: bool = True) -> None:
+    """The bearer token is ``--auth-token`` everywhere; ``old_token_flag``: also accept ``--token``, its earlier
+    name (not on ``decision events``, whose ``--token`` is the tracking token)."""
     option(parser, "--target", env="DECISION_TARGET", default="localhost:50051", help="host:port of the server")
     option(parser, "--deadline-ms", type=milliseconds, default=1000.0, help="gRPC deadline of each call")
     option(parser, "--tls", action="store_true", help="connect with TLS (the system's CAs unless --tls-ca)")
     option(parser, "--tls-ca", metavar="PEM", help="CA bundle that signed the server's certificate (implies --tls)")
     option(parser, "--tls-client-cert", metavar="PEM", help="client certificate, for mutual TLS")
     option(parser, "--tls-client-key", metavar="PEM", help="key of --tls-client-cert")
-    option(parser, token_flag, dest="auth_token", env="DECISION_AUTH_TOKEN", help="bearer token sent with each call")
+    flags = ("--auth-token", "--token") if old_token_flag else ("--auth-token",)
+    option(parser, *flags, dest="auth_token", env="DECISION_AUTH_TOKEN", help="bearer token sent with each call")
 
 
 def client_channel(args: argparse.Namespace) -> Any:

@@ -233,5 +233,5 @@ def add_events_command(commands: Any) -> None:
     events.add_argument("--custom-type", help="the custom event's name (with --type custom)")
     events.add_argument("--at", help="when it happened, ISO 8601 with a time zone (default: now)")
     events.add_argument("--json", action="store_true", help="print the results as JSON")
-    add_client_options(events, token_flag="--auth-token")
+    add_client_options(events, old_token_flag=False)
     events.set_defaults(func=cmd_events)

@@ -222,3 +222,12 @@ def test_every_variable_the_code_reads_is_listed_in_help_and_docs() -> None:
     operations = (root / "docs" / "operations.md").read_text(encoding="utf-8")
     assert sorted(n for n in named if n not in listed) == [], "add them to ENVIRONMENT (decision/cli/options.py)"
     assert sorted(n for n in named if f"`{n}`" not in operations) == [], "list them in docs/operations.md"
+
+
+def test_the_bearer_token_is_auth_token_everywhere_and_decide_keeps_its_old_name() -> None:
+    parser = build_parser()
+    request = ["--profile", "p", "--channel", "web", "--placement", "b"]
+    assert parser.parse_args(["decide", *request, "--auth-token", "t1"]).auth_token == "t1"
+    assert parser.parse_args(["decide", *request, "--token", "t2"]).auth_token == "t2"
+    events = parser.parse_args(["events", "--profile", "p", "--type", "click", "--token", "tt", "--auth-token", "t3"])
+    assert (events.tracking_token, events.auth_token) == ("tt", "t3")
