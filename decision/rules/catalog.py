@@ -17,6 +17,7 @@ from decision.rules import delivery, ranking
 from decision.rules.conditions import ConditionReader
 from decision.rules.content import ContentReader
 from decision.rules.eligibility import EligibilityReader
+from decision.rules.fields import OFFER, PLACEMENT
 from decision.rules.patterns import ATTRIBUTE_PATTERN, ID_PATTERN, PROFILE_ATTRIBUTE_PATTERN, PROFILE_SCOPE
 from decision.rules.suggest import did_you_mean
 from decision.rules.templates import ContentTemplate
@@ -92,12 +93,7 @@ class CatalogReader:
         result: dict[str, Placement] = {}
         for index, item in enumerate(w.sequence(node, "placements") or []):
             path = f"placements[{index}]"
-            fields = w.mapping(
-                item,
-                path,
-                frozenset({"id", "channels", "max_items", "fallback", "description", "score", "experiment", "ranking"}),
-                frozenset({"id", "channels", "fallback"}),
-            )
+            fields = w.mapping(item, path, PLACEMENT.allowed, PLACEMENT.required)
             if fields is None:
                 continue
             pid = w.string(fields["id"], f"{path}.id", ID_PATTERN, "placement id") if "id" in fields else None
@@ -151,27 +147,7 @@ class CatalogReader:
         result: dict[str, Offer] = {}
         for index, item in enumerate(w.sequence(node, "offers") or []):
             path = f"offers[{index}]"
-            fields = w.mapping(
-                item,
-                path,
-                frozenset(
-                    {
-                        "id",
-                        "placements",
-                        "priority",
-                        "content",
-                        "eligibility",
-                        "description",
-                        "attributes",
-                        "caps",
-                        "suppress",
-                        "experiment",
-                        "escape",
-                        "on_missing",
-                    }
-                ),
-                frozenset({"id", "placements"}),
-            )
+            fields = w.mapping(item, path, OFFER.allowed, OFFER.required)
             if fields is None:
                 continue
             oid = w.string(fields["id"], f"{path}.id", ID_PATTERN, "offer id") if "id" in fields else None

@@ -13,6 +13,7 @@ import math
 
 from yaml.nodes import MappingNode, Node, SequenceNode
 
+from decision.rules.fields import CONDITION_KEYWORDS
 from decision.rules.patterns import ATTRIBUTE_PATTERN, PROFILE_SCOPE
 from decision.rules.suggest import OPERATOR_ALIASES, did_you_mean
 from decision.rules.types import AllOf, AnyOf, AttrType, Condition, Not, Op, Predicate, Scalar, shown
@@ -68,7 +69,7 @@ class ConditionReader:
         if isinstance(key, str) and key.startswith(PROFILE_SCOPE):
             return self._predicates(key_node, value_node, f"{path}.{key}", key)
         # Close to a keyword or to a declared attribute as rules write it (contxt.city, profle.tier).
-        known = ("and", "or", "not", *(shown(a) for a in self.attributes))
+        known = (*CONDITION_KEYWORDS, *(shown(a) for a in self.attributes))
         hint = did_you_mean(key, known) if isinstance(key, str) else ""
         w.error(
             key_node,

@@ -17,6 +17,15 @@ from yaml.nodes import MappingNode, Node, ScalarNode
 
 from decision.rules.content import ContentReader
 from decision.rules.errors import Problem
+from decision.rules.fields import (
+    CAP,
+    CONTACT_POLICY,
+    EXPERIMENT,
+    HOLDOUT_GROUP,
+    OFFER_VARIANT,
+    PLACEMENT_VARIANT,
+    SUPPRESS,
+)
 from decision.rules.formula import Formula, FormulaError, parse_formula
 from decision.rules.patterns import ATTRIBUTE_PATTERN, ID_PATTERN
 from decision.rules.suggest import did_you_mean
@@ -156,9 +165,7 @@ def caps(w: Walker, node: Node, path: str, default_tz: str) -> tuple[Cap, ...]:
     result: list[Cap] = []
     for index, item in enumerate(w.sequence(node, path) or []):
         item_path = f"{path}[{index}]"
-        fields = w.mapping(
-            item, item_path, frozenset({"max", "scope", "period", "time_zone", "counts"}), frozenset({"max"})
-        )
+        fields = w.mapping(item, item_path, CAP.allowed, CAP.required)
         if fields is None:
             continue
         scope = CapScope.PROFILE
@@ -187,9 +194,7 @@ def caps(w: Walker, node: Node, path: str, default_tz: str) -> tuple[Cap, ...]:
 
 
 def suppression(w: Walker, node: Node, path: str) -> Suppression | None:
-    fields = w.mapping(
-        node, path, frozenset({"after_dismissals", "for", "within"}), frozenset({"after_dismissals", "for"})
-    )
+    fields = w.mapping(node, path, SUPPRESS.allowed, SUPPRESS.required)
     if fields is None:
         return None
     dismissals = (
@@ -297,9 +302,7 @@ def experiment(
 ) -> Experiment | None:
     """An offer's experiment varies its content; a placement's varies its score formula."""
     # allocation: read by decision.rules.ranking.with_allocation
-    fields = w.mapping(
-        node, path, frozenset({"id", "variants", "holdout", "allocation"}), frozenset({"id", "variants"})
-    )
+    fields = w.mapping(node, path, EXPERIMENT.allowed, EXPERIMENT.required)
     if fields is None:
         return None
     eid = w.string(fields["id"], f"{path}.id", ID_PATTERN, "experiment id") if "id" in fields else None
@@ -337,8 +340,8 @@ def experiment(
 def _variant(
     w: Walker, node: Node, path: str, for_offer: bool, scores: ScoreReader | None, contents: VariantContents | None
 ) -> Variant | None:
-    extra = "content" if for_offer else "score"
-    fields = w.mapping(node, path, frozenset({"id", "weight", extra}), frozenset({"id", "weight"}))
+    spec = OFFER_VARIANT if for_offer else PLACEMENT_VARIANT
+    fields = w.mapping(node, path, spec.allowed, spec.required)
     if fields is None:
         return None
     vid = w.string(fields["id"], f"{path}.id", ID_PATTERN, "variant id") if "id" in fields else None
@@ -377,7 +380,7 @@ def _variant(
 
 
 def _holdout(w: Walker, node: Node, path: str) -> tuple[int, HoldoutServes] | None:
-    fields = w.mapping(node, path, frozenset({"weight", "serves"}), frozenset({"weight"}))
+    fields = w.mapping(node, path, HOLDOUT_GROUP.allowed, HOLDOUT_GROUP.required)
     if fields is None:
         return None
     weight = w.integer(fields["weight"], f"{path}.weight", 0, MAX_WEIGHT) if "weight" in fields else None
@@ -398,12 +401,7 @@ def contact_policies(
     result: list[ContactPolicy] = []
     for index, item in enumerate(w.sequence(node, "contact_policies") or []):
         path = f"contact_policies[{index}]"
-        fields = w.mapping(
-            item,
-            path,
-            frozenset({"id", "channels", "placements", "max", "period", "time_zone", "counts", "description"}),
-            frozenset({"id", "max"}),
-        )
+        fields = w.mapping(item, path, CONTACT_POLICY.allowed, CONTACT_POLICY.required)
         if fields is None:
             continue
         pid = w.string(fields["id"], f"{path}.id", ID_PATTERN, "policy id") if "id" in fields else None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from yaml.nodes import Node, SequenceNode
 
 from decision.rules.conditions import ConditionReader
+from decision.rules.fields import AUDIENCES, NAMED_RULE, RULE, SCHEDULE
 from decision.rules.patterns import AUDIENCE_PATTERN, ID_PATTERN
 from decision.rules.types import AudienceRule, Condition, EligibilityRule, Schedule
 
@@ -36,8 +37,8 @@ class EligibilityReader:
 
     def _rule(self, node: Node, path: str, default_name: str | None) -> EligibilityRule | None:
         w = self.w
-        allowed = frozenset({"name", "audiences", "conditions", "schedule"})
-        fields = w.mapping(node, path, allowed, frozenset() if default_name else frozenset({"name"}))
+        spec = RULE if default_name else NAMED_RULE
+        fields = w.mapping(node, path, spec.allowed, spec.required)
         if fields is None:
             return None
         name = default_name
@@ -54,7 +55,7 @@ class EligibilityReader:
 
     def _audiences(self, node: Node, path: str) -> AudienceRule | None:
         w = self.w
-        fields = w.mapping(node, path, frozenset({"all", "any", "none"}))
+        fields = w.mapping(node, path, AUDIENCES.allowed)
         if fields is None:
             return None
         lists: dict[str, tuple[str, ...]] = {}
@@ -68,7 +69,7 @@ class EligibilityReader:
 
     def _schedule(self, node: Node, path: str) -> Schedule:
         w = self.w
-        fields = w.mapping(node, path, frozenset({"start", "end"}))
+        fields = w.mapping(node, path, SCHEDULE.allowed)
         if not fields:
             if fields is not None:
                 w.error(node, path, "needs a start, an end, or both")

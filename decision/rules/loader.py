@@ -20,14 +20,12 @@ from decision.rules import delivery, yaml_guard
 from decision.rules.catalog import CatalogReader
 from decision.rules.crosschecks import check_delivery_controls, check_fallbacks
 from decision.rules.errors import Problem, RulesetInvalid, Severity
+from decision.rules.fields import RULESET, SETTINGS
 from decision.rules.patterns import ID_PATTERN
 from decision.rules.types import ContactPolicy, Location, Ruleset
 from decision.rules.walker import Walker
 
 MAX_FILE_BYTES = 16 * 1024 * 1024
-TOP_LEVEL = frozenset(
-    {"version", "settings", "attributes", "profile_attributes", "placements", "offers", "contact_policies"}
-)
 
 
 def load_file(path: str | Path) -> Ruleset:
@@ -91,7 +89,7 @@ def _compose(data: bytes, walker: Walker) -> Node | None:
 
 
 def _build(w: Walker, root: Node, data: bytes) -> Ruleset | None:
-    top = w.mapping(root, "", TOP_LEVEL, frozenset({"placements", "offers"}))
+    top = w.mapping(root, "", RULESET.allowed, RULESET.required)
     if top is None:
         return None
     version = None
@@ -102,7 +100,7 @@ def _build(w: Walker, root: Node, data: bytes) -> Ruleset | None:
     allow_duplicates = False
     time_zone = "UTC"
     if "settings" in top:
-        settings = w.mapping(top["settings"], "settings", frozenset({"allow_duplicate_propositions", "time_zone"}))
+        settings = w.mapping(top["settings"], "settings", SETTINGS.allowed)
         if settings and "allow_duplicate_propositions" in settings:
             allow_duplicates = bool(
                 w.boolean(settings["allow_duplicate_propositions"], "settings.allow_duplicate_propositions")

@@ -15,6 +15,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode
 
 from decision.rules import delivery
 from decision.rules.delivery import counted
+from decision.rules.fields import RANKING
 from decision.rules.types import DECISION, DISMISS, IMPRESSION, Allocation, Experiment, Ranking
 from decision.rules.walker import Walker
 
@@ -22,12 +23,11 @@ STRATEGIES = ("thompson",)
 PER = (IMPRESSION, DECISION)
 MAX_MIN_EXPOSURE = 10_000_000
 MAX_DAYS = 90  # outcome counters are kept 90 days by default
-RANKING_FIELDS = frozenset({"strategy", "metric", "per", "min_exposure", "days"})
 
 
 def ranking(w: Walker, node: Node, path: str) -> Ranking | None:
     """A ``ranking:`` mapping; None (with problems recorded) when it is invalid."""
-    fields = w.mapping(node, path, RANKING_FIELDS, frozenset({"strategy"}))
+    fields = w.mapping(node, path, RANKING.allowed, RANKING.required)
     if fields is None:
         return None
     strategy = w.string(fields["strategy"], f"{path}.strategy") if "strategy" in fields else None

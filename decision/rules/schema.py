@@ -21,6 +21,26 @@ from typing import Any
 from decision.rules import delivery, ranking
 from decision.rules.catalog import MAX_ITEMS_LIMIT
 from decision.rules.conditions import CONTEXT_PREFIX
+from decision.rules.fields import (
+    AUDIENCES,
+    CAP,
+    CONDITION_KEYWORDS,
+    CONTACT_POLICY,
+    EXPERIMENT,
+    HOLDOUT_GROUP,
+    NAMED_RULE,
+    OFFER,
+    OFFER_VARIANT,
+    PLACEMENT,
+    PLACEMENT_VARIANT,
+    RANKING,
+    RULE,
+    RULESET,
+    SCHEDULE,
+    SETTINGS,
+    SUPPRESS,
+    Fields,
+)
 from decision.rules.patterns import (
     ATTRIBUTE_PATTERN,
     AUDIENCE_PATTERN,
@@ -55,12 +75,24 @@ def _ref(name: str) -> Schema:
     return {"$ref": f"#/$defs/{name}"}
 
 
-def _object(properties: dict[str, Schema], required: tuple[str, ...] = (), **extra: Any) -> Schema:
+def _closed(properties: dict[str, Schema], required: tuple[str, ...] = (), **extra: Any) -> Schema:
     schema: Schema = {"type": "object", "properties": properties, "additionalProperties": False}
     if required:
         schema["required"] = list(required)
     schema.update(extra)
     return schema
+
+
+def _properties(names: tuple[str, ...], schemas: dict[str, Schema]) -> dict[str, Schema]:
+    """Each name's schema, in the order of ``names``; refuses a name without a schema or a schema of no name."""
+    if schemas.keys() != set(names):
+        raise ValueError(f"field schemas {sorted(schemas)} do not match the field names {sorted(names)}")
+    return {name: schemas[name] for name in names}
+
+
+def _object(fields: Fields, schemas: dict[str, Schema], **extra: Any) -> Schema:
+    """A mapping of the language: its allowed and required names are the loader's (decision.rules.fields)."""
+    return _closed(_properties(fields.names, schemas), fields.required_names, **extra)
 
 
 def _unique_list(items: Schema, description: str) -> Schema:
@@ -138,11 +170,14 @@ def _defs() -> dict[str, Schema]:
                 "type": "object",
                 "minProperties": 1,
                 "maxProperties": 1,
-                "properties": {
-                    "and": {"type": "array", "items": _ref("condition"), "minItems": 1},
-                    "or": {"type": "array", "items": _ref("condition"), "minItems": 1},
-                    "not": _ref("condition"),
-                },
+                "properties": _properties(
+                    CONDITION_KEYWORDS,
+                    {
+                        "and": {"type": "array", "items": _ref("condition"), "minItems": 1},
+                        "or": {"type": "array", "items": _ref("condition"), "minItems": 1},
+                        "not": _ref("condition"),
+                    },
+                ),
                 "patternProperties": {
                     f"^{re.escape(CONTEXT_PREFIX)}{_NOT_PROFILE}(?:{ATTRIBUTE_PATTERN.pattern})$": _ref("predicate"),
                     f"^{re.escape(PROFILE_SCOPE)}(?:{PROFILE_ATTRIBUTE_PATTERN.pattern})$": _ref("predicate"),
@@ -150,12 +185,13 @@ def _defs() -> dict[str, Schema]:
                 "additionalProperties": False,
             },
         },
-        "predicate": _object(
+        "predicate": _closed(
             {op.value: schema for op, schema in operators.items()},
             minProperties=1,
             description="operators on one attribute, all of which must hold",
         ),
         "audiences": _object(
+            AUDIENCES,
             {
                 name: _unique_list({"type": "string", "pattern": _anchored(AUDIENCE_PATTERN)}, meaning)
                 for name, meaning in (
@@ -163,9 +199,10 @@ def _defs() -> dict[str, Schema]:
                     ("any", "member of at least one"),
                     ("none", "member of none"),
                 )
-            }
+            },
         ),
         "schedule": _object(
+            SCHEDULE,
             {
                 "start": {"type": "string", "pattern": _TIMESTAMP, "description": "inclusive, with a time zone"},
                 "end": {"type": "string", "pattern": _TIMESTAMP, "description": "exclusive, with a time zone"},
@@ -173,15 +210,18 @@ def _defs() -> dict[str, Schema]:
             minProperties=1,
         ),
         "rule": _object(
+            RULE,
             {
                 "name": _ref("id"),
                 "audiences": _ref("audiences"),
                 "conditions": _ref("condition"),
                 "schedule": _ref("schedule"),
-            }
+            },
         ),
-        "named_rule": {"allOf": [_ref("rule")], "required": ["name"]},
+        # The same fields as a rule (NAMED_RULE.names is RULE.names); only what is required differs.
+        "named_rule": {"allOf": [_ref("rule")], "required": list(NAMED_RULE.required_names)},
         "cap": _object(
+            CAP,
             {
                 "max": _integer(1, delivery.MAX_TOTAL_CAP, f"per profile at most {delivery.MAX_PROFILE_CAP}"),
                 "scope": {"enum": [s.value for s in CapScope], "description": "profile (default) or total"},
@@ -189,7 +229,6 @@ def _defs() -> dict[str, Schema]:
                 "time_zone": time_zone,
                 "counts": counts,
             },
-            ("max",),
             allOf=[
                 calendar_time_zone,
                 {  # per profile (the default), counts are event times: small limits
@@ -200,18 +239,19 @@ def _defs() -> dict[str, Schema]:
             ],
         ),
         "suppress": _object(
+            SUPPRESS,
             {
                 "after_dismissals": _integer(1, delivery.MAX_DISMISSALS),
                 "for": {"type": "string", "pattern": _DURATION, "description": "<N>h or <N>d"},
                 "within": {"type": "string", "pattern": _DURATION, "description": "<N>h or <N>d"},
             },
-            ("after_dismissals", "for"),
         ),
         "holdout": _object(
+            HOLDOUT_GROUP,
             {"weight": weight, "serves": {"enum": [s.value for s in HoldoutServes]}},
-            ("weight",),
         ),
         "ranking": _object(
+            RANKING,
             {
                 "strategy": {"enum": list(ranking.STRATEGIES), "description": "how the order is learned"},
                 "metric": {
@@ -225,7 +265,6 @@ def _defs() -> dict[str, Schema]:
                 "min_exposure": _integer(0, ranking.MAX_MIN_EXPOSURE, "trials before learning (default 100)"),
                 "days": _integer(1, ranking.MAX_DAYS, "outcome counters read, in days (default 30)"),
             },
-            ("strategy",),
             description="learned order: Thompson sampling over the outcome counters",
         ),
         "allocation": {
@@ -234,6 +273,7 @@ def _defs() -> dict[str, Schema]:
         },
         **{
             f"{kind}_experiment": _object(
+                EXPERIMENT,
                 {
                     "id": _ref("id"),
                     "variants": {
@@ -241,26 +281,26 @@ def _defs() -> dict[str, Schema]:
                         "minItems": 1,
                         "maxItems": delivery.MAX_VARIANTS,
                         "items": _object(
+                            variant,
                             {
                                 "id": {"allOf": [_ref("id"), {"not": {"const": HOLDOUT}}]},
                                 "weight": weight,
                                 extra: extra_schema,
                             },
-                            ("id", "weight"),
                         ),
                     },
                     "holdout": _ref("holdout"),
                     "allocation": _ref("allocation"),
                 },
-                ("id", "variants"),
                 description=description,
             )
-            for kind, extra, extra_schema, description in (
-                ("offer", "content", {"type": "object"}, "variants of the offer's content"),
-                ("placement", "score", _ref("formula"), "variants of the placement's score formula"),
+            for kind, variant, extra, extra_schema, description in (
+                ("offer", OFFER_VARIANT, "content", {"type": "object"}, "variants of the offer's content"),
+                ("placement", PLACEMENT_VARIANT, "score", _ref("formula"), "variants of the placement's score formula"),
             )
         },
         "placement": _object(
+            PLACEMENT,
             {
                 "id": _ref("id"),
                 "channels": _unique_list(_ref("id"), "channels that may ask for it"),
@@ -271,9 +311,9 @@ def _defs() -> dict[str, Schema]:
                 "experiment": _ref("placement_experiment"),
                 "ranking": _ref("ranking"),
             },
-            ("id", "channels", "fallback"),
         ),
         "offer": _object(
+            OFFER,
             {
                 "id": _ref("id"),
                 "placements": _unique_list(_ref("id"), "placements it may fill"),
@@ -307,9 +347,9 @@ def _defs() -> dict[str, Schema]:
                 "suppress": _ref("suppress"),
                 "experiment": _ref("offer_experiment"),
             },
-            ("id", "placements"),
         ),
         "contact_policy": _object(
+            CONTACT_POLICY,
             {
                 "id": _ref("id"),
                 "channels": _unique_list(_ref("id"), "channels it limits (missing: all)"),
@@ -320,7 +360,6 @@ def _defs() -> dict[str, Schema]:
                 "counts": {"allOf": [counts, {"not": {"const": DISMISS}}]},
                 "description": {"type": "string"},
             },
-            ("id", "max"),
             anyOf=[{"required": ["channels"]}, {"required": ["placements"]}],
             allOf=[calendar_time_zone],
         ),
@@ -335,13 +374,15 @@ def rules_schema() -> Schema:
         "description": "Placements, offers and their eligibility rules and delivery controls "
         "(decision validate checks what a schema cannot: references, unique ids, formulas).",
         **_object(
+            RULESET,
             {
                 "version": {**_ref("id"), "description": "named in every response (default: sha256 of the file)"},
                 "settings": _object(
+                    SETTINGS,
                     {
                         "allow_duplicate_propositions": {"type": "boolean"},
                         "time_zone": {"type": "string", "description": "of calendar periods (default UTC)"},
-                    }
+                    },
                 ),
                 "attributes": {
                     "type": "object",
@@ -359,7 +400,6 @@ def rules_schema() -> Schema:
                 "offers": {"type": "array", "items": _ref("offer"), "minItems": 1},
                 "contact_policies": {"type": "array", "items": _ref("contact_policy"), "minItems": 1},
             },
-            ("placements", "offers"),
         ),
         "$defs": _defs(),
     }
