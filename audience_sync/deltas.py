@@ -6,6 +6,9 @@ change survives its cutover. One script per profile applies its changes in
 order and, when a change carries an event time, only if it is not older than
 the last one applied to that (profile, audience): replays and late deliveries
 do nothing.
+
+``apply_each`` may take attribute changes too (``receive``): a profile's memberships and attributes
+are then applied by one script (APPLY_PROFILE), one atomic write.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from audience_sync.attributes import AttributeChange, AttributeTally, encode
 from audience_sync.records import Change
 from audience_sync.registry import DEFAULT_STALE_AFTER, RegistryState
 from audience_sync.store import SyncStore
@@ -96,13 +100,19 @@ class DeltaApplier:
 
     def apply(self, changes: Sequence[Change]) -> DeltaTally:
         """Apply one batch (a few thousand changes); returns its tally (also added to ``outcome``)."""
-        return self.apply_each([changes])[0]
+        return self.apply_each([changes])[0][0]
 
-    def apply_each(self, groups: Sequence[Sequence[Change]]) -> list[DeltaTally]:
-        """Apply several groups of changes (pushed requests) as one batch, in order; the tally of each group."""
+    def apply_each(
+        self, groups: Sequence[Sequence[Change]], attributes: Sequence[Sequence[AttributeChange]] = ()
+    ) -> list[tuple[DeltaTally, AttributeTally]]:
+        """Apply several groups of changes (pushed requests) as one batch, in order; the tallies of each group.
+
+        ``attributes``: each group's attribute changes (none if empty). A profile with attribute changes
+        has its memberships and attributes of the batch applied by one script, atomically (APPLY_PROFILE).
+        """
         now = self.clock()
-        state = self.store.registry_state()
-        targets = self._targets(state, {c.audience_id for changes in groups for c in changes}, now)
+        audiences = {c.audience_id for changes in groups for c in changes}
+        targets = self._targets(self.store.registry_state(), audiences, now) if audiences else {}
         batch: dict[str, list[str]] = {}
         # per profile: (audience, op, expired, group) per change
         kinds: dict[str, list[tuple[str, str, bool, int]]] = {}
@@ -116,13 +126,30 @@ class DeltaApplier:
                 args = batch.setdefault(change.profile_id, [])
                 args += (code, op, value, stamp, str(len(fields)), *fields)
                 kinds.setdefault(change.profile_id, []).append((change.audience_id, op, expired, group))
-        results = self._simulate(batch) if self.dry_run else self.store.apply_changes(batch)
-        tallies = [DeltaTally() for _ in groups]
+        pairs: dict[str, list[str]] = {}
+        owners: dict[str, list[int]] = {}  # per profile: the group of each attribute pair
+        for group, attribute_changes in enumerate(attributes):
+            for attribute in attribute_changes:
+                pairs.setdefault(attribute.profile_id, []).extend(encode(attribute))
+                owners.setdefault(attribute.profile_id, []).append(group)
+        if pairs and self.dry_run:
+            raise ValueError("a dry run does not simulate attribute writes")
+        attribute_results: dict[str, list[int]] = {}
+        if self.dry_run:
+            results = self._simulate(batch)
+        elif pairs:  # one script per profile for both
+            profiles = {p: (batch.get(p, []), pairs.get(p, [])) for p in (*batch, *pairs)}
+            both = dict(zip(profiles, self.store.apply_profiles(profiles), strict=True))
+            results = [both[p][0] for p in batch]
+            attribute_results = {p: both[p][1] for p in pairs}
+        else:
+            results = self.store.apply_changes(batch)
+        tallies = [(DeltaTally(), AttributeTally()) for _ in groups]
         member_deltas: dict[str, int] = {}
         for profile_id, outcomes in zip(batch, results, strict=True):
             for (audience_id, op, expired, group), result in zip(kinds[profile_id], outcomes, strict=True):
                 per = self.outcome.audiences.setdefault(audience_id, DeltaTally())
-                for t in (per, tallies[group]):
+                for t in (per, tallies[group][0]):
                     if expired:
                         t.expired += 1
                     if result == STALE:
@@ -135,6 +162,13 @@ class DeltaApplier:
                         t.removed += 1
                 if result == CHANGED:
                     member_deltas[audience_id] = member_deltas.get(audience_id, 0) + (1 if op == "+" else -1)
+        for profile_id, written in attribute_results.items():
+            for group, result in zip(owners[profile_id], written, strict=True):
+                tally = tallies[group][1]
+                if result:
+                    tally.written += 1
+                else:
+                    tally.stale += 1
         if not self.dry_run:
             self.store.touch(member_deltas, now=now, source=self.source)
         return tallies

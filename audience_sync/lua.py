@@ -9,43 +9,48 @@ from __future__ import annotations
 
 from typing import Final
 
-# KEYS[1] a profile's membership hash, KEYS[2] its event-time hash. ARGV: per change
-# code, op ('+' member, '-' not), value, event time in ms ('' unknown), n, then n fields
-# (the active generation's first, then those of snapshots being loaded).
+# The body of APPLY_CHANGES as a function (APPLY_PROFILE runs it too): m a profile's membership hash,
+# t its event-time hash; args[first..last]: per change code, op ('+' member, '-' not), value, event
+# time in ms ('' unknown), n, then n fields (the active generation's first, then those of snapshots
+# being loaded).
 # An event older than the last one applied to (profile, audience) is skipped; at equal times
 # '-' wins over '+', so the result does not depend on delivery order. A change without a time
 # always applies. Returns per change: 0 nothing changed, 1 membership added/removed, 2 stale.
-APPLY_CHANGES: Final = """
-local m, t = KEYS[1], KEYS[2]
-local out = {}
-local i = 1
-while i <= #ARGV do
-  local code, op, value, tm, n = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], tonumber(ARGV[i + 4])
-  local apply = true
-  if tm ~= '' then
-    local stored = redis.call('HGET', t, code)
-    if stored then
-      local st, sop = string.sub(stored, 1, -2), string.sub(stored, -1)
-      local a, b = tonumber(tm), tonumber(st)
-      if a < b or (a == b and (sop == '-' or sop == op)) then apply = false end
+_CHANGES_FUNCTION: Final = """
+local function apply_changes(m, t, args, first, last)
+  local out = {}
+  local i = first
+  while i <= last do
+    local code, op, value, tm, n = args[i], args[i + 1], args[i + 2], args[i + 3], tonumber(args[i + 4])
+    local apply = true
+    if tm ~= '' then
+      local stored = redis.call('HGET', t, code)
+      if stored then
+        local st, sop = string.sub(stored, 1, -2), string.sub(stored, -1)
+        local a, b = tonumber(tm), tonumber(st)
+        if a < b or (a == b and (sop == '-' or sop == op)) then apply = false end
+      end
+      if apply then redis.call('HSET', t, code, tm .. op) end
     end
-    if apply then redis.call('HSET', t, code, tm .. op) end
-  end
-  local result = 2
-  if apply then
-    result = 0
-    for j = 1, n do
-      local field = ARGV[i + 4 + j]
-      local r
-      if op == '+' then r = redis.call('HSET', m, field, value) else r = redis.call('HDEL', m, field) end
-      if j == 1 then result = r end
+    local result = 2
+    if apply then
+      result = 0
+      for j = 1, n do
+        local field = args[i + 4 + j]
+        local r
+        if op == '+' then r = redis.call('HSET', m, field, value) else r = redis.call('HDEL', m, field) end
+        if j == 1 then result = r end
+      end
     end
+    out[#out + 1] = result
+    i = i + 5 + n
   end
-  out[#out + 1] = result
-  i = i + 5 + n
+  return out
 end
-return out
 """
+
+# KEYS[1] a profile's membership hash, KEYS[2] its event-time hash. ARGV: its changes (_CHANGES_FUNCTION).
+APPLY_CHANGES: Final = _CHANGES_FUNCTION + "return apply_changes(KEYS[1], KEYS[2], ARGV, 1, #ARGV)\n"
 
 # KEYS audiences, next-code, generations, pending, version. ARGV audience id, now, stale-after (s), source,
 # owner, the pending field of a dead loader to give up first ('' none), channel.
@@ -188,31 +193,49 @@ if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then return redis.call('HDEL'
 return 0
 """
 
-# KEYS[1] a profile's membership hash (its attributes live there too). ARGV: pairs of attribute field,
-# value ``<tag><event time ms>|<payload>`` (decision.store.codecs; tag '-' a removal).
+# The body of APPLY_ATTRIBUTES as a function (APPLY_PROFILE runs it too): m a profile's membership
+# hash (its attributes live there too); args[first..last]: pairs of attribute field, value
+# ``<tag><event time ms>|<payload>`` (decision.store.codecs; tag '-' a removal).
 # A value older than the stored one is skipped. At equal times a removal wins, then the greater
 # value, so the result does not depend on delivery order. Returns per pair: 1 written, 0 stale.
-APPLY_ATTRIBUTES: Final = """
-local m = KEYS[1]
+_ATTRIBUTES_FUNCTION: Final = """
 local function time_of(v)
   local bar = string.find(v, '|', 1, true)
   return bar and tonumber(string.sub(v, 2, bar - 1))
 end
-local out = {}
-for i = 1, #ARGV, 2 do
-  local field, value = ARGV[i], ARGV[i + 1]
-  local stored = redis.call('HGET', m, field)
-  local apply = 1
-  if stored then
-    local a, b = time_of(value), time_of(stored)
-    if b and a < b then apply = 0 end
-    if b and a == b then
-      local removed, was_removed = string.sub(value, 1, 1) == '-', string.sub(stored, 1, 1) == '-'
-      if was_removed or (not removed and value <= stored) then apply = 0 end
+local function apply_attributes(m, args, first, last)
+  local out = {}
+  for i = first, last, 2 do
+    local field, value = args[i], args[i + 1]
+    local stored = redis.call('HGET', m, field)
+    local apply = 1
+    if stored then
+      local a, b = time_of(value), time_of(stored)
+      if b and a < b then apply = 0 end
+      if b and a == b then
+        local removed, was_removed = string.sub(value, 1, 1) == '-', string.sub(stored, 1, 1) == '-'
+        if was_removed or (not removed and value <= stored) then apply = 0 end
+      end
     end
+    if apply == 1 then redis.call('HSET', m, field, value) end
+    out[#out + 1] = apply
   end
-  if apply == 1 then redis.call('HSET', m, field, value) end
-  out[#out + 1] = apply
+  return out
 end
-return out
 """
+
+# KEYS[1] a profile's membership hash. ARGV: its attribute pairs (_ATTRIBUTES_FUNCTION).
+APPLY_ATTRIBUTES: Final = _ATTRIBUTES_FUNCTION + "return apply_attributes(KEYS[1], ARGV, 1, #ARGV)\n"
+
+# KEYS[1] a profile's membership hash, KEYS[2] its event-time hash. ARGV: k, then k arguments of
+# membership changes (as APPLY_CHANGES), then attribute pairs (as APPLY_ATTRIBUTES).
+# A profile's memberships and attributes of one push in one script, so one atomic write: a reader
+# sees both or neither. Returns {per change 0/1/2, per pair 1/0}.
+APPLY_PROFILE: Final = (
+    _CHANGES_FUNCTION
+    + _ATTRIBUTES_FUNCTION
+    + """
+local k = tonumber(ARGV[1])
+return {apply_changes(KEYS[1], KEYS[2], ARGV, 2, k + 1), apply_attributes(KEYS[1], ARGV, k + 2, #ARGV)}
+"""
+)

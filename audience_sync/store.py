@@ -65,6 +65,7 @@ _SCRIPTS: Final = {
     for name in (
         "APPLY_CHANGES",
         "APPLY_ATTRIBUTES",
+        "APPLY_PROFILE",
         "BEGIN_SNAPSHOT",
         "HEARTBEAT",
         "CUTOVER",
@@ -297,6 +298,15 @@ class SyncStore:
         """Per profile: APPLY_ATTRIBUTES with its (field, value) pairs flattened; 1 written / 0 stale per pair."""
         membership = self.keys.membership
         return self._per_profile("APPLY_ATTRIBUTES", [((membership(p),), args) for p, args in batch.items()])
+
+    def apply_profiles(self, batch: Mapping[str, tuple[Sequence[str], Sequence[str]]]) -> list[list[list[int]]]:
+        """Per profile (its changes' args, its attribute pairs flattened): APPLY_PROFILE, one atomic write of
+        both; [0/1/2 per change, 1/0 per pair]."""
+        k = self.keys
+        return self._per_profile(
+            "APPLY_PROFILE",
+            [((k.membership(p), k.event_times(p)), (str(len(c)), *c, *a)) for p, (c, a) in batch.items()],
+        )
 
     def read_fields(self, batch: Mapping[str, Sequence[str]]) -> list[list[bytes | None]]:
         """Per profile: HMGET of the given membership fields (dry runs)."""

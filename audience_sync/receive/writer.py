@@ -2,19 +2,18 @@
 
 Requests hand their (already checked) changes to one writer task and wait for it. The writer takes
 every request waiting, up to ``max_changes`` changes, and applies them as one ``DeltaApplier`` batch
-(one pipeline: an APPLY_CHANGES script per profile), in a thread (redis-py is synchronous). So under
+(one pipeline: one script per profile), in a thread (redis-py is synchronous). So under
 load, many small pushes cost a few round trips together rather than a few each; alone, a push waits
 for nothing. A request's changes are never split over two batches: each profile's changes of a request
 are applied by one script, atomically; the profiles of a request are not one transaction (see
 docs/receive.md). A failed batch fails every request in it; the sender retries, which is safe: a change
 is applied only if not older than the last one applied to its (profile, audience).
 
-A request's attribute values are written right after the memberships of the batch, in the same
-thread call (``write_attributes``: one APPLY_ATTRIBUTES script per profile, later event time wins), and
-the request is answered after both. So a profile's memberships are one atomic write and its
-attributes another: a Decide between the two sees the new memberships with the old attributes (a
-few hundred microseconds). If Redis fails between them the request gets 503 and its retry writes
-what is missing (both writes are idempotent by event time).
+A request's attribute values go into the same batch: a profile's memberships and attributes are
+applied by one script (APPLY_PROFILE: the membership and attribute scripts' bodies run in one call),
+so they are one atomic write: a Decide sees both of a push or neither, and a Redis failure leaves
+neither half of a profile applied. Attributes are checked by event time as ``write_attributes`` does
+(later event time wins, per attribute).
 """
 
 from __future__ import annotations
@@ -23,7 +22,7 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from audience_sync.attributes import AttributeChange, AttributeTally, write_attributes
+from audience_sync.attributes import AttributeChange, AttributeTally
 from audience_sync.deltas import DeltaApplier, DeltaTally
 from audience_sync.records import Change
 
@@ -69,13 +68,8 @@ class BatchWriter:
         return await asyncio.shield(done)  # a client that hangs up does not cancel a write half-way
 
     def _write(self, batch: Sequence[_Waiting]) -> list[Tallies]:
-        """Memberships of the whole batch in one go, then each request's attributes (a thread: redis-py blocks)."""
-        groups = [w.changes for w in batch]
-        tallies = self.applier.apply_each(groups) if any(groups) else [DeltaTally() for _ in batch]
-        return [
-            (tally, write_attributes(self.applier.store, w.attributes) if w.attributes else AttributeTally())
-            for w, tally in zip(batch, tallies, strict=True)
-        ]
+        """The whole batch in one go: one script per profile (a thread: redis-py blocks)."""
+        return self.applier.apply_each([w.changes for w in batch], [w.attributes for w in batch])
 
     def _take(self) -> list[_Waiting]:
         taken: list[_Waiting] = []

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from audience_sync.attributes import AttributeChange, write_attributes
 from audience_sync.deltas import DeltaApplier, event_wins
 from audience_sync.formats import InputOptions
 from audience_sync.records import Change
@@ -98,6 +99,41 @@ def test_delivery_order_does_not_matter(store: SyncStore, events: list[tuple[int
     expected_member = not any(t == latest and not member for t, member in events)
     assert (seen_by_readers(store) == {"p": {"a"}}) is expected_member
     assert stamp is not None and stamp.endswith("+" if expected_member else "-")
+
+
+pushes = st.lists(
+    st.tuples(
+        st.lists(st.tuples(st.sampled_from(["p", "q"]), st.sampled_from(["a", "b"]), st.booleans(), st.integers(0, 4))),
+        st.lists(st.tuples(st.sampled_from(["p", "q", "r"]), st.sampled_from(["x", "y"]), st.integers(0, 4))),
+    ),
+    min_size=1,
+    max_size=4,
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(groups=pushes)
+def test_memberships_and_attributes_in_one_script_as_in_two(
+    store: SyncStore, groups: list[tuple[list[tuple[str, str, bool, int]], list[tuple[str, str, int]]]]
+) -> None:
+    """APPLY_PROFILE (one atomic write per profile) ends in the state and tallies of the two scripts one after
+    the other: the same event-time rules, stale skipped, removals kept as markers."""
+    changes = [[change(p, a, member, at=float(t)) for p, a, member, t in c] for c, _ in groups]
+    attributes = [
+        [AttributeChange(p, name, "number", None if t == 3 else t, float(t)) for p, name, t in attrs]
+        for _, attrs in groups
+    ]
+    outcomes = []
+    for together in (True, False):
+        store.client.flushall()
+        applier = DeltaApplier(store, source="test", clock=lambda: 1000.0)
+        if together:
+            tallies = applier.apply_each(changes, attributes)
+        else:
+            memberships = applier.apply_each(changes)
+            tallies = [(m, write_attributes(store, a)) for (m, _), a in zip(memberships, attributes, strict=True)]
+        outcomes.append((tallies, dump(store)))
+    assert outcomes[0] == outcomes[1]
 
 
 def test_apply_command_threshold_and_dry_run(store: SyncStore, tmp_path: Path, capsys: Any, redis_url: str) -> None:

@@ -3,12 +3,14 @@ refused whole with the payload they came in, and seen by the next Decide of a re
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+from redis import Redis
 
 from audience_sync.attribute_mapping import AttributeSource
 from audience_sync.formats.xdm import XdmOptions
@@ -147,3 +149,48 @@ async def test_the_next_decide_sees_a_pushed_attribute(
         assert (await post(http, receiver, silver))[0] == 200
         assert await decide("c-1") == await decide("e-c-1") == ["fb"]  # the very next Decide
         assert seen_by_readers(store) == {"c-1": {"vip"}, "e-c-1": {"vip"}}
+
+
+def node_of(store: SyncStore, key: str) -> Redis:
+    """A plain client of the Redis holding ``key`` (its primary on a cluster)."""
+    if store.cluster:
+        node: Any = store.client.get_node_from_key(key)  # type: ignore[union-attr]
+        return Redis(host=node.host, port=node.port)
+    where = store.client.connection_pool.connection_kwargs  # type: ignore[union-attr]
+    return Redis(host=where["host"], port=where["port"])
+
+
+async def test_a_profiles_memberships_and_attributes_are_one_atomic_write(
+    start: StartReceiver, http: aiohttp.ClientSession, store: SyncStore
+) -> None:
+    """One push of a profile with memberships and attributes: one script call names its keys (MONITOR),
+    so no reader or failure can see one half without the other."""
+    receiver = await with_attributes(start)
+    assert (await post(http, receiver, profile("c-0", {"vip": seg("realized", T0)})))[0] == 200  # vip registered
+    key = store.keys.membership("c-1")
+    node = node_of(store, key)
+    marker = "end-of-push-" + str(time.time())
+    with node.monitor() as monitor:  # MONITOR is on once entered
+
+        def listen() -> list[str]:
+            commands: list[str] = []
+            for seen in monitor.listen():
+                if marker in seen["command"]:
+                    return commands
+                if seen["client_type"] != "lua":  # what clients sent, not what scripts ran
+                    commands.append(seen["command"])
+            return commands
+
+        listening = asyncio.create_task(asyncio.to_thread(listen))
+        body = profile("c-1", {"vip": seg("realized", T1)}, **person())
+        status, answer = await post(http, receiver, body)
+        node.echo(marker)
+        sent = await listening
+    node.close()
+    assert status == 200, answer
+    assert (answer["added"], answer["attributes"]) == (2, {"values": 6, "written": 6, "stale": 0})
+    # (COMMAND GETKEYS: a cluster client asking where a command's keys are; it writes nothing)
+    naming = [c.split()[0].upper() for c in sent if key in c and not c.upper().startswith("COMMAND")]
+    assert naming == ["EVALSHA"], sent
+    assert attributes_of(store, "c-1") == {"first_name": "Ada", "tier": "gold", "points": 120.0}
+    assert seen_by_readers(store)["c-1"] == {"vip"}
