@@ -8,7 +8,7 @@ Checks across entries (fallbacks, experiment ids) are in :mod:`~decision.rules.c
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from enum import StrEnum
 
 from yaml.nodes import MappingNode, Node
@@ -96,13 +96,7 @@ class CatalogReader:
             fields = w.mapping(item, path, PLACEMENT.allowed, PLACEMENT.required)
             if fields is None:
                 continue
-            pid = w.string(fields["id"], f"{path}.id", ID_PATTERN, "placement id") if "id" in fields else None
-            if pid is not None:
-                path = f"placements[{pid}]"
-                self.placement_ids_seen.add(pid)
-                if pid in result:
-                    w.error(fields["id"], f"{path}.id", f"duplicate placement id {pid!r}")
-                    pid = None
+            pid, path = self._item_id(fields, path, "placements", "placement", self.placement_ids_seen, result)
             channels = (
                 w.unique_strings(fields["channels"], f"{path}.channels", ID_PATTERN, "channel")
                 if "channels" in fields
@@ -140,6 +134,28 @@ class CatalogReader:
             )
         return result
 
+    def _item_id(
+        self,
+        fields: dict[str, Node],
+        path: str,
+        section: str,
+        kind: str,
+        seen: set[str],
+        taken: Mapping[str, object],
+    ) -> tuple[str | None, str]:
+        """A placement's or an offer's id (None: missing, invalid or a duplicate, reported) and its path from then on
+        (``offers[<id>]`` once the id is known); every id written joins ``seen``."""
+        w = self.w
+        item_id = w.string(fields["id"], f"{path}.id", ID_PATTERN, f"{kind} id") if "id" in fields else None
+        if item_id is None:
+            return None, path
+        path = f"{section}[{item_id}]"
+        seen.add(item_id)
+        if item_id in taken:
+            w.error(fields["id"], f"{path}.id", f"duplicate {kind} id {item_id!r}")
+            return None, path
+        return item_id, path
+
     def offers(self, node: Node, placements: dict[str, Placement]) -> dict[str, Offer]:
         w = self.w
         eligibility = EligibilityReader(ConditionReader(w, self.rule_types(), self.declared_attributes))
@@ -150,13 +166,7 @@ class CatalogReader:
             fields = w.mapping(item, path, OFFER.allowed, OFFER.required)
             if fields is None:
                 continue
-            oid = w.string(fields["id"], f"{path}.id", ID_PATTERN, "offer id") if "id" in fields else None
-            if oid is not None:
-                path = f"offers[{oid}]"
-                self.offer_ids_seen.add(oid)
-                if oid in result:
-                    w.error(fields["id"], f"{path}.id", f"duplicate offer id {oid!r}")
-                    oid = None
+            oid, path = self._item_id(fields, path, "offers", "offer", self.offer_ids_seen, result)
             offer_placements = (
                 w.unique_strings(fields["placements"], f"{path}.placements", ID_PATTERN, "placement id")
                 if "placements" in fields
