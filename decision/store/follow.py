@@ -37,9 +37,9 @@ async def follow(
             except StoreError as exc:
                 log.warning("%s: %s", failure, exc)
                 if pubsub is not None:
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                    await pubsub.aclose()  # type: ignore[no-untyped-call,unused-ignore]  # typed from redis-py 8.2
                     pubsub = None
                 await asyncio.sleep(interval)
     finally:  # returned, or cancelled
         if pubsub is not None:
-            await pubsub.aclose()  # type: ignore[no-untyped-call]
+            await pubsub.aclose()  # type: ignore[no-untyped-call,unused-ignore]  # typed from redis-py 8.2
