@@ -1,9 +1,12 @@
 """Compile a :class:`Ruleset`'s eligibility rules into a durable_rules definition.
 
 Each eligibility rule becomes one durable_rules rule over a single *fact* that
-describes one request: the profile's audiences, the request's context and the
-current time. Asserting that fact fires every matching rule at once (a fact,
-unlike an event, is seen by all rules).
+describes one request: the profile's audiences and the request's context.
+Asserting that fact fires every matching rule at once (a fact, unlike an event,
+is seen by all rules). A rule's schedule is not part of its engine rule: it is
+kept beside it (``CompiledRule.schedule``), and the engine holds only the rules
+whose schedule includes the present (decision.rules.engine rebuilds its
+rulesets when the next start or end of a schedule comes).
 
 How the fact is laid out, and why:
 
@@ -61,7 +64,7 @@ Json = dict[str, Any]
 # durable_rules rejects a fact with 255 or more properties.
 MAX_FACT_PROPERTIES: Final = 254
 # The fixed fields of every fact: its id, the session id and the marker.
-FIXED_FIELDS: Final = ("id", "sid", "t", "now")
+FIXED_FIELDS: Final = ("id", "sid", "t")
 # Room reserved for audiences when checking a ruleset's size.
 MIN_AUDIENCE_ROOM: Final = 32
 # durable_rules allows 31 entries in a rule's expression sequence; each
@@ -223,8 +226,8 @@ class FactLayout:
     attribute_fields: Mapping[str, AttributeFields]
     features: tuple[Feature, ...]
 
-    def fact(self, fact_id: int, audiences: AbstractSet[str], context: Context, now: float) -> Json:
-        fact: Json = {"id": fact_id, "sid": SESSION_ID, MARKER_FIELD: MARKER, "now": engine_value(now)}
+    def fact(self, fact_id: int, audiences: AbstractSet[str], context: Context) -> Json:
+        fact: Json = {"id": fact_id, "sid": SESSION_ID, MARKER_FIELD: MARKER}
         audience_fields = self.audience_fields
         if len(audiences) < len(audience_fields):
             for audience in audiences:
@@ -260,6 +263,8 @@ class CompiledRule:
     rule_name: str
     # Index of the rule within its offer: the first matching rule is reported.
     rule_index: int
+    # When the rule may match at all: the engine holds it only while its schedule includes the present.
+    schedule: Schedule = Schedule()
 
 
 @dataclass(frozen=True, slots=True)
@@ -368,14 +373,6 @@ class _Compiler:
             ]
         )
 
-    def schedule(self, schedule: Schedule) -> Expr:
-        return conj(
-            [
-                _cmp("$gte", "now", schedule.start) if schedule.start is not None else TRUE,
-                _cmp("$lt", "now", schedule.end) if schedule.end is not None else TRUE,
-            ]
-        )
-
     def condition(self, condition: Condition, negated: bool = False) -> Expr:
         if isinstance(condition, Predicate):
             return self.predicate(condition, negated)
@@ -423,10 +420,9 @@ class _Compiler:
         marker = _Leaf({MARKER_FIELD: MARKER})
         for offer in self.ruleset.offers.values():
             for index, rule in enumerate(offer.rules):
-                compiled = CompiledRule(offer.id, rule.name, index)
+                compiled = CompiledRule(offer.id, rule.name, index, rule.schedule)
                 expr = conj(
                     [
-                        self.schedule(rule.schedule),
                         self.audiences(rule.audiences),
                         self.condition(rule.condition) if rule.condition is not None else TRUE,
                     ]
