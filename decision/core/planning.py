@@ -52,7 +52,7 @@ from decision.core.experiments import choose
 from decision.core.explain import explanations
 from decision.core.ineligible import not_eligible
 from decision.core.learning import Draw, Learner
-from decision.core.tokens import TrackingToken
+from decision.core.tokens import TokenKeys, TokenWriter
 from decision.core.totals import TotalsView
 from decision.core.types import Decision, DecisionRequest, Item, Outcome, Proposition
 from decision.core.verdicts import (
@@ -611,20 +611,22 @@ def render(
     *,
     decision_id: str,
     degraded: bool = False,
+    keys: TokenKeys | None = None,
 ) -> Decision:
-    """The decision; with the explanations of its verdicts when the plan was made with ``why``."""
+    """The decision; with the explanations of its verdicts when the plan was made with ``why``.
+
+    Tracking tokens are signed with ``keys`` (None: left unsigned, ``TrackingToken.encode()``)."""
+    tokens = TokenWriter(keys, decision_id, plan.now_ms, ruleset.version, request.channel)
     propositions: list[Proposition] = []
     for slot, taken in zip(plan.slots, selection, strict=True):
         placement = slot.placement
-        items = tuple(
-            _item(slot.candidates[i], placement, ruleset, request, decision_id, plan.now_ms, slot) for i in taken
-        )
+        items = tuple(_item(slot.candidates[i], placement, slot, tokens) for i in taken)
         fallback = False
         if not items and slot.holdout is not HoldoutServes.NOTHING:
             offer = ruleset.offers[placement.fallback]
             # A fallback is always served, even if another placement shows it too.
             stand_in = Candidate(offer, offer.id, FALLBACK_RULE, None, fallback_content(offer, request), exempt=True)
-            items = (_item(stand_in, placement, ruleset, request, decision_id, plan.now_ms, slot),)
+            items = (_item(stand_in, placement, slot, tokens),)
             fallback = True
         propositions.append(Proposition(placement.id, items, fallback, slot.experiment_id, slot.variant))
     explained = () if plan.why is None else explanations(verdicts(plan, selection, ruleset), plan.now_ms)
@@ -646,6 +648,7 @@ def decide(
     decision_id: str,
     now_ms: int,
     why: Why | None = None,
+    keys: TokenKeys | None = None,
 ) -> Decision:
     """Fill each requested placement, in request order, without counters (no caps in play).
 
@@ -654,33 +657,23 @@ def decide(
     Decisions with caps and contact policies go through ``decision.service.reservations``.
     """
     plan = build_plan(ruleset, eligible, request, now_ms=now_ms, why=why)
-    return render(plan, fill(plan, {}), ruleset, request, decision_id=decision_id, degraded=eligible is None)
+    selection = fill(plan, {})
+    return render(plan, selection, ruleset, request, decision_id=decision_id, degraded=eligible is None, keys=keys)
 
 
-def _item(
-    candidate: Candidate,
-    placement: Placement,
-    ruleset: Ruleset,
-    request: DecisionRequest,
-    decision_id: str,
-    now_ms: int,
-    slot: Slot,
-) -> Item:
+def _item(candidate: Candidate, placement: Placement, slot: Slot, tokens: TokenWriter) -> Item:
     offer = candidate.offer
     # The offer's own experiment wins; else the placement's (its variant chose the ranking).
     experiment_id, variant = (
         (candidate.experiment_id, candidate.variant) if candidate.experiment_id else (slot.experiment_id, slot.variant)
     )
-    token = TrackingToken(
-        decision_id, placement.id, offer.id, ruleset.version, now_ms, request.channel, experiment_id, variant
-    ).encode()
     return Item(
         offer_id=offer.id,
         content_json=candidate.content_json,
         rule=candidate.rule,
         priority=offer.priority,
         score=candidate.score or 0.0,
-        tracking_token=token,
+        tracking_token=tokens.token(placement.id, offer.id, experiment_id, variant),
         fallback=candidate.exempt,
         experiment_id=experiment_id,
         variant=variant,

@@ -22,16 +22,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-import dataclasses
 import hashlib
 import hmac
 import re
 import secrets
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from decision.core.types import Decision
+from typing import Any
 
 TOKEN_FORMAT = 3
 MAC_BYTES = 16
@@ -41,6 +37,7 @@ _HEX_ID = re.compile(r"[0-9a-f]{32}")
 _FLAG_HEX_ID = 1
 _FLAG_EXPERIMENT = 2
 _TIME_BYTES = 6
+_BLOCK = 64  # SHA-256's block size: HMAC pads (or first hashes) the key to it
 
 
 class InvalidToken(ValueError):
@@ -62,14 +59,40 @@ def _unb64(text: str) -> bytes:
         raise InvalidToken("not a tracking token") from exc
 
 
-def _put(out: bytearray, text: str) -> None:
+def _text(text: str) -> bytes:
+    """A varint length and the UTF-8 bytes."""
     raw = text.encode()
     size = len(raw)
+    if size < 0x80:
+        return bytes((size,)) + raw
+    out = bytearray()
     while size >= 0x80:
         out.append(size & 0x7F | 0x80)
         size >>= 7
     out.append(size)
-    out += raw
+    return bytes(out) + raw
+
+
+# The fields (see the module docstring) are written here only, in three parts: the decision's (flags
+# but the experiment bit, time, id), the item's (placement, offer), the decision's again (ruleset version,
+# channel: ``tail``), then the experiment's.
+def _decision_part(decision_id: str, decided_at_ms: int) -> tuple[int, bytes]:
+    """The flags the decision id sets, and the decision's time and id as written."""
+    compact = _HEX_ID.fullmatch(decision_id) is not None
+    decided = decided_at_ms.to_bytes(_TIME_BYTES, "big")
+    return (_FLAG_HEX_ID, decided + bytes.fromhex(decision_id)) if compact else (0, decided + _text(decision_id))
+
+
+def _fields(
+    head: tuple[int, bytes], placement_id: str, offer_id: str, tail: bytes, experiment_id: str, variant: str
+) -> bytes:
+    flags, decision = head
+    if experiment_id or variant:
+        return (
+            bytes((flags | _FLAG_EXPERIMENT,)) + decision + _text(placement_id) + _text(offer_id) + tail
+            + _text(experiment_id) + _text(variant)
+        )  # fmt: skip
+    return bytes((flags,)) + decision + _text(placement_id) + _text(offer_id) + tail
 
 
 class _Reader:
@@ -114,21 +137,9 @@ class TrackingToken:
     variant: str = ""
 
     def fields(self) -> bytes:
-        out = bytearray()
-        compact = _HEX_ID.fullmatch(self.decision_id) is not None
-        experiment = bool(self.experiment_id or self.variant)
-        out.append((_FLAG_HEX_ID if compact else 0) | (_FLAG_EXPERIMENT if experiment else 0))
-        out += self.decided_at_ms.to_bytes(_TIME_BYTES, "big")
-        if compact:
-            out += bytes.fromhex(self.decision_id)
-        else:
-            _put(out, self.decision_id)
-        for text in (self.placement_id, self.offer_id, self.ruleset_version, self.channel):
-            _put(out, text)
-        if experiment:
-            _put(out, self.experiment_id)
-            _put(out, self.variant)
-        return bytes(out)
+        head = _decision_part(self.decision_id, self.decided_at_ms)
+        tail = _text(self.ruleset_version) + _text(self.channel)
+        return _fields(head, self.placement_id, self.offer_id, tail, self.experiment_id, self.variant)
 
     def encode(self) -> str:
         """The unsigned fields, base64url: ``TokenKeys.sign`` makes the token a caller gets."""
@@ -169,6 +180,10 @@ class TokenKeys:
     keys: tuple[TokenKey, ...]
     ephemeral: bool = False
     _by_id: dict[str, TokenKey] = field(init=False, repr=False, compare=False)
+    # The signing key's id as a token starts with it, and its HMAC-SHA256 states after the padded key.
+    _head: bytes = field(init=False, repr=False, compare=False)
+    _inner: Any = field(init=False, repr=False, compare=False)
+    _outer: Any = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.keys:
@@ -177,6 +192,20 @@ class TokenKeys:
         if len(by_id) != len(self.keys):
             raise TokenKeyError("two token signing keys share a key id")
         object.__setattr__(self, "_by_id", by_id)
+        kid = self.signing.key_id.encode()
+        object.__setattr__(self, "_head", bytes((TOKEN_FORMAT, len(kid))) + kid)
+        # HMAC (RFC 2104) with its two keyed states made once: a token then costs two hash copies, not four
+        # hashings of the key (tokens are checked with hmac.new by ``open``, which holds the two equal).
+        secret = self.signing.secret
+        if len(secret) > _BLOCK:
+            secret = hashlib.sha256(secret).digest()
+        padded = secret.ljust(_BLOCK, b"\0")
+        object.__setattr__(self, "_inner", hashlib.sha256(bytes(b ^ 0x36 for b in padded)))
+        object.__setattr__(self, "_outer", hashlib.sha256(bytes(b ^ 0x5C for b in padded)))
+
+    def __reduce__(self) -> tuple[type[TokenKeys], tuple[tuple[TokenKey, ...], bool]]:
+        # Sent to worker processes: the hash states are made again there (they do not pickle).
+        return TokenKeys, (self.keys, self.ephemeral)
 
     @classmethod
     def generate(cls) -> TokenKeys:
@@ -189,10 +218,16 @@ class TokenKeys:
 
     def sign(self, unsigned: str) -> str:
         """The token for ``TrackingToken.encode()``'s fields, signed with the signing key."""
-        key = self.signing
-        kid = key.key_id.encode()
-        body = bytes((TOKEN_FORMAT, len(kid))) + kid + _unb64(unsigned)
-        return _b64(body + _mac(key.secret, body))
+        return self.sign_fields(_unb64(unsigned))
+
+    def sign_fields(self, fields: bytes) -> str:
+        """The token for ``TrackingToken.fields()``, signed with the signing key."""
+        body = self._head + fields
+        inner = self._inner.copy()
+        inner.update(body)
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return _b64(body + outer.digest()[:MAC_BYTES])
 
     def open(self, token: str) -> TrackingToken:
         """The token's content, or InvalidToken saying why it is not one of ours (forged, altered, old key)."""
@@ -232,12 +267,19 @@ def keys_from(entries: list[tuple[str, str, str]]) -> TokenKeys:
         raise TokenKeyError(f"{entries[-1][0] if entries else 'token keys'}: {exc}") from None
 
 
-def sign_tokens(decision: Decision, keys: TokenKeys) -> Decision:
-    """The decision with each item's token signed (planning leaves them unsigned: it holds no key)."""
-    propositions = tuple(
-        dataclasses.replace(
-            p, items=tuple(dataclasses.replace(i, tracking_token=keys.sign(i.tracking_token)) for i in p.items)
-        )
-        for p in decision.propositions
-    )
-    return dataclasses.replace(decision, propositions=propositions)
+class TokenWriter:
+    """The tokens of one decision's items (signed when given keys, else ``TrackingToken.encode()``'s):
+    what the decision's items share is written once."""
+
+    __slots__ = ("_head", "_keys", "_tail")
+
+    def __init__(
+        self, keys: TokenKeys | None, decision_id: str, decided_at_ms: int, ruleset_version: str, channel: str
+    ) -> None:
+        self._keys = keys
+        self._head = _decision_part(decision_id, decided_at_ms)
+        self._tail = _text(ruleset_version) + _text(channel)
+
+    def token(self, placement_id: str, offer_id: str, experiment_id: str, variant: str) -> str:
+        fields = _fields(self._head, placement_id, offer_id, self._tail, experiment_id, variant)
+        return _b64(fields) if self._keys is None else self._keys.sign_fields(fields)

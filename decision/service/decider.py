@@ -11,7 +11,6 @@ from collections.abc import Callable, Sequence
 
 from decision.core.planning import Why, decide
 from decision.core.requests import check_request, with_profile
-from decision.core.tokens import sign_tokens
 from decision.core.totals import TotalsView
 from decision.core.types import Decision, DecisionRequest
 from decision.rules.engine import EngineError
@@ -119,7 +118,7 @@ class DecisionService:
                     async with asyncio.timeout_at(deadline):
                         decision = await self.proposer.decide(
                             prepared, eligible, request, counters, now=now, decision_id=decision_id, why=why,
-                            learner=self.learning.learner, sticky=sticky,
+                            learner=self.learning.learner, sticky=sticky, keys=self.settings.token_keys,
                         )  # fmt: skip
                 except StoreError as exc:  # counters or totals (maybe on another shard): the next read will tell
                     log.debug("counting the decision failed, answering fallbacks: %r", exc)
@@ -129,9 +128,12 @@ class DecisionService:
                     log.exception("unexpected error, answering fallbacks (request %s)", request.request_id)
         if decision is None:  # Redis or the engine failed: fallbacks, degraded
             why = Why(frozenset(), now) if request.explain else None
-            decision = decide(prepared.ruleset, None, request, decision_id=decision_id, now_ms=int(now * 1000), why=why)
+            decision = decide(
+                prepared.ruleset, None, request, decision_id=decision_id, now_ms=int(now * 1000), why=why,
+                keys=self.settings.token_keys,
+            )  # fmt: skip
         self.proposals.add(decision, prepared.ruleset.time_zone, now)
-        return sign_tokens(decision, self.settings.token_keys)
+        return decision
 
     async def record_events(self, events: Sequence[EventInput]) -> list[EventResult]:
         """Record feedback events, each counted once (decision.service.events). Raises EventsUnavailable."""

@@ -35,6 +35,7 @@ from decision.core.controls import DeliveryControls, Times, TotalCheck, merge_ke
 from decision.core.experiments import split_sticky
 from decision.core.learning import Learner
 from decision.core.planning import Plan, Selection, Why, build_plan, fill, needs_reservation, render
+from decision.core.tokens import TokenKeys
 from decision.core.totals import TotalsView, key_of
 from decision.core.types import Decision, DecisionRequest
 from decision.rules.types import ContextValue
@@ -127,8 +128,10 @@ class Proposer:
         why: Why | None = None,
         learner: Learner | None = None,
         sticky: Mapping[str, str] | None = None,
+        keys: TokenKeys | None = None,
     ) -> Decision:
-        """The decision (with its explanations when ``why`` is given; ``learner``: draws of learned rankings)."""
+        """The decision (with its explanations when ``why`` is given; ``learner``: draws of learned rankings;
+        tracking tokens signed with ``keys``)."""
         ruleset, controls = prepared.ruleset, prepared.controls
         if controls.total_caps:
             self._refresh_totals_if_stale(controls, now)
@@ -177,7 +180,7 @@ class Proposer:
                 break
             exclude |= refused
         self._give_back(held, plan.amounts(selection))
-        decision = render(plan, selection, ruleset, request, decision_id=decision_id)
+        decision = render(plan, selection, ruleset, request, decision_id=decision_id, keys=keys)
         stages.lap("build_response", started)
         return decision
 

@@ -10,7 +10,19 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from decision.core.tokens import MAC_BYTES, InvalidToken, TokenKey, TokenKeyError, TokenKeys, TrackingToken, keys_from
+import hashlib
+import hmac
+
+from decision.core.tokens import (
+    MAC_BYTES,
+    InvalidToken,
+    TokenKey,
+    TokenKeyError,
+    TokenKeys,
+    TokenWriter,
+    TrackingToken,
+    keys_from,
+)
 
 OLD = TokenKey("k2025", b"o" * 32)
 NEW = TokenKey("k2026", b"n" * 32)
@@ -32,6 +44,23 @@ tokens = st.builds(
 def test_a_signed_token_opens_to_what_was_signed(token: TrackingToken) -> None:
     keys = TokenKeys((OLD, NEW))
     assert keys.open(keys.sign(token.encode())) == token
+
+
+@given(token=tokens, secret=st.binary(min_size=32, max_size=200))
+def test_a_decisions_writer_signs_what_a_token_signs(token: TrackingToken, secret: bytes) -> None:
+    # The writer of a decision's tokens (parts written once per decision) and the keys' HMAC states made once
+    # give the token that TrackingToken and a plain HMAC-SHA256 give (keys longer than a block included).
+    keys = TokenKeys((TokenKey("k", secret),))
+    writer = TokenWriter(keys, token.decision_id, token.decided_at_ms, token.ruleset_version, token.channel)
+    signed = writer.token(token.placement_id, token.offer_id, token.experiment_id, token.variant)
+    assert signed == keys.sign(token.encode())
+    raw = base64.urlsafe_b64decode(signed + "==")
+    body = raw[:-MAC_BYTES]
+    assert raw[-MAC_BYTES:] == hmac.new(secret, body, hashlib.sha256).digest()[:MAC_BYTES]
+    assert body.endswith(token.fields())
+    assert keys.open(signed) == token
+    unsigned = TokenWriter(None, token.decision_id, token.decided_at_ms, token.ruleset_version, token.channel)
+    assert unsigned.token(token.placement_id, token.offer_id, token.experiment_id, token.variant) == token.encode()
 
 
 @given(token=tokens, data=st.data())
