@@ -43,17 +43,20 @@ class DecisionServicer(decision_pb2_grpc.DecisionServiceServicer):  # type: igno
     async def Decide(
         self, request: decision_pb2.DecideRequest, context: grpc.aio.ServicerContext
     ) -> decision_pb2.DecideResponse:
-        async def work() -> decision_pb2.DecideResponse:
-            started = stages.start()
-            domain_request = convert.decide_request(request, self.limits)
-            stages.lap("convert_request", started)
-            decision = await self.service.decide(domain_request, context.time_remaining())
-            started = stages.start()
-            response = convert.decide_response(decision)
-            stages.lap("build_response", started)
-            return response
+        return await _call(context, lambda: self.answer(request, context.time_remaining()))
 
-        return await _call(context, work)
+    async def answer(
+        self, request: decision_pb2.DecideRequest, time_remaining: float | None
+    ) -> decision_pb2.DecideResponse:
+        """Decide's answer (what it does but gRPC's part); raises InvalidRequest."""
+        started = stages.start()
+        domain_request = convert.decide_request(request, self.limits)
+        stages.lap("convert_request", started)
+        decision = await self.service.decide(domain_request, time_remaining)
+        started = stages.start()
+        response = convert.decide_response(decision)
+        stages.lap("build_response", started)
+        return response
 
     async def RecordEvents(
         self, request: decision_pb2.RecordEventsRequest, context: grpc.aio.ServicerContext
