@@ -257,6 +257,9 @@ class FactLayout:
         return fact
 
 
+ALWAYS: Final = Schedule()
+
+
 @dataclass(frozen=True, slots=True)
 class CompiledRule:
     offer_id: str
@@ -264,7 +267,7 @@ class CompiledRule:
     # Index of the rule within its offer: the first matching rule is reported.
     rule_index: int
     # When the rule may match at all: the engine holds it only while its schedule includes the present.
-    schedule: Schedule = Schedule()
+    schedule: Schedule = ALWAYS
 
 
 @dataclass(frozen=True, slots=True)

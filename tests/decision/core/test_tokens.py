@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import pickle
 
 import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
-import hashlib
-import hmac
 
 from decision.core.tokens import (
     MAC_BYTES,

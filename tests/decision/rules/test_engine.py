@@ -6,9 +6,8 @@ import random
 
 import pytest
 
-from decision.rules import reference
+from decision.rules import engine, reference
 from decision.rules.compiler import MAX_GROUPS_PER_RULE, compile_ruleset
-from decision.rules import engine
 from decision.rules.engine import compile_and_load
 from decision.rules.loader import parse
 from decision.rules.types import Ruleset
@@ -108,7 +107,8 @@ def test_one_assert_per_request_and_engine_rulesets_bounded(monkeypatch: pytest.
         + "offers:\n"
         + "".join(f"  - {{id: f{i}, placements: [p{i}]}}\n" for i in range(4))
         + "".join(
-            f"  - {{id: o{i}, placements: [p{i % 4}, p{(i + 1) % 4}], eligibility: {{audiences: {{any: [a{i % 3}]}}}}}}\n"
+            f"  - {{id: o{i}, placements: [p{i % 4}, p{(i + 1) % 4}], "
+            f"eligibility: {{audiences: {{any: [a{i % 3}]}}}}}}\n"
             for i in range(12)
         )
     )
