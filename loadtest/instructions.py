@@ -10,6 +10,14 @@ per cent, on a quiet box or one shared with other work (where CPU time swings by
     python -m loadtest.instructions --before /tmp/before    # and another checkout's code (its own .venv), same run
     python -m loadtest.instructions --env DECISION_STAGE_TIMING=1   # with a setting of the server's environment
 
+``--server``: the whole server instead (``decision serve`` with metrics, as the bench runs it, and the
+echo beside it), under callgrind, driven by h2load with the bench's one body at 1 and 16 calls in
+flight: callgrind's counters are zeroed after a warm-up and dumped after ``--calls`` calls, so the count
+is of those calls alone (gRPC, the event loop, interceptors, every thread) — the "x echo" of the bench in
+instructions (kernel time, a large part of the echo's CPU, is not counted).
+
+    python -m loadtest.instructions --server [--before /tmp/before]
+
 ``--before``: a checkout of another commit with a ``.venv`` (``./dev`` makes it; ``--same-venv``: this
 checkout's ``.venv`` runs it, its code first on the path); this checkout's driver runs against that
 checkout's code (a checkout whose servicer has no ``answer`` is driven through
@@ -26,11 +34,16 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
-from decision.store.embedded import EmbeddedRedis
-from loadtest.bench import load_profiles
-from loadtest.inprocess import AUDIENCES, PER_PROFILE, PROFILES, SEED
+import grpc
+
+from decision.store.embedded import EmbeddedRedis, free_port
+from loadtest import h2load
+from loadtest.bench import METHOD_URL, load_profiles, sample_request
+from loadtest.inprocess import AUDIENCES, OFFERS, PER_PROFILE, PROFILES, SEED
+from loadtest.rulegen import generate
 
 ROOT = Path(__file__).resolve().parents[1]
 _TOTALS = re.compile(r"^(?:summary|totals): (\d+)", re.MULTILINE)
@@ -62,6 +75,57 @@ def per_call(
     return (high - low) / calls
 
 
+def _dump_total(pid: int, folder: Path, out: Path, command: str) -> int:
+    """Zero (``-z``) or dump (``-d``) callgrind's counters of ``pid``; the dump's instruction total."""
+    before = set(folder.glob(out.name + ".*"))
+    subprocess.run(["callgrind_control", command, str(pid)], check=True, capture_output=True)
+    if command == "-z":
+        return 0
+    for _ in range(600):
+        new = set(folder.glob(out.name + ".*")) - before
+        if new:
+            dump = new.pop()
+            for _ in range(600):  # written when the process next runs
+                match = _TOTALS.search(dump.read_text(errors="replace"))
+                if match:
+                    return int(match.group(1))
+                time.sleep(0.1)
+        time.sleep(0.1)
+    raise SystemExit(f"callgrind wrote no dump of {pid}")
+
+
+def server_per_call(
+    name: str, python: Path, checkout: Path, url: str, rules: Path, calls: int, folder: Path, env: dict[str, str]
+) -> dict[int, float]:
+    """Instructions per one-body call of the echo or the decision server, at 1 and 16 in flight."""
+    port, metrics = free_port(), free_port()
+    folder.mkdir(parents=True, exist_ok=True)
+    out = folder / f"callgrind.server.{name}.out"
+    if name == "echo":
+        serve = ["-m", "loadtest.echo_server", "--port", str(port)]
+    else:
+        serve = ["-m", "decision.cli", "serve", "--rules", str(rules), "--redis-url", url, "--host", "127.0.0.1",
+                 "--port", str(port), "--metrics-port", str(metrics), "--drain", "0"]  # fmt: skip
+    command = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", "--dump-instr=no", str(python), *serve]
+    run_env = {**os.environ, "PYTHONHASHSEED": "0", "PYTHONPATH": str(checkout), **env}
+    server = subprocess.Popen(command, cwd=checkout, env=run_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    body = h2load.grpc_frame(sample_request("p7"))
+    url_of = METHOD_URL.format(port=port)
+    result = {}
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            grpc.channel_ready_future(channel).result(timeout=600)
+        for in_flight in (1, 16):
+            h2load.run(url_of, body, requests=max(100, calls // 4), in_flight=in_flight)  # warm-up
+            _dump_total(server.pid, folder, out, "-z")
+            h2load.run(url_of, body, requests=calls, in_flight=in_flight)
+            result[in_flight] = _dump_total(server.pid, folder, out, "-d") / calls
+    finally:
+        server.terminate()
+        server.wait(120)
+    return result
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--calls", type=int, default=1000, help="the calls the two runs differ by")
@@ -71,6 +135,7 @@ def main() -> int:
     parser.add_argument("--only-before", action="store_true", help="measure --before alone")
     parser.add_argument("--env", action="append", default=[], help="NAME=VALUE for the driver (repeatable)")
     parser.add_argument("--redis-url", help="a Redis holding the bench's profiles (else one is started and loaded)")
+    parser.add_argument("--server", action="store_true", help="the whole server and the echo, driven by h2load")
     parser.add_argument("--keep", type=Path, help="keep callgrind's files here (for callgrind_annotate)")
     args = parser.parse_args()
     if shutil.which("valgrind") is None:
@@ -90,6 +155,19 @@ def main() -> int:
         if url is None:
             url = stack.enter_context(EmbeddedRedis()).url
             load_profiles(url, PROFILES, AUDIENCES, PER_PROFILE, SEED)
+        if args.server:
+            rules = Path(tmp) / "rules.yaml"
+            rules.write_text(generate(OFFERS, AUDIENCES, SEED, caps=True))
+            folder = Path(tmp) if args.keep is None else args.keep
+            folder.mkdir(parents=True, exist_ok=True)
+            echo = server_per_call("echo", Path(sys.executable), ROOT, url, rules, args.calls, folder, env)
+            print(f"  echo  one body  {', '.join(f'{n} in flight {c / 1e6:.3f} M' for n, c in echo.items())}")
+            for name, python, checkout in checkouts:
+                mine = server_per_call(name, python, checkout, url, rules, args.calls, folder / name, env)
+                print(f"{name:>6}  one body  " + ", ".join(
+                    f"{n} in flight {c / 1e6:.3f} M ({c / echo[n]:.2f} x echo)" for n, c in mine.items()
+                ), flush=True)  # fmt: skip
+            return 0
         for traffic in kinds:
             for name, python, checkout in checkouts:
                 folder = Path(tmp) if args.keep is None else args.keep / name

@@ -32,7 +32,7 @@ proposition, even when duplicates across placements are allowed.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field, replace
 
@@ -226,6 +226,7 @@ def build_plan(
     why: Why | None = None,
     learner: Learner | None = None,
     sticky: Mapping[str, str] | None = None,
+    ranks: StaticRanks | None = None,
 ) -> Plan:
     """The ranked candidates of every requested placement.
 
@@ -235,9 +236,11 @@ def build_plan(
     ``why``: look at every offer and record its verdict (a request with ``explain``).
     ``learner``: draws for ``ranking:`` placements and ``allocation: auto`` experiments (None: they rank and
     assign as without). ``sticky``: experiment id -> the variant the profile saw (auto experiments keep it).
+    ``ranks``: ``static_ranks(ruleset)``, made once per ruleset (None: ranked here).
     """
     planner = _Planner(ruleset, eligible, request, now_ms, controls, counters or {}, totals, exclude, why, learner)
     planner.sticky = sticky or {}
+    planner.static = ranks or {}
     slots = tuple(planner.slot(wanted.placement_id, wanted.max_items) for wanted in request.placements)
     return Plan(slots, ruleset.allow_duplicates, now_ms, planner.counters, why)
 
@@ -262,6 +265,7 @@ class _Planner:
         self.controls, self.counters, self.totals, self.exclude, self.why = controls, counters, totals, exclude, why
         self.learner = learner
         self.sticky: Mapping[str, str] = {}
+        self.static: StaticRanks = {}
         # (placement, offer) -> its draw: drawn once per decision, whichever way the rank key is asked for.
         self.draws: dict[tuple[str, str], Draw | None] = {}
         self.gates: dict[str, _Gate | ProfileBlock | TotalReached] = {}
@@ -331,12 +335,16 @@ class _Planner:
 
     def _ranked(
         self, placement: Placement, formula: Formula | None, ranks: Mapping[str, RankKey]
-    ) -> list[tuple[RankKey, Offer, str, float | None]]:
+    ) -> Iterable[tuple[RankKey, Offer, str, float | None]]:
         """The eligible offers of the placement in rank order (cheap: no counters looked at)."""
         assert self.eligible is not None
+        eligible = self.eligible
+        static = self.static.get(placement.id) if formula is None and placement.ranking is None else None
+        if static is not None:  # an order fixed by the ruleset: walked as far as the slot needs
+            return ((key, offer, rule, None) for key, offer in static if (rule := eligible.get(offer.id)) is not None)
         offers, placement_id, request = self.ruleset.offers, placement.id, self.request
         ranked: list[tuple[RankKey, Offer, str, float | None]] = []
-        for offer_id, rule in self.eligible.items():
+        for offer_id, rule in eligible.items():
             offer = offers[offer_id]
             if placement_id not in offer.placements:
                 continue
@@ -472,6 +480,25 @@ class _Planner:
                     Verdict(offer.id, placement.id, Outcome.HOLDOUT, key, HeldOut(experiment_id, True), rule)
                 )
         return tuple(verdicts)
+
+
+# Placement id -> its offers in rank order with their rank keys, for placements whose order does not depend
+# on the request (no score formula, no learned ranking): made once per ruleset.
+StaticRanks = Mapping[str, tuple[tuple[RankKey, Offer], ...]]
+
+
+def static_ranks(ruleset: Ruleset) -> StaticRanks:
+    """The rank order of each placement that ranks its offers the same way on every request (``rank_key``
+    without score or draw); a variant's score formula, when an experiment gives one, is ranked per request."""
+    return {
+        placement.id: tuple(sorted(((rank_key(o), o) for o in ruleset.offers_for(placement.id)), key=_by_key))
+        for placement in ruleset.placements.values()
+        if placement.score is None and placement.ranking is None
+    }
+
+
+def _by_key(entry: tuple[RankKey, Offer]) -> RankKey:
+    return entry[0]
 
 
 def fallback_content(offer: Offer, request: DecisionRequest) -> str:

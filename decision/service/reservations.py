@@ -153,6 +153,7 @@ class Proposer:
                 why=why,
                 learner=learner,
                 sticky=sticky,
+                ranks=prepared.ranks,
             )
             selection = fill(plan, counters)
             started = stages.lap("planning", started)
