@@ -39,7 +39,8 @@ from decision.rules.errors import Problem, RulesetInvalid, Severity
 from decision.rules.types import Location, Ruleset
 from decision.settings import Settings
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+# The samples ship in the package (decision/examples, a link to the checkout's examples/): found from a wheel too.
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
 def _settings(args: argparse.Namespace) -> Settings:
