@@ -123,7 +123,7 @@ async def test_receive_reads_the_map(redis_url: str, store: SyncStore, tmp_path:
         async with aiohttp.ClientSession() as http, http.post(url + "/v1/profiles", json=[pushed]) as response:
             answer = await response.json()
         assert response.status == 200, answer
-        assert answer["attributes"] == {"values": 4, "written": 4, "stale": 0}
+        assert answer["attributes"] == {"values": 4, "written": 4, "unchanged": 0, "stale": 0}
         assert attributes_of(store, "e-1") == attributes_of(store, "c-1") == {"first_name": "Ada", "tier": "gold"}
     finally:
         process.send_signal(signal.SIGTERM)
