@@ -15,7 +15,7 @@ so they are one atomic write: a Decide sees both of a push or neither, and a Red
 neither half of a profile applied. Attributes are checked by event time as ``write_attributes`` does
 (later event time wins, per attribute). Requests are written in the order they were handed over — the
 order of their arrival, one batch at a time, a batch's requests in order — so at equal event times
-the later arrival wins (docs/receive.md, "Event times of attributes").
+the later arrival wins (docs/audience-sync.md, "Event times of attributes").
 """
 
 from __future__ import annotations
