@@ -139,7 +139,10 @@ def _attributes(
     item: dict[str, Any], options: PayloadOptions, profile_ids: list[str], now: float
 ) -> list[AttributeChange]:
     """An object's attribute changes, each checked as it will be written (AttributeRejected, InvalidField)."""
-    found = [a for p in profile_ids for a in from_object(options.attributes, p, item, event_time(item, options, now))]
+    if not options.attributes:
+        return []  # nothing mapped: its times are not read either
+    at = event_time(item, options, now)
+    found = [a for profile_id in profile_ids for a in from_object(options.attributes, profile_id, item, at)]
     for change in found:
         encode(change)  # checked now: nothing of a bad body is written
     return found
