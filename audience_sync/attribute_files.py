@@ -4,9 +4,12 @@ Which fields become which attributes: ``--attribute SOURCE[:TYPE][=NAME]``
 (audience_sync.attribute_mapping). The profile id is in ``--id-column`` (a CSV column, a JSON
 member or dotted path); an XDM profile (a line with an ``identityMap``) is written under the
 same identities as its memberships: each of the ``--identity-namespace`` it has, else its
-primary one. A line's event time is its ``--time-column`` (ISO 8601 or epoch seconds)
-or, without one, the file's modification time: re-reading a file changes nothing, and an older
-export never overwrites what a newer one wrote. Every line is read and checked before anything is
+primary one. A line's event time is its ``--attribute-time-field`` (alias ``--time-column``; ISO 8601
+or epoch seconds) or, without one (or where it is empty), the file's modification time — its export
+time: re-reading a file changes nothing (``unchanged``), and an older export never overwrites what a
+newer one wrote. The changes are returned in file and line order, the order they are written in: at
+equal times the later line wins, and a later run over an earlier one (attributes.py). Never a
+membership's ``lastQualificationTime`` unless named. Every line is read and checked before anything is
 written: a file with bad lines writes nothing (errors name ``file:line``).
 """
 

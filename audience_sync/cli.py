@@ -223,7 +223,7 @@ def _snapshot_attributes(
         (tally,) = tallies.values()
         written = write_attributes(store, changes, snapshot=(tally.code, tally.generation))
         if counts is not None:
-            counts.update(written=written.written, stale=written.stale)
+            counts.update(written.as_json())
 
     return write
 
@@ -291,9 +291,9 @@ def cmd_apply(args: argparse.Namespace) -> int:
         from audience_sync.attributes import write_attributes
 
         tally = write_attributes(store, attributes)
-        attribute_tally = {"values": len(attributes), "written": tally.written, "stale": tally.stale}
+        attribute_tally = {"values": len(attributes), **tally.as_json()}
         if not args.json:
-            print(f"{tally.written:,} attribute values written, {tally.stale:,} older than the stored ones skipped")
+            print(tally.describe())
     seconds = time.monotonic() - started
     if args.json:
         _emit(apply_summary(tallies=applier.outcome.audiences, stats=stats, errors=report.shown,
@@ -331,7 +331,9 @@ def _attribute_changes(args: argparse.Namespace) -> list[Any]:
             raise UsageError("attributes: give --attribute SOURCE[:TYPE][=NAME] (repeatable) or --attribute-map FILE")
         return []
     if "-" in args.files:
-        raise UsageError("attributes are read from files (their time is the file's, or --time-column), not stdin")
+        raise UsageError(
+            "attributes are read from files (their time is the file's, or --attribute-time-field), not stdin"
+        )
     if any(f.lower().removesuffix(".gz").endswith(".parquet") for f in args.files):
         raise UsageError("--attribute reads CSV and NDJSON (flat or XDM) files, not Parquet")
     try:
@@ -368,11 +370,11 @@ def cmd_attributes(args: argparse.Namespace) -> int:
     tally = AttributeTally() if args.dry_run else write_attributes(_store(args), changes)
     if args.json:
         _emit(attributes_summary(command="attributes", values=len(changes), dry_run=args.dry_run,
-                                 written=tally.written, stale=tally.stale))  # fmt: skip
+                                 tally=tally.as_json()))  # fmt: skip
     elif args.dry_run:
         print(f"dry run: {len(changes):,} attribute values would be written")
     else:
-        print(f"{tally.written:,} attribute values written, {tally.stale:,} older than the stored ones skipped")
+        print(tally.describe())
     return EXIT_OK
 
 
@@ -416,7 +418,7 @@ def cmd_stream(args: argparse.Namespace) -> int:
         f"stream {stream_key} group {options.group} consumer {options.consumer}: {outcome.entries:,} entries, "
         f"{outcome.bad:,} bad; added {t.added:,}, removed {t.removed:,}, unchanged {t.unchanged:,}, "
         f"stale {t.stale:,}, expired {t.expired:,}; attribute values written {outcome.attributes.written:,}, "
-        f"stale {outcome.attributes.stale:,}"
+        f"unchanged {outcome.attributes.unchanged:,}, stale {outcome.attributes.stale:,}"
     )
     return EXIT_OK
 
@@ -487,13 +489,11 @@ def _positive(text: str) -> int:
 
 
 def _attribute_options(parser: argparse.ArgumentParser) -> None:
-    from audience_sync.attribute_options import add_arguments
+    from audience_sync.attribute_options import add_arguments, time_field_argument
 
     add_arguments(parser, what="CSV column, JSON member or dotted path (CSV and NDJSON/XDM files, not Parquet; an "
                   "XDM profile's go under the identities its memberships go under)")  # fmt: skip
-    parser.add_argument(
-        "--time-column", help="--attribute: each line's event time (none: the file's modification time)"
-    )
+    time_field_argument(parser, fallback="the file's modification time", aliases=("--time-column",))
 
 
 class _Help(argparse.RawDescriptionHelpFormatter):

@@ -18,12 +18,12 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from audience_sync.attributes import AttributeChange, AttributeTally, encode
+from audience_sync.lua import CHANGED, SAME, STALE
 from audience_sync.records import Change
 from audience_sync.registry import DEFAULT_STALE_AFTER, RegistryState
 from audience_sync.store import SyncStore
 from decision.store.codecs import AudienceEntry, membership_field
 
-STALE, CHANGED, SAME = 2, 1, 0
 BATCH = 5000  # changes per apply() in write_memberships
 
 
@@ -162,13 +162,9 @@ class DeltaApplier:
                         t.removed += 1
                 if result == CHANGED:
                     member_deltas[audience_id] = member_deltas.get(audience_id, 0) + (1 if op == "+" else -1)
-        for profile_id, written in attribute_results.items():
-            for group, result in zip(owners[profile_id], written, strict=True):
-                tally = tallies[group][1]
-                if result:
-                    tally.written += 1
-                else:
-                    tally.stale += 1
+        for profile_id, answers in attribute_results.items():
+            for group, result in zip(owners[profile_id], answers, strict=True):
+                tallies[group][1].count(result)
         if not self.dry_run:
             self.store.touch(member_deltas, now=now, source=self.source)
         return tallies

@@ -9,6 +9,11 @@ from __future__ import annotations
 
 from typing import Final
 
+# What APPLY_CHANGES and APPLY_ATTRIBUTES answer per membership change or attribute value.
+SAME: Final = 0  # already so: nothing visible changed (a later event time is recorded)
+CHANGED: Final = 1  # a membership added or removed, an attribute value written
+STALE: Final = 2  # older than what was applied: skipped
+
 # The body of APPLY_CHANGES as a function (APPLY_PROFILE runs it too): m a profile's membership hash,
 # t its event-time hash; args[first..last]: per change code, op ('+' member, '-' not), value, event
 # time in ms ('' unknown), n, then n fields (the active generation's first, then those of snapshots
@@ -196,29 +201,32 @@ return 0
 # The body of APPLY_ATTRIBUTES as a function (APPLY_PROFILE runs it too): m a profile's membership
 # hash (its attributes live there too); args[first..last]: pairs of attribute field, value
 # ``<tag><event time ms>|<payload>`` (decision.store.codecs; tag '-' a removal).
-# A value older than the stored one is skipped. At equal times a removal wins, then the greater
-# value, so the result does not depend on delivery order. Returns per pair: 1 written, 0 stale.
+# A value older than the stored one is skipped. At equal times the later arrival wins: Redis runs a
+# profile's scripts one at a time (its keys share one slot, on a Cluster too), and the pairs of one
+# call in order, so the value this call brings is the latest arrival there is. Never the values'
+# order. Returns per pair (as APPLY_CHANGES): 0 unchanged (the same type and payload as stored, or a
+# removal of an absent attribute; the later time is kept), 1 written, 2 stale.
 _ATTRIBUTES_FUNCTION: Final = """
-local function time_of(v)
+local function split(v)
   local bar = string.find(v, '|', 1, true)
-  return bar and tonumber(string.sub(v, 2, bar - 1))
+  if not bar then return nil, nil end
+  return tonumber(string.sub(v, 2, bar - 1)), string.sub(v, 1, 1) .. string.sub(v, bar + 1)
 end
 local function apply_attributes(m, args, first, last)
   local out = {}
   for i = first, last, 2 do
     local field, value = args[i], args[i + 1]
     local stored = redis.call('HGET', m, field)
-    local apply = 1
+    local at, content = split(value)
+    local result = 1
     if stored then
-      local a, b = time_of(value), time_of(stored)
-      if b and a < b then apply = 0 end
-      if b and a == b then
-        local removed, was_removed = string.sub(value, 1, 1) == '-', string.sub(stored, 1, 1) == '-'
-        if was_removed or (not removed and value <= stored) then apply = 0 end
-      end
+      local was_at, was = split(stored)
+      if was_at and at < was_at then result = 2 elseif was == content then result = 0 end
+    elseif content == '-' then
+      result = 0
     end
-    if apply == 1 then redis.call('HSET', m, field, value) end
-    out[#out + 1] = apply
+    if result ~= 2 and value ~= stored then redis.call('HSET', m, field, value) end
+    out[#out + 1] = result
   end
   return out
 end
@@ -230,7 +238,7 @@ APPLY_ATTRIBUTES: Final = _ATTRIBUTES_FUNCTION + "return apply_attributes(KEYS[1
 # KEYS[1] a profile's membership hash, KEYS[2] its event-time hash. ARGV: k, then k arguments of
 # membership changes (as APPLY_CHANGES), then attribute pairs (as APPLY_ATTRIBUTES).
 # A profile's memberships and attributes of one push in one script, so one atomic write: a reader
-# sees both or neither. Returns {per change 0/1/2, per pair 1/0}.
+# sees both or neither. Returns {per change 0/1/2, per pair 0/1/2}.
 APPLY_PROFILE: Final = (
     _CHANGES_FUNCTION
     + _ATTRIBUTES_FUNCTION

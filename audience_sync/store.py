@@ -295,13 +295,14 @@ class SyncStore:
         )
 
     def apply_attributes(self, batch: Mapping[str, Sequence[str]]) -> list[list[int]]:
-        """Per profile: APPLY_ATTRIBUTES with its (field, value) pairs flattened; 1 written / 0 stale per pair."""
+        """Per profile: APPLY_ATTRIBUTES with its (field, value) pairs flattened, in arrival order; per pair 0
+        unchanged / 1 written / 2 stale."""
         membership = self.keys.membership
         return self._per_profile("APPLY_ATTRIBUTES", [((membership(p),), args) for p, args in batch.items()])
 
     def apply_profiles(self, batch: Mapping[str, tuple[Sequence[str], Sequence[str]]]) -> list[list[list[int]]]:
         """Per profile (its changes' args, its attribute pairs flattened): APPLY_PROFILE, one atomic write of
-        both; [0/1/2 per change, 1/0 per pair]."""
+        both; [0/1/2 per change, 0/1/2 per pair]."""
         k = self.keys
         return self._per_profile(
             "APPLY_PROFILE",

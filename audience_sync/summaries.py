@@ -106,11 +106,11 @@ def attributes_summary(
     values: int,
     dry_run: bool,
     errors: Iterable[str] = (),
-    written: int = 0,
-    stale: int = 0,
+    tally: Mapping[str, int] | None = None,
     refused: str = "",
 ) -> dict[str, Any]:
-    """``audience-sync attributes``, or the ``--attribute`` input of a load or apply that refused it."""
+    """``audience-sync attributes``, or the ``--attribute`` input of a load or apply that refused it.
+    ``tally``: written, unchanged, stale (``AttributeTally.as_json``); none: nothing was written."""
     return {
         "command": command,
         "ok": not refused,
@@ -118,6 +118,5 @@ def attributes_summary(
         "refused": refused or None,
         "errors": list(errors),
         "values": values,
-        "written": written,
-        "stale": stale,
+        **(tally or {"written": 0, "unchanged": 0, "stale": 0}),
     }

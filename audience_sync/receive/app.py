@@ -66,7 +66,7 @@ class Metrics:
         )
         self.attributes = Counter(
             "audience_sync_receive_attributes",
-            "Attribute values applied, by result (written, stale)",
+            "Attribute values applied, by result (written, unchanged, stale)",
             ["result"],
             registry=self.registry,
         )
@@ -156,10 +156,10 @@ def build_app(
             "expired": tally.expired,
         }
         if payload.attributes:
-            metrics.attributes.labels("written").inc(attributes.written)
-            metrics.attributes.labels("stale").inc(attributes.stale)
-            answer["attributes"] = {"values": len(payload.attributes), "written": attributes.written,
-                                    "stale": attributes.stale}  # fmt: skip
+            counted = attributes.as_json()
+            for result, count in counted.items():
+                metrics.attributes.labels(result).inc(count)
+            answer["attributes"] = {"values": len(payload.attributes), **counted}
         return web.json_response(answer)
 
     async def token(request: web.Request) -> web.Response:

@@ -23,7 +23,8 @@ def test_csv_and_ndjson_files(store: SyncStore, redis_url: str, tmp_path: Path) 
     ndjson = tmp_path / "profiles.ndjson"
     ndjson.write_text('{"id": "p1", "person": {"name": {"firstName": "Ana"}}, "stores": ["lyon"]}\n')
     url = ["--redis-url", redis_url]
-    argv = ["attributes", str(csv_file), "--attribute", "tier", "--attribute", "ltv:number", "--time-column", "updated"]
+    argv = ["attributes", str(csv_file), "--attribute", "tier", "--attribute", "ltv:number",
+            "--attribute-time-field", "updated"]  # fmt: skip
     assert main([*argv, *url]) == EXIT_OK
     spec = ["--attribute", "person.name.firstName=first_name", "--attribute", "stores:list", "--id-column", "id"]
     assert main(["attributes", str(ndjson), *spec, *url]) == EXIT_OK
@@ -35,6 +36,38 @@ def test_csv_and_ndjson_files(store: SyncStore, redis_url: str, tmp_path: Path) 
     os.utime(csv_file, (1_000_000_000, 1_000_000_000))
     assert main(["attributes", str(csv_file), "--attribute", "tier", *url]) == EXIT_OK
     assert attributes_of(store, "p2") == {"tier": "silver"}
+
+
+def test_a_tie_goes_to_the_later_line_and_a_rerun_is_unchanged(
+    store: SyncStore, redis_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Lines of one file share its time: the later line wins, then the later file of a run, then the later run —
+    never the values' order. The same file again changes nothing (unchanged, not stale)."""
+    url = ["--redis-url", redis_url]
+    first, second = tmp_path / "a.csv", tmp_path / "b.csv"
+    first.write_text("profile_id,tier\np1,gold\np1,bronze\np2,gold\n")
+    second.write_text("profile_id,tier\np2,bronze\n")
+    for path in (first, second):
+        os.utime(path, (1_780_000_000, 1_780_000_000))
+    assert main(["attributes", str(first), str(second), "--attribute", "tier", *url]) == EXIT_OK
+    assert (attributes_of(store, "p1"), attributes_of(store, "p2")) == ({"tier": "bronze"}, {"tier": "bronze"})
+    capsys.readouterr()
+    assert main(["attributes", str(second), "--attribute", "tier", *url]) == EXIT_OK
+    assert capsys.readouterr().out == "0 attribute values written, 1 unchanged, 0 older than the stored ones skipped\n"
+    second.write_text("profile_id,tier\np2,gold\n")  # another export with the same time: the later run wins
+    os.utime(second, (1_780_000_000, 1_780_000_000))
+    assert main(["attributes", str(second), "--attribute", "tier", *url]) == EXIT_OK
+    assert attributes_of(store, "p2") == {"tier": "gold"}
+    # A membership's lastQualificationTime is not the attributes' time unless named.
+    xdm = tmp_path / "export.json"
+    xdm.write_text(xdm_line("e1", None, "Ana"))
+    os.utime(xdm, (1_800_000_000, 1_800_000_000))
+    spec = ["--attribute", "person.name.firstName=first_name", *url]
+    assert main(["attributes", str(xdm), *spec]) == EXIT_OK
+    assert store.client.hget(store.keys.membership("e1"), "@first_name") == b"s1800000000000|Ana"
+    named = "segmentMembership.ups.gold.lastQualificationTime"
+    assert main(["attributes", str(xdm), *spec, "--attribute-time-field", named, "--json"]) == EXIT_OK
+    assert orjson.loads(capsys.readouterr().out.splitlines()[-1])["stale"] == 1  # 2026-11-01: older
 
 
 def test_bad_lines_write_nothing(
@@ -122,16 +155,19 @@ def test_json_summaries(store: SyncStore, redis_url: str, tmp_path: Path, capsys
     summary = orjson.loads(capsys.readouterr().out)
     assert (summary["command"], summary["ok"], summary["values"], summary["written"]) == ("attributes", True, 1, 1)
 
-    # apply: one JSON object on stdout, the attributes in it (the same value again: stale)
+    # apply: one JSON object on stdout, the attributes in it (the same value of the same file again: unchanged)
     assert main(["apply", str(path), "--attribute", "ltv:number", "--json", *url]) == EXIT_OK
     (line,) = capsys.readouterr().out.splitlines()
-    assert orjson.loads(line)["attributes"] == {"values": 1, "written": 0, "stale": 1}
+    assert orjson.loads(line)["attributes"] == {"values": 1, "written": 0, "unchanged": 1, "stale": 0}
 
     snapshot = tmp_path / "gold.csv"
     snapshot.write_text("profile_id,tier\np2,gold\n")
     assert main(["load", str(snapshot), "--audience", "gold", "--attribute", "tier", "--json", *url]) == EXIT_OK
     summary = orjson.loads(capsys.readouterr().out)
-    assert (summary["applied"], summary["attributes"]) == (True, {"values": 1, "written": 1, "stale": 0})
+    assert (summary["applied"], summary["attributes"]) == (
+        True,
+        {"values": 1, "written": 1, "unchanged": 0, "stale": 0},
+    )
 
     path.write_text('{"profile_id": "p1", "ltv": "lots"}\n')
     assert main(["attributes", str(path), "--attribute", "ltv:number", "--json", *url]) == EXIT_BAD_INPUT
