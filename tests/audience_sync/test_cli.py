@@ -141,9 +141,10 @@ def test_load_json_is_one_object_with_counts_audiences_and_bad_lines(
     )
     assert status == 0
     body = json.loads(out)  # one object, nothing else on stdout
-    assert {k: body[k] for k in ("command", "ok", "applied", "version", "lines", "bad_lines", "memberships")} == {
+    keys = ("command", "ok", "applied", "version", "lines", "bad_lines", "profiles", "identities", "memberships")
+    assert {k: body[k] for k in keys} == {
         "command": "load", "ok": True, "applied": True, "version": 3, "lines": 100, "bad_lines": 1,
-        "memberships": 149,
+        "profiles": 99, "identities": 99, "memberships": 149,
     }  # fmt: skip
     assert body["errors"] == [f"{export}:100: identityMap.CRMID: missing"]
     assert {a["audience"]: (a["code"], a["members"], a["added"], a["exited"]) for a in body["audiences"]} == {
@@ -181,9 +182,15 @@ def test_apply_json(store: SyncStore, tmp_path: Path, capsys: Any, redis_url: st
     status, out, _ = cli(capsys, "apply", str(changes), "--audience", "vip", "--json", *url)
     assert status == 0
     body = json.loads(out)
-    assert {k: body[k] for k in ("command", "ok", "lines", "bad_lines", "changes")} == {
-        "command": "apply", "ok": True, "lines": 3, "bad_lines": 0, "changes": 3,
-    }  # fmt: skip
+    assert {k: body[k] for k in ("command", "ok", "lines", "bad_lines", "profiles", "identities", "changes")} == {
+        "command": "apply",
+        "ok": True,
+        "lines": 3,
+        "bad_lines": 0,
+        "profiles": 0,
+        "identities": 0,
+        "changes": 3,
+    }  # fmt: skip  (flat records: no XDM profiles)
     assert body["audiences"] == [
         {"audience": "vip", "added": 2, "removed": 1, "unchanged": 0, "stale": 0, "expired": 0}
     ]
@@ -243,3 +250,16 @@ def test_apply_under_several_identity_namespaces(store: SyncStore, tmp_path: Pat
     assert seen_by_readers(store) == {"c-1": {"vip"}, "ecid-c-1": {"vip"}}
     # Added under both identities; both exits are older: stale.
     assert out.splitlines()[1].split() == ["vip", "2", "0", "0", "2", "0"]
+    assert "lines 2, bad 0 (0.00%); 2 profiles under 4 identities; 4 changes in" in out
+    # Every id listed under a namespace: one person, two devices (two ECIDs).
+    two_devices = json.loads(xdm_line("c-2", {"vip": {"status": "realized", "lastQualificationTime": t1}}))
+    two_devices["identityMap"]["ECID"].append({"id": "ecid-c-2-tablet"})
+    status, out, err = cli(
+        capsys, "apply", str(write_lines(tmp_path / "c2.json", [json.dumps(two_devices)])), *ids, "--json",
+        "--redis-url", redis_url,
+    )  # fmt: skip
+    body = json.loads(out)
+    assert (status, body["profiles"], body["identities"], body["changes"]) == (0, 1, 3, 3)
+    assert seen_by_readers(store) == {
+        "c-1": {"vip"}, "ecid-c-1": {"vip"}, "c-2": {"vip"}, "ecid-c-2": {"vip"}, "ecid-c-2-tablet": {"vip"},
+    }  # fmt: skip
