@@ -46,7 +46,8 @@ EXIT_CODES = f"""exit status:
   {EXIT_CLOSED_PIPE}  stdout was closed early (e.g. piped into head); the work itself was done
 
 A snapshot that is refused, fails or is interrupted removes the membership fields it wrote and
-its pending registration, and says so; one killed (SIGKILL) leaves them to `gc` (see `status`)."""
+its pending registration, gives back the generation and code it took (Redis is as it was), and says
+so; one killed (SIGKILL) leaves them to `gc` (see `status`)."""
 
 
 class UsageError(Exception):

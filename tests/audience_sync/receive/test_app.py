@@ -248,6 +248,7 @@ async def test_health_and_metrics(receiver: RunningReceiver, http: aiohttp.Clien
         'audience_sync_receive_requests_total{endpoint="/v1/profiles",status="400"} 1.0',
         'audience_sync_receive_requests_total{endpoint="other",status="404"} 1.0',
         "audience_sync_receive_profiles_total 1.0",  # c-2 has no membership: nothing to apply
+        "audience_sync_receive_identities_total 1.0",
         'audience_sync_receive_changes_total{result="added"} 1.0',
         'audience_sync_receive_request_seconds_count{endpoint="/v1/profiles"} 2.0',
     ]:
