@@ -73,6 +73,8 @@ _SCRIPTS: Final = {
         "TOUCH",
         "REGISTRY_STATE",
         "DROP_PENDING_IF_UNCHANGED",
+        "ABANDON_SNAPSHOT",
+        "MARK_PENDING",
     )
 }
 
@@ -86,6 +88,10 @@ class Begun:
     entry: AudienceEntry | None = None
     busy_field: str = ""
     busy_owner: str = ""
+    # What it took, to give back if the load is not applied (ABANDON_SNAPSHOT): the audience's last
+    # generation before ('' none) and, for a new audience, the next-code before ('-' not new, '' none).
+    generation_before: str = ""
+    code_before: str = "-"
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,7 +223,9 @@ class SyncStore:
         if status == "busy":
             return Begun(busy_field=_text(reply[1]), busy_owner=_text(reply[2]))
         entry = AudienceEntry.decode(audience_id, reply[3]) if reply[3] else None
-        return Begun(int(reply[1]), int(reply[2]), entry)
+        return Begun(
+            int(reply[1]), int(reply[2]), entry, generation_before=_text(reply[4]), code_before=_text(reply[5])
+        )
 
     def heartbeat(self, fields: Sequence[str], *, now: float, written: int) -> int:
         if not fields:
@@ -234,6 +242,24 @@ class SyncStore:
         """Drop pending records: their generations become garbage for ``gc`` at once."""
         if fields:
             self.client.hdel(self.keys.pending, *fields)
+
+    def give_back(self, snapshots: Sequence[tuple[str, str, Begun]]) -> list[int]:
+        """Drop the pending records of a load's (field, audience, begun) snapshots, all of whose fields it removed,
+        and give back their generations and new codes where nothing else took them (ABANDON_SNAPSHOT's
+        answer per snapshot: 0 gone, 1 dropped, 3 generation given back, 7 code too)."""
+        if not snapshots:
+            return []
+        k = self.keys
+        args: list[object] = []
+        for field, audience_id, begun in snapshots:
+            args += (field, audience_id, begun.generation, begun.generation_before, begun.code, begun.code_before)
+        return [int(r) for r in self._run("ABANDON_SNAPSHOT", [k.pending, k.generations, k.next_code], args)]
+
+    def mark_pending(self, fields: Sequence[str]) -> list[bool]:
+        """Mark snapshots being loaded as written to by deltas (MARK_PENDING): True for each still pending."""
+        if not fields:
+            return []
+        return [bool(r) for r in self._run("MARK_PENDING", [self.keys.pending], list(fields))]
 
     def cutover(self, items: Sequence[CutoverItem], *, now: float, extra: Mapping[str, object]) -> CutoverOutcome:
         k = self.keys

@@ -57,7 +57,14 @@ class Metrics:
         self.in_flight = Gauge(
             "audience_sync_receive_in_flight", "Requests being handled", ["endpoint"], registry=self.registry
         )
-        self.profiles = Counter("audience_sync_receive_profiles", "Profiles applied", registry=self.registry)
+        self.profiles = Counter(
+            "audience_sync_receive_profiles", "Profiles applied (objects sharing an identity are one)",
+            registry=self.registry,
+        )  # fmt: skip
+        self.identities = Counter(
+            "audience_sync_receive_identities", "Identities written to (profile ids: one profile hash each)",
+            registry=self.registry,
+        )  # fmt: skip
         self.changes = Counter(
             "audience_sync_receive_changes",
             "Membership changes applied, by result (added, removed, unchanged, stale)",
@@ -143,11 +150,14 @@ def build_app(
         except StoreFailure as exc:
             log.error("Redis error: %s", exc)
             return _error(503, "Redis error: retry later")
-        metrics.profiles.inc(payload.profiles)
+        profiles, identities = payload.profiles, payload.identities
+        metrics.profiles.inc(profiles)
+        metrics.identities.inc(identities)
         for result in ("added", "removed", "unchanged", "stale"):
             metrics.changes.labels(result).inc(getattr(tally, result))
         answer: dict[str, object] = {
-            "profiles": payload.profiles,
+            "profiles": profiles,
+            "identities": identities,
             "changes": len(payload.changes),
             "added": tally.added,
             "removed": tally.removed,

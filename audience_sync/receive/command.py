@@ -36,8 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--max-body", type=_size, default=4 << 20, help="largest request body, larger ones get 413 (bytes, or with k/m)"
     )
-    parser.add_argument("--identity-namespace", action="append", help="XDM: identityMap namespace(s) a profile is "
-                        "written under (repeatable; default: its primary identity)")  # fmt: skip
+    parser.add_argument("--identity-namespace", action="append", help="XDM: an identityMap namespace; a profile is "
+                        "written under every id listed under it (repeatable; default: its primary identity "
+                        "only)")  # fmt: skip
     parser.add_argument("--segment-namespace", default="ups", help="XDM: segmentMembership namespace")
     parser.add_argument("--id-column", default="profile_id", help="delta records: member holding the profile id")
     parser.add_argument("--audience-column", default="audience_id", help="delta records: member of the audience")

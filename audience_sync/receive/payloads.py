@@ -32,7 +32,7 @@ import orjson
 from audience_sync.attribute_mapping import AttributeSource, from_object, value_at
 from audience_sync.attributes import AttributeChange, AttributeRejected, encode
 from audience_sync.formats.ndjson_rows import NdjsonOptions, record_change
-from audience_sync.formats.xdm import XdmOptions, identities, is_profile, profile_changes
+from audience_sync.formats.xdm import XdmOptions, is_profile, read_profile
 from audience_sync.records import Change, InvalidField, parse_time
 
 MAX_ERRORS: Final = 20  # listed in a 400 answer (all are counted)
@@ -52,10 +52,33 @@ class PayloadOptions:
 class Payload:
     changes: list[Change]
     attributes: list[AttributeChange]
+    # Per object with something to write: the profile ids it is written under (a profile's identities,
+    # a record's profile id).
+    written_under: list[list[str]] = field(default_factory=list)
+
+    @property
+    def identities(self) -> int:
+        """The profile ids written to (one profile hash each)."""
+        return len({p for ids in self.written_under for p in ids})
 
     @property
     def profiles(self) -> int:
-        return len({c.profile_id for c in self.changes} | {a.profile_id for a in self.attributes})
+        """The people the payload is about: objects sharing an identity are one profile (the same person
+        pushed twice, or once more with a new device's ECID)."""
+        parent: dict[str, str] = {}
+
+        def root(profile_id: str) -> str:
+            while parent[profile_id] != profile_id:
+                parent[profile_id] = profile_id = parent[parent[profile_id]]
+            return profile_id
+
+        for ids in self.written_under:
+            for profile_id in ids:
+                parent.setdefault(profile_id, profile_id)
+            first = root(ids[0])
+            for profile_id in ids[1:]:
+                parent[root(profile_id)] = first
+        return sum(1 for profile_id, up in parent.items() if profile_id == up)
 
 
 class PayloadError(ValueError):
@@ -118,14 +141,15 @@ def parse_payload(body: bytes, content_type: str, options: PayloadOptions, now: 
             continue
         try:
             if is_profile(item):
-                changes = profile_changes(item, options.xdm, index, known_audiences)
-                profile_ids = identities(item, options.xdm.identity_namespaces) if options.attributes else []
+                profile_ids, changes = read_profile(item, options.xdm, index, known_audiences)
             else:
                 changes = [record_change(item, options.records, index)]
                 profile_ids = [changes[0].profile_id]
-            if profile_ids:
-                payload.attributes.extend(_attributes(item, options, profile_ids, now))
+            attributes = _attributes(item, options, profile_ids, now) if profile_ids else []
+            payload.attributes.extend(attributes)
             payload.changes.extend(changes)
+            if changes or attributes:
+                payload.written_under.append(profile_ids)
         except (InvalidField, AttributeRejected) as exc:
             count += 1
             if len(errors) < MAX_ERRORS:

@@ -156,12 +156,17 @@ class ProfileStore:
         return self.fast.node_of(self.keys.membership(profile_id))
 
     async def refresh_directory(self) -> AudienceDirectory:
-        """Re-read the registry if its version changed (coalesced across callers)."""
+        """Re-read the registry if its version changed, else take the codes of the snapshots loading now
+        (a load's pending records announce their codes, version unchanged). Coalesced across callers."""
         async with self._refresh_lock:
             keys = self.keys
             self.registry_reads_total += 1
-            version = await self.client.get(keys.registry_version)
+            async with self.client.pipeline(transaction=False) as pipe:  # one slot: {registry}
+                pipe.get(keys.registry_version)
+                pipe.hkeys(keys.pending)
+                version, pending = await pipe.execute()
             if version is not None and int(version) == self.directory.version and self.directory.entries:
+                self.directory = self.directory.with_pending(pending)
                 return self.directory
             async with self.client.pipeline(transaction=False) as pipe:
                 pipe.get(keys.registry_version)

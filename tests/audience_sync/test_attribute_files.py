@@ -1,4 +1,4 @@
-"""``audience-sync attributes``: profile attributes from CSV and NDJSON files, all or nothing per run."""
+"""``audience-sync attributes``: profile attributes from CSV, NDJSON and Parquet files, all or nothing per run."""
 
 from __future__ import annotations
 
@@ -129,7 +129,7 @@ def xdm_line(ecid: str, crmid: str | None, name: str) -> str:
 
 
 def test_xdm_attributes_go_under_the_identities_of_the_memberships(
-    store: SyncStore, redis_url: str, tmp_path: Path
+    store: SyncStore, redis_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = tmp_path / "export.json"
     path.write_text(xdm_line("e1", "c1", "Ana") + xdm_line("e2", None, "Bo"))
@@ -145,6 +145,18 @@ def test_xdm_attributes_go_under_the_identities_of_the_memberships(
     assert main(["attributes", str(path), *spec]) == EXIT_OK
     assert attributes_of(store, "e3") == {"first_name": "Cy"}
     assert store.client.exists(store.keys.membership("c3")) == 0
+
+    # Every id listed under a namespace (two devices: two ECIDs), and the counts say so.
+    body = orjson.loads(xdm_line("e4", "c4", "Di"))
+    body["identityMap"]["ECID"].append({"id": "e5"})
+    path.write_text(orjson.dumps(body).decode() + "\n")
+    assert main(["attributes", str(path), *namespaces, *spec]) == EXIT_OK
+    assert (
+        "3 attribute values written, 0 unchanged, 0 older than the stored ones skipped; 1 profile under 3 identities"
+        in (capsys.readouterr().out)
+    )
+    for profile_id in ("e4", "e5", "c4"):
+        assert attributes_of(store, profile_id) == {"first_name": "Di"}
 
 
 def test_json_summaries(store: SyncStore, redis_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -175,9 +187,13 @@ def test_json_summaries(store: SyncStore, redis_url: str, tmp_path: Path, capsys
     assert (summary["ok"], summary["refused"]) == (False, "1 line(s) with bad attributes: nothing written")
 
 
-def test_parquet_and_stdin_are_refused_for_attributes(redis_url: str, tmp_path: Path) -> None:
+def test_stdin_and_unreadable_parquet_are_refused_for_attributes(
+    store: SyncStore, redis_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = tmp_path / "export.parquet"
-    path.write_bytes(b"PAR1")
+    path.write_bytes(b"PAR1")  # Parquet is read (tests/audience_sync/test_parquet.py), but this is not Parquet
     argv = ["--attribute", "tier", "--audience", "gold", "--redis-url", redis_url]
     assert main(["load", str(path), *argv]) == EXIT_USAGE
+    assert f"{path}: not a readable Parquet file" in capsys.readouterr().err
     assert main(["load", "-", *argv]) == EXIT_USAGE
+    assert store.client.dbsize() == 0

@@ -46,7 +46,8 @@ async def test_aep_profiles_are_applied_before_the_answer(
     one = profile("c-1", {"vip": seg("realized", T1), "gold": seg("existing", T1)})
     status, answer = await post(http, receiver, one)
     assert status == 200, answer
-    assert answer == {"profiles": 1, "changes": 2, "added": 2, "removed": 0, "unchanged": 0, "stale": 0, "expired": 0}
+    assert answer == {"profiles": 1, "identities": 1, "changes": 2, "added": 2, "removed": 0, "unchanged": 0,
+                      "stale": 0, "expired": 0}  # fmt: skip
     assert seen_by_readers(store) == {"ecid-c-1": {"vip", "gold"}}  # no namespace chosen: the primary identity
     # An array, with xdm: prefixes: an exit, a stale exit (older than the last change), a new member.
     batch = [
@@ -56,7 +57,10 @@ async def test_aep_profiles_are_applied_before_the_answer(
     ]
     status, answer = await post(http, receiver, batch)
     assert status == 200, answer
-    assert (answer["profiles"], answer["added"], answer["removed"], answer["stale"]) == (2, 1, 1, 1)
+    # c-1 twice and c-2: two profiles
+    assert (answer["profiles"], answer["identities"], answer["added"], answer["removed"], answer["stale"]) == (
+        2, 2, 1, 1, 1,
+    )  # fmt: skip
     assert seen_by_readers(store) == {"ecid-c-1": {"gold"}, "ecid-c-2": {"vip"}}
     # Sent again (the sender retries): nothing changes.
     status, answer = await post(http, receiver, batch)
@@ -71,8 +75,30 @@ async def test_several_identity_namespaces(start: StartReceiver, http: aiohttp.C
 
     receiver = await start(app=AppOptions(PayloadOptions(XdmOptions(("ECID", "CRMID")))))
     status, answer = await post(http, receiver, [profile("c-1", {"vip": seg("realized", T1)})])
-    assert (status, answer["profiles"], answer["added"]) == (200, 2, 2)
+    assert (status, answer["profiles"], answer["identities"], answer["added"]) == (200, 1, 2, 2)
     assert seen_by_readers(store) == {"ecid-c-1": {"vip"}, "c-1": {"vip"}}
+
+
+async def test_every_id_of_each_namespace(start: StartReceiver, http: aiohttp.ClientSession, store: SyncStore) -> None:
+    """One person, two devices: AEP lists two ECIDs; each id of each chosen namespace gets the memberships."""
+    from audience_sync.formats.xdm import XdmOptions
+    from audience_sync.receive.app import AppOptions
+    from audience_sync.receive.payloads import PayloadOptions
+
+    receiver = await start(app=AppOptions(PayloadOptions(XdmOptions(("ecid", "email")))))
+    body = {
+        "identityMap": {"ECID": [{"id": "e-1"}, {"id": "e-2"}], "Email": [{"id": "ada@example.com"}]},
+        "segmentMembership": {"ups": {"vip": seg("realized", T1)}},
+    }
+    status, answer = await post(http, receiver, [body])
+    assert (status, answer["profiles"], answer["identities"], answer["added"]) == (200, 1, 3, 3)
+    assert seen_by_readers(store) == {"e-1": {"vip"}, "e-2": {"vip"}, "ada@example.com": {"vip"}}
+    # The same person again with a third device, and a record: two profiles, five identities (the three
+    # known ones already have this qualification).
+    body["identityMap"]["ECID"].append({"id": "e-3"})  # type: ignore[index]
+    status, answer = await post(http, receiver, [body, {"profile_id": "p9", "audience_id": "vip"}])
+    assert (answer["profiles"], answer["identities"], answer["added"], answer["stale"]) == (2, 5, 2, 3)
+    assert seen_by_readers(store)["e-3"] == {"vip"}
 
 
 async def test_delta_records_as_ndjson(
@@ -222,6 +248,7 @@ async def test_health_and_metrics(receiver: RunningReceiver, http: aiohttp.Clien
         'audience_sync_receive_requests_total{endpoint="/v1/profiles",status="400"} 1.0',
         'audience_sync_receive_requests_total{endpoint="other",status="404"} 1.0',
         "audience_sync_receive_profiles_total 1.0",  # c-2 has no membership: nothing to apply
+        "audience_sync_receive_identities_total 1.0",
         'audience_sync_receive_changes_total{result="added"} 1.0',
         'audience_sync_receive_request_seconds_count{endpoint="/v1/profiles"} 2.0',
     ]:

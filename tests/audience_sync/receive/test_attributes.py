@@ -83,7 +83,7 @@ async def test_attributes_go_under_each_identity_by_event_time(
     status, answer = await post(http, receiver, first)
     assert status == 200, answer
     assert answer["attributes"] == {"values": 6, "written": 6, "unchanged": 0, "stale": 0}
-    assert answer["profiles"] == 2 and answer["added"] == 2
+    assert (answer["profiles"], answer["identities"], answer["added"]) == (1, 2, 2)
     for profile_id in ("e-c-1", "c-1"):
         assert attributes_of(store, profile_id) == {"first_name": "Ada", "tier": "gold", "points": 120.0}
         assert event_time_of(store, profile_id, "tier") == seconds(T1)  # the top-level timestamp
