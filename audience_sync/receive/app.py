@@ -72,6 +72,38 @@ class Metrics:
         )
 
 
+class BodyReads:
+    """The pushes whose body is still arriving. A stop cuts them at once: nothing of them was written, and
+    the sender, whose connection closes without an answer, retries elsewhere (a half-sent body could
+    otherwise hold the stop for the whole shutdown timeout)."""
+
+    def __init__(self) -> None:
+        self.stopping = False
+        self._reading: set[asyncio.Task[Any]] = set()
+
+    async def read(self, request: web.Request) -> bytes:
+        """The request's body (HTTPRequestEntityTooLarge above the app's max size); cancelled by :meth:`cut`."""
+        task = asyncio.current_task()
+        assert task is not None
+        if self.stopping and not request.content.is_eof():
+            raise asyncio.CancelledError  # arrived on an open connection after the stop began
+        self._reading.add(task)
+        try:
+            return await request.read()
+        finally:
+            self._reading.discard(task)
+
+    def cut(self) -> int:
+        """Stop: cancel every body still being read, and any that starts later. Returns how many."""
+        self.stopping = True
+        for task in self._reading:
+            task.cancel()
+        return len(self._reading)
+
+
+BODY_READS: Final = web.AppKey("body_reads", BodyReads)
+
+
 @dataclass(frozen=True, slots=True)
 class AppOptions:
     payload: PayloadOptions = field(default_factory=PayloadOptions)
@@ -103,6 +135,8 @@ def build_app(
     metrics: Metrics,
     clock: Callable[[], float] = time.time,
 ) -> web.Application:
+    bodies = BodyReads()
+
     @web.middleware
     async def measured(request: web.Request, handler: Handler) -> web.StreamResponse:
         started = time.perf_counter()
@@ -130,7 +164,7 @@ def build_app(
             authenticator.check_push(request.headers.get("Authorization"), clock())
         except Refused as refused:
             return _refused(refused)
-        body = await request.read()  # HTTPRequestEntityTooLarge (413) above max_body
+        body = await bodies.read(request)  # HTTPRequestEntityTooLarge (413) above max_body
         try:
             payload = parse_payload(body, request.content_type, options.payload, clock())
         except PayloadError as bad:
@@ -199,6 +233,7 @@ def build_app(
         return response
 
     app = web.Application(middlewares=[measured], client_max_size=options.max_body)
+    app[BODY_READS] = bodies
     app.router.add_post(PUSH_PATH, push)
     if authenticator.access.clients:
         app.router.add_post(TOKEN_PATH, token)

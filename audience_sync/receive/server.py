@@ -1,12 +1,14 @@
 """Running the receiver: Redis, the writer, the HTTP(S) listener, and a graceful stop.
 
-On SIGTERM/SIGINT the listener closes (no new connection), requests in flight are answered — their
-changes written — within ``shutdown_timeout``, then the writer and Redis are closed.
+On SIGTERM/SIGINT the listener closes (no new connection), requests whose body is still arriving are cut
+at once (nothing of them was written), the others are answered — their changes written — within
+``shutdown_timeout``, then the writer and Redis are closed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 import ssl
 from dataclasses import dataclass, field
@@ -14,11 +16,13 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from audience_sync.deltas import DeltaApplier
-from audience_sync.receive.app import AppOptions, Metrics, build_app
+from audience_sync.receive.app import BODY_READS, AppOptions, Metrics, build_app
 from audience_sync.receive.auth import Access, Authenticator
 from audience_sync.receive.writer import BatchWriter
 from audience_sync.store import SyncStore, connect
 from decision.store.keys import KeySpace
+
+log = logging.getLogger("audience_sync.receive")
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +56,13 @@ class RunningReceiver:
         self.url = f"{scheme}://127.0.0.1:{port}"
 
     async def stop(self) -> None:
-        """Stop listening, answer the requests in flight, then close the writer and Redis."""
+        """Stop listening, cut the half-received pushes, answer the others, then close the writer and Redis."""
+        for site in list(self.runner.sites):
+            await site.stop()
+        app = self.runner.app
+        cut = app[BODY_READS].cut()
+        if cut:
+            log.info("stopping: cut %d requests whose body was still arriving (nothing of them written)", cut)
         await self.runner.cleanup()
         await self.writer.close()
         self.store.close()
