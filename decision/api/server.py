@@ -139,6 +139,7 @@ class RunningServer:
             await asyncio.wait_for(asyncio.shield(self._watch), self.settings.registry_poll_interval + 1.0)
         await self.service.learning.stop()
         await self.service.proposals.stop()  # the last proposal counts (service/outcomes.py)
+        self.service.degraded.stop()  # the degraded answers not logged yet
         await self.store.close()
 
 
@@ -198,6 +199,7 @@ async def start(settings: Settings, redis_url: str) -> RunningServer:
     watch = asyncio.create_task(store.watch_directory(settings.registry_poll_interval))
     ops.attach(store, active, service.breakers, security.refusals(guards))
     service.events.metrics = ops.metrics
+    service.degraded.metrics = ops.metrics
     service.proposals.start()
     service.learning.start(active)
     return RunningServer(server, port, service, health_servicer, store, settings, watch, ops)
