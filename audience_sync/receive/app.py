@@ -2,7 +2,7 @@
 
     POST /v1/profiles   a pushed payload (payloads.py) -> 200 with its tally, after it is written
     POST /oauth/token   OAuth2 client credentials -> a short-lived bearer token (auth.py)
-    GET  /health        200 when Redis answers, else 503 (no credentials needed)
+    GET  /health        readiness: 200 when Redis takes a write, else 503 (no credentials needed)
     GET  /metrics       Prometheus text (no credentials needed)
 
 Status codes: 400 a bad payload (every bad field named, nothing written), 401 no or bad credentials,
@@ -104,6 +104,23 @@ class BodyReads:
 BODY_READS: Final = web.AppKey("body_reads", BodyReads)
 
 
+class Readiness:
+    """Logs when readiness changes (not on every probe)."""
+
+    def __init__(self) -> None:
+        self._problem: str | None = None
+
+    def ready(self) -> None:
+        if self._problem is not None:
+            log.warning("ready again: Redis takes writes")
+            self._problem = None
+
+    def not_ready(self, problem: str) -> None:
+        if problem != self._problem:
+            log.warning("not ready (GET /health answers 503): %s", problem)
+            self._problem = problem
+
+
 @dataclass(frozen=True, slots=True)
 class AppOptions:
     payload: PayloadOptions = field(default_factory=PayloadOptions)
@@ -136,6 +153,7 @@ def build_app(
     clock: Callable[[], float] = time.time,
 ) -> web.Application:
     bodies = BodyReads()
+    readiness = Readiness()
 
     @web.middleware
     async def measured(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -221,11 +239,18 @@ def build_app(
         )
 
     async def health(_: web.Request) -> web.Response:
+        """Ready when Redis takes a write, as a push needs: not when it only answers PING (full, a replica)."""
         try:
-            await asyncio.wait_for(asyncio.to_thread(store.ping), options.redis_timeout)
-        except (TimeoutError, StoreFailure) as exc:
-            return _error(503, f"Redis unavailable: {exc or 'no answer'}")
-        return web.json_response({"status": "ok"})
+            await asyncio.wait_for(asyncio.to_thread(store.probe_write), options.redis_timeout)
+        except (TimeoutError, *StoreUnavailable) as exc:
+            problem = f"Redis unavailable: {exc or 'no answer'}"
+        except StoreFailure as exc:
+            problem = f"Redis refuses writes: {type(exc).__name__}: {exc}"
+        else:
+            readiness.ready()
+            return web.json_response({"status": "ok"})
+        readiness.not_ready(problem)
+        return _error(503, problem)
 
     async def prometheus(_: web.Request) -> web.Response:
         response = web.Response(body=generate_latest(metrics.registry))
