@@ -96,8 +96,13 @@ def _sockets_on(port: int) -> Iterator[tuple[socket.socket, bool]]:
             status = os.fstat(fd)
             if not stat.S_ISSOCK(status.st_mode) or status.st_ino in seen:
                 continue
-            sock = socket.socket(fileno=os.dup(fd))
-        except (OSError, ValueError):  # closed meanwhile, or not a socket Python knows
+            copy = os.dup(fd)
+        except (OSError, ValueError):  # closed meanwhile
+            continue
+        try:
+            sock = socket.socket(fileno=copy)
+        except OSError:  # not a socket Python knows
+            os.close(copy)
             continue
         with closing(sock):
             try:
