@@ -306,6 +306,7 @@ def proposals_counted(redis_url: str, prefix: str) -> int:
 
 
 def check_never_cancelled(calls: Calls, served: Served, redis_url: str) -> None:
+    print(f"{CALLERS} callers through SIGTERM: {dict(calls.statuses)}; after SIGTERM {dict(calls.after_sigterm)}")
     assert served.process.returncode == 0
     assert calls.after_sigterm["OK"] > 0, calls  # served after SIGTERM (drain, then the open connections)
     assert calls.after_sigterm["UNAVAILABLE"] > 0, calls  # turned away once the listener was closed
