@@ -33,6 +33,7 @@ CLUSTER_SCHEMES: Final = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
 # Redis did not answer (exit status 3); any other Redis failure is a StoreFailure.
 StoreUnavailable: Final = (RedisConnectionError, RedisTimeoutError, BusyLoadingError)
 StoreFailure: Final = _RedisError
+WRITE_PROBE_TTL_MS: Final = 60_000
 
 
 _pack: Any
@@ -201,6 +202,11 @@ class SyncStore:
 
     def ping(self) -> bool:
         return bool(self.client.ping())
+
+    def probe_write(self) -> None:
+        """Write a tiny key with a short TTL (``KeySpace.write_probe``): raises as a push's write would --
+        StoreUnavailable when Redis does not answer, StoreFailure when it refuses writes (OOM, READONLY)."""
+        self.client.set(self.keys.write_probe, b"1", px=WRITE_PROBE_TTL_MS)
 
     # -- registry -------------------------------------------------------------
     def registry_state(self) -> RegistryState:

@@ -57,6 +57,9 @@ class Settings:
     # endpoints stop sending), then how long the calls in flight may take to finish.
     shutdown_drain: float = 5.0
     shutdown_grace: float = 10.0
+    # A connection is sent a GOAWAY at this age (+-10 %), so that a stop can wait for every connection to
+    # go instead of cancelling the calls grpc queued (decision/api/shutdown.py). None: half of shutdown_grace.
+    max_connection_age: float | None = None
     limits: Limits = field(default_factory=Limits)
     # Published rulesets (no rules_path): how often the active pointer is polled besides announcements.
     rules_poll_interval: float = 0.5

@@ -44,6 +44,12 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
 def _settings(args: argparse.Namespace) -> Settings:
+    """The serve options as settings. Raises ValueError for a connection age the grace cannot wait for."""
+    if args.max_connection_age is not None and args.max_connection_age > args.grace / 2:
+        raise ValueError(
+            f"--max-connection-age {args.max_connection_age:g} is more than half of --grace {args.grace:g}: "
+            "a stop could not wait for every connection to go"
+        )
     return Settings(
         rules_path=args.rules,
         redis_url=args.redis_url,
@@ -54,6 +60,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         redis_timeout=args.redis_timeout_ms / 1000,
         shutdown_drain=args.drain,
         shutdown_grace=args.grace,
+        max_connection_age=args.max_connection_age,
         metrics_port=args.metrics_port,
         log_format=args.log_format,
         otel=args.otel,
@@ -347,7 +354,8 @@ def _add_serve(commands: Any) -> None:
         default=defaults.shutdown_drain,
         metavar="SECONDS",
         help="on SIGTERM/SIGINT, keep serving this long while health reports NOT_SERVING, so load balancers "
-        "stop sending; then refuse new calls with UNAVAILABLE (retry-safe) and stop; a second signal ends the drain",
+        "stop sending; then close the listener (new connections are refused: clients go elsewhere) and serve the "
+        "open connections until each reaches --max-connection-age; a second signal ends the drain",
     )
     option(
         serve,
@@ -356,7 +364,18 @@ def _add_serve(commands: Any) -> None:
         type=seconds,
         default=defaults.shutdown_grace,
         metavar="SECONDS",
-        help="after the drain, how long calls in flight may take to finish before they are cancelled",
+        help="after the drain, the longest wait for the open connections to go and their calls to finish; "
+        "calls still queued then are cancelled",
+    )
+    option(
+        serve,
+        "--max-connection-age",
+        env="DECISION_MAX_CONNECTION_AGE",
+        type=seconds,
+        default=None,
+        metavar="SECONDS",
+        help="a connection is sent an HTTP/2 GOAWAY at this age (+-10 %; its calls finish, the client reconnects), "
+        "so that a stop never cancels a call (default, and at most: half of --grace)",
     )
     option(
         serve,

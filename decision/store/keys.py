@@ -35,6 +35,7 @@ Summary (prefix ``ib`` by default):
   sha256, published_at, source, the YAML text); ``ib:{rules}:active`` STRING,
   JSON naming the version to serve; ``ib:{rules}:seq`` STRING, publication
   counter; channel ``ib:rules``: an activation is published there.
+* ``ib:{health}:write-probe`` STRING with a TTL, written by ``audience-sync receive``'s readiness check.
 
 Audiences are stored as small integer *codes* rather than their ids (AEP
 segment ids are 36-character UUIDs) to keep a membership to a few bytes. A
@@ -153,6 +154,12 @@ class KeySpace:
     def audience_events(self) -> str:
         """STREAM: membership change events (the default stream ``audience-sync stream`` reads)."""
         return f"{self.prefix}:audience-events"
+
+    @property
+    def write_probe(self) -> str:
+        """STRING with a short TTL: ``audience-sync receive``'s readiness check (``GET /health``) writes it to
+        learn whether Redis takes writes (not full: OOM; not a replica: READONLY)."""
+        return f"{self.prefix}:{{health}}:write-probe"
 
     def membership_pattern(self) -> str:
         """SCAN pattern matching every membership key."""

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import base64
+import logging
 from typing import Any
 
 import aiohttp
 import orjson
+import pytest
+import redis
 
 from audience_sync.receive.server import RunningReceiver
 from audience_sync.store import SyncStore
-from decision.store.embedded import free_port
+from decision.store.embedded import EmbeddedRedis, free_port
 from tests.audience_sync.helpers import dump, seen_by_readers
 from tests.audience_sync.receive.conftest import AUTH, StartReceiver
 
@@ -232,6 +235,46 @@ async def test_redis_not_answering_gets_503(start: StartReceiver, http: aiohttp.
         assert response.status == 503
     async with http.get(receiver.url + "/metrics") as response:
         assert 'audience_sync_receive_requests_total{endpoint="/v1/profiles",status="503"} 1.0' in await response.text()
+
+
+async def health(http: aiohttp.ClientSession, receiver: RunningReceiver) -> tuple[int, dict[str, str]]:
+    async with http.get(receiver.url + "/health") as response:
+        return response.status, await response.json()
+
+
+async def test_health_fails_while_redis_refuses_writes_and_recovers_after(
+    start: StartReceiver, http: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Readiness says what a push would meet: a full Redis (OOM) or a replica (READONLY) answers PING but
+    refuses every push, so the receiver is not ready then, and is again once Redis takes writes."""
+    caplog.set_level(logging.WARNING, logger="audience_sync.receive")
+    with EmbeddedRedis() as own:  # a redis-server of this test's own: it is made to refuse writes
+        admin = redis.Redis.from_url(own.url)
+        receiver = await start(redis_url=own.url)
+        push = [profile("c-1", {"vip": seg("realized", T1)})]
+        assert await health(http, receiver) == (200, {"status": "ok"})
+        admin.config_set("maxmemory-policy", "noeviction")
+        admin.config_set("maxmemory", "1")  # full: "OOM command not allowed when used memory > 'maxmemory'"
+        status, answer = await health(http, receiver)
+        assert status == 503 and answer["error"].startswith(
+            "Redis refuses writes: OutOfMemoryError: command not allowed"
+        ), answer
+        assert (await post(http, receiver, push))[0] == 503  # what readiness foretold
+        admin.config_set("maxmemory", "0")
+        assert await health(http, receiver) == (200, {"status": "ok"})
+        admin.replicaof("127.0.0.1", str(free_port()))  # a replica (of a primary that is not there): READONLY
+        status, answer = await health(http, receiver)
+        assert status == 503 and answer["error"].startswith(
+            "Redis refuses writes: ReadOnlyError: You can't write against"
+        ), answer
+        admin.replicaof("NO", "ONE")
+        assert await health(http, receiver) == (200, {"status": "ok"})
+        assert (await post(http, receiver, push))[0] == 200
+        await receiver.stop()
+        admin.close()
+    changes = [r.getMessage() for r in caplog.records if "ready" in r.getMessage()]
+    down, up = "not ready (GET /health answers 503)", "ready again"
+    assert [line.split(":")[0] for line in changes] == [down, up, down, up]  # logged once per change
 
 
 async def test_health_and_metrics(receiver: RunningReceiver, http: aiohttp.ClientSession) -> None:
