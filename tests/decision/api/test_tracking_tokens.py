@@ -117,18 +117,27 @@ async def keys_of(redis_client: aioredis.Redis, profile: str) -> list[bytes]:
     return [key async for key in redis_client.scan_iter(match=f"*{{{profile}}}*")]
 
 
+async def promo_server(start: StartServer, write_rules: Callable[[str], Path], caps: str, **options: Any) -> Any:
+    """A server proposing ``promo`` (with ``caps``) before ``next``, its clock at 2026-06-01 09:00 UTC."""
+    rules = ruleset(
+        f"  - {{id: promo, placements: [banner], priority: 10, caps: [{caps}]}}\n"
+        "  - {id: next, placements: [banner], priority: 5}\n"
+    )
+    return with_clock(await start(write_rules(rules), **PATIENT, **options), Clock("2026-06-01T09:00:00+00:00"))
+
+
+@pytest.fixture
+async def impressions_capped(start_server: StartServer, write_rules: Callable[[str], Path]) -> Any:
+    """``promo`` capped at 2 impressions in 30 days, then ``next``."""
+    return await promo_server(start_server, write_rules, "{max: 2, period: 30d, counts: impression}")
+
+
 async def test_a_token_sent_for_another_profile_is_rejected_naming_both_fields(
-    start_server: StartServer, write_rules: Callable[[str], Path], redis_client: aioredis.Redis
+    impressions_capped: Any, redis_client: aioredis.Redis
 ) -> None:
     # Found from the outside: profile s1's token sent twice as an impression for s3 made s3 "capped: 2 of 2".
-    clock = Clock("2026-06-01T09:00:00+00:00")
-    rules = ruleset(
-        """
-  - {id: promo, placements: [banner], priority: 10, caps: [{max: 2, period: 30d, counts: impression}]}
-  - {id: next, placements: [banner], priority: 5}
-"""
-    )
-    server = with_clock(await start_server(write_rules(rules), **PATIENT), clock)
+    server = impressions_capped
+    clock = server.service.clock
     async with decision_stub(server.port) as stub:
         item = first(await decide(stub, "s1"))
         replays = [event(item, f"r{n}", at=clock(), profile="s3") for n in range(2)]
@@ -136,22 +145,15 @@ async def test_a_token_sent_for_another_profile_is_rejected_naming_both_fields(
             ("rejected", f"events[{i}].tracking_token: {NOT_FOR_THIS_PROFILE.format(i=i)}") for i in range(2)
         ]
         assert await keys_of(redis_client, "s3") == []  # nothing counted, nothing written
-        explained = await decide(stub, "s3", explain=True)
-        assert first(explained).offer_id == "promo"
+        assert first(await decide(stub, "s3")).offer_id == "promo"
         assert await record(stub, event(item, "own", at=clock(), profile="s1")) == [("recorded", "")]
 
 
 async def test_five_clicks_with_one_token_count_once(
     start_server: StartServer, write_rules: Callable[[str], Path]
 ) -> None:
-    clock = Clock("2026-06-01T09:00:00+00:00")
-    rules = ruleset(
-        """
-  - {id: promo, placements: [banner], priority: 10, caps: [{max: 2, period: 30d, counts: click}]}
-  - {id: next, placements: [banner], priority: 5}
-"""
-    )
-    server = with_clock(await start_server(write_rules(rules), **PATIENT), clock)
+    server = await promo_server(start_server, write_rules, "{max: 2, period: 30d, counts: click}")
+    clock = server.service.clock
     click = decision_pb2.EVENT_TYPE_CLICK
     async with decision_stub(server.port) as stub:
         item = first(await decide(stub))
@@ -171,15 +173,9 @@ async def test_a_thousand_replays_of_one_token_count_once_and_leave_the_total_ca
 ) -> None:
     # Found from the outside: one genuine token replayed 1,000 times with fresh event ids exhausted a 500/day total
     # cap for every profile (a profile never shown the offer got TOTAL_CAP_REACHED).
-    clock = Clock("2026-06-01T09:00:00+00:00")
-    rules = ruleset(
-        """
-  - {id: promo, placements: [banner], priority: 10,
-     caps: [{max: 500, scope: total, period: day, time_zone: UTC, counts: impression}]}
-  - {id: next, placements: [banner], priority: 5}
-"""
-    )
-    server = with_clock(await start_server(write_rules(rules), **PATIENT, totals_refresh_interval=0.0), clock)
+    total_cap = "{max: 500, scope: total, period: day, time_zone: UTC, counts: impression}"
+    server = await promo_server(start_server, write_rules, total_cap, totals_refresh_interval=0.0)
+    clock = server.service.clock
     async with decision_stub(server.port) as stub:
         item = first(await decide(stub))
         outcomes: list[tuple[str, str]] = []
@@ -188,22 +184,16 @@ async def test_a_thousand_replays_of_one_token_count_once_and_leave_the_total_ca
         assert outcomes == [("recorded", "")] + [("duplicate", "")] * 999
         total = KeySpace().total_count("promo", "impression", "d2026-06-01@UTC")
         assert await redis_client.get(total) == b"1"
-        never_shown = await decide(stub, "p-new", explain=True)
-        assert first(never_shown).offer_id == "promo"
+        assert first(await decide(stub, "p-new")).offer_id == "promo"  # a profile never shown it
 
 
 async def test_events_for_a_profile_never_decided_write_nothing(
-    start_server: StartServer, write_rules: Callable[[str], Path], redis_client: aioredis.Redis
+    impressions_capped: Any, redis_client: aioredis.Redis
 ) -> None:
     # Found from the outside: a token was accepted for a profile that does not exist, and a counter key created.
     # A token verifies only for the profile it was made for, and a token is made only by a decision for it.
-    clock = Clock("2026-06-01T09:00:00+00:00")
-    rules = ruleset(
-        """
-  - {id: promo, placements: [banner], priority: 10, caps: [{max: 2, period: 30d, counts: impression}]}
-"""
-    )
-    server = with_clock(await start_server(write_rules(rules), **PATIENT), clock)
+    server = impressions_capped
+    clock = server.service.clock
     async with decision_stub(server.port) as stub:
         item = first(await decide(stub))
         kinds = [decision_pb2.EVENT_TYPE_IMPRESSION, decision_pb2.EVENT_TYPE_CLICK, decision_pb2.EVENT_TYPE_DISMISS]
