@@ -69,9 +69,7 @@ def main() -> None:
     with_attributes = {**memberships, **attributes}
     base = per_call(lambda: directory.audiences(memberships, 0.0), rounds)
     both = per_call(lambda: (directory.audiences(with_attributes, 0.0), directory.attributes(with_attributes)), rounds)
-    print(
-        f"decode  memberships only {base * 1e6:6.2f} us   + 6 attributes {both * 1e6:6.2f} us   ratio {both / base:.2f}"
-    )
+    print(f"decode  memberships only {base * 1e6:6.2f} us   + 6 attributes {both * 1e6:6.2f} us   ratio {both / base:.2f}")
 
     static, _ = parse(ruleset_text(STATIC), "static.yaml")
     templated, _ = parse(ruleset_text(TEMPLATED), "templated.yaml")
