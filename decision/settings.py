@@ -84,6 +84,9 @@ class Settings:
     breaker_probe_interval: float = 0.2
     # Feedback events: a retried event id counts once within this window (seconds); older events are refused.
     event_dedupe_window: float = 86_400.0
+    # How long after its decision a tracking token is accepted with events (seconds): each token counts each event
+    # type once, which Redis remembers this long (docs/redis-keys.md); events with an older token are refused.
+    token_lifetime: float = 86_400.0
     # How far ahead of the server's clock an event's timestamp may be (seconds).
     event_max_skew: float = 300.0
     # Longest wait for Redis when recording a batch of events.

@@ -32,8 +32,10 @@ from decision.cli.options import (
     port,
     positive,
     seconds,
+    some_seconds,
 )
 from decision.cli.redis_access import check_published, lint_warnings, redis_failure
+from decision.core.tokens import FORMATS, PREVIOUS_FORMAT, TOKEN_FORMAT
 from decision.observe.redact import mask_url
 from decision.rules.errors import Problem, RulesetInvalid, Severity
 from decision.rules.types import Location, Ruleset
@@ -81,7 +83,11 @@ def _secured(settings: Settings, args: argparse.Namespace) -> Settings:
         tls_key=args.tls_key,
         tls_client_ca=args.tls_client_ca,
         auth_tokens=load_tokens(args.auth_tokens_file, os.environ),
-        token_keys=load_token_keys(args.token_keys_file, os.environ) or settings.token_keys,
+        token_keys=dataclasses.replace(
+            load_token_keys(args.token_keys_file, os.environ) or settings.token_keys,
+            signing_format=int(args.token_format),
+        ),
+        token_lifetime=args.token_lifetime,
         limits=limits_from(args.limits, args.limit, settings.limits),
     )
 
@@ -420,6 +426,26 @@ def _add_serve(commands: Any) -> None:
         "(also DECISION_TOKEN_KEYS, 'id:secret' comma-separated; without: a random key per start)",
     )
     ENVIRONMENT["DECISION_TOKEN_KEYS"] = "tracking-token signing keys, 'id:secret' comma-separated (serve)"
+    option(
+        serve,
+        "--token-format",
+        env="DECISION_TOKEN_FORMAT",
+        choices=tuple(str(f) for f in FORMATS),
+        default=str(TOKEN_FORMAT),
+        help=f"tracking tokens are signed in format {TOKEN_FORMAT} (bound to the profile) or {PREVIOUS_FORMAT} (the "
+        "previous release's: only while servers of that release still record events, the first step of an upgrade, "
+        "SECURITY.md); both are verified",
+    )
+    option(
+        serve,
+        "--token-lifetime",
+        env="DECISION_TOKEN_LIFETIME",
+        type=some_seconds,
+        default=defaults.token_lifetime,
+        metavar="SECONDS",
+        help="how long after its decision a tracking token is accepted with events (each token counts each event "
+        "type once: Redis keeps that this long, docs/redis-keys.md); events with an older token are rejected",
+    )
     option(serve, "--limits", metavar="FILE", help="request limits, TOML or .json (docs/api.md)")
     option(
         serve,

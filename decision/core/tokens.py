@@ -3,10 +3,12 @@
 A token carries what an event needs to be attributed without a lookup, and a
 MAC so that only this service can make one: an event about a decision that
 never happened (a hand-made token) is rejected instead of counted against caps.
+The MAC also covers the profile the decision was made for, without carrying it:
+a token sent back with another ``profile_id`` does not verify.
 
-Layout (format 3), URL-safe base64 without padding of::
+Layout (format 4), URL-safe base64 without padding of::
 
-    0x03 | key id length (1 byte) | key id | fields | MAC (16 bytes)
+    0x04 | key id length (1 byte) | key id | fields | MAC (16 bytes)
 
 ``fields`` (what ``TrackingToken.encode`` returns, base64url, before signing):
 a flags byte (bit 0: the decision id is 32 lowercase hex digits, stored as its
@@ -15,7 +17,15 @@ placement, offer, ruleset version and channel, each a varint length + UTF-8,
 then (flags bit 1) the experiment id and variant that decided the item, so an
 event is counted against its variant (decision.service.outcomes).
 The MAC is HMAC-SHA256 truncated to 128 bits, keyed by the key the id names,
-over everything before it (the key id included). Pure: keys are given.
+over the profile id (varint length + UTF-8) followed by everything before the
+MAC (the key id included): the profile costs no byte of the token.
+
+Format 3 (the previous release's) is the same layout with ``0x03`` and a MAC
+over the bytes before it only: it is not bound to a profile. It is still
+verified (a rolling deploy: tokens of servers of the previous release), and
+signed when ``TokenKeys.signing_format`` says so (the first step of that deploy,
+so that servers of the previous release verify the tokens of this one);
+SECURITY.md. Pure: keys are given.
 """
 
 from __future__ import annotations
@@ -23,17 +33,20 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
-import hashlib
 import hmac
 import re
 import secrets
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
     from decision.core.types import Decision
 
-TOKEN_FORMAT = 3
+# Signed by default: bound to the profile. PREVIOUS_FORMAT: the previous release's, not bound (verified, and
+# signed only when asked to, while servers of the previous release still verify events).
+TOKEN_FORMAT: Final = 4
+PREVIOUS_FORMAT: Final = 3
+FORMATS: Final = (PREVIOUS_FORMAT, TOKEN_FORMAT)
 MAC_BYTES = 16
 MIN_SECRET_BYTES = 32
 KEY_ID = re.compile(r"[A-Za-z0-9_-]{1,16}")
@@ -45,6 +58,11 @@ _TIME_BYTES = 6
 
 class InvalidToken(ValueError):
     pass
+
+
+class ProfileMismatch(InvalidToken):
+    """A profile-bound token whose MAC does not verify for the profile id given: a token made for another
+    profile, or altered, or forged (the MAC cannot tell which)."""
 
 
 class TokenKeyError(ValueError):
@@ -164,15 +182,20 @@ class TokenKeys:
     """The keys tokens are signed and verified with: the last one signs, all of them verify (rotation).
 
     ``ephemeral``: made up at start because none were configured (tokens verify only in this server's processes).
+    ``signing_format``: the format tokens are signed in (``TOKEN_FORMAT``; ``PREVIOUS_FORMAT`` while servers of the
+    previous release still verify events); both are verified.
     """
 
     keys: tuple[TokenKey, ...]
     ephemeral: bool = False
+    signing_format: int = TOKEN_FORMAT
     _by_id: dict[str, TokenKey] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.keys:
             raise TokenKeyError("no token signing key")
+        if self.signing_format not in FORMATS:
+            raise TokenKeyError(f"token format {self.signing_format}: expected one of {', '.join(map(str, FORMATS))}")
         by_id = {k.key_id: k for k in self.keys}
         if len(by_id) != len(self.keys):
             raise TokenKeyError("two token signing keys share a key id")
@@ -187,19 +210,20 @@ class TokenKeys:
     def signing(self) -> TokenKey:
         return self.keys[-1]
 
-    def sign(self, unsigned: str) -> str:
-        """The token for ``TrackingToken.encode()``'s fields, signed with the signing key."""
+    def sign(self, unsigned: str, profile_id: str) -> str:
+        """The token for ``TrackingToken.encode()``'s fields made for ``profile_id``, signed with the signing key."""
         key = self.signing
         kid = key.key_id.encode()
-        body = bytes((TOKEN_FORMAT, len(kid))) + kid + _unb64(unsigned)
-        return _b64(body + _mac(key.secret, body))
+        body = bytes((self.signing_format, len(kid))) + kid + _unb64(unsigned)
+        return _b64(body + _mac(key.secret, body, profile_id if self.signing_format == TOKEN_FORMAT else None))
 
-    def open(self, token: str) -> TrackingToken:
-        """The token's content, or InvalidToken saying why it is not one of ours (forged, altered, old key)."""
+    def open(self, token: str, profile_id: str) -> TrackingToken:
+        """The token's content if this service made it for ``profile_id`` (a previous-format token: for any
+        profile), or InvalidToken saying why not (forged, altered, old key; ProfileMismatch: another profile)."""
         raw = _unb64(token)
         if raw[:1] == b"[":  # format 1 and 2: JSON, unsigned
             raise InvalidToken("unsigned tracking token (format of an earlier version): not accepted")
-        if len(raw) < 2 + MAC_BYTES or raw[0] != TOKEN_FORMAT:
+        if len(raw) < 2 + MAC_BYTES or raw[0] not in FORMATS:
             raise InvalidToken("not a tracking token")
         kid_end = 2 + raw[1]
         body, mac = raw[:-MAC_BYTES], raw[-MAC_BYTES:]
@@ -209,13 +233,25 @@ class TokenKeys:
         key = self._by_id.get(key_id)
         if key is None:
             raise InvalidToken(f"signed with key {key_id!r}, which this server does not hold (rotated out?)")
-        if not hmac.compare_digest(mac, _mac(key.secret, body)):
+        bound = raw[0] == TOKEN_FORMAT
+        if not hmac.compare_digest(mac, _mac(key.secret, body, profile_id if bound else None)):
+            if bound:
+                raise ProfileMismatch(
+                    "signature does not match the profile id: made for another profile, altered or forged"
+                )
             raise InvalidToken("signature does not match: altered or forged")
         return TrackingToken.from_fields(body[kid_end:])
 
 
-def _mac(secret: bytes, body: bytes) -> bytes:
-    return hmac.new(secret, body, hashlib.sha256).digest()[:MAC_BYTES]
+def _mac(secret: bytes, body: bytes, profile_id: str | None) -> bytes:
+    """The MAC of a token's bytes, over the profile id first when the token is bound to one (``hmac.digest``: the
+    one-shot C path)."""
+    if profile_id is None:
+        return hmac.digest(secret, body, "sha256")[:MAC_BYTES]
+    bound = bytearray()
+    _put(bound, profile_id)
+    bound += body
+    return hmac.digest(secret, bound, "sha256")[:MAC_BYTES]
 
 
 def keys_from(entries: list[tuple[str, str, str]]) -> TokenKeys:
@@ -232,11 +268,15 @@ def keys_from(entries: list[tuple[str, str, str]]) -> TokenKeys:
         raise TokenKeyError(f"{entries[-1][0] if entries else 'token keys'}: {exc}") from None
 
 
-def sign_tokens(decision: Decision, keys: TokenKeys) -> Decision:
-    """The decision with each item's token signed (planning leaves them unsigned: it holds no key)."""
+def sign_tokens(decision: Decision, keys: TokenKeys, profile_id: str) -> Decision:
+    """The decision for ``profile_id`` with each item's token signed (planning leaves them unsigned: it holds no
+    key)."""
     propositions = tuple(
         dataclasses.replace(
-            p, items=tuple(dataclasses.replace(i, tracking_token=keys.sign(i.tracking_token)) for i in p.items)
+            p,
+            items=tuple(
+                dataclasses.replace(i, tracking_token=keys.sign(i.tracking_token, profile_id)) for i in p.items
+            ),
         )
         for p in decision.propositions
     )

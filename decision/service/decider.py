@@ -74,6 +74,7 @@ class DecisionService:
             limits=settings.limits,
             keys=settings.token_keys,
             outcome_retention=settings.outcome_retention,
+            lifetime=settings.token_lifetime,
         )
         # What each offer achieved: proposals tallied here, flushed in the background (service.outcomes).
         self.proposals = ProposalCounter(
@@ -161,7 +162,7 @@ class DecisionService:
             why = Why(frozenset(), now) if request.explain else None
             decision = decide(prepared.ruleset, None, request, decision_id=decision_id, now_ms=int(now * 1000), why=why)
         self.proposals.add(decision, prepared.ruleset.time_zone, now)
-        return sign_tokens(decision, self.settings.token_keys)
+        return sign_tokens(decision, self.settings.token_keys, request.profile_id)
 
     async def record_events(self, events: Sequence[EventInput]) -> list[EventResult]:
         """Record feedback events, each counted once (decision.service.events). Raises EventsUnavailable."""

@@ -26,6 +26,8 @@ Summary (prefix ``ib`` by default):
   times (epoch ms, comma-separated, ascending), or ``x|<experiment>``, value the
   variant of an ``allocation: auto`` experiment the profile saw (field names: ``decision.core.counters``);
   ``ib:e:{<profile>}:<event id>`` STRING with a TTL, a recorded feedback event (dedupe);
+  ``ib:tok:{<profile>}:<decision id>`` HASH with a TTL, the event types each tracking token of a decision
+  counted (field ``<placement>|<offer>|<counted>``, ``decision.core.counters``): each at most once;
   ``ib:total:{offer:<offer>}:<counted>:<bucket>`` STRING, an offer's total count across profiles in a
   period bucket.
 * ``ib:out:{out:<offer>:<day>}`` HASH, what an offer achieved in a day (the ruleset's time zone):
@@ -82,6 +84,11 @@ class KeySpace:
     def event_seen(self, profile_id: str, event_id: str) -> str:
         """STRING with a TTL (the dedupe window): this feedback event was recorded."""
         return f"{self.prefix}:e:{{{profile_id}}}:{event_id}"
+
+    def token_events(self, profile_id: str, decision_id: str) -> str:
+        """HASH with a TTL (the token lifetime past the decision): field ``decision.core.counters.token_event_field``
+        -> ``1``, the event types the decision's tracking tokens counted (each token counts each type once)."""
+        return f"{self.prefix}:tok:{{{profile_id}}}:{decision_id}"
 
     def total_count(self, offer_id: str, counted: str, bucket: str) -> str:
         """STRING (integer): how many ``counted`` events an offer had across profiles in a period bucket.
