@@ -5,6 +5,8 @@ RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev &
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY decision ./decision
+# decision/examples links here: the samples ship in the wheel (decision demo reads them from the package).
+COPY examples ./examples
 COPY audience_sync ./audience_sync
 RUN python -m venv /opt/venv && /opt/venv/bin/pip install --no-cache-dir --upgrade pip \
     && /opt/venv/bin/pip install --no-cache-dir .

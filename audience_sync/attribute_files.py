@@ -1,12 +1,17 @@
-"""Profile attributes from files (``audience-sync attributes``): CSV or NDJSON, one profile per line.
+"""Profile attributes from files (``audience-sync attributes``): CSV, NDJSON or Parquet, one profile per line.
 
 Which fields become which attributes: ``--attribute SOURCE[:TYPE][=NAME]``
 (audience_sync.attribute_mapping). The profile id is in ``--id-column`` (a CSV column, a JSON
 member or dotted path); an XDM profile (a line with an ``identityMap``) is written under the
-same identities as its memberships: each of the ``--identity-namespace`` it has, else its
-primary one. A line's event time is its ``--time-column`` (ISO 8601 or epoch seconds)
-or, without one, the file's modification time: re-reading a file changes nothing, and an older
-export never overwrites what a newer one wrote. Every line is read and checked before anything is
+same identities as its memberships: every id listed under each ``--identity-namespace`` it has,
+else its primary one. A Parquet row is read as the JSON object of its columns, its nulls left out
+(null means absent in Parquet: formats/parquet_rows.py), located as ``file:row N``. A line's event time
+is its ``--attribute-time-field`` (alias ``--time-column``; ISO 8601 or epoch seconds) or, without one (or
+where it is empty), the file's modification time — its export time: re-reading a file changes nothing
+(``unchanged``), and an older export never overwrites what a newer one wrote. The changes are returned in
+file and line order, the order they are written in: at equal times the later line wins, and a later run over
+an earlier one (attributes.py). Never a membership's ``lastQualificationTime`` unless named. Every line is
+read and checked before anything is
 written: a file with bad lines writes nothing (errors name ``file:line``).
 """
 
@@ -23,8 +28,9 @@ import orjson
 
 from audience_sync.attribute_mapping import AttributeSource, from_object, from_row, value_at
 from audience_sync.attributes import AttributeChange, AttributeRejected, encode
+from audience_sync.formats.parquet_rows import is_parquet, row_lines, without_nulls
 from audience_sync.formats.xdm import identities, is_profile
-from audience_sync.records import InvalidField, check_profile_id, parse_time
+from audience_sync.records import InvalidField, ParseStats, check_profile_id, parse_time
 
 
 def _open(path: str) -> IO[str]:
@@ -37,8 +43,17 @@ def _is_csv(path: str) -> bool:
     return path.removesuffix(".gz").lower().endswith((".csv", ".txt"))
 
 
-def _records(path: str) -> Iterator[tuple[int, Mapping[str, object] | str]]:
-    """(line number, the record as a mapping, or why the line is not one)."""
+def _records(path: str) -> Iterator[tuple[int | str, Mapping[str, object] | str]]:
+    """(line number or ``row N``, the record as a mapping, or why the line is not one)."""
+    with open(path, "rb") as head:
+        parquet = is_parquet(path, head.read(4))
+    if parquet:
+        try:
+            for number, raw in enumerate(row_lines(path), 1):
+                yield f"row {number}", without_nulls(orjson.loads(raw))
+        except OSError as exc:  # not readable Parquet: a usage error, as for a load
+            raise OSError(f"{path}: {exc}") from None
+        return
     with _open(path) as handle:
         if _is_csv(path):
             reader = csv.DictReader(handle)
@@ -63,8 +78,12 @@ def read_files(
     id_column: str,
     time_column: str | None,
     identity_namespaces: tuple[str, ...] = (),
+    stats: ParseStats | None = None,
 ) -> tuple[list[AttributeChange], list[str]]:
-    """Every line's attribute changes, and the errors (``file:line: reason``) of the lines that have some."""
+    """Every line's attribute changes, and the errors (``file:line: reason``) of the lines that have some.
+
+    ``stats``: counts the XDM profiles read and the identities they go under.
+    """
     changes: list[AttributeChange] = []
     errors: list[str] = []
     for path in paths:
@@ -74,6 +93,7 @@ def read_files(
             if isinstance(record, str):
                 errors.append(f"{where}: {record}")
                 continue
+            profile_ids: list[str] = []  # an XDM profile's
             try:
                 raw_time = value_at(record, time_column) if time_column else None
                 at = modified if raw_time is None or raw_time == "" else parse_time(raw_time, str(time_column))
@@ -92,4 +112,7 @@ def read_files(
                 errors.append(f"{where}: {exc}")
                 continue
             changes.extend(found)
+            if stats is not None and profile_ids:
+                stats.profiles += 1
+                stats.identities += len(profile_ids)
     return changes, errors

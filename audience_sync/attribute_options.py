@@ -1,4 +1,5 @@
-"""The ``--attribute`` and ``--attribute-map`` options (load, apply, attributes, receive), and the mapping file.
+"""The ``--attribute``, ``--attribute-map`` and ``--attribute-time-field`` options (load, apply, attributes,
+receive), and the mapping file.
 
 ``--attribute-map FILE`` is the same mapping as repeated ``--attribute`` options, kept in a file:
 YAML or JSON, one ``source: name[:type]`` per entry (``source`` a CSV column, a JSON member or an
@@ -26,6 +27,14 @@ def add_arguments(parser: argparse.ArgumentParser, *, what: str) -> None:
                         help=f"{what} -> profile attribute (repeatable; docs/personalization.md)")  # fmt: skip
     parser.add_argument("--attribute-map", metavar="FILE",
                         help="the --attribute mapping in a YAML or JSON file: {source: name[:type]}")  # fmt: skip
+
+
+def time_field_argument(parser: argparse.ArgumentParser, *, fallback: str, aliases: tuple[str, ...] = ()) -> None:
+    """``--attribute-time-field`` (``args.time_column``): where a line or pushed object holds the event time of its
+    attributes; ``fallback`` says what counts where it names nothing (docs/audience-sync.md, event times)."""
+    what = "--attribute: the event time of a line's or object's attributes: a CSV column, JSON member or dotted path"
+    parser.add_argument("--attribute-time-field", *aliases, dest="time_column", metavar="FIELD",
+                        help=f"{what} (ISO 8601 or epoch seconds); where absent or empty: {fallback}")  # fmt: skip
 
 
 def read_map(path: str) -> list[AttributeSource]:

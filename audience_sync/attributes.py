@@ -2,9 +2,18 @@
 
 An attribute lives beside the profile's memberships, in ``ib:m:{<profile>}``, so a decision
 still reads its whole profile in one round trip (layout: decision.store.codecs and
-docs/redis-keys.md). Every value carries its event time: a write older than the stored
-value is skipped, atomically, in one script per profile (``APPLY_ATTRIBUTES``), so
-deliveries may come in any order and be repeated.
+docs/redis-keys.md). Every value carries its event time, and one script per profile
+(``APPLY_ATTRIBUTES``) compares and writes atomically, so deliveries may come in any order and
+be repeated:
+
+* a value older than the stored one is skipped (``stale``);
+* at equal times **the later arrival wins**: the order in which Redis runs the profile's writes
+  (one at a time: a profile's keys share a slot) and, within one call, the order of the changes
+  given — never an order of the values themselves;
+* a value equal to the stored one (type and payload) is ``unchanged``; its later time is kept.
+
+Where event times come from (a named field, a push's ``timestamp``, its arrival; a file's
+modification time) is the readers' business: docs/audience-sync.md, "Event times of attributes".
 
 Two writers, two kinds of field:
 
@@ -25,6 +34,7 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from audience_sync.lua import CHANGED, SAME
 from audience_sync.records import InvalidField, check_profile_id
 from audience_sync.store import SyncStore
 from decision.store.codecs import InvalidAttribute, attribute_field, attribute_value
@@ -45,8 +55,33 @@ class AttributeChange:
 
 @dataclass(slots=True)
 class AttributeTally:
-    written: int = 0
+    written: int = 0  # a new value (or a removal of a present one)
+    unchanged: int = 0  # the value already stored (an identical resend): nothing visible changed
     stale: int = 0  # older than the stored value: skipped
+
+    def count(self, result: int) -> None:
+        """Count one value by what the attribute script answered for it (audience_sync.lua)."""
+        if result == CHANGED:
+            self.written += 1
+        elif result == SAME:
+            self.unchanged += 1
+        else:
+            self.stale += 1
+
+    def merge(self, other: AttributeTally) -> None:
+        self.written += other.written
+        self.unchanged += other.unchanged
+        self.stale += other.stale
+
+    def as_json(self) -> dict[str, int]:
+        return {"written": self.written, "unchanged": self.unchanged, "stale": self.stale}
+
+    def describe(self) -> str:
+        """For a command's output: ``3 attribute values written, 1 unchanged, 2 older than the stored ones skipped``."""
+        return (
+            f"{self.written:,} attribute values written, {self.unchanged:,} unchanged, "
+            f"{self.stale:,} older than the stored ones skipped"
+        )
 
 
 class AttributeRejected(ValueError):
@@ -73,7 +108,8 @@ def write_attributes(
     snapshot: tuple[int, int] | None = None,
     batch_size: int = BATCH,
 ) -> AttributeTally:
-    """Write changes, each atomically against its profile's stored value (later event time wins).
+    """Write changes, each atomically against its profile's stored value: the later event time wins, and at
+    equal times the later arrival (a later change of ``changes``, a later call).
 
     ``snapshot``: the (code, generation) a snapshot load writes (decision.store.keys): its
     attributes count from its cutover on. Each batch is encoded whole before any of it is
@@ -98,6 +134,5 @@ def _write(
     for change in batch:
         per_profile.setdefault(change.profile_id, []).extend(encode(change, snapshot))
     for results in store.apply_attributes(per_profile):
-        written = sum(int(r) for r in results)
-        tally.written += written
-        tally.stale += len(results) - written
+        for result in results:
+            tally.count(int(result))

@@ -9,11 +9,18 @@ deletes them before it exits rather than leaving memory to ``gc``:
    reply was lost), taken over by another load, or given up by gc;
 2. HDEL its fields from the profiles it wrote (remembered while they are few),
    or from every membership hash by SCAN (a large load);
-3. drop the pending records (servers' field names of ``pending``) last: a load
-   killed during the cleanup leaves a record that ``status`` and ``gc`` report.
+3. drop the pending records last (servers' field names of ``pending``), and give
+   back what beginning the load took (ABANDON_SNAPSHOT): the audience's last
+   generation and a new audience's code, so that the registry is as it was — a
+   refused load changes nothing in Redis. A load killed during the cleanup
+   leaves a record that ``status`` and ``gc`` report.
 
-A code handed out to a new audience is not given back: servers may have seen
-it, and a reused code could meet fields of the old one left by a killed load.
+A generation is not given back when a delta (``apply``, ``stream``, ``receive``)
+wrote to it while it loaded (its record says so: MARK_PENDING): those fields lie in
+profiles the load never wrote, left to gc, and a reused number could make them
+count. Nor when the load wrote snapshot attributes (their fields are named after
+the attributes) or could not finish removing its fields; nor a code another
+audience took a later one after. Such numbers are never reused.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from audience_sync.registry import HEARTBEAT_EVERY
-from audience_sync.store import SyncStore
+from audience_sync.store import Begun, SyncStore
 
 # Profiles remembered for the cleanup; past this many a failed load finds its fields by SCAN.
 TRACKED_PROFILES = 100_000
@@ -40,10 +47,20 @@ class Cleanup:
     pending_removed: list[str] = field(default_factory=list)
     # Records already gone: switched in after all, taken over, or given up by gc (nothing of them deleted).
     not_found: list[str] = field(default_factory=list)
-    # Codes handed out to new audiences for this load (audience -> code): never reused.
+    # Codes handed out to new audiences for this load (audience -> code): given back, or never reused.
     new_codes: dict[str, int] = field(default_factory=dict)
     scanned: bool = False  # found by SCAN rather than from the profiles remembered
     error: str = ""  # why it could not finish: the rest is left to gc
+    # What beginning each generation took (pending field -> BEGIN_SNAPSHOT's answer), to give back.
+    begun: dict[str, Begun] = field(default_factory=dict)
+    # False when the load wrote fields it cannot name (snapshot attributes): nothing is given back.
+    reusable: bool = True
+    given_back: list[str] = field(default_factory=list)  # generations given back (pending fields)
+    codes_given_back: list[str] = field(default_factory=list)  # audiences whose new code was given back
+
+    @property
+    def codes_not_reused(self) -> dict[str, int]:
+        return {a: c for a, c in self.new_codes.items() if a not in self.codes_given_back}
 
     @property
     def left_to_gc(self) -> list[str]:
@@ -69,8 +86,16 @@ class Cleanup:
                 f"could not remove {self._named(self.left_to_gc)} ({self.error}): `audience-sync gc` deletes "
                 f"their fields and records once their heartbeat is {stale_after:.0f}s old (`status` lists them)"
             )
-        if self.new_codes:
-            codes = ", ".join(f"{code} ({audience})" for audience, code in sorted(self.new_codes.items()))
+        kept = [f for f in self.pending_removed if f not in self.given_back]
+        if self.given_back and not kept and not self.codes_not_reused:
+            parts.append("gave back the generation number(s) and code(s) it took: the registry is as it was")
+        elif kept:
+            parts.append(
+                f"generation(s) {self._named(kept)} are not reused (deltas wrote to them while they loaded, or it "
+                "wrote snapshot attributes: gc removes what is left)"
+            )
+        if self.codes_not_reused:
+            codes = ", ".join(f"{code} ({audience})" for audience, code in sorted(self.codes_not_reused.items()))
             parts.append(f"the code(s) handed out to new audiences, {codes}, are not reused")
         return "; ".join(parts)
 
@@ -80,7 +105,8 @@ class Cleanup:
             "pending_removed": self.pending_removed,
             "not_found": self.not_found,
             "left_to_gc": self.left_to_gc,
-            "codes_not_reused": self.new_codes,
+            "given_back": self.given_back,
+            "codes_not_reused": self.codes_not_reused,
             "found_by_scan": self.scanned,
             "error": self.error,
         }
@@ -128,7 +154,15 @@ def clean_up(
             if time.monotonic() - beat >= HEARTBEAT_EVERY:  # a long sweep keeps its records alive
                 heartbeat(ours)
                 beat = time.monotonic()
-        store.abandon(ours)
+        if cleanup.reusable and all(f in cleanup.begun for f in ours):
+            snapshots = [(f, cleanup.generations[f], cleanup.begun[f]) for f in ours]
+            results = dict(zip(ours, store.give_back(snapshots), strict=True))
+            cleanup.given_back = [f for f in ours if results[f] & 2]
+            cleanup.codes_given_back = [cleanup.generations[f] for f in ours if results[f] & 4]
+            cleanup.not_found += [f for f in ours if not results[f]]  # taken over meanwhile
+            ours = [f for f in ours if results[f]]
+        else:
+            store.abandon(ours)
         cleanup.pending_removed = ours
     except Exception as exc:  # Redis down or failing: what is left is reported, for gc
         cleanup.error = f"{type(exc).__name__}: {exc}"

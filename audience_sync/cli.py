@@ -46,7 +46,8 @@ EXIT_CODES = f"""exit status:
   {EXIT_CLOSED_PIPE}  stdout was closed early (e.g. piped into head); the work itself was done
 
 A snapshot that is refused, fails or is interrupted removes the membership fields it wrote and
-its pending registration, and says so; one killed (SIGKILL) leaves them to `gc` (see `status`)."""
+its pending registration, gives back the generation and code it took (Redis is as it was), and says
+so; one killed (SIGKILL) leaves them to `gc` (see `status`)."""
 
 
 class UsageError(Exception):
@@ -134,6 +135,14 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     )
 
 
+def _under_identities(stats: ParseStats) -> str:
+    """'; 2 profiles under 5 identities' when XDM profiles were read ('' for flat records)."""
+    if not stats.profiles:
+        return ""
+    profiles = f"{stats.profiles:,} profile" + ("" if stats.profiles == 1 else "s")
+    return f"; {profiles} under {stats.identities:,} identit" + ("y" if stats.identities == 1 else "ies")
+
+
 # -- load ----------------------------------------------------------------------------
 def _say_cleaned(load: SnapshotLoad, stale_after: float) -> None:
     """What a load that was not applied removed of what it wrote (nothing to say if it wrote nothing)."""
@@ -201,7 +210,8 @@ def cmd_load(args: argparse.Namespace) -> int:
     rate = outcome.memberships / outcome.seconds if outcome.seconds else 0.0
     print(
         f"lines {stats.lines:,}, bad {stats.bad:,} ({bad_ratio(stats):.2%}), skipped {outcome.skipped:,} "
-        f"(other audiences); {outcome.memberships:,} memberships in {outcome.seconds:.1f}s ({human(rate)}/s)"
+        f"(other audiences){_under_identities(stats)}; {outcome.memberships:,} memberships in "
+        f"{outcome.seconds:.1f}s ({human(rate)}/s)"
     )
     if outcome.dry_run:
         print("dry run: nothing written; the snapshot would be applied as above")
@@ -223,7 +233,7 @@ def _snapshot_attributes(
         (tally,) = tallies.values()
         written = write_attributes(store, changes, snapshot=(tally.code, tally.generation))
         if counts is not None:
-            counts.update(written=written.written, stale=written.stale)
+            counts.update(written.as_json())
 
     return write
 
@@ -291,9 +301,9 @@ def cmd_apply(args: argparse.Namespace) -> int:
         from audience_sync.attributes import write_attributes
 
         tally = write_attributes(store, attributes)
-        attribute_tally = {"values": len(attributes), "written": tally.written, "stale": tally.stale}
+        attribute_tally = {"values": len(attributes), **tally.as_json()}
         if not args.json:
-            print(f"{tally.written:,} attribute values written, {tally.stale:,} older than the stored ones skipped")
+            print(tally.describe())
     seconds = time.monotonic() - started
     if args.json:
         _emit(apply_summary(tallies=applier.outcome.audiences, stats=stats, errors=report.shown,
@@ -305,7 +315,10 @@ def cmd_apply(args: argparse.Namespace) -> int:
         for audience, t in sorted(applier.outcome.audiences.items())
     ]
     print(_table(("AUDIENCE", "ADDED", "REMOVED", "UNCHANGED", "STALE", "EXPIRED"), rows))
-    print(f"lines {stats.lines:,}, bad {stats.bad:,} ({ratio:.2%}); {len(changes):,} changes in {seconds:.1f}s")
+    print(
+        f"lines {stats.lines:,}, bad {stats.bad:,} ({ratio:.2%}){_under_identities(stats)}; {len(changes):,} changes "
+        f"in {seconds:.1f}s"
+    )
     if args.dry_run:
         print("dry run: nothing written; the changes would be applied as above")
     return EXIT_OK
@@ -321,8 +334,10 @@ def _attribute_tally(args: argparse.Namespace, attributes: Sequence[object]) -> 
     return {"values": len(attributes)} if args.attribute or args.attribute_map else None
 
 
-def _attribute_changes(args: argparse.Namespace) -> list[Any]:
-    """The ``--attribute`` values of the input files, all checked; raises BadAttributes (printed) or UsageError."""
+def _attribute_changes(args: argparse.Namespace, stats: ParseStats | None = None) -> list[Any]:
+    """The ``--attribute`` values of the input files, all checked; raises BadAttributes (printed) or UsageError.
+
+    ``stats``: counts the XDM profiles read and the identities their values go under."""
     from audience_sync.attribute_files import read_files
     from audience_sync.attribute_options import sources_of
 
@@ -331,17 +346,18 @@ def _attribute_changes(args: argparse.Namespace) -> list[Any]:
             raise UsageError("attributes: give --attribute SOURCE[:TYPE][=NAME] (repeatable) or --attribute-map FILE")
         return []
     if "-" in args.files:
-        raise UsageError("attributes are read from files (their time is the file's, or --time-column), not stdin")
-    if any(f.lower().removesuffix(".gz").endswith(".parquet") for f in args.files):
-        raise UsageError("--attribute reads CSV and NDJSON (flat or XDM) files, not Parquet")
+        raise UsageError(
+            "attributes are read from files (their time is the file's, or --attribute-time-field), not stdin"
+        )
     try:
         sources = sources_of(args)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     namespaces = tuple(dict.fromkeys(args.identity_namespace or ()))
     changes, errors = read_files(
-        args.files, sources, id_column=args.id_column, time_column=args.time_column, identity_namespaces=namespaces
-    )
+        args.files, sources, id_column=args.id_column, time_column=args.time_column, identity_namespaces=namespaces,
+        stats=stats,
+    )  # fmt: skip
     for error in errors[: args.show_errors]:
         print(error, file=sys.stderr)
     if errors:
@@ -361,18 +377,19 @@ def cmd_attributes(args: argparse.Namespace) -> int:
     from audience_sync.summaries import attributes_summary
 
     _check_files(args.files)
+    stats = ParseStats()
     try:
-        changes = _attribute_changes(args)
+        changes = _attribute_changes(args, stats)
     except BadAttributes:
         return EXIT_BAD_INPUT
     tally = AttributeTally() if args.dry_run else write_attributes(_store(args), changes)
     if args.json:
         _emit(attributes_summary(command="attributes", values=len(changes), dry_run=args.dry_run,
-                                 written=tally.written, stale=tally.stale))  # fmt: skip
+                                 tally=tally.as_json(), stats=stats))  # fmt: skip
     elif args.dry_run:
-        print(f"dry run: {len(changes):,} attribute values would be written")
+        print(f"dry run: {len(changes):,} attribute values would be written{_under_identities(stats)}")
     else:
-        print(f"{tally.written:,} attribute values written, {tally.stale:,} older than the stored ones skipped")
+        print(tally.describe() + _under_identities(stats))
     return EXIT_OK
 
 
@@ -416,7 +433,7 @@ def cmd_stream(args: argparse.Namespace) -> int:
         f"stream {stream_key} group {options.group} consumer {options.consumer}: {outcome.entries:,} entries, "
         f"{outcome.bad:,} bad; added {t.added:,}, removed {t.removed:,}, unchanged {t.unchanged:,}, "
         f"stale {t.stale:,}, expired {t.expired:,}; attribute values written {outcome.attributes.written:,}, "
-        f"stale {outcome.attributes.stale:,}"
+        f"unchanged {outcome.attributes.unchanged:,}, stale {outcome.attributes.stale:,}"
     )
     return EXIT_OK
 
@@ -487,13 +504,11 @@ def _positive(text: str) -> int:
 
 
 def _attribute_options(parser: argparse.ArgumentParser) -> None:
-    from audience_sync.attribute_options import add_arguments
+    from audience_sync.attribute_options import add_arguments, time_field_argument
 
-    add_arguments(parser, what="CSV column, JSON member or dotted path (CSV and NDJSON/XDM files, not Parquet; an "
+    add_arguments(parser, what="CSV column, JSON member or dotted path (CSV, NDJSON/XDM or Parquet files; an "
                   "XDM profile's go under the identities its memberships go under)")  # fmt: skip
-    parser.add_argument(
-        "--time-column", help="--attribute: each line's event time (none: the file's modification time)"
-    )
+    time_field_argument(parser, fallback="the file's modification time", aliases=("--time-column",))
 
 
 class _Help(argparse.RawDescriptionHelpFormatter):
@@ -539,8 +554,8 @@ def build_parser() -> argparse.ArgumentParser:
     inputs.add_argument(
         "--identity-namespace",
         action="append",
-        help="XDM: identityMap namespace of the profile id (none: the primary identity); "
-        "repeat it to write each profile under several identities",
+        help="XDM: an identityMap namespace; each profile is written under every id listed under it "
+        "(repeatable: every id of each; none: the profile's primary identity only)",
     )
     inputs.add_argument("--segment-namespace", default="ups", help="XDM: segmentMembership namespace")
     inputs.add_argument(
@@ -582,17 +597,18 @@ def build_parser() -> argparse.ArgumentParser:
     apply.set_defaults(func=cmd_apply)
 
     attributes = commands.add_parser(
-        "attributes", parents=[common], help="profile attributes from CSV or NDJSON files (docs/personalization.md)",
+        "attributes", parents=[common], help="profile attributes from CSV, NDJSON or Parquet files "
+        "(docs/personalization.md)",
         epilog=EXIT_CODES, formatter_class=_Help,
     )  # fmt: skip
-    attributes.add_argument("files", nargs="+", help="CSV (.csv) or NDJSON files, plain or gzip")
+    attributes.add_argument("files", nargs="+", help="CSV (.csv) or NDJSON files, plain or gzip, or Parquet")
     _attribute_options(attributes)
     attributes.add_argument("--id-column", default="profile_id", help="column / member / path of the profile id")
     attributes.add_argument(
         "--identity-namespace",
         action="append",
-        help="XDM: identityMap namespace of the profile id (none: the primary identity); "
-        "repeat it to write under several identities",
+        help="XDM: an identityMap namespace; each profile is written under every id listed under it "
+        "(repeatable: every id of each; none: the profile's primary identity only)",
     )
     attributes.add_argument("--json", action="store_true", help="the outcome as one JSON object on stdout")
     attributes.add_argument("--show-errors", type=int, default=20, help="bad lines printed (all are counted)")

@@ -18,12 +18,12 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from audience_sync.attributes import AttributeChange, AttributeTally, encode
+from audience_sync.lua import CHANGED, SAME, STALE
 from audience_sync.records import Change
 from audience_sync.registry import DEFAULT_STALE_AFTER, RegistryState
 from audience_sync.store import SyncStore
 from decision.store.codecs import AudienceEntry, membership_field
 
-STALE, CHANGED, SAME = 2, 1, 0
 BATCH = 5000  # changes per apply() in write_memberships
 
 
@@ -84,8 +84,14 @@ class DeltaApplier:
         self.outcome = DeltaOutcome()
 
     def _targets(self, state: RegistryState, audiences: Iterable[str], now: float) -> dict[str, tuple[str, list[str]]]:
-        """audience id -> (code, fields to write: the active generation's, then those being loaded)."""
+        """audience id -> (code, fields to write: the active generation's, then those being loaded).
+
+        A generation being loaded is written to only once marked as such (MARK_PENDING): a load that is
+        then not applied knows that fields of it may lie in profiles it never wrote, and does not give
+        its generation back. A generation whose load ended meanwhile is not written to.
+        """
         targets: dict[str, tuple[str, list[str]]] = {}
+        loading: dict[str, list[str]] = {}
         for audience_id in audiences:
             entry: AudienceEntry | None = state.entries.get(audience_id)
             if entry is None:
@@ -93,9 +99,18 @@ class DeltaApplier:
                     targets[audience_id] = ("new:" + audience_id, [])
                     continue
                 entry = self.store.ensure_audience(audience_id, now=now, source=self.source)
-            fields = [membership_field(entry.code, entry.generation)]
-            fields += [p.field for p in state.loading(audience_id, now, self.stale_after) if p.code == entry.code]
-            targets[audience_id] = (str(entry.code), fields)
+            targets[audience_id] = (str(entry.code), [membership_field(entry.code, entry.generation)])
+            fields = [p.field for p in state.loading(audience_id, now, self.stale_after) if p.code == entry.code]
+            if fields:
+                loading[audience_id] = fields
+        if loading and not self.dry_run:
+            every = [f for fields in loading.values() for f in fields]
+            pending = {f for f, alive in zip(every, self.store.mark_pending(every), strict=True) if alive}
+            for audience_id, fields in loading.items():
+                targets[audience_id][1].extend(f for f in fields if f in pending)
+        elif loading:  # a dry run reads the active generation's field only
+            for audience_id, fields in loading.items():
+                targets[audience_id][1].extend(fields)
         return targets
 
     def apply(self, changes: Sequence[Change]) -> DeltaTally:
@@ -162,13 +177,9 @@ class DeltaApplier:
                         t.removed += 1
                 if result == CHANGED:
                     member_deltas[audience_id] = member_deltas.get(audience_id, 0) + (1 if op == "+" else -1)
-        for profile_id, written in attribute_results.items():
-            for group, result in zip(owners[profile_id], written, strict=True):
-                tally = tallies[group][1]
-                if result:
-                    tally.written += 1
-                else:
-                    tally.stale += 1
+        for profile_id, answers in attribute_results.items():
+            for group, result in zip(owners[profile_id], answers, strict=True):
+                tallies[group][1].count(result)
         if not self.dry_run:
             self.store.touch(member_deltas, now=now, source=self.source)
         return tallies

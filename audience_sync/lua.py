@@ -9,6 +9,11 @@ from __future__ import annotations
 
 from typing import Final
 
+# What APPLY_CHANGES and APPLY_ATTRIBUTES answer per membership change or attribute value.
+SAME: Final = 0  # already so: nothing visible changed (a later event time is recorded)
+CHANGED: Final = 1  # a membership added or removed, an attribute value written
+STALE: Final = 2  # older than what was applied: skipped
+
 # The body of APPLY_CHANGES as a function (APPLY_PROFILE runs it too): m a profile's membership hash,
 # t its event-time hash; args[first..last]: per change code, op ('+' member, '-' not), value, event
 # time in ms ('' unknown), n, then n fields (the active generation's first, then those of snapshots
@@ -55,10 +60,12 @@ APPLY_CHANGES: Final = _CHANGES_FUNCTION + "return apply_changes(KEYS[1], KEYS[2
 # KEYS audiences, next-code, generations, pending, version. ARGV audience id, now, stale-after (s), source,
 # owner, the pending field of a dead loader to give up first ('' none), channel.
 # Hands out the next generation of an audience (and a code for a new one) and records it as pending.
-# A new code is announced (version bumped, published) before the load writes it, so servers know it
-# as a code that is not active yet rather than meeting an unknown one.
-# Returns {'ok', code, gen, entry JSON or ''} or {'busy', pending field, owner} when a live snapshot
-# of the same audience is loading.
+# The pending record announces the code: servers re-read the pending codes on the message published
+# for a new code (and on their polls) without a version change, so a load that is not applied can
+# leave the registry exactly as it found it (ABANDON_SNAPSHOT).
+# Returns {'ok', code, gen, entry JSON or '', the audience's last generation before ('' none), next-code
+# before ('-' an audience with a code already, '' none)} or {'busy', pending field, owner} when a live
+# snapshot of the same audience is loading.
 BEGIN_SNAPSHOT: Final = """
 local audiences, next_code, generations, pending = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local id, now, stale_after = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
@@ -71,13 +78,16 @@ for i = 1, #all, 2 do
   end
 end
 local raw = redis.call('HGET', audiences, id)
-local last = tonumber(redis.call('HGET', generations, id) or '0')
+local before_gen = redis.call('HGET', generations, id)
+local last = tonumber(before_gen or '0')
 local code
+local before_code = '-'
 if raw then
   local entry = cjson.decode(raw)
   code = entry.code
   if entry.gen > last then last = entry.gen end
 else
+  before_code = redis.call('GET', next_code) or ''
   code = redis.call('INCR', next_code)
 end
 local gen = last + 1
@@ -85,8 +95,65 @@ redis.call('HSET', generations, id, gen)
 local record = {audience = id, code = code, gen = gen, started_at = now, heartbeat = now,
                 source = ARGV[4], owner = ARGV[5], written = 0}
 redis.call('HSET', pending, string.format('%d:%d', code, gen), cjson.encode(record))
-if not raw then redis.call('PUBLISH', ARGV[7], redis.call('INCR', KEYS[5])) end
-return {'ok', string.format('%d', code), string.format('%d', gen), raw or ''}
+if not raw then redis.call('PUBLISH', ARGV[7], redis.call('GET', KEYS[5]) or '0') end
+return {'ok', string.format('%d', code), string.format('%d', gen), raw or '', before_gen or '', before_code}
+"""
+
+# KEYS pending, generations, next-code. ARGV per snapshot of one load 6 values: pending field, audience id,
+# generation, the audience's last generation before it ('' none), code, next-code before ('-' not a new
+# code, '' none) - as BEGIN_SNAPSHOT answered.
+# A load that is not applied, once it has removed every field it wrote, drops its pending records and
+# gives back what BEGIN_SNAPSHOT took, so that the registry is as it was: the audience's last
+# generation and, for a new audience, its code — each only if nothing took a later one meanwhile, and
+# only if no delta wrote to the generation (``deltas`` in its record, MARK_PENDING: such fields, in
+# profiles the load never wrote, are left to gc, and the generation is never reused). Snapshots are
+# taken in reverse order (codes are given back from the last one). Returns per snapshot, in ARGV
+# order: 0 record gone (not ours any more), 1 record dropped, 3 and the generation given back, 7 and
+# the code too.
+ABANDON_SNAPSHOT: Final = """
+local out = {}
+local groups = #ARGV / 6
+for g = groups, 1, -1 do
+  local i = (g - 1) * 6 + 1
+  local field, id, gen, before_gen, code, before_code = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3],
+    ARGV[i + 4], ARGV[i + 5]
+  local raw = redis.call('HGET', KEYS[1], field)
+  local result = 0
+  if raw then
+    redis.call('HDEL', KEYS[1], field)
+    result = 1
+    if not cjson.decode(raw).deltas and redis.call('HGET', KEYS[2], id) == gen then
+      if before_gen == '' then redis.call('HDEL', KEYS[2], id) else redis.call('HSET', KEYS[2], id, before_gen) end
+      result = 3
+      if before_code ~= '-' and redis.call('GET', KEYS[3]) == code then
+        if before_code == '' then redis.call('DEL', KEYS[3]) else redis.call('SET', KEYS[3], before_code) end
+        result = 7
+      end
+    end
+  end
+  out[g] = result
+end
+return out
+"""
+
+# KEYS pending. ARGV the pending fields a delta is about to write to (snapshots loading).
+# Marks each record still there as written to by deltas (its generation is then never given back);
+# returns per field 1 marked (write to it), 0 gone (the load ended: do not write to it).
+MARK_PENDING: Final = """
+local out = {}
+for i = 1, #ARGV do
+  local raw = redis.call('HGET', KEYS[1], ARGV[i])
+  out[i] = 0
+  if raw then
+    local p = cjson.decode(raw)
+    if not p.deltas then
+      p.deltas = true
+      redis.call('HSET', KEYS[1], ARGV[i], cjson.encode(p))
+    end
+    out[i] = 1
+  end
+end
+return out
 """
 
 # KEYS pending. ARGV now, written, then the pending fields of one load.
@@ -196,29 +263,32 @@ return 0
 # The body of APPLY_ATTRIBUTES as a function (APPLY_PROFILE runs it too): m a profile's membership
 # hash (its attributes live there too); args[first..last]: pairs of attribute field, value
 # ``<tag><event time ms>|<payload>`` (decision.store.codecs; tag '-' a removal).
-# A value older than the stored one is skipped. At equal times a removal wins, then the greater
-# value, so the result does not depend on delivery order. Returns per pair: 1 written, 0 stale.
+# A value older than the stored one is skipped. At equal times the later arrival wins: Redis runs a
+# profile's scripts one at a time (its keys share one slot, on a Cluster too), and the pairs of one
+# call in order, so the value this call brings is the latest arrival there is. Never the values'
+# order. Returns per pair (as APPLY_CHANGES): 0 unchanged (the same type and payload as stored, or a
+# removal of an absent attribute; the later time is kept), 1 written, 2 stale.
 _ATTRIBUTES_FUNCTION: Final = """
-local function time_of(v)
+local function split(v)
   local bar = string.find(v, '|', 1, true)
-  return bar and tonumber(string.sub(v, 2, bar - 1))
+  if not bar then return nil, nil end
+  return tonumber(string.sub(v, 2, bar - 1)), string.sub(v, 1, 1) .. string.sub(v, bar + 1)
 end
 local function apply_attributes(m, args, first, last)
   local out = {}
   for i = first, last, 2 do
     local field, value = args[i], args[i + 1]
     local stored = redis.call('HGET', m, field)
-    local apply = 1
+    local at, content = split(value)
+    local result = 1
     if stored then
-      local a, b = time_of(value), time_of(stored)
-      if b and a < b then apply = 0 end
-      if b and a == b then
-        local removed, was_removed = string.sub(value, 1, 1) == '-', string.sub(stored, 1, 1) == '-'
-        if was_removed or (not removed and value <= stored) then apply = 0 end
-      end
+      local was_at, was = split(stored)
+      if was_at and at < was_at then result = 2 elseif was == content then result = 0 end
+    elseif content == '-' then
+      result = 0
     end
-    if apply == 1 then redis.call('HSET', m, field, value) end
-    out[#out + 1] = apply
+    if result ~= 2 and value ~= stored then redis.call('HSET', m, field, value) end
+    out[#out + 1] = result
   end
   return out
 end
@@ -230,7 +300,7 @@ APPLY_ATTRIBUTES: Final = _ATTRIBUTES_FUNCTION + "return apply_attributes(KEYS[1
 # KEYS[1] a profile's membership hash, KEYS[2] its event-time hash. ARGV: k, then k arguments of
 # membership changes (as APPLY_CHANGES), then attribute pairs (as APPLY_ATTRIBUTES).
 # A profile's memberships and attributes of one push in one script, so one atomic write: a reader
-# sees both or neither. Returns {per change 0/1/2, per pair 1/0}.
+# sees both or neither. Returns {per change 0/1/2, per pair 0/1/2}.
 APPLY_PROFILE: Final = (
     _CHANGES_FUNCTION
     + _ATTRIBUTES_FUNCTION

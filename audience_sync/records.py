@@ -60,6 +60,10 @@ class ParseStats:
 
     lines: int = 0  # data lines seen (headers and blank lines excluded), good or bad
     bad: int = 0
+    # XDM profiles read (good lines), and the identities they are written under (each id of each chosen
+    # namespace, summed over the profiles); flat records (CSV, NDJSON) count in neither.
+    profiles: int = 0
+    identities: int = 0
 
 
 class InvalidField(ValueError):

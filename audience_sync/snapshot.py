@@ -11,8 +11,9 @@ How it stays atomic for readers (docs/redis-keys.md):
 
 A load that fails, is refused or killed before step 3 changes nothing readers
 see. One that is refused or fails then deletes the fields it wrote and its
-pending records (audience_sync.cleanup); one killed by SIGKILL leaves them to
-``gc``, which ``status`` shows. Profiles absent from the new snapshot need no
+pending records, and gives back the generation numbers and codes it took, so
+that Redis is as it was (audience_sync.cleanup); one killed by SIGKILL leaves
+them to ``gc``, which ``status`` shows. Profiles absent from the new snapshot need no
 deletion at the switch: their old generation stops counting.
 """
 
@@ -151,6 +152,8 @@ class SnapshotLoad:
         self.track_limit = TRACKED_PROFILES
         self.stats = ParseStats()  # of the inputs read so far
         self.cleanup: Cleanup | None = None  # set when the load was not applied after it began writing
+        self.begun: dict[str, Begun] = {}  # per pending field: what beginning it took (given back if not applied)
+        self.attributes_written = False  # snapshot attributes (before_cutover): generations not given back
         self.written = 0
         self.skipped = 0
         self._last_heartbeat = time.monotonic()
@@ -168,6 +171,7 @@ class SnapshotLoad:
             tally.code, tally.generation = begun.code, begun.generation
             tally.new_field = membership_field(begun.code, begun.generation)
             self.pending_fields.append(tally.new_field)
+            self.begun[tally.new_field] = begun
         if entry is not None:
             tally.code = entry.code
             tally.active_field = membership_field(entry.code, entry.generation)
@@ -223,6 +227,7 @@ class SnapshotLoad:
             self._check(outcome)
             if not self.options.dry_run:
                 if self.before_cutover is not None:
+                    self.attributes_written = True
                     self.before_cutover(self.tallies)
                 outcome.version = self._cutover(stats)
                 self.pending_fields = []
@@ -339,6 +344,8 @@ class SnapshotLoad:
         cleanup = Cleanup(
             generations={f: by_field[f].audience_id if f in by_field else "?" for f in self.pending_fields},
             new_codes={t.audience_id: t.code for t in by_field.values() if not t.active_field},
+            begun=dict(self.begun),
+            reusable=not self.attributes_written,
         )
 
         def heartbeat(fields: Sequence[str]) -> None:

@@ -33,6 +33,7 @@ CLUSTER_SCHEMES: Final = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
 # Redis did not answer (exit status 3); any other Redis failure is a StoreFailure.
 StoreUnavailable: Final = (RedisConnectionError, RedisTimeoutError, BusyLoadingError)
 StoreFailure: Final = _RedisError
+WRITE_PROBE_TTL_MS: Final = 60_000
 
 
 _pack: Any
@@ -73,6 +74,8 @@ _SCRIPTS: Final = {
         "TOUCH",
         "REGISTRY_STATE",
         "DROP_PENDING_IF_UNCHANGED",
+        "ABANDON_SNAPSHOT",
+        "MARK_PENDING",
     )
 }
 
@@ -86,6 +89,10 @@ class Begun:
     entry: AudienceEntry | None = None
     busy_field: str = ""
     busy_owner: str = ""
+    # What it took, to give back if the load is not applied (ABANDON_SNAPSHOT): the audience's last
+    # generation before ('' none) and, for a new audience, the next-code before ('-' not new, '' none).
+    generation_before: str = ""
+    code_before: str = "-"
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,6 +203,11 @@ class SyncStore:
     def ping(self) -> bool:
         return bool(self.client.ping())
 
+    def probe_write(self) -> None:
+        """Write a tiny key with a short TTL (``KeySpace.write_probe``): raises as a push's write would --
+        StoreUnavailable when Redis does not answer, StoreFailure when it refuses writes (OOM, READONLY)."""
+        self.client.set(self.keys.write_probe, b"1", px=WRITE_PROBE_TTL_MS)
+
     # -- registry -------------------------------------------------------------
     def registry_state(self) -> RegistryState:
         k = self.keys
@@ -217,7 +229,9 @@ class SyncStore:
         if status == "busy":
             return Begun(busy_field=_text(reply[1]), busy_owner=_text(reply[2]))
         entry = AudienceEntry.decode(audience_id, reply[3]) if reply[3] else None
-        return Begun(int(reply[1]), int(reply[2]), entry)
+        return Begun(
+            int(reply[1]), int(reply[2]), entry, generation_before=_text(reply[4]), code_before=_text(reply[5])
+        )
 
     def heartbeat(self, fields: Sequence[str], *, now: float, written: int) -> int:
         if not fields:
@@ -234,6 +248,24 @@ class SyncStore:
         """Drop pending records: their generations become garbage for ``gc`` at once."""
         if fields:
             self.client.hdel(self.keys.pending, *fields)
+
+    def give_back(self, snapshots: Sequence[tuple[str, str, Begun]]) -> list[int]:
+        """Drop the pending records of a load's (field, audience, begun) snapshots, all of whose fields it removed,
+        and give back their generations and new codes where nothing else took them (ABANDON_SNAPSHOT's
+        answer per snapshot: 0 gone, 1 dropped, 3 generation given back, 7 code too)."""
+        if not snapshots:
+            return []
+        k = self.keys
+        args: list[object] = []
+        for field, audience_id, begun in snapshots:
+            args += (field, audience_id, begun.generation, begun.generation_before, begun.code, begun.code_before)
+        return [int(r) for r in self._run("ABANDON_SNAPSHOT", [k.pending, k.generations, k.next_code], args)]
+
+    def mark_pending(self, fields: Sequence[str]) -> list[bool]:
+        """Mark snapshots being loaded as written to by deltas (MARK_PENDING): True for each still pending."""
+        if not fields:
+            return []
+        return [bool(r) for r in self._run("MARK_PENDING", [self.keys.pending], list(fields))]
 
     def cutover(self, items: Sequence[CutoverItem], *, now: float, extra: Mapping[str, object]) -> CutoverOutcome:
         k = self.keys
@@ -295,13 +327,14 @@ class SyncStore:
         )
 
     def apply_attributes(self, batch: Mapping[str, Sequence[str]]) -> list[list[int]]:
-        """Per profile: APPLY_ATTRIBUTES with its (field, value) pairs flattened; 1 written / 0 stale per pair."""
+        """Per profile: APPLY_ATTRIBUTES with its (field, value) pairs flattened, in arrival order; per pair 0
+        unchanged / 1 written / 2 stale."""
         membership = self.keys.membership
         return self._per_profile("APPLY_ATTRIBUTES", [((membership(p),), args) for p, args in batch.items()])
 
     def apply_profiles(self, batch: Mapping[str, tuple[Sequence[str], Sequence[str]]]) -> list[list[list[int]]]:
         """Per profile (its changes' args, its attribute pairs flattened): APPLY_PROFILE, one atomic write of
-        both; [0/1/2 per change, 1/0 per pair]."""
+        both; [0/1/2 per change, 0/1/2 per pair]."""
         k = self.keys
         return self._per_profile(
             "APPLY_PROFILE",

@@ -88,9 +88,7 @@ class StreamConsumer:
         if changes:
             self.outcome.tally.merge(self.applier.apply(changes))
         if attributes:
-            written = write_attributes(self.store, attributes)
-            self.outcome.attributes.written += written.written
-            self.outcome.attributes.stale += written.stale
+            self.outcome.attributes.merge(write_attributes(self.store, attributes))
         self.outcome.acked += self.store.ack(options.stream, options.group, [entry_id for entry_id, _ in entries])
         self.outcome.entries += len(entries)
         self.outcome.batches += 1

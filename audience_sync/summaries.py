@@ -17,7 +17,19 @@ from audience_sync.snapshot import AudienceTally
 
 
 def _input(stats: ParseStats, errors: Iterable[str]) -> dict[str, Any]:
-    return {"lines": stats.lines, "bad_lines": stats.bad, "errors": list(errors)}
+    """What was read: lines, bad lines, and the XDM profiles and the identities they go under."""
+    return {
+        "lines": stats.lines,
+        "bad_lines": stats.bad,
+        "errors": list(errors),
+        **identity_counts(stats),
+    }
+
+
+def identity_counts(stats: ParseStats) -> dict[str, int]:
+    """``profiles``: XDM profiles read; ``identities``: the profile ids they are written under (every id of
+    each chosen namespace, summed over the profiles). Both 0 for flat records, whose rows are memberships."""
+    return {"profiles": stats.profiles, "identities": stats.identities}
 
 
 def load_summary(
@@ -106,18 +118,21 @@ def attributes_summary(
     values: int,
     dry_run: bool,
     errors: Iterable[str] = (),
-    written: int = 0,
-    stale: int = 0,
+    tally: Mapping[str, int] | None = None,
     refused: str = "",
+    stats: ParseStats | None = None,
 ) -> dict[str, Any]:
-    """``audience-sync attributes``, or the ``--attribute`` input of a load or apply that refused it."""
+    """``audience-sync attributes``, or the ``--attribute`` input of a load or apply that refused it.
+
+    ``values``: attribute values, one per identity a profile's value is written under; ``tally``: written,
+    unchanged, stale (``AttributeTally.as_json``); none: nothing was written."""
     return {
         "command": command,
         "ok": not refused,
         "dry_run": dry_run,
         "refused": refused or None,
         "errors": list(errors),
+        **identity_counts(stats or ParseStats()),
         "values": values,
-        "written": written,
-        "stale": stale,
+        **(tally or {"written": 0, "unchanged": 0, "stale": 0}),
     }

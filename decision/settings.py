@@ -57,6 +57,9 @@ class Settings:
     # endpoints stop sending), then how long the calls in flight may take to finish.
     shutdown_drain: float = 5.0
     shutdown_grace: float = 10.0
+    # A connection is sent a GOAWAY at this age (+-10 %), so that a stop can wait for every connection to
+    # go instead of cancelling the calls grpc queued (decision/api/shutdown.py). None: half of shutdown_grace.
+    max_connection_age: float | None = None
     limits: Limits = field(default_factory=Limits)
     # Published rulesets (no rules_path): how often the active pointer is polled besides announcements.
     rules_poll_interval: float = 0.5
@@ -81,6 +84,9 @@ class Settings:
     breaker_probe_interval: float = 0.2
     # Feedback events: a retried event id counts once within this window (seconds); older events are refused.
     event_dedupe_window: float = 86_400.0
+    # How long after its decision a tracking token is accepted with events (seconds): each token counts each event
+    # type once, which Redis remembers this long (docs/redis-keys.md); events with an older token are refused.
+    token_lifetime: float = 86_400.0
     # How far ahead of the server's clock an event's timestamp may be (seconds).
     event_max_skew: float = 300.0
     # Longest wait for Redis when recording a batch of events.

@@ -102,11 +102,20 @@ def pinned_all() -> list[str]:
 
 
 SERVER_CORE, LOAD_CORE = 1, 0
+# h2load does not reconnect after an HTTP/2 GOAWAY, which `decision serve` sends each connection at its
+# --max-connection-age: a benchmarked server keeps its connections for the run (12 h; the grace must be twice
+# that). Given as environment, not flags: compare_commits runs servers of older commits too.
+LONG_CONNECTIONS = {"DECISION_MAX_CONNECTION_AGE": "43200", "DECISION_GRACE": "86400"}
+
+
+def serve_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of a benchmarked server process."""
+    return {**os.environ, **LONG_CONNECTIONS, **(extra or {})}
 
 
 @contextmanager
 def process(command: list[str], env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
-    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=serve_env(env))
     try:
         yield child
     finally:
@@ -382,7 +391,7 @@ def main() -> int:
 
         # The stages, on a server of their own: the timing hooks cost a little.
         port, metrics_port = free_port(), free_port()
-        with process(serve(port, metrics_port), env={**os.environ, "DECISION_STAGE_TIMING": "1"}):
+        with process(serve(port, metrics_port), env={"DECISION_STAGE_TIMING": "1"}):
             wait_ready(port)
             for in_flight in (1, 16):
                 before = stage_seconds(scrape(metrics_port))

@@ -29,6 +29,7 @@ from loadtest.bench import (
     pinned,
     redis,
     sample_request,
+    serve_env,
     wait_ready,
 )
 from loadtest.rulegen import generate
@@ -58,7 +59,7 @@ def measure(
     command: list[str], cwd: Path, port: int, figures: Figures, requests: Path, args: argparse.Namespace
 ) -> None:
     body = h2load.grpc_frame(sample_request("p7"))
-    server = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=serve_env())
     try:
         wait_ready(port)
         pids = [server.pid]

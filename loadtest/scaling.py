@@ -35,6 +35,7 @@ from decision.store.codecs import AudienceEntry, membership_field, membership_va
 from decision.store.embedded import EmbeddedRedis, find_redis_server, free_port
 from decision.store.keys import KeySpace
 from decision.v1 import decision_pb2, decision_pb2_grpc
+from loadtest.bench import serve_env
 
 RULES = """
 version: scaling
@@ -152,7 +153,9 @@ def measure_throughput(profiles: int, audiences: int, in_flight: int, seconds: f
         port = free_port()
         command = [sys.executable, "-m", "decision.cli", "serve", "--rules", str(rules), "--host", "127.0.0.1"]
         command += ["--port", str(port), "--redis-url", server.url]
-        worker = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        worker = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=serve_env()
+        )
         try:
             assert worker.stdout is not None
             while not worker.stdout.readline().startswith("listening on"):

@@ -28,6 +28,7 @@ from audience_sync.store import SyncStore
 from decision.rules.loader import load_file
 from decision.store.embedded import EmbeddedRedis, free_port
 from decision.v1 import decision_pb2, decision_pb2_grpc
+from loadtest.bench import serve_env
 from loadtest.rulegen import CATEGORIES, DEVICES, generate
 
 
@@ -117,6 +118,7 @@ def main() -> int:
                 str(port),
             ],
             stderr=subprocess.DEVNULL,
+            env=serve_env(),
         )
         try:
             with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:

@@ -5,13 +5,15 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import sys
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from decision.cli.main import build_parser
+from decision.cli.main import EXAMPLES, build_parser
 from decision.rules.compiler import compile_ruleset
 from decision.rules.loader import load_file
 
@@ -85,3 +87,19 @@ def test_kustomize_renders_the_manifests_with_a_hashed_configmap() -> None:
         for document in (d for d in rendered if d["kind"] == kind):
             chosen = document["spec"].get("selector", {})
             assert chosen.get("matchLabels", chosen) == selector, document["metadata"]["name"]
+
+
+def test_the_wheel_carries_the_demo_examples_where_the_demo_looks(tmp_path: Path) -> None:
+    """`decision demo` reads decision/examples from the installed package: a wheel (the Docker image) must hold it."""
+    assert (EXAMPLES / "retail" / "rules.yaml").is_file()
+    build = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path)]
+    subprocess.run(
+        [*build, str(ROOT)],
+        check=True,
+        capture_output=True,
+    )
+    [wheel] = tmp_path.glob("*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    relative = EXAMPLES.relative_to(ROOT.joinpath("decision").parent)
+    for sample in ("retail/rules.yaml", "retail/audiences.csv", "retail/requests.yaml", "personalized/rules.yaml"):
+        assert f"{relative.as_posix()}/{sample}" in names

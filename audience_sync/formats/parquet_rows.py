@@ -6,6 +6,13 @@ The same two shapes as the JSON inputs: flat columns (``profile_id``, ``audience
 with the ``PAR1`` magic or its name ends in ``.parquet``. Rows are read in batches, each row handed
 to the NDJSON or XDM reader as one JSON object; a bad row is reported as ``file:row N: reason``
 (N from 1). Timestamp columns become ISO 8601 date-times (without a zone: UTC).
+
+**Null means absent.** Parquet cannot tell an absent field from a null one, and Spark writes
+JSON-inferred data as struct columns with a null for every member a row lacks: a profile's
+``segmentMembership.ups.<audience>`` for each audience it is not in, ``identityMap.<namespace>``
+for each namespace it has no id of. The readers take each such null as absent (a map-typed column
+simply lacks the key); attributes read from Parquet drop nulls first (``without_nulls``), so a null
+never removes an attribute there.
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ from typing import IO, Any, Final
 import orjson
 
 from audience_sync.formats.ndjson_rows import NdjsonOptions, json_object, record_change
-from audience_sync.formats.xdm import XdmOptions, is_profile, profile_changes
+from audience_sync.formats.xdm import XdmOptions, is_profile, read_profile
 from audience_sync.records import Change, InvalidField, LineError, ParseStats
 
 MAGIC: Final = b"PAR1"
@@ -58,6 +65,15 @@ def row_lines(source: str | IO[bytes]) -> Iterator[bytes]:
             yield orjson.dumps(row, default=_jsonable)
 
 
+def without_nulls(value: Any) -> Any:
+    """``value`` with every null member of its objects left out, at any depth (null means absent)."""
+    if value.__class__ is dict:
+        return {k: without_nulls(v) for k, v in value.items() if v is not None}
+    if value.__class__ is list:
+        return [without_nulls(v) for v in value]
+    return value
+
+
 def parse_parquet(
     lines: Iterable[bytes], source: str, xdm: XdmOptions, records: NdjsonOptions, stats: ParseStats
 ) -> Iterator[Change | LineError]:
@@ -68,7 +84,10 @@ def parse_parquet(
         try:
             body = json_object(raw)
             if is_profile(body):
-                yield from profile_changes(body, xdm, row, known_audiences)
+                profile = read_profile(body, xdm, row, known_audiences)
+                stats.profiles += 1
+                stats.identities += len(profile.identities)
+                yield from profile.changes
             else:
                 yield record_change(body, records, row)
         except InvalidField as exc:

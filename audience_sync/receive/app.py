@@ -2,7 +2,7 @@
 
     POST /v1/profiles   a pushed payload (payloads.py) -> 200 with its tally, after it is written
     POST /oauth/token   OAuth2 client credentials -> a short-lived bearer token (auth.py)
-    GET  /health        200 when Redis answers, else 503 (no credentials needed)
+    GET  /health        readiness: 200 when Redis takes a write, else 503 (no credentials needed)
     GET  /metrics       Prometheus text (no credentials needed)
 
 Status codes: 400 a bad payload (every bad field named, nothing written), 401 no or bad credentials,
@@ -57,7 +57,14 @@ class Metrics:
         self.in_flight = Gauge(
             "audience_sync_receive_in_flight", "Requests being handled", ["endpoint"], registry=self.registry
         )
-        self.profiles = Counter("audience_sync_receive_profiles", "Profiles applied", registry=self.registry)
+        self.profiles = Counter(
+            "audience_sync_receive_profiles", "Profiles applied (objects sharing an identity are one)",
+            registry=self.registry,
+        )  # fmt: skip
+        self.identities = Counter(
+            "audience_sync_receive_identities", "Identities written to (profile ids: one profile hash each)",
+            registry=self.registry,
+        )  # fmt: skip
         self.changes = Counter(
             "audience_sync_receive_changes",
             "Membership changes applied, by result (added, removed, unchanged, stale)",
@@ -66,10 +73,59 @@ class Metrics:
         )
         self.attributes = Counter(
             "audience_sync_receive_attributes",
-            "Attribute values applied, by result (written, stale)",
+            "Attribute values applied, by result (written, unchanged, stale)",
             ["result"],
             registry=self.registry,
         )
+
+
+class BodyReads:
+    """The pushes whose body is still arriving. A stop cuts them at once: nothing of them was written, and
+    the sender, whose connection closes without an answer, retries elsewhere (a half-sent body could
+    otherwise hold the stop for the whole shutdown timeout)."""
+
+    def __init__(self) -> None:
+        self.stopping = False
+        self._reading: set[asyncio.Task[Any]] = set()
+
+    async def read(self, request: web.Request) -> bytes:
+        """The request's body (HTTPRequestEntityTooLarge above the app's max size); cancelled by :meth:`cut`."""
+        task = asyncio.current_task()
+        assert task is not None
+        if self.stopping and not request.content.is_eof():
+            raise asyncio.CancelledError  # arrived on an open connection after the stop began
+        self._reading.add(task)
+        try:
+            return await request.read()
+        finally:
+            self._reading.discard(task)
+
+    def cut(self) -> int:
+        """Stop: cancel every body still being read, and any that starts later. Returns how many."""
+        self.stopping = True
+        for task in self._reading:
+            task.cancel()
+        return len(self._reading)
+
+
+BODY_READS: Final = web.AppKey("body_reads", BodyReads)
+
+
+class Readiness:
+    """Logs when readiness changes (not on every probe)."""
+
+    def __init__(self) -> None:
+        self._problem: str | None = None
+
+    def ready(self) -> None:
+        if self._problem is not None:
+            log.warning("ready again: Redis takes writes")
+            self._problem = None
+
+    def not_ready(self, problem: str) -> None:
+        if problem != self._problem:
+            log.warning("not ready (GET /health answers 503): %s", problem)
+            self._problem = problem
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +159,9 @@ def build_app(
     metrics: Metrics,
     clock: Callable[[], float] = time.time,
 ) -> web.Application:
+    bodies = BodyReads()
+    readiness = Readiness()
+
     @web.middleware
     async def measured(request: web.Request, handler: Handler) -> web.StreamResponse:
         started = time.perf_counter()
@@ -130,7 +189,7 @@ def build_app(
             authenticator.check_push(request.headers.get("Authorization"), clock())
         except Refused as refused:
             return _refused(refused)
-        body = await request.read()  # HTTPRequestEntityTooLarge (413) above max_body
+        body = await bodies.read(request)  # HTTPRequestEntityTooLarge (413) above max_body
         try:
             payload = parse_payload(body, request.content_type, options.payload, clock())
         except PayloadError as bad:
@@ -143,11 +202,14 @@ def build_app(
         except StoreFailure as exc:
             log.error("Redis error: %s", exc)
             return _error(503, "Redis error: retry later")
-        metrics.profiles.inc(payload.profiles)
+        profiles, identities = payload.profiles, payload.identities
+        metrics.profiles.inc(profiles)
+        metrics.identities.inc(identities)
         for result in ("added", "removed", "unchanged", "stale"):
             metrics.changes.labels(result).inc(getattr(tally, result))
         answer: dict[str, object] = {
-            "profiles": payload.profiles,
+            "profiles": profiles,
+            "identities": identities,
             "changes": len(payload.changes),
             "added": tally.added,
             "removed": tally.removed,
@@ -156,10 +218,10 @@ def build_app(
             "expired": tally.expired,
         }
         if payload.attributes:
-            metrics.attributes.labels("written").inc(attributes.written)
-            metrics.attributes.labels("stale").inc(attributes.stale)
-            answer["attributes"] = {"values": len(payload.attributes), "written": attributes.written,
-                                    "stale": attributes.stale}  # fmt: skip
+            counted = attributes.as_json()
+            for result, count in counted.items():
+                metrics.attributes.labels(result).inc(count)
+            answer["attributes"] = {"values": len(payload.attributes), **counted}
         return web.json_response(answer)
 
     async def token(request: web.Request) -> web.Response:
@@ -187,11 +249,18 @@ def build_app(
         )
 
     async def health(_: web.Request) -> web.Response:
+        """Ready when Redis takes a write, as a push needs: not when it only answers PING (full, a replica)."""
         try:
-            await asyncio.wait_for(asyncio.to_thread(store.ping), options.redis_timeout)
-        except (TimeoutError, StoreFailure) as exc:
-            return _error(503, f"Redis unavailable: {exc or 'no answer'}")
-        return web.json_response({"status": "ok"})
+            await asyncio.wait_for(asyncio.to_thread(store.probe_write), options.redis_timeout)
+        except (TimeoutError, *StoreUnavailable) as exc:
+            problem = f"Redis unavailable: {exc or 'no answer'}"
+        except StoreFailure as exc:
+            problem = f"Redis refuses writes: {type(exc).__name__}: {exc}"
+        else:
+            readiness.ready()
+            return web.json_response({"status": "ok"})
+        readiness.not_ready(problem)
+        return _error(503, problem)
 
     async def prometheus(_: web.Request) -> web.Response:
         response = web.Response(body=generate_latest(metrics.registry))
@@ -199,6 +268,7 @@ def build_app(
         return response
 
     app = web.Application(middlewares=[measured], client_max_size=options.max_body)
+    app[BODY_READS] = bodies
     app.router.add_post(PUSH_PATH, push)
     if authenticator.access.clients:
         app.router.add_post(TOKEN_PATH, token)

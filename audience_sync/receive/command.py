@@ -7,7 +7,7 @@ import asyncio
 import os
 
 from audience_sync.attribute_options import add_arguments as attribute_arguments
-from audience_sync.attribute_options import sources_of
+from audience_sync.attribute_options import sources_of, time_field_argument
 from audience_sync.formats.ndjson_rows import NdjsonOptions
 from audience_sync.formats.xdm import XdmOptions
 
@@ -36,13 +36,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--max-body", type=_size, default=4 << 20, help="largest request body, larger ones get 413 (bytes, or with k/m)"
     )
-    parser.add_argument("--identity-namespace", action="append", help="XDM: identityMap namespace(s) a profile is "
-                        "written under (repeatable; default: its primary identity)")  # fmt: skip
+    parser.add_argument("--identity-namespace", action="append", help="XDM: an identityMap namespace; a profile is "
+                        "written under every id listed under it (repeatable; default: its primary identity "
+                        "only)")  # fmt: skip
     parser.add_argument("--segment-namespace", default="ups", help="XDM: segmentMembership namespace")
     parser.add_argument("--id-column", default="profile_id", help="delta records: member holding the profile id")
     parser.add_argument("--audience-column", default="audience_id", help="delta records: member of the audience")
     attribute_arguments(parser, what="JSON member or dotted XDM path of a pushed object (written under the "
                         "identities of its memberships; docs/receive.md)")  # fmt: skip
+    time_field_argument(parser, fallback="the object's top-level timestamp, else the request's arrival")
     parser.add_argument("--batch-size", type=int, default=5000, help="changes of concurrent requests written together")
     parser.add_argument("--redis-timeout", type=float, default=2.0, help="seconds before Redis counts as down (503)")
     parser.add_argument("--shutdown-timeout", type=float, default=30.0, help="on SIGTERM: time to finish requests")
@@ -69,6 +71,7 @@ def run(args: argparse.Namespace, redis_url: str) -> int:
         XdmOptions(tuple(dict.fromkeys(args.identity_namespace or ())), args.segment_namespace),
         NdjsonOptions(args.id_column, args.audience_column),
         tuple(sources_of(args)),
+        args.time_column,
     )
     config = ReceiverConfig(
         redis_url=redis_url,

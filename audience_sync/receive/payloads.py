@@ -11,10 +11,12 @@ An object is a profile when it has an ``identityMap`` or a ``segmentMembership``
 
 Attributes (``--attribute``/``--attribute-map``, ``attribute_mapping.py``): a profile's go under the
 identities its memberships go under, a record's under its profile id. Their event time (the later
-write wins, per attribute: ``attributes.py``) is, in this order: the object's top-level ``timestamp``
-(the time of the profile as a whole), else its newest ``lastQualificationTime`` (a record: its
-``event_time``), else the time the request arrived (``now``). A re-sent payload with times thus
-changes nothing, and an older push arriving late never overwrites a newer one.
+write wins, per attribute; at equal times the later arrival: ``attributes.py``) is, in this order:
+the field named by ``--attribute-time-field`` (``PayloadOptions.time_field``), else the object's
+top-level ``timestamp`` (the time of the profile as a whole), else the time the request arrived
+(``now``). Never a membership's ``lastQualificationTime`` or a record's ``event_time`` unless named:
+those do not move when only attributes change. A re-sent payload with times thus changes nothing,
+and an older push arriving late never overwrites a newer one.
 
 The whole body is checked before anything is written: ``PayloadError`` lists the bad fields, each
 located as ``[index].field`` (array), ``line N: field`` (NDJSON) or ``field`` (one object).
@@ -30,7 +32,7 @@ import orjson
 from audience_sync.attribute_mapping import AttributeSource, from_object, value_at
 from audience_sync.attributes import AttributeChange, AttributeRejected, encode
 from audience_sync.formats.ndjson_rows import NdjsonOptions, record_change
-from audience_sync.formats.xdm import XdmOptions, identities, is_profile, profile_changes
+from audience_sync.formats.xdm import XdmOptions, is_profile, read_profile
 from audience_sync.records import Change, InvalidField, parse_time
 
 MAX_ERRORS: Final = 20  # listed in a 400 answer (all are counted)
@@ -42,16 +44,41 @@ class PayloadOptions:
     xdm: XdmOptions = field(default_factory=XdmOptions)
     records: NdjsonOptions = field(default_factory=NdjsonOptions)
     attributes: tuple[AttributeSource, ...] = ()
+    # A member or dotted path of a pushed object holding its attributes' event time (--attribute-time-field).
+    time_field: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Payload:
     changes: list[Change]
     attributes: list[AttributeChange]
+    # Per object with something to write: the profile ids it is written under (a profile's identities,
+    # a record's profile id).
+    written_under: list[list[str]] = field(default_factory=list)
+
+    @property
+    def identities(self) -> int:
+        """The profile ids written to (one profile hash each)."""
+        return len({p for ids in self.written_under for p in ids})
 
     @property
     def profiles(self) -> int:
-        return len({c.profile_id for c in self.changes} | {a.profile_id for a in self.attributes})
+        """The people the payload is about: objects sharing an identity are one profile (the same person
+        pushed twice, or once more with a new device's ECID)."""
+        parent: dict[str, str] = {}
+
+        def root(profile_id: str) -> str:
+            while parent[profile_id] != profile_id:
+                parent[profile_id] = profile_id = parent[parent[profile_id]]
+            return profile_id
+
+        for ids in self.written_under:
+            for profile_id in ids:
+                parent.setdefault(profile_id, profile_id)
+            first = root(ids[0])
+            for profile_id in ids[1:]:
+                parent[root(profile_id)] = first
+        return sum(1 for profile_id, up in parent.items() if profile_id == up)
 
 
 class PayloadError(ValueError):
@@ -114,14 +141,15 @@ def parse_payload(body: bytes, content_type: str, options: PayloadOptions, now: 
             continue
         try:
             if is_profile(item):
-                changes = profile_changes(item, options.xdm, index, known_audiences)
-                profile_ids = identities(item, options.xdm.identity_namespaces) if options.attributes else []
+                profile_ids, changes = read_profile(item, options.xdm, index, known_audiences)
             else:
                 changes = [record_change(item, options.records, index)]
                 profile_ids = [changes[0].profile_id]
-            if profile_ids:
-                payload.attributes.extend(_attributes(item, options.attributes, profile_ids, changes, now))
+            attributes = _attributes(item, options, profile_ids, now) if profile_ids else []
+            payload.attributes.extend(attributes)
             payload.changes.extend(changes)
+            if changes or attributes:
+                payload.written_under.append(profile_ids)
         except (InvalidField, AttributeRejected) as exc:
             count += 1
             if len(errors) < MAX_ERRORS:
@@ -132,22 +160,27 @@ def parse_payload(body: bytes, content_type: str, options: PayloadOptions, now: 
 
 
 def _attributes(
-    item: dict[str, Any],
-    sources: tuple[AttributeSource, ...],
-    profile_ids: list[str],
-    changes: list[Change],
-    now: float,
+    item: dict[str, Any], options: PayloadOptions, profile_ids: list[str], now: float
 ) -> list[AttributeChange]:
     """An object's attribute changes, each checked as it will be written (AttributeRejected, InvalidField)."""
-    stamp = value_at(item, "timestamp")
-    if stamp is not None:
-        at = parse_time(stamp, "timestamp")
-    else:
-        at = max((c.event_time for c in changes if c.event_time is not None), default=now)
-    found = [a for profile_id in profile_ids for a in from_object(sources, profile_id, item, at)]
+    if not options.attributes:
+        return []  # nothing mapped: its times are not read either
+    at = event_time(item, options, now)
+    found = [a for profile_id in profile_ids for a in from_object(options.attributes, profile_id, item, at)]
     for change in found:
         encode(change)  # checked now: nothing of a bad body is written
     return found
+
+
+def event_time(item: dict[str, Any], options: PayloadOptions, now: float) -> float:
+    """The event time of an object's attributes: the named field's, else its ``timestamp``, else ``now``
+    (the arrival). A field that is null or empty counts as absent. Raises InvalidField naming the field."""
+    names = ("timestamp",) if options.time_field is None else (options.time_field, "timestamp")
+    for name in names:
+        stamp = value_at(item, name)
+        if stamp is not None and stamp != "":
+            return parse_time(stamp, name)
+    return now
 
 
 def _json_type(value: object) -> str:

@@ -1,24 +1,52 @@
 """Running the receiver: Redis, the writer, the HTTP(S) listener, and a graceful stop.
 
-On SIGTERM/SIGINT the listener closes (no new connection), requests in flight are answered — their
-changes written — within ``shutdown_timeout``, then the writer and Redis are closed.
+On SIGTERM/SIGINT the listener closes (no new connection), requests whose body is still arriving are cut
+at once (nothing of them was written), the others are answered — their changes written — within
+``shutdown_timeout``, then the writer and Redis are closed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 import ssl
 from dataclasses import dataclass, field
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
 
 from audience_sync.deltas import DeltaApplier
-from audience_sync.receive.app import AppOptions, Metrics, build_app
+from audience_sync.receive.app import BODY_READS, AppOptions, Metrics, build_app
 from audience_sync.receive.auth import Access, Authenticator
 from audience_sync.receive.writer import BatchWriter
 from audience_sync.store import SyncStore, connect
 from decision.store.keys import KeySpace
+
+log = logging.getLogger("audience_sync.receive")
+
+
+class _OneLineForBadRequests(logging.Filter):
+    """aiohttp logs each malformed request it answers 400 (a header over its 8190-byte limit...) with a
+    traceback: one line instead, naming the error but not the request's content (it may hold credentials)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        failure = record.exc_info[1] if record.exc_info else None
+        if isinstance(failure, HttpProcessingError):
+            what = type(failure).__name__
+            if isinstance(failure, LineTooLong) and len(failure.args) > 1:
+                what += f": a header or the request line over {failure.args[1]} bytes"
+            record.args = (record.getMessage(), failure.code, what)
+            record.msg = "%s: answered %s (%s; the request is not logged)"
+            record.exc_info = None
+            record.exc_text = None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+# aiohttp's server log (handed to the runner), with malformed requests on one line.
+http_log = logging.getLogger("audience_sync.receive.http")
+http_log.addFilter(_OneLineForBadRequests())
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +80,13 @@ class RunningReceiver:
         self.url = f"{scheme}://127.0.0.1:{port}"
 
     async def stop(self) -> None:
-        """Stop listening, answer the requests in flight, then close the writer and Redis."""
+        """Stop listening, cut the half-received pushes, answer the others, then close the writer and Redis."""
+        for site in list(self.runner.sites):
+            await site.stop()
+        app = self.runner.app
+        cut = app[BODY_READS].cut()
+        if cut:
+            log.info("stopping: cut %d requests whose body was still arriving (nothing of them written)", cut)
         await self.runner.cleanup()
         await self.writer.close()
         self.store.close()
@@ -64,7 +98,7 @@ async def start_receiver(config: ReceiverConfig) -> RunningReceiver:
     writer = BatchWriter(DeltaApplier(store, source=config.source), max_changes=config.max_batch)
     writer.start()
     app = build_app(store, writer, Authenticator(config.access), config.app, Metrics())
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=config.shutdown_timeout)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=config.shutdown_timeout, logger=http_log)
     await runner.setup()
     site = web.TCPSite(runner, config.host, config.port, ssl_context=context)
     await site.start()

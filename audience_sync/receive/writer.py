@@ -13,7 +13,9 @@ A request's attribute values go into the same batch: a profile's memberships and
 applied by one script (APPLY_PROFILE: the membership and attribute scripts' bodies run in one call),
 so they are one atomic write: a Decide sees both of a push or neither, and a Redis failure leaves
 neither half of a profile applied. Attributes are checked by event time as ``write_attributes`` does
-(later event time wins, per attribute).
+(later event time wins, per attribute). Requests are written in the order they were handed over — the
+order of their arrival, one batch at a time, a batch's requests in order — so at equal event times
+the later arrival wins (docs/audience-sync.md, "Event times of attributes").
 """
 
 from __future__ import annotations

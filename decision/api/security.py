@@ -10,6 +10,7 @@ import grpc
 from decision.api.auth import TokenAuthInterceptor
 from decision.api.request_guard import RequestGuardInterceptor
 from decision.api.tls import server_credentials
+from decision.core.tokens import TOKEN_FORMAT
 from decision.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -67,4 +68,12 @@ def warn_if_exposed(settings: Settings) -> None:
             "no --token-keys-file or DECISION_TOKEN_KEYS: tracking tokens are signed with a random key made at "
             "start; tokens from before a restart or from another instance will not verify (their events are "
             "rejected). Configure shared keys in production (SECURITY.md)"
+        )
+    if settings.token_keys.signing_format != TOKEN_FORMAT:
+        log.warning(
+            "--token-format %d: tracking tokens are signed in the previous release's format, not bound to a profile "
+            "(an event may replay one for another profile). Only while servers of the previous release still "
+            "record events: then restart with --token-format %d (SECURITY.md, upgrading)",
+            settings.token_keys.signing_format,
+            TOKEN_FORMAT,
         )

@@ -8,10 +8,13 @@ keeps serving). SIGTERM/SIGINT stop it without losing a call
 1. health turns NOT_SERVING and calls are still served for ``shutdown_drain``
    seconds (``--drain``), while load balancers and endpoints stop sending here;
    a second SIGTERM/SIGINT ends the drain early;
-2. new calls are refused with UNAVAILABLE (not run: retry-safe) until none
-   has come for a moment;
-3. the listener closes; calls still running get the rest of
-   ``shutdown_grace`` seconds (``--grace``, counted from the end of the drain).
+2. the listener closes (new connections are refused: clients go elsewhere);
+   calls on open connections are still served until each connection reaches
+   ``max_connection_age`` and is sent a GOAWAY (``--max-connection-age``, at
+   most half of ``--grace``);
+3. once no connection is left, the server stops: nothing is cancelled.
+   ``shutdown_grace`` (``--grace``, counted from the end of the drain) bounds
+   steps 2 and 3.
 
 With ``workers > 1`` the parent process starts the workers (SO_REUSEPORT on
 one port), forwards SIGTERM/SIGINT/SIGHUP to them, and exits when they have
@@ -40,7 +43,13 @@ from grpc_reflection.v1alpha import reflection
 from decision.api import security
 from decision.api.operations import ServerOps
 from decision.api.servicer import DecisionServicer
-from decision.api.shutdown import ShutdownGate
+from decision.api.shutdown import (
+    CONNECTIONS_SHARE,
+    close_listeners,
+    connection_options,
+    default_connection_age,
+    wait_connections_gone,
+)
 from decision.rules.errors import RulesetInvalid
 from decision.service.active import ActiveRuleset, load_compiled
 from decision.service.decider import DecisionService
@@ -65,7 +74,6 @@ class RunningServer:
     health: health.aio.HealthServicer
     store: ProfileStore
     settings: Settings
-    gate: ShutdownGate
     _watch: asyncio.Task[None]
     # Published-ruleset following, metrics, tracing (decision/operations.py).
     ops: ServerOps | None = None
@@ -97,22 +105,31 @@ class RunningServer:
         return True
 
     async def stop(self, grace: float | None = None, drain: float = 0.0, hurry: asyncio.Event | None = None) -> None:
-        """Drain, refuse, stop (see the module docstring); ``grace`` None: ``settings.shutdown_grace``.
+        """Drain, close the listener, let the connections go, stop (see the module docstring).
 
-        ``drain`` is 0 for in-process callers; the worker passes ``settings.shutdown_drain``.
-        ``hurry``, once set, ends the drain early.
+        ``grace`` None: ``settings.shutdown_grace``. ``drain`` is 0 for in-process callers; the worker
+        passes ``settings.shutdown_drain``. ``hurry``, once set, ends the drain early.
         """
         grace = self.settings.shutdown_grace if grace is None else grace
         await self.health.enter_graceful_shutdown()
         if drain > 0:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for((hurry or asyncio.Event()).wait(), drain)
-        deadline = time.monotonic() + grace
-        self.gate.close()
-        await self.gate.wait_quiet(deadline)
+        closed_at = time.monotonic()
+        deadline = closed_at + grace
+        await asyncio.to_thread(close_listeners, self.port)
+        left = await wait_connections_gone(self.port, closed_at + grace * CONNECTIONS_SHARE)
+        if left:
+            log.warning(
+                "%d connections still open %.1f s after the listener closed: stopping anyway, calls grpc had "
+                "queued on them are cancelled (a client ignoring GOAWAY, or --max-connection-age above half "
+                "of --grace)",
+                left,
+                time.monotonic() - closed_at,
+            )
+        else:
+            log.info("no connection left %.1f s after the listener closed", time.monotonic() - closed_at)
         await self.server.stop(max(deadline - time.monotonic(), 0.0))
-        if self.gate.refused:
-            log.info("refused %d calls with UNAVAILABLE while stopping", self.gate.refused)
         if self.ops is not None:
             await self.ops.stop()
         self.store.stop_watching()
@@ -122,6 +139,7 @@ class RunningServer:
             await asyncio.wait_for(asyncio.shield(self._watch), self.settings.registry_poll_interval + 1.0)
         await self.service.learning.stop()
         await self.service.proposals.stop()  # the last proposal counts (service/outcomes.py)
+        self.service.degraded.stop()  # the degraded answers not logged yet
         await self.store.close()
 
 
@@ -154,14 +172,17 @@ async def start(settings: Settings, redis_url: str) -> RunningServer:
         log.warning("Redis is not reachable at start (%s): answering with fallbacks until it is", exc)
     service = DecisionService(store, active, settings)
     _freeze_startup_objects()
+    age = settings.max_connection_age
     options = [
         ("grpc.max_receive_message_length", settings.limits.max_message_bytes),
         ("grpc.so_reuseport", 1 if settings.workers > 1 else 0),
-    ]
-    # Metrics outermost: calls refused by the shutdown gate or by authentication are counted too.
-    gate = ShutdownGate()
+        # Each connection is sent a GOAWAY at this age: a stop never has to cancel a call (api/shutdown.py).
+        *connection_options(default_connection_age(settings.shutdown_grace) if age is None else age,
+                            settings.shutdown_grace),
+    ]  # fmt: skip
+    # Metrics outermost: calls refused by authentication are counted too.
     guards = security.interceptors(settings)
-    server = grpc.aio.server(options=options, interceptors=[*ops.interceptors, gate, *guards])
+    server = grpc.aio.server(options=options, interceptors=[*ops.interceptors, *guards])
     from decision.v1 import decision_pb2_grpc
 
     decision_pb2_grpc.add_DecisionServiceServicer_to_server(DecisionServicer(service, settings.limits), server)
@@ -178,9 +199,10 @@ async def start(settings: Settings, redis_url: str) -> RunningServer:
     watch = asyncio.create_task(store.watch_directory(settings.registry_poll_interval))
     ops.attach(store, active, service.breakers, security.refusals(guards))
     service.events.metrics = ops.metrics
+    service.degraded.metrics = ops.metrics
     service.proposals.start()
     service.learning.start(active)
-    return RunningServer(server, port, service, health_servicer, store, settings, gate, watch, ops)
+    return RunningServer(server, port, service, health_servicer, store, settings, watch, ops)
 
 
 async def run_worker(settings: Settings, redis_url: str, on_ready: Callable[[int], None] | None = None) -> None:
@@ -208,7 +230,7 @@ async def run_worker(settings: Settings, redis_url: str, on_ready: Callable[[int
         on_ready(running.port)
     await stopping.wait()
     log.info(
-        "worker %d stopping: NOT_SERVING, draining %.1f s, then in-flight calls get %.1f s",
+        "worker %d stopping: NOT_SERVING, draining %.1f s, then no new connection; open ones go within %.1f s",
         os.getpid(),
         settings.shutdown_drain,
         settings.shutdown_grace,

@@ -32,17 +32,26 @@ from decision.cli.options import (
     port,
     positive,
     seconds,
+    some_seconds,
 )
 from decision.cli.redis_access import check_published, lint_warnings, redis_failure
+from decision.core.tokens import FORMATS, PREVIOUS_FORMAT, TOKEN_FORMAT
 from decision.observe.redact import mask_url
 from decision.rules.errors import Problem, RulesetInvalid, Severity
 from decision.rules.types import Location, Ruleset
 from decision.settings import Settings
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+# The samples ship in the package (decision/examples, a link to the checkout's examples/): found from a wheel too.
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
 def _settings(args: argparse.Namespace) -> Settings:
+    """The serve options as settings. Raises ValueError for a connection age the grace cannot wait for."""
+    if args.max_connection_age is not None and args.max_connection_age > args.grace / 2:
+        raise ValueError(
+            f"--max-connection-age {args.max_connection_age:g} is more than half of --grace {args.grace:g}: "
+            "a stop could not wait for every connection to go"
+        )
     return Settings(
         rules_path=args.rules,
         redis_url=args.redis_url,
@@ -53,6 +62,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         redis_timeout=args.redis_timeout_ms / 1000,
         shutdown_drain=args.drain,
         shutdown_grace=args.grace,
+        max_connection_age=args.max_connection_age,
         metrics_port=args.metrics_port,
         log_format=args.log_format,
         otel=args.otel,
@@ -73,7 +83,11 @@ def _secured(settings: Settings, args: argparse.Namespace) -> Settings:
         tls_key=args.tls_key,
         tls_client_ca=args.tls_client_ca,
         auth_tokens=load_tokens(args.auth_tokens_file, os.environ),
-        token_keys=load_token_keys(args.token_keys_file, os.environ) or settings.token_keys,
+        token_keys=dataclasses.replace(
+            load_token_keys(args.token_keys_file, os.environ) or settings.token_keys,
+            signing_format=int(args.token_format),
+        ),
+        token_lifetime=args.token_lifetime,
         limits=limits_from(args.limits, args.limit, settings.limits),
     )
 
@@ -346,7 +360,8 @@ def _add_serve(commands: Any) -> None:
         default=defaults.shutdown_drain,
         metavar="SECONDS",
         help="on SIGTERM/SIGINT, keep serving this long while health reports NOT_SERVING, so load balancers "
-        "stop sending; then refuse new calls with UNAVAILABLE (retry-safe) and stop; a second signal ends the drain",
+        "stop sending; then close the listener (new connections are refused: clients go elsewhere) and serve the "
+        "open connections until each reaches --max-connection-age; a second signal ends the drain",
     )
     option(
         serve,
@@ -355,7 +370,18 @@ def _add_serve(commands: Any) -> None:
         type=seconds,
         default=defaults.shutdown_grace,
         metavar="SECONDS",
-        help="after the drain, how long calls in flight may take to finish before they are cancelled",
+        help="after the drain, the longest wait for the open connections to go and their calls to finish; "
+        "calls still queued then are cancelled",
+    )
+    option(
+        serve,
+        "--max-connection-age",
+        env="DECISION_MAX_CONNECTION_AGE",
+        type=seconds,
+        default=None,
+        metavar="SECONDS",
+        help="a connection is sent an HTTP/2 GOAWAY at this age (+-10 %; its calls finish, the client reconnects), "
+        "so that a stop never cancels a call (default, and at most: half of --grace)",
     )
     option(
         serve,
@@ -400,6 +426,26 @@ def _add_serve(commands: Any) -> None:
         "(also DECISION_TOKEN_KEYS, 'id:secret' comma-separated; without: a random key per start)",
     )
     ENVIRONMENT["DECISION_TOKEN_KEYS"] = "tracking-token signing keys, 'id:secret' comma-separated (serve)"
+    option(
+        serve,
+        "--token-format",
+        env="DECISION_TOKEN_FORMAT",
+        choices=tuple(str(f) for f in FORMATS),
+        default=str(TOKEN_FORMAT),
+        help=f"tracking tokens are signed in format {TOKEN_FORMAT} (bound to the profile) or {PREVIOUS_FORMAT} (the "
+        "previous release's: only while servers of that release still record events, the first step of an upgrade, "
+        "SECURITY.md); both are verified",
+    )
+    option(
+        serve,
+        "--token-lifetime",
+        env="DECISION_TOKEN_LIFETIME",
+        type=some_seconds,
+        default=defaults.token_lifetime,
+        metavar="SECONDS",
+        help="how long after its decision a tracking token is accepted with events (each token counts each event "
+        "type once: Redis keeps that this long, docs/redis-keys.md); events with an older token are rejected",
+    )
     option(serve, "--limits", metavar="FILE", help="request limits, TOML or .json (docs/api.md)")
     option(
         serve,

@@ -152,6 +152,14 @@ def seconds(text: str) -> float:
     return value
 
 
+def some_seconds(text: str) -> float:
+    """A duration option that cannot be nothing: a number of seconds, more than 0."""
+    value = seconds(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0 seconds: {text!r}")
+    return value
+
+
 def share(text: str) -> float:
     """A ratio option: a number from 0 to 1."""
     try:

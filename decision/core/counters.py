@@ -1,4 +1,5 @@
-"""Names of a profile's delivery counters and sticky variants: the fields of its counters hash (docs/redis-keys.md).
+"""Names of a profile's delivery counters and sticky variants: the fields of its counters hash (docs/redis-keys.md);
+and of what a decision's tracking tokens counted: the fields of ``KeySpace.token_events``.
 
 The delivery controls (caps, suppression, contact policies) choose which
 counters a decision reads and records, so the names are built here, in core;
@@ -26,3 +27,9 @@ def policy_counter_field(policy_id: str) -> str:
 def sticky_variant_field(experiment_id: str) -> str:
     """The variant of an ``allocation: auto`` experiment the profile saw (set once, by record_events.lua)."""
     return f"{STICKY_PREFIX}{experiment_id}"
+
+
+def token_event_field(placement_id: str, offer_id: str, counted: str) -> str:
+    """One tracking token's count of one event type (``impression``, ``click``, ``dismiss``, ``custom:<type>``), in
+    its decision's ``KeySpace.token_events`` hash: set once, so a token counts each type at most once."""
+    return f"{placement_id}|{offer_id}|{counted}"

@@ -96,6 +96,13 @@ def event_digest(profile_id: str, event_id: str) -> str:
     return hashlib.blake2b(raw, digest_size=8).hexdigest()
 
 
+def token_digest(profile_id: str, decision_id: str, placement_id: str, counted: str) -> str:
+    """A tracking token's count of one event type in the outcome dedupe hash of its offer (the offer is the key's):
+    set once, so a token counts each type once there. Never equal to an ``event_digest`` (ids hold no NUL)."""
+    raw = f"{profile_id}\x00{decision_id}\x00{placement_id}\x00{counted}".encode()
+    return hashlib.blake2b(raw, digest_size=8).hexdigest()
+
+
 @dataclass(frozen=True, slots=True)
 class OutcomeRow:
     """One counter: an offer's count of one thing on one day, in one placement and variant."""

@@ -642,8 +642,9 @@ def render(
 ) -> Decision:
     """The decision; with the explanations of its verdicts when the plan was made with ``why``.
 
-    Tracking tokens are signed with ``keys`` (None: left unsigned, ``TrackingToken.encode()``)."""
-    tokens = TokenWriter(keys, decision_id, plan.now_ms, ruleset.version, request.channel)
+    Tracking tokens are signed with ``keys`` for the request's profile (None: left unsigned,
+    ``TrackingToken.encode()``)."""
+    tokens = TokenWriter(keys, request.profile_id, decision_id, plan.now_ms, ruleset.version, request.channel)
     propositions: list[Proposition] = []
     for slot, taken in zip(plan.slots, selection, strict=True):
         placement = slot.placement

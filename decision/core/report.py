@@ -24,7 +24,8 @@ TEST_NAME = "two-proportion z-test (pooled), two-sided; lift interval: Katz log 
 
 @dataclass(frozen=True, slots=True)
 class Rate:
-    """successes / trials with its 95 % Wilson interval (successes above trials are capped: repeated events)."""
+    """successes / trials with its 95 % Wilson interval (successes above trials are capped: counters of releases
+    that counted every replayed event, or conversions of proposals a crashed worker did not flush)."""
 
     successes: int
     trials: int

@@ -3,10 +3,12 @@
 A token carries what an event needs to be attributed without a lookup, and a
 MAC so that only this service can make one: an event about a decision that
 never happened (a hand-made token) is rejected instead of counted against caps.
+The MAC also covers the profile the decision was made for, without carrying it:
+a token sent back with another ``profile_id`` does not verify.
 
-Layout (format 3), URL-safe base64 without padding of::
+Layout (format 4), URL-safe base64 without padding of::
 
-    0x03 | key id length (1 byte) | key id | fields | MAC (16 bytes)
+    0x04 | key id length (1 byte) | key id | fields | MAC (16 bytes)
 
 ``fields`` (what ``TrackingToken.encode`` returns, base64url, before signing):
 a flags byte (bit 0: the decision id is 32 lowercase hex digits, stored as its
@@ -15,7 +17,15 @@ placement, offer, ruleset version and channel, each a varint length + UTF-8,
 then (flags bit 1) the experiment id and variant that decided the item, so an
 event is counted against its variant (decision.service.outcomes).
 The MAC is HMAC-SHA256 truncated to 128 bits, keyed by the key the id names,
-over everything before it (the key id included). Pure: keys are given.
+over the profile id (varint length + UTF-8) followed by everything before the
+MAC (the key id included): the profile costs no byte of the token.
+
+Format 3 (the previous release's) is the same layout with ``0x03`` and a MAC
+over the bytes before it only: it is not bound to a profile. It is still
+verified (a rolling deploy: tokens of servers of the previous release), and
+signed when ``TokenKeys.signing_format`` says so (the first step of that deploy,
+so that servers of the previous release verify the tokens of this one);
+SECURITY.md. Pure: keys are given.
 """
 
 from __future__ import annotations
@@ -27,9 +37,13 @@ import hmac
 import re
 import secrets
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
-TOKEN_FORMAT = 3
+# Signed by default: bound to the profile. PREVIOUS_FORMAT: the previous release's, not bound (verified, and
+# signed only when asked to, while servers of the previous release still verify events).
+TOKEN_FORMAT: Final = 4
+PREVIOUS_FORMAT: Final = 3
+FORMATS: Final = (PREVIOUS_FORMAT, TOKEN_FORMAT)
 MAC_BYTES = 16
 MIN_SECRET_BYTES = 32
 KEY_ID = re.compile(r"[A-Za-z0-9_-]{1,16}")
@@ -42,6 +56,11 @@ _BLOCK = 64  # SHA-256's block size: HMAC pads (or first hashes) the key to it
 
 class InvalidToken(ValueError):
     pass
+
+
+class ProfileMismatch(InvalidToken):
+    """A profile-bound token whose MAC does not verify for the profile id given: a token made for another
+    profile, or altered, or forged (the MAC cannot tell which)."""
 
 
 class TokenKeyError(ValueError):
@@ -175,12 +194,16 @@ class TokenKeys:
     """The keys tokens are signed and verified with: the last one signs, all of them verify (rotation).
 
     ``ephemeral``: made up at start because none were configured (tokens verify only in this server's processes).
+    ``signing_format``: the format tokens are signed in (``TOKEN_FORMAT``; ``PREVIOUS_FORMAT`` while servers of the
+    previous release still verify events); both are verified.
     """
 
     keys: tuple[TokenKey, ...]
     ephemeral: bool = False
+    signing_format: int = TOKEN_FORMAT
     _by_id: dict[str, TokenKey] = field(init=False, repr=False, compare=False)
-    # The signing key's id as a token starts with it, and its HMAC-SHA256 states after the padded key.
+    # What a signed token starts with (format, key id), and the signing key's HMAC-SHA256 states after the
+    # padded key: made once (``TokenWriter`` signs with them; ``open`` checks with ``hmac``: the two agree).
     _head: bytes = field(init=False, repr=False, compare=False)
     _inner: Any = field(init=False, repr=False, compare=False)
     _outer: Any = field(init=False, repr=False, compare=False)
@@ -188,24 +211,24 @@ class TokenKeys:
     def __post_init__(self) -> None:
         if not self.keys:
             raise TokenKeyError("no token signing key")
+        if self.signing_format not in FORMATS:
+            raise TokenKeyError(f"token format {self.signing_format}: expected one of {', '.join(map(str, FORMATS))}")
         by_id = {k.key_id: k for k in self.keys}
         if len(by_id) != len(self.keys):
             raise TokenKeyError("two token signing keys share a key id")
         object.__setattr__(self, "_by_id", by_id)
         kid = self.signing.key_id.encode()
-        object.__setattr__(self, "_head", bytes((TOKEN_FORMAT, len(kid))) + kid)
-        # HMAC (RFC 2104) with its two keyed states made once: a token then costs two hash copies, not four
-        # hashings of the key (tokens are checked with hmac.new by ``open``, which holds the two equal).
+        object.__setattr__(self, "_head", bytes((self.signing_format, len(kid))) + kid)
         secret = self.signing.secret
-        if len(secret) > _BLOCK:
+        if len(secret) > _BLOCK:  # RFC 2104: a key longer than a block is hashed first
             secret = hashlib.sha256(secret).digest()
         padded = secret.ljust(_BLOCK, b"\0")
         object.__setattr__(self, "_inner", hashlib.sha256(bytes(b ^ 0x36 for b in padded)))
         object.__setattr__(self, "_outer", hashlib.sha256(bytes(b ^ 0x5C for b in padded)))
 
-    def __reduce__(self) -> tuple[type[TokenKeys], tuple[tuple[TokenKey, ...], bool]]:
+    def __reduce__(self) -> tuple[type[TokenKeys], tuple[tuple[TokenKey, ...], bool, int]]:
         # Sent to worker processes: the hash states are made again there (they do not pickle).
-        return TokenKeys, (self.keys, self.ephemeral)
+        return TokenKeys, (self.keys, self.ephemeral, self.signing_format)
 
     @classmethod
     def generate(cls) -> TokenKeys:
@@ -216,25 +239,35 @@ class TokenKeys:
     def signing(self) -> TokenKey:
         return self.keys[-1]
 
-    def sign(self, unsigned: str) -> str:
-        """The token for ``TrackingToken.encode()``'s fields, signed with the signing key."""
-        return self.sign_fields(_unb64(unsigned))
+    def sign(self, unsigned: str, profile_id: str) -> str:
+        """The token for ``TrackingToken.encode()``'s fields made for ``profile_id``, signed with the signing key."""
+        key = self.signing
+        kid = key.key_id.encode()
+        body = bytes((self.signing_format, len(kid))) + kid + _unb64(unsigned)
+        return _b64(body + _mac(key.secret, body, profile_id if self.signing_format == TOKEN_FORMAT else None))
 
-    def sign_fields(self, fields: bytes) -> str:
-        """The token for ``TrackingToken.fields()``, signed with the signing key."""
-        body = self._head + fields
+    def signer(self, profile_id: str) -> tuple[bytes, Any]:
+        """What a token made for ``profile_id`` starts with, and the HMAC's inner state after what precedes
+        its fields (the profile id when bound, then that start): ``TokenWriter`` adds the fields."""
         inner = self._inner.copy()
-        inner.update(body)
+        if self.signing_format == TOKEN_FORMAT:
+            inner.update(_text(profile_id))
+        inner.update(self._head)
+        return self._head, inner
+
+    def mac(self, inner: Any) -> bytes:
+        """The MAC from the inner state after every signed byte."""
         outer = self._outer.copy()
         outer.update(inner.digest())
-        return _b64(body + outer.digest()[:MAC_BYTES])
+        return bytes(outer.digest()[:MAC_BYTES])
 
-    def open(self, token: str) -> TrackingToken:
-        """The token's content, or InvalidToken saying why it is not one of ours (forged, altered, old key)."""
+    def open(self, token: str, profile_id: str) -> TrackingToken:
+        """The token's content if this service made it for ``profile_id`` (a previous-format token: for any
+        profile), or InvalidToken saying why not (forged, altered, old key; ProfileMismatch: another profile)."""
         raw = _unb64(token)
         if raw[:1] == b"[":  # format 1 and 2: JSON, unsigned
             raise InvalidToken("unsigned tracking token (format of an earlier version): not accepted")
-        if len(raw) < 2 + MAC_BYTES or raw[0] != TOKEN_FORMAT:
+        if len(raw) < 2 + MAC_BYTES or raw[0] not in FORMATS:
             raise InvalidToken("not a tracking token")
         kid_end = 2 + raw[1]
         body, mac = raw[:-MAC_BYTES], raw[-MAC_BYTES:]
@@ -244,13 +277,22 @@ class TokenKeys:
         key = self._by_id.get(key_id)
         if key is None:
             raise InvalidToken(f"signed with key {key_id!r}, which this server does not hold (rotated out?)")
-        if not hmac.compare_digest(mac, _mac(key.secret, body)):
+        bound = raw[0] == TOKEN_FORMAT
+        if not hmac.compare_digest(mac, _mac(key.secret, body, profile_id if bound else None)):
+            if bound:
+                raise ProfileMismatch(
+                    "signature does not match the profile id: made for another profile, altered or forged"
+                )
             raise InvalidToken("signature does not match: altered or forged")
         return TrackingToken.from_fields(body[kid_end:])
 
 
-def _mac(secret: bytes, body: bytes) -> bytes:
-    return hmac.new(secret, body, hashlib.sha256).digest()[:MAC_BYTES]
+def _mac(secret: bytes, body: bytes, profile_id: str | None) -> bytes:
+    """The MAC of a token's bytes, over the profile id first when the token is bound to one (``hmac.digest``: the
+    one-shot C path)."""
+    if profile_id is None:
+        return hmac.digest(secret, body, "sha256")[:MAC_BYTES]
+    return hmac.digest(secret, _text(profile_id) + body, "sha256")[:MAC_BYTES]
 
 
 def keys_from(entries: list[tuple[str, str, str]]) -> TokenKeys:
@@ -268,18 +310,32 @@ def keys_from(entries: list[tuple[str, str, str]]) -> TokenKeys:
 
 
 class TokenWriter:
-    """The tokens of one decision's items (signed when given keys, else ``TrackingToken.encode()``'s):
-    what the decision's items share is written once."""
+    """The tokens of one decision's items, signed for its profile when given keys (else unsigned, as
+    ``TrackingToken.encode()``): what the items share is written, and hashed, once."""
 
-    __slots__ = ("_head", "_keys", "_tail")
+    __slots__ = ("_head", "_inner", "_keys", "_start", "_tail")
 
     def __init__(
-        self, keys: TokenKeys | None, decision_id: str, decided_at_ms: int, ruleset_version: str, channel: str
+        self,
+        keys: TokenKeys | None,
+        profile_id: str,
+        decision_id: str,
+        decided_at_ms: int,
+        ruleset_version: str,
+        channel: str,
     ) -> None:
         self._keys = keys
         self._head = _decision_part(decision_id, decided_at_ms)
         self._tail = _text(ruleset_version) + _text(channel)
+        self._start: bytes = b""
+        self._inner: Any = None
+        if keys is not None:
+            self._start, self._inner = keys.signer(profile_id)
 
     def token(self, placement_id: str, offer_id: str, experiment_id: str, variant: str) -> str:
         fields = _fields(self._head, placement_id, offer_id, self._tail, experiment_id, variant)
-        return _b64(fields) if self._keys is None else self._keys.sign_fields(fields)
+        if self._keys is None:
+            return _b64(fields)
+        inner = self._inner.copy()
+        inner.update(fields)
+        return _b64(self._start + fields + self._keys.mac(inner))

@@ -36,6 +36,7 @@ from prometheus_client import (
 from prometheus_client import multiprocess as prometheus_multiprocess
 
 from decision.service import stages
+from decision.service.degraded import REASONS
 from decision.store.codecs import AudienceDirectory
 
 log = logging.getLogger(__name__)
@@ -86,9 +87,13 @@ class Metrics:
         self.fallbacks = Counter(
             "decision_fallbacks", "placements answered with their fallback, by placement", ["placement"], registry=r
         )
-        self.degraded = Counter(
-            "decision_degraded", "decisions answered with fallbacks: Redis did not answer in time", registry=r
+        self.degraded_answers = Counter(
+            "decision_degraded",
+            "decisions answered with fallbacks, without the profile, by reason (decision.service.degraded.REASONS)",
+            ["reason"],
+            registry=r,
         )
+        self._degraded_children = {reason: self.degraded_answers.labels(reason) for reason in REASONS}
         self.redis_seconds = Histogram(
             "decision_redis_duration_seconds",
             "Redis reads of the decision path, by operation",
@@ -190,9 +195,7 @@ class Metrics:
 
     def decide_response(self, response: Any) -> None:
         """Count a DecideResponse's propositions (read from the message: no hook in the service)."""
-        degraded = bool(response.degraded)
-        if degraded:
-            self.degraded.inc()
+        degraded = bool(response.degraded)  # counted by reason where it is decided (degraded below)
         for proposition in response.propositions:
             placement = proposition.placement_id
             if proposition.fallback:
@@ -207,6 +210,13 @@ class Metrics:
                 if child is None:
                     child = self._proposition_children[key] = self.propositions.labels(*key)
                 child.inc()
+
+    def degraded(self, reason: str) -> None:
+        """A decision answered with fallbacks (decision.service.degraded.DegradedMetrics)."""
+        child = self._degraded_children.get(reason)
+        if child is None:
+            child = self._degraded_children[reason] = self.degraded_answers.labels(reason)
+        child.inc()
 
     def event_recorded(self, placement_id: str, counted: str) -> None:
         """A feedback event recorded (decision.service.events.EventMetrics)."""

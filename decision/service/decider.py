@@ -17,6 +17,7 @@ from decision.rules.engine import EngineError
 from decision.service import stages
 from decision.service.active import ActiveRuleset
 from decision.service.breaker import BreakerBoard
+from decision.service.degraded import DegradedAnswers
 from decision.service.events import EventInput, EventRecorder, EventResult, EventsUnavailable
 from decision.service.learning import LearnedRates
 from decision.service.outcomes import ProposalCounter
@@ -27,8 +28,23 @@ from decision.store.profiles import ProfileStore, StoreError
 log = logging.getLogger(__name__)
 
 
+_NO_TIME = "no time left for Redis within the call's deadline (or --redis-timeout-ms)"
+
+
+def _redis(shard: str) -> str:
+    return f"Redis {shard}" if shard else "Redis"
+
+
+def _store_failure(kind: str, doing: str, exc: BaseException) -> tuple[str, str, None]:
+    """The reason and cause of a degraded answer for a Redis failure while ``doing``; ``kind``: read, count."""
+    if isinstance(exc, TimeoutError):
+        return f"{kind}_timeout", f"{doing}: Redis did not answer in time", None
+    detail = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+    return f"{kind}_error", f"{doing}: {type(exc).__name__}{': ' if detail else ''}{detail}", None
+
+
 def _log_breaker_change(shard: str, is_open: bool) -> None:
-    where = f"Redis {shard}" if shard else "Redis"
+    where = _redis(shard)
     if is_open:
         log.error("%s reads keep failing: circuit open, answering fallbacks (degraded) while probing", where)
     else:
@@ -57,11 +73,14 @@ class DecisionService:
             limits=settings.limits,
             keys=settings.token_keys,
             outcome_retention=settings.outcome_retention,
+            lifetime=settings.token_lifetime,
         )
         # What each offer achieved: proposals tallied here, flushed in the background (service.outcomes).
         self.proposals = ProposalCounter(
             store, retention=settings.outcome_retention, interval=settings.outcome_flush_interval
         )
+        # Answers degraded to the fallbacks: counted by reason, their causes logged (rate-limited).
+        self.degraded = DegradedAnswers()
         # Learned rankings (``ranking:``, ``allocation: auto``) draw from counts refreshed in the background.
         self.learning = LearnedRates(store, interval=settings.learning_refresh_interval, clock=lambda: self.clock())
 
@@ -84,9 +103,18 @@ class DecisionService:
             budget = min(budget, time_remaining - margin)
         eligible = None
         decision: Decision | None = None
+        # Why the answer is degraded, when it is: (reason, cause, the exception when its traceback matters).
+        degraded: tuple[str, str, BaseException | None] | None = None
         # Skip Redis (fallbacks, degraded) while it is known to be down or to have lost its data.
-        breaker = self.breakers.for_shard(self.store.shard_of(request.profile_id))
-        if budget > 0 and not self.store.registry_lost and breaker.allow():
+        shard = self.store.shard_of(request.profile_id)
+        breaker = self.breakers.for_shard(shard)
+        if budget <= 0:
+            degraded = ("no_time", _NO_TIME, None)
+        elif self.store.registry_lost:
+            degraded = ("registry_lost", "Redis lost the audience registry", None)
+        elif not breaker.allow():
+            degraded = ("breaker_open", f"{_redis(shard)} reads keep failing: circuit breaker open", None)
+        else:
             # One Redis budget for the read and, when caps are in play, the reservation.
             deadline = asyncio.get_running_loop().time() + budget
             started = stages.start()
@@ -96,13 +124,13 @@ class DecisionService:
                         prepared, request.profile_id, now
                     )
             except StoreError as exc:
-                log.debug("profile read failed, answering fallbacks: %r", exc)
+                degraded = _store_failure("read", "reading the profile", exc)
                 # Only the profile read speaks for the breaker: a timeout cut short by the caller's own
                 # deadline says nothing about Redis.
                 if not (isinstance(exc, TimeoutError) and budget < self.settings.redis_timeout):
                     breaker.record_failure()
-            except Exception:  # the Redis client failing in a way it does not declare (seen: redis-py mid-failover)
-                log.exception("unexpected error reading the profile, fallbacks (request %s)", request.request_id)
+            except Exception as exc:  # the Redis client failing in a way it does not declare (redis-py mid-failover)
+                degraded = ("internal_error", f"unexpected error reading the profile: {exc!r}", exc)
                 breaker.record_failure()
             else:
                 breaker.record_success()
@@ -121,12 +149,15 @@ class DecisionService:
                             learner=self.learning.learner, sticky=sticky, keys=self.settings.token_keys,
                         )  # fmt: skip
                 except StoreError as exc:  # counters or totals (maybe on another shard): the next read will tell
-                    log.debug("counting the decision failed, answering fallbacks: %r", exc)
-                except EngineError:
-                    log.exception("rule evaluation failed, answering fallbacks (request %s)", request.request_id)
-                except Exception:
-                    log.exception("unexpected error, answering fallbacks (request %s)", request.request_id)
+                    degraded = _store_failure("count", "counting the decision", exc)
+                except EngineError as exc:
+                    degraded = ("rules_error", f"rule evaluation failed: {exc}", exc)
+                except Exception as exc:
+                    degraded = ("internal_error", f"unexpected error deciding: {exc!r}", exc)
         if decision is None:  # Redis or the engine failed: fallbacks, degraded
+            assert degraded is not None  # every path without a decision says why
+            reason, cause, failure = degraded
+            self.degraded.record(reason, cause, traceback=failure)
             why = Why(frozenset(), now) if request.explain else None
             decision = decide(
                 prepared.ruleset, None, request, decision_id=decision_id, now_ms=int(now * 1000), why=why,

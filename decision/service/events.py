@@ -8,21 +8,33 @@ expired is refused instead of counted twice: within the window a retry is a
 duplicate, after it a rejection — never a second count. Event ids are unique
 per profile (the key lives in the profile's slot).
 
+**One count per token and type.** A tracking token is verified for the event's
+profile (its MAC covers the profile it was made for: ``decision.core.tokens``),
+and counts each event type — impression, click, dismiss, each custom type — at
+most once, whatever the event ids: the same script sets the type's field in
+``ib:tok:{<profile>}:<decision id>`` (``HSETNX``), which lives as long as the
+token is accepted (``lifetime`` past its decision, plus the skew; older tokens
+are rejected), so a replay is a duplicate, never a second count. A click or a
+dismissal counts its token's impression too when that was not counted (an item
+clicked was shown): clicks never outnumber impressions.
+
 Total caps counted on events are added after the profile's script, in a
 second pipelined call: if the server dies between the two, that event's
 total is not counted (the retry is a duplicate) — totals err low.
 
 **Outcomes.** Each valid event is also counted in its offer's outcome
-counters for the event's day (``count_outcomes.lua``), in the same pipeline
+counters for its decision's day (``count_outcomes.lua``), in the same pipeline
 as the profile's script: one round trip. Those counters live in the offer's
-slot, not the profile's, so that script dedupes by itself (a digest of
-profile and event id, kept past the dedupe window): it runs for every valid
-event, recorded or duplicate, and counts each once — a retry after a failure
-between the two calls counts the event there, never twice.
+slot, not the profile's, so that script dedupes by itself, by the same rule
+(digests of profile and event id, and of the token and type, kept the token
+lifetime past the day): it runs for every valid event, recorded or duplicate,
+and counts each once — a retry after a failure between the two calls counts
+the event there, never twice.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -32,21 +44,24 @@ from typing import Final, Protocol
 import orjson
 
 from decision.core.controls import DeliveryControls, TotalCheck, merge_keep
-from decision.core.counters import sticky_variant_field
-from decision.core.outcomes import DayClock, event_digest, outcome_field
-from decision.core.tokens import InvalidToken, TokenKeys, TrackingToken
+from decision.core.counters import sticky_variant_field, token_event_field
+from decision.core.outcomes import DayClock, event_digest, outcome_field, token_digest
+from decision.core.tokens import InvalidToken, ProfileMismatch, TokenKeys, TrackingToken
 from decision.core.totals import TotalsView
 from decision.rules.patterns import ID_PATTERN
-from decision.rules.types import CUSTOM_PREFIX, HOLDOUT, IMPRESSION, Ranking
+from decision.rules.types import CLICK, CUSTOM_PREFIX, DISMISS, HOLDOUT, IMPRESSION, Ranking
 from decision.service.active import PreparedRuleset
 from decision.settings import Limits
-from decision.store.profiles import OutcomeEvents, ProfileStore, StoreError
+from decision.store.profiles import OutcomeEvent, OutcomeEvents, ProfileEvents, ProfileStore, StoreError
 
 log = logging.getLogger(__name__)
 
 MAX_EVENT_ID_BYTES = 128
 MAX_EVENTS_PER_CALL = 500
 CUSTOM = "custom"
+# Event types that say the item was shown: counted, they count their token's impression too if it was not.
+IMPLY_IMPRESSION: Final = frozenset({CLICK, DISMISS})
+SHOWN: Final = IMPLY_IMPRESSION | {IMPRESSION}
 
 
 # A protobuf Timestamp's nanos: a fraction of the second, never negative, never a whole second.
@@ -112,9 +127,18 @@ def _text(value: str, field: str, limit: int) -> str:
 
 
 def validate(
-    index: int, event: EventInput, *, now: float, window: float, skew: float, limits: Limits, keys: TokenKeys
+    index: int,
+    event: EventInput,
+    *,
+    now: float,
+    window: float,
+    skew: float,
+    limits: Limits,
+    keys: TokenKeys,
+    lifetime: float,
 ) -> FeedbackEvent:
-    """The valid event, or EventRejected naming the field (``events[<index>].<field>``)."""
+    """The valid event, or EventRejected naming the field (``events[<index>].<field>``). ``lifetime``: how long
+    after its decision a token is accepted (seconds)."""
     path = f"events[{index}]"
     event_id = _text(event.event_id, f"{path}.event_id", MAX_EVENT_ID_BYTES)
     profile_id = _text(event.profile_id, f"{path}.profile_id", limits.max_profile_id_bytes)
@@ -133,7 +157,11 @@ def validate(
     if not event.tracking_token:
         raise EventRejected(f"{path}.tracking_token", "required")
     try:
-        token = keys.open(event.tracking_token)
+        token = keys.open(event.tracking_token, profile_id)
+    except ProfileMismatch:
+        raise EventRejected(
+            f"{path}.tracking_token", f"not made for {path}.profile_id (a token of another profile), altered or forged"
+        ) from None
     except InvalidToken as exc:
         raise EventRejected(f"{path}.tracking_token", str(exc)) from None
     if event.timestamp is None:
@@ -151,6 +179,10 @@ def validate(
     at_ms = int(event.timestamp * 1000)
     if at_ms < token.decided_at_ms - skew * 1000:
         raise EventRejected(f"{path}.timestamp", "before the decision it is about")
+    if now * 1000 - token.decided_at_ms > lifetime * 1000:
+        raise EventRejected(
+            f"{path}.tracking_token", f"expired: its decision is older than the token lifetime ({lifetime / 3600:g} h)"
+        )
     return FeedbackEvent(index, event_id, profile_id, counted, token, at_ms)
 
 
@@ -161,17 +193,37 @@ class EventMetrics(Protocol):
 
 
 def _sticky(prepared: PreparedRuleset, batch: list[FeedbackEvent]) -> tuple[dict[str, str], int]:
-    """The variants of ``allocation: auto`` experiments these impressions showed (the first per experiment), and
-    how long to keep them (ms: the longest learning window of those experiments)."""
+    """The variants of ``allocation: auto`` experiments these impressions (clicks and dismissals imply theirs)
+    showed (the first per experiment), and how long to keep them (ms: the longest learning window of those
+    experiments)."""
     sticky: dict[str, str] = {}
     ttl = 0
     for e in batch:
         experiment = prepared.auto.get(e.token.experiment_id) if e.token.experiment_id else None
-        if experiment is None or e.counted != IMPRESSION or e.token.variant == HOLDOUT:
+        if experiment is None or e.counted not in SHOWN or e.token.variant == HOLDOUT:
             continue
         sticky.setdefault(sticky_variant_field(experiment.id), e.token.variant)
         ttl = max(ttl, (experiment.learning or Ranking()).days * 86_400_000)
     return sticky, ttl
+
+
+def _outcome_event(e: FeedbackEvent) -> OutcomeEvent:
+    """What count_outcomes.lua counts for an event: its digests and field, and for a click or a dismissal its
+    token's impression (counted with it if it was not)."""
+    token = e.token
+    variant = (token.ruleset_version, token.placement_id, token.experiment_id, token.variant)
+    implied = ("", "")
+    if e.counted in IMPLY_IMPRESSION:
+        implied = (
+            token_digest(e.profile_id, token.decision_id, token.placement_id, IMPRESSION),
+            outcome_field(*variant, IMPRESSION),
+        )
+    return OutcomeEvent(
+        event_digest(e.profile_id, e.event_id),
+        token_digest(e.profile_id, token.decision_id, token.placement_id, e.counted),
+        outcome_field(*variant, e.counted),
+        *implied,
+    )
 
 
 class EventRecorder:
@@ -186,6 +238,7 @@ class EventRecorder:
         skew: float,
         limits: Limits,
         keys: TokenKeys,
+        lifetime: float,
         outcome_retention: float = 90 * 86_400.0,
     ) -> None:
         self.keys = keys
@@ -197,6 +250,7 @@ class EventRecorder:
         self.window = window
         self.skew = skew
         self.limits = limits
+        self.lifetime = lifetime
 
     async def record(self, prepared: PreparedRuleset, events: Sequence[EventInput], now: float) -> list[EventResult]:
         """One result per event, in order. Raises a store error (nothing half-counted) when Redis fails."""
@@ -205,62 +259,91 @@ class EventRecorder:
         for index, event in enumerate(events):
             try:
                 valid = validate(
-                    index, event, now=now, window=self.window, skew=self.skew, limits=self.limits, keys=self.keys
-                )
+                    index, event, now=now, window=self.window, skew=self.skew, limits=self.limits, keys=self.keys,
+                    lifetime=self.lifetime,
+                )  # fmt: skip
             except EventRejected as exc:
                 results[index] = EventResult(event.event_id, Outcome.REJECTED, str(exc))
                 continue
             by_profile.setdefault(valid.profile_id, []).append(valid)
         controls = prepared.controls
-        batches = []
-        for profile_id, batch in by_profile.items():
-            fields = [
-                controls.event_fields(e.token.offer_id, e.counted, e.token.channel, e.token.placement_id) for e in batch
-            ]
-            sticky, sticky_ttl = _sticky(prepared, batch)
-            payload = orjson.dumps(
-                {
-                    "seen_ttl": int((self.window + self.skew) * 1000),
-                    "ttl": controls.retention_ms,
-                    "keep": merge_keep((f for names in fields for f in names), controls.keep),
-                    "events": [[e.at_ms, list(names)] for e, names in zip(batch, fields, strict=True)],
-                    "sticky": sticky,
-                    "sticky_ttl": max(sticky_ttl, controls.retention_ms),
-                }
-            )
-            batches.append((profile_id, [e.event_id for e in batch], payload))
+        batches = [self._profile_events(prepared, profile_id, batch, now) for profile_id, batch in by_profile.items()]
         outcomes = self._outcomes(prepared, [e for batch in by_profile.values() for e in batch], now)
         replies, _ = await self.store.record_events(batches, outcomes)
         recorded: list[FeedbackEvent] = []
         for batch, reply in zip(by_profile.values(), replies, strict=True):
             for valid, flag in zip(batch, reply, strict=True):
                 results[valid.index] = EventResult(valid.event_id, Outcome.RECORDED if flag else Outcome.DUPLICATE)
-                if flag:
-                    recorded.append(valid)
-                    if self.metrics is not None:
-                        self.metrics.event_recorded(valid.token.placement_id, valid.counted)
+                counted = [valid] if flag else []
+                if flag == 2:  # its token's impression was counted with it (implied)
+                    counted.append(dataclasses.replace(valid, counted=IMPRESSION))
+                recorded.extend(counted)
+                if self.metrics is not None:
+                    for e in counted:
+                        self.metrics.event_recorded(e.token.placement_id, e.counted)
         await self._count_totals(controls, recorded)
         return [r for r in results if r is not None]
 
+    def _token_ttl_ms(self, token: TrackingToken, now: float) -> int:
+        """How long a token's counts must be kept: as long as it is accepted (its lifetime past its decision)."""
+        return max(1, token.decided_at_ms + int((self.lifetime + self.skew) * 1000) - int(now * 1000))
+
+    def _profile_events(
+        self, prepared: PreparedRuleset, profile_id: str, batch: list[FeedbackEvent], now: float
+    ) -> ProfileEvents:
+        """What record_events.lua needs for one profile's events (each with its token's field, and for a click or a
+        dismissal its token's impression field and the counters that impression adds to)."""
+        controls = prepared.controls
+        decisions: dict[str, int] = {}  # decision id -> its 1-based index among the batch's decision keys
+        token_ttls: list[int] = []
+        rows: list[list[object]] = []
+        written: list[str] = []
+        for e in batch:
+            token = e.token
+            if token.decision_id not in decisions:
+                decisions[token.decision_id] = len(decisions) + 1
+                token_ttls.append(self._token_ttl_ms(token, now))
+            names = controls.event_fields(token.offer_id, e.counted, token.channel, token.placement_id)
+            implied_field = ""
+            implied: tuple[str, ...] = ()
+            if e.counted in IMPLY_IMPRESSION:
+                implied_field = token_event_field(token.placement_id, token.offer_id, IMPRESSION)
+                implied = controls.event_fields(token.offer_id, IMPRESSION, token.channel, token.placement_id)
+            written += names
+            written += implied
+            rows.append([
+                e.at_ms, list(names), decisions[token.decision_id],
+                token_event_field(token.placement_id, token.offer_id, e.counted), implied_field, list(implied),
+            ])  # fmt: skip
+        sticky, sticky_ttl = _sticky(prepared, batch)
+        payload = orjson.dumps(
+            {
+                "seen_ttl": int((self.window + self.skew) * 1000),
+                "ttl": controls.retention_ms,
+                "keep": merge_keep(written, controls.keep),
+                "events": rows,
+                "token_ttls": token_ttls,
+                "sticky": sticky,
+                "sticky_ttl": max(sticky_ttl, controls.retention_ms),
+            }
+        )
+        return ProfileEvents(profile_id, [e.event_id for e in batch], list(decisions), payload)
+
     def _outcomes(self, prepared: PreparedRuleset, events: list[FeedbackEvent], now: float) -> list[OutcomeEvents]:
-        """The events grouped by offer and day (of the event, in the ruleset's zone) for count_outcomes.lua."""
+        """The events grouped by offer and day (of their decision, in the ruleset's zone) for count_outcomes.lua:
+        all of a token's events count in one hash, so its click is never counted without its impression."""
         zone = prepared.ruleset.time_zone
         clock = self._days.get(zone)
         if clock is None:
             clock = self._days[zone] = DayClock(zone)
         now_ms = int(now * 1000)
-        dedupe_ms = int((self.window + self.skew) * 1000)
-        groups: dict[tuple[str, str], tuple[int, list[tuple[str, str]]]] = {}
+        kept_ms = int((self.lifetime + self.skew) * 1000)
+        groups: dict[tuple[str, str], tuple[int, list[OutcomeEvent]]] = {}
         for e in events:
-            token = e.token
-            day, end = clock.day(e.at_ms)
-            name = outcome_field(
-                token.ruleset_version, token.placement_id, token.experiment_id, token.variant, e.counted
-            )
-            group = groups.setdefault((token.offer_id, day), (end, []))
-            group[1].append((event_digest(e.profile_id, e.event_id), name))
+            day, end = clock.day(e.token.decided_at_ms)
+            groups.setdefault((e.token.offer_id, day), (end, []))[1].append(_outcome_event(e))
         return [
-            OutcomeEvents(offer, day, end - now_ms + self.outcome_retention_ms, end - now_ms + dedupe_ms, pairs)
+            OutcomeEvents(offer, day, end - now_ms + self.outcome_retention_ms, end - now_ms + kept_ms, pairs)
             for (offer, day), (end, pairs) in groups.items()
         ]
 

@@ -73,6 +73,12 @@ class AudienceEntry:
         )
 
 
+def pending_codes(pending: Iterable[bytes | str]) -> list[int]:
+    """The audience codes of the field names of ``pending`` (``<code>:<generation>``)."""
+    codes = (_text(f).partition(":")[0] for f in pending)
+    return [int(c) for c in codes if c.isdigit()]
+
+
 @dataclass(frozen=True, slots=True)
 class AudienceDirectory:
     """The registry as the reader needs it: active (code, generation) -> audience id."""
@@ -96,8 +102,14 @@ class AudienceDirectory:
     ) -> AudienceDirectory:
         """From ``GET version``, ``HGETALL audiences`` and ``HKEYS pending``."""
         entries = {_text(k): AudienceEntry.decode(k, v) for k, v in raw.items()}
-        codes = (_text(f).partition(":")[0] for f in pending)
-        return cls.build(int(version or 0), entries, (int(c) for c in codes if c.isdigit()))
+        return cls.build(int(version or 0), entries, pending_codes(pending))
+
+    def with_pending(self, pending: Iterable[bytes | str]) -> AudienceDirectory:
+        """The same audiences with the codes of the snapshots loading now (``HKEYS pending``): itself when
+        they are the codes it knows already. A load announces a new audience's code by its pending record
+        alone, without a registry version of its own (a load that is refused leaves the registry as it was)."""
+        new = AudienceDirectory.build(self.version, self.entries, pending_codes(pending))
+        return self if new._codes == self._codes else new
 
     def audiences(self, membership: Mapping[bytes, bytes], now: float) -> tuple[frozenset[str], bool]:
         """Decode a profile's membership hash.

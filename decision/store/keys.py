@@ -26,6 +26,8 @@ Summary (prefix ``ib`` by default):
   times (epoch ms, comma-separated, ascending), or ``x|<experiment>``, value the
   variant of an ``allocation: auto`` experiment the profile saw (field names: ``decision.core.counters``);
   ``ib:e:{<profile>}:<event id>`` STRING with a TTL, a recorded feedback event (dedupe);
+  ``ib:tok:{<profile>}:<decision id>`` HASH with a TTL, the event types each tracking token of a decision
+  counted (field ``<placement>|<offer>|<counted>``, ``decision.core.counters``): each at most once;
   ``ib:total:{offer:<offer>}:<counted>:<bucket>`` STRING, an offer's total count across profiles in a
   period bucket.
 * ``ib:out:{out:<offer>:<day>}`` HASH, what an offer achieved in a day (the ruleset's time zone):
@@ -35,6 +37,7 @@ Summary (prefix ``ib`` by default):
   sha256, published_at, source, the YAML text); ``ib:{rules}:active`` STRING,
   JSON naming the version to serve; ``ib:{rules}:seq`` STRING, publication
   counter; channel ``ib:rules``: an activation is published there.
+* ``ib:{health}:write-probe`` STRING with a TTL, written by ``audience-sync receive``'s readiness check.
 
 Audiences are stored as small integer *codes* rather than their ids (AEP
 segment ids are 36-character UUIDs) to keep a membership to a few bytes. A
@@ -81,6 +84,11 @@ class KeySpace:
     def event_seen(self, profile_id: str, event_id: str) -> str:
         """STRING with a TTL (the dedupe window): this feedback event was recorded."""
         return f"{self.prefix}:e:{{{profile_id}}}:{event_id}"
+
+    def token_events(self, profile_id: str, decision_id: str) -> str:
+        """HASH with a TTL (the token lifetime past the decision): field ``decision.core.counters.token_event_field``
+        -> ``1``, the event types the decision's tracking tokens counted (each token counts each type once)."""
+        return f"{self.prefix}:tok:{{{profile_id}}}:{decision_id}"
 
     def total_count(self, offer_id: str, counted: str, bucket: str) -> str:
         """STRING (integer): how many ``counted`` events an offer had across profiles in a period bucket.
@@ -153,6 +161,12 @@ class KeySpace:
     def audience_events(self) -> str:
         """STREAM: membership change events (the default stream ``audience-sync stream`` reads)."""
         return f"{self.prefix}:audience-events"
+
+    @property
+    def write_probe(self) -> str:
+        """STRING with a short TTL: ``audience-sync receive``'s readiness check (``GET /health``) writes it to
+        learn whether Redis takes writes (not full: OOM; not a replica: READONLY)."""
+        return f"{self.prefix}:{{health}}:write-probe"
 
     def membership_pattern(self) -> str:
         """SCAN pattern matching every membership key."""

@@ -15,7 +15,7 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from decision.core.controls import TotalCheck
 from decision.store import scripts
@@ -43,15 +43,36 @@ def _pairs(flat: Sequence[bytes]) -> dict[bytes, bytes]:
     return dict(zip(flat[::2], flat[1::2], strict=True))
 
 
+class OutcomeEvent(NamedTuple):
+    """One event for count_outcomes.lua: its digests (``decision.core.outcomes``) and the field it counts in."""
+
+    event_digest: str  # of the profile and event id: a retry is not counted twice
+    token_digest: str  # of the profile, decision, placement and type: a token counts each type once
+    field: str
+    implied_digest: str = ""  # a click or dismissal: its token's impression digest, counted with it if new
+    implied_field: str = ""
+
+
 @dataclass(frozen=True, slots=True)
 class OutcomeEvents:
-    """Events of one offer-day to count in its outcome counters: (event digest, outcome field) pairs."""
+    """Events of one offer-day (their decision's day) to count in its outcome counters."""
 
     offer_id: str
     day: str
     ttl_ms: int  # how long the counters must live (the retention past the day's end)
-    seen_ttl_ms: int  # how long the digests must live (the dedupe window past the day's end)
-    events: Sequence[tuple[str, str]]
+    seen_ttl_ms: int  # how long the digests must live (the token lifetime past the day's end)
+    events: Sequence[OutcomeEvent]
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileEvents:
+    """One profile's events for record_events.lua: their ids, the decisions their tokens are of (the order of
+    the payload's decision indexes) and the script's JSON payload."""
+
+    profile_id: str
+    event_ids: Sequence[str]
+    decision_ids: Sequence[str]
+    payload: bytes
 
 
 class StoreMetrics(Protocol):
@@ -156,12 +177,17 @@ class ProfileStore:
         return self.fast.node_of(self.keys.membership(profile_id))
 
     async def refresh_directory(self) -> AudienceDirectory:
-        """Re-read the registry if its version changed (coalesced across callers)."""
+        """Re-read the registry if its version changed, else take the codes of the snapshots loading now
+        (a load's pending records announce their codes, version unchanged). Coalesced across callers."""
         async with self._refresh_lock:
             keys = self.keys
             self.registry_reads_total += 1
-            version = await self.client.get(keys.registry_version)
+            async with self.client.pipeline(transaction=False) as pipe:  # one slot: {registry}
+                pipe.get(keys.registry_version)
+                pipe.hkeys(keys.pending)
+                version, pending = await pipe.execute()
             if version is not None and int(version) == self.directory.version and self.directory.entries:
+                self.directory = self.directory.with_pending(pending)
                 return self.directory
             async with self.client.pipeline(transaction=False) as pipe:
                 pipe.get(keys.registry_version)
@@ -251,22 +277,32 @@ class ProfileStore:
         return [int(v or 0) for v in values]
 
     async def record_events(
-        self, batches: Sequence[tuple[str, Sequence[str], bytes]], outcomes: Sequence[OutcomeEvents] = ()
+        self, batches: Sequence[ProfileEvents], outcomes: Sequence[OutcomeEvents] = ()
     ) -> tuple[list[list[int]], list[list[int]]]:
-        """For each (profile id, event ids, payload): record_events.lua on that profile; for each offer-day of
-        ``outcomes``: count_outcomes.lua on its counters. One pipeline: one round trip (per node on a Cluster).
+        """For each profile's events: record_events.lua on that profile (its counters, event keys and decision
+        keys: one slot); for each offer-day of ``outcomes``: count_outcomes.lua on its counters. One pipeline: one
+        round trip (per node on a Cluster).
 
-        Returns the flags of each (1: recorded / counted, 0: seen before), for both lists."""
+        Returns the flags of each event (2: recorded / counted with its implied impression, 1: recorded /
+        counted, 0: seen before), for both lists."""
         record, count = scripts.script("record_events"), scripts.script("count_outcomes")
         calls = [
-            ScriptCall(record, [self.keys.counters(pid), *(self.keys.event_seen(pid, e) for e in event_ids)], [payload])
-            for pid, event_ids, payload in batches
+            ScriptCall(
+                record,
+                [
+                    self.keys.counters(b.profile_id),
+                    *(self.keys.event_seen(b.profile_id, e) for e in b.event_ids),
+                    *(self.keys.token_events(b.profile_id, d) for d in b.decision_ids),
+                ],
+                [b.payload],
+            )
+            for b in batches
         ]
         calls.extend(
             ScriptCall(
                 count,
                 [self.keys.outcomes(o.offer_id, o.day), self.keys.outcomes_seen(o.offer_id, o.day)],
-                [o.ttl_ms, o.seen_ttl_ms, *(part for pair in o.events for part in pair)],
+                [o.ttl_ms, o.seen_ttl_ms, *(part for event in o.events for part in event)],
             )
             for o in outcomes
         )

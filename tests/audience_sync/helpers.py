@@ -64,6 +64,13 @@ def dump(store: SyncStore) -> dict[bytes, Any]:
     return out
 
 
+def dumped(store: SyncStore) -> dict[bytes, bytes]:
+    """Every key and its ``DUMP`` (type, encoding and content, byte for byte): equal before and after proves
+    that nothing in Redis changed, the registry's counters and hashes included."""
+    client: Any = store.client
+    return {key: client.dump(key) for key in client.scan_iter(count=1000)}
+
+
 def cli(capsys: Any, *args: str) -> tuple[int, str, str]:
     """Run ``audience-sync`` in-process; (exit status, stdout, stderr)."""
     status = main(list(args))
@@ -84,3 +91,23 @@ def spawn(
         env=env,
         cwd=ROOT,
     )
+
+
+def latest_arrival(deliveries: Sequence[tuple[object, int]]) -> object:
+    """The rule for one attribute, stated without replaying it: of the deliveries ``(value, event time ms)``
+    in arrival order, the value of the latest event time, the later arrival winning a tie (None: removed)."""
+    return max(enumerate(deliveries), key=lambda item: (item[1][1], item[0]))[1][0]
+
+
+def results_of(deliveries: Sequence[tuple[object, int]]) -> list[str]:
+    """What the writer answers per delivery, in arrival order: ``stale`` (older than the stored time),
+    ``unchanged`` (the value already so: an identical resend, a removal of an absent value) or ``written``."""
+    results: list[str] = []
+    stored: tuple[object, int] | None = None
+    for value, at in deliveries:
+        if stored is not None and at < stored[1]:
+            results.append("stale")
+            continue
+        results.append("unchanged" if (None if stored is None else stored[0]) == value else "written")
+        stored = (value, at)
+    return results

@@ -1,4 +1,4 @@
-"""``audience-sync attributes``: profile attributes from CSV and NDJSON files, all or nothing per run."""
+"""``audience-sync attributes``: profile attributes from CSV, NDJSON and Parquet files, all or nothing per run."""
 
 from __future__ import annotations
 
@@ -23,7 +23,8 @@ def test_csv_and_ndjson_files(store: SyncStore, redis_url: str, tmp_path: Path) 
     ndjson = tmp_path / "profiles.ndjson"
     ndjson.write_text('{"id": "p1", "person": {"name": {"firstName": "Ana"}}, "stores": ["lyon"]}\n')
     url = ["--redis-url", redis_url]
-    argv = ["attributes", str(csv_file), "--attribute", "tier", "--attribute", "ltv:number", "--time-column", "updated"]
+    argv = ["attributes", str(csv_file), "--attribute", "tier", "--attribute", "ltv:number",
+            "--attribute-time-field", "updated"]  # fmt: skip
     assert main([*argv, *url]) == EXIT_OK
     spec = ["--attribute", "person.name.firstName=first_name", "--attribute", "stores:list", "--id-column", "id"]
     assert main(["attributes", str(ndjson), *spec, *url]) == EXIT_OK
@@ -35,6 +36,38 @@ def test_csv_and_ndjson_files(store: SyncStore, redis_url: str, tmp_path: Path) 
     os.utime(csv_file, (1_000_000_000, 1_000_000_000))
     assert main(["attributes", str(csv_file), "--attribute", "tier", *url]) == EXIT_OK
     assert attributes_of(store, "p2") == {"tier": "silver"}
+
+
+def test_a_tie_goes_to_the_later_line_and_a_rerun_is_unchanged(
+    store: SyncStore, redis_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Lines of one file share its time: the later line wins, then the later file of a run, then the later run —
+    never the values' order. The same file again changes nothing (unchanged, not stale)."""
+    url = ["--redis-url", redis_url]
+    first, second = tmp_path / "a.csv", tmp_path / "b.csv"
+    first.write_text("profile_id,tier\np1,gold\np1,bronze\np2,gold\n")
+    second.write_text("profile_id,tier\np2,bronze\n")
+    for path in (first, second):
+        os.utime(path, (1_780_000_000, 1_780_000_000))
+    assert main(["attributes", str(first), str(second), "--attribute", "tier", *url]) == EXIT_OK
+    assert (attributes_of(store, "p1"), attributes_of(store, "p2")) == ({"tier": "bronze"}, {"tier": "bronze"})
+    capsys.readouterr()
+    assert main(["attributes", str(second), "--attribute", "tier", *url]) == EXIT_OK
+    assert capsys.readouterr().out == "0 attribute values written, 1 unchanged, 0 older than the stored ones skipped\n"
+    second.write_text("profile_id,tier\np2,gold\n")  # another export with the same time: the later run wins
+    os.utime(second, (1_780_000_000, 1_780_000_000))
+    assert main(["attributes", str(second), "--attribute", "tier", *url]) == EXIT_OK
+    assert attributes_of(store, "p2") == {"tier": "gold"}
+    # A membership's lastQualificationTime is not the attributes' time unless named.
+    xdm = tmp_path / "export.json"
+    xdm.write_text(xdm_line("e1", None, "Ana"))
+    os.utime(xdm, (1_800_000_000, 1_800_000_000))
+    spec = ["--attribute", "person.name.firstName=first_name", *url]
+    assert main(["attributes", str(xdm), *spec]) == EXIT_OK
+    assert store.client.hget(store.keys.membership("e1"), "@first_name") == b"s1800000000000|Ana"
+    named = "segmentMembership.ups.gold.lastQualificationTime"
+    assert main(["attributes", str(xdm), *spec, "--attribute-time-field", named, "--json"]) == EXIT_OK
+    assert orjson.loads(capsys.readouterr().out.splitlines()[-1])["stale"] == 1  # 2026-11-01: older
 
 
 def test_bad_lines_write_nothing(
@@ -96,7 +129,7 @@ def xdm_line(ecid: str, crmid: str | None, name: str) -> str:
 
 
 def test_xdm_attributes_go_under_the_identities_of_the_memberships(
-    store: SyncStore, redis_url: str, tmp_path: Path
+    store: SyncStore, redis_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = tmp_path / "export.json"
     path.write_text(xdm_line("e1", "c1", "Ana") + xdm_line("e2", None, "Bo"))
@@ -113,6 +146,18 @@ def test_xdm_attributes_go_under_the_identities_of_the_memberships(
     assert attributes_of(store, "e3") == {"first_name": "Cy"}
     assert store.client.exists(store.keys.membership("c3")) == 0
 
+    # Every id listed under a namespace (two devices: two ECIDs), and the counts say so.
+    body = orjson.loads(xdm_line("e4", "c4", "Di"))
+    body["identityMap"]["ECID"].append({"id": "e5"})
+    path.write_text(orjson.dumps(body).decode() + "\n")
+    assert main(["attributes", str(path), *namespaces, *spec]) == EXIT_OK
+    assert (
+        "3 attribute values written, 0 unchanged, 0 older than the stored ones skipped; 1 profile under 3 identities"
+        in (capsys.readouterr().out)
+    )
+    for profile_id in ("e4", "e5", "c4"):
+        assert attributes_of(store, profile_id) == {"first_name": "Di"}
+
 
 def test_json_summaries(store: SyncStore, redis_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     url = ["--redis-url", redis_url]
@@ -122,16 +167,19 @@ def test_json_summaries(store: SyncStore, redis_url: str, tmp_path: Path, capsys
     summary = orjson.loads(capsys.readouterr().out)
     assert (summary["command"], summary["ok"], summary["values"], summary["written"]) == ("attributes", True, 1, 1)
 
-    # apply: one JSON object on stdout, the attributes in it (the same value again: stale)
+    # apply: one JSON object on stdout, the attributes in it (the same value of the same file again: unchanged)
     assert main(["apply", str(path), "--attribute", "ltv:number", "--json", *url]) == EXIT_OK
     (line,) = capsys.readouterr().out.splitlines()
-    assert orjson.loads(line)["attributes"] == {"values": 1, "written": 0, "stale": 1}
+    assert orjson.loads(line)["attributes"] == {"values": 1, "written": 0, "unchanged": 1, "stale": 0}
 
     snapshot = tmp_path / "gold.csv"
     snapshot.write_text("profile_id,tier\np2,gold\n")
     assert main(["load", str(snapshot), "--audience", "gold", "--attribute", "tier", "--json", *url]) == EXIT_OK
     summary = orjson.loads(capsys.readouterr().out)
-    assert (summary["applied"], summary["attributes"]) == (True, {"values": 1, "written": 1, "stale": 0})
+    assert (summary["applied"], summary["attributes"]) == (
+        True,
+        {"values": 1, "written": 1, "unchanged": 0, "stale": 0},
+    )
 
     path.write_text('{"profile_id": "p1", "ltv": "lots"}\n')
     assert main(["attributes", str(path), "--attribute", "ltv:number", "--json", *url]) == EXIT_BAD_INPUT
@@ -139,9 +187,13 @@ def test_json_summaries(store: SyncStore, redis_url: str, tmp_path: Path, capsys
     assert (summary["ok"], summary["refused"]) == (False, "1 line(s) with bad attributes: nothing written")
 
 
-def test_parquet_and_stdin_are_refused_for_attributes(redis_url: str, tmp_path: Path) -> None:
+def test_stdin_and_unreadable_parquet_are_refused_for_attributes(
+    store: SyncStore, redis_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = tmp_path / "export.parquet"
-    path.write_bytes(b"PAR1")
+    path.write_bytes(b"PAR1")  # Parquet is read (tests/audience_sync/test_parquet.py), but this is not Parquet
     argv = ["--attribute", "tier", "--audience", "gold", "--redis-url", redis_url]
     assert main(["load", str(path), *argv]) == EXIT_USAGE
+    assert f"{path}: not a readable Parquet file" in capsys.readouterr().err
     assert main(["load", "-", *argv]) == EXIT_USAGE
+    assert store.client.dbsize() == 0

@@ -103,7 +103,8 @@ def test_attributes_apply_and_load_read_the_map(
 async def test_receive_reads_the_map(redis_url: str, store: SyncStore, tmp_path: Path) -> None:
     mapping = tmp_path / "map.json"
     mapping.write_text('{"person.name.firstName": "first_name", "loyalty.tier": "tier"}')
-    args = ("--host", "127.0.0.1", "--port", "0", "--no-auth", "--attribute-map", str(mapping))
+    args = ("--host", "127.0.0.1", "--port", "0", "--no-auth", "--attribute-map", str(mapping),
+            "--attribute-time-field", "_acme.profileUpdatedAt")  # fmt: skip
     process = spawn(
         "receive", *args, "--identity-namespace", "ECID", "--identity-namespace", "CRMID", redis_url=redis_url
     )
@@ -119,12 +120,14 @@ async def test_receive_reads_the_map(redis_url: str, store: SyncStore, tmp_path:
             },
             "person": {"name": {"firstName": "Ada"}},
             "loyalty": {"tier": "gold"},
+            "_acme": {"profileUpdatedAt": 1_790_000_000.5},
         }
         async with aiohttp.ClientSession() as http, http.post(url + "/v1/profiles", json=[pushed]) as response:
             answer = await response.json()
         assert response.status == 200, answer
-        assert answer["attributes"] == {"values": 4, "written": 4, "stale": 0}
+        assert answer["attributes"] == {"values": 4, "written": 4, "unchanged": 0, "stale": 0}
         assert attributes_of(store, "e-1") == attributes_of(store, "c-1") == {"first_name": "Ada", "tier": "gold"}
+        assert store.client.hget(store.keys.membership("c-1"), "@tier") == b"s1790000000500|gold"  # the named time
     finally:
         process.send_signal(signal.SIGTERM)
         await asyncio.to_thread(process.wait, 30)

@@ -1,6 +1,7 @@
-"""A snapshot load that is not applied removes what it wrote: its generations' fields and pending records.
+"""A snapshot load that is not applied removes what it wrote: its generations' fields and pending records,
+and gives back the generation and code it took: Redis is as it was, byte for byte (``DUMP`` of every key).
 
-Against a real Redis: every profile hash is SCANned afterwards. A load killed by SIGKILL cannot clean up;
+Against a real Redis: every key is SCANned afterwards. A load killed by SIGKILL cannot clean up;
 ``status`` and ``gc`` then say what gc removes, and gc removes exactly that.
 """
 
@@ -13,16 +14,20 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from audience_sync.cleanup import Cleanup, clean_up
+from audience_sync.deltas import DeltaApplier
 from audience_sync.formats import InputOptions
+from audience_sync.records import Change
 from audience_sync.report import ErrorReport
 from audience_sync.snapshot import LoadOptions, SnapshotLoad, SnapshotRefused
 from audience_sync.store import StoreFailure, SyncStore
-from tests.audience_sync.helpers import cli, seen_by_readers, spawn, write_lines
+from tests.audience_sync.helpers import cli, dumped, seen_by_readers, spawn, write_lines
 
 
 def membership_fields(store: SyncStore) -> dict[str, set[str]]:
@@ -71,7 +76,7 @@ def test_a_load_refused_for_bad_lines_leaves_no_field_and_no_pending_entry(
     store: SyncStore, tmp_path: Path, track_limit: int | None
 ) -> None:
     start(store, "vip").run([str(csv(tmp_path, "old.csv", ["p1", "p2"]))])
-    before = membership_fields(store)
+    before, every_key = membership_fields(store), dumped(store)
     # 60 good rows are written (batches of 10) before the bad tail is read and the ratio refused.
     path = csv(tmp_path, "new.csv", [f"q{i}" for i in range(60)], tail=["bad\x01id"] * 5)
     load = start(store, "vip", track_limit=track_limit)
@@ -86,9 +91,11 @@ def test_a_load_refused_for_bad_lines_leaves_no_field_and_no_pending_entry(
     assert (cleanup.fields_removed, cleanup.pending_removed, cleanup.left_to_gc) == (60, ["1:2"], [])
     assert cleanup.scanned == (track_limit == 0)
     assert cleanup.new_codes == {}  # vip had its code already
+    assert cleanup.given_back == ["1:2"]  # generation 2 will be the next load's again
+    assert dumped(store) == every_key
 
 
-def test_a_new_audience_refused_as_empty_says_its_code_is_not_reused(store: SyncStore, tmp_path: Path) -> None:
+def test_a_new_audience_refused_as_empty_gives_its_code_back(store: SyncStore, tmp_path: Path) -> None:
     export = write_lines(tmp_path / "x.csv", ["profile_id,audience_id", *[f"p{i},a" for i in range(30)]])
     load = SnapshotLoad(
         store,
@@ -97,16 +104,39 @@ def test_a_new_audience_refused_as_empty_says_its_code_is_not_reused(store: Sync
     )
     with pytest.raises(SnapshotRefused, match="leaves b without members"):
         load.run([str(export)])
-    assert membership_fields(store) == {}
-    assert store.registry_state().pending == []
+    assert dumped(store) == {}  # Redis was empty: it is again
     assert load.cleanup is not None
     assert load.cleanup.describe(300) == (
         "removed the 30 membership field(s) it had written and the pending registration of generation(s) "
-        "1:1 (a), 2:1 (b); the code(s) handed out to new audiences, 1 (a), 2 (b), are not reused"
+        "1:1 (a), 2:1 (b); gave back the generation number(s) and code(s) it took: the registry is as it was"
     )
-    # A later load of the same audiences gets new codes: the refused ones stay unused.
+    # A later load of the same audiences gets the same codes: nothing ever used them.
     outcome = SnapshotLoad(store, LoadOptions(batch_size=10), ErrorReport(show=0)).run([str(export)])
-    assert outcome.audiences["a"].code == 3
+    assert outcome.audiences["a"].code == 1
+
+
+def test_a_generation_deltas_wrote_to_is_not_given_back(store: SyncStore, tmp_path: Path) -> None:
+    """A delta applied while a snapshot loads writes to its generation too, in profiles the load never wrote:
+    that generation is never reused (gc removes those fields), and a delta after the load ended skips it."""
+    start(store, "vip").run([str(csv(tmp_path, "old.csv", ["p1"]))])
+    stale_state = store.registry_state()  # read before the next load begins
+    begun = store.begin_snapshot("vip", now=time.time(), stale_after=300, source="t", owner="h:1")
+    field = f"{begun.code}:{begun.generation}"
+    DeltaApplier(store, source="deltas").apply([Change("p9", "vip", True, None, None, 1)])
+    assert store.client.hkeys(store.keys.membership("p9")) == [b"1:1", field.encode()]  # both generations
+    cleanup = clean_up(store, Cleanup({field: "vip"}, begun={field: begun}), set(), heartbeat=lambda _: None)
+    assert (cleanup.pending_removed, cleanup.given_back) == ([field], [])
+    assert store.registry_state().last_generation["vip"] == 2  # burnt: p9's field 1:2 is left to gc
+    assert "generation(s) 1:2 (vip) are not reused (deltas wrote to them" in cleanup.describe(300)
+    # A delta that read the registry while the load was pending does not write to its generation once it ended.
+    late = DeltaApplier(store, source="deltas")
+    assert late._targets(stale_state, ["vip"], time.time()) == {"vip": ("1", ["1:1"])}
+    begun = store.begin_snapshot("vip", now=time.time(), stale_after=300, source="t", owner="h:1")
+    pending = store.registry_state()
+    field = f"{begun.code}:{begun.generation}"
+    assert late._targets(pending, ["vip"], time.time()) == {"vip": ("1", ["1:1", field])}
+    store.abandon([field])
+    assert late._targets(pending, ["vip"], time.time()) == {"vip": ("1", ["1:1"])}  # the record is gone
 
 
 def test_a_load_failing_on_a_redis_error_removes_what_it_wrote(
@@ -120,13 +150,13 @@ def test_a_load_failing_on_a_redis_error_removes_what_it_wrote(
     assert membership_fields(store) == {}
     assert store.registry_state().pending == []
     assert load.cleanup is not None and load.cleanup.fields_removed == 29  # p0..p29 but p25
-    assert load.cleanup.new_codes == {"vip": 1}
+    assert load.cleanup.new_codes == {"vip": 1} and load.cleanup.codes_given_back == ["vip"]
     status, out, err = cli(capsys, "load", str(path), "--audience", "vip", "--batch-size", "10", "--json",
                            "--redis-url", redis_url)  # fmt: skip
     assert status == 5
     body = json.loads(out)
     assert body["failed"].startswith("ResponseError: WRONGTYPE") and not body["ok"]
-    assert body["cleaned"]["fields_removed"] == 29 and body["cleaned"]["pending_removed"] == ["2:2"]
+    assert body["cleaned"]["fields_removed"] == 29 and body["cleaned"]["pending_removed"] == ["1:1"]
     assert "not applied; removed the 29 membership field(s)" in err and "Redis error: WRONGTYPE" in err
     assert membership_fields(store) == {}
 
@@ -198,14 +228,53 @@ def test_when_redis_is_gone_the_message_says_gc_will_remove_it(store: SyncStore,
 def test_a_refused_load_leaves_redis_as_it_found_it(
     store: SyncStore, tmp_path: Path, old: set[str], new: list[tuple[str, str]], track_limit: int
 ) -> None:
-    """Whatever it wrote, in however many batches: memberships and registry entries are as before, no pending."""
+    """Whatever it wrote, in however many batches, to a new audience or one with a code: Redis is as before,
+    byte for byte."""
     store.client.flushall()
     start(store, "vip").run([str(csv(tmp_path, "old.csv", sorted(old)))])
-    before = membership_fields(store), store.registry_state().entries
+    before = dumped(store)
     rows = ["profile_id,audience_id", *(f"{p},{a}" for p, a in new), *["bad\x01,vip"] * (len(new) // 50 + 1)]
     load = SnapshotLoad(store, LoadOptions(batch_size=7), ErrorReport(show=0))
     load.track_limit = track_limit
     with pytest.raises(SnapshotRefused):
         load.run([str(write_lines(tmp_path / "new.csv", rows))])
-    assert (membership_fields(store), store.registry_state().entries) == before
-    assert store.registry_state().pending == []
+    assert dumped(store) == before
+
+
+def parquet_export(path: Path) -> Path:
+    table = pa.table({"profile_id": ["p1", "p2"], "audience_id": ["vip", "new"]})
+    pq.write_table(table, path)
+    return path
+
+
+@pytest.mark.parametrize(
+    "case", ["no id column", "corrupt parquet", "bad lines", "bad line after a batch", "dry run", "dry run parquet"]
+)
+def test_a_refused_or_dry_run_load_changes_nothing_in_redis(
+    store: SyncStore, tmp_path: Path, capsys: Any, redis_url: str, case: str
+) -> None:
+    """``DUMP`` of every key, registry included (generations, next code, version, pending), before and after."""
+    url = ["--redis-url", redis_url]
+    assert cli(capsys, "load", str(csv(tmp_path, "old.csv", ["p1", "p2"])), "--audience", "vip", *url)[0] == 0
+    assert cli(capsys, "apply", str(csv(tmp_path, "delta.csv", ["p3"])), "--audience", "other", *url)[0] == 0
+    before = dumped(store)
+    if case == "no id column":  # the header names no profile id: line 1 is bad, the file refused
+        args, expected = [str(write_lines(tmp_path / "x.csv", ["email", "a@x.org"])), "--audience", "x"], 1
+    elif case == "corrupt parquet":
+        good = parquet_export(tmp_path / "good.parquet").read_bytes()
+        corrupt = tmp_path / "corrupt.parquet"
+        corrupt.write_bytes(good[:4] + b"\0" * (len(good) - 8) + good[-4:])
+        args, expected = [str(corrupt), "--audience", "x"], 2
+    elif case == "bad lines":
+        args, expected = [str(csv(tmp_path, "x.csv", ["q1"], tail=["bad\x01"])), "--audience", "vip"], 1
+    elif case == "bad line after a batch":  # written in batches of 10 to vip and new audiences, then refused
+        rows = ["profile_id,audience_id", *(f"q{i},{a}" for i in range(30) for a in ("vip", "x", "y")), "q,bad\x01"]
+        args, expected = [str(write_lines(tmp_path / "x.csv", rows)), "--batch-size", "10", "--max-bad-ratio", "0"], 1
+    elif case == "dry run":
+        rows = ["profile_id,audience_id", "p1,vip", "q1,x"]
+        args, expected = [str(write_lines(tmp_path / "x.csv", rows)), "--dry-run"], 0
+    else:
+        args, expected = [str(parquet_export(tmp_path / "x.parquet")), "--dry-run"], 0
+    status, _, err = cli(capsys, "load", *args, *url)
+    assert status == expected, err
+    assert dumped(store) == before

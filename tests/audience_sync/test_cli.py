@@ -33,13 +33,14 @@ def test_load_status_and_json(store: SyncStore, export: Path, capsys: Any, redis
     status, out, err = cli(capsys, "load", str(export), "--identity-namespace", "CRMID", *url)
     assert status == 0, err
     assert "export.json:100: identityMap.CRMID: missing" in err
-    # Versions 1 and 2 announced the two new audience codes before the load wrote them; 3 is the switch.
-    assert "lines 100, bad 1 (1.00%)" in out and "snapshot applied: registry version 3" in out
+    # One registry version: the switch (the pending records announced the new codes, version unchanged).
+    assert "lines 100, bad 1 (1.00%), skipped 0 (other audiences); 99 profiles under 99 identities;" in out
+    assert "snapshot applied: registry version 1" in out
     status, out, _ = cli(capsys, "status", *url)
     lines = out.splitlines()
     assert lines[0].split() == ["AUDIENCE", "CODE", "GEN", "MEMBERS", "SYNCED", "(UTC)", "AGE", "SOURCE", "LOADING"]
     assert [line.split()[:4] for line in lines[1:3]] == [["gold", "2", "1", "50"], ["vip", "1", "1", "99"]]
-    assert lines[-1] == "registry version 3, 2 audience(s)"
+    assert lines[-1] == "registry version 1, 2 audience(s)"
     # Snapshots being loaded show up, a new audience's first one included.
     store.begin_snapshot("vip", now=time.time(), stale_after=300, source="t", owner="host:1")
     store.begin_snapshot("fresh", now=time.time() - 900, stale_after=300, source="t", owner="host:2")
@@ -50,7 +51,7 @@ def test_load_status_and_json(store: SyncStore, export: Path, capsys: Any, redis
     )
     status, out, _ = cli(capsys, "status", "--json", *url)
     body = json.loads(out)
-    assert body["version"] == 4  # "fresh" got a code: announced
+    assert body["version"] == 1  # "fresh" got a code, announced by its pending record alone
     assert {a["audience"]: a["members"] for a in body["audiences"]} == {"gold": 50, "vip": 99, "fresh": None}
 
 
@@ -141,9 +142,10 @@ def test_load_json_is_one_object_with_counts_audiences_and_bad_lines(
     )
     assert status == 0
     body = json.loads(out)  # one object, nothing else on stdout
-    assert {k: body[k] for k in ("command", "ok", "applied", "version", "lines", "bad_lines", "memberships")} == {
-        "command": "load", "ok": True, "applied": True, "version": 3, "lines": 100, "bad_lines": 1,
-        "memberships": 149,
+    keys = ("command", "ok", "applied", "version", "lines", "bad_lines", "profiles", "identities", "memberships")
+    assert {k: body[k] for k in keys} == {
+        "command": "load", "ok": True, "applied": True, "version": 1, "lines": 100, "bad_lines": 1,
+        "profiles": 99, "identities": 99, "memberships": 149,
     }  # fmt: skip
     assert body["errors"] == [f"{export}:100: identityMap.CRMID: missing"]
     assert {a["audience"]: (a["code"], a["members"], a["added"], a["exited"]) for a in body["audiences"]} == {
@@ -167,7 +169,8 @@ def test_load_json_of_a_refused_load_says_what_was_cleaned(
         "pending_removed": ["1:1", "2:1"],
         "not_found": [],
         "left_to_gc": [],
-        "codes_not_reused": {"vip": 1, "gold": 2},
+        "given_back": ["1:1", "2:1"],
+        "codes_not_reused": {},
         "found_by_scan": False,
         "error": "",
     }
@@ -181,9 +184,15 @@ def test_apply_json(store: SyncStore, tmp_path: Path, capsys: Any, redis_url: st
     status, out, _ = cli(capsys, "apply", str(changes), "--audience", "vip", "--json", *url)
     assert status == 0
     body = json.loads(out)
-    assert {k: body[k] for k in ("command", "ok", "lines", "bad_lines", "changes")} == {
-        "command": "apply", "ok": True, "lines": 3, "bad_lines": 0, "changes": 3,
-    }  # fmt: skip
+    assert {k: body[k] for k in ("command", "ok", "lines", "bad_lines", "profiles", "identities", "changes")} == {
+        "command": "apply",
+        "ok": True,
+        "lines": 3,
+        "bad_lines": 0,
+        "profiles": 0,
+        "identities": 0,
+        "changes": 3,
+    }  # fmt: skip  (flat records: no XDM profiles)
     assert body["audiences"] == [
         {"audience": "vip", "added": 2, "removed": 1, "unchanged": 0, "stale": 0, "expired": 0}
     ]
@@ -198,7 +207,7 @@ def test_status_json(store: SyncStore, export: Path, capsys: Any, redis_url: str
     cli(capsys, "load", str(export), "--identity-namespace", "CRMID", "--redis-url", redis_url)
     status, out, _ = cli(capsys, "status", "--json", "--redis-url", redis_url)
     body = json.loads(out)
-    assert (status, body["command"], body["ok"], body["version"]) == (0, "status", True, 3)
+    assert (status, body["command"], body["ok"], body["version"]) == (0, "status", True, 1)
     assert [(a["audience"], a["members"], a["loading"]) for a in body["audiences"]] == [
         ("gold", 50, []),
         ("vip", 99, []),
@@ -243,3 +252,16 @@ def test_apply_under_several_identity_namespaces(store: SyncStore, tmp_path: Pat
     assert seen_by_readers(store) == {"c-1": {"vip"}, "ecid-c-1": {"vip"}}
     # Added under both identities; both exits are older: stale.
     assert out.splitlines()[1].split() == ["vip", "2", "0", "0", "2", "0"]
+    assert "lines 2, bad 0 (0.00%); 2 profiles under 4 identities; 4 changes in" in out
+    # Every id listed under a namespace: one person, two devices (two ECIDs).
+    two_devices = json.loads(xdm_line("c-2", {"vip": {"status": "realized", "lastQualificationTime": t1}}))
+    two_devices["identityMap"]["ECID"].append({"id": "ecid-c-2-tablet"})
+    status, out, err = cli(
+        capsys, "apply", str(write_lines(tmp_path / "c2.json", [json.dumps(two_devices)])), *ids, "--json",
+        "--redis-url", redis_url,
+    )  # fmt: skip
+    body = json.loads(out)
+    assert (status, body["profiles"], body["identities"], body["changes"]) == (0, 1, 3, 3)
+    assert seen_by_readers(store) == {
+        "c-1": {"vip"}, "ecid-c-1": {"vip"}, "c-2": {"vip"}, "ecid-c-2": {"vip"}, "ecid-c-2-tablet": {"vip"},
+    }  # fmt: skip

@@ -210,8 +210,68 @@ def test_xdm_errors_name_the_field() -> None:
         "x.json:4: segmentMembership.ups.a.lastQualificationTime: bad timestamp '2026-13-01' "
         "(expected ISO 8601 or epoch seconds)",
         "x.json:5: segmentMembership.ups.a.validUntil: expected a timestamp, got bool",
-        "x.json:6: identityMap.CRMID[].id: contains a control character",
+        "x.json:6: identityMap.CRMID[0].id: contains a control character",
     ]
+
+
+def test_xdm_every_id_listed_under_each_chosen_namespace() -> None:
+    """AEP lists several ids per namespace (one person, two devices: two ECIDs): each gets the memberships."""
+    body = {
+        "identityMap": {
+            "ECID": [{"id": "e-1"}, {"id": "e-2", "primary": True}],
+            "Email": [{"id": "ada@example.com"}],
+            "CRMID": [{"id": "c-1"}],
+        },
+        "segmentMembership": {"ups": {"a": {"status": "realized"}, "b": {"status": "exited"}, "c": None}},
+    }
+    changes, errors, stats = run([orjson.dumps(body)], Format.XDM, identity_namespaces=("ecid", "email"))
+    assert errors == []
+    assert [(c.profile_id, c.audience_id, c.member) for c in changes] == [
+        ("e-1", "a", True),
+        ("e-2", "a", True),
+        ("ada@example.com", "a", True),
+        ("e-1", "b", False),
+        ("e-2", "b", False),
+        ("ada@example.com", "b", False),
+    ]  # "c": null is no audience (struct columns write one for every audience a profile is not in)
+    assert (stats.lines, stats.profiles, stats.identities) == (1, 1, 3)
+    # No namespace chosen: the identity flagged primary, only.
+    changes, _, stats = run([orjson.dumps(body)], Format.XDM)
+    assert [c.profile_id for c in changes] == ["e-2", "e-2"] and stats.identities == 1
+    # Any bad id refuses the profile, located by its index.
+    body["identityMap"] = {"ECID": [{"id": "e-1"}, {"id": ""}]}
+    bad_id = orjson.dumps(body)
+    body["identityMap"] = {"ECID": [{"id": "e-1"}, "e-2"]}
+    not_object = orjson.dumps(body)
+    body["identityMap"] = {"ECID": {"id": "e-1"}}
+    not_list = orjson.dumps(body)
+    _, errors, stats = run([bad_id, not_object, not_list], Format.XDM, identity_namespaces=("ECID",))
+    assert [str(e) for e in errors] == [
+        "in.x:1: identityMap.ECID[1].id: empty",
+        "in.x:2: identityMap.ECID[1]: expected an object",
+        "in.x:3: identityMap.ECID: expected a list of identities",
+    ]
+    assert (stats.profiles, stats.identities) == (0, 0)
+
+
+namespaces = st.sampled_from(["ECID", "Email", "CRMID"])
+
+
+@given(
+    st.dictionaries(namespaces, st.lists(st.sampled_from(["a", "b", "c", "d", "e"]), max_size=3), min_size=1),
+    st.lists(namespaces, min_size=1, max_size=3, unique=True),
+)
+def test_xdm_property_every_id_of_the_chosen_namespaces(listed: dict[str, list[str]], chosen: list[str]) -> None:
+    """The ids a profile is written under are exactly those listed under the chosen namespaces, each once, in
+    order; a profile with none of them is one bad line."""
+    body = {
+        "identityMap": {ns: [{"id": i} for i in listed_ids] for ns, listed_ids in listed.items()},
+        "segmentMembership": {"ups": {"vip": {"status": "realized"}}},
+    }
+    changes, errors, stats = run([orjson.dumps(body)], Format.XDM, identity_namespaces=tuple(chosen))
+    expected = list(dict.fromkeys(i for ns in chosen for i in listed.get(ns, [])))
+    assert [c.profile_id for c in changes] == expected
+    assert stats.identities == len(expected) and len(errors) == (0 if expected else 1)
 
 
 statuses = st.sampled_from(["realized", "existing", "exited"])

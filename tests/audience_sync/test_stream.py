@@ -148,14 +148,14 @@ def test_attribute_entries_are_written_by_event_time_then_acked(store: SyncStore
     )
     status, out, err = cli(capsys, "stream", "--stream", STREAM, "--drain", "--redis-url", redis_url)
     assert status == 0, err
-    assert "10 entries, 3 bad" in out and "attribute values written 5, stale 1" in out
+    assert "10 entries, 3 bad" in out and "attribute values written 5, unchanged 0, stale 1" in out
     assert attributes_of("p1") == {"tier": "gold", "ltv": 99.5, "stores": ("lyon", "paris")}
     assert attributes_of("p2") == {} and attributes_of("p3") == {}
     assert seen_by_readers(store) == {"p1": {"vip"}}
     assert store.pending_count(STREAM, "audience-sync") == 0
     for reason in ("value: expected a number, got 'lots'", "'bad-name' is not an attribute name", "value: empty"):
         assert reason in err
-    # Delivered again (at-least-once): nothing changes.
+    # Delivered again (at-least-once): nothing changes (the same value: unchanged; older than the removal: stale).
     store.add_events(STREAM, [attribute("p1", "tier", 20, "gold"), attribute("p2", "tier", 10, "gold")])
-    assert consume(store).attributes.stale == 2
+    assert consume(store).attributes.as_json() == {"written": 0, "unchanged": 1, "stale": 1}
     assert attributes_of("p1")["tier"] == "gold" and attributes_of("p2") == {}

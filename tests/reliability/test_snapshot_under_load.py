@@ -25,7 +25,7 @@ import grpc
 
 from decision.v1 import decision_pb2_grpc
 from tests.conftest import StartServer
-from tests.decision.helpers import add_membership, decide_request, offers
+from tests.decision.helpers import add_membership, decide_request, offers, registry_heard
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = """
@@ -91,6 +91,15 @@ async def audience_sync_load(redis_url: str, path: Path) -> None:
     assert done.returncode == 0, done.stderr.decode()
 
 
+async def decided_again(seen: Observed, profiles: list[str], within: float = 120.0) -> None:
+    """Until every profile has been decided (a normal answer) once more from now on."""
+    marks = {p: len(seen.states.get(p, [])) for p in profiles}
+    deadline = time.monotonic() + within
+    while any(len(seen.states.get(p, [])) <= marks[p] for p in profiles):
+        assert time.monotonic() < deadline, "the callers stopped deciding"
+        await asyncio.sleep(0.05)
+
+
 def moves_once(states: list[str], expected: list[str]) -> bool:
     """``states`` is ``expected`` with each step seen once or more in a row, never coming back."""
     return [s for i, s in enumerate(states) if i == 0 or s != states[i - 1]] == expected
@@ -111,12 +120,13 @@ async def test_snapshots_of_a_new_audience_under_load_answer_normally(
     reads: dict[str, int] = {}
     started = time.monotonic()
     try:
-        await asyncio.sleep(0.5)
+        await decided_again(seen, decided)
         for name, path in (("first", first), ("second", second)):
             before = server.store.registry_reads_total
             await audience_sync_load(redis_url, path)
             reads[name] = server.store.registry_reads_total - before
-            await asyncio.sleep(0.5)  # every server re-reads the registry within its poll interval
+            await registry_heard(server)  # the server switched (pub/sub, or its poll)
+            await decided_again(seen, decided)  # every profile decided since: its new state is observed
     finally:
         stop.set()
         await deciding

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import base64
+import logging
 from typing import Any
 
 import aiohttp
 import orjson
+import pytest
+import redis
 
 from audience_sync.receive.server import RunningReceiver
 from audience_sync.store import SyncStore
-from decision.store.embedded import free_port
+from decision.store.embedded import EmbeddedRedis, free_port
 from tests.audience_sync.helpers import dump, seen_by_readers
 from tests.audience_sync.receive.conftest import AUTH, StartReceiver
 
@@ -46,7 +49,8 @@ async def test_aep_profiles_are_applied_before_the_answer(
     one = profile("c-1", {"vip": seg("realized", T1), "gold": seg("existing", T1)})
     status, answer = await post(http, receiver, one)
     assert status == 200, answer
-    assert answer == {"profiles": 1, "changes": 2, "added": 2, "removed": 0, "unchanged": 0, "stale": 0, "expired": 0}
+    assert answer == {"profiles": 1, "identities": 1, "changes": 2, "added": 2, "removed": 0, "unchanged": 0,
+                      "stale": 0, "expired": 0}  # fmt: skip
     assert seen_by_readers(store) == {"ecid-c-1": {"vip", "gold"}}  # no namespace chosen: the primary identity
     # An array, with xdm: prefixes: an exit, a stale exit (older than the last change), a new member.
     batch = [
@@ -56,7 +60,10 @@ async def test_aep_profiles_are_applied_before_the_answer(
     ]
     status, answer = await post(http, receiver, batch)
     assert status == 200, answer
-    assert (answer["profiles"], answer["added"], answer["removed"], answer["stale"]) == (2, 1, 1, 1)
+    # c-1 twice and c-2: two profiles
+    assert (answer["profiles"], answer["identities"], answer["added"], answer["removed"], answer["stale"]) == (
+        2, 2, 1, 1, 1,
+    )  # fmt: skip
     assert seen_by_readers(store) == {"ecid-c-1": {"gold"}, "ecid-c-2": {"vip"}}
     # Sent again (the sender retries): nothing changes.
     status, answer = await post(http, receiver, batch)
@@ -71,8 +78,30 @@ async def test_several_identity_namespaces(start: StartReceiver, http: aiohttp.C
 
     receiver = await start(app=AppOptions(PayloadOptions(XdmOptions(("ECID", "CRMID")))))
     status, answer = await post(http, receiver, [profile("c-1", {"vip": seg("realized", T1)})])
-    assert (status, answer["profiles"], answer["added"]) == (200, 2, 2)
+    assert (status, answer["profiles"], answer["identities"], answer["added"]) == (200, 1, 2, 2)
     assert seen_by_readers(store) == {"ecid-c-1": {"vip"}, "c-1": {"vip"}}
+
+
+async def test_every_id_of_each_namespace(start: StartReceiver, http: aiohttp.ClientSession, store: SyncStore) -> None:
+    """One person, two devices: AEP lists two ECIDs; each id of each chosen namespace gets the memberships."""
+    from audience_sync.formats.xdm import XdmOptions
+    from audience_sync.receive.app import AppOptions
+    from audience_sync.receive.payloads import PayloadOptions
+
+    receiver = await start(app=AppOptions(PayloadOptions(XdmOptions(("ecid", "email")))))
+    body = {
+        "identityMap": {"ECID": [{"id": "e-1"}, {"id": "e-2"}], "Email": [{"id": "ada@example.com"}]},
+        "segmentMembership": {"ups": {"vip": seg("realized", T1)}},
+    }
+    status, answer = await post(http, receiver, [body])
+    assert (status, answer["profiles"], answer["identities"], answer["added"]) == (200, 1, 3, 3)
+    assert seen_by_readers(store) == {"e-1": {"vip"}, "e-2": {"vip"}, "ada@example.com": {"vip"}}
+    # The same person again with a third device, and a record: two profiles, five identities (the three
+    # known ones already have this qualification).
+    body["identityMap"]["ECID"].append({"id": "e-3"})  # type: ignore[index]
+    status, answer = await post(http, receiver, [body, {"profile_id": "p9", "audience_id": "vip"}])
+    assert (answer["profiles"], answer["identities"], answer["added"], answer["stale"]) == (2, 5, 2, 3)
+    assert seen_by_readers(store)["e-3"] == {"vip"}
 
 
 async def test_delta_records_as_ndjson(
@@ -208,6 +237,46 @@ async def test_redis_not_answering_gets_503(start: StartReceiver, http: aiohttp.
         assert 'audience_sync_receive_requests_total{endpoint="/v1/profiles",status="503"} 1.0' in await response.text()
 
 
+async def health(http: aiohttp.ClientSession, receiver: RunningReceiver) -> tuple[int, dict[str, str]]:
+    async with http.get(receiver.url + "/health") as response:
+        return response.status, await response.json()
+
+
+async def test_health_fails_while_redis_refuses_writes_and_recovers_after(
+    start: StartReceiver, http: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Readiness says what a push would meet: a full Redis (OOM) or a replica (READONLY) answers PING but
+    refuses every push, so the receiver is not ready then, and is again once Redis takes writes."""
+    caplog.set_level(logging.WARNING, logger="audience_sync.receive")
+    with EmbeddedRedis() as own:  # a redis-server of this test's own: it is made to refuse writes
+        admin = redis.Redis.from_url(own.url)
+        receiver = await start(redis_url=own.url)
+        push = [profile("c-1", {"vip": seg("realized", T1)})]
+        assert await health(http, receiver) == (200, {"status": "ok"})
+        admin.config_set("maxmemory-policy", "noeviction")
+        admin.config_set("maxmemory", "1")  # full: "OOM command not allowed when used memory > 'maxmemory'"
+        status, answer = await health(http, receiver)
+        assert status == 503 and answer["error"].startswith(
+            "Redis refuses writes: OutOfMemoryError: command not allowed"
+        ), answer
+        assert (await post(http, receiver, push))[0] == 503  # what readiness foretold
+        admin.config_set("maxmemory", "0")
+        assert await health(http, receiver) == (200, {"status": "ok"})
+        admin.replicaof("127.0.0.1", str(free_port()))  # a replica (of a primary that is not there): READONLY
+        status, answer = await health(http, receiver)
+        assert status == 503 and answer["error"].startswith(
+            "Redis refuses writes: ReadOnlyError: You can't write against"
+        ), answer
+        admin.replicaof("NO", "ONE")
+        assert await health(http, receiver) == (200, {"status": "ok"})
+        assert (await post(http, receiver, push))[0] == 200
+        await receiver.stop()
+        admin.close()
+    changes = [r.getMessage() for r in caplog.records if "ready" in r.getMessage()]
+    down, up = "not ready (GET /health answers 503)", "ready again"
+    assert [line.split(":")[0] for line in changes] == [down, up, down, up]  # logged once per change
+
+
 async def test_health_and_metrics(receiver: RunningReceiver, http: aiohttp.ClientSession) -> None:
     async with http.get(receiver.url + "/health") as response:
         assert (response.status, await response.json()) == (200, {"status": "ok"})
@@ -222,6 +291,7 @@ async def test_health_and_metrics(receiver: RunningReceiver, http: aiohttp.Clien
         'audience_sync_receive_requests_total{endpoint="/v1/profiles",status="400"} 1.0',
         'audience_sync_receive_requests_total{endpoint="other",status="404"} 1.0',
         "audience_sync_receive_profiles_total 1.0",  # c-2 has no membership: nothing to apply
+        "audience_sync_receive_identities_total 1.0",
         'audience_sync_receive_changes_total{result="added"} 1.0',
         'audience_sync_receive_request_seconds_count{endpoint="/v1/profiles"} 2.0',
     ]:

@@ -67,7 +67,12 @@ FIELD_FIRST = re.compile(r"^(profile_id|channel|request_id|placements|context|re
 async def server(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[RunningServer]:
     rules = tmp_path_factory.mktemp("fuzz") / "rules.yaml"
     rules.write_text(RULES, encoding="utf-8")
-    settings_ = Settings(rules_path=str(rules), host="127.0.0.1", port=0, redis_timeout=0.5)
+    # One connection for the whole fuzz (no GOAWAY at 5 s): a request over the size limit is refused before it
+    # is read, and if its connection is closed (at its age) while the client still sends, the client reports
+    # UNAVAILABLE "Stream removed" instead of RESOURCE_EXHAUSTED -- the answer this fuzz judges.
+    settings_ = Settings(
+        rules_path=str(rules), host="127.0.0.1", port=0, redis_timeout=0.5, shutdown_grace=7200, max_connection_age=3600
+    )
     running = await start(settings_, redis_url)
     await add_membership(running, "known-vip", "vip")
     await add_membership(running, "\u00e9\U0001f680}", "vip")

@@ -221,7 +221,7 @@ async def test_response_fields(start_server: StartServer, rules: Callable[[str],
     assert item.content_json == '{"title":"Hello","nested":{"n":1}}'
     assert response.request_id == "req-123"
     assert response.ruleset_version.startswith("sha256:")
-    token = server.settings.token_keys.open(item.tracking_token)
+    token = server.settings.token_keys.open(item.tracking_token, "p1")
     assert (token.decision_id, token.placement_id, token.offer_id) == (response.decision_id, "banner", "vip")
     generated = await decide(server.port, profile_id="p2", context={"device": "ios"})
     assert generated.request_id and generated.propositions[0].items[0].rule == "by_context"

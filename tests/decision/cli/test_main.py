@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import signal
 import socket
 import subprocess
@@ -169,6 +170,32 @@ def test_embedded_redis_when_no_url_is_given(serve: object) -> None:
     assert "embedded redis-server" in output
     embedded_port = int(output.split("embedded redis-server at redis://127.0.0.1:")[1].split("/")[0].split()[0])
     assert port_is_free(embedded_port), "the embedded redis-server outlived the service"
+
+
+def test_the_first_step_of_an_upgrade_signs_the_previous_token_format_and_says_so(serve: object) -> None:
+    server = serve("--token-format", "3", "--token-lifetime", "3600")  # type: ignore[operator]
+    token = server.decide().propositions[0].items[0].tracking_token
+    assert base64.urlsafe_b64decode(token + "==")[0] == 3  # what servers of the previous release verify
+    server.process.terminate()
+    output, _ = server.process.communicate(timeout=20)
+    assert "--token-format 3: tracking tokens are signed in the previous release's format" in output
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        (["--token-format", "5"], {}, "argument --token-format: invalid choice: '5'"),
+        ([], {"DECISION_TOKEN_FORMAT": "5"}, "DECISION_TOKEN_FORMAT='5': expected one of 3, 4"),
+        (["--token-lifetime", "0"], {}, "argument --token-lifetime: must be more than 0 seconds: '0'"),
+    ],
+)
+def test_token_options_are_checked(rules_file: Path, args: list[str], env: dict[str, str], message: str) -> None:
+    refused = subprocess.run(
+        decision_command("serve", "--rules", str(rules_file), *args),
+        capture_output=True, text=True, timeout=30, env={"PATH": "/usr/bin:/bin", **env},
+    )  # fmt: skip
+    assert refused.returncode == 2 and message in refused.stderr, refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
 
 
 def test_decide_command_prints_the_answer(serve: object) -> None:

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import subprocess
 import urllib.request
+from collections import Counter
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+import redis.asyncio as aioredis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
 from decision.cli.outcomes_text import format_report
@@ -16,10 +23,12 @@ from decision.cli.report import days_between
 from decision.core.outcomes import OutcomeRow
 from decision.core.report import build
 from decision.rules.types import Experiment, HoldoutServes, Location, Variant
+from decision.store.keys import KeySpace
+from decision.store.outcomes import scan_outcomes
 from decision.v1 import decision_pb2
 from tests.conftest import StartServer, decision_stub
 from tests.decision.cli.test_main import decision_command
-from tests.decision.delivery import PATIENT, Clock, decide, event, record, with_clock
+from tests.decision.delivery import PATIENT, Clock, decide, event, first, record, ruleset, with_clock
 
 RULES = """
 version: report-v1
@@ -75,9 +84,9 @@ def scrape(port: int | None) -> str:
 
 def test_dates_are_checked() -> None:
     assert days_between("2026-02-27", "2026-03-01") == ("2026-02-27", "2026-02-28", "2026-03-01")
-    for first, last, message in [("2026-13-01", "2026-13-01", "--from"), ("2026-01-02", "2026-01-01", "--to")]:
+    for begin, end, message in [("2026-13-01", "2026-13-01", "--from"), ("2026-01-02", "2026-01-01", "--to")]:
         try:
-            days_between(first, last)
+            days_between(begin, end)
         except ValueError as exc:
             assert str(exc).startswith(message)
         else:
@@ -159,3 +168,100 @@ async def test_weights_come_from_the_published_rulesets(
         capture_output=True, text=True, check=False, timeout=60,
     )  # fmt: skip
     assert missing.returncode == 2 and "--from: '2026-06-31' is not a date" in missing.stderr
+
+
+async def report_json(redis_url: str, day: str) -> dict[str, Any]:
+    """``decision report --json`` of one day: offer -> its line."""
+    command = decision_command("report", "--from", day, "--redis-url", redis_url, "--json")
+    done = await asyncio.to_thread(subprocess.run, command, capture_output=True, text=True, check=False, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return {line["offer"]: line for line in json.loads(done.stdout)["offers"]}
+
+
+async def test_replayed_clicks_never_outnumber_impressions(
+    start_server: StartServer, write_rules: Callable[[str], Path], redis_url: str
+) -> None:
+    # Found from the outside: five clicks with one token were all recorded, and the report showed 5 clicks on
+    # 3 impressions (CTR 100 %).
+    clock = Clock("2026-06-01T10:00:00+00:00")
+    server = with_clock(
+        await start_server(write_rules(ruleset("  - {id: promo, placements: [banner]}\n")), **PATIENT), clock
+    )
+    click = decision_pb2.EVENT_TYPE_CLICK
+    async with decision_stub(server.port) as stub:
+        shown = [first(await decide(stub)) for _ in range(3)]
+        await record(stub, *(event(item, f"i{n}", at=clock()) for n, item in enumerate(shown)))
+        await record(stub, *(event(shown[0], f"c{n}", click, at=clock()) for n in range(5)))
+        clicked_unseen = first(await decide(stub))  # a click whose impression was never sent implies it
+        await record(stub, event(clicked_unseen, "c-unseen", click, at=clock()))
+    line = (await report_json(redis_url, "2026-06-01"))["promo"]
+    assert (line["impressions"], line["clicks"]) == (4, 2)
+    assert line["ctr"]["rate"] == 0.5
+
+
+REPLAY_RULES = ruleset(
+    """
+  - {id: a, placements: [side], priority: 3}
+  - {id: b, placements: [side], priority: 2}
+  - {id: c, placements: [side], priority: 1}
+"""
+)
+KINDS = {"impression": decision_pb2.EVENT_TYPE_IMPRESSION, "click": decision_pb2.EVENT_TYPE_CLICK,
+         "dismiss": decision_pb2.EVENT_TYPE_DISMISS}  # fmt: skip
+# One day per example: its report holds that example's events only.
+DAYS = itertools.count()
+replays = st.lists(
+    st.tuples(
+        st.integers(0, 8),  # the token: item (0-2) of decision (0-2)
+        st.sampled_from(sorted(KINDS)),
+        st.one_of(st.none(), st.integers(0, 20)),  # a fresh event id, or an id that may have been used
+        st.integers(0, 2),  # the profile the event names: its token's (the decision's), or another's
+        st.integers(0, 2),  # the batch it is sent in
+    ),
+    min_size=1,
+    max_size=40,
+)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(decided_for=st.lists(st.integers(0, 2), min_size=3, max_size=3), events=replays)
+async def test_any_replays_count_each_token_once_and_clicks_never_outnumber_impressions(
+    start_server: StartServer,
+    write_rules: Callable[[str], Path],
+    redis_client: aioredis.Redis,
+    decided_for: list[int],
+    events: list[tuple[int, str, int | None, int, int]],
+) -> None:
+    # Whatever is sent (replayed tokens, repeated and fresh event ids, tokens of other profiles, in any batches):
+    # each token counts each type at most once, for the profile it was made for, and the report of the day never
+    # shows more clicks or dismissals than impressions for an offer.
+    day = datetime(2026, 6, 1, 10, tzinfo=UTC) + timedelta(days=next(DAYS))
+    clock = Clock(day.timestamp())
+    server = with_clock(await start_server(write_rules(REPLAY_RULES), **PATIENT), clock)
+    profiles = [f"{day:%Y%m%d}-p{n}" for n in range(3)]
+    async with decision_stub(server.port) as stub:
+        items = []  # (profile, item): 3 per decision
+        for p in decided_for:
+            items += [(profiles[p], item) for item in (await decide(stub, profiles[p], ["side"])).propositions[0].items]
+        batches: list[list[tuple[int, str, decision_pb2.Event]]] = [[], [], []]
+        for n, (token, kind, reused, profile, call) in enumerate(events):
+            name = f"fresh-{n}" if reused is None else f"e{reused}"
+            batches[call].append(
+                (token, kind, event(items[token][1], name, KINDS[kind], at=clock(), profile=profiles[profile]))
+            )
+        recorded: Counter[tuple[int, str]] = Counter()
+        for batch in filter(None, batches):
+            results = await record(stub, *(e for _, _, e in batch))
+            for at, ((token, kind, sent), (outcome, reason)) in enumerate(zip(batch, results, strict=True)):
+                if sent.profile_id != items[token][0]:  # a token of another profile
+                    assert (outcome, reason.split(":")[0]) == ("rejected", f"events[{at}].tracking_token")
+                elif outcome == "recorded":
+                    recorded[(token, kind)] += 1
+    await server.stop(grace=0.1)  # one server per example (each its own day)
+    assert set(recorded.values()) <= {1}
+    day_text = f"{day:%Y-%m-%d}"
+    report = build(await scan_outcomes(redis_client, KeySpace(), {day_text}), (day_text,))
+    tokens = Counter(item.offer_id for _, item in items)
+    for line in report.offers:
+        assert line.clicks <= line.impressions and line.dismisses <= line.impressions
+        assert max(line.impressions, line.clicks, line.dismisses) <= tokens[line.offer_id]

@@ -102,9 +102,8 @@ async def test_caps_counted_on_impressions_clicks_and_custom_events(
     )
     server = with_clock(await start_server(write_rules(rules), **PATIENT), clock)
     async with decision_stub(server.port) as stub:
-        for _ in range(3):  # decisions alone count nothing for these caps
-            response = await decide(stub, placements=["side"])
-        items = {i.offer_id: i for i in response.propositions[0].items}
+        responses = [await decide(stub, placements=["side"]) for _ in range(3)]  # decisions alone count nothing here
+        items = {i.offer_id: i for i in responses[-1].propositions[0].items}
         assert list(items) == ["seen", "clicked", "bought"]
         now = clock()
         assert (
@@ -112,7 +111,7 @@ async def test_caps_counted_on_impressions_clicks_and_custom_events(
                 stub,
                 event(items["seen"], "e1", at=now),
                 # 1 is EVENT_TYPE_IMPRESSION, and what clients built with the former alias EVENT_TYPE_DISPLAY send.
-                event(items["seen"], "e2", decision_pb2.EventType.ValueType(1), at=now),
+                event(first(responses[0]), "e2", decision_pb2.EventType.ValueType(1), at=now),
                 event(items["clicked"], "e3", decision_pb2.EVENT_TYPE_CLICK, at=now),
                 event(items["bought"], "e4", decision_pb2.EVENT_TYPE_CUSTOM, at=now, custom_type="purchase"),
                 event(items["bought"], "e5", decision_pb2.EVENT_TYPE_CUSTOM, at=now, custom_type="wishlist"),

@@ -82,7 +82,7 @@ async def test_metrics_endpoint_counts_calls_decisions_redis_rulesets_and_syncs(
     assert value(samples, "decision_propositions_total", placement="banner", offer="fb", outcome="fallback") == 1
     assert value(samples, "decision_fallbacks_total", placement="banner") == 1
     assert value(samples, "decision_fallbacks_total", placement="side") == 3
-    assert value(samples, "decision_degraded_total") == 0
+    assert value(samples, "decision_degraded_total", reason="no_time") == 0  # every reason exported from the start
     reads = value(samples, "decision_redis_duration_seconds_count", operation="membership")
     assert reads is not None and reads >= 4
     assert value(samples, "decision_ruleset_active", version="m1") == 1
@@ -91,7 +91,7 @@ async def test_metrics_endpoint_counts_calls_decisions_redis_rulesets_and_syncs(
     assert value(samples, "decision_audience_last_sync_timestamp_seconds", audience="vip") == synced_at
 
     starved_samples = await scrape(starved.metrics_port or 0)
-    assert value(starved_samples, "decision_degraded_total") == 1
+    assert value(starved_samples, "decision_degraded_total", reason="no_time") == 1  # no time given for Redis
     assert (
         value(starved_samples, "decision_propositions_total", placement="banner", offer="fb", outcome="degraded") == 1
     )

@@ -1,4 +1,5 @@
-"""RecordEvents: idempotent by event id within the dedupe window, per-event results, partial batches."""
+"""RecordEvents: idempotent by event id within the dedupe window and by token and type for the token's lifetime,
+per-event results, partial batches."""
 
 from __future__ import annotations
 
@@ -31,14 +32,14 @@ async def served(start_server: StartServer, write_rules: Callable[[str], Path]) 
 async def test_a_retried_batch_counts_once(served: tuple[object, Clock]) -> None:
     server, clock = served
     async with decision_stub(server.port) as stub:  # type: ignore[attr-defined]
-        item = first(await decide(stub))
-        batch = [event(item, "imp-1", at=clock()), event(item, "imp-2", at=clock())]
+        items = [first(await decide(stub)) for _ in range(2)]
+        batch = [event(items[0], "imp-1", at=clock()), event(items[1], "imp-2", at=clock())]
         assert await record(stub, *batch) == [("recorded", "")] * 2
         clock.advance(3600)
         assert await record(stub, *batch) == [("duplicate", "")] * 2  # a retry an hour later
         assert first(await decide(stub)).offer_id == "promo"  # 2 impressions of 3
         # The same id twice in one batch counts once too.
-        third = event(item, "imp-3", at=clock())
+        third = event(first(await decide(stub)), "imp-3", at=clock())
         assert await record(stub, third, third) == [("recorded", ""), ("duplicate", "")]
         assert first(await decide(stub)).offer_id == "next"
 
@@ -88,7 +89,7 @@ async def test_a_timestamp_with_nanos_out_of_range_is_rejected(served: tuple[obj
         item = first(await decide(stub))
         bad = event(item, "bad-nanos", at=clock())
         bad.timestamp.nanos = nanos
-        edge = event(item, "good-edge", at=clock() - 1)
+        edge = event(item, "good-edge", decision_pb2.EVENT_TYPE_CLICK, at=clock() - 1)
         edge.timestamp.nanos = 999_999_999
         results = await record(stub, event(item, "good", at=clock()), bad, edge)
     assert results == [
@@ -114,7 +115,7 @@ async def test_events_of_several_profiles_and_tokens_of_other_rulesets(served: t
     async with decision_stub(server.port) as stub:  # type: ignore[attr-defined]
         items = [first(await decide(stub, f"p{i}")) for i in range(3)]
         old = server.settings.token_keys.sign(  # type: ignore[attr-defined]
-            TrackingToken("d", "banner", "gone_offer", "v0", int(clock() * 1000)).encode()
+            TrackingToken("d", "banner", "gone_offer", "v0", int(clock() * 1000)).encode(), "p0"
         )
         unknown = decision_pb2.Event(
             event_id="x", profile_id="p0", type=decision_pb2.EVENT_TYPE_CLICK, tracking_token=old
@@ -157,3 +158,45 @@ async def test_redis_down_is_unavailable_for_the_whole_batch(
             assert down.value.code() == grpc.StatusCode.UNAVAILABLE
     finally:
         own.stop()
+
+
+async def test_a_token_is_accepted_for_its_lifetime_after_its_decision(served: tuple[object, Clock]) -> None:
+    server, clock = served
+    async with decision_stub(server.port) as stub:  # type: ignore[attr-defined]
+        item = first(await decide(stub))
+        clock.advance(86_400)  # a day: still accepted
+        assert await record(stub, event(item, "click", decision_pb2.EVENT_TYPE_CLICK, at=clock())) == [("recorded", "")]
+        clock.advance(1)
+        assert await record(stub, event(item, "late", decision_pb2.EVENT_TYPE_DISMISS, at=clock())) == [
+            ("rejected", "events[0].tracking_token: expired: its decision is older than the token lifetime (24 h)")
+        ]
+
+
+async def test_a_click_counts_its_tokens_impression_when_that_was_not(served: tuple[object, Clock]) -> None:
+    # The cap counts 3 impressions: a click or a dismissal without its impression says the item was shown.
+    server, clock = served
+    click, dismiss = decision_pb2.EVENT_TYPE_CLICK, decision_pb2.EVENT_TYPE_DISMISS
+    async with decision_stub(server.port) as stub:  # type: ignore[attr-defined]
+        shown = [first(await decide(stub)) for _ in range(3)]
+        assert await record(
+            stub, event(shown[0], "c0", click, at=clock()), event(shown[0], "i0", at=clock()),
+            event(shown[1], "d1", dismiss, at=clock()), event(shown[1], "c1", click, at=clock()),
+        ) == [("recorded", ""), ("duplicate", ""), ("recorded", ""), ("recorded", "")]  # fmt: skip
+        assert first(await decide(stub)).offer_id == "promo"  # 2 impressions of 3
+        assert await record(stub, event(shown[2], "i2", at=clock()), event(shown[2], "c2", click, at=clock())) == [
+            ("recorded", ""), ("recorded", ""),
+        ]  # fmt: skip
+        assert first(await decide(stub)).offer_id == "next"
+
+
+async def test_custom_events_count_once_per_token_and_type(served: tuple[object, Clock]) -> None:
+    server, clock = served
+    custom = decision_pb2.EVENT_TYPE_CUSTOM
+    async with decision_stub(server.port) as stub:  # type: ignore[attr-defined]
+        item = first(await decide(stub))
+        assert await record(
+            stub,
+            event(item, "buy-1", custom, at=clock(), custom_type="purchase"),
+            event(item, "buy-2", custom, at=clock(), custom_type="purchase"),
+            event(item, "wish", custom, at=clock(), custom_type="wishlist"),
+        ) == [("recorded", ""), ("duplicate", ""), ("recorded", "")]

@@ -10,13 +10,13 @@ import redis.asyncio as aioredis
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from decision.core.outcomes import OutcomeRow, ProposalTally, event_digest, outcome_field
+from decision.core.outcomes import OutcomeRow, ProposalTally, event_digest, outcome_field, token_digest
 from decision.core.periods import day_span
 from decision.core.types import Decision, Item, Proposition
 from decision.store.connect import connect
 from decision.store.keys import KeySpace
 from decision.store.outcomes import scan_outcomes
-from decision.store.profiles import OutcomeEvents, ProfileStore
+from decision.store.profiles import OutcomeEvent, OutcomeEvents, ProfileStore
 from decision.v1 import decision_pb2
 from tests.conftest import StartServer, decision_stub
 from tests.decision.delivery import PATIENT, Clock, decide, event, record, ruleset, with_clock
@@ -57,9 +57,9 @@ async def test_proposals_and_events_are_counted_per_offer_variant_and_day(
             item = (await decide(stub, profile)).propositions[0].items[0]
             expected[(item.offer_id, item.variant, "decision", "2026-06-01")] += 1
             batch = [event(item, f"i-{n}", at=clock(), profile=profile)]
-            if n % 3 == 0:  # a click after midnight counts on June 2nd
+            if n % 3 == 0:  # a click after midnight counts on its decision's day, June 1st, with its impression
                 batch.append(event(item, f"c-{n}", decision_pb2.EVENT_TYPE_CLICK, at=clock() + 3600, profile=profile))
-                expected[(item.offer_id, item.variant, "click", "2026-06-02")] += 1
+                expected[(item.offer_id, item.variant, "click", "2026-06-01")] += 1
             expected[(item.offer_id, item.variant, "impression", "2026-06-01")] += 1
             clock.advance(3600)
             assert {o for o, _ in await record(stub, *batch)} == {"recorded"}
@@ -134,27 +134,49 @@ def test_a_tally_given_back_loses_nothing(decisions: list[list[tuple[str, str]]]
 
 
 @settings(max_examples=25, deadline=None)
-@given(st.lists(st.tuples(st.sampled_from(["p1", "p2"]), st.integers(0, 5), st.sampled_from(["click", "impression"])),
+@given(st.lists(st.tuples(st.sampled_from(["p1", "p2"]), st.integers(0, 5), st.integers(0, 2),
+                          st.sampled_from(["click", "impression", "dismiss", "custom:buy"])),
                 min_size=1, max_size=30))  # fmt: skip
-async def test_count_outcomes_counts_each_event_once(redis_url: str, events: list[tuple[str, int, str]]) -> None:
-    # Any sequence of batches, each sent twice (a retry), repeats included: each (profile, event id) counts
-    # once, under the field it was first counted in.
+async def test_count_outcomes_counts_each_event_and_each_tokens_type_once(
+    redis_url: str, events: list[tuple[str, int, int, str]]
+) -> None:
+    # Any sequence of batches, each sent twice (a retry), repeated event ids and replayed tokens included: an event
+    # counts when neither its (profile, event id) nor its (profile, token, type) was counted before; a click or a
+    # dismissal counts its token's impression too when that was not. So clicks and dismissals never outnumber
+    # impressions, and each token counts each type at most once.
     keys = KeySpace("prop")
     store = ProfileStore(connect(redis_url), keys)
     counters = keys.outcomes("o", "2026-06-01")
+    implying = {"click", "dismiss"}
+
+    def outcome(profile: str, n: int, token: int, kind: str) -> OutcomeEvent:
+        implied = (token_digest(profile, f"d{token}", "banner", "impression"), outcome_field("v", "banner", "", "",
+                   "impression")) if kind in implying else ("", "")  # fmt: skip
+        return OutcomeEvent(event_digest(profile, f"e{n}"), token_digest(profile, f"d{token}", "banner", kind),
+                            outcome_field("v", "banner", "", "", kind), *implied)  # fmt: skip
+
     try:
         await store.client.delete(counters)
         await store.client.delete(keys.outcomes_seen("o", "2026-06-01"))
         for start in range(0, len(events), 7):
-            pairs = [(event_digest(p, f"e{n}"), outcome_field("v", "banner", "", "", kind))
-                     for p, n, kind in events[start : start + 7]]  # fmt: skip
-            batch = [OutcomeEvents("o", "2026-06-01", 60_000, 60_000, pairs)]
+            batch = [OutcomeEvents("o", "2026-06-01", 60_000, 60_000, [outcome(*e) for e in events[start : start + 7]])]
             for _ in range(2):
                 await store.record_events([], batch)
-        first_kind: dict[tuple[str, int], str] = {}
-        for p, n, kind in events:
-            first_kind.setdefault((p, n), kind)
+        seen: set[tuple[str, ...]] = set()
+        expected: Counter[str] = Counter()
+        for p, n, token, kind in events:
+            new_event, new_type = ("e", p, str(n)) not in seen, ("t", p, str(token), kind) not in seen
+            seen |= {("e", p, str(n)), ("t", p, str(token), kind)}
+            if new_event and new_type:
+                expected[kind] += 1
+                if kind in implying and ("t", p, str(token), "impression") not in seen:
+                    seen.add(("t", p, str(token), "impression"))
+                    expected["impression"] += 1
         raw = await store.client.hgetall(counters)
-        assert {k.decode().rsplit("|", 1)[1]: int(v) for k, v in raw.items()} == dict(Counter(first_kind.values()))
+        counted = {k.decode().rsplit("|", 1)[1]: int(v) for k, v in raw.items()}
+        assert counted == dict(expected)
+        assert counted.get("click", 0) <= counted.get("impression", 0) >= counted.get("dismiss", 0)
+        tokens = {(p, t) for p, _, t, _ in events}
+        assert all(counted.get(kind, 0) <= len(tokens) for kind in ("impression", "click", "dismiss", "custom:buy"))
     finally:
         await store.close()

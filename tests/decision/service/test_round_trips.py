@@ -62,7 +62,8 @@ async def test_a_decision_is_one_evalsha_unless_it_proposes_a_decision_counted_o
         assert item.offer_id == "seen_capped"
         # Caps in the ruleset, none counted on this decision: memberships + counters in one EVALSHA.
         assert await spent(redis_client, lambda: decide(stub)) == {"evalsha": 1, "hgetall": 2}
-        await record(stub, *(event(item, f"i{n}", at=server.service.clock()) for n in range(5)))
+        shown = [item, *[first(await decide(stub)) for _ in range(4)]]  # a token counts one impression
+        await record(stub, *(event(i, f"i{n}", at=server.service.clock()) for n, i in enumerate(shown)))
         # seen_capped is now capped: decision_capped is proposed, which must be counted atomically.
         cost = await spent(redis_client, lambda: decide(stub))
         assert cost.pop("evalsha") == 2  # read, then select.lua on the same slot

@@ -24,6 +24,18 @@ def test_membership_key_is_tagged_by_the_profile(profile_id: str) -> None:
     assert key_slot(key.encode()) == key_slot(f"{{{profile_id}}}".encode())
 
 
+@given(profile_ids, st.uuids().map(lambda u: u.hex), st.text(min_size=1, max_size=20))
+def test_a_profiles_event_keys_share_its_slot(profile_id: str, decision_id: str, event_id: str) -> None:
+    # record_events.lua names the counters, the event keys and the decisions' token keys of one profile: one slot.
+    keys = KeySpace()
+    token_key = keys.token_events(profile_id, decision_id)
+    assert token_key == f"ib:tok:{{{profile_id}}}:{decision_id}"
+    slots = {
+        key_slot(k.encode()) for k in (keys.counters(profile_id), keys.event_seen(profile_id, event_id), token_key)
+    }
+    assert slots == {key_slot(keys.membership(profile_id).encode())}
+
+
 def test_registry_keys_share_one_slot() -> None:
     keys = KeySpace()
     slots = {key_slot(k.encode()) for k in (keys.audiences, keys.next_code, keys.registry_version)}

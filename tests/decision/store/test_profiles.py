@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from audience_sync.store import SyncStore
 from decision.store.codecs import AudienceEntry, membership_field
 from decision.store.profiles import ProfileStore
 from tests.conftest import StartServer, decision_stub
@@ -57,6 +59,37 @@ async def test_a_new_audience_is_seen_without_waiting_for_the_poll(
         assert offers(await stub.Decide(decide_request(), timeout=5)) in (["fb"], ["gold"])
         await directory_knows(server.store, {"gold"})
         assert offers(await stub.Decide(decide_request(), timeout=5)) == ["gold"]
+
+
+async def test_a_new_audience_being_loaded_is_known_by_its_pending_record(
+    start_server: StartServer, write_rules: Callable[[str], Path]
+) -> None:
+    """A load announces a new audience's code by its pending record alone: the registry version stays (a load
+    that is not applied then leaves the registry as it was), and servers learn the code all the same, so a
+    profile holding a field of it is no unknown code (no re-read per decision)."""
+    server = await start_server(write_rules(RULES), registry_poll_interval=60.0)
+    await add_membership(server, "p1", "vip")
+    assert server.ops is not None
+    sync = SyncStore.from_url(server.ops.redis_url, server.store.keys)
+    try:
+        version = server.store.directory.version
+        begun = sync.begin_snapshot("fresh", now=time.time(), stale_after=300, source="t", owner="h:1")
+        field = membership_field(begun.code, begun.generation).encode()
+        for _ in range(100):  # the server heard BEGIN_SNAPSHOT's message and re-read the pending codes
+            if not server.store.directory.audiences({field: b""}, time.time())[1]:
+                break
+            await asyncio.sleep(0.02)
+        else:
+            raise AssertionError("the server never learnt the code of the snapshot being loaded")
+        assert server.store.directory.version == version == sync.registry_state().version
+        reads = server.store.registry_reads_total
+        await server.store.client.hset(server.store.keys.membership("p1"), field.decode(), "")
+        async with decision_stub(server.port) as stub:
+            for _ in range(5):
+                assert offers(await stub.Decide(decide_request(), timeout=5)) == ["vip"]  # not active yet
+        assert server.store.registry_reads_total == reads  # a known code: no re-read
+    finally:
+        sync.close()
 
 
 async def directory_knows(store: ProfileStore, audiences: set[str]) -> None:
