@@ -24,6 +24,7 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 from google.protobuf import json_format
 
@@ -64,26 +65,35 @@ async def build(redis_url: str, rules: Path, metrics: bool) -> Callable[[bytes],
     store = ProfileStore(connect(redis_url, timeout=1.0), KeySpace(settings.key_prefix))
     await store.refresh_directory()
     service = DecisionService(store, active, settings)
-    servicer = DecisionServicer(service, settings.limits)
-    count = None
+    sink: Any = None
     if metrics:
         from decision.observe.metrics import Metrics
 
-        count = Metrics().decide_response
+        sink = Metrics()
     answer: Callable[[decision_pb2.DecideRequest, float | None], Awaitable[object]]
-    if hasattr(servicer, "answer"):
-        answer = servicer.answer
+    if hasattr(DecisionServicer, "answer") and hasattr(sink or DecisionServicer, "decision"):
+        answer = DecisionServicer(service, settings.limits, None if sink is None else sink.decision).answer
+    elif hasattr(DecisionServicer, "answer"):  # answer, but metrics counted from the response message
+        plain = DecisionServicer(service, settings.limits).answer
+
+        async def answer(message: decision_pb2.DecideRequest, time_remaining: float | None) -> object:
+            response = await plain(message, time_remaining)
+            if sink is not None:
+                sink.decide_response(response)
+            return response
+
     else:  # a checkout from before the servicer had ``answer`` (loadtest.instructions --before): its Decide's body
         from decision.api import convert
 
         async def answer(message: decision_pb2.DecideRequest, time_remaining: float | None) -> object:
             request = convert.decide_request(message, settings.limits)
-            return convert.decide_response(await service.decide(request, time_remaining))
+            response = convert.decide_response(await service.decide(request, time_remaining))
+            if sink is not None:
+                sink.decide_response(response)  # as its metrics interceptor counted
+            return response
 
     async def call(body: bytes) -> bytes:
         response = await answer(decision_pb2.DecideRequest.FromString(body), None)
-        if count is not None:
-            count(response)
         return response if isinstance(response, bytes) else response.SerializeToString()  # type: ignore[attr-defined]
 
     return call
