@@ -44,7 +44,6 @@ from typing import Any, Final
 import orjson
 
 from decision.rules.errors import Problem, RulesetInvalid
-from decision.rules.reference import OPERATORS
 from decision.rules.types import (
     AllOf,
     AudienceRule,
@@ -218,6 +217,18 @@ class Feature:
     operand: Scalar
 
 
+def _item_key(item: object) -> str | None:
+    """A list item's ``equality_key`` (None for what no operand equals: NaN, a type no operand has)."""
+    kind = type(item)
+    if kind is str:
+        return "s:" + item  # type: ignore[operator]
+    if kind is bool:
+        return "b:true" if item else "b:false"
+    if kind is float and item == item:
+        return equality_key(item)  # type: ignore[arg-type]
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class FactLayout:
     """How a request is written as a durable_rules fact."""
@@ -225,6 +236,24 @@ class FactLayout:
     audience_fields: Mapping[str, str]
     attribute_fields: Mapping[str, AttributeFields]
     features: tuple[Feature, ...]
+    # The features by attribute, as cheap to test as each type of value allows (reference.OPERATORS' meaning:
+    # on a string, contains/starts_with of a string operand; on a list, contains of an item equal in value and
+    # type): (attribute, (field, is starts_with, operand) tested on a string, (field, operand's key) on a list).
+    _tests: tuple[tuple[str, tuple[tuple[str, bool, str], ...], tuple[tuple[str, str], ...]], ...] = field(
+        init=False, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        groups: dict[str, tuple[list[tuple[str, bool, str]], list[tuple[str, str]]]] = {}
+        for feature in self.features:
+            on_text, in_list = groups.setdefault(feature.attribute, ([], []))
+            operand = feature.operand
+            if isinstance(operand, str):
+                on_text.append((feature.field, feature.op is Op.STARTS_WITH, operand))
+            if feature.op is Op.CONTAINS and isinstance(operand, str | float | bool) and operand == operand:
+                in_list.append((feature.field, equality_key(operand)))
+        tests = tuple((attribute, tuple(text), tuple(items)) for attribute, (text, items) in groups.items())
+        object.__setattr__(self, "_tests", tests)
 
     def fact(self, fact_id: int, audiences: AbstractSet[str], context: Context) -> Json:
         fact: Json = {"id": fact_id, "sid": SESSION_ID, MARKER_FIELD: MARKER}
@@ -251,9 +280,17 @@ class FactLayout:
                 fact[fields.key] = equality_key(value)
                 if isinstance(value, float):
                     fact[fields.number] = engine_value(value)
-        for feature in self.features:
-            if OPERATORS[feature.op](context.get(feature.attribute), feature.operand):
-                fact[feature.field] = 1
+        for attribute, on_text, in_list in self._tests:
+            value = context.get(attribute)
+            if isinstance(value, str):
+                for name, starts, operand in on_text:
+                    if value.startswith(operand) if starts else operand in value:
+                        fact[name] = 1
+            elif in_list and isinstance(value, tuple):
+                keys = {_item_key(item) for item in value}
+                for name, key in in_list:
+                    if key in keys:
+                        fact[name] = 1
         return fact
 
 
