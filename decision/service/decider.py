@@ -91,6 +91,7 @@ class DecisionService:
         seconds: the Redis read gets at most that minus a margin, and a read
         that does not fit is answered with fallbacks (``degraded``).
         """
+        stages.mark("prepare")
         prepared = self.active.current  # this request's version, whatever reloads happen meanwhile
         check_request(prepared.ruleset, request)
         if not request.request_id:
@@ -117,22 +118,21 @@ class DecisionService:
         else:
             # One Redis budget (one timeout scope) for the read and, when caps are in play, the reservation.
             deadline = asyncio.get_running_loop().time() + budget
-            started = stages.start()
             read = False
             try:
                 async with asyncio.timeout_at(deadline):
+                    stages.mark("redis_read")
                     audiences, attributes, counters, sticky = await self.proposer.read(
                         prepared, request.profile_id, now
                     )
                     read = True
                     breaker.record_success()
-                    started = stages.lap("redis_read", started)
                     # Rules, formulas and templates read the profile's attributes as context profile.<name>.
                     request = with_profile(prepared.ruleset, request, attributes)
                     # Only the requested placements' offers: the others could not be shown anyway.
                     placements = [p.placement_id for p in request.placements]
+                    stages.mark("eligibility")
                     eligible = prepared.compiled.eligible(audiences, request.context, now, placements)
-                    stages.lap("eligibility", started)
                     why = Why(audiences, now) if request.explain else None
                     decision = await self.proposer.decide(
                         prepared, eligible, request, counters, now=now, decision_id=decision_id, why=why,
@@ -159,11 +159,13 @@ class DecisionService:
             assert degraded is not None  # every path without a decision says why
             reason, cause, failure = degraded
             self.degraded.record(reason, cause, traceback=failure)
+            stages.mark("render")
             why = Why(frozenset(), now) if request.explain else None
             decision = decide(
                 prepared.ruleset, None, request, decision_id=decision_id, now_ms=int(now * 1000), why=why,
                 keys=self.settings.token_keys,
             )  # fmt: skip
+        stages.mark("outcomes")
         self.proposals.add(decision, prepared.ruleset.time_zone, now)
         return decision
 

@@ -139,8 +139,8 @@ class Proposer:
         exclude: set[str] = set()
         released: list[str] = []  # what the last select.lua added: given back by the next one
         held: dict[str, tuple[tuple[TotalCheck, ...], int]] = {}  # offer -> its total caps, amount reserved
-        started = stages.start()
         for attempt in range(MAX_ATTEMPTS):
+            stages.mark("planning")
             plan = build_plan(
                 ruleset,
                 eligible,
@@ -156,14 +156,13 @@ class Proposer:
                 ranks=prepared.ranks,
             )
             selection = fill(plan, counters)
-            started = stages.lap("planning", started)
             if released or needs_reservation(plan, selection):
+                stages.mark("reservations")
                 selection = tuple(
                     tuple(taken)
                     for taken in await self.store.select(request.profile_id, select_payload(plan, controls, released))
                 )
                 released = plan.fields_of(selection)
-                started = stages.lap("reservations", started)
             amounts = plan.amounts(selection)
             wanted = {
                 offer: (checks, amounts[offer] - held.get(offer, ((), 0))[1])
@@ -175,14 +174,14 @@ class Proposer:
             if attempt == MAX_ATTEMPTS - 1:
                 selection = drop(plan, selection, set(wanted))  # counted on the profile, not proposed: errs low
                 break
+            stages.mark("reservations")
             refused = await self._reserve_totals(wanted, held)
-            started = stages.lap("reservations", started)
             if not refused:
                 break
             exclude |= refused
         self._give_back(held, plan.amounts(selection))
+        stages.mark("render")
         decision = render(plan, selection, ruleset, request, decision_id=decision_id, keys=keys)
-        stages.lap("build_response", started)
         return decision
 
     async def _reserve_totals(

@@ -27,7 +27,7 @@ import logging
 import socket
 import ssl
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
@@ -301,6 +301,12 @@ class _Link:
             self.protocol.close()
 
 
+# Told when a caller is about to wait for the replies of the commands it has written (True) and when they have
+# come (False): the per-stage timing of decisions (decision.service.stages) keeps other calls' work, done while
+# this one waits, out of its stages. None (the default): nothing is told.
+waiting: Callable[[bool], None] | None = None
+
+
 def _consume(future: asyncio.Future[Any]) -> None:
     if not future.cancelled():
         future.exception()  # retrieved: no "exception never retrieved" for ASKING's reply
@@ -387,6 +393,11 @@ class FastPath:
         link = await self._link_for(_route_key(args))
         try:
             (waiter,) = await link.send([args])
+            if waiting is not None:
+                waiting(True)
+                reply = await waiter
+                waiting(False)
+                return reply
             return await waiter
         except ResponseError as exc:
             return await self._redirected(args, exc)
@@ -424,7 +435,11 @@ class FastPath:
                 if sent is not None:
                     sent.add_done_callback(_consume)
             raise
+        if waiting is not None:
+            waiting(True)
         replies = await asyncio.gather(*cast(list[asyncio.Future[Any]], waiters), return_exceptions=True)
+        if waiting is not None:
+            waiting(False)
         for index, reply in enumerate(replies):
             call = calls[index]
             if isinstance(reply, NoScriptError) and isinstance(call, ScriptCall):
