@@ -53,7 +53,9 @@ CUSTOM = "custom"
 NANOS_RANGE: Final = range(1_000_000_000)
 
 
-class Outcome(StrEnum):
+class EventOutcome(StrEnum):
+    """What became of one event of a RecordEvents call (the wire's EventOutcome)."""
+
     RECORDED = "recorded"
     DUPLICATE = "duplicate"
     REJECTED = "rejected"
@@ -75,7 +77,7 @@ class EventInput:
 @dataclass(frozen=True, slots=True)
 class EventResult:
     event_id: str
-    outcome: Outcome
+    outcome: EventOutcome
     reason: str = ""
 
 
@@ -208,7 +210,7 @@ class EventRecorder:
                     index, event, now=now, window=self.window, skew=self.skew, limits=self.limits, keys=self.keys
                 )
             except EventRejected as exc:
-                results[index] = EventResult(event.event_id, Outcome.REJECTED, str(exc))
+                results[index] = EventResult(event.event_id, EventOutcome.REJECTED, str(exc))
                 continue
             by_profile.setdefault(valid.profile_id, []).append(valid)
         controls = prepared.controls
@@ -234,7 +236,9 @@ class EventRecorder:
         recorded: list[FeedbackEvent] = []
         for batch, reply in zip(by_profile.values(), replies, strict=True):
             for valid, flag in zip(batch, reply, strict=True):
-                results[valid.index] = EventResult(valid.event_id, Outcome.RECORDED if flag else Outcome.DUPLICATE)
+                results[valid.index] = EventResult(
+                    valid.event_id, EventOutcome.RECORDED if flag else EventOutcome.DUPLICATE
+                )
                 if flag:
                     recorded.append(valid)
                     if self.metrics is not None:
