@@ -13,18 +13,8 @@ from collections.abc import Iterable
 
 from decision.core.controls import CapReached, PolicyReached, Suppressed, TotalReached, period_text
 from decision.core.types import Explanation, Outcome
-from decision.core.verdicts import (
-    AudienceMiss,
-    BeatenBy,
-    ConditionFalse,
-    ContentValueMissing,
-    Elsewhere,
-    HeldOut,
-    InPlaceOf,
-    OutsideSchedule,
-    Shown,
-    Verdict,
-)
+from decision.core.verdicts import BeatenBy, ContentValueMissing, Elsewhere, HeldOut, InPlaceOf, Shown, Verdict
+from decision.rules.reference import AudienceMiss, ConditionFalse, OutsideSchedule
 from decision.rules.types import AllOf, Condition, ContextValue, Not, Op, Predicate, Schedule, shown, utc_iso
 
 _SYMBOLS = {
@@ -134,9 +124,9 @@ def _reason(verdict: Verdict, now_ms: int) -> str:
     if isinstance(e, OutsideSchedule):
         return f"outside its schedule ({_schedule_text(e.schedule)})"
     if isinstance(e, AudienceMiss):
-        if verdict.outcome is Outcome.IN_EXCLUDED_AUDIENCE:
+        if e.part == "none":
             return f"in excluded audience {e.audiences[0]!r}"
-        if e.any:
+        if e.part == "any":
             return f"in none of the audiences {', '.join(e.audiences)}"
         return f"not in audience {e.audiences[0]!r}"
     if isinstance(e, ConditionFalse):
