@@ -13,7 +13,7 @@ from enum import StrEnum
 
 from yaml.nodes import MappingNode, Node
 
-from decision.rules import delivery, ranking
+from decision.rules import delivery, experiments, ranking
 from decision.rules.conditions import ConditionReader
 from decision.rules.content import ContentReader
 from decision.rules.eligibility import EligibilityReader
@@ -115,7 +115,7 @@ class CatalogReader:
             scores = delivery.ScoreReader(w, self.attributes, self.declared_attributes, self.profile_attributes)
             score = scores.formula(fields["score"], f"{path}.score") if "score" in fields else None
             experiment = (
-                ranking.experiment(w, fields["experiment"], f"{path}.experiment", for_offer=False, scores=scores)
+                experiments.experiment(w, fields["experiment"], f"{path}.experiment", for_offer=False, scores=scores)
                 if "experiment" in fields
                 else None
             )
@@ -204,7 +204,7 @@ class CatalogReader:
                 delivery.suppression(w, fields["suppress"], f"{path}.suppress") if "suppress" in fields else None
             )
             experiment = (
-                ranking.experiment(
+                experiments.experiment(
                     w,
                     fields["experiment"],
                     f"{path}.experiment",

@@ -1,4 +1,5 @@
-"""Caps, contact policies, experiments, offer attributes and score formulas in rulesets: parsed, or located errors."""
+"""Caps, contact policies, offer attributes and score formulas in rulesets: parsed, or located errors (experiments:
+test_experiments.py; the full example has one, to show the sections together)."""
 
 from __future__ import annotations
 
@@ -80,20 +81,6 @@ contact_policies:
         ("suppress: {after_dismissals: 2}", "offers[x].suppress.for: required field is missing"),
         ("suppress: {after_dismissals: 2, for: soon}", "offers[x].suppress.for: invalid duration 'soon'"),
         ("attributes: {margin: high}", "offers[x].attributes.margin: must be a number, got str 'high'"),
-        (
-            "experiment: {id: e, variants: [{id: a, weight: 0}]}",
-            "offers[x].experiment.variants: the weights add up to 0",
-        ),
-        (
-            "experiment: {id: e, variants: [{id: a, weight: 1}, {id: a, weight: 1}]}",
-            "offers[x].experiment.variants[1].id: duplicate variant id 'a'",
-        ),
-        ("experiment: {id: e, variants: [{id: holdout, weight: 1}]}", "'holdout' names the holdout group"),
-        (
-            "experiment: {id: e, variants: [{id: a, weight: 1}], holdout: {weight: 1, serves: coupon}}",
-            "offers[x].experiment.holdout.serves: unknown value 'coupon'",
-        ),
-        ("experiment: {id: e, variants: [{id: a, weight: 1, score: x}]}", "variants[0].score: unknown field"),
     ],
 )
 def test_located_errors_in_offers(offer: str, expected: str) -> None:
