@@ -89,3 +89,12 @@ async def record(stub: decision_pb2_grpc.DecisionServiceStub, *events: decision_
         (decision_pb2.EventOutcome.Name(r.outcome).removeprefix("EVENT_OUTCOME_").lower(), r.reason)
         for r in response.results
     ]
+
+
+def no_offer_nor_token_twice(response: decision_pb2.DecideResponse) -> None:
+    """No proposition shows an offer or a tracking token twice."""
+    for proposition in response.propositions:
+        shown = [item.offer_id for item in proposition.items]
+        tokens = [item.tracking_token for item in proposition.items]
+        assert len(shown) == len(set(shown)), shown
+        assert len(tokens) == len(set(tokens)), shown

@@ -4,6 +4,7 @@ named. Pure."""
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -57,7 +58,9 @@ def test_each_failure_names_its_outcome() -> None:
 
 @settings(max_examples=int(os.environ.get("PROPERTY_EXAMPLES", "200")), deadline=None)
 @given(document=ruleset_documents(), batch=st.lists(requests(), min_size=1, max_size=4))
-def test_every_ineligible_offer_gets_its_first_rules_failure(document: str, batch: list) -> None:
+def test_every_ineligible_offer_gets_its_first_rules_failure(
+    document: str, batch: list[tuple[frozenset[str], dict[str, Any], float]]
+) -> None:
     ruleset = loaded(document)
     for audiences, context, now in batch:
         eligible = reference.eligible(ruleset, audiences, context, now)

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from decision.core.requests import check_request, with_profile
 from decision.core.types import DecisionRequest, InvalidRequest, PlacementRequest
-from decision.rules.types import ContextValue
+from decision.rules.types import Context, ContextValue
 from tests.decision.core.profiles import loaded
 
 RULES = loaded(
@@ -28,9 +28,12 @@ TYPES = {"cart": float, "device": str, "member": bool, "tags": tuple}
 
 
 def request(
-    placements: tuple[str, ...] = ("banner",), channel: str = "web", **context: ContextValue
+    placements: tuple[str, ...] = ("banner",),
+    channel: str = "web",
+    context: Context | None = None,
+    **named: ContextValue,
 ) -> DecisionRequest:
-    return DecisionRequest("p", channel, tuple(PlacementRequest(p) for p in placements), context)
+    return DecisionRequest("p", channel, tuple(PlacementRequest(p) for p in placements), {**(context or {}), **named})
 
 
 @pytest.mark.parametrize(
@@ -43,7 +46,8 @@ def request(
         (request(cart="12"), "context.cart", "the ruleset declares a number, the request sent a string"),
         (request(member=1.0), "context.member", "the ruleset declares a bool, the request sent a number"),
         (request(tags="a"), "context.tags", "the ruleset declares a list, the request sent a string"),
-        (request(**{"profile.tier": "gold"}), "context.profile.tier", "names starting with 'profile.' are reserved"),
+        (request(context={"profile.tier": "gold"}), "context.profile.tier",
+         "names starting with 'profile.' are reserved"),
     ],
 )  # fmt: skip
 def test_a_refused_request_names_its_field(asked: DecisionRequest, field: str, reason: str) -> None:
@@ -92,7 +96,7 @@ def test_checks_accept_exactly_the_valid_requests(
         and "profile.tier" not in context
     )
     try:
-        check_request(RULES, request(tuple(placements), channel, **context))
+        check_request(RULES, request(tuple(placements), channel, context))
     except InvalidRequest as refused:
         assert not valid, refused
         assert refused.field.startswith(("placements[", "context."))

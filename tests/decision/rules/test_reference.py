@@ -6,6 +6,7 @@ The compiled engine is held to ``reference.eligible`` by test_compiler.py and te
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -117,7 +118,9 @@ def _ruleset(document: str) -> Ruleset:
 
 @settings(max_examples=int(os.environ.get("PROPERTY_EXAMPLES", "300")), deadline=None)
 @given(document=ruleset_documents(), batch=st.lists(requests(), min_size=1, max_size=4))
-def test_a_rules_failure_is_the_first_check_that_fails(document: str, batch: list) -> None:
+def test_a_rules_failure_is_the_first_check_that_fails(
+    document: str, batch: list[tuple[frozenset[str], dict[str, Any], float]]
+) -> None:
     """Schedule, then audiences, then condition: the failure names the first that fails, and only a rule
     without one matches."""
     ruleset = _ruleset(document)

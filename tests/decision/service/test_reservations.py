@@ -8,12 +8,33 @@ test_explain.py; these check that the counters in Redis feed the same rules.
 
 from __future__ import annotations
 
+import asyncio
+import os
 from collections.abc import Callable
 from pathlib import Path
 
-from decision.v1 import decision_pb2
+import grpc
+import redis.asyncio as aioredis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from decision.store.keys import KeySpace
+from decision.v1 import decision_pb2, decision_pb2_grpc
 from tests.conftest import StartServer, decision_stub
-from tests.decision.delivery import HEAD, PATIENT, Clock, decide, event, first, record, ruleset, with_clock
+from tests.decision.core import plans
+from tests.decision.delivery import (
+    HEAD,
+    PATIENT,
+    Clock,
+    decide,
+    event,
+    first,
+    no_offer_nor_token_twice,
+    record,
+    ruleset,
+    with_clock,
+)
+from tests.decision.helpers import add_membership, decide_request
 
 HOUR = 3600.0
 DAY = 86_400.0
@@ -154,3 +175,42 @@ async def test_explanations_show_the_counts_read_from_redis(
         ("side", "both"): ("EXPLANATION_OUTCOME_CONTACT_POLICY", 1, 1),
         ("side", "fb_side"): ("EXPLANATION_OUTCOME_FALLBACK", 0, 0),
     }
+
+
+async def test_holdout_stand_ins_never_repeat_an_offer_over_grpc(
+    start_server: StartServer, write_rules: Callable[[str], Path], redis_client: aioredis.Redis
+) -> None:
+    """Random rulesets with holdouts serving the fallback on multi-item placements: no offer, no token twice."""
+    path = write_rules(ruleset("  - {id: o, placements: [banner]}\n"))
+    server = await start_server(path, **PATIENT)
+    loop = asyncio.get_running_loop()
+    keys = KeySpace()
+
+    async def prepare(document: str, profile: str, audiences: list[str]) -> None:
+        path.write_text(document, encoding="utf-8")
+        assert server.reload()
+        await redis_client.delete(keys.membership(profile), keys.counters(profile))
+        for audience in audiences:
+            await add_membership(server, profile, audience)
+
+    @settings(
+        max_examples=int(os.environ.get("PROPERTY_EXAMPLES", "300")) // 6,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(document=plans.documents(controls=True), data=st.data())
+    def check(document: str, data: st.DataObject) -> None:
+        # Runs in a worker thread: the server keeps serving on the test's event loop.
+        profile = data.draw(st.sampled_from(plans.PROFILES))
+        audiences = data.draw(st.lists(st.sampled_from(plans.audiences_of(document)), unique=True))
+        asyncio.run_coroutine_threadsafe(prepare(document, profile, audiences), loop).result(30)
+        placements = [(p, data.draw(st.integers(0, 3))) for p in data.draw(st.permutations(plans.PLACEMENTS))]
+        with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+            stub = decision_pb2_grpc.DecisionServiceStub(channel)
+            for explain in (False, True, False):  # counted twice: caps and policies come into play
+                request = decide_request(profile_id=profile, placements=placements, explain=explain)
+                response = stub.Decide(request, timeout=10)
+                assert not response.degraded
+                no_offer_nor_token_twice(response)
+
+    await asyncio.to_thread(check)
