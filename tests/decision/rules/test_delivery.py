@@ -144,19 +144,6 @@ def test_located_errors_in_contact_policies(policies: str, expected: str) -> Non
     assert any(expected in p for p in found), found
 
 
-def test_fallbacks_cannot_be_capped_and_experiment_ids_are_unique() -> None:
-    text = """placements:
-  - {id: banner, channels: [web], fallback: fb}
-offers:
-  - {id: fb, placements: [banner], caps: [{max: 1}]}
-  - {id: a, placements: [banner], experiment: {id: e, variants: [{id: v, weight: 1}]}}
-  - {id: b, placements: [banner], experiment: {id: e, variants: [{id: v, weight: 1}]}}
-"""
-    found = problems(text)
-    assert "r.yaml:4: offers[fb].caps: a fallback offer is always served: it cannot be capped" in found[0]
-    assert any("r.yaml:6: offers[b].experiment.id: experiment id 'e' is also used at r.yaml:5" in p for p in found)
-
-
 def test_unknown_settings_time_zone() -> None:
     found = problems("settings: {time_zone: Nowhere/City}\n" + HEAD)
     assert any("r.yaml:1: settings.time_zone: unknown time zone 'Nowhere/City'" in p for p in found)
