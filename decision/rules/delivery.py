@@ -157,10 +157,8 @@ def caps(w: Walker, node: Node, path: str, default_tz: str) -> tuple[Cap, ...]:
             continue
         scope = CapScope.PROFILE
         if "scope" in fields:
-            text = w.string(fields["scope"], f"{item_path}.scope")
-            if text not in ("profile", "total"):
-                if text is not None:
-                    w.error(fields["scope"], f"{item_path}.scope", f"unknown scope {text!r}: expected profile or total")
+            text = w.choice(fields["scope"], f"{item_path}.scope", CapScope, "scope")
+            if text is None:
                 continue
             scope = CapScope(text)
         limit = MAX_PROFILE_CAP if scope is CapScope.PROFILE else MAX_TOTAL_CAP
@@ -198,19 +196,10 @@ def suppression(w: Walker, node: Node, path: str) -> Suppression | None:
 
 def offer_attributes(w: Walker, node: Node, path: str) -> dict[str, float]:
     result: dict[str, float] = {}
-    if not isinstance(node, MappingNode):
-        w.error(node, path, "must be a mapping of attribute name to number")
-        return result
-    if len(node.value) > MAX_OFFER_ATTRIBUTES:
+    if isinstance(node, MappingNode) and len(node.value) > MAX_OFFER_ATTRIBUTES:
         w.error(node, path, f"at most {MAX_OFFER_ATTRIBUTES} attributes")
         return result
-    for key_node, value_node in node.value:
-        name = w.string(key_node, path, ATTRIBUTE_PATTERN, "attribute name")
-        if name is None:
-            continue
-        if name in result:
-            w.error(key_node, f"{path}.{name}", "duplicate attribute")
-            continue
+    for _, name, value_node in w.named(node, path, ATTRIBUTE_PATTERN, "attribute name to number"):
         number = w.number(value_node, f"{path}.{name}")
         if number is not None:
             result[name] = number

@@ -129,10 +129,8 @@ def _holdout(w: Walker, node: Node, path: str) -> tuple[int, HoldoutServes] | No
     weight = w.integer(fields["weight"], f"{path}.weight", 0, MAX_WEIGHT) if "weight" in fields else None
     serves = HoldoutServes.FALLBACK
     if "serves" in fields:
-        text = w.string(fields["serves"], f"{path}.serves")
-        if text not in ("fallback", "nothing"):
-            if text is not None:
-                w.error(fields["serves"], f"{path}.serves", f"unknown value {text!r}: expected fallback or nothing")
+        text = w.choice(fields["serves"], f"{path}.serves", HoldoutServes)
+        if text is None:
             return None
         serves = HoldoutServes(text)
     return None if weight is None else (weight, serves)

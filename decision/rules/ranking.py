@@ -27,10 +27,9 @@ def ranking(w: Walker, node: Node, path: str) -> Ranking | None:
     fields = w.mapping(node, path, RANKING.allowed, RANKING.required)
     if fields is None:
         return None
-    strategy = w.string(fields["strategy"], f"{path}.strategy") if "strategy" in fields else None
-    if strategy is not None and strategy not in STRATEGIES:
-        w.error(fields["strategy"], f"{path}.strategy", f"unknown strategy {strategy!r} (expected: thompson)")
-        strategy = None
+    strategy = (
+        w.choice(fields["strategy"], f"{path}.strategy", STRATEGIES, "strategy") if "strategy" in fields else None
+    )
     defaults = Ranking()
     metric = counted(w, fields["metric"], f"{path}.metric") if "metric" in fields else defaults.metric
     if metric == DECISION:
