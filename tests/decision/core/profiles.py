@@ -21,8 +21,8 @@ from decision.core.planning import Plan, Selection, Why, build_plan, fill, rende
 from decision.core.totals import TotalsView, key_of
 from decision.core.types import Decision, DecisionRequest, Explanation, PlacementRequest
 from decision.rules import reference
-from decision.rules.loader import parse
 from decision.rules.types import Context, Ruleset
+from tests.decision.rules.parsed import loaded
 
 HEAD = """
 placements:
@@ -36,12 +36,6 @@ offers:
 def moment(at: float | str) -> float:
     """Epoch seconds of an ISO 8601 time (with its offset) or of epoch seconds."""
     return at if isinstance(at, float | int) else datetime.fromisoformat(at).timestamp()
-
-
-def loaded(document: str) -> Ruleset:
-    ruleset, problems = parse(document.encode(), "t.yaml")
-    assert ruleset is not None, [str(p) for p in problems]
-    return ruleset
 
 
 @dataclass

@@ -24,7 +24,8 @@ from decision.core.controls import (
 from decision.core.counters import offer_counter_field, policy_counter_field
 from decision.core.periods import window_start_ms
 from decision.rules.types import DECISION, DISMISS, Period, PeriodKind
-from tests.decision.core.profiles import HEAD, Profiles, loaded, moment
+from tests.decision.core.profiles import HEAD, Profiles, moment
+from tests.decision.rules.parsed import loaded
 
 HOUR = 3600.0
 DAY = 86_400.0

@@ -14,7 +14,7 @@ from decision.core.types import Outcome
 from decision.rules import reference
 from decision.rules.reference import AudienceMiss, ConditionFalse, OutsideSchedule, rule_failure
 from decision.rules.types import Schedule
-from tests.decision.core.profiles import loaded
+from tests.decision.rules.parsed import loaded
 from tests.decision.rules.strategies import requests, ruleset_documents
 
 KEY = (0, 0, 0.0, True, 0.0, 0)

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from decision.core.requests import check_request, with_profile
 from decision.core.types import DecisionRequest, InvalidRequest, PlacementRequest
 from decision.rules.types import Context, ContextValue
-from tests.decision.core.profiles import loaded
+from tests.decision.rules.parsed import loaded
 
 RULES = loaded(
     """

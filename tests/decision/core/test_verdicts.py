@@ -28,7 +28,7 @@ from decision.rules import reference
 from decision.rules.reference import AudienceMiss, ConditionFalse, OutsideSchedule
 from decision.rules.types import Location, Offer
 from tests.decision.core import plans
-from tests.decision.core.profiles import loaded
+from tests.decision.rules.parsed import loaded
 
 EXAMPLES = int(os.environ.get("PROPERTY_EXAMPLES", "200"))
 HERE = Location("t.yaml", 1)

@@ -5,22 +5,10 @@ from __future__ import annotations
 import pytest
 
 from decision.rules.catalog import MAX_ITEMS_LIMIT
-from decision.rules.loader import parse
-from decision.rules.types import AttrType, ProfileAttrType, Ruleset
+from decision.rules.types import AttrType, ProfileAttrType
+from tests.decision.rules.parsed import loaded, problems
 
 HEAD = "placements: [{id: p, channels: [web, app], fallback: fb}]\noffers:\n  - {id: fb, placements: [p]}\n"
-
-
-def loaded(text: str) -> Ruleset:
-    ruleset, problems = parse(text.encode(), "k.yaml")
-    assert ruleset is not None, [str(p) for p in problems]
-    return ruleset
-
-
-def problems(text: str) -> list[str]:
-    ruleset, found = parse(text.encode(), "k.yaml")
-    assert ruleset is None, "expected errors"
-    return [str(p) for p in found]
 
 
 def test_sections_are_read_in_order_and_keep_file_order() -> None:
@@ -44,13 +32,13 @@ def test_sections_are_read_in_order_and_keep_file_order() -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("attributes: {cart: money}\n" + HEAD, "k.yaml:1: attributes.cart: unknown type 'money' (expected one of:"),
+        ("attributes: {cart: money}\n" + HEAD, "r.yaml:1: attributes.cart: unknown type 'money' (expected one of:"),
         ("attributes: [cart]\n" + HEAD, "attributes: must be a mapping of attribute name to type, got a list"),
         ("attributes: {profile.tier: string}\n" + HEAD, "attributes.profile.tier: names starting with 'profile.'"),
         ("profile_attributes: {tier: list_of_str}\n" + HEAD, "profile_attributes.tier: unknown type 'list_of_str'"),
         ("profile_attributes: {tier.x: string}\n" + HEAD, "profile_attributes: invalid attribute name"),
         (HEAD + "  - {id: fb, placements: [p]}\n", "offers[fb].id: duplicate offer id 'fb'"),
-        (HEAD + "  - {id: x, placements: [pp]}\n", "k.yaml:4: offers[x].placements[0]: unknown placement 'pp'"),
+        (HEAD + "  - {id: x, placements: [pp]}\n", "r.yaml:4: offers[x].placements[0]: unknown placement 'pp'"),
         (HEAD + "  - {id: x, placements: [p], priority: high}\n", "offers[x].priority: must be an integer"),
         (HEAD + "  - {id: 'a b', placements: [p]}\n", "offers[1].id: invalid offer id 'a b'"),
         (HEAD.replace("fallback: fb", f"fallback: fb, max_items: {MAX_ITEMS_LIMIT + 1}"),

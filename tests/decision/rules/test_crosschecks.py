@@ -4,13 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from decision.rules.loader import parse
-
-
-def problems(text: str) -> list[str]:
-    ruleset, found = parse(text.encode(), "r.yaml")
-    assert ruleset is None, "expected errors"
-    return [str(p) for p in found]
+from tests.decision.rules.parsed import problems
 
 
 @pytest.mark.parametrize(

@@ -7,18 +7,13 @@ import pytest
 
 from decision.rules.loader import parse
 from decision.rules.types import DECISION, CapScope, HoldoutServes, Period, PeriodKind
+from tests.decision.rules.parsed import problems
 
 HEAD = """placements:
   - {id: banner, channels: [web], fallback: fb}
 offers:
   - {id: fb, placements: [banner]}
 """
-
-
-def problems(text: str) -> list[str]:
-    ruleset, found = parse(text.encode(), "r.yaml")
-    assert ruleset is None, "expected errors"
-    return [str(p) for p in found]
 
 
 def test_a_full_example_parses() -> None:

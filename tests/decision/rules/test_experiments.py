@@ -7,6 +7,7 @@ import pytest
 from decision.rules.experiments import AUTO_DEFAULT, MAX_VARIANTS
 from decision.rules.loader import parse
 from decision.rules.types import Allocation, Experiment, HoldoutServes, Ranking
+from tests.decision.rules.parsed import problems
 
 HEAD = """placements:
   - {id: banner, channels: [web], fallback: fb}
@@ -23,12 +24,6 @@ def offer_experiment(experiment: str) -> Experiment:
     parsed = ruleset.offers["x"].experiment
     assert parsed is not None
     return parsed
-
-
-def problems(text: str) -> list[str]:
-    ruleset, found = parse(text.encode(), "r.yaml")
-    assert ruleset is None, "expected errors"
-    return [str(p) for p in found]
 
 
 def test_variants_holdout_and_weights() -> None:
