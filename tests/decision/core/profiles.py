@@ -5,8 +5,10 @@ each profile's counters (field -> its latest event times, at most ``keep`` of
 them) and the total counts. ``Profiles`` keeps them in dicts and counts as the
 scripts do: a decision adds its time to ``plan.fields_of(selection)`` (what
 ``select.lua`` adds) and to its decision-counted totals (``reserve_total.lua``),
-an event to ``controls.event_fields`` (``record_events.lua``). Eligibility is the
-reference evaluator's (held equal to the engine by tests/decision/rules).
+an event to ``controls.event_fields`` (``record_events.lua``; each event here is
+a new one, about its own proposal: the dedupe of event ids and tokens is the
+store's, tested in tests/decision/service). Eligibility is the reference
+evaluator's (held equal to the engine by tests/decision/rules).
 The same rules through Redis and gRPC: tests/decision/service/test_reservations.py.
 """
 

@@ -85,6 +85,7 @@ async def test_events_counted_in_redis_cap_and_suppress(
     )
     server = with_clock(await start_server(write_rules(rules), **PATIENT), clock)
     async with decision_stub(server.port) as stub:
+        earlier = await decide(stub, placements=["side", "banner"])  # decisions alone count nothing here
         response = await decide(stub, placements=["side", "banner"])
         items = {i.offer_id: i for p in response.propositions for i in p.items}
         assert offers_of(response) == [["seen", "clicked", "bought"], ["app_promo"]]
@@ -93,8 +94,9 @@ async def test_events_counted_in_redis_cap_and_suppress(
             await record(
                 stub,
                 event(items["seen"], "e1", at=now),
-                # 1 is EVENT_TYPE_IMPRESSION, and what clients built with the former alias EVENT_TYPE_DISPLAY send.
-                event(items["seen"], "e2", decision_pb2.EventType.ValueType(1), at=now),
+                # Another proposal's impression (a token counts once). 1 is EVENT_TYPE_IMPRESSION, and what clients
+                # built with the former alias EVENT_TYPE_DISPLAY send.
+                event(first(earlier), "e2", decision_pb2.EventType.ValueType(1), at=now),
                 event(items["clicked"], "e3", decision_pb2.EVENT_TYPE_CLICK, at=now),
                 event(items["bought"], "e4", decision_pb2.EVENT_TYPE_CUSTOM, at=now, custom_type="purchase"),
                 event(items["app_promo"], "e5", decision_pb2.EVENT_TYPE_DISMISS, at=now),
