@@ -12,7 +12,7 @@ from google.protobuf import struct_pb2
 
 from decision.core.types import Decision, DecisionRequest, Explanation, InvalidRequest, PlacementRequest
 from decision.rules.types import CLICK, DISMISS, IMPRESSION, ContextValue, Scalar
-from decision.service.events import MAX_EVENTS_PER_CALL, EventInput, EventResult, Outcome
+from decision.service.events import MAX_EVENTS_PER_CALL, EventInput, EventOutcome, EventResult
 from decision.settings import Limits
 from decision.v1 import decision_pb2
 
@@ -169,9 +169,9 @@ _EVENT_KINDS = {
     decision_pb2.EVENT_TYPE_CUSTOM: "custom",
 }
 _OUTCOMES = {
-    Outcome.RECORDED: decision_pb2.EVENT_OUTCOME_RECORDED,
-    Outcome.DUPLICATE: decision_pb2.EVENT_OUTCOME_DUPLICATE,
-    Outcome.REJECTED: decision_pb2.EVENT_OUTCOME_REJECTED,
+    EventOutcome.RECORDED: decision_pb2.EVENT_OUTCOME_RECORDED,
+    EventOutcome.DUPLICATE: decision_pb2.EVENT_OUTCOME_DUPLICATE,
+    EventOutcome.REJECTED: decision_pb2.EVENT_OUTCOME_REJECTED,
 }
 
 

@@ -10,23 +10,12 @@ A decision with ``explain`` false never reaches this module.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, datetime
 
 from decision.core.controls import CapReached, PolicyReached, Suppressed, TotalReached, period_text
 from decision.core.types import Explanation, Outcome
-from decision.core.verdicts import (
-    AudienceMiss,
-    BeatenBy,
-    ConditionFalse,
-    ContentValueMissing,
-    Elsewhere,
-    HeldOut,
-    InPlaceOf,
-    OutsideSchedule,
-    Shown,
-    Verdict,
-)
-from decision.rules.types import AllOf, Condition, ContextValue, Not, Op, Predicate, Schedule, shown
+from decision.core.verdicts import BeatenBy, ContentValueMissing, Elsewhere, HeldOut, InPlaceOf, Shown, Verdict
+from decision.rules.reference import AudienceMiss, ConditionFalse, OutsideSchedule
+from decision.rules.types import AllOf, Condition, ContextValue, Not, Op, Predicate, Schedule, shown, utc_iso
 
 _SYMBOLS = {
     Op.EQ: "==",
@@ -70,16 +59,13 @@ def condition_text(c: Condition) -> str:
     return "(" + joiner.join(condition_text(child) for child in c.children) + ")"
 
 
-def _iso(epoch: float | None) -> str:
-    return "-" if epoch is None else datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")
-
-
 def _schedule_text(schedule: Schedule) -> str:
-    if schedule.end is None:
-        return f"from {_iso(schedule.start)}"
-    if schedule.start is None:
-        return f"until {_iso(schedule.end)}"
-    return f"{_iso(schedule.start)} to {_iso(schedule.end)}"
+    start, end = schedule.start, schedule.end
+    if end is None:
+        return "always" if start is None else f"from {utc_iso(start)}"
+    if start is None:
+        return f"until {utc_iso(end)}"
+    return f"{utc_iso(start)} to {utc_iso(end)}"
 
 
 def explanations(verdicts: Iterable[Verdict], now_ms: int) -> tuple[Explanation, ...]:
@@ -138,9 +124,9 @@ def _reason(verdict: Verdict, now_ms: int) -> str:
     if isinstance(e, OutsideSchedule):
         return f"outside its schedule ({_schedule_text(e.schedule)})"
     if isinstance(e, AudienceMiss):
-        if verdict.outcome is Outcome.IN_EXCLUDED_AUDIENCE:
+        if e.part == "none":
             return f"in excluded audience {e.audiences[0]!r}"
-        if e.any:
+        if e.part == "any":
             return f"in none of the audiences {', '.join(e.audiences)}"
         return f"not in audience {e.audiences[0]!r}"
     if isinstance(e, ConditionFalse):

@@ -66,13 +66,7 @@ class ContentReader:
     ) -> str:
         if name not in fields:
             return default
-        node = fields[name]
-        text = self.w.string(node, f"{path}.{name}")
-        if text is not None and text not in choices.__members__.values():
-            allowed = ", ".join(c.value for c in choices)
-            self.w.error(node, f"{path}.{name}", f"unknown value {text!r} (expected one of: {allowed})")
-            return default
-        return text or default
+        return self.w.choice(fields[name], f"{path}.{name}", choices) or default
 
     def _shape(self, node: Node, value: object, path: str, found: list[bool]) -> Shape:
         """``value`` with each string holding ``{{`` replaced by its parsed template."""

@@ -19,7 +19,6 @@ import itertools
 import math
 from collections.abc import Iterable, Iterator
 from collections.abc import Set as AbstractSet
-from datetime import UTC, datetime
 
 from decision.rules.errors import Problem, Severity
 from decision.rules.suggest import did_you_mean
@@ -34,6 +33,7 @@ from decision.rules.types import (
     Ruleset,
     Scalar,
     Schedule,
+    utc_iso,
 )
 
 
@@ -48,10 +48,6 @@ def lint(ruleset: Ruleset, *, now: float, known_audiences: AbstractSet[str] | No
 
 def _warning(rule_or_offer: EligibilityRule | Offer, field: str, reason: str) -> Problem:
     return Problem(rule_or_offer.location, field, reason, Severity.WARNING)
-
-
-def _iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")
 
 
 def unknown_audiences(ruleset: Ruleset, known: AbstractSet[str]) -> Iterator[Problem]:
@@ -77,7 +73,7 @@ def ended_schedules(ruleset: Ruleset, now: float) -> Iterator[Problem]:
             yield _warning(
                 offer,
                 f"offers[{offer.id}].eligibility",
-                f"its schedule ended at {_iso(last)}: the offer can no longer be selected",
+                f"its schedule ended at {utc_iso(last)}: the offer can no longer be selected",
             )
             continue
         for rule in ended:
@@ -85,7 +81,7 @@ def ended_schedules(ruleset: Ruleset, now: float) -> Iterator[Problem]:
             yield _warning(
                 rule,
                 f"offers[{offer.id}].eligibility[{rule.name}].schedule.end",
-                f"ended at {_iso(rule.schedule.end)}: this rule no longer matches",
+                f"ended at {utc_iso(rule.schedule.end)}: this rule no longer matches",
             )
 
 
