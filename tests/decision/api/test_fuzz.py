@@ -33,6 +33,7 @@ from hypothesis import strategies as st
 from decision.api.server import RunningServer, start
 from decision.settings import Limits, Settings
 from decision.v1 import decision_pb2
+from tests.conftest import PATIENT_REDIS_TIMEOUT
 from tests.decision.helpers import add_membership
 
 RULES = """
@@ -67,7 +68,7 @@ FIELD_FIRST = re.compile(r"^(profile_id|channel|request_id|placements|context|re
 async def server(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[RunningServer]:
     rules = tmp_path_factory.mktemp("fuzz") / "rules.yaml"
     rules.write_text(RULES, encoding="utf-8")
-    settings_ = Settings(rules_path=str(rules), host="127.0.0.1", port=0, redis_timeout=0.5)
+    settings_ = Settings(rules_path=str(rules), host="127.0.0.1", port=0, redis_timeout=PATIENT_REDIS_TIMEOUT)
     running = await start(settings_, redis_url)
     await add_membership(running, "known-vip", "vip")
     await add_membership(running, "\u00e9\U0001f680}", "vip")
