@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from decision.v1 import decision_pb2
 from tests.conftest import StartServer, decision_stub
 from tests.decision.delivery import PATIENT, Clock, decide, event, first, record, with_clock
 from tests.decision.helpers import add_membership
+from tests.waiting import eventually
 
 RULES = """
 placements:
@@ -82,7 +82,9 @@ async def test_every_reason(start_server: StartServer, write_rules: Callable[[st
             ("recorded", "")
         ]
         clock.advance(60)
-        await asyncio.sleep(0.2)  # the server's view of total caps is refreshed
+        # The server's view of total caps has the coupon taken, and no refresh that read it earlier is running.
+        totals = server.service.totals
+        await eventually(lambda: list(totals.counts.values()) == [1] and not totals.refreshing, "coupon's total seen")
         response = await decide(stub, "p1", ("banner", "side"), context=context, explain=True)
 
     assert [p.items[0].offer_id for p in response.propositions] == ["both", "top_side"]
