@@ -223,7 +223,7 @@ async def test_a_slow_redis_does_not_break_deadlines(
     fault_redis.append(EmbeddedRedis().start())
     process = fault_redis[-1].process
     assert process is not None
-    margin = {"deadline_margin": 0.2, "deadline_margin_max": 0.2}
+    margin = {"deadline_margin": 0.5, "deadline_margin_max": 0.5}
     server = await start_server(rules_path, fault_redis[-1].url, redis_timeout=30.0, **margin)
     await add_membership(server, "p1", "vip")
     async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
@@ -232,7 +232,7 @@ async def test_a_slow_redis_does_not_break_deadlines(
         assert offers(await eventually(normal(stub, request))) == ["vip"]
         await freeze(process)  # Redis answers nothing, for as long as the test needs
         try:
-            for deadline in (0.3, 1.0):
+            for deadline in (1.0, 2.0):
                 response = await stub.Decide(request, timeout=deadline)  # DEADLINE_EXCEEDED would raise
                 assert response.degraded and offers(response) == ["fb"]
         finally:

@@ -161,6 +161,14 @@ def read_until_call(connection: socket.socket) -> None:
             return
 
 
+def from_a_terminal(command: list[str]) -> list[str]:
+    """``command`` started with SIGINT at its default, as a terminal starts it. A job started in the
+    background without job control (``cmd &`` in a script, as CI runs the suite) inherits SIGINT ignored,
+    and Python then leaves it ignored: Ctrl-C could not reach it."""
+    reset = "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execv(sys.argv[1], sys.argv[1:])"
+    return [sys.executable, "-c", reset, *command]
+
+
 def test_ctrl_c_is_one_line_and_130() -> None:
     # A peer that takes the call and never answers: the call waits until the signal.
     with socket.socket() as listener:
@@ -168,7 +176,7 @@ def test_ctrl_c_is_one_line_and_130() -> None:
         listener.listen()
         target = f"127.0.0.1:{listener.getsockname()[1]}"
         process = subprocess.Popen(
-            [*DECIDE, "--target", target, "--deadline-ms", "60000"],
+            from_a_terminal([*DECIDE, "--target", target, "--deadline-ms", "60000"]),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
