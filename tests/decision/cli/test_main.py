@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import signal
 import socket
 import subprocess
@@ -81,13 +82,11 @@ class Output:
         return self.text()
 
 
-def port_is_free(port: int) -> bool:
+def nothing_listens(port: int) -> bool:
+    """No process listens on the port any more: a connection is refused. (Binding it could still fail, and
+    on a shared machine another program may take it: its closed connections linger in TIME_WAIT.)"""
     with socket.socket() as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
+        return probe.connect_ex(("127.0.0.1", port)) == errno.ECONNREFUSED
 
 
 @pytest.fixture
@@ -132,7 +131,7 @@ def test_sighup_reloads_and_sigterm_stops(serve: object, rules_file: Path) -> No
     assert server.decide().ruleset_version == "v2"
     server.process.send_signal(signal.SIGTERM)
     assert server.process.wait(DEADLINE) == 0, output.finished()
-    assert port_is_free(server.port)
+    assert nothing_listens(server.port)
 
 
 def test_in_flight_calls_finish_on_sigterm(serve: object, redis_url: str, rules_file: Path) -> None:
@@ -170,7 +169,7 @@ def test_workers_share_the_port_and_leave_nothing_behind(serve: object) -> None:
     server.process.send_signal(signal.SIGTERM)
     assert server.process.wait(DEADLINE) == 0
     eventually_sync(lambda: not [pid for pid in children if Path(f"/proc/{pid}").exists()], "no worker left")
-    assert port_is_free(server.port)
+    assert nothing_listens(server.port)
 
 
 def test_embedded_redis_when_no_url_is_given(serve: object) -> None:
@@ -181,7 +180,7 @@ def test_embedded_redis_when_no_url_is_given(serve: object) -> None:
     assert server.process.returncode == 0
     assert "embedded redis-server" in output
     embedded_port = int(output.split("embedded redis-server at redis://127.0.0.1:")[1].split("/")[0].split()[0])
-    assert port_is_free(embedded_port), "the embedded redis-server outlived the service"
+    assert nothing_listens(embedded_port), "the embedded redis-server outlived the service"
 
 
 def test_decide_command_prints_the_answer(serve: object) -> None:
