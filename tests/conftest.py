@@ -73,6 +73,7 @@ async def redis_client(redis_url: str) -> AsyncIterator[aioredis.Redis]:
 
 
 StartServer = Callable[..., Awaitable[RunningServer]]
+PATIENT_REDIS_TIMEOUT = 5.0  # seconds: what test servers give a Redis read unless a test says otherwise
 
 
 @pytest.fixture
@@ -82,7 +83,15 @@ async def start_server(redis_client: aioredis.Redis, redis_url: str) -> AsyncIte
 
     async def _start(rules: Path | str | None, url: str | None = None, **overrides: object) -> RunningServer:
         """``rules`` None: the server takes the ruleset published to Redis and follows it."""
-        options: dict[str, object] = {"host": "127.0.0.1", "port": 0, "registry_poll_interval": 0.2}
+        options: dict[str, object] = {
+            "host": "127.0.0.1",
+            "port": 0,
+            "registry_poll_interval": 0.2,
+            # The service's budget for a Redis read is 50 ms: on a busy machine a read can take longer, and
+            # an answer the test expects normal would come back degraded. Tests of budgets, deadlines and
+            # faults set their own.
+            "redis_timeout": PATIENT_REDIS_TIMEOUT,
+        }
         options.update(overrides)
         settings = Settings(rules_path=None if rules is None else str(rules), **options)  # type: ignore[arg-type]
         server = await start(settings, url or redis_url)

@@ -18,6 +18,7 @@ import pytest
 from decision.cli.main import build_parser
 from decision.cli.options import ENVIRONMENT, Exit
 from decision.store.embedded import free_port
+from tests.waiting import DEADLINE
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "retail"
 RULES = EXAMPLE / "rules.yaml"
@@ -134,22 +135,57 @@ def test_an_unreachable_server_is_one_line_and_unavailable() -> None:
     one_line_error(result, Exit.UNAVAILABLE, "decision decide: UNAVAILABLE", target)
 
 
+HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+HTTP2_SETTINGS, HTTP2_HEADERS = 0x4, 0x1
+
+
+def read_until_call(connection: socket.socket) -> None:
+    """Play an HTTP/2 server that never answers: SETTINGS (the connection is ready), then read the
+    client's frames until the HEADERS that start its call."""
+    connection.settimeout(DEADLINE)
+    connection.sendall(bytes([0, 0, 0, HTTP2_SETTINGS, 0, 0, 0, 0, 0]))  # empty SETTINGS on stream 0
+
+    def exactly(size: int) -> bytes:
+        data = b""
+        while len(data) < size:
+            chunk = connection.recv(size - len(data))
+            assert chunk, "the client closed the connection"
+            data += chunk
+        return data
+
+    assert exactly(len(HTTP2_PREFACE)) == HTTP2_PREFACE
+    while True:
+        header = exactly(9)  # length (3 bytes), type, flags, stream id (4 bytes)
+        exactly(int.from_bytes(header[:3], "big"))
+        if header[3] == HTTP2_HEADERS:
+            return
+
+
+def from_a_terminal(command: list[str]) -> list[str]:
+    """``command`` started with SIGINT at its default, as a terminal starts it. A job started in the
+    background without job control (``cmd &`` in a script, as CI runs the suite) inherits SIGINT ignored,
+    and Python then leaves it ignored: Ctrl-C could not reach it."""
+    reset = "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execv(sys.argv[1], sys.argv[1:])"
+    return [sys.executable, "-c", reset, *command]
+
+
 def test_ctrl_c_is_one_line_and_130() -> None:
-    # A peer that accepts the connection and never answers: the call waits until the signal.
+    # A peer that takes the call and never answers: the call waits until the signal.
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
         listener.listen()
         target = f"127.0.0.1:{listener.getsockname()[1]}"
         process = subprocess.Popen(
-            [*DECIDE, "--target", target, "--deadline-ms", "60000"],
+            from_a_terminal([*DECIDE, "--target", target, "--deadline-ms", "60000"]),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
-        connection, _ = listener.accept()  # the client is inside its call now
+        connection, _ = listener.accept()
         with connection:
+            read_until_call(connection)  # the client is inside its call now, waiting for the answer
             process.send_signal(signal.SIGINT)
-            _, stderr = process.communicate(timeout=30)
+            _, stderr = process.communicate(timeout=DEADLINE)
     assert process.returncode == Exit.INTERRUPTED, stderr
     assert stderr.strip() == "decision: interrupted"
 

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import base64
+import errno
 import signal
 import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 import grpc
 import pytest
@@ -19,8 +20,10 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from decision.store.embedded import free_port
 from decision.store.keys import KeySpace
 from decision.v1 import decision_pb2_grpc
+from tests.conftest import PATIENT_REDIS_TIMEOUT
 from tests.decision.helpers import decide_request
 from tests.redis_cluster import node_client_for
+from tests.waiting import DEADLINE, eventually_sync
 
 RULES = """
 version: {version}
@@ -46,29 +49,45 @@ class Server:
             return decision_pb2_grpc.DecisionServiceStub(channel).Decide(decide_request(**kwargs), timeout=timeout)
 
 
-def wait_serving(target: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
+def wait_serving(target: str) -> None:
     with grpc.insecure_channel(target) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
-        while time.monotonic() < deadline:
+
+        def serving() -> bool:
             try:
-                if (
-                    stub.Check(health_pb2.HealthCheckRequest(), timeout=1).status
-                    == health_pb2.HealthCheckResponse.SERVING
-                ):
-                    return
+                status = stub.Check(health_pb2.HealthCheckRequest(), timeout=5).status
             except grpc.RpcError:
-                time.sleep(0.1)
-    raise AssertionError(f"{target} never became SERVING")
+                return False
+            return bool(status == health_pb2.HealthCheckResponse.SERVING)
+
+        eventually_sync(serving, f"{target} SERVING", interval=0.1)
 
 
-def port_is_free(port: int) -> bool:
+class Output:
+    """What a process writes on a pipe, read line by line as it comes (a thread), for checks on the way."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=lambda: self.lines.extend(stream), daemon=True)
+        self._reader.start()
+
+    def text(self) -> str:
+        return "".join(self.lines)
+
+    def shows(self, text: str) -> bool:
+        return text in self.text()
+
+    def finished(self) -> str:
+        """All of it, once the process has closed the pipe (it has exited)."""
+        self._reader.join(DEADLINE)
+        return self.text()
+
+
+def nothing_listens(port: int) -> bool:
+    """No process listens on the port any more: a connection is refused. (Binding it could still fail, and
+    on a shared machine another program may take it: its closed connections linger in TIME_WAIT.)"""
     with socket.socket() as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
+        return probe.connect_ex(("127.0.0.1", port)) == errno.ECONNREFUSED
 
 
 @pytest.fixture
@@ -85,7 +104,7 @@ def serve(rules_file: Path, redis_url: str) -> Iterator[object]:
     def _serve(*extra: str, redis: str | None = redis_url) -> Server:
         port = free_port()
         args = ["serve", "--rules", str(rules_file), "--host", "127.0.0.1", "--port", str(port), "--drain", "0"]
-        args += extra
+        args += ["--redis-timeout-ms", str(int(PATIENT_REDIS_TIMEOUT * 1000)), *extra]  # normal answers when busy
         if redis is not None:
             args += ["--redis-url", redis]
         process = subprocess.Popen(decision_command(*args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -102,43 +121,40 @@ def serve(rules_file: Path, redis_url: str) -> Iterator[object]:
 
 def test_sighup_reloads_and_sigterm_stops(serve: object, rules_file: Path) -> None:
     server = serve()  # type: ignore[operator]
+    output = Output(server.process.stdout)
     assert server.decide(context={"cart": 120}).ruleset_version == "v1"
     rules_file.write_text(RULES.format(version="v2"))
     server.process.send_signal(signal.SIGHUP)
-    deadline = time.monotonic() + 10
-    while server.decide().ruleset_version != "v2":
-        assert time.monotonic() < deadline, "SIGHUP did not reload the ruleset"
-        time.sleep(0.05)
+    eventually_sync(lambda: server.decide().ruleset_version == "v2", "SIGHUP reloaded the ruleset", interval=0.05)
     rules_file.write_text("offers: [")  # invalid: refused, v2 keeps serving
     server.process.send_signal(signal.SIGHUP)
-    time.sleep(0.5)
+    eventually_sync(lambda: output.shows("ruleset reload refused"), "the invalid ruleset refused")
     assert server.decide().ruleset_version == "v2"
     server.process.send_signal(signal.SIGTERM)
-    output, _ = server.process.communicate(timeout=20)
-    assert server.process.returncode == 0, output
-    assert "ruleset reload refused" in output
-    assert port_is_free(server.port)
+    assert server.process.wait(DEADLINE) == 0, output.finished()
+    assert nothing_listens(server.port)
 
 
-def test_in_flight_calls_finish_on_sigterm(serve: object, redis_url: str) -> None:
-    server = serve("--redis-timeout-ms", "3000")  # type: ignore[operator]
-    server.decide()  # warm: the registry is read
-    client = node_client_for(redis_url, KeySpace().membership("p1"))  # on a Cluster, the node serving p1
-    sleeper = threading.Thread(target=client.execute_command, args=("DEBUG", "SLEEP", "1.0"))
-    sleeper.start()
-    time.sleep(0.1)
+def test_in_flight_calls_finish_on_sigterm(serve: object, redis_url: str, rules_file: Path) -> None:
+    # A cap: the decision's read is a script (EVALSHA), which CLIENT PAUSE WRITE holds; reads and INFO still answer.
+    rules_file.write_text(
+        RULES.format(version="v1").replace("priority: 5,", "priority: 5, caps: [{max: 1000, period: day}],")
+    )
+    server = serve("--redis-timeout-ms", "30000")  # type: ignore[operator]
+    node = node_client_for(redis_url, KeySpace().membership("p1"))  # on a Cluster, the node serving p1
     result: dict[str, object] = {}
-
-    def call() -> None:
-        result["response"] = server.decide(timeout=10)
-
-    caller = threading.Thread(target=call)
-    caller.start()
-    time.sleep(0.3)  # the call is waiting for Redis
-    server.process.send_signal(signal.SIGTERM)
-    caller.join(15)
-    sleeper.join(15)
-    assert server.process.wait(15) == 0
+    caller = threading.Thread(target=lambda: result.update(response=server.decide(timeout=DEADLINE)))
+    node.execute_command("CLIENT", "PAUSE", str(int(DEADLINE * 1000)), "WRITE")
+    try:
+        caller.start()
+        # In flight: the call's read has reached Redis and waits there (held well under the 1 s after which
+        # the server would give its connection up).
+        eventually_sync(lambda: node.info("clients")["blocked_clients"] >= 1, "the call waiting for Redis")
+        server.process.send_signal(signal.SIGTERM)
+    finally:
+        node.execute_command("CLIENT", "UNPAUSE")
+    caller.join(DEADLINE)
+    assert server.process.wait(DEADLINE) == 0
     response = result["response"]
     assert not response.degraded  # type: ignore[attr-defined]
 
@@ -152,13 +168,9 @@ def test_workers_share_the_port_and_leave_nothing_behind(serve: object) -> None:
     for _ in range(20):
         assert [p.placement_id for p in server.decide(context={"cart": 120}).propositions] == ["banner"]
     server.process.send_signal(signal.SIGTERM)
-    assert server.process.wait(20) == 0
-    deadline = time.monotonic() + 5
-    while alive := [pid for pid in children if Path(f"/proc/{pid}").exists()]:
-        names = [Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")[:120] for pid in alive]
-        assert time.monotonic() < deadline, f"left running: {names}"
-        time.sleep(0.05)
-    assert port_is_free(server.port)
+    assert server.process.wait(DEADLINE) == 0
+    eventually_sync(lambda: not [pid for pid in children if Path(f"/proc/{pid}").exists()], "no worker left")
+    assert nothing_listens(server.port)
 
 
 def test_embedded_redis_when_no_url_is_given(serve: object) -> None:
@@ -169,7 +181,7 @@ def test_embedded_redis_when_no_url_is_given(serve: object) -> None:
     assert server.process.returncode == 0
     assert "embedded redis-server" in output
     embedded_port = int(output.split("embedded redis-server at redis://127.0.0.1:")[1].split("/")[0].split()[0])
-    assert port_is_free(embedded_port), "the embedded redis-server outlived the service"
+    assert nothing_listens(embedded_port), "the embedded redis-server outlived the service"
 
 
 def test_the_first_step_of_an_upgrade_signs_the_previous_token_format_and_says_so(serve: object) -> None:
