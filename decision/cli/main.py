@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from decision.cli import authoring, client, events, ops, report
+from decision.cli import authoring, client, events, ops, profile, report
 from decision.cli.options import (
     ENVIRONMENT,
     EXIT_INVALID,
@@ -473,6 +473,7 @@ def build_parser() -> argparse.ArgumentParser:
     authoring.add_schema_command(commands)
     events.add_events_command(commands)
     report.add_command(commands)  # report: the outcome counters
+    profile.add_command(commands)  # profile: one profile as stored
     parser.epilog = epilog()  # after every command added its options: the whole list
     return parser
 

@@ -29,6 +29,7 @@ class Exit(IntEnum):
     UNAVAILABLE = 3  # Redis, the server or the port is unavailable (connection refused, timeout, port in use)
     CONFLICT = 4  # a version name published before with other content
     REDIS = 5  # another Redis error (e.g. wrong type, no permission)
+    NOT_FOUND = 6  # what the command names is not in Redis (decision profile: an unknown profile id)
     INTERRUPTED = 130  # Ctrl-C (SIGINT) before the command finished
     CLOSED_PIPE = 141  # stdout was closed early (e.g. `| head`): 128 + SIGPIPE, as a C program killed by it
 
@@ -40,6 +41,7 @@ EXIT_MEANINGS: dict[Exit, str] = {
     Exit.UNAVAILABLE: "Redis, the server or the port unavailable",
     Exit.CONFLICT: "conflict (a version name already published with other content)",
     Exit.REDIS: "other Redis error",
+    Exit.NOT_FOUND: "not found (decision profile: no such profile in Redis)",
     Exit.INTERRUPTED: "interrupted (Ctrl-C)",
     Exit.CLOSED_PIPE: "stdout closed before the output was written (e.g. | head); nothing printed",
 }
