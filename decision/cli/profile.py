@@ -9,7 +9,6 @@ person (each is a profile of its own), so give every id to see (``decision profi
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 import time
 from typing import TYPE_CHECKING, Any
@@ -17,13 +16,14 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from decision.cli.options import Exit, add_json, add_redis_options, fail, option
-from decision.cli.redis_access import client, need_redis, redis_failure
+from decision.cli.redis_access import need_redis, redis_failure, run_control
 from decision.core.controls import Usage, period_text
 from decision.rules.types import Cap, ContactPolicy
 from decision.store.inspection import Attribute, Membership, MembershipState
 
 if TYPE_CHECKING:  # imported to run: every command's start would pay for redis-py and the rule engine
     from decision.service.inspection import ProfileView
+    from decision.store.control import ControlStore
 
 
 def add_command(commands: Any) -> None:
@@ -46,22 +46,15 @@ def add_command(commands: Any) -> None:
     profile.set_defaults(func=cmd_profile)
 
 
-async def _views(args: argparse.Namespace, now: float) -> list[ProfileView]:
+async def _views(args: argparse.Namespace, control: ControlStore, now: float) -> list[ProfileView]:
     from decision.rules.loader import load_file
     from decision.service.inspection import inspect_profile, published_ruleset
-    from decision.store.control import ControlStore
-    from decision.store.keys import KeySpace
 
-    keys = KeySpace(args.key_prefix)
-    control = ControlStore(client(args), keys)
-    try:
-        ruleset = load_file(args.rules) if args.rules else await published_ruleset(control)
-        return [
-            await inspect_profile(control.client, keys, profile_id, ruleset=ruleset, now=now)
-            for profile_id in dict.fromkeys(args.profiles)
-        ]
-    finally:
-        await control.close()
+    ruleset = load_file(args.rules) if args.rules else await published_ruleset(control)
+    return [
+        await inspect_profile(control.client, control.keys, profile_id, ruleset=ruleset, now=now)
+        for profile_id in dict.fromkeys(args.profiles)
+    ]
 
 
 def cmd_profile(args: argparse.Namespace) -> int:
@@ -71,7 +64,8 @@ def cmd_profile(args: argparse.Namespace) -> int:
     if not need_redis(args, "profile"):
         return int(Exit.USAGE)
     try:
-        views = asyncio.run(_views(args, time.time()))
+        now = time.time()
+        views = run_control(args, lambda control: _views(args, control, now))
     except RulesetInvalid as exc:
         print(f"{exc}\ndecision profile: the ruleset is invalid: its caps cannot be counted", file=sys.stderr)
         return int(Exit.INVALID)
