@@ -60,24 +60,24 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
-def _answering_pid(host: str, port: int, password: str | None) -> int | None:
-    """The process id of the redis-server answering on ``host:port`` (``INFO server``), None if none answers.
+def _ready_pid(host: str, port: int, password: str | None) -> int | None:
+    """The process id of a redis-server ready on ``host:port`` (it answers PING: its data is loaded), else None.
 
     Over a raw socket (this module stays free of the redis client). A PONG alone is not enough: on a
-    busy port it may come from another server while ours failed to bind.
+    busy port it may come from another server while ours failed to bind; ``INFO server`` names its pid.
     """
     try:
         with socket.create_connection((host, port), timeout=0.2) as sock:
             if password:
                 sock.sendall(f"AUTH {password}\r\n".encode())
                 sock.recv(64)
-            sock.sendall(b"INFO server\r\n")
+            sock.sendall(b"PING\r\nINFO server\r\n")
             reply = b""
-            while not reply.endswith(b"\r\n\r\n") and (chunk := sock.recv(4096)):  # a bulk string ends so
+            while not reply.endswith(b"\r\n\r\n") and (chunk := sock.recv(4096)):  # the bulk string ends so
                 reply += chunk
     except OSError:
         return None
-    found = re.search(rb"\r\nprocess_id:(\d+)\r\n", reply) if reply.startswith(b"$") else None
+    found = re.search(rb"\r\nprocess_id:(\d+)\r\n", reply) if reply.startswith(b"+PONG\r\n$") else None
     return int(found[1]) if found else None
 
 
@@ -144,7 +144,7 @@ class EmbeddedRedis:
                 if "Address already in use" in reason:
                     raise EmbeddedRedisError(f"cannot listen on {self.host}:{self.port}: the port is in use")
                 raise EmbeddedRedisError(f"redis-server exited with {self.process.returncode}: {reason}")
-            if _answering_pid(self.host, self.port, self.password) == self.process.pid:
+            if _ready_pid(self.host, self.port, self.password) == self.process.pid:
                 return self
             time.sleep(0.02)
         self.stop()
