@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import errno
 import os
 import signal
 import sys
@@ -14,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from decision.cli import authoring, client, events, ops, report
+from decision.cli import authoring, client, events, ops, profile, report
 from decision.cli.options import (
     ENVIRONMENT,
     EXIT_INVALID,
@@ -23,6 +24,7 @@ from decision.cli.options import (
     add_json,
     add_key_prefix,
     add_redis_options,
+    add_redis_url,
     epilog,
     fail,
     integer,
@@ -104,6 +106,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         settings = _secured(_settings(args), args)
     except ValueError as exc:  # a bad TLS, token or limits option: say which, never print a secret
         return fail("serve", str(exc), Exit.USAGE)
+    # Before anything starts (a worker, the embedded Redis): one line of ours, not grpc's log line and ours.
+    _check_port(settings.host, settings.port)
     try:  # never start on an invalid ruleset: the file's, or without one the one published to Redis
         if args.rules is not None:
             load_compiled(args.rules)
@@ -120,9 +124,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     def ready(port: int) -> None:
         print(f"listening on {settings.host}:{port}", flush=True)
 
-    if settings.workers > 1:
-        _check_port(settings.host, settings.port)  # before any worker starts: one line, not one traceback each
-
     def run(redis_url: str) -> int:
         status = _load_audiences(args.load_audiences, redis_url)
         return status if status else serve_workers(settings, redis_url, ready)
@@ -136,7 +137,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _check_port(host: str, port: int) -> None:
-    """Raise PortUnavailable unless the workers can bind ``host:port`` (as they do: with SO_REUSEPORT)."""
+    """Raise PortUnavailable unless the server's workers can bind ``host:port`` (as they do: with SO_REUSEPORT)."""
     import socket
 
     from decision.api.security import PortUnavailable
@@ -149,7 +150,8 @@ def _check_port(host: str, port: int) -> None:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             probe.bind(address)
     except OSError as exc:
-        raise PortUnavailable(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+        reason = "the port is in use" if exc.errno == errno.EADDRINUSE else exc.strerror or str(exc)
+        raise PortUnavailable(f"cannot listen on {host}:{port}: {reason}") from exc
 
 
 def _load_audiences(paths: Sequence[str], redis_url: str) -> int:
@@ -282,10 +284,10 @@ def cmd_redis(args: argparse.Namespace) -> int:
     try:
         with EmbeddedRedis(host=args.host, port=args.port) as server:
             print(f"listening on {server.url} (redis-server, nothing kept on disk; Ctrl-C stops it)", flush=True)
-            signal.sigwait(stop)
+            received = signal.sigwait(stop)
     except EmbeddedRedisError as exc:
         return fail("redis", str(exc).splitlines()[0], Exit.UNAVAILABLE)
-    return 0
+    return Exit.INTERRUPTED if received == signal.SIGINT else Exit.OK
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -317,13 +319,7 @@ def _add_serve(commands: Any) -> None:
         help="ruleset YAML file (reloaded on SIGHUP); without it, the ruleset published to Redis "
         "(decision rules publish), followed as new ones are published",
     )
-    option(
-        serve,
-        "--redis-url",
-        env="DECISION_REDIS_URL",
-        help="redis://[:password@]host:port/db, rediss:// for TLS, redis+cluster:// for Redis Cluster; "
-        "without it: start an embedded redis-server on a free loopback port, stopped on exit",
-    )
+    add_redis_url(serve, "; without it: start an embedded redis-server on a free loopback port, stopped on exit")
     option(
         serve,
         "--load-audiences",
@@ -523,13 +519,14 @@ def build_parser() -> argparse.ArgumentParser:
     authoring.add_schema_command(commands)
     events.add_events_command(commands)
     report.add_command(commands)  # report: the outcome counters
+    profile.add_command(commands)  # profile: one profile as stored
     parser.epilog = epilog()  # after every command added its options: the whole list
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; every failure a user can cause ends with one line on stderr and an exit status (Exit)."""
-    from redis.exceptions import RedisError
+    from redis.exceptions import RedisClusterException, RedisError
 
     from decision.api.security import PortUnavailable
     from decision.store.embedded import EmbeddedRedisError
@@ -549,7 +546,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return Exit.INTERRUPTED
     except (PortUnavailable, EmbeddedRedisError) as exc:
         return fail(_command(args), str(exc).splitlines()[0], Exit.UNAVAILABLE)
-    except (RedisError, ConnectionError, TimeoutError) as exc:  # a Redis a command did not expect to be down
+    except (RedisError, RedisClusterException, ConnectionError, TimeoutError) as exc:  # a Redis unexpectedly down
         return redis_failure(_command(args), exc)
     except OSError as exc:  # a file the command could not read or write
         where = f"{exc.filename}: " if exc.filename else ""

@@ -22,7 +22,18 @@ from typing import Final
 
 from decision.core.counters import offer_counter_field, policy_counter_field
 from decision.core.periods import bucket, bucket_end_ms, span_seconds, window_start_ms
-from decision.rules.types import DECISION, DISMISS, Cap, CapScope, ContactPolicy, Offer, Period, Ruleset, Suppression
+from decision.rules.types import (
+    DECISION,
+    DISMISS,
+    Cap,
+    CapScope,
+    ContactPolicy,
+    Offer,
+    Period,
+    PeriodKind,
+    Ruleset,
+    Suppression,
+)
 
 # How long a profile's counters live after their last change when a lifetime cap needs them forever.
 DEFAULT_RETENTION_SECONDS: Final = 400 * 86_400
@@ -100,6 +111,33 @@ class Suppressed:
 
 # Why the profile's counters keep an offer out.
 ProfileBlock = CapReached | Suppressed
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """How much of one per-profile cap, dismissal suppression or contact policy a profile's counters hold now.
+
+    ``count`` of ``limit`` times of ``field`` fall in the window starting at ``since_ms`` (for a
+    suppression: dismissals within its ``within``, counted as the decision counts them); ``reached``:
+    it keeps the offer (the placement, for a policy) out now, until ``until_ms`` (None: for good, a
+    lifetime cap). What ``blocked`` and ``policy_reached`` decide, read for every control at once.
+    """
+
+    control: Cap | Suppression | ContactPolicy
+    offer_id: str | None  # the offer capped or suppressed; None for a contact policy
+    field: str
+    count: int
+    limit: int
+    since_ms: int
+    reached: bool
+    until_ms: int | None
+
+    @property
+    def kind(self) -> str:
+        """``cap``, ``suppression`` or ``policy``."""
+        if isinstance(self.control, Cap):
+            return "cap"
+        return "policy" if isinstance(self.control, ContactPolicy) else "suppression"
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,12 +227,24 @@ class DeliveryControls:
         if offer is not None and offer.suppression is not None:
             rule = offer.suppression
             times = counters.get(offer_counter_field(offer_id, DISMISS), ())
-            if times and now_ms < times[-1] + rule.seconds * 1000:
-                since = times[-1] - rule.within_seconds * 1000 + 1 if rule.within_seconds else 0
-                count = count_since(times, since)
-                if count >= rule.dismissals:
-                    return Suppressed(rule, count, times[-1])
+            dismissed = _suppressing(rule, times, now_ms)
+            if dismissed is not None:
+                return Suppressed(rule, dismissed, times[-1])
         return None
+
+    def usage(self, counters: Mapping[str, Times], now_ms: int) -> tuple[Usage, ...]:
+        """Every per-profile cap, suppression and contact policy of the ruleset, with the profile's use of it
+        (``decision profile``): offers in the ruleset's order, then the policies. Total caps count across
+        profiles, in keys of their own: not here."""
+        found: list[Usage] = []
+        for offer_id, items in self.profile_caps.items():
+            for item in items:
+                found.append(_window_usage(item.cap, offer_id, item.field, item.cap.max, counters, now_ms))
+        for offer_id, offer in self.suppressions.items():
+            assert offer.suppression is not None
+            found.append(_suppression_usage(offer.suppression, offer_id, counters, now_ms))
+        found.extend(_window_usage(p, None, policy_counter_field(p.id), p.max, counters, now_ms) for p in self.policies)
+        return tuple(found)
 
     def decision_checks(self, offer_id: str, now_ms: int) -> tuple[tuple[Check, ...], tuple[str, ...]]:
         """The profile caps counted on decision: what a proposal must fit, and the fields it adds to."""
@@ -255,6 +305,52 @@ class DeliveryControls:
             if policy.counts == counted and policy.covers(channel, placement_id):
                 fields.append(policy_counter_field(policy.id))
         return tuple(fields)
+
+
+def _dismissals_since(rule: Suppression, times: Times) -> int:
+    """The earliest dismissal time that counts toward a suppression, given the dismissal times (latest last)."""
+    return times[-1] - rule.within_seconds * 1000 + 1 if rule.within_seconds else 0
+
+
+def _suppressing(rule: Suppression, times: Times, now_ms: int) -> int | None:
+    """The dismissals that suppress the offer now (``Suppressed.count``), None when it is not suppressed."""
+    if not times or now_ms >= times[-1] + rule.seconds * 1000:
+        return None
+    count = count_since(times, _dismissals_since(rule, times))
+    return count if count >= rule.dismissals else None
+
+
+def _window_usage(
+    control: Cap | ContactPolicy,
+    offer_id: str | None,
+    name: str,
+    limit: int,
+    counters: Mapping[str, Times],
+    now_ms: int,
+) -> Usage:
+    times = counters.get(name, ())
+    since = window_start_ms(control.period, now_ms)
+    count = count_since(times, since)
+    if count < limit:
+        return Usage(control, offer_id, name, count, limit, since, False, None)
+    kind = control.period.kind
+    if kind is PeriodKind.ROLLING:  # free once all but limit - 1 of its times have left the window (max >= 1)
+        until: int | None = times[-limit] + control.period.seconds * 1000
+    else:
+        until = bucket_end_ms(control.period, now_ms)  # the calendar period's end; None for a lifetime
+    return Usage(control, offer_id, name, count, limit, since, True, until)
+
+
+def _suppression_usage(rule: Suppression, offer_id: str, counters: Mapping[str, Times], now_ms: int) -> Usage:
+    name = offer_counter_field(offer_id, DISMISS)
+    times = counters.get(name, ())
+    if not times:
+        return Usage(rule, offer_id, name, 0, rule.dismissals, 0, False, None)
+    since = _dismissals_since(rule, times)
+    if _suppressing(rule, times, now_ms) is None:
+        return Usage(rule, offer_id, name, count_since(times, since), rule.dismissals, since, False, None)
+    count = count_since(times, since)
+    return Usage(rule, offer_id, name, count, rule.dismissals, since, True, times[-1] + rule.seconds * 1000)
 
 
 def period_text(period: Period) -> str:

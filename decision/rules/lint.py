@@ -4,7 +4,8 @@
   (checked when a registry is given: ``--redis-url``);
 * an eligibility rule whose schedule has ended (the offer, when all have);
 * offers of one placement with equal priority whose eligibility can hold for
-  the same request: the one written first always wins the tie.
+  the same request: the one written first always wins the tie (unless the
+  placement orders them otherwise: a score formula, a learned ranking).
 
 The overlap check is conservative: two rules overlap unless their schedules,
 audiences or top-level conditions plainly contradict (disjoint time ranges,
@@ -91,8 +92,8 @@ def equal_priority_overlaps(ruleset: Ruleset, now: float) -> Iterator[Problem]:
     for first, second in itertools.combinations(offers, 2):
         if first.priority != second.priority:
             continue
-        # A placement with a score formula breaks ties by score, not by file order.
-        shared = [p for p in first.placements if p in second.placements and not _scored(ruleset.placements.get(p))]
+        # A placement with a score formula or a learned ranking breaks ties by score or draw, not by file order.
+        shared = [p for p in first.placements if p in second.placements and _static(ruleset.placements.get(p))]
         if not shared:
             continue
         if not any(rules_may_overlap(a, b, now) for a in first.rules for b in second.rules):
@@ -106,8 +107,10 @@ def equal_priority_overlaps(ruleset: Ruleset, now: float) -> Iterator[Problem]:
         )
 
 
-def _scored(placement: Placement | None) -> bool:
-    return placement is not None and placement.score is not None
+def _static(placement: Placement | None) -> bool:
+    """Offers of equal priority keep their file order: no score formula, no learned ranking (decision.core.verdicts
+    rank_key: a Thompson draw comes first, then the score, then the file)."""
+    return placement is not None and placement.score is None and placement.ranking is None
 
 
 # -- can two eligibility rules hold at once? --------------------------------

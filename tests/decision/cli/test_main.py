@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import errno
 import signal
 import socket
@@ -17,7 +18,8 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from decision.store.embedded import free_port
+from decision.cli.options import Exit
+from decision.store.embedded import EmbeddedRedis, free_port
 from decision.store.keys import KeySpace
 from decision.v1 import decision_pb2_grpc
 from tests.conftest import PATIENT_REDIS_TIMEOUT
@@ -178,7 +180,7 @@ def test_embedded_redis_when_no_url_is_given(serve: object) -> None:
     assert server.decide(context={"cart": 150}).propositions[0].items[0].offer_id == "big_cart"
     server.process.send_signal(signal.SIGINT)
     output, _ = server.process.communicate(timeout=20)
-    assert server.process.returncode == 0
+    assert server.process.returncode == Exit.INTERRUPTED, output  # Ctrl-C: 130, as docs/operations.md says
     assert "embedded redis-server" in output
     embedded_port = int(output.split("embedded redis-server at redis://127.0.0.1:")[1].split("/")[0].split()[0])
     assert nothing_listens(embedded_port), "the embedded redis-server outlived the service"
@@ -208,6 +210,53 @@ def test_token_options_are_checked(rules_file: Path, args: list[str], env: dict[
     )  # fmt: skip
     assert refused.returncode == 2 and message in refused.stderr, refused.stderr
     assert len(refused.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_ctrl_c_stops_the_server_with_130_and_sigterm_with_0(serve: object, workers: str) -> None:
+    for stop, status in ((signal.SIGINT, Exit.INTERRUPTED), (signal.SIGTERM, Exit.OK)):
+        server = serve("--workers", workers)  # type: ignore[operator]
+        server.process.send_signal(stop)
+        output, _ = server.process.communicate(timeout=30)
+        assert server.process.returncode == status, output
+        assert "Traceback" not in output, output
+        assert nothing_listens(server.port)
+
+
+def decision_redis(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(decision_command("redis", *args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_decision_redis_runs_until_ctrl_c_and_exits_130() -> None:
+    process = decision_redis("--port", "0")
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    assert line.startswith("listening on redis://127.0.0.1:"), line
+    port = int(line.split("127.0.0.1:")[1].split("/")[0])
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as client:
+        client.sendall(b"PING\r\n")
+        assert client.recv(16) == b"+PONG\r\n"
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=30)
+    assert process.returncode == Exit.INTERRUPTED, stderr
+    assert nothing_listens(port)
+
+
+@pytest.mark.parametrize("occupant", ["redis-server", "another program"])
+def test_decision_redis_on_a_busy_port_says_so_and_never_claims_to_listen(occupant: str) -> None:
+    with contextlib.ExitStack() as held:
+        if occupant == "redis-server":  # it answers PING: only its process id tells it from ours
+            port = held.enter_context(EmbeddedRedis()).port
+        else:
+            listener = held.enter_context(socket.socket())
+            listener.bind(("127.0.0.1", 0))
+            listener.listen()
+            port = listener.getsockname()[1]
+        process = decision_redis("--port", str(port))
+        stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == Exit.UNAVAILABLE, stderr
+    assert "listening on" not in stdout
+    assert stderr == f"decision redis: cannot listen on 127.0.0.1:{port}: the port is in use\n"
 
 
 def test_decide_command_prints_the_answer(serve: object) -> None:
