@@ -16,13 +16,24 @@ their own (``ib:total:{offer:<id>}:...``); see ``decision.core.totals``.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
 from decision.core.counters import offer_counter_field, policy_counter_field
 from decision.core.periods import bucket, bucket_end_ms, span_seconds, window_start_ms
-from decision.rules.types import DECISION, DISMISS, Cap, CapScope, ContactPolicy, Offer, Period, Ruleset, Suppression
+from decision.rules.types import (
+    DECISION,
+    DISMISS,
+    Cap,
+    CapScope,
+    ContactPolicy,
+    Offer,
+    Period,
+    PeriodKind,
+    Ruleset,
+    Suppression,
+)
 
 # How long a profile's counters live after their last change when a lifetime cap needs them forever.
 DEFAULT_RETENTION_SECONDS: Final = 400 * 86_400
@@ -179,22 +190,25 @@ class DeliveryControls:
 
     # -- decisions ----------------------------------------------------------
     def blocked(self, offer_id: str, counters: Mapping[str, Times], now_ms: int) -> ProfileBlock | None:
-        """Why the profile may not get the offer now (a reached cap, a suppression), or None."""
+        """Why the profile may not get the offer now (the first reached cap, a suppression), or None."""
+        return next(self.blocks(offer_id, counters, now_ms), None)
+
+    def blocks(self, offer_id: str, counters: Mapping[str, Times], now_ms: int) -> Iterator[ProfileBlock]:
+        """Every reason the profile may not get the offer now: its reached caps, then its suppression."""
         for item in self.profile_caps.get(offer_id, ()):
             cap = item.cap
             count = count_since(counters.get(item.field, ()), window_start_ms(cap.period, now_ms))
             if count >= cap.max:
-                return CapReached(cap, count)
+                yield CapReached(cap, count)
         offer = self.suppressions.get(offer_id)
         if offer is not None and offer.suppression is not None:
             rule = offer.suppression
             times = counters.get(offer_counter_field(offer_id, DISMISS), ())
-            if times and now_ms < times[-1] + rule.seconds * 1000:
+            if times and now_ms < suppressed_until_ms(rule, times[-1]):
                 since = times[-1] - rule.within_seconds * 1000 + 1 if rule.within_seconds else 0
                 count = count_since(times, since)
                 if count >= rule.dismissals:
-                    return Suppressed(rule, count, times[-1])
-        return None
+                    yield Suppressed(rule, count, times[-1])
 
     def decision_checks(self, offer_id: str, now_ms: int) -> tuple[tuple[Check, ...], tuple[str, ...]]:
         """The profile caps counted on decision: what a proposal must fit, and the fields it adds to."""
@@ -255,6 +269,29 @@ class DeliveryControls:
             if policy.counts == counted and policy.covers(channel, placement_id):
                 fields.append(policy_counter_field(policy.id))
         return tuple(fields)
+
+
+def suppressed_until_ms(rule: Suppression, last_dismissal_ms: int) -> int:
+    """The first moment a suppressed offer may be proposed again: ``rule.seconds`` after the latest dismissal."""
+    return last_dismissal_ms + rule.seconds * 1000
+
+
+def reopens_ms(period: Period, limit: int, times: Times, now_ms: int) -> int | None:
+    """The first moment after ``now_ms`` at which the window of ``period`` holds fewer than ``limit`` of ``times``
+    (a cap or contact policy has room again), with the windows of ``window_start_ms``; None: never (a lifetime)."""
+    if count_since(times, window_start_ms(period, now_ms)) < limit:
+        return now_ms
+    if period.kind is PeriodKind.LIFETIME:
+        return None
+    if period.kind is PeriodKind.ROLLING:  # the window moves with the clock: room once an old time leaves it
+        moments = sorted(t + period.seconds * 1000 for t in times if t + period.seconds * 1000 > now_ms)
+    else:  # a calendar window starts afresh at each bucket's end
+        moments, moment = [], now_ms
+        for _ in range(len(times) + 1):
+            end = bucket_end_ms(period, moment)
+            assert end is not None
+            moments.append(moment := end)
+    return next((m for m in moments if count_since(times, window_start_ms(period, m)) < limit), None)
 
 
 def period_text(period: Period) -> str:
