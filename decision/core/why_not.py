@@ -130,11 +130,15 @@ def answers(
     exclude: frozenset[str] = frozenset(),
     sticky: Mapping[str, str] | None = None,
 ) -> tuple[WhyNot, ...]:
-    """One answer per offer of ``request.why_not`` and requested placement offering it (a plan made with ``why``)."""
+    """One answer per offer of ``request.why_not`` and requested placement offering it, for a plan made with
+    ``why``; ``controls`` ... ``sticky``: what the plan was made with (its counters, time and audiences it holds)."""
     if not request.why_not:
         return ()
     found = {(v.offer_id, v.placement_id): v for v in verdicts(plan, selection, ruleset)}
-    situation = situation_of(plan, ruleset, request, controls=controls, totals=totals, exclude=exclude, sticky=sticky)
+    replay, draws = _replayed(plan, sticky or {})
+    audiences = plan.why.audiences if plan.why is not None else frozenset()
+    situation = Situation(ruleset, request, audiences, plan.now_ms, plan.counters, controls, totals, exclude, replay,
+                          draws)  # fmt: skip
     result = []
     for offer_id in request.why_not:
         for slot in plan.slots:
@@ -144,18 +148,9 @@ def answers(
     return tuple(result)
 
 
-def situation_of(
-    plan: Plan,
-    ruleset: Ruleset,
-    request: DecisionRequest,
-    *,
-    controls: DeliveryControls | None = None,
-    totals: TotalsView | None = None,
-    exclude: frozenset[str] = frozenset(),
-    sticky: Mapping[str, str] | None = None,
-) -> Situation:
-    """The situation of a plan made with ``why``: its counters and time, the variants and draws it used."""
-    replay = dict(sticky or {})
+def _replayed(plan: Plan, sticky: Mapping[str, str]) -> tuple[dict[str, str], dict[tuple[str, str], float | None]]:
+    """The variants the plan used (as sticky ones: planning again keeps them) and the draws it ranked by."""
+    replay = dict(sticky)
     draws: dict[tuple[str, str], float | None] = {}
     for slot in plan.slots:
         if slot.experiment_id and slot.variant and slot.variant != HOLDOUT:
@@ -165,8 +160,7 @@ def situation_of(
                 replay.setdefault(candidate.experiment_id, candidate.variant)
         for offer_id, key in slot.ranks.items():
             draws[(slot.placement.id, offer_id)] = -key[2] if key[1] else None
-    audiences = plan.why.audiences if plan.why is not None else frozenset()
-    return Situation(ruleset, request, audiences, plan.now_ms, plan.counters, controls, totals, exclude, replay, draws)
+    return replay, draws
 
 
 def why_not(verdict: Verdict, situation: Situation) -> WhyNot:

@@ -46,6 +46,7 @@ from decision.rules import reference
 from decision.rules.engine import compile_and_load
 from decision.rules.loader import parse
 from decision.rules.types import Op, Period, PeriodKind, Ruleset
+from decision.store.embedded import EmbeddedRedis
 from decision.v1 import decision_pb2
 from tests.conftest import StartServer, decision_stub
 from tests.decision.core import plans
@@ -526,3 +527,17 @@ async def test_a_profile_built_to_miss_by_one_condition(
             decision_pb2.WHY_NOT_CHANGE_KIND_JOIN_AUDIENCE,
             decision_pb2.WHY_NOT_CHANGE_KIND_PROFILE,
         ]
+
+
+async def test_a_degraded_decision_says_the_profile_was_not_read(
+    start_server: StartServer, write_rules: Callable[[str], Path]
+) -> None:
+    own_redis = EmbeddedRedis().start()
+    server = await start_server(write_rules(SERVED), url=own_redis.url)
+    own_redis.stop()
+    async with decision_stub(server.port) as stub:
+        response = await stub.Decide(decide_request("ann", why_not=["gold_cart"]), timeout=10)
+    assert response.degraded
+    [answer] = response.why_not
+    assert answer.outcome == decision_pb2.EXPLANATION_OUTCOME_PROFILE_UNAVAILABLE and not answer.remedies
+    assert list(answer.never) == ["the profile could not be read in time: ask again"]
