@@ -177,7 +177,7 @@ def why_not(verdict: Verdict, situation: Situation) -> WhyNot:
         ways, never = [_Way((), verdict.rule, situation.audiences, situation.request.context)], []
     remedies: list[Remedy] = []
     for way in ways[:MAX_WAYS]:
-        end = _walk(offer, verdict.placement_id, way, situation)
+        end = _walk(offer, verdict.placement_id, way, situation, verdict.outcome)
         if isinstance(end, Remedy):
             if end not in remedies:
                 remedies.append(end)
@@ -466,8 +466,9 @@ def _eligible(ruleset: Ruleset, request: DecisionRequest, audiences: AbstractSet
     return found
 
 
-def _walk(offer: Offer, placement_id: str, way: _Way, situation: Situation) -> Remedy | Never:
-    """Plan again with the way's changes until the offer is shown, or an obstacle nothing lifts."""
+def _walk(offer: Offer, placement_id: str, way: _Way, situation: Situation, outcome: Outcome) -> Remedy | Never:
+    """Plan again with the way's changes until the offer is shown, or an obstacle nothing lifts (``outcome``: the
+    offer's in the decision)."""
     ruleset, now_ms = situation.ruleset, situation.now_ms
     changes = list(way.changes)
     context = dict(way.context)
@@ -485,7 +486,10 @@ def _walk(offer: Offer, placement_id: str, way: _Way, situation: Situation) -> R
                           totals=totals, exclude=frozenset(exclude), why=why, learner=learner,
                           sticky=situation.sticky)  # fmt: skip
         found = verdicts(plan, fill(plan, counters), ruleset)
-        verdict = next(v for v in found if v.offer_id == offer.id and v.placement_id == placement_id)
+        mine = next((v for v in found if v.offer_id == offer.id and v.placement_id == placement_id), None)
+        if mine is None:  # no verdict of its own: cannot happen while every offer of a placement gets one
+            break
+        verdict = mine
         e = verdict.evidence
         if verdict.outcome in (Outcome.SELECTED, Outcome.FALLBACK):
             return Remedy(tuple(changes), way.rule)
@@ -509,8 +513,7 @@ def _walk(offer: Offer, placement_id: str, way: _Way, situation: Situation) -> R
             totals = _without(totals, offer.id)
         else:
             counters[name] = ()
-    assert verdict is not None
-    return Never(verdict.outcome, _subject(verdict))
+    return Never(outcome, "") if verdict is None else Never(verdict.outcome, _subject(verdict))
 
 
 def _lift(

@@ -133,7 +133,7 @@ def _mixture_log_e(theta: float, estimate: float, s2: float, n: int, rho: float)
                         + peak * peak * n / 2) / (rho * math.sqrt(2 * math.pi))  # fmt: skip
 
     width = 12 / math.sqrt(n + 1 / rho**2)
-    value, _ = integrate.quad(integrand, peak - width, peak + width, epsabs=0, epsrel=1e-12, limit=200)
+    value, _ = integrate.quad(integrand, peak - width, peak + width, epsabs=0, epsrel=1e-10, limit=200)
     return math.log(value) - peak * peak / (2 * rho * rho) + peak * x - peak * peak * n / 2
 
 
