@@ -124,6 +124,7 @@ def test_the_tour_runs_as_written(tour_env: dict[str, str]) -> None:
     expected = [
         "rule vip_or_gold",  # p-1001: the VIP banner
         "in_excluded_audience",  # p-1005's explanation
+        "the profile leaves audience 'email-unsubscribed'",  # and why not the VIP banner
         "impression of vip_early_access: RECORDED",  # the Python client
         "profile p-1001  (read",  # decision profile p-1001: its audiences...
         "vip-customers",

@@ -16,7 +16,7 @@ their own (``ib:total:{offer:<id>}:...``); see ``decision.core.totals``.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -217,20 +217,23 @@ class DeliveryControls:
 
     # -- decisions ----------------------------------------------------------
     def blocked(self, offer_id: str, counters: Mapping[str, Times], now_ms: int) -> ProfileBlock | None:
-        """Why the profile may not get the offer now (a reached cap, a suppression), or None."""
+        """Why the profile may not get the offer now (the first reached cap, a suppression), or None."""
+        return next(self.blocks(offer_id, counters, now_ms), None)
+
+    def blocks(self, offer_id: str, counters: Mapping[str, Times], now_ms: int) -> Iterator[ProfileBlock]:
+        """Every reason the profile may not get the offer now: its reached caps, then its suppression."""
         for item in self.profile_caps.get(offer_id, ()):
             cap = item.cap
             count = count_since(counters.get(item.field, ()), window_start_ms(cap.period, now_ms))
             if count >= cap.max:
-                return CapReached(cap, count)
+                yield CapReached(cap, count)
         offer = self.suppressions.get(offer_id)
         if offer is not None and offer.suppression is not None:
             rule = offer.suppression
             times = counters.get(offer_counter_field(offer_id, DISMISS), ())
             dismissed = _suppressing(rule, times, now_ms)
             if dismissed is not None:
-                return Suppressed(rule, dismissed, times[-1])
-        return None
+                yield Suppressed(rule, dismissed, times[-1])
 
     def usage(self, counters: Mapping[str, Times], now_ms: int) -> tuple[Usage, ...]:
         """Every per-profile cap, suppression and contact policy of the ruleset, with the profile's use of it
@@ -307,6 +310,29 @@ class DeliveryControls:
         return tuple(fields)
 
 
+def suppressed_until_ms(rule: Suppression, last_dismissal_ms: int) -> int:
+    """The first moment a suppressed offer may be proposed again: ``rule.seconds`` after the latest dismissal."""
+    return last_dismissal_ms + rule.seconds * 1000
+
+
+def reopens_ms(period: Period, limit: int, times: Times, now_ms: int) -> int | None:
+    """The first moment after ``now_ms`` at which the window of ``period`` holds fewer than ``limit`` of ``times``
+    (a cap or contact policy has room again), with the windows of ``window_start_ms``; None: never (a lifetime)."""
+    if count_since(times, window_start_ms(period, now_ms)) < limit:
+        return now_ms
+    if period.kind is PeriodKind.LIFETIME:
+        return None
+    if period.kind is PeriodKind.ROLLING:  # the window moves with the clock: room once an old time leaves it
+        moments = sorted(t + period.seconds * 1000 for t in times if t + period.seconds * 1000 > now_ms)
+    else:  # a calendar window starts afresh at each bucket's end
+        moments, moment = [], now_ms
+        for _ in range(len(times) + 1):
+            end = bucket_end_ms(period, moment)
+            assert end is not None
+            moments.append(moment := end)
+    return next((m for m in moments if count_since(times, window_start_ms(period, m)) < limit), None)
+
+
 def _dismissals_since(rule: Suppression, times: Times) -> int:
     """The earliest dismissal time that counts toward a suppression, given the dismissal times (latest last)."""
     return times[-1] - rule.within_seconds * 1000 + 1 if rule.within_seconds else 0
@@ -314,7 +340,7 @@ def _dismissals_since(rule: Suppression, times: Times) -> int:
 
 def _suppressing(rule: Suppression, times: Times, now_ms: int) -> int | None:
     """The dismissals that suppress the offer now (``Suppressed.count``), None when it is not suppressed."""
-    if not times or now_ms >= times[-1] + rule.seconds * 1000:
+    if not times or now_ms >= suppressed_until_ms(rule, times[-1]):
         return None
     count = count_since(times, _dismissals_since(rule, times))
     return count if count >= rule.dismissals else None
@@ -333,11 +359,7 @@ def _window_usage(
     count = count_since(times, since)
     if count < limit:
         return Usage(control, offer_id, name, count, limit, since, False, None)
-    kind = control.period.kind
-    if kind is PeriodKind.ROLLING:  # free once all but limit - 1 of its times have left the window (max >= 1)
-        until: int | None = times[-limit] + control.period.seconds * 1000
-    else:
-        until = bucket_end_ms(control.period, now_ms)  # the calendar period's end; None for a lifetime
+    until = reopens_ms(control.period, limit, times, now_ms)  # None: a lifetime cap, for good
     return Usage(control, offer_id, name, count, limit, since, True, until)
 
 
@@ -350,7 +372,7 @@ def _suppression_usage(rule: Suppression, offer_id: str, counters: Mapping[str, 
     if _suppressing(rule, times, now_ms) is None:
         return Usage(rule, offer_id, name, count_since(times, since), rule.dismissals, since, False, None)
     count = count_since(times, since)
-    return Usage(rule, offer_id, name, count, rule.dismissals, since, True, times[-1] + rule.seconds * 1000)
+    return Usage(rule, offer_id, name, count, rule.dismissals, since, True, suppressed_until_ms(rule, times[-1]))
 
 
 def period_text(period: Period) -> str:

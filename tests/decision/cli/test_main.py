@@ -282,6 +282,26 @@ def test_explain_command_prints_a_table(serve: object) -> None:
     assert table[2].split()[:3] == ["banner", "fb", "selected"]  # no eligibility of its own: always eligible
 
 
+def test_explain_why_not_names_the_smallest_change(serve: object) -> None:
+    server = serve()  # type: ignore[operator]
+    args = ["explain", "--target", server.target, "--profile", "p9", "--channel", "web", "--placement", "banner"]
+    asked = decision_command(*args, "--context", "cart=50", "--why-not", "big_cart")
+    shown = subprocess.run(asked, capture_output=True, text=True, check=True)
+    assert shown.stdout.rstrip().endswith(
+        "why not 'big_cart' in 'banner': condition_false\n"
+        "  to make it win (each line is enough, fewest changes first):\n"
+        "  1. context.cart above 100 (is 50): e.g. 101"
+    )
+    as_json = subprocess.run([*asked, "--json"], capture_output=True, text=True, check=True)
+    assert '"text": "context.cart above 100 (is 50): e.g. 101"' in as_json.stdout
+    assert '"kind": "WHY_NOT_CHANGE_KIND_CONTEXT"' in as_json.stdout
+    misspelt = subprocess.run(decision_command(*args, "--why-not", "big_crat"), capture_output=True, text=True)
+    assert misspelt.returncode == 1
+    assert misspelt.stderr == (
+        "decision explain: INVALID_ARGUMENT: why_not[0]: unknown offer 'big_crat' (did you mean 'big_cart'?)\n"
+    )
+
+
 def test_demo_prints_example_decisions() -> None:
     shown = subprocess.run(
         decision_command("demo", "--once", "--port", "0"), capture_output=True, text=True, timeout=60, check=True
