@@ -119,6 +119,7 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=200)
     parser.add_argument("--traffic", choices=("realistic", "one"), default="realistic")
     parser.add_argument("--no-metrics", action="store_true", help="without the metrics a bench server counts")
+    parser.add_argument("--no-caps", action="store_true", help="the bench's ruleset without its caps")
     args = parser.parse_args()
     try:
         import uvloop
@@ -128,7 +129,7 @@ def main() -> int:
         pass
     with tempfile.TemporaryDirectory() as tmp:
         rules = Path(tmp) / "rules.yaml"
-        rules.write_text(generate(OFFERS, AUDIENCES, SEED, caps=True))
+        rules.write_text(generate(OFFERS, AUDIENCES, SEED, caps=not args.no_caps))
         with EmbeddedRedis() if args.redis_url is None else _given(args.redis_url) as server:
             url = args.redis_url or server.url
             if not args.no_load:

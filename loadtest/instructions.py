@@ -49,6 +49,9 @@ ROOT = Path(__file__).resolve().parents[1]
 _TOTALS = re.compile(r"^(?:summary|totals): (\d+)", re.MULTILINE)
 
 
+DRIVER_OPTIONS: list[str] = []  # --driver-option: what loadtest.inprocess runs with (--no-caps, --no-metrics)
+
+
 def instructions(
     python: Path, checkout: Path, url: str, calls: int, traffic: str, folder: Path, env: dict[str, str]
 ) -> int:
@@ -58,7 +61,7 @@ def instructions(
     shutil.copy(ROOT / "loadtest" / "inprocess.py", driver)
     command = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", "--dump-instr=no",
                str(python), str(driver), "--redis-url", url, "--no-load", "--calls", str(calls),
-               "--traffic", traffic]  # fmt: skip
+               "--traffic", traffic, *DRIVER_OPTIONS]  # fmt: skip
     run_env = {**os.environ, "PYTHONHASHSEED": "0", "PYTHONPATH": str(checkout), **env}
     subprocess.run(command, cwd=checkout, env=run_env, check=True, capture_output=True)
     match = _TOTALS.search(out.read_text(errors="replace"))
@@ -134,6 +137,7 @@ def main() -> int:
     parser.add_argument("--same-venv", action="store_true", help="run --before's code with this checkout's venv")
     parser.add_argument("--only-before", action="store_true", help="measure --before alone")
     parser.add_argument("--env", action="append", default=[], help="NAME=VALUE for the driver (repeatable)")
+    parser.add_argument("--driver-option", action="append", default=[], help="an option of loadtest.inprocess")
     parser.add_argument("--redis-url", help="a Redis holding the bench's profiles (else one is started and loaded)")
     parser.add_argument("--server", action="store_true", help="the whole server and the echo, driven by h2load")
     parser.add_argument("--keep", type=Path, help="keep callgrind's files here (for callgrind_annotate)")
@@ -141,6 +145,7 @@ def main() -> int:
     if shutil.which("valgrind") is None:
         raise SystemExit("valgrind is not installed (Debian: apt-get install valgrind)")
     env = dict(item.split("=", 1) for item in args.env)
+    DRIVER_OPTIONS.extend(args.driver_option)
     checkouts = [("this", Path(sys.executable), ROOT)]
     if args.before is not None:
         python = Path(sys.executable) if args.same_venv else args.before / ".venv" / "bin" / "python"
