@@ -184,6 +184,16 @@ def _framed(tag: bytes, body: bytes) -> bytes:
     return tag + _varint(len(body)) + body
 
 
+def _fallback_and_experiment(fallback_tag: bytes, fallback: bool, experiment_tag: bytes, experiment_id: str,
+                             variant: str) -> bytes:  # fmt: skip
+    """An item's or a proposition's last three fields: ``fallback`` (bool), then experiment id and variant, whose
+    tag follows the experiment id's."""
+    written = fallback_tag + b"\x01" if fallback else b""
+    if experiment_id or variant:
+        written += _text(experiment_tag, experiment_id) + _text(bytes((experiment_tag[0] + 8,)), variant)
+    return written
+
+
 def _item_bytes(item: Item) -> bytes:
     key = (item.offer_id, item.content_json, item.rule, item.priority)
     head = _ITEM_HEADS.get(key)
@@ -196,22 +206,17 @@ def _item_bytes(item: Item) -> bytes:
         _ITEM_HEADS[key] = head
     score = struct.pack("<d", item.score)
     body = head + (b"\x29" + score if score != _ZERO_DOUBLE else b"") + _text(b"\x32", item.tracking_token)
-    if item.fallback:
-        body += b"\x38\x01"
-    if item.experiment_id or item.variant:
-        body += _text(b"\x42", item.experiment_id) + _text(b"\x4a", item.variant)
-    return body
+    return body + _fallback_and_experiment(b"\x38", item.fallback, b"\x42", item.experiment_id, item.variant)
 
 
 def _proposition_bytes(proposition: Proposition) -> bytes:
     body = _text(b"\x0a", proposition.placement_id)
     for item in proposition.items:
         body += _framed(b"\x12", _item_bytes(item))
-    if proposition.fallback:
-        body += b"\x18\x01"
-    if proposition.experiment_id or proposition.variant:
-        body += _text(b"\x22", proposition.experiment_id) + _text(b"\x2a", proposition.variant)
-    return body
+    flags = _fallback_and_experiment(
+        b"\x18", proposition.fallback, b"\x22", proposition.experiment_id, proposition.variant
+    )
+    return body + flags
 
 
 def decide_response_bytes(decision: Decision) -> bytes:
