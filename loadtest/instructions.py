@@ -44,6 +44,7 @@ from loadtest import h2load
 from loadtest.bench import METHOD_URL, load_profiles, sample_request
 from loadtest.inprocess import AUDIENCES, OFFERS, PER_PROFILE, PROFILES, SEED
 from loadtest.rulegen import generate
+from loadtest.scrape import scrape
 
 ROOT = Path(__file__).resolve().parents[1]
 _TOTALS = re.compile(r"^(?:summary|totals): (\d+)", re.MULTILINE)
@@ -107,8 +108,25 @@ def server_per_call(
     if name == "echo":
         serve = ["-m", "loadtest.echo_server", "--port", str(port)]
     else:
-        serve = ["-m", "decision.cli", "serve", "--rules", str(rules), "--redis-url", url, "--host", "127.0.0.1",
-                 "--port", str(port), "--metrics-port", str(metrics), "--drain", "0"]  # fmt: skip
+        serve = [
+            "-m",
+            "decision.cli",
+            "serve",
+            "--rules",
+            str(rules),
+            "--redis-url",
+            url,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--metrics-port",
+            str(metrics),
+            "--drain",
+            "0",
+            "--redis-timeout-ms",
+            "600000",
+        ]  # fmt: skip  (no slowed-down read may degrade an answer)
     command = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", "--dump-instr=no", str(python), *serve]
     run_env = {**os.environ, "PYTHONHASHSEED": "0", "PYTHONPATH": str(checkout), **env}
     server = subprocess.Popen(command, cwd=checkout, env=run_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -123,6 +141,10 @@ def server_per_call(
             _dump_total(server.pid, folder, out, "-z")
             h2load.run(url_of, body, requests=calls, in_flight=in_flight)
             result[in_flight] = _dump_total(server.pid, folder, out, "-d") / calls
+        if name != "echo":
+            degraded = sum(v for k, v in scrape(metrics).items() if k.startswith("decision_degraded_total"))
+            if degraded:
+                raise SystemExit(f"{name}: {degraded:.0f} degraded answers: not a measure of full decisions")
     finally:
         server.terminate()
         server.wait(120)
