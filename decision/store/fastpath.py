@@ -249,7 +249,18 @@ class _Link:
         self.protocol: _Connection | None = None
         self._connecting: asyncio.Task[_Connection] | None = None
 
+    def ready(self) -> _Connection | None:
+        """The connection, when it can take a command now (open, answering, not holding writers back); else
+        None: ``connection`` makes it so."""
+        protocol = self.protocol
+        if protocol is None or protocol.closed or protocol._drained is not None or protocol.stalled(time.monotonic()):
+            return None
+        return protocol
+
     async def connection(self) -> _Connection:
+        ready = self.ready()
+        if ready is not None:
+            return ready
         protocol = self.protocol
         if protocol is not None and protocol.stalled(time.monotonic()):
             log.warning("Redis %s has not answered for %.1f s: reconnecting", self.name, STALLED_AFTER)
@@ -390,9 +401,11 @@ class FastPath:
 
     # -- commands -----------------------------------------------------------------
     async def execute(self, *args: Any) -> Any:
-        link = await self._link_for(_route_key(args))
+        link = self._seeds[0] if not self._cluster else await self._link_for(_route_key(args))
         try:
-            (waiter,) = await link.send([args])
+            protocol = link.ready()
+            # A ready connection (the common case): written now, without the coroutines of send and connection.
+            (waiter,) = protocol.call(_pack(args)) if protocol is not None else await link.send([args])
             if waiting is not None:
                 waiting(True)
                 reply = await waiter
