@@ -100,7 +100,7 @@ class Watcher:
         self.clock = clock
         self.previous: dict[str, str] = {}  # path -> version at the previous poll
         self.applying: Export | None = None
-        self.storage_problem = ""  # why the last listing failed ('' it succeeded)
+        self.storage_problem = "not listed yet"  # why the last listing failed ('' it succeeded)
         self.last_poll = time.monotonic()
         self.polls = 0
 
