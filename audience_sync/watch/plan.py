@@ -20,15 +20,11 @@ import fnmatch
 import posixpath
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 from audience_sync.watch.naming import export_name
+from audience_sync.watch.record import Record
 from audience_sync.watch.storage import StoredFile
-
-if TYPE_CHECKING:  # the ledger's module imports redis; the command's options (--help) do not need it
-    from audience_sync.watch.ledger import Record
-
-FINAL: Final = frozenset({"applied", "refused", "superseded"})  # outcomes after which a version is done
 
 SNAPSHOT: Final = "snapshot"
 DELTAS: Final = "deltas"
@@ -80,7 +76,7 @@ class Plan:
 
 
 def _done(stored: StoredFile, record: Record | None) -> bool:
-    return record is not None and record.outcome in FINAL and record.version == stored.version
+    return record is not None and record.final and record.version == stored.version
 
 
 def make_plan(

@@ -28,8 +28,9 @@ from typing import IO, Any, Final
 import orjson
 
 from audience_sync.store import CutoverGuard, StoreFailure, SyncStore
-from audience_sync.watch.ledger import Lease, LeaseLost, Record
+from audience_sync.watch.ledger import Lease, LeaseLost
 from audience_sync.watch.plan import SNAPSHOT, Export, Plan, Rules, make_plan
+from audience_sync.watch.record import Record
 from audience_sync.watch.service import WatchMetrics
 from audience_sync.watch.storage import Storage, StoredFile
 

@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 
 from audience_sync.store import SyncStore
-from audience_sync.watch.ledger import Record
+from audience_sync.watch.record import Record
 from tests.audience_sync.helpers import seen_by_readers, xdm_line
 from tests.audience_sync.watch.conftest import WatchProcess, wait_for
 from tests.conftest import StartServer, decision_stub
@@ -50,9 +50,7 @@ def full_export(profiles: int) -> tuple[bytes, dict[str, set[str]]]:
 
 def incremental(changes: list[tuple[str, str, str]], when: str) -> bytes:
     """An incremental export: the profiles whose qualification changed, with its time."""
-    return b"".join(
-        xdm_line(p, {a: {"status": s, "lastQualificationTime": when}}) + b"\n" for p, a, s in changes
-    )
+    return b"".join(xdm_line(p, {a: {"status": s, "lastQualificationTime": when}}) + b"\n" for p, a, s in changes)
 
 
 def apply_model(members: dict[str, set[str]], changes: list[tuple[str, str, str]]) -> None:

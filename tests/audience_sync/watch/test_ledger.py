@@ -9,7 +9,8 @@ import pytest
 from audience_sync.report import ErrorReport
 from audience_sync.snapshot import LoadOptions, SnapshotLoad, SnapshotRefused
 from audience_sync.store import SyncStore
-from audience_sync.watch.ledger import Lease, LeaseLost, Record
+from audience_sync.watch.ledger import Lease, LeaseLost
+from audience_sync.watch.record import Record
 from tests.audience_sync.helpers import seen_by_readers, write_lines
 
 

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from hypothesis import given
 from hypothesis import strategies as st
 
-from audience_sync.watch.ledger import Record
 from audience_sync.watch.plan import DELTAS, MARKER, SNAPSHOT, Rules, make_plan
+from audience_sync.watch.record import Record
 from audience_sync.watch.storage import StoredFile
 
 RULES = Rules(snapshot=("*_full_*",), deltas=("*_incremental_*",))

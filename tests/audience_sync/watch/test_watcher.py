@@ -36,10 +36,21 @@ def watcher(store: SyncStore, redis_url: str, tmp_path: Path) -> Iterator[Callab
         )  # fmt: skip
         lease = Lease(store, str(exports), owner_id(), ttl=30)
         rules = Rules(tuple(args.snapshot), tuple(args.deltas), args.ready, args.marker)
+        runner = ExportRunner(args, load=cmd_load, apply=cmd_apply)
+        work_dir = str(tmp_path / "work")
         made.append(
-            Watcher(Storage(str(exports)), store, lease, rules, ExportRunner(args, load=cmd_load, apply=cmd_apply),
-                    owner=lease.owner, work_dir=str(tmp_path / "work"), metrics=WatchMetrics(), json=True,
-                    out=io.StringIO())  # fmt: skip
+            Watcher(
+                Storage(str(exports)),
+                store,
+                lease,
+                rules,
+                runner,
+                owner=lease.owner,
+                work_dir=work_dir,
+                metrics=WatchMetrics(),
+                json=True,
+                out=io.StringIO(),
+            )
         )
         return made[-1]
 
