@@ -43,13 +43,6 @@ def _seconds(text: str) -> float:
     return value
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError("expected a positive integer")
-    return value
-
-
 def storage_option(text: str) -> tuple[str, object]:
     """``KEY=VALUE``; a VALUE that reads as JSON (a number, true, an object) is taken as such."""
     key, sep, value = text.partition("=")
@@ -84,7 +77,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "temporary directory)")  # fmt: skip
     parser.add_argument(
         "--batch-size",
-        type=_positive,
+        type=int,
         help="memberships (snapshots) or changes (deltas) per pipeline (none: as load, apply)",
     )
     parser.add_argument("--allow-empty", action="store_true", help="let a snapshot leave an audience without members")
@@ -172,6 +165,8 @@ def run(args: argparse.Namespace, redis_url: str, *, load: Command, apply: Comma
 
     if not args.snapshot and not args.deltas:
         raise ValueError("say which files to apply: --snapshot GLOB and/or --deltas GLOB")
+    if args.batch_size is not None and args.batch_size <= 0:
+        raise ValueError(f"--batch-size {args.batch_size}: expected a positive integer")
     if args.dry_run:
         raise ValueError("--dry-run is not for watch: try load or apply --dry-run on a file")
     name = args.name or args.url.rstrip("/")
