@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import os
 import signal
 import socket
@@ -56,12 +57,18 @@ class UsageError(Exception):
 
 
 def _redis_url(args: argparse.Namespace) -> str:
-    url: str | None = (
-        args.redis_url or os.environ.get("AUDIENCE_SYNC_REDIS_URL") or os.environ.get("DECISION_REDIS_URL")
-    )
+    """The Redis URL (option, else environment), checked as the clients read it: a malformed one is a UsageError."""
+    from decision.store.urls import InvalidRedisUrl, parse_redis_url
+
+    given = [("--redis-url", args.redis_url)]
+    given += [(name, os.environ.get(name)) for name in ("AUDIENCE_SYNC_REDIS_URL", "DECISION_REDIS_URL")]
+    source, url = next(((name, value) for name, value in given if value), ("", None))
     if not url:
         raise UsageError("no Redis: pass --redis-url or set AUDIENCE_SYNC_REDIS_URL (or DECISION_REDIS_URL)")
-    return url
+    try:
+        return parse_redis_url(url).url
+    except InvalidRedisUrl as exc:
+        raise UsageError(f"{source}: {exc}") from None
 
 
 def _store(args: argparse.Namespace) -> Any:
@@ -72,7 +79,7 @@ def _store(args: argparse.Namespace) -> Any:
         keys = KeySpace(args.key_prefix)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    store = SyncStore.from_url(_redis_url(args), keys)
+    store = SyncStore.from_url(args.redis_url, keys)  # checked by main (_redis_url)
     args.opened.append(store)  # closed by main
     return store
 
@@ -445,9 +452,16 @@ def cmd_receive(args: argparse.Namespace) -> int:
     from audience_sync.receive.command import run
 
     try:
-        return run(args, _redis_url(args))
+        return run(args, args.redis_url)
     except (ValueError, ImportError) as exc:  # bad credentials files (AuthConfigError), options, no aiohttp
         raise UsageError(str(exc)) from None
+    except OSError as exc:
+        if exc.errno not in (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES):
+            raise
+        # As `decision serve` says it, with the same status: the port is unavailable, not a usage error.
+        reason = os.strerror(exc.errno) if exc.errno != errno.EADDRINUSE else "the port is in use"
+        print(f"audience-sync receive: cannot listen on {args.host}:{args.port}: {reason}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
 
 
 # -- watch -------------------------------------------------------------------------
@@ -691,6 +705,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command != "stream":
         signal.signal(signal.SIGTERM, _interrupt)  # unwind: a snapshot releases its pending generations
     try:
+        args.redis_url = _redis_url(args)  # every command needs Redis: a missing or malformed URL ends it first
         status: int = args.func(args)
         sys.stdout.flush()  # here, where a closed pipe can be handled, rather than at exit
     except BrokenPipeError:

@@ -12,7 +12,6 @@ import hashlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, cast
-from urllib.parse import urlsplit, urlunsplit
 
 import orjson
 from redis import Redis
@@ -26,9 +25,9 @@ from audience_sync import lua
 from audience_sync.registry import RegistryState
 from decision.store.codecs import AudienceEntry
 from decision.store.keys import KeySpace
+from decision.store.urls import parse_redis_url
 
 Client = Redis | RedisCluster
-CLUSTER_SCHEMES: Final = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
 
 # Redis did not answer (exit status 3); any other Redis failure is a StoreFailure.
 StoreUnavailable: Final = (RedisConnectionError, RedisTimeoutError, BusyLoadingError)
@@ -46,13 +45,14 @@ Command = Sequence[str | bytes | int]
 
 
 def connect(url: str, *, timeout: float = 10.0) -> Client:
-    """A client for ``redis://``, ``rediss://`` (TLS) or ``redis+cluster://`` URLs (as the decision service's)."""
-    parts = urlsplit(url)
+    """A client for ``redis://``, ``rediss://`` (TLS) or ``redis+cluster://`` URLs (as the decision service's).
+
+    A malformed URL raises InvalidRedisUrl (decision.store.urls, a ValueError)."""
+    target = parse_redis_url(url)
     options: dict[str, Any] = {"socket_timeout": timeout, "socket_connect_timeout": min(timeout, 5.0)}
-    if parts.scheme in CLUSTER_SCHEMES:
-        plain = urlunsplit((CLUSTER_SCHEMES[parts.scheme], *parts[1:]))
-        return RedisCluster.from_url(plain, **options)
-    return Redis.from_url(url, **options)
+    if target.cluster:
+        return RedisCluster.from_url(target.plain, **options)
+    return Redis.from_url(target.plain, **options)
 
 
 class _Script:
