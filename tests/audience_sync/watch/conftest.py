@@ -8,7 +8,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -46,18 +45,6 @@ def s3(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Any:
     fs.test_bucket = bucket
     fs.test_endpoint = s3_endpoint
     return fs
-
-
-def wait_for(condition: Callable[[], object], what: str, timeout: float = 90.0) -> Any:
-    """Until ``condition()`` is truthy (returns it); a failure names what did not happen."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 class WatchProcess:

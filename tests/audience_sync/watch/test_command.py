@@ -7,7 +7,6 @@ scratch, nothing counted twice), and two watchers started together apply each fi
 
 from __future__ import annotations
 
-import asyncio
 import gzip
 import signal
 from collections.abc import Callable
@@ -19,9 +18,10 @@ import orjson
 from audience_sync.store import SyncStore
 from audience_sync.watch.record import Record
 from tests.audience_sync.helpers import seen_by_readers, xdm_line
-from tests.audience_sync.watch.conftest import WatchProcess, wait_for
+from tests.audience_sync.watch.conftest import WatchProcess
 from tests.conftest import StartServer, decision_stub
 from tests.decision.helpers import decide_request, offers, registry_heard
+from tests.waiting import eventually
 
 PROFILES = 40_000
 RULES = """
@@ -76,7 +76,8 @@ def applied(store: SyncStore, name: str, path: str) -> Callable[[], bool]:
 
 
 async def until(condition: Callable[[], object], what: str) -> Any:
-    return await asyncio.to_thread(wait_for, condition, what)
+    """A watcher process loading tens of thousands of profiles on a busy machine: a generous deadline."""
+    return await eventually(condition, what, within=120)
 
 
 def watch_args(s3: Any, prefix: str, *extra: str) -> list[str]:

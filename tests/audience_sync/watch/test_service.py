@@ -11,7 +11,8 @@ from typing import Any
 import redis
 
 from decision.store.embedded import EmbeddedRedis
-from tests.audience_sync.watch.conftest import WatchProcess, wait_for
+from tests.audience_sync.watch.conftest import WatchProcess
+from tests.waiting import eventually_sync as wait_for
 
 
 def get(port: int, path: str) -> tuple[int, str]:
