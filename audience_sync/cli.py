@@ -469,7 +469,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
     from audience_sync.watch.command import run
 
     try:
-        return run(args, _redis_url(args), load=cmd_load, apply=cmd_apply)
+        return run(args, args.redis_url, load=cmd_load, apply=cmd_apply)
     except (ValueError, ImportError) as exc:  # bad options, no fsspec or no filesystem for the URL's scheme
         raise UsageError(str(exc)) from None
 
