@@ -1,4 +1,4 @@
-"""The ``audience-sync`` command: load, apply, attributes, stream, receive, status, gc."""
+"""The ``audience-sync`` command: load, apply, attributes, stream, receive, watch, status, gc."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from audience_sync.formats import Format, InputOptions, parse
 from audience_sync.receive.command import add_arguments as receive_arguments
 from audience_sync.records import Change, LineError, ParseStats
 from audience_sync.report import ErrorReport, Progress, human
+from audience_sync.watch.command import add_arguments as watch_arguments
 
 if TYPE_CHECKING:  # imported where used: `--help` and `status` stay quick to start
     from audience_sync.snapshot import SnapshotLoad
@@ -182,7 +183,8 @@ def cmd_load(args: argparse.Namespace) -> int:
     with _rejects(args.rejects) as rejects:
         report = ErrorReport(show=args.show_errors, rejects=rejects)
         write = _snapshot_attributes(store, attributes, attribute_tally) if attributes and not args.dry_run else None
-        load = SnapshotLoad(store, options, report, progress=_progress_factory(args), before_cutover=write)
+        load = SnapshotLoad(store, options, report, progress=_progress_factory(args), before_cutover=write,
+                            guard=args.cutover_guard)  # fmt: skip
 
         def summary(**outcome: Any) -> dict[str, Any]:
             return load_summary(
@@ -462,6 +464,16 @@ def cmd_receive(args: argparse.Namespace) -> int:
         return EXIT_UNAVAILABLE
 
 
+# -- watch -------------------------------------------------------------------------
+def cmd_watch(args: argparse.Namespace) -> int:
+    from audience_sync.watch.command import run
+
+    try:
+        return run(args, args.redis_url, load=cmd_load, apply=cmd_apply)
+    except (ValueError, ImportError) as exc:  # bad options, no fsspec or no filesystem for the URL's scheme
+        raise UsageError(str(exc)) from None
+
+
 # -- status, gc -----------------------------------------------------------------------
 def cmd_status(args: argparse.Namespace) -> int:
     from audience_sync.status import rows, table
@@ -556,8 +568,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds without heartbeat after which a loading snapshot is dead",
     )
 
-    inputs = argparse.ArgumentParser(add_help=False)
-    inputs.add_argument("files", nargs="+", help="input files (plain or gzip; - for stdin)")
+    inputs = argparse.ArgumentParser(add_help=False)  # the options of load and apply (and watch) but the files
     inputs.add_argument(
         "--format", choices=[f.value for f in Format], default="auto", help="auto: from the name, else the first lines"
     )
@@ -584,6 +595,8 @@ def build_parser() -> argparse.ArgumentParser:
     inputs.add_argument("--source", help="recorded in the registry (none: the file names)")
     inputs.add_argument("--json", action="store_true", help="the outcome as one JSON object on stdout")
     _attribute_options(inputs)
+    files = argparse.ArgumentParser(add_help=False)
+    files.add_argument("files", nargs="+", help="input files (plain or gzip; - for stdin)")
 
     parser = argparse.ArgumentParser(
         prog="audience-sync",
@@ -595,16 +608,18 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     load = commands.add_parser(
-        "load", parents=[common, inputs], help="full snapshot: afterwards the audiences' members are the input's",
+        "load", parents=[common, files, inputs],
+        help="full snapshot: afterwards the audiences' members are the input's",
         epilog=EXIT_CODES, formatter_class=_Help,
     )  # fmt: skip
     load.add_argument("--batch-size", type=_positive, default=10_000, help="memberships per pipeline")
     load.add_argument("--allow-empty", action="store_true", help="let a snapshot leave an audience without members")
     load.add_argument("--force", action="store_true", help="take over a snapshot of the same audience that looks alive")
-    load.set_defaults(func=cmd_load)
+    load.set_defaults(func=cmd_load, cutover_guard=None)
 
     apply = commands.add_parser(
-        "apply", parents=[common, inputs], help="incremental changes (realized/exited) on top of the snapshots",
+        "apply", parents=[common, files, inputs],
+        help="incremental changes (realized/exited) on top of the snapshots",
         epilog=EXIT_CODES, formatter_class=_Help,
     )  # fmt: skip
     apply.add_argument("--batch-size", type=_positive, default=5_000, help="changes per pipeline")
@@ -652,6 +667,14 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     receive_arguments(receive)
     receive.set_defaults(func=cmd_receive)
+
+    watch = commands.add_parser(
+        "watch", parents=[common, inputs], help="apply the export files landing in cloud storage or a directory, "
+        "each once and in order (docs/watch.md)",
+        epilog=EXIT_CODES, formatter_class=_Help,
+    )  # fmt: skip
+    watch_arguments(watch)
+    watch.set_defaults(func=cmd_watch)
 
     status = commands.add_parser(
         "status", parents=[common], help="the audience registry as a table", formatter_class=_Help

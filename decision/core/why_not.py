@@ -37,13 +37,14 @@ from decision.core.controls import (
     Suppressed,
     Times,
     TotalReached,
+    count_since,
     period_text,
     reopens_ms,
     suppressed_until_ms,
 )
 from decision.core.counters import offer_counter_field, policy_counter_field
 from decision.core.learning import Draw, Learner, Rates
-from decision.core.periods import bucket, bucket_end_ms
+from decision.core.periods import bucket, bucket_end_ms, window_start_ms
 from decision.core.planning import Plan, Selection, Why, build_plan, fill, verdicts
 from decision.core.totals import TotalsView
 from decision.core.types import (
@@ -87,6 +88,7 @@ from decision.rules.types import (
     Not,
     Offer,
     Op,
+    Period,
     Placement,
     Predicate,
     Ruleset,
@@ -523,7 +525,8 @@ def _lift(
     e, now_ms = verdict.evidence, situation.now_ms
     if isinstance(e, CapReached):
         name = offer_counter_field(offer.id, e.cap.counts)
-        at = reopens_ms(e.cap.period, e.cap.max, counters.get(name, ()), now_ms)
+        times = _as_counted(counters.get(name, ()), e.cap.period, e.count, now_ms)
+        at = reopens_ms(e.cap.period, e.cap.max, times, now_ms)
         return None if at is None else (name, WaitUntil(at, WaitFor.CAP, cap_subject(e.cap)))
     if isinstance(e, Suppressed):
         return offer_counter_field(offer.id, DISMISS), WaitUntil(
@@ -531,7 +534,8 @@ def _lift(
         )
     if isinstance(e, PolicyReached):
         name = policy_counter_field(e.policy.id)
-        at = reopens_ms(e.policy.period, e.policy.max, counters.get(name, ()), now_ms)
+        times = _as_counted(counters.get(name, ()), e.policy.period, e.count, now_ms)
+        at = reopens_ms(e.policy.period, e.policy.max, times, now_ms)
         return None if at is None else (name, WaitUntil(at, WaitFor.CONTACT_POLICY, e.policy.id))
     if isinstance(e, TotalReached):
         at = _total_ends(offer, e, situation)
@@ -542,6 +546,13 @@ def _lift(
         value = any_value(declared_type(situation.ruleset, attribute))
         return f"content|{attribute}", SetValue(attribute, None, (Requirement(Op.EXISTS, ""),), value)
     return None  # a verdict without evidence to lift (refused when counted: ask again)
+
+
+def _as_counted(times: Times, period: Period, count: int, now_ms: int) -> Times:
+    """The times a verdict's ``count`` stands for: those read, plus what the fill of this very decision added
+    (its own proposals, counted at ``now_ms``, filled a decision-counted cap or policy the read left room in)."""
+    added = count - count_since(times, window_start_ms(period, now_ms))
+    return times + (now_ms,) * added if added > 0 else times
 
 
 def _subject(verdict: Verdict) -> str:

@@ -281,6 +281,7 @@ def test_a_malformed_redis_url_is_one_line_and_a_usage_error_in_every_command(
         "attributes": ["attributes", str(export), "--attribute", "tier"],
         "stream": ["stream", "--drain"],
         "receive": ["receive", "--no-auth", "--port", "0"],
+        "watch": ["watch", str(export.parent), "--snapshot", "*", "--port", "0"],
         "status": ["status"],
         "gc": ["gc"],
     }

@@ -48,7 +48,7 @@ def test_placeholders_become_a_template_with_the_offers_options() -> None:
     ("fields", "expected"),
     [
         ("content: [1, 2]", "o.yaml:6: offers[x].content: must be a mapping, got a list"),
-        ('content: {t: "{{context.town}}"}', "offers[x].content.t: unknown attribute context.town"),
+        ('content: {t: "{{context.town}}"}', "offers[x].content.t: template column 3: unknown attribute context.town"),
         ('content: {t: "{{profile.last_name}}"}', "unknown attribute profile.last_name (not declared under profile_"),
         ('content: {t: "{{context.city"}', "offers[x].content.t: template column"),
         ("escape: xml", "offers[x].escape: unknown value 'xml' (expected one of: "),
