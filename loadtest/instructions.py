@@ -41,10 +41,10 @@ import grpc
 
 from decision.store.embedded import EmbeddedRedis, free_port
 from loadtest import h2load
-from loadtest.bench import METHOD_URL, load_profiles, sample_request
+from loadtest.bench import LONG_CONNECTIONS, METHOD_URL, load_profiles, sample_request
 from loadtest.inprocess import AUDIENCES, OFFERS, PER_PROFILE, PROFILES, SEED
 from loadtest.rulegen import generate
-from loadtest.scrape import scrape
+from loadtest.scrape import decide_calls, scrape
 
 ROOT = Path(__file__).resolve().parents[1]
 _TOTALS = re.compile(r"^(?:summary|totals): (\d+)", re.MULTILINE)
@@ -128,7 +128,8 @@ def server_per_call(
             "600000",
         ]  # fmt: skip  (no slowed-down read may degrade an answer)
     command = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", "--dump-instr=no", str(python), *serve]
-    run_env = {**os.environ, "PYTHONHASHSEED": "0", "PYTHONPATH": str(checkout), **env}
+    # LONG_CONNECTIONS: no GOAWAY by connection age during a slowed-down run (h2load would stop sending).
+    run_env = {**os.environ, **LONG_CONNECTIONS, "PYTHONHASHSEED": "0", "PYTHONPATH": str(checkout), **env}
     server = subprocess.Popen(command, cwd=checkout, env=run_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     body = h2load.grpc_frame(sample_request("p7"))
     url_of = METHOD_URL.format(port=port)
@@ -138,9 +139,12 @@ def server_per_call(
             grpc.channel_ready_future(channel).result(timeout=600)
         for in_flight in (1, 16):
             h2load.run(url_of, body, requests=max(100, calls // 4), in_flight=in_flight)  # warm-up
+            answered = decide_calls(scrape(metrics))[0] if name != "echo" else 0
             _dump_total(server.pid, folder, out, "-z")
             h2load.run(url_of, body, requests=calls, in_flight=in_flight)
             result[in_flight] = _dump_total(server.pid, folder, out, "-d") / calls
+            if name != "echo" and decide_calls(scrape(metrics))[0] - answered != calls:
+                raise SystemExit(f"{name}: not every one of the {calls} calls was answered OK")
         if name != "echo":
             degraded = sum(v for k, v in scrape(metrics).items() if k.startswith("decision_degraded_total"))
             if degraded:
