@@ -22,8 +22,10 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError as _RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from audience_sync import lua
+from audience_sync import lua, writes
+from audience_sync.memberships import MembershipBlock
 from audience_sync.registry import RegistryState
+from audience_sync.writes import AudienceFields
 from decision.store.codecs import AudienceEntry
 from decision.store.keys import KeySpace
 
@@ -299,25 +301,35 @@ class SyncStore:
         return bool(self._run("DROP_PENDING_IF_UNCHANGED", [self.keys.pending], [field, raw]))
 
     # -- memberships ------------------------------------------------------------
-    def write_snapshot(self, batch: Sequence[tuple[str, Sequence[str], Sequence[str], Sequence[str]]]) -> list[Any]:
-        """Per profile (id, fields to read, ``field value`` pairs to set, fields to delete): HMGET, HSET, HDEL.
+    def write_memberships(self, block: MembershipBlock, fields: Sequence[AudienceFields], now: float) -> writes.Counted:
+        """A snapshot's writes of a block's entries in one pipeline (audience_sync.writes): per entry HMGET,
+        HSET and HDEL; returns the members and unchanged members it counted per audience."""
+        where = writes.layout(block, fields)
+        if self.cluster or _pack is None:
+            replies = self.pipeline(writes.commands(block, fields, self.keys.membership))
+        else:
+            replies = self.send_packed(writes.packed(block, fields, self.membership_key), where.replies)
+        return writes.count(block, where, replies, now)
 
-        The HMGET comes first, so it sees the fields as they were; returns its replies, one list per profile.
-        """
-        membership = self.keys.membership
-        commands: list[Command] = []
-        for profile_id, reads, pairs, dead in batch:
-            key = membership(profile_id)
-            commands.append(("HMGET", key, *reads))
-            commands.append(("HSET", key, *pairs))
-            if dead:
-                commands.append(("HDEL", key, *dead))
-        replies = self.pipeline(commands)
-        out, i = [], 0
-        for _, _, _, dead in batch:
-            out.append(replies[i])
-            i += 3 if dead else 2
-        return out
+    @property
+    def membership_key(self) -> tuple[str, str]:
+        """A membership key's text before and after the profile id (as decision.store.keys spells it)."""
+        before, _, after = self.keys.membership("\0").partition("\0")
+        return before, after
+
+    def send_packed(self, packed: Any, replies: int) -> list[Any]:
+        """Send commands already encoded as RESP on one connection; their ``replies`` replies, in order."""
+        pool = self.client.connection_pool  # type: ignore[union-attr]
+        conn: Any = pool.get_connection()
+        try:
+            conn.send_packed_command([packed])
+            read = conn.read_response
+            return [read() for _ in range(replies)]
+        except BaseException:
+            conn.disconnect()  # replies may be left unread: never reuse this connection
+            raise
+        finally:
+            pool.release(conn)
 
     def apply_changes(self, batch: Mapping[str, Sequence[str]]) -> list[list[int]]:
         """Per profile: APPLY_CHANGES with its changes' args; 0/1/2 per change."""

@@ -75,11 +75,16 @@ def without_nulls(value: Any) -> Any:
 
 
 def parse_parquet(
-    lines: Iterable[bytes], source: str, xdm: XdmOptions, records: NdjsonOptions, stats: ParseStats
+    lines: Iterable[bytes],
+    source: str,
+    xdm: XdmOptions,
+    records: NdjsonOptions,
+    stats: ParseStats,
+    start: int = 1,
 ) -> Iterator[Change | LineError]:
     """The rows of ``row_lines``: XDM profiles or flat records, told apart as the receiver does (``is_profile``)."""
     known_audiences: set[str] = set()
-    for row, raw in enumerate(lines, 1):
+    for row, raw in enumerate(lines, start):
         stats.lines += 1
         try:
             body = json_object(raw)
