@@ -69,16 +69,17 @@ def text_blocks(
     whole = stream.seekable()
     while True:
         chunk = _read(stream, size, whole)
+        if chunk and not chunk.endswith(b"\n"):
+            chunk += stream.readline()  # to the end of its last line
         data = rest + chunk if rest else chunk
         if not chunk:
             if data:
                 yield Block(source, fmt, line, data, header=header)
             return
-        cut = data.rfind(b"\n") + 1
-        if cut == 0 or (fmt is Format.CSV and data.count(b'"', 0, cut) % 2 and len(data) < size + QUOTED_SLACK):
-            rest = data  # a line longer than a block, or a quoted field still open: read on
+        if fmt is Format.CSV and data.count(b'"') % 2 and len(data) < size + QUOTED_SLACK:
+            rest = data  # a quoted field still open: read on
             continue
-        block, rest = data[:cut], data[cut:]
+        block, rest = data, b""
         yield Block(source, fmt, line, block, header=header)
         line += block.count(b"\n")
         if first and fmt is Format.CSV:

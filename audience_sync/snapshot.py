@@ -36,7 +36,7 @@ from audience_sync.registry import DEFAULT_STALE_AFTER, HEARTBEAT_EVERY, retired
 from audience_sync.report import ErrorReport, Progress
 from audience_sync.sources import open_input
 from audience_sync.store import Begun, CutoverItem, SyncStore
-from audience_sync.writes import AudienceFields
+from audience_sync.writes import AudienceFields, Counted
 from decision.store.codecs import AudienceEntry, membership_field
 
 
@@ -161,6 +161,7 @@ class SnapshotLoad:
         self.skipped = 0
         self._last_heartbeat = time.monotonic()
         self._entries: dict[str, AudienceEntry] = {}
+        self.writer = store.snapshot_writer()  # one pipeline in flight while the next block is parsed
 
     # -- audiences -----------------------------------------------------------------
     def _begin(self, audience_id: str) -> AudienceTally:
@@ -227,6 +228,7 @@ class SnapshotLoad:
                         progress.finish()
             outcome = self.finish()
         finally:
+            self.writer.close(failed=True)  # an error left it open (its replies unread)
             if self.pending_fields:  # refused, failed or interrupted: remove what it wrote
                 self.cleanup = self._clean_up()
         outcome.seconds = time.monotonic() - started
@@ -234,6 +236,8 @@ class SnapshotLoad:
 
     def finish(self) -> LoadOutcome:
         """Check the whole input's counts, write what goes with the snapshot, and switch it in (not in a dry run)."""
+        self.writer.flush()
+        self.writer.close()
         outcome = LoadOutcome(self.tallies, self.stats, self.skipped, dry_run=self.options.dry_run)
         self._check(outcome)
         if not self.options.dry_run:
@@ -291,11 +295,14 @@ class SnapshotLoad:
                 tracked.update(part.profiles.to_pylist())
                 if len(tracked) > self.track_limit:
                     self.written_profiles = None
-            counted = self.store.write_memberships(part, fields, self.now)
-            for i, tally in enumerate(tallies):
-                if tally is not None:
-                    tally.members += int(counted.members[i])
-                    tally.unchanged += int(counted.unchanged[i])
+
+            def add(counted: Counted, tallies: Sequence[AudienceTally | None] = tallies) -> None:
+                for i, tally in enumerate(tallies):
+                    if tally is not None:
+                        tally.members += int(counted.members[i])
+                        tally.unchanged += int(counted.unchanged[i])
+
+            self.writer.write(part, fields, self.now, add)
             self.written += part.memberships
             if time.monotonic() - self._last_heartbeat >= HEARTBEAT_EVERY:
                 self._heartbeat()

@@ -9,7 +9,7 @@ and pipelines are non-transactional, so a cluster client splits them by node.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, cast
 from urllib.parse import urlsplit, urlunsplit
@@ -39,10 +39,12 @@ WRITE_PROBE_TTL_MS: Final = 60_000
 
 
 _pack: Any
+_Reader: Any
 try:  # redis-py's own packing runs a Python generator per argument; hiredis packs a command in C
+    from hiredis import Reader as _Reader
     from hiredis import pack_command as _pack
 except ImportError:  # pragma: no cover - hiredis is a dependency
-    _pack = None
+    _pack = _Reader = None
 
 Command = Sequence[str | bytes | int]
 
@@ -117,6 +119,100 @@ class CutoverOutcome:
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
+
+
+def _read_replies(sock: Any, reader: Any, count: int) -> list[Any]:
+    """``count`` replies from a socket through a hiredis reader; an error reply is raised once all are read."""
+    out: list[Any] = []
+    gets, feed, recv = reader.gets, reader.feed, sock.recv
+    while len(out) < count:
+        reply = gets()
+        if reply is False:
+            data = recv(1 << 20)
+            if not data:
+                raise RedisConnectionError("Redis closed the connection")
+            feed(data)
+        else:
+            out.append(reply)
+    failed = next((reply for reply in out if isinstance(reply, ResponseError)), None)
+    if failed is not None:
+        raise failed
+    return out
+
+
+class SnapshotWriter:
+    """A snapshot's membership writes on one connection, one pipeline ahead: the next one is built — and
+    its block parsed — while Redis runs the one before; each pipeline's counts are handed to its callback
+    once its replies are read (``flush`` reads them all). On a Cluster (or without hiredis) each pipeline
+    goes through redis-py's pipeline, which routes its commands, and is counted at once.
+
+    The commands are encoded as RESP in columns (audience_sync.writes) and the replies read from the
+    connection's socket by a hiredis reader of our own: redis-py's ``read_response`` costs microseconds of
+    Python per reply.
+    """
+
+    def __init__(self, store: SyncStore) -> None:
+        self.store = store
+        self._conn: Any = None
+        self._sock: Any = None
+        self._reader: Any = None
+        self._pending: list[tuple[int, Callable[[list[Any]], None]]] = []
+
+    def __enter__(self) -> SnapshotWriter:
+        return self
+
+    def __exit__(self, kind: object, error: object, trace: object) -> None:
+        if error is None:
+            self.flush()
+        self.close(failed=error is not None)
+
+    def write(
+        self,
+        block: MembershipBlock,
+        fields: Sequence[AudienceFields],
+        now: float,
+        counted: Callable[[writes.Counted], None],
+    ) -> None:
+        where = writes.layout(block, fields)
+
+        def on_replies(replies: list[Any]) -> None:
+            counted(writes.count(block, where, replies, now))
+
+        store = self.store
+        if store.cluster or _pack is None or _Reader is None:
+            on_replies(store.pipeline(writes.commands(block, fields, store.keys.membership)))
+            return
+        if self._conn is None:
+            self._conn = store.client.connection_pool.get_connection()  # type: ignore[union-attr]
+        try:
+            self._conn.send_packed_command([writes.packed(block, fields, store.membership_key)])
+            if self._sock is None:
+                self._sock, self._reader = self._conn._sock, _Reader(replyError=ResponseError)
+            self._pending.append((where.replies, on_replies))
+            if len(self._pending) > 1:
+                self._collect()
+        except BaseException:
+            self.close(failed=True)
+            raise
+
+    def _collect(self) -> None:
+        count, on_replies = self._pending.pop(0)
+        on_replies(_read_replies(self._sock, self._reader, count))
+
+    def flush(self) -> None:
+        try:
+            while self._pending:
+                self._collect()
+        except BaseException:
+            self.close(failed=True)
+            raise
+
+    def close(self, *, failed: bool = False) -> None:
+        conn, self._conn, self._sock, self._pending = self._conn, None, None, []
+        if conn is not None:
+            if failed:
+                conn.disconnect()  # replies may be left unread: never reuse this connection
+            self.store.client.connection_pool.release(conn)  # type: ignore[union-attr]
 
 
 class SyncStore:
@@ -304,32 +400,19 @@ class SyncStore:
     def write_memberships(self, block: MembershipBlock, fields: Sequence[AudienceFields], now: float) -> writes.Counted:
         """A snapshot's writes of a block's entries in one pipeline (audience_sync.writes): per entry HMGET,
         HSET and HDEL; returns the members and unchanged members it counted per audience."""
-        where = writes.layout(block, fields)
-        if self.cluster or _pack is None:
-            replies = self.pipeline(writes.commands(block, fields, self.keys.membership))
-        else:
-            replies = self.send_packed(writes.packed(block, fields, self.membership_key), where.replies)
-        return writes.count(block, where, replies, now)
+        with self.snapshot_writer() as writer:
+            counted: list[writes.Counted] = []
+            writer.write(block, fields, now, counted.append)
+        return counted[0]
+
+    def snapshot_writer(self) -> SnapshotWriter:
+        return SnapshotWriter(self)
 
     @property
     def membership_key(self) -> tuple[str, str]:
         """A membership key's text before and after the profile id (as decision.store.keys spells it)."""
         before, _, after = self.keys.membership("\0").partition("\0")
         return before, after
-
-    def send_packed(self, packed: Any, replies: int) -> list[Any]:
-        """Send commands already encoded as RESP on one connection; their ``replies`` replies, in order."""
-        pool = self.client.connection_pool  # type: ignore[union-attr]
-        conn: Any = pool.get_connection()
-        try:
-            conn.send_packed_command([packed])
-            read = conn.read_response
-            return [read() for _ in range(replies)]
-        except BaseException:
-            conn.disconnect()  # replies may be left unread: never reuse this connection
-            raise
-        finally:
-            pool.release(conn)
 
     def apply_changes(self, batch: Mapping[str, Sequence[str]]) -> list[list[int]]:
         """Per profile: APPLY_CHANGES with its changes' args; 0/1/2 per change."""

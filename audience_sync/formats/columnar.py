@@ -37,7 +37,9 @@ from audience_sync.records import MAX_ID_BYTES, InvalidField, ParseStats, check_
 
 _CONTROL: Final = r"[\x00-\x1f\x7f]"
 # str.strip()'s whitespace: a one-column CSV row of only these is a blank line to the CSV reader.
-_BLANK: Final = r"^[\t\n\x0b\x0c\r\x1c-\x1f \x{85}\x{a0}\x{1680}\x{2000}-\x{200a}\x{2028}\x{2029}\x{202f}\x{205f}\x{3000}]*$"
+_BLANK: Final = (
+    r"^[\t\n\x0b\x0c\r\x1c-\x1f \x{85}\x{a0}\x{1680}\x{2000}-\x{200a}\x{2028}\x{2029}\x{202f}\x{205f}\x{3000}]*$"
+)
 _MAX_DEPTH: Final = 1000  # orjson refuses nesting past 1024
 _CSV_FIELD_LIMIT: Final = csv.field_size_limit()
 _TIMES: Final = ("lastQualificationTime", "validUntil")
