@@ -320,19 +320,28 @@ def _xdm_schema(table: pa.Table) -> pa.Schema:
     return pa.schema(fields)
 
 
-def _xdm_table(data: bytes, options: XdmOptions) -> pa.Table:
-    """The block read with the explicit schema of the members read; again with a wider one when the block
-    brings members the last schema did not have (new audiences, namespaces)."""
-    cache = (*options.identity_namespaces, "|", options.segment_namespace)
-    schema = _XDM_SCHEMAS.get(cache)
+def _xdm_table(data: bytes, schema: pa.Schema | None) -> tuple[pa.Table, pa.Schema]:
+    """The block read with an explicit schema of the members read (the last good block's); again with a
+    wider one when the block brings members it did not have (new audiences, namespaces)."""
     table = _read_json(data, schema)
     wanted = _xdm_schema(table)
     current = pa.schema([table.schema.field(f.name) for f in wanted])
     if not current.equals(wanted):
-        _XDM_SCHEMAS[cache] = wanted
         table = _read_json(data, wanted)
         _require(pa.schema([table.schema.field(f.name) for f in wanted]).equals(wanted))
-    return table
+    return table, wanted
+
+
+def _xdm(data: bytes, options: XdmOptions, now: float) -> MembershipBlock:
+    """With the last good block's schema, else (its members may be ambiguous here) the block's own."""
+    cache = (*options.identity_namespaces, "|", options.segment_namespace)
+    schema = _XDM_SCHEMAS.get(cache)
+    if schema is not None:
+        try:
+            return _xdm_block(data, options, now, schema, cache)
+        except (Unsure, pa.ArrowException):
+            pass
+    return _xdm_block(data, options, now, None, cache)
 
 
 def _identities(identity_map: pa.StructArray, namespaces: tuple[str, ...]) -> tuple[pa.Array, Ints]:
@@ -407,8 +416,10 @@ def _line(data: bytes, row: int) -> bytes:
     return data[start : None if end < 0 else end]
 
 
-def _xdm(data: bytes, options: XdmOptions, now: float) -> MembershipBlock:
-    table = _xdm_table(data, options)
+def _xdm_block(
+    data: bytes, options: XdmOptions, now: float, schema: pa.Schema | None, cache: tuple[str, ...]
+) -> MembershipBlock:
+    table, wanted = _xdm_table(data, schema)
     rows = table.num_rows
     identity_map = _column(table, "identityMap")
     _require(identity_map is not None and pa.types.is_struct(identity_map.type) and identity_map.null_count == 0)
@@ -451,7 +462,9 @@ def _xdm(data: bytes, options: XdmOptions, now: float) -> MembershipBlock:
     writes.present, writes.member = writes.present[:, columns], writes.member[:, columns]
     writes.expires, writes.has_expiry = writes.expires[:, columns], writes.has_expiry[:, columns]
     stats = ParseStats(lines=rows, profiles=rows, identities=len(ids))
-    return writes.block(order, ids, id_rows, now, stats)
+    block = writes.block(order, ids, id_rows, now, stats)
+    _XDM_SCHEMAS[cache] = wanted  # a good block's: the next blocks are read with it
+    return block
 
 
 def _key_order(line: bytes, options: XdmOptions) -> list[str]:
