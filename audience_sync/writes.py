@@ -27,7 +27,6 @@ import pyarrow.compute as pc
 
 from audience_sync.memberships import Ints, MembershipBlock
 
-
 _NONE: Final = np.array(None, dtype=object)
 _EMPTY: Final = np.array(b"", dtype=object)
 

@@ -296,10 +296,9 @@ def _canonical(kind: pa.DataType, path: tuple[str, ...]) -> pa.DataType:
         fields = []
         for f in kind:
             name = f.name.removeprefix("xdm:")
-            inner = path + (name,)
-            if len(path) >= 3 and path[0] == "segmentMembership" and name in ("status", *_TIMES):
-                fields.append(pa.field(f.name, pa.string()))
-            elif path[:1] == ("identityMap",) and len(path) == 3 and name == "id":
+            inner = (*path, name)
+            state = len(path) >= 3 and path[0] == "segmentMembership" and name in ("status", *_TIMES)
+            if state or (path[:1] == ("identityMap",) and len(path) == 3 and name == "id"):
                 fields.append(pa.field(f.name, pa.string()))
             elif path[:1] == ("identityMap",) and len(path) == 3 and name == "primary":
                 fields.append(pa.field(f.name, pa.bool_()))
@@ -307,7 +306,7 @@ def _canonical(kind: pa.DataType, path: tuple[str, ...]) -> pa.DataType:
                 fields.append(pa.field(f.name, _canonical(f.type, inner)))
         return pa.struct(fields)
     if pa.types.is_list(kind):
-        return pa.list_(_canonical(kind.value_type, path + ("[]",)))
+        return pa.list_(_canonical(kind.value_type, (*path, "[]")))
     return kind
 
 
