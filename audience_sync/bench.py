@@ -455,8 +455,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     for i, r in enumerate(rounds, 1):
         csv = f", CSV {r.csv.rate:,.0f} / {r.csv_ceiling.rate:,.0f}" if csvs else ""
         jobs_text = "".join(f", jobs {j} {v.rate:,.0f} / {r.jobs_ceiling.rate:,.0f}" for j, v in r.jobs.items())
+        again = f"again {r.again.rate:,.0f} / {r.again_ceiling.rate:,.0f}"
         print(f"round {i} (load / its ceiling, memberships/s): XDM {r.export.rate:,.0f} / "
-              f"{r.export_ceiling.rate:,.0f}, again {r.again.rate:,.0f} / {r.again_ceiling.rate:,.0f}{jobs_text}{csv}")  # fmt: skip
+              f"{r.export_ceiling.rate:,.0f}, {again}{jobs_text}{csv}")  # fmt: skip
     print(f"memory   used_memory per membership after the XDM load: {used / memberships:.1f} bytes "
           f"({used / 1e6:,.0f} MB; a profile's hash is a {encoding.decode()})")  # fmt: skip
     print(f"decide   Redis commands for one Decide: {spent}")
