@@ -26,7 +26,7 @@ import orjson
 
 from audience_sync.blocks import Block, input_blocks, parquet_blocks
 from audience_sync.formats import Format
-from audience_sync.formats.parquet_rows import jsonable, is_parquet, row_lines
+from audience_sync.formats.parquet_rows import is_parquet, jsonable, row_lines
 from audience_sync.parallel import BlockResult, Plan, write_block
 from audience_sync.registry import HEARTBEAT_EVERY
 from audience_sync.report import ErrorReport
