@@ -36,7 +36,7 @@ from audience_sync.registry import DEFAULT_STALE_AFTER, HEARTBEAT_EVERY, retired
 from audience_sync.report import ErrorReport, Progress
 from audience_sync.sources import open_input
 from audience_sync.store import Begun, CutoverItem, SyncStore
-from audience_sync.writes import AudienceFields, Counted
+from audience_sync.writes import AudienceFields, Counted, packed
 from decision.store.codecs import AudienceEntry, membership_field
 
 
@@ -288,6 +288,9 @@ class SnapshotLoad:
         self, block: MembershipBlock, tallies: Sequence[AudienceTally | None], fields: Sequence[AudienceFields]
     ) -> None:
         step = self.options.batch_size
+        resp, ends = (None, None)
+        if self.writer.packs and block.entries:  # every pipeline's commands encoded at once
+            resp, ends = packed(block, fields, self.store.membership_key)
         for start, stop in pipelines(block, step):
             part = block.slice(start, stop)
             tracked = self.written_profiles
@@ -302,7 +305,10 @@ class SnapshotLoad:
                         tally.members += int(counted.members[i])
                         tally.unchanged += int(counted.unchanged[i])
 
-            self.writer.write(part, fields, self.now, add)
+            data = None
+            if resp is not None and ends is not None:
+                data = memoryview(resp)[int(ends[start - 1]) if start else 0 : int(ends[stop - 1])]
+            self.writer.write(part, fields, self.now, add, data)
             self.written += part.memberships
             if time.monotonic() - self._last_heartbeat >= HEARTBEAT_EVERY:
                 self._heartbeat()

@@ -140,6 +140,22 @@ def _read_replies(sock: Any, reader: Any, count: int) -> list[Any]:
     return out
 
 
+def _read_expected(sock: Any, expected: bytes) -> bytes:
+    """Bytes from a socket while they are the start of ``expected``, up to all of it (never more: what
+    follows belongs to the next pipeline). Replies that differ differ before their end (both are the same
+    number of whole replies), so this never waits for bytes that do not come."""
+    got = bytearray()
+    while len(got) < len(expected):
+        data = sock.recv(min(len(expected) - len(got), 1 << 20))
+        if not data:
+            raise RedisConnectionError("Redis closed the connection")
+        start = len(got)
+        got += data
+        if not expected.startswith(data, start):
+            break
+    return bytes(got)
+
+
 class SnapshotWriter:
     """A snapshot's membership writes on one connection, one pipeline ahead: the next one is built — and
     its block parsed — while Redis runs the one before; each pipeline's counts are handed to its callback
@@ -156,7 +172,7 @@ class SnapshotWriter:
         self._conn: Any = None
         self._sock: Any = None
         self._reader: Any = None
-        self._pending: list[tuple[int, Callable[[list[Any]], None]]] = []
+        self._pending: list[tuple[Any, ...]] = []
 
     def __enter__(self) -> SnapshotWriter:
         return self
@@ -166,29 +182,36 @@ class SnapshotWriter:
             self.flush()
         self.close(failed=error is not None)
 
+    @property
+    def packs(self) -> bool:
+        """Whether ``write`` takes commands encoded as RESP (a single Redis), rather than routing tuples."""
+        return not (self.store.cluster or _pack is None or _Reader is None)
+
     def write(
         self,
         block: MembershipBlock,
         fields: Sequence[AudienceFields],
         now: float,
         counted: Callable[[writes.Counted], None],
+        resp: Any = None,
     ) -> None:
+        """Send the block's commands (``resp``: already encoded by writes.packed, when ``packs``); ``counted``
+        gets its counts once its replies are read."""
         where = writes.layout(block, fields)
-
-        def on_replies(replies: list[Any]) -> None:
-            counted(writes.count(block, where, replies, now))
-
         store = self.store
-        if store.cluster or _pack is None or _Reader is None:
-            on_replies(store.pipeline(writes.commands(block, fields, store.keys.membership)))
+        if not self.packs:
+            replies = store.pipeline(writes.commands(block, fields, store.keys.membership))
+            counted(writes.count(block, where, replies, now))
             return
         if self._conn is None:
             self._conn = store.client.connection_pool.get_connection()  # type: ignore[union-attr]
         try:
-            self._conn.send_packed_command([writes.packed(block, fields, store.membership_key)])
+            if resp is None:
+                resp = writes.packed(block, fields, store.membership_key)[0]
+            self._conn.send_packed_command([resp])
             if self._sock is None:
                 self._sock, self._reader = self._conn._sock, _Reader(replyError=ResponseError)
-            self._pending.append((where.replies, on_replies))
+            self._pending.append((block, fields, where, now, counted))
             if len(self._pending) > 1:
                 self._collect()
         except BaseException:
@@ -196,8 +219,15 @@ class SnapshotWriter:
             raise
 
     def _collect(self) -> None:
-        count, on_replies = self._pending.pop(0)
-        on_replies(_read_replies(self._sock, self._reader, count))
+        block, fields, where, now, counted = self._pending.pop(0)
+        expected = None if self._reader.has_data() else writes.expected_replies(block, fields)
+        if expected is not None:
+            got = _read_expected(self._sock, expected)
+            if got == expected:  # the common case, counted without reading a reply
+                counted(writes.count_as_expected(block, fields))
+                return
+            self._reader.feed(got)
+        counted(writes.count(block, where, _read_replies(self._sock, self._reader, where.replies), now))
 
     def flush(self) -> None:
         try:
@@ -403,6 +433,7 @@ class SyncStore:
         with self.snapshot_writer() as writer:
             counted: list[writes.Counted] = []
             writer.write(block, fields, now, counted.append)
+            writer.flush()
         return counted[0]
 
     def snapshot_writer(self) -> SnapshotWriter:

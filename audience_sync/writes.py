@@ -91,9 +91,9 @@ def layout(block: MembershipBlock, fields: Sequence[AudienceFields]) -> Layout:
     return Layout(int(per_entry.sum()), hmget, new_at, reads_active)
 
 
-def packed(block: MembershipBlock, fields: Sequence[AudienceFields], key: tuple[str, str]) -> pa.Buffer:
-    """The RESP of every entry's HMGET, HSET (and HDEL), in entry order; ``key`` the membership key's text
-    before and after the profile id (decision.store.keys)."""
+def packed(block: MembershipBlock, fields: Sequence[AudienceFields], key: tuple[str, str]) -> tuple[pa.Buffer, Ints]:
+    """The RESP of every entry's HMGET, HSET (and HDEL), in entry order, and where each entry's ends in it;
+    ``key`` the membership key's text before and after the profile id (decision.store.keys)."""
     audiences = pa.array(block.audiences, pa.int64())
     reads = pa.array([_bulk_bytes(f.new) + (_bulk_bytes(f.active) if f.active else "") for f in fields], pa.string())
     news = pa.array([_bulk_bytes(f.new) for f in fields], pa.string())
@@ -119,8 +119,37 @@ def packed(block: MembershipBlock, fields: Sequence[AudienceFields], key: tuple[
         )
         parts.append(pc.if_else(pa.array(n_dead > 0), hdel, ""))
     entries = pc.binary_join_element_wise(*parts, "")
+    ends = np.cumsum(np.asarray(pc.binary_length(entries)), dtype=np.int64)
     whole = pc.binary_join(pa.ListArray.from_arrays(pa.array([0, len(entries)], pa.int32()), entries), "")
-    return whole[0].as_buffer()
+    return whole[0].as_buffer(), ends
+
+
+def expected_replies(block: MembershipBlock, fields: Sequence[AudienceFields]) -> bytes | None:
+    """The replies of ``packed``'s commands if every new field was unset and every active field set without
+    expiry (a first load, or an unchanged one): ``count_as_expected`` then counts the block without reading a
+    reply. None when its audiences differ in having an active generation, or it drops retired fields."""
+    used = {int(a) for a in np.unique(block.audiences)}
+    if any(fields[a].dead for a in used) or len({bool(fields[a].active) for a in used}) > 1:
+        return None
+    active = bool(used) and bool(fields[next(iter(used))].active)
+    read = b"$-1\r\n$0\r\n\r\n" if active else b"$-1\r\n"
+    per: dict[int, bytes] = {}
+    out = []
+    for size in np.diff(block.offsets).tolist():
+        reply = per.get(size)
+        if reply is None:
+            reply = per[size] = b"*%d\r\n%s:%d\r\n" % (size * (1 + active), read * size, size)
+        out.append(reply)
+    return b"".join(out)
+
+
+def count_as_expected(block: MembershipBlock, fields: Sequence[AudienceFields]) -> Counted:
+    """The counts when the replies were ``expected_replies``: every membership a member, unchanged where its
+    audience has an active generation."""
+    size = len(block.audience_ids)
+    members = np.bincount(block.audiences, minlength=size).astype(np.int64)
+    active = np.array([bool(f.active) for f in fields], dtype=bool)
+    return Counted(members, members * active)
 
 
 def commands(block: MembershipBlock, fields: Sequence[AudienceFields], membership: Any) -> list[tuple[str, ...]]:
