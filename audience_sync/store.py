@@ -220,7 +220,8 @@ class SnapshotWriter:
 
     def _collect(self) -> None:
         block, fields, where, now, counted = self._pending.pop(0)
-        expected = None if self._reader.has_data() else writes.expected_replies(block, fields)
+        nil = b"_\r\n" if str(getattr(self._conn, "protocol", 2)) == "3" else b"$-1\r\n"
+        expected = None if self._reader.has_data() else writes.expected_replies(block, fields, nil)
         if expected is not None:
             got = _read_expected(self._sock, expected)
             if got == expected:  # the common case, counted without reading a reply

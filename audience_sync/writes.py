@@ -124,15 +124,16 @@ def packed(block: MembershipBlock, fields: Sequence[AudienceFields], key: tuple[
     return whole[0].as_buffer(), ends
 
 
-def expected_replies(block: MembershipBlock, fields: Sequence[AudienceFields]) -> bytes | None:
+def expected_replies(block: MembershipBlock, fields: Sequence[AudienceFields], nil: bytes) -> bytes | None:
     """The replies of ``packed``'s commands if every new field was unset and every active field set without
     expiry (a first load, or an unchanged one): ``count_as_expected`` then counts the block without reading a
-    reply. None when its audiences differ in having an active generation, or it drops retired fields."""
+    reply. None when its audiences differ in having an active generation, or it drops retired fields.
+    ``nil``: how the connection's protocol writes a null (RESP2 ``$-1``, RESP3 ``_``)."""
     used = {int(a) for a in np.unique(block.audiences)}
     if any(fields[a].dead for a in used) or len({bool(fields[a].active) for a in used}) > 1:
         return None
     active = bool(used) and bool(fields[next(iter(used))].active)
-    read = b"$-1\r\n$0\r\n\r\n" if active else b"$-1\r\n"
+    read = nil + b"$0\r\n\r\n" if active else nil
     per: dict[int, bytes] = {}
     out = []
     for size in np.diff(block.offsets).tolist():
