@@ -15,7 +15,7 @@ from __future__ import annotations
 import io
 import itertools
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Final
 
 import numpy as np
@@ -40,6 +40,22 @@ class Block:
     data: bytes = b""  # whole lines of a text input
     rows: tuple[bytes, ...] = ()  # Parquet: rows as JSON objects
     header: tuple[str, ...] | None = None  # CSV: the file's header row, for a block after it
+    offset: int = -1  # of a plain file: where ``data`` starts in it (-1: not a plain file)
+    length: int = 0  # of a block sent as a range of its file (``data`` empty): how many bytes
+
+    def as_range(self) -> Block:
+        """The block without its bytes, which are read again from the file (a worker's copy costs less)."""
+        return replace(self, data=b"", length=len(self.data)) if self.offset >= 0 and self.data else self
+
+    def with_data(self) -> Block:
+        if self.data or self.length == 0:
+            return self
+        with open(self.source, "rb") as handle:
+            handle.seek(self.offset)
+            data = handle.read(self.length)
+        if len(data) != self.length:
+            raise OSError(f"{self.source}: changed while it was read")
+        return replace(self, data=data, length=0)
 
 
 def _csv_options(options: InputOptions) -> CsvOptions:
@@ -59,10 +75,18 @@ def _read(stream: io.BufferedIOBase, size: int, whole: bool) -> bytes:
 
 
 def text_blocks(
-    stream: io.BufferedIOBase, source: str, fmt: Format, options: InputOptions, size: int = BLOCK_BYTES
+    stream: io.BufferedIOBase,
+    source: str,
+    fmt: Format,
+    options: InputOptions,
+    size: int = BLOCK_BYTES,
+    *,
+    plain: bool = False,
 ) -> Iterator[Block]:
-    """The blocks of a text input (plain or decompressed), each ending at a line end."""
+    """The blocks of a text input (plain or decompressed), each ending at a line end; ``plain``: a file read
+    as it is (its blocks know their offset)."""
     line = 1
+    offset = 0
     rest = b""
     header: tuple[str, ...] | None = None
     first = True
@@ -74,14 +98,15 @@ def text_blocks(
         data = rest + chunk if rest else chunk
         if not chunk:
             if data:
-                yield Block(source, fmt, line, data, header=header)
+                yield Block(source, fmt, line, data, header=header, offset=offset if plain else -1)
             return
         if fmt is Format.CSV and data.count(b'"') % 2 and len(data) < size + QUOTED_SLACK:
             rest = data  # a quoted field still open: read on
             continue
         block, rest = data, b""
-        yield Block(source, fmt, line, block, header=header)
+        yield Block(source, fmt, line, block, header=header, offset=offset if plain else -1)
         line += block.count(b"\n")
+        offset += len(block)
         if first and fmt is Format.CSV:
             found = find_header(io.BytesIO(block), _csv_options(options))
             if found is None or columns_of(found[1], _csv_options(options)).problem:
@@ -90,7 +115,7 @@ def text_blocks(
                 if found is None:
                     remaining = rest + (stream.read() or b"")
                     if remaining:
-                        yield Block(source, fmt, line, remaining, header=None)
+                        yield Block(source, fmt, line, remaining, header=None, offset=offset if plain else -1)
                 return
             header = tuple(found[1])
         first = False
@@ -100,7 +125,7 @@ def input_blocks(opened: Opened, source: str, options: InputOptions) -> Iterator
     """The blocks of an opened input (sources.open_input)."""
     if opened.stream is None:
         return parquet_blocks(opened.lines, source)
-    return text_blocks(opened.stream, source, opened.format, options)
+    return text_blocks(opened.stream, source, opened.format, options, plain=opened.plain)
 
 
 def pipelines(block: MembershipBlock, memberships: int) -> Iterator[tuple[int, int]]:

@@ -104,7 +104,7 @@ def write_block(plan: Plan, fields: Mapping[str, AudienceFields], block: Block) 
     """Parse one block and write its memberships into the loading generations (``fields``: per audience
     begun by the driver); or, when it names an audience not in ``fields``, write nothing and say so."""
     started = time.process_time()
-    parsed = parse_block(block, plan.input, plan.now, fast=plan.fast)
+    parsed = parse_block(block.with_data(), plan.input, plan.now, fast=plan.fast)
     if not plan.selected:
         needs = [a for a in parsed.audience_ids if a not in fields]
         if needs:
@@ -203,6 +203,7 @@ class ParallelLoad(SnapshotLoad):
                 if block is None:
                     exhausted = True
                     break
+                block = block.as_range()  # a plain file's block is read by the worker
                 in_flight[submitted] = (block, pool.submit(write_block, plan, fields, block))
                 submitted += 1
             if merged not in in_flight:
