@@ -157,6 +157,7 @@ class Rate:
     cpu: float = 0.0
     redis_cpu: float = 0.0
     worker_rss_kib: int = 0
+    block_cpu: float = 0.0  # --jobs: µs per membership the workers spent on their blocks (no start-up, no driver)
 
 
 @dataclass(slots=True)
@@ -188,25 +189,29 @@ def own_cpu() -> float:
 
 
 def measured(client: Any, memberships: int, run: Any) -> Rate:
-    """Run ``run()`` (it returns memberships written and the workers' peak RSS) and measure it."""
+    """Run ``run()`` (it returns memberships written, the workers' peak RSS and their CPU seconds on blocks)
+    and measure it."""
     cpu, server, started = own_cpu(), redis_cpu(client), time.perf_counter()
-    written, rss = run()
+    written, rss, *blocks = run()
     seconds = time.perf_counter() - started
     per = max(written or memberships, 1)
-    return Rate(per / seconds, (own_cpu() - cpu) / per * 1e6, (redis_cpu(client) - server) / per * 1e6, rss)
+    block_cpu = blocks[0] / per * 1e6 if blocks else 0.0
+    return Rate(per / seconds, (own_cpu() - cpu) / per * 1e6, (redis_cpu(client) - server) / per * 1e6, rss,
+                block_cpu)  # fmt: skip
 
 
-def load(url: str, paths: Sequence[str], options: LoadOptions, jobs: int = 1) -> tuple[int, int]:
-    """Memberships a load wrote, and the peak resident memory of its workers (KiB; 0 in one process)."""
+def load(url: str, paths: Sequence[str], options: LoadOptions, jobs: int = 1) -> tuple[int, int, float]:
+    """Memberships a load wrote, the peak resident memory of its workers (KiB; 0 in one process) and the CPU
+    seconds they spent on blocks."""
     store = SyncStore.from_url(url)
     if jobs > 1:
         parallel = ParallelLoad(store, options, ErrorReport(show=5), url=url, jobs=jobs)
         outcome = parallel.run(paths)
-        rss = max(parallel.usage.max_rss_kib.values(), default=0)
+        rss, cpu = max(parallel.usage.max_rss_kib.values(), default=0), parallel.usage.cpu_seconds
     else:
-        outcome, rss = SnapshotLoad(store, options, ErrorReport(show=5)).run(paths), 0
+        outcome, rss, cpu = SnapshotLoad(store, options, ErrorReport(show=5)).run(paths), 0, 0.0
     store.close()
-    return outcome.memberships, rss
+    return outcome.memberships, rss, cpu
 
 
 def rules_for(audiences: Sequence[str]) -> str:
@@ -297,7 +302,7 @@ def main_cluster(args: argparse.Namespace) -> int:
             cluster.flushall()
             before = sum(int(cluster.info(n.port, "memory")["used_memory"]) for n in cluster.primaries())  # type: ignore[call-overload]
             started = time.perf_counter()
-            written, _ = load(cluster.url, [str(xdm)], options)
+            written, *_ = load(cluster.url, [str(xdm)], options)
             rate = written / (time.perf_counter() - started)
             after = sum(int(cluster.info(n.port, "memory")["used_memory"]) for n in cluster.primaries())  # type: ignore[call-overload]
             results.append((per_master, rate, (after - before) / memberships, masters))
@@ -409,7 +414,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         def median(name: str) -> float:
             return float(statistics.median(getattr(t, name) for t in taken))
 
-        return Rate(median("rate"), median("cpu"), median("redis_cpu"), max(t.worker_rss_kib for t in taken))
+        return Rate(median("rate"), median("cpu"), median("redis_cpu"), max(t.worker_rss_kib for t in taken),
+                    median("block_cpu"))  # fmt: skip
 
     def ratio(get: Any, ceiling: Any) -> str:
         """The median of the rounds' ratios, and their range."""
@@ -449,9 +455,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         for jobs in args.jobs:
             many = statistics.median(r.jobs[jobs].rate for r in rounds)
             rss = max(r.jobs[jobs].worker_rss_kib for r in rounds)
+            blocks = statistics.median(r.jobs[jobs].block_cpu for r in rounds)
             print(f"jobs {jobs}: scaling efficiency {many / (jobs * one):.2f} (memberships/s with {jobs} jobs over "
-                  f"{jobs} x one process's); a worker's peak RSS {rss / 1024:.0f} MiB for a "
-                  f"{size / 1e6:,.0f} MB export")  # fmt: skip
+                  f"{jobs} x one process's); the workers' CPU on their blocks {blocks:.2f} µs per membership (the "
+                  f"rest of the load's: the driver, the workers' start); a worker's peak RSS {rss / 1024:.0f} MiB "
+                  f"for a {size / 1e6:,.0f} MB export")  # fmt: skip
     for i, r in enumerate(rounds, 1):
         csv = f", CSV {r.csv.rate:,.0f} / {r.csv_ceiling.rate:,.0f}" if csvs else ""
         jobs_text = "".join(f", jobs {j} {v.rate:,.0f} / {r.jobs_ceiling.rate:,.0f}" for j, v in r.jobs.items())

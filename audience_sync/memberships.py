@@ -66,6 +66,19 @@ class MembershipBlock:
             self.values.slice(low, high - low),
         )
 
+    def take(self, entries: Ints) -> MembershipBlock:
+        """Only these entries (in this order); the counters stay with the whole block."""
+        sizes = np.diff(self.offsets)[entries]
+        offsets = np.concatenate(([0], np.cumsum(sizes))).astype(np.int64)
+        gather = np.repeat(self.offsets[entries] - offsets[:-1], sizes) + np.arange(offsets[-1])
+        return MembershipBlock(
+            self.audience_ids,
+            self.profiles.take(pa.array(entries)),
+            offsets,
+            self.audiences[gather],
+            self.values.take(pa.array(gather)),
+        )
+
     def keep(self, kept: npt.NDArray[np.bool_]) -> MembershipBlock:
         """Only the memberships of the audiences marked in ``kept`` (per audience); entries left empty go."""
         mask = kept[self.audiences]

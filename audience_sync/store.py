@@ -14,9 +14,11 @@ from dataclasses import dataclass
 from typing import Any, Final, cast
 from urllib.parse import urlsplit, urlunsplit
 
+import numpy as np
 import orjson
 from redis import Redis
 from redis.cluster import RedisCluster
+from redis.crc import key_slot
 from redis.exceptions import BusyLoadingError, NoScriptError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError as _RedisError
@@ -187,6 +189,41 @@ class SnapshotWriter:
         """Whether ``write`` takes commands encoded as RESP (a single Redis), rather than routing tuples."""
         return not (self.store.cluster or _pack is None or _Reader is None)
 
+    def _write_by_node(self, block: MembershipBlock, fields: Sequence[AudienceFields], now: float) -> writes.Counted:
+        """On a Cluster: each master's entries encoded and sent to it on one of its connections, all masters
+        at once, then each one's replies read (a MOVED or ASK reply, while slots move, fails the load; it is
+        cleaned up and can be run again)."""
+        client: Any = self.store.client
+        membership = self.store.keys.membership
+        profiles = block.profiles.to_pylist()
+        nodes: dict[str, tuple[Any, list[int]]] = {}
+        for i, profile_id in enumerate(profiles):
+            node = client.nodes_manager.get_node_from_slot(key_slot(membership(profile_id).encode()))
+            nodes.setdefault(node.name, (node, []))[1].append(i)
+        sent = []
+        try:
+            for node, entries in nodes.values():
+                part = block.take(np.array(entries, dtype=np.int64))
+                conn = node.redis_connection.connection_pool.get_connection()
+                sent.append((node, conn, part))
+                conn.send_packed_command([writes.packed(part, fields, self.store.membership_key)[0]])
+            size = len(block.audience_ids)
+            total = writes.Counted(np.zeros(size, np.int64), np.zeros(size, np.int64))
+            for _, conn, part in sent:
+                where = writes.layout(part, fields)
+                replies = _read_replies(conn._sock, _Reader(replyError=ResponseError), where.replies)
+                counted = writes.count(part, where, replies, now)
+                total.members += counted.members
+                total.unchanged += counted.unchanged
+        except BaseException:
+            for _, conn, _ in sent:
+                conn.disconnect()
+            raise
+        finally:
+            for node, conn, _ in sent:
+                node.redis_connection.connection_pool.release(conn)
+        return total
+
     def write(
         self,
         block: MembershipBlock,
@@ -199,6 +236,9 @@ class SnapshotWriter:
         gets its counts once its replies are read."""
         where = writes.layout(block, fields)
         store = self.store
+        if store.cluster and _Reader is not None and not self._pending:
+            counted(self._write_by_node(block, fields, now))
+            return
         if not self.packs:
             replies = store.pipeline(writes.commands(block, fields, store.keys.membership))
             counted(writes.count(block, where, replies, now))

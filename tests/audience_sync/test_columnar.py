@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
@@ -23,7 +24,8 @@ from audience_sync.memberships import MembershipBlock
 from audience_sync.report import ErrorReport
 from audience_sync.snapshot import LoadOptions, SnapshotLoad
 from audience_sync.store import SyncStore
-from tests.audience_sync.helpers import dump, write_lines
+from tests.audience_sync.helpers import dump, seen_by_readers, write_lines
+from tests.redis_cluster import LocalCluster
 
 NOW = 1_800_000_000.0
 
@@ -204,3 +206,29 @@ def test_loads_with_and_without_the_columnar_reader_leave_the_same_redis(store: 
     reference = load_state(store, plain, fast=False, **options)
     assert load_state(store, plain, fast=True, **options) == reference
     assert load_state(store, packed, fast=True, **options) == reference
+
+
+@pytest.mark.cluster
+def test_a_load_on_a_cluster_writes_each_master_its_profiles(
+    store: SyncStore, redis_cluster: LocalCluster, tmp_path: Path
+) -> None:
+    """Each master's entries are encoded and sent to it (all masters at once): the same profiles as on one
+    Redis, spread over the masters."""
+    lines = [
+        orjson.dumps({"identityMap": {"CRMID": [{"id": f"c{i}"}]},
+                      "segmentMembership": {"ups": {"a": {"status": "realized"}, "b": {"status": "realized"}}}})
+        for i in range(200)
+    ]  # fmt: skip
+    path = write_lines(tmp_path / "export.json", lines)
+    options = LoadOptions(input=InputOptions(identity_namespaces=("CRMID",)), batch_size=50)
+    SnapshotLoad(store, options, ErrorReport(show=0)).run([str(path)])
+    expected = seen_by_readers(store)
+    redis_cluster.flushall()
+    cluster = SyncStore.from_url(redis_cluster.url)
+    try:
+        outcome = SnapshotLoad(cluster, options, ErrorReport(show=0)).run([str(path)])
+        assert seen_by_readers(cluster) == expected
+        assert {a: t.members for a, t in outcome.audiences.items()} == {"a": 200, "b": 200}
+        assert all(redis_cluster.client(node.port).dbsize() > 0 for node in redis_cluster.primaries())
+    finally:
+        cluster.close()
