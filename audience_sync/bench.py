@@ -297,23 +297,38 @@ def main_cluster(args: argparse.Namespace) -> int:
                               source="bench")  # fmt: skip
         results = []
         for _ in range(args.rounds):
+
+            def masters(section: str, name: str) -> float:
+                info: Any = [cluster.info(n.port, section) for n in cluster.primaries()]
+                return sum(float(i[name]) for i in info)
+
+            def masters_cpu() -> float:
+                return masters("cpu", "used_cpu_user") + masters("cpu", "used_cpu_sys")
+
             cluster.flushall()
-            per_master, masters = cluster_ceiling(cluster, args.profiles, len(audiences), args.batch_size)
+            cpu = masters_cpu()
+            per_master, count = cluster_ceiling(cluster, args.profiles, len(audiences), args.batch_size)
+            ceiling_cpu = (masters_cpu() - cpu) / memberships * 1e6
             cluster.flushall()
-            before = sum(int(cluster.info(n.port, "memory")["used_memory"]) for n in cluster.primaries())  # type: ignore[call-overload]
+            before, cpu = masters("memory", "used_memory"), masters_cpu()
             started = time.perf_counter()
             written, *_ = load(cluster.url, [str(xdm)], options)
             rate = written / (time.perf_counter() - started)
-            after = sum(int(cluster.info(n.port, "memory")["used_memory"]) for n in cluster.primaries())  # type: ignore[call-overload]
-            results.append((per_master, rate, (after - before) / memberships, masters))
-    per_master = statistics.median(r[0] for r in results)
-    rate = statistics.median(r[1] for r in results)
-    memory = statistics.median(r[2] for r in results)
-    print(f"cluster of {results[0][3]} masters, {args.profiles:,} profiles x {len(audiences)} audiences, "
-          f"{args.rounds} round(s), medians")  # fmt: skip
-    print(f"ceiling per master: pipelined HSET of its own profiles' 10 fields: {per_master:,.0f} memberships/s")
-    print(f"load through the cluster client (one process): {rate:,.0f} memberships/s")
-    print(f"used_memory per membership, summed over the masters: {memory:.1f} bytes")
+            load_cpu = (masters_cpu() - cpu) / memberships * 1e6
+            used = (masters("memory", "used_memory") - before) / memberships
+            results.append((per_master, rate, used, count, ceiling_cpu, load_cpu))
+
+    def median(i: int) -> float:
+        return float(statistics.median(r[i] for r in results))
+
+    print(f"cluster of {results[0][3]} masters (and a replica each), {args.profiles:,} profiles x {len(audiences)} "
+          f"audiences, {args.rounds} round(s), medians")  # fmt: skip
+    print(f"ceiling per master: pipelined HSET of its own profiles' 10 fields: {median(0):,.0f} memberships/s, "
+          f"{median(4):.2f} µs of the masters' CPU per membership")  # fmt: skip
+    print(f"load through the cluster client (one process): {median(1):,.0f} memberships/s, {median(5):.2f} µs of "
+          f"the masters' CPU per membership (so one master with a core of its own writes about "
+          f"{1e6 / max(median(5), 1e-9):,.0f} memberships/s of loads)")  # fmt: skip
+    print(f"used_memory per membership, summed over the masters: {median(2):.1f} bytes")
     return 0
 
 
