@@ -1,9 +1,10 @@
-"""The ``audience-sync`` command: load, apply, attributes, stream, receive, status, gc."""
+"""The ``audience-sync`` command: load, apply, attributes, stream, receive, watch, status, gc."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import os
 import signal
 import socket
@@ -20,6 +21,7 @@ from audience_sync.formats import Format, InputOptions, parse
 from audience_sync.receive.command import add_arguments as receive_arguments
 from audience_sync.records import Change, LineError, ParseStats
 from audience_sync.report import ErrorReport, Progress, human
+from audience_sync.watch.command import add_arguments as watch_arguments
 
 if TYPE_CHECKING:  # imported where used: `--help` and `status` stay quick to start
     from audience_sync.snapshot import SnapshotLoad
@@ -55,12 +57,18 @@ class UsageError(Exception):
 
 
 def _redis_url(args: argparse.Namespace) -> str:
-    url: str | None = (
-        args.redis_url or os.environ.get("AUDIENCE_SYNC_REDIS_URL") or os.environ.get("DECISION_REDIS_URL")
-    )
+    """The Redis URL (option, else environment), checked as the clients read it: a malformed one is a UsageError."""
+    from decision.store.urls import InvalidRedisUrl, parse_redis_url
+
+    given = [("--redis-url", args.redis_url)]
+    given += [(name, os.environ.get(name)) for name in ("AUDIENCE_SYNC_REDIS_URL", "DECISION_REDIS_URL")]
+    source, url = next(((name, value) for name, value in given if value), ("", None))
     if not url:
         raise UsageError("no Redis: pass --redis-url or set AUDIENCE_SYNC_REDIS_URL (or DECISION_REDIS_URL)")
-    return url
+    try:
+        return parse_redis_url(url).url
+    except InvalidRedisUrl as exc:
+        raise UsageError(f"{source}: {exc}") from None
 
 
 def _store(args: argparse.Namespace) -> Any:
@@ -71,7 +79,7 @@ def _store(args: argparse.Namespace) -> Any:
         keys = KeySpace(args.key_prefix)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    store = SyncStore.from_url(_redis_url(args), keys)
+    store = SyncStore.from_url(args.redis_url, keys)  # checked by main (_redis_url)
     args.opened.append(store)  # closed by main
     return store
 
@@ -176,8 +184,9 @@ def cmd_load(args: argparse.Namespace) -> int:
     with _rejects(args.rejects) as rejects:
         report = ErrorReport(show=args.show_errors, rejects=rejects)
         write = _snapshot_attributes(store, attributes, attribute_tally) if attributes and not args.dry_run else None
-        load = snapshot_load(store, options, report, url=_redis_url(args), jobs=args.jobs,
-                             progress=_progress_factory(args), before_cutover=write)  # fmt: skip
+        load = snapshot_load(store, options, report, url=_redis_url(args), jobs=getattr(args, "jobs", 1),
+                             progress=_progress_factory(args), before_cutover=write,
+                             guard=args.cutover_guard)  # fmt: skip
 
         def summary(**outcome: Any) -> dict[str, Any]:
             return load_summary(
@@ -445,8 +454,25 @@ def cmd_receive(args: argparse.Namespace) -> int:
     from audience_sync.receive.command import run
 
     try:
-        return run(args, _redis_url(args))
+        return run(args, args.redis_url)
     except (ValueError, ImportError) as exc:  # bad credentials files (AuthConfigError), options, no aiohttp
+        raise UsageError(str(exc)) from None
+    except OSError as exc:
+        if exc.errno not in (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES):
+            raise
+        # As `decision serve` says it, with the same status: the port is unavailable, not a usage error.
+        reason = os.strerror(exc.errno) if exc.errno != errno.EADDRINUSE else "the port is in use"
+        print(f"audience-sync receive: cannot listen on {args.host}:{args.port}: {reason}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+
+
+# -- watch -------------------------------------------------------------------------
+def cmd_watch(args: argparse.Namespace) -> int:
+    from audience_sync.watch.command import run
+
+    try:
+        return run(args, args.redis_url, load=cmd_load, apply=cmd_apply)
+    except (ValueError, ImportError) as exc:  # bad options, no fsspec or no filesystem for the URL's scheme
         raise UsageError(str(exc)) from None
 
 
@@ -544,8 +570,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds without heartbeat after which a loading snapshot is dead",
     )
 
-    inputs = argparse.ArgumentParser(add_help=False)
-    inputs.add_argument("files", nargs="+", help="input files (plain or gzip; - for stdin)")
+    inputs = argparse.ArgumentParser(add_help=False)  # the options of load and apply (and watch) but the files
     inputs.add_argument(
         "--format", choices=[f.value for f in Format], default="auto", help="auto: from the name, else the first lines"
     )
@@ -572,6 +597,8 @@ def build_parser() -> argparse.ArgumentParser:
     inputs.add_argument("--source", help="recorded in the registry (none: the file names)")
     inputs.add_argument("--json", action="store_true", help="the outcome as one JSON object on stdout")
     _attribute_options(inputs)
+    files = argparse.ArgumentParser(add_help=False)
+    files.add_argument("files", nargs="+", help="input files (plain or gzip; - for stdin)")
 
     parser = argparse.ArgumentParser(
         prog="audience-sync",
@@ -583,7 +610,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     load = commands.add_parser(
-        "load", parents=[common, inputs], help="full snapshot: afterwards the audiences' members are the input's",
+        "load", parents=[common, files, inputs],
+        help="full snapshot: afterwards the audiences' members are the input's",
         epilog=EXIT_CODES, formatter_class=_Help,
     )  # fmt: skip
     load.add_argument("--batch-size", type=_positive, default=10_000, help="memberships per pipeline")
@@ -591,10 +619,11 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--force", action="store_true", help="take over a snapshot of the same audience that looks alive")
     load.add_argument("--jobs", type=_positive, default=1, help="processes parsing and writing the input's blocks "
                       "(one cutover; about one per core Redis does not use)")  # fmt: skip
-    load.set_defaults(func=cmd_load)
+    load.set_defaults(func=cmd_load, cutover_guard=None)
 
     apply = commands.add_parser(
-        "apply", parents=[common, inputs], help="incremental changes (realized/exited) on top of the snapshots",
+        "apply", parents=[common, files, inputs],
+        help="incremental changes (realized/exited) on top of the snapshots",
         epilog=EXIT_CODES, formatter_class=_Help,
     )  # fmt: skip
     apply.add_argument("--batch-size", type=_positive, default=5_000, help="changes per pipeline")
@@ -643,6 +672,14 @@ def build_parser() -> argparse.ArgumentParser:
     receive_arguments(receive)
     receive.set_defaults(func=cmd_receive)
 
+    watch = commands.add_parser(
+        "watch", parents=[common, inputs], help="apply the export files landing in cloud storage or a directory, "
+        "each once and in order (docs/watch.md)",
+        epilog=EXIT_CODES, formatter_class=_Help,
+    )  # fmt: skip
+    watch_arguments(watch)
+    watch.set_defaults(func=cmd_watch)
+
     status = commands.add_parser(
         "status", parents=[common], help="the audience registry as a table", formatter_class=_Help
     )
@@ -672,6 +709,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command != "stream":
         signal.signal(signal.SIGTERM, _interrupt)  # unwind: a snapshot releases its pending generations
     try:
+        args.redis_url = _redis_url(args)  # every command needs Redis: a missing or malformed URL ends it first
         status: int = args.func(args)
         sys.stdout.flush()  # here, where a closed pipe can be handled, rather than at exit
     except BrokenPipeError:

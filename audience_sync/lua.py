@@ -177,6 +177,10 @@ return alive
 # id, code, gen, members, source; then one JSON object merged into every entry's "extra".
 # Switches every audience to its new generation in one step, or none of them: returns
 # {'ok', version} or {reason, audience id, detail}.
+# Guarded (``audience-sync watch``): KEYS also a watcher's lease and ledger; ARGV then the lease value the
+# watcher holds, then pairs (object path, ledger record JSON). Refused ('fenced') unless the lease still
+# holds that value; on success the records are written (with the new registry version) in the same step,
+# so a file is switched in and recorded as applied together, or neither.
 CUTOVER: Final = """
 local audiences, version_key, pending = KEYS[1], KEYS[2], KEYS[3]
 local now, n = tonumber(ARGV[1]), tonumber(ARGV[3])
@@ -197,6 +201,10 @@ for i = 0, n - 1 do
   end
   updates[#updates + 1] = {id, entry, gen, tonumber(ARGV[b + 3]), ARGV[b + 4]}
 end
+local guard = 5 + n * 5
+if #KEYS > 3 and redis.call('GET', KEYS[4]) ~= ARGV[guard] then
+  return {'fenced', ARGV[4], 'the watcher applying it no longer holds its lease'}
+end
 for _, u in ipairs(updates) do
   local entry = u[2]
   local extra = entry.extra
@@ -213,8 +221,47 @@ for _, u in ipairs(updates) do
   redis.call('HDEL', pending, string.format('%d:%d', entry.code, u[3]))
 end
 local version = redis.call('INCR', version_key)
+if #KEYS > 3 then
+  for i = guard + 1, #ARGV, 2 do
+    local record = cjson.decode(ARGV[i + 1])
+    record.registry_version = version
+    redis.call('HSET', KEYS[5], ARGV[i], cjson.encode(record))
+  end
+end
 redis.call('PUBLISH', ARGV[2], version)
 return {'ok', string.format('%d', version)}
+"""
+
+# ``audience-sync watch``'s lease: one watcher of a name applies files; each acquisition takes a new token
+# (the fence), so a watcher that lost its lease cannot write with it again.
+# KEYS lease, fence. ARGV owner, TTL in ms. Returns {1, '<token> <owner>'} (taken) or {0, the holder's value}.
+WATCH_ACQUIRE: Final = """
+local held = redis.call('GET', KEYS[1])
+if held then return {0, held} end
+local value = string.format('%d', redis.call('INCR', KEYS[2])) .. ' ' .. ARGV[1]
+redis.call('SET', KEYS[1], value, 'PX', ARGV[2])
+return {1, value}
+"""
+
+# KEYS lease. ARGV the value held, TTL in ms. Extends the lease if still held: 1, else 0.
+WATCH_RENEW: Final = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+"""
+
+# KEYS lease. ARGV the value held. Gives the lease up if still held (another watcher takes over at once).
+WATCH_RELEASE: Final = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+return redis.call('DEL', KEYS[1])
+"""
+
+# KEYS lease, ledger. ARGV the value held, then pairs (object path, record JSON).
+# Writes the records only while the lease holds that value (fenced): 1, else 0.
+WATCH_RECORD: Final = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+for i = 2, #ARGV, 2 do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]) end
+return 1
 """
 
 # KEYS audiences, next-code, version. ARGV audience id, now, source, channel.

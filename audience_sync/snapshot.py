@@ -35,7 +35,7 @@ from audience_sync.records import ParseStats
 from audience_sync.registry import DEFAULT_STALE_AFTER, HEARTBEAT_EVERY, retired_generation
 from audience_sync.report import ErrorReport, Progress
 from audience_sync.sources import open_input
-from audience_sync.store import Begun, CutoverItem, SyncStore
+from audience_sync.store import Begun, CutoverGuard, CutoverItem, SyncStore
 from audience_sync.writes import AudienceFields, Counted, packed
 from decision.store.codecs import AudienceEntry, membership_field
 
@@ -138,8 +138,11 @@ class SnapshotLoad:
         progress: Callable[[str, int | None, Callable[[], int]], Progress] | None = None,
         clock: Callable[[], float] = time.time,
         before_cutover: Callable[[Mapping[str, AudienceTally]], None] | None = None,
+        guard: CutoverGuard | None = None,
     ) -> None:
         self.store = store
+        # ``audience-sync watch``: the cutover checks the watcher's lease and records its files (atomically).
+        self.guard = guard
         # Writes what goes with the new generations (profile attributes), after the checks, before the switch.
         self.before_cutover = before_cutover
         self.options = options
@@ -372,7 +375,9 @@ class SnapshotLoad:
             for t in self.tallies.values()
         ]
         self._heartbeat()
-        outcome = self.store.cutover(items, now=self.clock(), extra={"lines": stats.lines, "bad_lines": stats.bad})
+        outcome = self.store.cutover(
+            items, now=self.clock(), extra={"lines": stats.lines, "bad_lines": stats.bad}, guard=self.guard
+        )
         if outcome.refused:
             raise SnapshotRefused(
                 f"audience {outcome.audience_id!r}: cutover refused ({outcome.refused}: {outcome.detail}); "

@@ -12,7 +12,6 @@ import hashlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, cast
-from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 import orjson
@@ -30,9 +29,9 @@ from audience_sync.registry import RegistryState
 from audience_sync.writes import AudienceFields
 from decision.store.codecs import AudienceEntry
 from decision.store.keys import KeySpace
+from decision.store.urls import parse_redis_url
 
 Client = Redis | RedisCluster
-CLUSTER_SCHEMES: Final = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
 
 # Redis did not answer (exit status 3); any other Redis failure is a StoreFailure.
 StoreUnavailable: Final = (RedisConnectionError, RedisTimeoutError, BusyLoadingError)
@@ -52,13 +51,14 @@ Command = Sequence[str | bytes | int]
 
 
 def connect(url: str, *, timeout: float = 10.0) -> Client:
-    """A client for ``redis://``, ``rediss://`` (TLS) or ``redis+cluster://`` URLs (as the decision service's)."""
-    parts = urlsplit(url)
+    """A client for ``redis://``, ``rediss://`` (TLS) or ``redis+cluster://`` URLs (as the decision service's).
+
+    A malformed URL raises InvalidRedisUrl (decision.store.urls, a ValueError)."""
+    target = parse_redis_url(url)
     options: dict[str, Any] = {"socket_timeout": timeout, "socket_connect_timeout": min(timeout, 5.0)}
-    if parts.scheme in CLUSTER_SCHEMES:
-        plain = urlunsplit((CLUSTER_SCHEMES[parts.scheme], *parts[1:]))
-        return RedisCluster.from_url(plain, **options)
-    return Redis.from_url(url, **options)
+    if target.cluster:
+        return RedisCluster.from_url(target.plain, **options)
+    return Redis.from_url(target.plain, **options)
 
 
 class _Script:
@@ -82,6 +82,10 @@ _SCRIPTS: Final = {
         "DROP_PENDING_IF_UNCHANGED",
         "ABANDON_SNAPSHOT",
         "MARK_PENDING",
+        "WATCH_ACQUIRE",
+        "WATCH_RENEW",
+        "WATCH_RELEASE",
+        "WATCH_RECORD",
     )
 }
 
@@ -108,6 +112,17 @@ class CutoverItem:
     generation: int
     members: int
     source: str
+
+
+@dataclass(frozen=True, slots=True)
+class CutoverGuard:
+    """A cutover made for ``audience-sync watch``: refused unless the watcher still holds its lease, and
+    recording its files in the watcher's ledger in the same script (``records``: object path, JSON)."""
+
+    lease_key: str
+    ledger_key: str
+    lease_value: str
+    records: Sequence[tuple[str, bytes]] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -436,13 +451,26 @@ class SyncStore:
             return []
         return [bool(r) for r in self._run("MARK_PENDING", [self.keys.pending], list(fields))]
 
-    def cutover(self, items: Sequence[CutoverItem], *, now: float, extra: Mapping[str, object]) -> CutoverOutcome:
+    def cutover(
+        self,
+        items: Sequence[CutoverItem],
+        *,
+        now: float,
+        extra: Mapping[str, object],
+        guard: CutoverGuard | None = None,
+    ) -> CutoverOutcome:
         k = self.keys
         args: list[object] = [repr(now), k.registry_channel, len(items)]
         for item in items:
             args += [item.audience_id, item.code, item.generation, item.members, item.source]
         args.append(orjson.dumps(dict(extra)) if extra else b"{}")
-        reply = self._run("CUTOVER", [k.audiences, k.registry_version, k.pending], args)
+        keys = [k.audiences, k.registry_version, k.pending]
+        if guard is not None:
+            keys += [guard.lease_key, guard.ledger_key]
+            args.append(guard.lease_value)
+            for path, record in guard.records:
+                args += [path, record]
+        reply = self._run("CUTOVER", keys, args)
         if _text(reply[0]) == "ok":
             return CutoverOutcome(version=int(reply[1]))
         return CutoverOutcome(refused=_text(reply[0]), audience_id=_text(reply[1]), detail=_text(reply[2]))
@@ -466,6 +494,31 @@ class SyncStore:
 
     def drop_pending_if_unchanged(self, field: str, raw: bytes) -> bool:
         return bool(self._run("DROP_PENDING_IF_UNCHANGED", [self.keys.pending], [field, raw]))
+
+    # -- audience-sync watch: lease and ledger (keys of the registry's tag) ---------------
+    def lease_acquire(self, lease_key: str, fence_key: str, owner: str, ttl_ms: int) -> tuple[bool, str]:
+        """Take the lease if nobody holds it: (True, our value) or (False, the holder's value)."""
+        taken, value = self._run("WATCH_ACQUIRE", [lease_key, fence_key], [owner, ttl_ms])
+        return bool(taken), _text(value)
+
+    def lease_renew(self, lease_key: str, value: str, ttl_ms: int) -> bool:
+        """Extend the lease if it still holds ``value``."""
+        return bool(self._run("WATCH_RENEW", [lease_key], [value, ttl_ms]))
+
+    def lease_release(self, lease_key: str, value: str) -> bool:
+        return bool(self._run("WATCH_RELEASE", [lease_key], [value]))
+
+    def ledger_write(self, lease_key: str, ledger_key: str, value: str, records: Sequence[tuple[str, bytes]]) -> bool:
+        """Write ledger records while the lease holds ``value`` (fenced); False if it does not."""
+        args: list[object] = [value]
+        for path, record in records:
+            args += [path, record]
+        return bool(self._run("WATCH_RECORD", [lease_key, ledger_key], args))
+
+    def ledger_read(self, ledger_key: str) -> dict[str, bytes]:
+        """Every record of a watcher's ledger: object path -> JSON."""
+        raw = cast(dict[bytes, bytes], self.client.hgetall(ledger_key))
+        return {_text(path): record for path, record in raw.items()}
 
     # -- memberships ------------------------------------------------------------
     def write_memberships(self, block: MembershipBlock, fields: Sequence[AudienceFields], now: float) -> writes.Counted:

@@ -21,6 +21,7 @@ class Limits:
     max_context_key_bytes: int = 128
     max_string_bytes: int = 4096
     max_list_items: int = 100
+    max_why_not: int = 8
 
 
 # What a bearer token may call (decision.api.auth maps each method to one); "admin": operations methods.

@@ -116,7 +116,7 @@ class LocalCluster:
             if name not in IGNORED_COMMANDS and int(value["calls"])  # type: ignore[index]
         }
 
-    def wait_replicated(self, timeout: float = 10.0) -> None:
+    def wait_replicated(self, timeout: float = 30.0) -> None:
         """Until every replica has applied all its master has (what WAIT checks for one connection)."""
         deadline = time.monotonic() + timeout
         for node in self.primaries():
@@ -234,10 +234,11 @@ def node_client_for(redis_url: str, key: str) -> redis.Redis:
         return redis.Redis(host=node.host, port=node.port)
 
 
-async def sleep_node(client: Any, key: str, seconds: float) -> None:
-    """DEBUG SLEEP on the node serving ``key`` (the server itself on a single Redis)."""
+async def pause_node(client: Any, key: str, seconds: float) -> None:
+    """CLIENT PAUSE ALL on the node serving ``key`` (the server itself on a single Redis): once this returns,
+    the node runs no client's command for ``seconds`` (they wait; its replicas are not paused)."""
+    command = ("CLIENT", "PAUSE", str(int(seconds * 1000)), "ALL")
     if isinstance(client, AsyncRedisCluster):
-        node = client.get_node_from_key(key)
-        await client.execute_command("DEBUG", "SLEEP", str(seconds), target_nodes=node)
+        await client.execute_command(*command, target_nodes=client.get_node_from_key(key))
     else:
-        await client.execute_command("DEBUG", "SLEEP", str(seconds))
+        await client.execute_command(*command)

@@ -124,7 +124,11 @@ def test_the_tour_runs_as_written(tour_env: dict[str, str]) -> None:
     expected = [
         "rule vip_or_gold",  # p-1001: the VIP banner
         "in_excluded_audience",  # p-1005's explanation
+        "the profile leaves audience 'email-unsubscribed'",  # and why not the VIP banner
         "impression of vip_early_access: RECORDED",  # the Python client
+        "profile p-1001  (read",  # decision profile p-1001: its audiences...
+        "vip-customers",
+        "web_banners_weekly",  # ... and the contact policy its decisions counted
         "published retail-2026.12",
         "ruleset retail-2026.12",  # the server follows the publish
         "Winter is here",

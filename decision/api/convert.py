@@ -10,9 +10,23 @@ import math
 
 from google.protobuf import struct_pb2
 
-from decision.core.types import Decision, DecisionRequest, Explanation, InvalidRequest, PlacementRequest
+from decision.core.explain import change_text, never_text, remedy_text, requirement_text, why_not_text
+from decision.core.types import (
+    Change,
+    Decision,
+    DecisionRequest,
+    Explanation,
+    InvalidRequest,
+    JoinAudience,
+    LeaveAudience,
+    PlacementRequest,
+    SetValue,
+    WaitUntil,
+    WhyNot,
+)
+from decision.rules.patterns import PROFILE_SCOPE
 from decision.rules.types import CLICK, DISMISS, IMPRESSION, ContextValue, Scalar
-from decision.service.events import MAX_EVENTS_PER_CALL, EventInput, EventResult, Outcome
+from decision.service.events import MAX_EVENTS_PER_CALL, EventInput, EventOutcome, EventResult
 from decision.settings import Limits
 from decision.v1 import decision_pb2
 
@@ -86,13 +100,16 @@ def decide_request(message: decision_pb2.DecideRequest, limits: Limits) -> Decis
         if not key or len(key.encode()) > limits.max_context_key_bytes or not key.isprintable():
             raise InvalidRequest("context", f"invalid attribute name {key[:64]!r}")
         context[key] = _context_value(value, f"context.{key}", limits)
+    if len(message.why_not) > limits.max_why_not:
+        raise InvalidRequest("why_not", f"at most {limits.max_why_not} offers ({len(message.why_not)} sent)")
     return DecisionRequest(
         profile_id=profile_id,
         channel=channel,
         placements=tuple(placements),
         context=context,
         request_id=request_id,
-        explain=message.explain,
+        explain=message.explain or bool(message.why_not),
+        why_not=tuple(message.why_not),
     )
 
 
@@ -126,7 +143,53 @@ def decide_response(decision: Decision) -> decision_pb2.DecideResponse:
         request_id=decision.request_id,
         decision_id=decision.decision_id,
         explanations=[_explanation(e) for e in decision.explanations],
+        why_not=[_why_not(answer) for answer in decision.why_not],
     )
+
+
+def _why_not(answer: WhyNot) -> decision_pb2.WhyNot:
+    """The answer and its wording (decision.core.explain: the same text as ``decision explain --why-not``)."""
+    return decision_pb2.WhyNot(
+        offer_id=answer.offer_id,
+        placement_id=answer.placement_id,
+        outcome=f"EXPLANATION_OUTCOME_{answer.outcome.name}",
+        shown=answer.shown,
+        remedies=[
+            decision_pb2.WhyNotRemedy(changes=[_change(c) for c in r.changes], rule=r.rule, text=remedy_text(r))
+            for r in answer.remedies
+        ],
+        never=[never_text(n) for n in answer.never],
+        text=why_not_text(answer),
+    )
+
+
+def _change(change: Change) -> decision_pb2.WhyNotChange:
+    message = decision_pb2.WhyNotChange(text=change_text(change))
+    if isinstance(change, SetValue):
+        profile = change.attribute.startswith(PROFILE_SCOPE)
+        message.kind = decision_pb2.WHY_NOT_CHANGE_KIND_PROFILE if profile else decision_pb2.WHY_NOT_CHANGE_KIND_CONTEXT
+        message.attribute = change.attribute
+        message.requirements.extend(requirement_text(r) for r in change.requirements)
+        if change.actual is not None:
+            _set_value(message.actual, change.actual)
+        if change.value is not None:
+            _set_value(message.value, change.value)
+    elif isinstance(change, JoinAudience):
+        message.kind = decision_pb2.WHY_NOT_CHANGE_KIND_JOIN_AUDIENCE
+        message.audiences.extend(change.audiences)
+        message.any = change.any
+    elif isinstance(change, LeaveAudience):
+        message.kind = decision_pb2.WHY_NOT_CHANGE_KIND_LEAVE_AUDIENCE
+        message.audiences.append(change.audience)
+    elif isinstance(change, WaitUntil):
+        message.kind = decision_pb2.WHY_NOT_CHANGE_KIND_WAIT
+        message.until.FromMilliseconds(change.at_ms)
+        message.reason = change.reason.value
+    else:
+        message.kind = decision_pb2.WHY_NOT_CHANGE_KIND_OUTRANK
+        message.offer_id = change.offer_id
+        message.reason = change.part.value
+    return message
 
 
 def _explanation(e: Explanation) -> decision_pb2.OfferExplanation:
@@ -169,9 +232,9 @@ _EVENT_KINDS = {
     decision_pb2.EVENT_TYPE_CUSTOM: "custom",
 }
 _OUTCOMES = {
-    Outcome.RECORDED: decision_pb2.EVENT_OUTCOME_RECORDED,
-    Outcome.DUPLICATE: decision_pb2.EVENT_OUTCOME_DUPLICATE,
-    Outcome.REJECTED: decision_pb2.EVENT_OUTCOME_REJECTED,
+    EventOutcome.RECORDED: decision_pb2.EVENT_OUTCOME_RECORDED,
+    EventOutcome.DUPLICATE: decision_pb2.EVENT_OUTCOME_DUPLICATE,
+    EventOutcome.REJECTED: decision_pb2.EVENT_OUTCOME_REJECTED,
 }
 
 

@@ -34,7 +34,7 @@ import sys
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -60,6 +60,7 @@ from decision.store.profiles import ProfileStore, StoreError
 from decision.v1 import decision_pb2
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 SERVICE_NAME = decision_pb2.DESCRIPTOR.services_by_name["DecisionService"].full_name
 
@@ -205,18 +206,20 @@ async def start(settings: Settings, redis_url: str) -> RunningServer:
     return RunningServer(server, port, service, health_servicer, store, settings, watch, ops)
 
 
-async def run_worker(settings: Settings, redis_url: str, on_ready: Callable[[int], None] | None = None) -> None:
-    """Serve until SIGTERM/SIGINT; reload on SIGHUP."""
+async def run_worker(settings: Settings, redis_url: str, on_ready: Callable[[int], None] | None = None) -> int:
+    """Serve until SIGTERM/SIGINT; reload on SIGHUP. Returns the exit status: 130 when SIGINT stopped it."""
     running = await start(settings, redis_url)
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
     hurry = asyncio.Event()  # a second SIGTERM/SIGINT: end the drain now
+    stopped_by: list[int] = []
 
-    def on_stop_signal() -> None:
+    def on_stop_signal(signum: int) -> None:
+        stopped_by.append(signum)
         (hurry if stopping.is_set() else stopping).set()
 
-    loop.add_signal_handler(signal.SIGTERM, on_stop_signal)
-    loop.add_signal_handler(signal.SIGINT, on_stop_signal)
+    loop.add_signal_handler(signal.SIGTERM, on_stop_signal, signal.SIGTERM)
+    loop.add_signal_handler(signal.SIGINT, on_stop_signal, signal.SIGINT)
     loop.add_signal_handler(signal.SIGHUP, running.reload)
     log.info(
         "worker %d serving %s on %s:%d, ruleset %s",
@@ -237,16 +240,21 @@ async def run_worker(settings: Settings, redis_url: str, on_ready: Callable[[int
     )
     await running.stop(drain=settings.shutdown_drain, hurry=hurry)
     log.info("worker %d stopped", os.getpid())
+    return _stopped_status(stopped_by[0])
 
 
-def run_event_loop(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
+def _stopped_status(signum: int) -> int:
+    """A server stopped by Ctrl-C ends as an interrupted command does (130, ``decision`` Exit.INTERRUPTED)."""
+    return 128 + signal.SIGINT if signum == signal.SIGINT else 0
+
+
+def run_event_loop(main: Callable[[], Coroutine[Any, Any, _T]]) -> _T:
     """asyncio.run with uvloop when it is installed."""
     try:
         import uvloop
-
-        uvloop.run(main())
     except ImportError:
-        asyncio.run(main())
+        return asyncio.run(main())
+    return uvloop.run(main())
 
 
 def _worker_main(settings: Settings, redis_url: str) -> None:
@@ -258,8 +266,7 @@ def _worker_main(settings: Settings, redis_url: str) -> None:
 def serve_workers(settings: Settings, redis_url: str, on_ready: Callable[[int], None] | None = None) -> int:
     """Run ``settings.workers`` worker processes on one port. Returns an exit status."""
     if settings.workers <= 1:
-        run_event_loop(lambda: run_worker(settings, redis_url, on_ready))
-        return 0
+        return run_event_loop(lambda: run_worker(settings, redis_url, on_ready))
     if settings.port == 0:
         raise ValueError("several workers share one port: give --port")
     if settings.metrics_port is None:
@@ -284,7 +291,11 @@ def _serve_workers(
         for i in range(settings.workers)
     ]
 
+    stopped_by: list[int] = []
+
     def forward(signum: int, _: object) -> None:
+        if signum != signal.SIGHUP:
+            stopped_by.append(signum)
         sent = signal.SIGTERM if signum == signal.SIGINT else signum
         for worker in workers:
             if worker.pid is not None and worker.is_alive():
@@ -308,11 +319,12 @@ def _serve_workers(
             remaining.remove(worker)
             if on_exit is not None and worker.pid is not None:
                 on_exit(worker.pid)
-            if worker.exitcode != 0:
+            # Killed by the SIGTERM we forwarded before it set its handlers (a Ctrl-C at start): asked to stop.
+            if worker.exitcode != 0 and not (stopped_by and worker.exitcode == -signal.SIGTERM):
                 status = 1
                 log.error("worker %s exited with %s; stopping the others", worker.name, worker.exitcode)
                 forward(signal.SIGTERM, None)
-    return status
+    return status or (_stopped_status(stopped_by[0]) if stopped_by else 0)
 
 
 def configure_logging(level: int = logging.INFO, log_format: str = "text") -> None:

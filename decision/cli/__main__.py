@@ -1,5 +1,5 @@
 """``python -m decision.cli``."""
 
-from decision.cli.main import main
+from decision.cli.entry import decision
 
-raise SystemExit(main())
+raise SystemExit(decision())

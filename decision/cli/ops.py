@@ -10,7 +10,7 @@ import asyncio
 import sys
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -30,6 +30,7 @@ from decision.cli.options import (
 )
 from decision.cli.redis_access import client, lint_warnings, need_redis, redis_failure, run_control
 from decision.rules.errors import RulesetInvalid
+from decision.rules.types import utc_iso
 
 
 def add_commands(commands: Any) -> None:
@@ -91,10 +92,6 @@ def add_commands(commands: Any) -> None:
     option(simulate, "--chart", default="simulation.html", metavar="HTML", help="HTML chart of winners per placement")
     add_json(simulate, "the results")
     simulate.set_defaults(func=cmd_simulate)
-
-
-def _iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 # -- rules ------------------------------------------------------------------
@@ -213,11 +210,11 @@ def cmd_rules_list(args: argparse.Namespace) -> int:
     for e in versions:
         mark = "*" if e.version == active else " "
         print(
-            f"{mark} {e.seq:>4}  {e.version:<{width}}  {_iso(e.published_at):<20}  {e.sha256[:12]}  "
+            f"{mark} {e.seq:>4}  {e.version:<{width}}  {utc_iso(e.published_at, 'seconds'):<20}  {e.sha256[:12]}  "
             f"{e.author or '-':<{by}}  {e.source:<{src}}  {change_summary(e)}"
         )
     if pointer is not None:
-        print(f"active: {pointer.version} (by {pointer.action or '?'} at {_iso(pointer.activated_at)})")
+        print(f"active: {pointer.version} (by {pointer.action or '?'} at {utc_iso(pointer.activated_at, 'seconds')})")
     return 0
 
 
@@ -311,7 +308,7 @@ def format_simulation(result: Any) -> str:
     lines = [
         f"ruleset {result.ruleset_version}: {result.profiles} profiles"
         + (f" ({len(result.skipped)} skipped: context rejected)" if result.skipped else "")
-        + f", decided at {_iso(result.now)}",
+        + f", decided at {utc_iso(result.now, 'seconds')}",
         "",
         f"{'offer':<28} {'prio':>6} {'eligible':>9} {'':>6}  wins by placement",
     ]

@@ -17,6 +17,8 @@ from typing import Any, NoReturn
 
 import orjson
 
+from decision.observe.redact import mask_url
+
 
 class Exit(IntEnum):
     """The exit statuses of ``decision`` (documented in ``decision --help`` and docs/operations.md)."""
@@ -27,6 +29,7 @@ class Exit(IntEnum):
     UNAVAILABLE = 3  # Redis, the server or the port is unavailable (connection refused, timeout, port in use)
     CONFLICT = 4  # a version name published before with other content
     REDIS = 5  # another Redis error (e.g. wrong type, no permission)
+    NOT_FOUND = 6  # what the command names is not in Redis (decision profile: an unknown profile id)
     INTERRUPTED = 130  # Ctrl-C (SIGINT) before the command finished
     CLOSED_PIPE = 141  # stdout was closed early (e.g. `| head`): 128 + SIGPIPE, as a C program killed by it
 
@@ -38,6 +41,7 @@ EXIT_MEANINGS: dict[Exit, str] = {
     Exit.UNAVAILABLE: "Redis, the server or the port unavailable",
     Exit.CONFLICT: "conflict (a version name already published with other content)",
     Exit.REDIS: "other Redis error",
+    Exit.NOT_FOUND: "not found (decision profile: no such profile in Redis)",
     Exit.INTERRUPTED: "interrupted (Ctrl-C)",
     Exit.CLOSED_PIPE: "stdout closed before the output was written (e.g. | head); nothing printed",
 }
@@ -105,7 +109,7 @@ def _from_env(convert: Callable[[str], Any], env: str, value: str) -> Callable[[
         except (ValueError, argparse.ArgumentTypeError) as exc:
             if text != value:
                 raise
-            raise argparse.ArgumentTypeError(f"{env}={value!r}: {exc}") from None
+            raise argparse.ArgumentTypeError(f"{env}={mask_url(value)!r}: {exc}") from None
 
     checked.__name__ = getattr(convert, "__name__", "value")
     return checked
@@ -172,19 +176,38 @@ def share(text: str) -> float:
 
 
 def milliseconds(text: str) -> float:
-    value = seconds(text)
-    if value == 0:
+    """A duration option in milliseconds, more than 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of milliseconds: {text!r}") from None
+    if not value > 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"must be more than 0 ms: {text!r}")
     return value
 
 
-def add_redis_options(parser: argparse.ArgumentParser) -> None:
+def redis_url(text: str) -> str:
+    """A Redis URL, checked as every client reads it (decision.store.urls): a malformed one is a usage error."""
+    from decision.store.urls import InvalidRedisUrl, parse_redis_url  # imports redis: only when a URL is given
+
+    try:
+        return parse_redis_url(text).url
+    except InvalidRedisUrl as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_redis_url(parser: argparse.ArgumentParser, help: str = "") -> None:
     option(
         parser,
         "--redis-url",
         env="DECISION_REDIS_URL",
-        help="redis://[:password@]host:port/db, rediss:// for TLS, redis+cluster:// for Redis Cluster",
+        type=redis_url,
+        help="redis://[:password@]host:port/db, rediss:// for TLS, redis+cluster:// for Redis Cluster" + help,
     )
+
+
+def add_redis_options(parser: argparse.ArgumentParser) -> None:
+    add_redis_url(parser)
     add_key_prefix(parser)
 
 

@@ -5,9 +5,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from html import escape
 
-from decision.cli.outcomes_text import lift_text, p_text, pct, rate_text
+from decision.cli.outcomes_text import (
+    allocation_text,
+    always_valid_text,
+    lift_text,
+    p_text,
+    pct,
+    rate_text,
+    stop_text,
+)
 from decision.cli.report_html import STYLE
-from decision.core.report import SRM_ALPHA, Rate, Report
+from decision.core.allocation import Allocation
+from decision.core.report import SRM_ALPHA, ExperimentLine, Rate, Report, Stop
 
 ROW = 24
 LABEL = 200
@@ -16,7 +25,68 @@ VALUE = 220
 BAR = "#3b6ea8"
 HOLDOUT_BAR = "#b0b0b0"
 WHISKER = "#222"
-EXTRA_STYLE = ".flag { color: #a33; font-weight: bold; } .note { color: #555; }"
+EXTRA_STYLE = (".flag { color: #a33; font-weight: bold; } .note { color: #555; } .stop { font-weight: bold; }"
+               " .go { color: #2a7a2a; } .wait { color: #8a6d00; }")  # fmt: skip
+SEQUENCE = "#9fbfe0"  # the always-valid interval
+FIXED = "#1f3f66"  # the fixed-horizon interval
+LOOK = 28  # px per day
+
+
+def _looks_chart(experiment: ExperimentLine, variant: str, min_lift: float) -> str:
+    """Day by day (cumulative), the lift of ``variant`` with its always-valid interval (wide, light) and its
+    fixed-horizon interval (narrow, dark): what someone looking each day saw. Dashed: 0 and ±min_lift."""
+    points = []
+    for look in experiment.looks:
+        line = next((v for v in look.variants if v.variant == variant), None)
+        lift = None if line is None or line.sequential is None else line.sequential.lift
+        if lift is not None:
+            points.append((look.day, lift.estimate, lift.interval, lift.fixed_interval))
+    if not points:
+        return ""
+    span = max(max(abs(i[0]), abs(i[1])) for _, _, i, _ in points)
+    top = max(min(span, 5.0), min_lift * 1.5) or 1.0
+    height, width = 160, LABEL + LOOK * len(points) + 20
+
+    def y(value: float) -> float:
+        return height / 2 - (height / 2 - 8) * max(-1.0, min(1.0, value / top))
+
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height + 20}" role="img" '
+           f'aria-label="{escape(variant)}: lift by day">']  # fmt: skip
+    for level, dash in ((0.0, ""), (min_lift, ' stroke-dasharray="4 3"'), (-min_lift, ' stroke-dasharray="4 3"')):
+        out.append(
+            f'<line x1="{LABEL}" x2="{width - 10}" y1="{y(level):.1f}" y2="{y(level):.1f}" stroke="#999"{dash}/>'
+        )
+    out.append(f'<text x="{LABEL - 6}" y="{y(top) + 4:.1f}" text-anchor="end">{100 * top:+.0f}%</text>'
+               f'<text x="{LABEL - 6}" y="{y(0) + 4:.1f}" text-anchor="end">0</text>'
+               f'<text x="{LABEL - 6}" y="{y(-top) + 4:.1f}" text-anchor="end">{-100 * top:+.0f}%</text>')  # fmt: skip
+    for index, (day, estimate, sequence, fixed) in enumerate(points):
+        x = LABEL + LOOK * index + LOOK / 2
+        title = (f"{escape(day)}: lift {100 * estimate:+.1f}%, always-valid [{100 * sequence[0]:+.1f}%, "
+                 f"{100 * sequence[1]:+.1f}%], fixed-horizon "
+                 f"[{100 * fixed[0]:+.1f}%, {100 * fixed[1]:+.1f}%]")  # fmt: skip
+        out.append(
+            f"<g><title>{title}</title>"
+            f'<line x1="{x}" x2="{x}" y1="{y(sequence[0]):.1f}" y2="{y(sequence[1]):.1f}" stroke="{SEQUENCE}" '
+            f'stroke-width="10"/>'
+            f'<line x1="{x}" x2="{x}" y1="{y(fixed[0]):.1f}" y2="{y(fixed[1]):.1f}" stroke="{FIXED}" stroke-width="3"/>'
+            f'<circle cx="{x}" cy="{y(estimate):.1f}" r="3" fill="#000"/></g>'
+        )
+        if index in (0, len(points) - 1):
+            out.append(f'<text x="{x}" y="{height + 14}" text-anchor="middle">{escape(day[5:])}</text>')
+    out.append("</svg>")
+    return "".join(out)
+
+
+def _allocation(allocation: Allocation) -> str:
+    lines = allocation_text(allocation)
+    rows = "".join(
+        f"<tr><td>{escape(a.arm)}</td><td>{a.successes}</td><td>{a.trials}</td><td>{pct(a.share, 1)}</td>"
+        f"<td>{'exploring' if a.exploring else ''}</td></tr>"
+        for a in allocation.arms
+    )
+    learning = allocation.learning
+    return (f"<h3>{escape(lines[0])}</h3><table><tr><th>arm</th><th>{escape(learning.metric)}</th>"
+            f"<th>{escape(learning.per)}</th><th>share of decisions now</th><th></th></tr>{rows}</table>")  # fmt: skip
 
 
 def _chart(title: str, rows: Sequence[tuple[str, Rate, str]]) -> str:
@@ -79,14 +149,23 @@ def render(report: Report) -> str:
         rows = [(v.variant, v.conversion, HOLDOUT_BAR if v.variant == "holdout" else BAR) for v in e.variants]
         out.append(_chart(f"experiment {e.experiment_id}", rows))
         out.append("<table><tr><th>variant</th><th>exposures</th><th>conversions</th><th>rate [95%]</th>"
-                   "<th>lift vs control [95%]</th><th>p</th></tr>")  # fmt: skip
+                   "<th>lift vs control [95%]</th><th>p</th><th>always-valid lift</th></tr>")  # fmt: skip
         out.extend(
             f"<tr><td>{escape(v.variant)}</td><td>{v.conversion.trials}</td><td>{v.conversion.successes}</td>"
             f"<td>{escape(rate_text(v.conversion))}</td><td>{escape(lift_text(v.against_control))}</td>"
-            f"<td>{escape(p_text(v.against_control))}</td></tr>"
+            f"<td>{escape(p_text(v.against_control))}</td>"
+            f"<td>{escape(always_valid_text(None if v.sequential is None else v.sequential.lift))}</td></tr>"
             for v in e.variants
         )
         out.append("</table>")
+        css = "go" if e.stop in (Stop.BETTER, Stop.WORSE, Stop.SAME) else "flag" if e.stop is Stop.CHECK else "wait"
+        out.append(f'<p class="stop {css}">{escape(stop_text(e, report.min_lift))}</p>')
+        for v in e.variants:
+            if v.sequential is not None and len(e.looks) > 1:
+                out.append(f"<p class=note>{escape(v.variant)} against the control, day by day (cumulative): the lift "
+                           "with its always-valid interval (wide, light) and its fixed-horizon interval (narrow, dark; "
+                           "valid for one planned look only).</p>")  # fmt: skip
+                out.append(_looks_chart(e, v.variant, report.min_lift))
         if e.holdout_lift is not None:
             out.append(f"<p>Holdout lift (variants pooled against the holdout): {escape(lift_text(e.holdout_lift))}, "
                        f"p = {escape(p_text(e.holdout_lift))}</p>")  # fmt: skip
@@ -97,5 +176,12 @@ def render(report: Report) -> str:
                        f"{e.srm.statistic:.2f}, df {e.srm.df}, p = {e.srm.p_value:.3g}: {verdict}</p>")  # fmt: skip
         if e.note:
             out.append(f"<p class=note>{escape(e.note)}</p>")
+    if report.experiments:
+        out.append(f"<p class=note>Always-valid: {escape(report.sequential)}. Stop rule: {escape(report.stop_rule)}."
+                   "</p>")  # fmt: skip
+    if report.allocations:
+        out.append(f"<h2>Thompson allocation now</h2><p class=note>{escape(report.allocations[0].method)}: the share "
+                   "of decisions each arm gets now (all eligible, scores aside).</p>")  # fmt: skip
+        out.extend(_allocation(a) for a in report.allocations)
     out.append("</body></html>")
     return "\n".join(out)

@@ -43,9 +43,9 @@ def run_control(args: argparse.Namespace, work: Callable[[Any], Awaitable[_T]]) 
 
 def redis_status(exc: BaseException) -> Exit:
     """Unreachable or too slow: UNAVAILABLE (retrying may help); any other Redis error: REDIS."""
-    from redis.exceptions import ConnectionError, TimeoutError
+    from redis.exceptions import ConnectionError, RedisClusterUnreachableError, TimeoutError
 
-    if isinstance(exc, ConnectionError | TimeoutError | OSError | asyncio.TimeoutError):
+    if isinstance(exc, ConnectionError | TimeoutError | OSError | asyncio.TimeoutError | RedisClusterUnreachableError):
         return Exit.UNAVAILABLE
     return Exit.REDIS
 

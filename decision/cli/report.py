@@ -2,21 +2,31 @@
 
 Table (default), ``--json``, and ``--html FILE`` (self-contained, inline SVG:
 decision/cli/outcomes_html.py). Days are those of the outcome counters (the
-ruleset's time zone), ``--from`` and ``--to`` included.
+ruleset's time zone), ``--from`` and ``--to`` included. Beside the fixed-horizon
+figures, always-valid confidence sequences and the "can we stop?" verdict
+(decision.core.report), and the current allocation of the learned rankings and
+auto experiments of the active ruleset, from the counts the servers read
+(decision.service.learning ``wanted``) and their own draws (decision.core.allocation).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import sys
+import time
 from datetime import date, timedelta
 from typing import Any
 
-from decision.cli.options import Exit, add_json, add_redis_options, emit, fail, option
+from decision.cli.options import Exit, add_json, add_redis_options, emit, fail, option, share
 from decision.cli.outcomes_text import format_report
 from decision.cli.redis_access import client, need_redis, redis_failure
-from decision.core.report import build
+from decision.core.allocation import current
+from decision.core.learning import Rates
+from decision.core.outcomes import OutcomeRow
+from decision.core.report import DEFAULT_MIN_LIFT, build
+from decision.core.stats import DEFAULT_TUNING
 from decision.rules.patterns import ID_PATTERN
 from decision.rules.types import CLICK, CUSTOM_PREFIX, Experiment, Ruleset
 
@@ -42,6 +52,23 @@ def add_command(commands: Any) -> None:
         metavar="FILE",
         help="ruleset file for the experiments' weights, repeatable (default: the published rulesets)",
     )
+    option(
+        report,
+        "--min-lift",
+        type=share,
+        default=DEFAULT_MIN_LIFT,
+        metavar="RATIO",
+        help="the stop rule's smallest relative lift worth having: a variant whose always-valid lift interval lies "
+        "within ±RATIO is no different",
+    )
+    option(
+        report,
+        "--sequential-tuning",
+        type=exposures,
+        default=DEFAULT_TUNING,
+        metavar="N",
+        help="exposures (both groups) at which the always-valid intervals are narrowest",
+    )
     add_json(report, "the report")
     option(report, "--html", metavar="FILE", help="also write a self-contained HTML report with charts")
     add_redis_options(report)
@@ -63,6 +90,16 @@ def days_between(first: str, last: str) -> tuple[str, ...]:
     if (end - start).days >= MAX_DAYS:
         raise ValueError(f"--to: at most {MAX_DAYS} days in one report")
     return tuple((start + timedelta(days=n)).isoformat() for n in range((end - start).days + 1))
+
+
+def exposures(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 1 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be 1 or more: {text!r}")
+    return value
 
 
 def metric_of(text: str) -> str:
@@ -87,8 +124,13 @@ def experiments_of(rulesets: list[Ruleset]) -> dict[str, Experiment]:
     return found
 
 
-async def _gather(args: argparse.Namespace, days: tuple[str, ...]) -> tuple[list[Any], list[Ruleset]]:
+async def _gather(
+    args: argparse.Namespace, days: tuple[str, ...]
+) -> tuple[list[Any], list[Ruleset], Ruleset | None, Rates]:
+    """The rows of the days, the rulesets (experiments' weights) and, for the allocation, the counts the servers
+    read for the active ruleset (the last ``--rules`` file) now."""
     from decision.rules.loader import load_file, parse
+    from decision.service.learning import wanted
     from decision.store.control import ControlStore
     from decision.store.keys import KeySpace
     from decision.store.outcomes import scan_outcomes
@@ -98,13 +140,24 @@ async def _gather(args: argparse.Namespace, days: tuple[str, ...]) -> tuple[list
     try:
         rows = await scan_outcomes(control.client, keys, set(days))
         rulesets = [load_file(path) for path in args.rules]
+        active = rulesets[-1] if rulesets else None
         if not rulesets:
+            pointer = await control.active()
             for entry in await control.versions():
-                if args.ruleset_version is None or entry.version == args.ruleset_version:
+                chosen = args.ruleset_version is None or entry.version == args.ruleset_version
+                serving = pointer is not None and pointer.version == entry.version
+                if chosen or serving:
                     ruleset, _ = parse(entry.text.encode(), entry.source or entry.version)
-                    if ruleset is not None:
+                    if ruleset is not None and chosen:
                         rulesets.append(ruleset)
-        return rows, rulesets
+                    active = ruleset if serving else active
+        learned: list[OutcomeRow] = []
+        if active is not None:
+            needed = wanted(active, time.time())
+            if needed:
+                read = await scan_outcomes(control.client, keys, {day for _, day in needed})
+                learned = [row for row in read if (row.offer_id, row.day) in needed]
+        return rows, rulesets, active, Rates.of(learned)
     finally:
         await control.close()
 
@@ -121,13 +174,16 @@ def cmd_report(args: argparse.Namespace) -> int:
     except ValueError as exc:
         return fail("report", str(exc), Exit.USAGE)
     try:
-        rows, rulesets = asyncio.run(_gather(args, days))
+        rows, rulesets, active, rates = asyncio.run(_gather(args, days))
     except RulesetInvalid as exc:
         print(f"{exc}\ndecision report: a ruleset given with --rules is invalid", file=sys.stderr)
         return int(Exit.INVALID)
     except StoreError as exc:
         return redis_failure("report", exc)
-    report = build(rows, days, version=args.ruleset_version, metric=metric, experiments=experiments_of(rulesets))
+    report = build(rows, days, version=args.ruleset_version, metric=metric, experiments=experiments_of(rulesets),
+                   tuning=args.sequential_tuning, min_lift=args.min_lift)  # fmt: skip
+    if active is not None:
+        report = dataclasses.replace(report, allocations=current(active, rates))
     from decision.cli.outcomes_html import render
 
     emit(args.json, report.to_json, lambda: format_report(report), ("html", args.html, lambda: render(report)))

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from html import escape
 
 from decision.cli.simulate import PlacementStats, Simulation
+from decision.rules.types import utc_iso
 
 BAR_HEIGHT = 22
 LABEL_WIDTH = 220
@@ -49,7 +49,7 @@ def _bars(placement: PlacementStats) -> str:
 
 
 def render(simulation: Simulation) -> str:
-    at = datetime.fromtimestamp(simulation.now, UTC).isoformat(timespec="seconds")
+    at = utc_iso(simulation.now, "seconds")
     out = [
         "<!doctype html>",
         '<html lang="en"><head><meta charset="utf-8">',

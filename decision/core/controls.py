@@ -16,13 +16,24 @@ their own (``ib:total:{offer:<id>}:...``); see ``decision.core.totals``.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
 from decision.core.counters import offer_counter_field, policy_counter_field
 from decision.core.periods import bucket, bucket_end_ms, span_seconds, window_start_ms
-from decision.rules.types import DECISION, DISMISS, Cap, CapScope, ContactPolicy, Offer, Period, Ruleset, Suppression
+from decision.rules.types import (
+    DECISION,
+    DISMISS,
+    Cap,
+    CapScope,
+    ContactPolicy,
+    Offer,
+    Period,
+    PeriodKind,
+    Ruleset,
+    Suppression,
+)
 
 # How long a profile's counters live after their last change when a lifetime cap needs them forever.
 DEFAULT_RETENTION_SECONDS: Final = 400 * 86_400
@@ -103,6 +114,33 @@ ProfileBlock = CapReached | Suppressed
 
 
 @dataclass(frozen=True, slots=True)
+class Usage:
+    """How much of one per-profile cap, dismissal suppression or contact policy a profile's counters hold now.
+
+    ``count`` of ``limit`` times of ``field`` fall in the window starting at ``since_ms`` (for a
+    suppression: dismissals within its ``within``, counted as the decision counts them); ``reached``:
+    it keeps the offer (the placement, for a policy) out now, until ``until_ms`` (None: for good, a
+    lifetime cap). What ``blocked`` and ``policy_reached`` decide, read for every control at once.
+    """
+
+    control: Cap | Suppression | ContactPolicy
+    offer_id: str | None  # the offer capped or suppressed; None for a contact policy
+    field: str
+    count: int
+    limit: int
+    since_ms: int
+    reached: bool
+    until_ms: int | None
+
+    @property
+    def kind(self) -> str:
+        """``cap``, ``suppression`` or ``policy``."""
+        if isinstance(self.control, Cap):
+            return "cap"
+        return "policy" if isinstance(self.control, ContactPolicy) else "suppression"
+
+
+@dataclass(frozen=True, slots=True)
 class TotalReached:
     """A total cap (across profiles) used up in its current bucket, as this server last saw it."""
 
@@ -179,22 +217,37 @@ class DeliveryControls:
 
     # -- decisions ----------------------------------------------------------
     def blocked(self, offer_id: str, counters: Mapping[str, Times], now_ms: int) -> ProfileBlock | None:
-        """Why the profile may not get the offer now (a reached cap, a suppression), or None."""
+        """Why the profile may not get the offer now (the first reached cap, a suppression), or None."""
+        return next(self.blocks(offer_id, counters, now_ms), None)
+
+    def blocks(self, offer_id: str, counters: Mapping[str, Times], now_ms: int) -> Iterator[ProfileBlock]:
+        """Every reason the profile may not get the offer now: its reached caps, then its suppression."""
         for item in self.profile_caps.get(offer_id, ()):
             cap = item.cap
             count = count_since(counters.get(item.field, ()), window_start_ms(cap.period, now_ms))
             if count >= cap.max:
-                return CapReached(cap, count)
+                yield CapReached(cap, count)
         offer = self.suppressions.get(offer_id)
         if offer is not None and offer.suppression is not None:
             rule = offer.suppression
             times = counters.get(offer_counter_field(offer_id, DISMISS), ())
-            if times and now_ms < times[-1] + rule.seconds * 1000:
-                since = times[-1] - rule.within_seconds * 1000 + 1 if rule.within_seconds else 0
-                count = count_since(times, since)
-                if count >= rule.dismissals:
-                    return Suppressed(rule, count, times[-1])
-        return None
+            dismissed = _suppressing(rule, times, now_ms)
+            if dismissed is not None:
+                yield Suppressed(rule, dismissed, times[-1])
+
+    def usage(self, counters: Mapping[str, Times], now_ms: int) -> tuple[Usage, ...]:
+        """Every per-profile cap, suppression and contact policy of the ruleset, with the profile's use of it
+        (``decision profile``): offers in the ruleset's order, then the policies. Total caps count across
+        profiles, in keys of their own: not here."""
+        found: list[Usage] = []
+        for offer_id, items in self.profile_caps.items():
+            for item in items:
+                found.append(_window_usage(item.cap, offer_id, item.field, item.cap.max, counters, now_ms))
+        for offer_id, offer in self.suppressions.items():
+            assert offer.suppression is not None
+            found.append(_suppression_usage(offer.suppression, offer_id, counters, now_ms))
+        found.extend(_window_usage(p, None, policy_counter_field(p.id), p.max, counters, now_ms) for p in self.policies)
+        return tuple(found)
 
     def decision_checks(self, offer_id: str, now_ms: int) -> tuple[tuple[Check, ...], tuple[str, ...]]:
         """The profile caps counted on decision: what a proposal must fit, and the fields it adds to."""
@@ -255,6 +308,71 @@ class DeliveryControls:
             if policy.counts == counted and policy.covers(channel, placement_id):
                 fields.append(policy_counter_field(policy.id))
         return tuple(fields)
+
+
+def suppressed_until_ms(rule: Suppression, last_dismissal_ms: int) -> int:
+    """The first moment a suppressed offer may be proposed again: ``rule.seconds`` after the latest dismissal."""
+    return last_dismissal_ms + rule.seconds * 1000
+
+
+def reopens_ms(period: Period, limit: int, times: Times, now_ms: int) -> int | None:
+    """The first moment after ``now_ms`` at which the window of ``period`` holds fewer than ``limit`` of ``times``
+    (a cap or contact policy has room again), with the windows of ``window_start_ms``; None: never (a lifetime)."""
+    if count_since(times, window_start_ms(period, now_ms)) < limit:
+        return now_ms
+    if period.kind is PeriodKind.LIFETIME:
+        return None
+    if period.kind is PeriodKind.ROLLING:  # the window moves with the clock: room once an old time leaves it
+        moments = sorted(t + period.seconds * 1000 for t in times if t + period.seconds * 1000 > now_ms)
+    else:  # a calendar window starts afresh at each bucket's end
+        moments, moment = [], now_ms
+        for _ in range(len(times) + 1):
+            end = bucket_end_ms(period, moment)
+            assert end is not None
+            moments.append(moment := end)
+    return next((m for m in moments if count_since(times, window_start_ms(period, m)) < limit), None)
+
+
+def _dismissals_since(rule: Suppression, times: Times) -> int:
+    """The earliest dismissal time that counts toward a suppression, given the dismissal times (latest last)."""
+    return times[-1] - rule.within_seconds * 1000 + 1 if rule.within_seconds else 0
+
+
+def _suppressing(rule: Suppression, times: Times, now_ms: int) -> int | None:
+    """The dismissals that suppress the offer now (``Suppressed.count``), None when it is not suppressed."""
+    if not times or now_ms >= suppressed_until_ms(rule, times[-1]):
+        return None
+    count = count_since(times, _dismissals_since(rule, times))
+    return count if count >= rule.dismissals else None
+
+
+def _window_usage(
+    control: Cap | ContactPolicy,
+    offer_id: str | None,
+    name: str,
+    limit: int,
+    counters: Mapping[str, Times],
+    now_ms: int,
+) -> Usage:
+    times = counters.get(name, ())
+    since = window_start_ms(control.period, now_ms)
+    count = count_since(times, since)
+    if count < limit:
+        return Usage(control, offer_id, name, count, limit, since, False, None)
+    until = reopens_ms(control.period, limit, times, now_ms)  # None: a lifetime cap, for good
+    return Usage(control, offer_id, name, count, limit, since, True, until)
+
+
+def _suppression_usage(rule: Suppression, offer_id: str, counters: Mapping[str, Times], now_ms: int) -> Usage:
+    name = offer_counter_field(offer_id, DISMISS)
+    times = counters.get(name, ())
+    if not times:
+        return Usage(rule, offer_id, name, 0, rule.dismissals, 0, False, None)
+    since = _dismissals_since(rule, times)
+    if _suppressing(rule, times, now_ms) is None:
+        return Usage(rule, offer_id, name, count_since(times, since), rule.dismissals, since, False, None)
+    count = count_since(times, since)
+    return Usage(rule, offer_id, name, count, rule.dismissals, since, True, suppressed_until_ms(rule, times[-1]))
 
 
 def period_text(period: Period) -> str:

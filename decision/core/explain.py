@@ -10,23 +10,27 @@ A decision with ``explain`` false never reaches this module.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, datetime
 
 from decision.core.controls import CapReached, PolicyReached, Suppressed, TotalReached, period_text
-from decision.core.types import Explanation, Outcome
-from decision.core.verdicts import (
-    AudienceMiss,
-    BeatenBy,
-    ConditionFalse,
-    ContentValueMissing,
-    Elsewhere,
-    HeldOut,
-    InPlaceOf,
-    OutsideSchedule,
-    Shown,
-    Verdict,
+from decision.core.types import (
+    Change,
+    Explanation,
+    JoinAudience,
+    LeaveAudience,
+    Never,
+    Outcome,
+    Outrank,
+    RankPart,
+    Remedy,
+    Requirement,
+    SetValue,
+    WaitFor,
+    WaitUntil,
+    WhyNot,
 )
-from decision.rules.types import AllOf, Condition, ContextValue, Not, Op, Predicate, Schedule, shown
+from decision.core.verdicts import BeatenBy, ContentValueMissing, Elsewhere, HeldOut, InPlaceOf, Shown, Verdict
+from decision.rules.reference import AudienceMiss, ConditionFalse, OutsideSchedule
+from decision.rules.types import AllOf, Condition, ContextValue, Not, Op, Predicate, Schedule, shown, utc_iso
 
 _SYMBOLS = {
     Op.EQ: "==",
@@ -70,16 +74,13 @@ def condition_text(c: Condition) -> str:
     return "(" + joiner.join(condition_text(child) for child in c.children) + ")"
 
 
-def _iso(epoch: float | None) -> str:
-    return "-" if epoch is None else datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")
-
-
 def _schedule_text(schedule: Schedule) -> str:
-    if schedule.end is None:
-        return f"from {_iso(schedule.start)}"
-    if schedule.start is None:
-        return f"until {_iso(schedule.end)}"
-    return f"{_iso(schedule.start)} to {_iso(schedule.end)}"
+    start, end = schedule.start, schedule.end
+    if end is None:
+        return "always" if start is None else f"from {utc_iso(start)}"
+    if start is None:
+        return f"until {utc_iso(end)}"
+    return f"{utc_iso(start)} to {utc_iso(end)}"
 
 
 def explanations(verdicts: Iterable[Verdict], now_ms: int) -> tuple[Explanation, ...]:
@@ -138,9 +139,9 @@ def _reason(verdict: Verdict, now_ms: int) -> str:
     if isinstance(e, OutsideSchedule):
         return f"outside its schedule ({_schedule_text(e.schedule)})"
     if isinstance(e, AudienceMiss):
-        if verdict.outcome is Outcome.IN_EXCLUDED_AUDIENCE:
+        if e.part == "none":
             return f"in excluded audience {e.audiences[0]!r}"
-        if e.any:
+        if e.part == "any":
             return f"in none of the audiences {', '.join(e.audiences)}"
         return f"not in audience {e.audiences[0]!r}"
     if isinstance(e, ConditionFalse):
@@ -179,3 +180,128 @@ _PLAIN = {
     # between the read and the reservation (a concurrent decision took the last slot).
     Outcome.CAPPED: "capped when the proposal was counted",
 }
+
+
+# -- Why not this offer: the wording of decision.core.why_not's answers (never a recomputation) -----------------
+
+_REQUIREMENTS = {
+    Op.EQ: "equal to {}",
+    Op.NE: "other than {}",
+    Op.LT: "below {}",
+    Op.LE: "{} or less",
+    Op.GT: "above {}",
+    Op.GE: "{} or more",
+    Op.IN: "one of {}",
+    Op.NOT_IN: "none of {}",
+    Op.CONTAINS: "containing {}",
+    Op.STARTS_WITH: "starting with {}",
+    Op.EXISTS: "present",
+}
+# The negations that read better than "not ...".
+_NEGATED = {Op.EQ: Op.NE, Op.IN: Op.NOT_IN}
+
+
+def requirement_text(r: Requirement) -> str:
+    """``above 100``, ``one of ["a", "b"]``, ``absent``, ``not above 100`` (under a ``not``)."""
+    if r.holds:
+        return _REQUIREMENTS[r.op].format(_show(r.operand))
+    if r.op is Op.EXISTS:
+        return "absent"
+    if r.op in _NEGATED:
+        return _REQUIREMENTS[_NEGATED[r.op]].format(_show(r.operand))
+    return "not " + _REQUIREMENTS[r.op].format(_show(r.operand))
+
+
+_WAITS = {
+    WaitFor.SCHEDULE: "rule {!r} starts",
+    WaitFor.CAP: "the cap of {} has room again",
+    WaitFor.SUPPRESSION: "the suppression after dismissals ends",
+    WaitFor.TOTAL_CAP: "the period of the total cap of {} ends",
+    WaitFor.CONTACT_POLICY: "contact policy {!r} has room again",
+}
+
+
+def change_text(change: Change) -> str:
+    """One change in one phrase: ``context.cart_value above 100 (is 80): e.g. 101``."""
+    if isinstance(change, SetValue):
+        wanted = " and ".join(requirement_text(r) for r in change.requirements)
+        actual = "absent" if change.actual is None else _show(change.actual)
+        text = f"{shown(change.attribute)} {wanted} (is {actual})"
+        if change.value is None:
+            return f"{text}: leave it out"
+        if all(r.op is Op.EXISTS for r in change.requirements):
+            return text
+        return f"{text}: e.g. {_show(change.value)}"
+    if isinstance(change, JoinAudience):
+        if change.any:
+            return "the profile joins one of the audiences " + ", ".join(repr(a) for a in change.audiences)
+        return f"the profile joins audience {change.audiences[0]!r}"
+    if isinstance(change, LeaveAudience):
+        return f"the profile leaves audience {change.audience!r}"
+    if isinstance(change, WaitUntil):
+        return f"wait until {utc_iso(change.at_ms / 1000)} ({_WAITS[change.reason].format(change.subject)})"
+    return _outrank_text(change)
+
+
+def _outrank_text(o: Outrank) -> str:
+    last = f"{o.offer_id!r}, the last offer shown"
+    if o.part is RankPart.PRIORITY:
+        assert o.ours is not None and o.theirs is not None
+        return f"a rules change: priority {_show(o.theirs + 1)} or more (is {_show(o.ours)}) to rank above {last}"
+    if o.part is RankPart.EXPLORING:
+        return (f"a rules change: rank above {last}, still being explored (below its minimum exposure, it goes "
+                "first among equal priorities): a higher priority")  # fmt: skip
+    if o.part is RankPart.DRAW:
+        assert o.ours is not None and o.theirs is not None
+        return (f"a rules change: rank above {last}: its Thompson draw {o.theirs:.4f} beat this one's "
+                f"{o.ours:.4f} (a higher priority, or better results)")  # fmt: skip
+    if o.part is RankPart.SCORE:
+        if o.ours is None or o.theirs is None:
+            return f"a rules change: rank above {last}, which has a score where this one has none"
+        return (f"a rules change: rank above {last}: score {_show(o.theirs)} against {_show(o.ours)} "
+                f"({_show(o.theirs - o.ours)} short; a higher score or priority)")  # fmt: skip
+    return (f"a rules change: rank above {last}: same priority and score, earlier in the file "
+            "(move this offer up, or raise its priority)")  # fmt: skip
+
+
+def remedy_text(remedy: Remedy) -> str:
+    """One way to win: its changes, joined."""
+    return "; ".join(change_text(c) for c in remedy.changes) or "nothing to change"
+
+
+def never_text(never: Never) -> str:
+    subject = never.subject
+    if never.outcome is Outcome.OUTSIDE_SCHEDULE:
+        return f"rule {subject!r} ended at {'-' if never.at_ms is None else utc_iso(never.at_ms / 1000)}"
+    if never.outcome is Outcome.CONDITION_FALSE:
+        return f"no value meets the condition of rule {subject!r}"
+    if never.outcome is Outcome.HOLDOUT:
+        return f"the profile is in the holdout group of experiment {subject!r} (a hash of the profile: it stays there)"
+    if never.outcome is Outcome.CAPPED:
+        return f"capped: {subject}" if subject.startswith("refused") else f"the cap of {subject} is reached for good"
+    if never.outcome is Outcome.TOTAL_CAP_REACHED:
+        return f"the total cap of {subject} is reached for good (a lifetime)"
+    if never.outcome is Outcome.CONTACT_POLICY:
+        return f"contact policy {subject!r} is used up for good (a lifetime)"
+    if never.outcome is Outcome.PROPOSED_ELSEWHERE:
+        return (f"it is shown in placement {subject!r} of this response (no duplicates): "
+                "ask for this placement first, or alone")  # fmt: skip
+    if never.outcome is Outcome.PROFILE_UNAVAILABLE:
+        return "the profile could not be read in time: ask again"
+    return _PLAIN.get(never.outcome, never.outcome.value)
+
+
+def why_not_text(answer: WhyNot) -> str:
+    """The answer in a few lines: the outcome, then the smallest changes (fewest first), or why none exists."""
+    head = f"why not {answer.offer_id!r} in {answer.placement_id!r}: {answer.outcome.value}"
+    if answer.shown:
+        return f"{head}: it is shown, nothing to change"
+    lines = [head]
+    if answer.remedies:
+        lines.append("  to make it win (each line is enough, fewest changes first):")
+        lines.extend(f"  {n}. {remedy_text(r)}" for n, r in enumerate(answer.remedies, 1))
+        if answer.never:
+            lines.append("  closed ways: " + "; ".join(never_text(n) for n in answer.never))
+    else:
+        lines.append("  nothing can make it win for this profile: " + "; ".join(never_text(n) for n in answer.never))
+    return "\n".join(lines)

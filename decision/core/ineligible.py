@@ -1,8 +1,9 @@
-"""Why an offer's eligibility rule does not match: the verdict's evidence, in the reference semantics. Pure.
+"""The verdict of an offer none of whose eligibility rules matched. Pure.
 
 The compiled engine decides eligibility; it is held equal to the reference
-evaluator (decision.rules.reference) by property tests, so the reason a rule
-failed is found with the reference semantics — and only when someone asks why.
+evaluator (decision.rules.reference) by property tests, so why a rule failed
+is the reference's ``rule_failure`` — asked only when someone asks why. This
+module only names its outcome.
 """
 
 from __future__ import annotations
@@ -10,40 +11,23 @@ from __future__ import annotations
 from collections.abc import Set as AbstractSet
 
 from decision.core.types import Outcome
-from decision.core.verdicts import AudienceMiss, ConditionFalse, OutsideSchedule, RankKey, Verdict
-from decision.rules.reference import condition_holds
-from decision.rules.types import AllOf, AnyOf, Condition, Context, EligibilityRule, Offer, Predicate
+from decision.core.verdicts import RankKey, Verdict
+from decision.rules.reference import AudienceMiss, OutsideSchedule, RuleFailure, rule_failure
+from decision.rules.types import Context, Offer
+
+_OF_AUDIENCE_PART = {
+    "all": Outcome.NOT_IN_AUDIENCE,
+    "any": Outcome.NOT_IN_AUDIENCE,
+    "none": Outcome.IN_EXCLUDED_AUDIENCE,
+}
 
 
-def false_part(c: Condition, context: Context) -> Condition:
-    """The smallest part of a false condition that makes it false: the first false term of an `and`."""
-    if isinstance(c, AllOf):
-        return false_part(next(child for child in c.children if not condition_holds(child, context)), context)
-    if isinstance(c, AnyOf) and len(c.children) == 1:
-        return false_part(c.children[0], context)
-    return c  # an `or` with every branch false, a `not` whose inside holds, a predicate
-
-
-def rule_failure(
-    rule: EligibilityRule, audiences: AbstractSet[str], context: Context, now: float
-) -> tuple[Outcome, OutsideSchedule | AudienceMiss | ConditionFalse] | None:
-    """Why ``rule`` does not match, in the order a marketer checks: schedule, audiences, conditions."""
-    if not rule.schedule.contains(now):
-        return Outcome.OUTSIDE_SCHEDULE, OutsideSchedule(rule.schedule)
-    missing = next((a for a in rule.audiences.all if a not in audiences), None)
-    if missing is not None:
-        return Outcome.NOT_IN_AUDIENCE, AudienceMiss((missing,))
-    if rule.audiences.any and not any(a in audiences for a in rule.audiences.any):
-        return Outcome.NOT_IN_AUDIENCE, AudienceMiss(tuple(rule.audiences.any), any=True)
-    excluded = next((a for a in rule.audiences.none if a in audiences), None)
-    if excluded is not None:
-        return Outcome.IN_EXCLUDED_AUDIENCE, AudienceMiss((excluded,))
-    if rule.condition is not None and not condition_holds(rule.condition, context):
-        part = false_part(rule.condition, context)
-        if isinstance(part, Predicate):
-            return Outcome.CONDITION_FALSE, ConditionFalse(part, part.attribute, context.get(part.attribute))
-        return Outcome.CONDITION_FALSE, ConditionFalse(part)
-    return None
+def outcome_of(failure: RuleFailure) -> Outcome:
+    if isinstance(failure, OutsideSchedule):
+        return Outcome.OUTSIDE_SCHEDULE
+    if isinstance(failure, AudienceMiss):
+        return _OF_AUDIENCE_PART[failure.part]
+    return Outcome.CONDITION_FALSE
 
 
 def not_eligible(
@@ -53,6 +37,6 @@ def not_eligible(
     for rule in offer.rules:
         failure = rule_failure(rule, audiences, context, now)
         if failure is not None:
-            return Verdict(offer.id, placement_id, failure[0], key, failure[1], rule.name)
+            return Verdict(offer.id, placement_id, outcome_of(failure), key, failure, rule.name)
     # unreachable while the engine agrees with the reference (the property test)
     return Verdict(offer.id, placement_id, Outcome.CONDITION_FALSE, key)

@@ -61,11 +61,16 @@ class Rates:
         return cls(offers, variants)
 
 
-def draw(counts: Mapping[str, int] | None, learning: Ranking, rng: random.Random) -> Draw:
-    """A draw for one arm from its counts (successes above trials are capped: repeated events)."""
+def observed(counts: Mapping[str, int] | None, learning: Ranking) -> tuple[int, int]:
+    """(successes, trials) of one arm as learning reads them (successes above trials are capped: repeated events)."""
     counts = counts or {}
     trials = counts.get(learning.per, 0)
-    successes = min(counts.get(learning.metric, 0), trials)
+    return min(counts.get(learning.metric, 0), trials), trials
+
+
+def draw(counts: Mapping[str, int] | None, learning: Ranking, rng: random.Random) -> Draw:
+    """A draw for one arm from its counts (``observed``)."""
+    successes, trials = observed(counts, learning)
     if trials < max(learning.min_exposure, 1):
         return Draw(successes, trials, None, learning.metric, learning.per)
     value = rng.betavariate(successes + 1, trials - successes + 1)

@@ -46,7 +46,6 @@ from decision.core.controls import (
     Times,
     TotalCheck,
     TotalReached,
-    period_text,
 )
 from decision.core.experiments import choose
 from decision.core.explain import explanations
@@ -114,6 +113,16 @@ class Candidate:
     # In a ``ranking:`` placement: the counts and draw it was ranked by (explanations show them).
     draw: Draw | None = None
 
+    # The fill rule, in one place (``select.lua`` is its Lua twin): a candidate must fit its own checks and,
+    # unless exempt (a fallback, outside contact policies), its placement's; taking it adds to the same fields.
+    def must_fit(self, placement_checks: tuple[Check, ...]) -> tuple[Check, ...]:
+        """What the counters must leave room for, one more each, for this candidate to be taken."""
+        return self.checks if self.exempt else self.checks + placement_checks
+
+    def adds_to(self, placement_fields: tuple[str, ...]) -> tuple[str, ...]:
+        """The counter fields taking this candidate adds a time to."""
+        return self.fields if self.exempt else self.fields + placement_fields
+
 
 @dataclass(frozen=True, slots=True)
 class Slot:
@@ -144,26 +153,12 @@ class Plan:
     counters: Mapping[str, Times] = field(default_factory=dict)
     why: Why | None = None
 
-    @property
-    def excluded(self) -> dict[str, str]:
-        """Eligible offers left out by the delivery controls or an offer experiment, and why (in short)."""
-        result: dict[str, str] = {}
-        for slot in self.slots:
-            for verdict in slot.ruled_out:
-                text = _summary(verdict)
-                if text:
-                    result.setdefault(verdict.offer_id, text)
-        return result
-
     def fields_of(self, selection: Selection) -> list[str]:
         """The counter fields the selection adds a time to, once per addition."""
         added: list[str] = []
         for slot, taken in zip(self.slots, selection, strict=True):
             for index in taken:
-                candidate = slot.candidates[index]
-                added.extend(candidate.fields)
-                if not candidate.exempt:
-                    added.extend(slot.fields)
+                added.extend(slot.candidates[index].adds_to(slot.fields))
         return added
 
     def totals_of(self, selection: Selection) -> dict[str, tuple[TotalCheck, ...]]:
@@ -185,21 +180,6 @@ class Plan:
                 if not candidate.exempt:
                     result[candidate.key] = result.get(candidate.key, 0) + 1
         return result
-
-
-def _summary(verdict: Verdict) -> str:
-    evidence = verdict.evidence
-    if isinstance(evidence, CapReached):
-        return f"capped: {evidence.cap.max} {evidence.cap.counts} per profile ({period_text(evidence.cap.period)})"
-    if isinstance(evidence, Suppressed):
-        return f"suppressed: dismissed {evidence.suppression.dismissals} times"
-    if isinstance(evidence, TotalReached):
-        return "total cap reached"
-    if isinstance(evidence, PolicyReached):
-        return f"contact policy {evidence.policy.id!r}: {evidence.policy.max} {evidence.policy.counts} reached"
-    if isinstance(evidence, HeldOut) and not evidence.placement:
-        return f"holdout of experiment {evidence.experiment_id!r}"
-    return ""
 
 
 # What the counters allow for one offer in this decision: its decision checks, the fields a proposal adds
@@ -320,7 +300,7 @@ class _Planner:
             seen.add(found.key)
             candidates.append(found)
             # Sure to be taken (no checks, not possibly taken by an earlier slot): past `limit` of them, stop.
-            sure_taken = not found.checks and (found.exempt or not checks)
+            sure_taken = not found.must_fit(checks)
             if why is None and sure_taken and (ruleset.allow_duplicates or found.key not in self.keys):
                 sure += 1
                 if sure >= limit:
@@ -504,8 +484,7 @@ def fill(plan: Plan, counters: Mapping[str, Times]) -> Selection:
                 break
             if not plan.allow_duplicates and candidate.key in used:
                 continue
-            checks = candidate.checks if candidate.exempt else candidate.checks + slot.checks
-            if any(check.room(live) < 1 for check in checks):
+            if any(check.room(live) < 1 for check in candidate.must_fit(slot.checks)):
                 continue
             _count(live, candidate, slot, plan.now_ms)
             taken.append(index)
@@ -515,7 +494,7 @@ def fill(plan: Plan, counters: Mapping[str, Times]) -> Selection:
 
 
 def _count(live: dict[str, Times], candidate: Candidate, slot: Slot, now_ms: int) -> None:
-    for name in candidate.fields if candidate.exempt else candidate.fields + slot.fields:
+    for name in candidate.adds_to(slot.fields):
         live[name] = (*live.get(name, ()), now_ms)
 
 
@@ -591,7 +570,7 @@ def _passed_over(
         return Verdict(key, placement_id, Outcome.PROPOSED_ELSEWHERE, rank, Elsewhere(used[key]), rule)
     if count >= slot.limit:
         return Verdict(key, placement_id, Outcome.LOST_RANKING, rank, BeatenBy(last, shown), rule)
-    for check in candidate.checks if candidate.exempt else candidate.checks + slot.checks:
+    for check in candidate.must_fit(slot.checks):
         room = check.room(live)
         if room >= 1:
             continue

@@ -4,22 +4,75 @@ Built from the outcome counters' rows (``decision.core.outcomes``) and, for the
 sample-ratio check, the experiments' weights (from the rulesets). Statistics
 from ``decision.core.stats``: Wilson intervals, the two-proportion z-test
 (pooled) for p-values, Katz intervals on the rate ratio for lifts, and a
-chi-square goodness of fit for sample-ratio mismatch.
+chi-square goodness of fit for sample-ratio mismatch — all fixed-horizon:
+valid for one look, planned in advance. Beside them, for every variant
+against the control, always-valid confidence sequences (valid however often
+one looks: ``stats.sequential_two_proportion``), day by day cumulatively, and
+the "can we stop?" verdict, which reads only those (``STOP_RULE``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
+from decision.core.allocation import Allocation
 from decision.core.outcomes import OutcomeRow
-from decision.core.stats import Comparison, SampleRatio, sample_ratio, two_proportion, wilson
+from decision.core.stats import (
+    ALPHA,
+    DEFAULT_TUNING,
+    SEQUENTIAL_NAME,
+    AlwaysValid,
+    Comparison,
+    SampleRatio,
+    SequentialComparison,
+    sample_ratio,
+    sequential_two_proportion,
+    two_proportion,
+    wilson,
+)
 from decision.rules.types import CLICK, DECISION, DISMISS, HOLDOUT, IMPRESSION, Experiment, HoldoutServes
 
 SRM_ALPHA = 0.001
 TEST_NAME = "two-proportion z-test (pooled), two-sided; lift interval: Katz log rate ratio; 95 %"
+DEFAULT_MIN_LIFT = 0.05  # a relative lift smaller than this is no difference worth having (--min-lift)
+MIN_EXPOSURES = 100  # per group, before any verdict: the sequences are asymptotic
+STOP_RULE = (
+    "stop when, for every variant against the control, the always-valid interval of the lift excludes 0 (better "
+    "or worse) or lies within ±{min_lift:.0%} (no difference worth having), each group having {minimum} exposures "
+    "and a conversion; with k variants each interval at level 1 - 0.05/k (Bonferroni); never on the fixed-horizon "
+    "p-value; a sample ratio mismatch stops nothing (check the assignment first)"
+)
+
+
+class Stop(StrEnum):
+    """The "can we stop?" verdict of one variant against the control (or of the experiment)."""
+
+    CONTINUE = "continue"  # the interval still straddles 0 and a lift worth having, or too little data
+    BETTER = "better"  # the lift's always-valid interval lies above 0
+    WORSE = "worse"  # ... below 0
+    SAME = "same"  # ... within ±min_lift: no difference worth having
+    CHECK = "check"  # a sample ratio mismatch: no verdict until the assignment is explained
+
+
+def stop_verdict(comparison: SequentialComparison | None, control: Rate, other: Rate, min_lift: float) -> Stop:
+    """The rule (``STOP_RULE``) for one variant: on the always-valid interval of the lift only."""
+    lift = None if comparison is None else comparison.lift
+    enough = all(r.trials >= MIN_EXPOSURES and r.successes > 0 for r in (control, other))
+    if lift is None or not enough:
+        return Stop.CONTINUE
+    low, high = lift.interval
+    if low > 0:
+        return Stop.BETTER
+    if high < 0:
+        return Stop.WORSE
+    if -min_lift <= low and high <= min_lift:
+        return Stop.SAME
+    return Stop.CONTINUE
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,16 +128,44 @@ def _comparison_json(c: Comparison | None) -> dict[str, Any] | None:
             "lift_interval": c.lift_interval, "z": c.z, "p_value": c.p_value}  # fmt: skip
 
 
+def _always_valid_json(a: AlwaysValid | None) -> dict[str, Any] | None:
+    if a is None:
+        return None
+    return {"estimate": a.estimate, "interval": a.interval, "p_value": a.p_value, "fixed_interval": a.fixed_interval}
+
+
+def _sequential_json(c: SequentialComparison | None) -> dict[str, Any] | None:
+    if c is None:
+        return None
+    return {"difference": _always_valid_json(c.difference), "lift": _always_valid_json(c.lift), "alpha": c.alpha,
+            "tuning": c.tuning}  # fmt: skip
+
+
 @dataclass(frozen=True, slots=True)
 class VariantLine:
     variant: str
     conversion: Rate  # conversions / exposures (proposals)
     against_control: Comparison | None  # None for the control itself
+    sequential: SequentialComparison | None = None  # always-valid, against the control (None: the control, holdout)
+    stop: Stop | None = None  # the "can we stop?" verdict of this variant (None: the control, the holdout)
 
     def to_json(self) -> dict[str, Any]:
         return {"variant": self.variant, "exposures": self.conversion.trials,
                 "conversions": self.conversion.successes, "rate": self.conversion.value,
-                "interval": self.conversion.interval, "vs_control": _comparison_json(self.against_control)}  # fmt: skip
+                "interval": self.conversion.interval, "vs_control": _comparison_json(self.against_control),
+                "sequential": _sequential_json(self.sequential),
+                "stop": None if self.stop is None else self.stop.value}  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Look:
+    """The experiment as it stood at the end of one day (cumulative from the first day of the report)."""
+
+    day: str
+    variants: tuple[VariantLine, ...]  # as in ExperimentLine, counted up to this day
+
+    def to_json(self) -> dict[str, Any]:
+        return {"day": self.day, "variants": [v.to_json() for v in self.variants]}
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,10 +177,23 @@ class ExperimentLine:
     srm: SampleRatio | None
     srm_groups: tuple[str, ...] = ()  # the groups the sample-ratio check compared
     note: str = ""
+    looks: tuple[Look, ...] = ()  # day by day, cumulative: what someone looking each day saw
+    holdout_sequential: SequentialComparison | None = None  # the variants pooled against the holdout, always-valid
 
     @property
     def mismatch(self) -> bool:
         return self.srm is not None and self.srm.mismatch(SRM_ALPHA)
+
+    @property
+    def stop(self) -> Stop:
+        """The experiment's verdict: check (mismatch), continue (a variant undecided), or every variant decided —
+        then the best of them (better, else same, else worse)."""
+        verdicts = [v.stop for v in self.variants if v.stop is not None]
+        if self.mismatch:
+            return Stop.CHECK
+        if not verdicts or Stop.CONTINUE in verdicts:
+            return Stop.CONTINUE
+        return next(s for s in (Stop.BETTER, Stop.SAME, Stop.WORSE) if s in verdicts)
 
     def to_json(self) -> dict[str, Any]:
         srm = None
@@ -108,7 +202,9 @@ class ExperimentLine:
                    "groups": list(self.srm_groups), "mismatch": self.mismatch, "alpha": SRM_ALPHA}  # fmt: skip
         return {"experiment": self.experiment_id, "metric": self.metric,
                 "variants": [v.to_json() for v in self.variants], "holdout_lift": _comparison_json(self.holdout_lift),
-                "sample_ratio": srm, "note": self.note}  # fmt: skip
+                "holdout_sequential": _sequential_json(self.holdout_sequential),
+                "sample_ratio": srm, "note": self.note, "stop": self.stop.value,
+                "looks": [look.to_json() for look in self.looks]}  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,12 +216,27 @@ class Report:
     experiments: tuple[ExperimentLine, ...]
     test: str = TEST_NAME
     placements: tuple[str, ...] = field(default=())
+    tuning: float = DEFAULT_TUNING
+    min_lift: float = DEFAULT_MIN_LIFT
+    # The Thompson placements' and auto experiments' current allocation (decision.core.allocation).
+    allocations: tuple[Allocation, ...] = ()
+
+    @property
+    def sequential(self) -> str:
+        """The always-valid method, named."""
+        return SEQUENTIAL_NAME.format(tuning=self.tuning)
+
+    @property
+    def stop_rule(self) -> str:
+        return STOP_RULE.format(min_lift=self.min_lift, minimum=MIN_EXPOSURES)
 
     def to_json(self) -> dict[str, Any]:
         return {"from": self.days[0] if self.days else None, "to": self.days[-1] if self.days else None,
                 "ruleset_version": self.version, "metric": self.metric, "test": self.test,
-                "offers": [o.to_json() for o in self.offers],
-                "experiments": [e.to_json() for e in self.experiments]}  # fmt: skip
+                "sequential": self.sequential, "stop_rule": self.stop_rule, "min_lift": self.min_lift,
+                "tuning": self.tuning, "offers": [o.to_json() for o in self.offers],
+                "experiments": [e.to_json() for e in self.experiments],
+                "allocations": [a.to_json() for a in self.allocations]}  # fmt: skip
 
 
 def build(
@@ -135,45 +246,107 @@ def build(
     version: str | None = None,
     metric: str = CLICK,
     experiments: Mapping[str, Experiment] | None = None,
+    tuning: float = DEFAULT_TUNING,
+    min_lift: float = DEFAULT_MIN_LIFT,
 ) -> Report:
-    """The report of ``rows`` (of ``days``; of ``version`` only unless None). ``experiments``: their weights."""
+    """The report of ``rows`` (of ``days``; of ``version`` only unless None). ``experiments``: their weights.
+    ``tuning``: where the confidence sequences are narrowest (exposures); ``min_lift``: of the stop rule."""
     by_offer: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    by_variant: dict[str, dict[str, dict[str, int]]] = defaultdict(lambda: defaultdict(lambda: defaultdict(int)))
+    by_day: dict[str, dict[str, _Groups]] = defaultdict(lambda: defaultdict(_groups))
     wanted = set(days)
     for row in rows:
         if row.day not in wanted or (version is not None and row.version != version):
             continue
         by_offer[(row.placement_id, row.offer_id)][row.counted] += row.count
         if row.experiment_id:
-            by_variant[row.experiment_id][row.variant][row.counted] += row.count
+            by_day[row.experiment_id][row.day][row.variant][row.counted] += row.count
     offers = tuple(
         OfferLine(placement, offer, c.get(DECISION, 0), c.get(IMPRESSION, 0), c.get(CLICK, 0), c.get(DISMISS, 0),
                   {k: n for k, n in sorted(c.items()) if k not in (DECISION, IMPRESSION, CLICK, DISMISS)})
         for (placement, offer), c in sorted(by_offer.items())
     )  # fmt: skip
+    options = _Options(metric, tuning, min_lift)
     lines = tuple(
-        _experiment(eid, groups, metric, (experiments or {}).get(eid)) for eid, groups in sorted(by_variant.items())
+        _experiment(eid, daily, days, options, (experiments or {}).get(eid)) for eid, daily in sorted(by_day.items())
     )
-    return Report(days, version, metric, offers, lines, placements=tuple(sorted({o.placement_id for o in offers})))
+    return Report(days, version, metric, offers, lines, placements=tuple(sorted({o.placement_id for o in offers})),
+                  tuning=tuning, min_lift=min_lift)  # fmt: skip
+
+
+_Groups = dict[str, dict[str, int]]  # variant -> counted -> count
+
+
+def _groups() -> _Groups:
+    return defaultdict(lambda: defaultdict(int))
+
+
+@dataclass(frozen=True, slots=True)
+class _Options:
+    metric: str
+    tuning: float
+    min_lift: float
 
 
 def _experiment(
-    experiment_id: str, groups: Mapping[str, Mapping[str, int]], metric: str, definition: Experiment | None
+    experiment_id: str,
+    daily: Mapping[str, _Groups],
+    days: tuple[str, ...],
+    options: _Options,
+    definition: Experiment | None,
 ) -> ExperimentLine:
+    """The experiment over all the days, and as it stood at the end of each (cumulative)."""
+    looks: list[Look] = []
+    cumulative = _groups()
+    for day in days:
+        for group, counts in daily.get(day, {}).items():
+            for counted, count in counts.items():
+                cumulative[group][counted] += count
+        if day in daily or looks:
+            looks.append(Look(day, _variants(_order(cumulative, definition), cumulative, options)[0]))
+    line = _whole(experiment_id, cumulative, options, definition)
+    return dataclasses.replace(line, looks=tuple(looks))
+
+
+def _order(groups: Mapping[str, object], definition: Experiment | None) -> list[str]:
+    """The control (first variant) first, the other variants, the holdout last."""
     order = [v.id for v in definition.variants] if definition is not None else sorted(g for g in groups if g != HOLDOUT)
     order += [g for g in sorted(groups) if g not in order and g != HOLDOUT]
     if HOLDOUT in groups or (definition is not None and definition.holdout_weight):
         order.append(HOLDOUT)
-    rates = {g: Rate(groups.get(g, {}).get(metric, 0), groups.get(g, {}).get(DECISION, 0)) for g in order}
+    return order
+
+
+def _variants(
+    order: list[str], groups: Mapping[str, Mapping[str, int]], options: _Options
+) -> tuple[tuple[VariantLine, ...], dict[str, Rate]]:
+    rates = {g: Rate(groups.get(g, {}).get(options.metric, 0), groups.get(g, {}).get(DECISION, 0)) for g in order}
     control = rates[order[0]] if order and order[0] != HOLDOUT else None
-    variants = tuple(
-        VariantLine(g, r, None if g == order[0] or control is None else _compare(control, r)) for g, r in rates.items()
-    )
-    holdout_lift = None
+    compared = [g for g in order[1:] if g != HOLDOUT]
+    alpha = ALPHA / max(len(compared), 1)  # Bonferroni over the variants compared with the control
+    lines = []
+    for group, rate in rates.items():
+        if control is None or group not in compared:
+            lines.append(VariantLine(group, rate, None if group == order[0] or control is None else
+                                     _compare(control, rate)))  # fmt: skip
+            continue
+        sequential = _sequential(control, rate, alpha, options.tuning)
+        lines.append(VariantLine(group, rate, _compare(control, rate), sequential,
+                                 stop_verdict(sequential, control, rate, options.min_lift)))  # fmt: skip
+    return tuple(lines), rates
+
+
+def _whole(
+    experiment_id: str, groups: Mapping[str, Mapping[str, int]], options: _Options, definition: Experiment | None
+) -> ExperimentLine:
+    order = _order(groups, definition)
+    variants, rates = _variants(order, groups, options)
+    metric = options.metric
+    holdout_lift = holdout_sequential = None
     if HOLDOUT in rates:
         pooled = [r for g, r in rates.items() if g != HOLDOUT]
         treated = Rate(sum(r.successes for r in pooled), sum(r.trials for r in pooled))
         holdout_lift = _compare(rates[HOLDOUT], treated)
+        holdout_sequential = _sequential(rates[HOLDOUT], treated, ALPHA, options.tuning)
     srm: SampleRatio | None = None
     groups_checked: tuple[str, ...] = ()
     note = ""
@@ -187,7 +360,15 @@ def _experiment(
         srm = sample_ratio([rates[g].trials if g in rates else 0 for g in weights], list(weights.values()))
     else:
         note = "experiment not found in the rulesets read: no sample-ratio check"
-    return ExperimentLine(experiment_id, metric, variants, holdout_lift, srm, groups_checked, note)
+    return ExperimentLine(experiment_id, metric, variants, holdout_lift, srm, groups_checked, note,
+                          holdout_sequential=holdout_sequential)  # fmt: skip
+
+
+def _sequential(control: Rate, other: Rate, alpha: float, tuning: float) -> SequentialComparison | None:
+    return sequential_two_proportion(
+        min(control.successes, control.trials), control.trials, min(other.successes, other.trials), other.trials,
+        alpha=alpha, tuning=tuning,
+    )  # fmt: skip
 
 
 def _compare(control: Rate, other: Rate) -> Comparison | None:

@@ -29,6 +29,8 @@ def check_request(ruleset: Ruleset, request: DecisionRequest) -> None:
             raise InvalidRequest(
                 field, f"placement {wanted.placement_id!r} is not served on channel {request.channel!r} (only {served})"
             )
+    if request.why_not:
+        _check_why_not(ruleset, request)
     if ruleset.attributes:
         _check_context_types(ruleset, request)
     if ruleset.profile_attributes:
@@ -45,6 +47,21 @@ def with_profile(ruleset: Ruleset, request: DecisionRequest, attributes: Mapping
     if not found:
         return request
     return dataclasses.replace(request, context={**request.context, **found})
+
+
+def _check_why_not(ruleset: Ruleset, request: DecisionRequest) -> None:
+    """Every offer asked about is known, asked once, and offered by a requested placement."""
+    requested = {p.placement_id for p in request.placements}
+    for index, offer_id in enumerate(request.why_not):
+        field = f"why_not[{index}]"
+        offer = ruleset.offers.get(offer_id)
+        if offer is None:
+            raise InvalidRequest(field, f"unknown offer {offer_id!r}{did_you_mean(offer_id, ruleset.offers)}")
+        if offer_id in request.why_not[:index]:
+            raise InvalidRequest(field, f"offer {offer_id!r} is asked about twice")
+        if not requested.intersection(offer.placements):
+            where = ", ".join(offer.placements)
+            raise InvalidRequest(field, f"offer {offer_id!r} is in none of the requested placements (it is in {where})")
 
 
 def _check_context_types(ruleset: Ruleset, request: DecisionRequest) -> None:

@@ -28,7 +28,8 @@ def wilson(successes: int, trials: int, z: float = Z95) -> tuple[float, float]:
     denominator = 1 + z * z / trials
     centre = (p + z * z / (2 * trials)) / denominator
     half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denominator
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # The interval holds p (exactly 1 or 0 at the ends, which rounding would miss by an ulp).
+    return max(0.0, min(p, centre - half)), min(1.0, max(p, centre + half))
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,3 +132,104 @@ def sample_ratio(observed: Sequence[int], weights: Sequence[float]) -> SampleRat
         statistic += (count - expected) ** 2 / expected if expected > 0 else 0.0
     df = len(observed) - 1
     return SampleRatio(statistic, df, chi_square_sf(statistic, df))
+
+
+# -- Always-valid inference: asymptotic confidence sequences ---------------------------------------------------
+#
+# Waudby-Smith, Arbour, Sinha, Kennedy & Ramdas, "Time-uniform central limit theory and asymptotic confidence
+# sequences" (Annals of Statistics, 2024; arXiv:2103.06476v7): with a normal mixture of width rho, the interval
+#     estimate ± sqrt(s2) * sqrt(2 (n rho² + 1) / (n² rho²) * ln(sqrt(n rho² + 1) / alpha))        (their eq. 9)
+# covers the true value at every n at once with probability at least 1 - alpha (asymptotically), where s2 is the
+# per-observation variance (the estimator's variance times n). rho is tuned so that the sequence is narrowest near
+# n = N, the tuning parameter (their eq. 161):  rho² = (-2 ln alpha + ln(-2 ln alpha + 1)) / N. The always-valid
+# p-value is the inverse of the mixture's e-value (their eq. 155), min(1, sqrt(n rho² + 1) exp(-rho² S² / (2 (n rho²
+# + 1)))) with S² = n² estimate² / s2. GrowthBook's sequential testing computes the same (gbstats,
+# packages/stats/gbstats/frequentist/tests.py: sequential_rho, sequential_interval_halfwidth,
+# SequentialTwoSidedTTest, default N = 5000), with n the exposures of both groups together.
+
+DEFAULT_TUNING = 5000.0  # N: where the sequence is narrowest (total exposures of the two groups), GrowthBook's default
+ALPHA = 0.05
+SEQUENTIAL_NAME = (
+    "always-valid 95 % confidence sequence (asymptotic, normal mixture; Waudby-Smith et al. 2024, as GrowthBook's "
+    "sequential testing), tuned for N = {tuning:g} exposures"
+)
+
+
+def sequential_rho(alpha: float = ALPHA, tuning: float = DEFAULT_TUNING) -> float:
+    """The mixture's width for ``alpha``, narrowest near ``tuning`` observations (Waudby-Smith et al., eq. 161)."""
+    if not 0 < alpha < 1 or tuning <= 0:
+        raise ValueError("alpha must be in (0, 1) and the tuning parameter positive")
+    log_alpha = math.log(alpha)
+    return math.sqrt((-2 * log_alpha + math.log(-2 * log_alpha + 1)) / tuning)
+
+
+def sequential_halfwidth(s2: float, n: int, alpha: float = ALPHA, rho: float | None = None) -> float:
+    """Half the width of the two-sided always-valid interval after ``n`` observations of variance ``s2`` (eq. 9)."""
+    r2 = (sequential_rho(alpha) if rho is None else rho) ** 2
+    return math.sqrt(s2) * math.sqrt(2 * (n * r2 + 1) * math.log(math.sqrt(n * r2 + 1) / alpha) / (n * n * r2))
+
+
+def always_valid_p(estimate: float, s2: float, n: int, rho: float) -> float:
+    """The always-valid p-value of ``estimate == 0``: 1 / the mixture e-value, at most 1 (eq. 155)."""
+    if s2 <= 0:
+        return 1.0
+    r2, st2 = rho * rho, n * n * estimate * estimate / s2  # (n estimate)² / (n s2): the standardized sum, squared
+    log_e = r2 * st2 / (2 * (n * r2 + 1)) - 0.5 * math.log(n * r2 + 1)
+    return 1.0 if log_e <= 0 else math.exp(-log_e)
+
+
+@dataclass(frozen=True, slots=True)
+class AlwaysValid:
+    """An estimate with its always-valid interval: it holds at every look at once, however often one looks."""
+
+    estimate: float
+    interval: tuple[float, float]
+    p_value: float  # always-valid
+    fixed_interval: tuple[float, float]  # the fixed-horizon (one look) interval of the same estimate, for comparison
+
+
+@dataclass(frozen=True, slots=True)
+class SequentialComparison:
+    """A treatment against the control with always-valid intervals: the difference of the rates and the lift."""
+
+    difference: AlwaysValid
+    lift: AlwaysValid | None  # None while the control has no conversion
+    alpha: float
+    tuning: float
+
+
+def sequential_two_proportion(
+    x_control: int, n_control: int, x: int, n: int, *, alpha: float = ALPHA, tuning: float = DEFAULT_TUNING
+) -> SequentialComparison | None:
+    """x/n against x_control/n_control: the difference and the relative lift (delta method, as GrowthBook's
+    relative effect), each with its confidence sequence; None when either group has no exposure."""
+    if n <= 0 or n_control <= 0:
+        return None
+    rho, total = sequential_rho(alpha, tuning), n + n_control
+    z = _z(alpha)
+    p_c, p_t = x_control / n_control, x / n
+    v_c, v_t = p_c * (1 - p_c), p_t * (1 - p_t)
+
+    def sequence(estimate: float, variance: float) -> AlwaysValid:
+        s2 = variance * total
+        half = sequential_halfwidth(s2, total, alpha, rho) if s2 > 0 else 0.0
+        fixed = z * math.sqrt(variance)
+        return AlwaysValid(estimate, (estimate - half, estimate + half), always_valid_p(estimate, s2, total, rho),
+                         (estimate - fixed, estimate + fixed))  # fmt: skip
+
+    difference = sequence(p_t - p_c, v_c / n_control + v_t / n)
+    lift = None
+    if p_c > 0:
+        lift = sequence(p_t / p_c - 1, v_t / (p_c**2 * n) + v_c * p_t**2 / (p_c**4 * n_control))
+    return SequentialComparison(difference, lift, alpha, tuning)
+
+
+def _z(alpha: float) -> float:
+    """The standard normal's 1 - alpha/2 quantile (bisection on ``normal_sf``: no scipy at run time)."""
+    if alpha == ALPHA:
+        return Z95
+    low, high = 0.0, 40.0
+    for _ in range(200):
+        middle = (low + high) / 2
+        low, high = (middle, high) if 2 * normal_sf(middle) > alpha else (low, middle)
+    return (low + high) / 2

@@ -3,7 +3,8 @@
 Planning (decision.core.planning) is the only place that decides; a verdict is
 its record of one offer in one placement — the outcome, the rank key it used,
 and the evidence (which audience, condition, cap, policy, experiment, or the
-offer that took the slot). ``decision.core.explain`` only words them.
+offer that took the slot; why a rule failed is the reference evaluator's own
+``RuleFailure``). ``decision.core.explain`` only words them.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from dataclasses import dataclass
 from decision.core.controls import PolicyReached, ProfileBlock, TotalReached
 from decision.core.learning import Draw
 from decision.core.types import Outcome
-from decision.rules.types import Condition, ContextValue, Offer, Schedule
+from decision.rules.reference import AudienceMiss, ConditionFalse, OutsideSchedule
+from decision.rules.types import Offer
 
 # Priority (higher first); in a ``ranking:`` placement, offers still being explored (below the minimum
 # exposure) first, then by their Thompson draw (higher first); then score (higher first, none last), then
@@ -43,29 +45,6 @@ class InPlaceOf:
 
     offer_id: str
     experiment_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class OutsideSchedule:
-    schedule: Schedule
-
-
-@dataclass(frozen=True, slots=True)
-class AudienceMiss:
-    """``audiences``: the missing one (all), the ones the profile is in none of (any), the excluded one (none)."""
-
-    audiences: tuple[str, ...]
-    any: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class ConditionFalse:
-    """The smallest false part of the rule's condition; for a predicate, its attribute (``profile.<name>``
-    for a profile's) and the value the decision saw (None: absent)."""
-
-    condition: Condition
-    attribute: str = ""
-    actual: ContextValue | None = None
 
 
 @dataclass(frozen=True, slots=True)

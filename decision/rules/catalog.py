@@ -11,18 +11,18 @@ import re
 from collections.abc import Iterator, Mapping
 from enum import StrEnum
 
-from yaml.nodes import MappingNode, Node
+from yaml.nodes import Node
 
-from decision.rules import delivery, ranking
+from decision.rules import delivery, experiments, ranking
 from decision.rules.conditions import ConditionReader
 from decision.rules.content import ContentReader
 from decision.rules.eligibility import EligibilityReader
-from decision.rules.fields import OFFER, PLACEMENT
+from decision.rules.fields import OFFER, PLACEMENT, Fields
 from decision.rules.patterns import ATTRIBUTE_PATTERN, ID_PATTERN, PROFILE_ATTRIBUTE_PATTERN, PROFILE_SCOPE
 from decision.rules.suggest import did_you_mean
 from decision.rules.templates import ContentTemplate
 from decision.rules.types import AttrType, EligibilityRule, Offer, Placement, ProfileAttrType
-from decision.rules.walker import Walker, kind
+from decision.rules.walker import Walker
 
 MAX_ITEMS_LIMIT = 100
 
@@ -45,43 +45,28 @@ class CatalogReader:
     def read_attributes(self, node: Node) -> None:
         w = self.w
         self.declared_attributes = True
-        for key_node, name, type_name in self._declarations(node, "attributes", ATTRIBUTE_PATTERN):
+        for type_node, name, type_name in self._declarations(node, "attributes", ATTRIBUTE_PATTERN, AttrType):
             if name.startswith(PROFILE_SCOPE):
-                w.error(key_node, f"attributes.{name}", f"names starting with {PROFILE_SCOPE!r} are reserved")
-            elif type_name in AttrType.__members__.values():
-                self.attributes[name] = AttrType(type_name)
+                w.error(type_node, f"attributes.{name}", f"names starting with {PROFILE_SCOPE!r} are reserved")
             else:
-                self._unknown_type(key_node, f"attributes.{name}", type_name, AttrType)
+                self.attributes[name] = AttrType(type_name)
 
     def read_profile_attributes(self, node: Node) -> None:
         """``profile_attributes:`` name -> type: what rules may read as ``profile.<name>``."""
-        for key_node, name, type_name in self._declarations(node, "profile_attributes", PROFILE_ATTRIBUTE_PATTERN):
-            if type_name in ProfileAttrType.__members__.values():
-                self.profile_attributes[name] = ProfileAttrType(type_name)
-            else:
-                self._unknown_type(key_node, f"profile_attributes.{name}", type_name, ProfileAttrType)
+        declared = self._declarations(node, "profile_attributes", PROFILE_ATTRIBUTE_PATTERN, ProfileAttrType)
+        for _, name, type_name in declared:
+            self.profile_attributes[name] = ProfileAttrType(type_name)
 
-    def _declarations(self, node: Node, section: str, pattern: re.Pattern[str]) -> Iterator[tuple[Node, str, str]]:
-        """(type node, name, type name) of each well-formed, first-seen declaration of a section."""
+    def _declarations(
+        self, node: Node, section: str, pattern: re.Pattern[str], types: type[StrEnum]
+    ) -> Iterator[tuple[Node, str, str]]:
+        """(type node, name, type name) of each well-formed, first-seen declaration of a section, of a type it
+        knows."""
         w = self.w
-        if not isinstance(node, MappingNode):
-            w.error(node, section, f"must be a mapping of attribute name to type, got {kind(node)}")
-            return
-        seen: set[str] = set()
-        for key_node, value_node in node.value:
-            name = w.string(key_node, section, pattern, "attribute name")
-            if name is None:
-                continue
-            if name in seen:
-                w.error(key_node, f"{section}.{name}", "duplicate attribute")
-                continue
-            seen.add(name)
-            type_name = w.string(value_node, f"{section}.{name}")
+        for _, name, value_node in w.named(node, section, pattern, "attribute name to type"):
+            type_name = w.choice(value_node, f"{section}.{name}", (t.value for t in types), "type")
             if type_name is not None:
                 yield value_node, name, type_name
-
-    def _unknown_type(self, node: Node, path: str, type_name: str, types: type[StrEnum]) -> None:
-        self.w.error(node, path, f"unknown type {type_name!r} (expected one of: {', '.join(t.value for t in types)})")
 
     def rule_types(self) -> dict[str, AttrType]:
         """Context attributes by name and profile attributes by ``profile.<name>``: as rules see them."""
@@ -91,12 +76,9 @@ class CatalogReader:
     def placements(self, node: Node) -> dict[str, Placement]:
         w = self.w
         result: dict[str, Placement] = {}
-        for index, item in enumerate(w.sequence(node, "placements") or []):
-            path = f"placements[{index}]"
-            fields = w.mapping(item, path, PLACEMENT.allowed, PLACEMENT.required)
-            if fields is None:
-                continue
-            pid, path = self._item_id(fields, path, "placements", "placement", self.placement_ids_seen, result)
+        for item, fields, pid, path in self._items(
+            node, "placements", PLACEMENT, "placement", self.placement_ids_seen, result
+        ):
             channels = (
                 w.unique_strings(fields["channels"], f"{path}.channels", ID_PATTERN, "channel")
                 if "channels" in fields
@@ -115,7 +97,7 @@ class CatalogReader:
             scores = delivery.ScoreReader(w, self.attributes, self.declared_attributes, self.profile_attributes)
             score = scores.formula(fields["score"], f"{path}.score") if "score" in fields else None
             experiment = (
-                ranking.experiment(w, fields["experiment"], f"{path}.experiment", for_offer=False, scores=scores)
+                experiments.experiment(w, fields["experiment"], f"{path}.experiment", for_offer=False, scores=scores)
                 if "experiment" in fields
                 else None
             )
@@ -134,39 +116,33 @@ class CatalogReader:
             )
         return result
 
-    def _item_id(
-        self,
-        fields: dict[str, Node],
-        path: str,
-        section: str,
-        kind: str,
-        seen: set[str],
-        taken: Mapping[str, object],
-    ) -> tuple[str | None, str]:
-        """A placement's or an offer's id (None: missing, invalid or a duplicate, reported) and its path from then on
-        (``offers[<id>]`` once the id is known); every id written joins ``seen``."""
+    def _items(
+        self, node: Node, section: str, spec: Fields, kind: str, seen: set[str], taken: Mapping[str, object]
+    ) -> Iterator[tuple[Node, dict[str, Node], str | None, str]]:
+        """Each well-formed mapping of a section's list: (its node, its fields, its id, its path). The id is None
+        when missing, invalid or a duplicate of one in ``taken`` (reported); the path is ``offers[<id>]`` once the
+        id is known, else ``offers[<index>]``. Every id written joins ``seen``."""
         w = self.w
-        item_id = w.string(fields["id"], f"{path}.id", ID_PATTERN, f"{kind} id") if "id" in fields else None
-        if item_id is None:
-            return None, path
-        path = f"{section}[{item_id}]"
-        seen.add(item_id)
-        if item_id in taken:
-            w.error(fields["id"], f"{path}.id", f"duplicate {kind} id {item_id!r}")
-            return None, path
-        return item_id, path
+        for index, item in enumerate(w.sequence(node, section) or []):
+            path = f"{section}[{index}]"
+            fields = w.mapping(item, path, spec.allowed, spec.required)
+            if fields is None:
+                continue
+            item_id = w.string(fields["id"], f"{path}.id", ID_PATTERN, f"{kind} id") if "id" in fields else None
+            if item_id is not None:
+                path = f"{section}[{item_id}]"
+                seen.add(item_id)
+                if item_id in taken:
+                    w.error(fields["id"], f"{path}.id", f"duplicate {kind} id {item_id!r}")
+                    item_id = None
+            yield item, fields, item_id, path
 
     def offers(self, node: Node, placements: dict[str, Placement]) -> dict[str, Offer]:
         w = self.w
         eligibility = EligibilityReader(ConditionReader(w, self.rule_types(), self.declared_attributes))
         contents = ContentReader(w, self.attributes, self.declared_attributes, self.profile_attributes)
         result: dict[str, Offer] = {}
-        for index, item in enumerate(w.sequence(node, "offers") or []):
-            path = f"offers[{index}]"
-            fields = w.mapping(item, path, OFFER.allowed, OFFER.required)
-            if fields is None:
-                continue
-            oid, path = self._item_id(fields, path, "offers", "offer", self.offer_ids_seen, result)
+        for item, fields, oid, path in self._items(node, "offers", OFFER, "offer", self.offer_ids_seen, result):
             offer_placements = (
                 w.unique_strings(fields["placements"], f"{path}.placements", ID_PATTERN, "placement id")
                 if "placements" in fields
@@ -204,7 +180,7 @@ class CatalogReader:
                 delivery.suppression(w, fields["suppress"], f"{path}.suppress") if "suppress" in fields else None
             )
             experiment = (
-                ranking.experiment(
+                experiments.experiment(
                     w,
                     fields["experiment"],
                     f"{path}.experiment",

@@ -110,29 +110,25 @@ Expr = _And | _Or | _Leaf | _Truth
 
 
 def conj(items: Iterable[Expr]) -> Expr:
-    flat: list[Expr] = []
-    for item in items:
-        if item is FALSE:
-            return FALSE
-        if item is TRUE:
-            continue
-        flat.extend(item.items if isinstance(item, _And) else (item,))
-    if not flat:
-        return TRUE
-    return flat[0] if len(flat) == 1 else _And(tuple(flat))
+    return _joined(items, _And, FALSE, TRUE)
 
 
 def disj(items: Iterable[Expr]) -> Expr:
+    return _joined(items, _Or, TRUE, FALSE)
+
+
+def _joined(items: Iterable[Expr], kind: type[_And] | type[_Or], absorbing: _Truth, neutral: _Truth) -> Expr:
+    """``items`` joined by ``kind`` (and / or), flattened: the absorbing truth wins, the neutral one drops out."""
     flat: list[Expr] = []
     for item in items:
-        if item is TRUE:
-            return TRUE
-        if item is FALSE:
+        if item is absorbing:
+            return absorbing
+        if item is neutral:
             continue
-        flat.extend(item.items if isinstance(item, _Or) else (item,))
+        flat.extend(item.items if isinstance(item, kind) else (item,))
     if not flat:
-        return FALSE
-    return flat[0] if len(flat) == 1 else _Or(tuple(flat))
+        return neutral
+    return flat[0] if len(flat) == 1 else kind(tuple(flat))
 
 
 def to_json(expr: Expr) -> Json:

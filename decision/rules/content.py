@@ -13,9 +13,11 @@ import orjson
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from decision.rules.patterns import PROFILE_SCOPE
+from decision.rules.suggest import did_you_mean
 from decision.rules.templates import (
     Escape,
     OnMissing,
+    Placeholder,
     Shape,
     TemplateError,
     has_placeholders,
@@ -66,13 +68,7 @@ class ContentReader:
     ) -> str:
         if name not in fields:
             return default
-        node = fields[name]
-        text = self.w.string(node, f"{path}.{name}")
-        if text is not None and text not in choices.__members__.values():
-            allowed = ", ".join(c.value for c in choices)
-            self.w.error(node, f"{path}.{name}", f"unknown value {text!r} (expected one of: {allowed})")
-            return default
-        return text or default
+        return self.w.choice(fields[name], f"{path}.{name}", choices) or default
 
     def _shape(self, node: Node, value: object, path: str, found: list[bool]) -> Shape:
         """``value`` with each string holding ``{{`` replaced by its parsed template."""
@@ -93,15 +89,20 @@ class ContentReader:
                 self.w.error(node, path, f"template column {exc.column}: {exc.reason}")
                 return value
             for placeholder in template.placeholders:
-                self._check(node, path, placeholder.key, placeholder.reference)
+                self._check(node, path, placeholder)
             found[0] = True
             return template
         return value
 
-    def _check(self, node: Node, path: str, key: str, reference: str) -> None:
-        w = self.w
+    def _check(self, node: Node, path: str, placeholder: Placeholder) -> None:
+        key, where = placeholder.key, f"template column {placeholder.column}"
         if key.startswith(PROFILE_SCOPE):
-            if key[len(PROFILE_SCOPE) :] not in self.profile_attributes:
-                w.error(node, path, f"unknown attribute {reference} (not declared under profile_attributes:)")
+            name = key[len(PROFILE_SCOPE) :]
+            if name not in self.profile_attributes:
+                hint = did_you_mean(name, self.profile_attributes, scope=PROFILE_SCOPE)
+                reason = f"unknown attribute {placeholder.reference} (not declared under profile_attributes:){hint}"
+                self.w.error(node, path, f"{where}: {reason}")
         elif self.declared and key not in self.attributes:
-            w.error(node, path, f"unknown attribute {reference} (not declared under attributes:)")
+            hint = did_you_mean(key, self.attributes, scope="context.")
+            reason = f"unknown attribute {placeholder.reference} (not declared under attributes:){hint}"
+            self.w.error(node, path, f"{where}: {reason}")

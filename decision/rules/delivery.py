@@ -1,5 +1,5 @@
-"""The delivery-control sections: caps, dismissal suppression, contact policies, experiments, offer attributes
-and score formulas.
+"""The delivery-control sections: caps, dismissal suppression, contact policies, offer attributes and score
+formulas (experiments: decision/rules/experiments.py).
 
 Read with a :class:`~decision.rules.walker.Walker` like the rest of a ruleset,
 kept apart from the eligibility language so that each can be read on its own.
@@ -12,43 +12,32 @@ import re
 from collections.abc import Mapping
 from zoneinfo import ZoneInfo
 
-import orjson
 from yaml.nodes import MappingNode, Node, ScalarNode
 
-from decision.rules.content import ContentReader
 from decision.rules.errors import Problem
 from decision.rules.fields import (
     CAP,
     CONTACT_POLICY,
-    EXPERIMENT,
-    HOLDOUT_GROUP,
-    OFFER_VARIANT,
-    PLACEMENT_VARIANT,
     SUPPRESS,
 )
 from decision.rules.formula import Formula, FormulaError, parse_formula
 from decision.rules.patterns import ATTRIBUTE_PATTERN, ID_PATTERN
 from decision.rules.suggest import did_you_mean
-from decision.rules.templates import ContentTemplate, Escape, OnMissing
 from decision.rules.types import (
     CLICK,
     CUSTOM_PREFIX,
     DECISION,
     DISMISS,
-    HOLDOUT,
     IMPRESSION,
     AttrType,
     Cap,
     CapScope,
     ContactPolicy,
-    Experiment,
-    HoldoutServes,
     Location,
     Period,
     PeriodKind,
     ProfileAttrType,
     Suppression,
-    Variant,
 )
 from decision.rules.walker import Walker
 
@@ -57,8 +46,6 @@ MAX_PROFILE_CAP = 1000
 MAX_TOTAL_CAP = 10**12
 MAX_ROLLING_DAYS = 400
 MAX_DISMISSALS = 100
-MAX_WEIGHT = 1_000_000
-MAX_VARIANTS = 32
 MAX_OFFER_ATTRIBUTES = 64
 
 COUNTED = {
@@ -170,10 +157,8 @@ def caps(w: Walker, node: Node, path: str, default_tz: str) -> tuple[Cap, ...]:
             continue
         scope = CapScope.PROFILE
         if "scope" in fields:
-            text = w.string(fields["scope"], f"{item_path}.scope")
-            if text not in ("profile", "total"):
-                if text is not None:
-                    w.error(fields["scope"], f"{item_path}.scope", f"unknown scope {text!r}: expected profile or total")
+            text = w.choice(fields["scope"], f"{item_path}.scope", CapScope, "scope")
+            if text is None:
                 continue
             scope = CapScope(text)
         limit = MAX_PROFILE_CAP if scope is CapScope.PROFILE else MAX_TOTAL_CAP
@@ -211,19 +196,10 @@ def suppression(w: Walker, node: Node, path: str) -> Suppression | None:
 
 def offer_attributes(w: Walker, node: Node, path: str) -> dict[str, float]:
     result: dict[str, float] = {}
-    if not isinstance(node, MappingNode):
-        w.error(node, path, "must be a mapping of attribute name to number")
-        return result
-    if len(node.value) > MAX_OFFER_ATTRIBUTES:
+    if isinstance(node, MappingNode) and len(node.value) > MAX_OFFER_ATTRIBUTES:
         w.error(node, path, f"at most {MAX_OFFER_ATTRIBUTES} attributes")
         return result
-    for key_node, value_node in node.value:
-        name = w.string(key_node, path, ATTRIBUTE_PATTERN, "attribute name")
-        if name is None:
-            continue
-        if name in result:
-            w.error(key_node, f"{path}.{name}", "duplicate attribute")
-            continue
+    for _, name, value_node in w.named(node, path, ATTRIBUTE_PATTERN, "attribute name to number"):
         number = w.number(value_node, f"{path}.{name}")
         if number is not None:
             result[name] = number
@@ -285,114 +261,6 @@ class ScoreReader:
                 line += before.count("\n")
                 column -= before.rfind("\n") + 1
         return Location(self.w.file, line), column
-
-
-# How an offer's variants read their content: the offer's content reader and its template options.
-VariantContents = tuple[ContentReader, Escape, OnMissing]
-
-
-def experiment(
-    w: Walker,
-    node: Node,
-    path: str,
-    *,
-    for_offer: bool,
-    scores: ScoreReader | None = None,
-    contents: VariantContents | None = None,
-) -> Experiment | None:
-    """An offer's experiment varies its content; a placement's varies its score formula."""
-    # allocation: read by decision.rules.ranking.with_allocation
-    fields = w.mapping(node, path, EXPERIMENT.allowed, EXPERIMENT.required)
-    if fields is None:
-        return None
-    eid = w.string(fields["id"], f"{path}.id", ID_PATTERN, "experiment id") if "id" in fields else None
-    variants: list[Variant] = []
-    broken = False
-    items = w.sequence(fields["variants"], f"{path}.variants") if "variants" in fields else None
-    if items is not None and len(items) > MAX_VARIANTS:
-        w.error(fields["variants"], f"{path}.variants", f"at most {MAX_VARIANTS} variants")
-        items = None
-    for index, item in enumerate(items or []):
-        variant = _variant(w, item, f"{path}.variants[{index}]", for_offer, scores, contents)
-        if variant is None:
-            broken = True
-            continue
-        if any(v.id == variant.id for v in variants):
-            w.error(item, f"{path}.variants[{index}].id", f"duplicate variant id {variant.id!r}")
-            broken = True
-            continue
-        variants.append(variant)
-    holdout_weight, serves = 0, HoldoutServes.FALLBACK
-    if "holdout" in fields:
-        held = _holdout(w, fields["holdout"], f"{path}.holdout")
-        if held is None:
-            broken = True
-        else:
-            holdout_weight, serves = held
-    if eid is None or broken or items is None:
-        return None
-    if holdout_weight + sum(v.weight for v in variants) == 0:
-        w.error(node, f"{path}.variants", "the weights add up to 0: nobody would be assigned")
-        return None
-    return Experiment(eid, tuple(variants), holdout_weight, serves, w.loc(node))
-
-
-def _variant(
-    w: Walker, node: Node, path: str, for_offer: bool, scores: ScoreReader | None, contents: VariantContents | None
-) -> Variant | None:
-    spec = OFFER_VARIANT if for_offer else PLACEMENT_VARIANT
-    fields = w.mapping(node, path, spec.allowed, spec.required)
-    if fields is None:
-        return None
-    vid = w.string(fields["id"], f"{path}.id", ID_PATTERN, "variant id") if "id" in fields else None
-    if vid == HOLDOUT:
-        w.error(fields["id"], f"{path}.id", f"{HOLDOUT!r} names the holdout group; choose another variant id")
-        vid = None
-    weight = w.integer(fields["weight"], f"{path}.weight", 0, MAX_WEIGHT) if "weight" in fields else None
-    content_json: str | None = None
-    template: ContentTemplate | None = None
-    score: Formula | None = None
-    broken = False
-    if "content" in fields and contents is not None:  # with placeholders, as the offer's own content
-        reader, escape, on_missing = contents
-        errors = len(w.problems)
-        _, content_json, shape = reader.content(fields["content"], f"{path}.content")
-        broken = len(w.problems) > errors
-        template = None if shape is None else ContentTemplate(shape, escape, on_missing)
-    elif "content" in fields:
-        content = fields["content"]
-        value = w.value(content)
-        if not isinstance(content, MappingNode) or not isinstance(value, dict):
-            w.error(content, f"{path}.content", "must be a mapping")
-            broken = True
-        else:
-            try:
-                content_json = orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
-            except TypeError as exc:
-                w.error(content, f"{path}.content", f"cannot be represented as JSON: {exc}")
-                broken = True
-    if "score" in fields and scores is not None:
-        score = scores.formula(fields["score"], f"{path}.score")
-        broken = broken or score is None
-    if vid is None or weight is None or broken:
-        return None
-    return Variant(vid, weight, content_json, score, template)
-
-
-def _holdout(w: Walker, node: Node, path: str) -> tuple[int, HoldoutServes] | None:
-    fields = w.mapping(node, path, HOLDOUT_GROUP.allowed, HOLDOUT_GROUP.required)
-    if fields is None:
-        return None
-    weight = w.integer(fields["weight"], f"{path}.weight", 0, MAX_WEIGHT) if "weight" in fields else None
-    serves = HoldoutServes.FALLBACK
-    if "serves" in fields:
-        text = w.string(fields["serves"], f"{path}.serves")
-        if text not in ("fallback", "nothing"):
-            if text is not None:
-                w.error(fields["serves"], f"{path}.serves", f"unknown value {text!r}: expected fallback or nothing")
-            return None
-        serves = HoldoutServes(text)
-    return None if weight is None else (weight, serves)
 
 
 def contact_policies(

@@ -4,7 +4,8 @@
   (checked when a registry is given: ``--redis-url``);
 * an eligibility rule whose schedule has ended (the offer, when all have);
 * offers of one placement with equal priority whose eligibility can hold for
-  the same request: the one written first always wins the tie.
+  the same request: the one written first always wins the tie (unless the
+  placement orders them otherwise: a score formula, a learned ranking).
 
 The overlap check is conservative: two rules overlap unless their schedules,
 audiences or top-level conditions plainly contradict (disjoint time ranges,
@@ -19,7 +20,6 @@ import itertools
 import math
 from collections.abc import Iterable, Iterator
 from collections.abc import Set as AbstractSet
-from datetime import UTC, datetime
 
 from decision.rules.errors import Problem, Severity
 from decision.rules.suggest import did_you_mean
@@ -34,6 +34,7 @@ from decision.rules.types import (
     Ruleset,
     Scalar,
     Schedule,
+    utc_iso,
 )
 
 
@@ -48,10 +49,6 @@ def lint(ruleset: Ruleset, *, now: float, known_audiences: AbstractSet[str] | No
 
 def _warning(rule_or_offer: EligibilityRule | Offer, field: str, reason: str) -> Problem:
     return Problem(rule_or_offer.location, field, reason, Severity.WARNING)
-
-
-def _iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")
 
 
 def unknown_audiences(ruleset: Ruleset, known: AbstractSet[str]) -> Iterator[Problem]:
@@ -77,7 +74,7 @@ def ended_schedules(ruleset: Ruleset, now: float) -> Iterator[Problem]:
             yield _warning(
                 offer,
                 f"offers[{offer.id}].eligibility",
-                f"its schedule ended at {_iso(last)}: the offer can no longer be selected",
+                f"its schedule ended at {utc_iso(last)}: the offer can no longer be selected",
             )
             continue
         for rule in ended:
@@ -85,7 +82,7 @@ def ended_schedules(ruleset: Ruleset, now: float) -> Iterator[Problem]:
             yield _warning(
                 rule,
                 f"offers[{offer.id}].eligibility[{rule.name}].schedule.end",
-                f"ended at {_iso(rule.schedule.end)}: this rule no longer matches",
+                f"ended at {utc_iso(rule.schedule.end)}: this rule no longer matches",
             )
 
 
@@ -95,8 +92,8 @@ def equal_priority_overlaps(ruleset: Ruleset, now: float) -> Iterator[Problem]:
     for first, second in itertools.combinations(offers, 2):
         if first.priority != second.priority:
             continue
-        # A placement with a score formula breaks ties by score, not by file order.
-        shared = [p for p in first.placements if p in second.placements and not _scored(ruleset.placements.get(p))]
+        # A placement with a score formula or a learned ranking breaks ties by score or draw, not by file order.
+        shared = [p for p in first.placements if p in second.placements and _static(ruleset.placements.get(p))]
         if not shared:
             continue
         if not any(rules_may_overlap(a, b, now) for a in first.rules for b in second.rules):
@@ -110,8 +107,10 @@ def equal_priority_overlaps(ruleset: Ruleset, now: float) -> Iterator[Problem]:
         )
 
 
-def _scored(placement: Placement | None) -> bool:
-    return placement is not None and placement.score is not None
+def _static(placement: Placement | None) -> bool:
+    """Offers of equal priority keep their file order: no score formula, no learned ranking (decision.core.verdicts
+    rank_key: a Thompson draw comes first, then the score, then the file)."""
+    return placement is not None and placement.score is None and placement.ranking is None
 
 
 # -- can two eligibility rules hold at once? --------------------------------

@@ -3,7 +3,8 @@
 The durable_rules compilation (``compiler``/``engine``) is what serves
 requests; this module states the same semantics directly, and the
 property-based tests hold the two equal. It also serves where a decision must
-be explained rather than only made.
+be explained rather than only made: ``rule_failure`` says why a rule does not
+match (what an explanation's evidence shows), and matching is its absence.
 
 Semantics, in one place:
 
@@ -21,6 +22,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from collections.abc import Set as AbstractSet
+from dataclasses import dataclass
+from typing import Literal
 
 from decision.rules.types import (
     AllOf,
@@ -36,6 +39,7 @@ from decision.rules.types import (
     Predicate,
     Ruleset,
     Scalar,
+    Schedule,
 )
 
 
@@ -120,20 +124,76 @@ def condition_holds(condition: Condition, context: Context) -> bool:
     return not condition_holds(condition.child, context)
 
 
-def audiences_hold(rule: AudienceRule, audiences: AbstractSet[str]) -> bool:
-    return (
-        all(a in audiences for a in rule.all)
-        and (not rule.any or any(a in audiences for a in rule.any))
-        and not any(a in audiences for a in rule.none)
-    )
+@dataclass(frozen=True, slots=True)
+class OutsideSchedule:
+    schedule: Schedule
+
+
+@dataclass(frozen=True, slots=True)
+class AudienceMiss:
+    """The part of the audience rule that fails: ``all`` (``audiences``: the missing one), ``any`` (the ones
+    the profile is in none of), ``none`` (the excluded one it is in)."""
+
+    audiences: tuple[str, ...]
+    part: Literal["all", "any", "none"] = "all"
+
+
+@dataclass(frozen=True, slots=True)
+class ConditionFalse:
+    """The smallest false part of the rule's condition; for a predicate, its attribute (``profile.<name>``
+    for a profile's) and the value the decision saw (None: absent)."""
+
+    condition: Condition
+    attribute: str = ""
+    actual: ContextValue | None = None
+
+
+# Why a rule does not match: the first thing that fails, in the order a marketer checks.
+RuleFailure = OutsideSchedule | AudienceMiss | ConditionFalse
+
+
+def audience_miss(rule: AudienceRule, audiences: AbstractSet[str]) -> AudienceMiss | None:
+    """The first part of ``rule`` the profile's audiences fail, or None when it holds."""
+    missing = next((a for a in rule.all if a not in audiences), None)
+    if missing is not None:
+        return AudienceMiss((missing,))
+    if rule.any and not any(a in audiences for a in rule.any):
+        return AudienceMiss(rule.any, "any")
+    excluded = next((a for a in rule.none if a in audiences), None)
+    if excluded is not None:
+        return AudienceMiss((excluded,), "none")
+    return None
+
+
+def false_part(condition: Condition, context: Context) -> Condition:
+    """The smallest part of a false condition that makes it false: the first false term of an `and`."""
+    if isinstance(condition, AllOf):
+        first = next(child for child in condition.children if not condition_holds(child, context))
+        return false_part(first, context)
+    if isinstance(condition, AnyOf) and len(condition.children) == 1:
+        return false_part(condition.children[0], context)
+    return condition  # an `or` with every branch false, a `not` whose inside holds, a predicate
+
+
+def rule_failure(
+    rule: EligibilityRule, audiences: AbstractSet[str], context: Context, now: float
+) -> RuleFailure | None:
+    """Why ``rule`` does not match (schedule, then audiences, then condition), or None when it matches."""
+    if not rule.schedule.contains(now):
+        return OutsideSchedule(rule.schedule)
+    miss = audience_miss(rule.audiences, audiences)
+    if miss is not None:
+        return miss
+    if rule.condition is not None and not condition_holds(rule.condition, context):
+        part = false_part(rule.condition, context)
+        if isinstance(part, Predicate):
+            return ConditionFalse(part, part.attribute, context.get(part.attribute))
+        return ConditionFalse(part)
+    return None
 
 
 def rule_matches(rule: EligibilityRule, audiences: AbstractSet[str], context: Context, now: float) -> bool:
-    return (
-        rule.schedule.contains(now)
-        and audiences_hold(rule.audiences, audiences)
-        and (rule.condition is None or condition_holds(rule.condition, context))
-    )
+    return rule_failure(rule, audiences, context, now) is None
 
 
 def matching_rule(offer: Offer, audiences: AbstractSet[str], context: Context, now: float) -> str | None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from decision.rules import delivery, ranking
+from decision.rules import delivery, experiments, ranking
 from decision.rules.catalog import MAX_ITEMS_LIMIT
 from decision.rules.conditions import CONTEXT_PREFIX
 from decision.rules.fields import (
@@ -148,7 +148,7 @@ def _defs() -> dict[str, Schema]:
         "then": {"required": ["period"], "properties": {"period": {"enum": _CALENDAR}}},
     }
     ids = {"type": "string", "pattern": _anchored(ID_PATTERN)}
-    weight = _integer(0, delivery.MAX_WEIGHT)
+    weight = _integer(0, experiments.MAX_WEIGHT)
     return {
         "id": ids,
         "attribute": {"type": "string", "pattern": _anchored(ATTRIBUTE_PATTERN)},
@@ -279,7 +279,7 @@ def _defs() -> dict[str, Schema]:
                     "variants": {
                         "type": "array",
                         "minItems": 1,
-                        "maxItems": delivery.MAX_VARIANTS,
+                        "maxItems": experiments.MAX_VARIANTS,
                         "items": _object(
                             variant,
                             {

@@ -30,13 +30,14 @@ from __future__ import annotations
 import html
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Final
 
 import orjson
 
 from decision.rules.patterns import ATTRIBUTE_PATTERN, PROFILE_ATTRIBUTE_PATTERN, PROFILE_SCOPE
+from decision.rules.suggest import did_you_mean
 
 # What templates read: the context the rules see (decision.rules.types.Context; not imported: types
 # imports this module).
@@ -75,6 +76,8 @@ class TemplateError(ValueError):
 class Placeholder:
     key: str  # the key in the context the rules see: ``<name>`` or ``profile.<name>``
     default: str | None
+    # Where its name starts in the string (1-based), for the errors of the checks made after parsing.
+    column: int = field(default=0, compare=False)
 
     @property
     def reference(self) -> str:
@@ -204,7 +207,7 @@ class _Scanner:
                 if not self.take(":"):
                     raise self.fail("expected ':' after default")
                 self.spaces()
-                part = Placeholder(part.key, self.string())
+                part = Placeholder(part.key, self.string(), part.column)
         if not self.take(CLOSE):
             found = self.text[self.position : self.position + 1]
             raise self.fail(f"expected '}}}}', found {found!r}" if found else "'{{' is never closed by '}}'")
@@ -219,14 +222,16 @@ class _Scanner:
             name = word[len(PROFILE_SCOPE) :]
             if not PROFILE_ATTRIBUTE_PATTERN.fullmatch(name):
                 raise TemplateError(start + 1, f"invalid profile attribute name {name!r}")
-            return Placeholder(word, None)
+            return Placeholder(word, None, start + 1)
         if word.startswith("context."):
             name = word[len("context.") :]
             if not ATTRIBUTE_PATTERN.fullmatch(name) or name.startswith(PROFILE_SCOPE):
                 raise TemplateError(start + 1, f"invalid context attribute name {name!r}")
-            return Placeholder(name, None)
+            return Placeholder(name, None, start + 1)
         shown = repr(word) if word else repr(self.text[start : start + 1] or "}}")
-        raise TemplateError(start + 1, f'expected profile.<name>, context.<name> or a "string", found {shown}')
+        _, dot, name = word.partition(".")
+        hint = did_you_mean(word, (f"profile.{name}", f"context.{name}")) if dot and name else ""
+        raise TemplateError(start + 1, f'expected profile.<name>, context.<name> or a "string", found {shown}{hint}')
 
     def string(self) -> str:
         if not self.take('"'):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Final
 
@@ -132,6 +133,11 @@ class Schedule:
 
     def contains(self, now: float) -> bool:
         return (self.start is None or now >= self.start) and (self.end is None or now < self.end)
+
+
+def utc_iso(epoch: float, timespec: str = "auto") -> str:
+    """A moment as the project writes it (schedules, lint warnings, explanations, the CLI): ISO 8601 in UTC, ``Z``."""
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec=timespec).replace("+00:00", "Z")
 
 
 @dataclass(frozen=True, slots=True)

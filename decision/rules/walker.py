@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 
 from yaml.constructor import ConstructorError, SafeConstructor
@@ -86,6 +87,33 @@ class Walker:
             self.error(node, path, f"invalid {what or 'value'} {value!r}")
             return None
         return value
+
+    def choice(self, node: Node, path: str, choices: Iterable[str], what: str = "value") -> str | None:
+        """One of ``choices`` (None, reported, for any other value)."""
+        text = self.string(node, path)
+        options = tuple(choices)
+        if text is not None and text not in options:
+            self.error(node, path, f"unknown {what} {text!r}{did_you_mean(text, options)} "
+                                   f"(expected one of: {', '.join(options)})")  # fmt: skip
+            return None
+        return text
+
+    def named(self, node: Node, path: str, pattern: re.Pattern[str], shape: str) -> Iterator[tuple[Node, str, Node]]:
+        """(key node, name, value node) of each entry of a mapping from names to ``shape`` (say, "attribute name to
+        type"), its name well-formed and first seen; the other entries are reported."""
+        if not isinstance(node, MappingNode):
+            self.error(node, path, f"must be a mapping of {shape}, got {kind(node)}")
+            return
+        seen: set[str] = set()
+        for key_node, value_node in node.value:
+            name = self.string(key_node, path, pattern, "attribute name")
+            if name is None:
+                continue
+            if name in seen:
+                self.error(key_node, f"{path}.{name}", "duplicate attribute")
+                continue
+            seen.add(name)
+            yield key_node, name, value_node
 
     def integer(self, node: Node, path: str, low: int, high: int) -> int | None:
         value = self.value(node)

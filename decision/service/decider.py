@@ -9,11 +9,12 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 
-from decision.core.planning import Why, decide
+from decision.core.planning import Why, build_plan, fill, render
 from decision.core.requests import check_request, with_profile
 from decision.core.tokens import sign_tokens
 from decision.core.totals import TotalsView
 from decision.core.types import Decision, DecisionRequest
+from decision.core.why_not import answers
 from decision.rules.engine import EngineError
 from decision.service import stages
 from decision.service.active import ActiveRuleset
@@ -160,7 +161,11 @@ class DecisionService:
             reason, cause, failure = degraded
             self.degraded.record(reason, cause, traceback=failure)
             why = Why(frozenset(), now) if request.explain else None
-            decision = decide(prepared.ruleset, None, request, decision_id=decision_id, now_ms=int(now * 1000), why=why)
+            plan = build_plan(prepared.ruleset, None, request, now_ms=int(now * 1000), why=why)
+            selection = fill(plan, {})
+            decision = render(plan, selection, prepared.ruleset, request, decision_id=decision_id, degraded=True)
+            if request.why_not and why is not None:
+                decision = dataclasses.replace(decision, why_not=answers(plan, selection, prepared.ruleset, request))
         self.proposals.add(decision, prepared.ruleset.time_zone, now)
         return sign_tokens(decision, self.settings.token_keys, request.profile_id)
 

@@ -68,7 +68,9 @@ SHOWN: Final = IMPLY_IMPRESSION | {IMPRESSION}
 NANOS_RANGE: Final = range(1_000_000_000)
 
 
-class Outcome(StrEnum):
+class EventOutcome(StrEnum):
+    """What became of one event of a RecordEvents call (the wire's EventOutcome)."""
+
     RECORDED = "recorded"
     DUPLICATE = "duplicate"
     REJECTED = "rejected"
@@ -90,7 +92,7 @@ class EventInput:
 @dataclass(frozen=True, slots=True)
 class EventResult:
     event_id: str
-    outcome: Outcome
+    outcome: EventOutcome
     reason: str = ""
 
 
@@ -263,7 +265,7 @@ class EventRecorder:
                     lifetime=self.lifetime,
                 )  # fmt: skip
             except EventRejected as exc:
-                results[index] = EventResult(event.event_id, Outcome.REJECTED, str(exc))
+                results[index] = EventResult(event.event_id, EventOutcome.REJECTED, str(exc))
                 continue
             by_profile.setdefault(valid.profile_id, []).append(valid)
         controls = prepared.controls
@@ -273,7 +275,9 @@ class EventRecorder:
         recorded: list[FeedbackEvent] = []
         for batch, reply in zip(by_profile.values(), replies, strict=True):
             for valid, flag in zip(batch, reply, strict=True):
-                results[valid.index] = EventResult(valid.event_id, Outcome.RECORDED if flag else Outcome.DUPLICATE)
+                results[valid.index] = EventResult(
+                    valid.event_id, EventOutcome.RECORDED if flag else EventOutcome.DUPLICATE
+                )
                 counted = [valid] if flag else []
                 if flag == 2:  # its token's impression was counted with it (implied)
                     counted.append(dataclasses.replace(valid, counted=IMPRESSION))

@@ -25,6 +25,7 @@ side of proposing less, never more.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Mapping
@@ -37,6 +38,7 @@ from decision.core.learning import Learner
 from decision.core.planning import Plan, Selection, Why, build_plan, fill, needs_reservation, render
 from decision.core.totals import TotalsView, key_of
 from decision.core.types import Decision, DecisionRequest
+from decision.core.why_not import answers
 from decision.rules.types import ContextValue
 from decision.service import stages
 from decision.service.active import PreparedRuleset
@@ -178,6 +180,10 @@ class Proposer:
             exclude |= refused
         self._give_back(held, plan.amounts(selection))
         decision = render(plan, selection, ruleset, request, decision_id=decision_id)
+        if request.why_not and why is not None:  # planning asked again, on what this decision was made from
+            found = answers(plan, selection, ruleset, request, controls=controls, totals=self.totals,
+                            exclude=frozenset(exclude), sticky=sticky)  # fmt: skip
+            decision = dataclasses.replace(decision, why_not=found)
         stages.lap("build_response", started)
         return decision
 

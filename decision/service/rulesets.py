@@ -60,13 +60,18 @@ def parse_checked(data: bytes, source: str) -> tuple[Ruleset, list[Problem]]:
     return ruleset, problems
 
 
-def compile_published(entry: PublishedRuleset) -> CompiledRuleset:
-    """Compile a stored ruleset (blocking: run it in a thread). Raises RulesetInvalid."""
+def parse_published(entry: PublishedRuleset) -> Ruleset:
+    """A stored ruleset, parsed and checked (not compiled). Raises RulesetInvalid."""
     ruleset, _ = parse_checked(entry.text.encode(), f"{entry.source or 'published'} (published {entry.version})")
     if ruleset.version != entry.version:  # stored under another name than it declares: corrupt
         reason = f"declares {ruleset.version!r}, stored as {entry.version!r}"
         raise RulesetInvalid([Problem(Location(entry.source, 0), "version", reason)])
-    return compile_and_load(ruleset)
+    return ruleset
+
+
+def compile_published(entry: PublishedRuleset) -> CompiledRuleset:
+    """Compile a stored ruleset (blocking: run it in a thread). Raises RulesetInvalid."""
+    return compile_and_load(parse_published(entry))
 
 
 # -- the `decision rules` commands ----------------------------------------
@@ -185,15 +190,20 @@ async def listing(store: ControlStore) -> tuple[list[PublishedRuleset], ActiveRu
 # -- in a server -----------------------------------------------------------
 
 
-async def load_active(store: ControlStore) -> CompiledRuleset:
-    """The active published ruleset, compiled. Raises NoPublishedRuleset or RulesetInvalid."""
+async def active_entry(store: ControlStore) -> PublishedRuleset:
+    """The active published ruleset as stored. Raises NoPublishedRuleset."""
     pointer = await store.active()
     if pointer is None:
         raise NoPublishedRuleset("no ruleset has been published to this Redis (decision rules publish RULES)")
     entry = await store.version(pointer.version)
     if entry is None:
         raise NoPublishedRuleset(f"the active ruleset {pointer.version!r} is missing from Redis")
-    return await asyncio.to_thread(compile_published, entry)
+    return entry
+
+
+async def load_active(store: ControlStore) -> CompiledRuleset:
+    """The active published ruleset, compiled. Raises NoPublishedRuleset or RulesetInvalid."""
+    return await asyncio.to_thread(compile_published, await active_entry(store))
 
 
 class RulesetFollower:

@@ -30,6 +30,19 @@ def membership_value(expires_at: float | None) -> str:
     return "" if expires_at is None else str(int(expires_at))
 
 
+def membership_expiry(raw_value: bytes) -> float | None:
+    """The expiry (epoch seconds) of a membership value, None for one without end (inverse of ``membership_value``)."""
+    return float(raw_value) if raw_value else None
+
+
+def parse_event_time(raw_value: bytes) -> tuple[int, str] | None:
+    """(event ms, ``+`` or ``-``) of a value of a profile's event-time hash (``KeySpace.event_times``: the last
+    incremental change applied to one audience), None when it does not read as one."""
+    text = raw_value.decode(errors="replace")
+    stamp, op = text[:-1], text[-1:]
+    return (int(stamp), op) if stamp.isdigit() and op in ("+", "-") else None
+
+
 @dataclass(frozen=True, slots=True)
 class AudienceEntry:
     """One audience of the registry."""
@@ -137,6 +150,11 @@ class AudienceDirectory:
     def attributes(self, membership: Mapping[bytes, bytes]) -> dict[str, AttributeValue]:
         """The profile's attributes in its hash, snapshot-written ones only of active generations."""
         return profile_attributes(membership, self._active)
+
+    @property
+    def active_fields(self) -> Container[bytes]:
+        """The membership fields (``<code>:<generation>``) of the audiences' active generations."""
+        return self._active
 
 
 @dataclass(frozen=True, slots=True)
@@ -312,7 +330,26 @@ def profile_attributes(membership: Mapping[bytes, bytes], active: Container[byte
     fields that count (written by a change, or by a snapshot whose generation is in ``active``).
     At equal times a change beats a snapshot; a removal that wins, or a corrupt value, leaves the
     attribute absent. Only the winners' values are decoded (this runs on every decision)."""
-    best: dict[bytes, tuple[int, bool, bytes, int]] = {}
+    result: dict[str, AttributeValue] = {}
+    for name, (_, _, _, raw_value, end) in _winners(membership, active).items():
+        value = _payload_value(raw_value[0], raw_value[end:])
+        if value is not None and value is not _UNREADABLE:
+            result[name.decode()] = cast(AttributeValue, value)
+    return result
+
+
+def winning_attribute_fields(membership: Mapping[bytes, bytes], active: Container[bytes]) -> dict[str, bytes]:
+    """Per attribute name, the field whose value counts (the rule of ``profile_attributes``; its value may be a
+    removal or corrupt: then the attribute is absent)."""
+    return {name.decode(): raw_field for name, (_, _, raw_field, _, _) in _winners(membership, active).items()}
+
+
+def _winners(
+    membership: Mapping[bytes, bytes], active: Container[bytes]
+) -> dict[bytes, tuple[int, bool, bytes, bytes, int]]:
+    """Per attribute name: (event ms, written by a change, field, value, where its payload starts) of the field
+    that counts."""
+    best: dict[bytes, tuple[int, bool, bytes, bytes, int]] = {}
     for raw_field, raw_value in membership.items():
         if raw_field[:1] != b"@":
             continue
@@ -329,10 +366,26 @@ def profile_attributes(membership: Mapping[bytes, bytes], active: Container[byte
         event_ms = int(head[2])
         held = best.get(name)
         if held is None or event_ms > held[0] or (event_ms == held[0] and change and not held[1]):
-            best[name] = (event_ms, change, raw_value, head.end())
-    result: dict[str, AttributeValue] = {}
-    for name, (_, _, raw_value, end) in best.items():
-        value = _payload_value(raw_value[0], raw_value[end:])
-        if value is not None and value is not _UNREADABLE:
-            result[name.decode()] = cast(AttributeValue, value)
-    return result
+            best[name] = (event_ms, change, raw_field, raw_value, head.end())
+    return best
+
+
+def parse_attribute_field(raw_field: bytes) -> tuple[str, tuple[int, int] | None] | None:
+    """(name, (code, generation) of the snapshot that wrote it, or None for a change) of an attribute field
+    (the inverse of ``attribute_field``); None for any other field."""
+    text = raw_field.decode(errors="replace")
+    if not text.startswith(ATTRIBUTE_MARK):
+        return None
+    name, slash, snapshot = text[1:].partition(SNAPSHOT_SEPARATOR)
+    if not slash:
+        return name, None
+    code, colon, generation = snapshot.partition(":")
+    if not (colon and code.isdigit() and generation.isdigit()):
+        return None
+    return name, (int(code), int(generation))
+
+
+def parse_membership_field(raw_field: bytes) -> tuple[int, int] | None:
+    """(code, generation) of a membership field (the inverse of ``membership_field``); None for another field."""
+    code, colon, generation = raw_field.partition(b":")
+    return (int(code), int(generation)) if colon and code.isdigit() and generation.isdigit() else None

@@ -14,7 +14,6 @@ import asyncio
 import ssl
 from dataclasses import dataclass
 from typing import Any, Final
-from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
@@ -23,13 +22,14 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
+from decision.store.urls import CERT_REQS, parse_redis_url
+
 AnyRedis = aioredis.Redis | RedisCluster
-CLUSTER_SCHEMES: Final = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
 
 # Raised by store reads; callers treat any of these as "Redis unavailable".
 StoreError = (RedisError, OSError, asyncio.TimeoutError)
 
-_CERT_REQS: Final = {"none": ssl.CERT_NONE, "optional": ssl.CERT_OPTIONAL, "required": ssl.CERT_REQUIRED}
+_CERT_REQS: Final = dict(zip(CERT_REQS, (ssl.CERT_NONE, ssl.CERT_OPTIONAL, ssl.CERT_REQUIRED), strict=True))
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,22 +126,23 @@ def connect(url: str, *, timeout: float = 0.25, max_connections: int = 64, tls: 
     No retries past the deadline: a decision has one, and a failed read is
     answered with fallbacks. One immediate retry on a broken connection only: a
     pooled connection that Redis closed (a restart, a failover) fails once when
-    next used, and a fresh one would answer.
+    next used, and a fresh one would answer. A malformed URL raises InvalidRedisUrl (a ValueError).
     """
-    parts = urlsplit(url)
+    target = parse_redis_url(url)
     options: dict[str, Any] = {
         "socket_timeout": timeout,
         "socket_connect_timeout": timeout,
         "retry": Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
     }
     if tls is not None:
-        if not parts.scheme.startswith("rediss"):
-            raise ValueError(f"TLS certificate options need a rediss:// URL, not {parts.scheme}://")
+        if not target.plain.startswith("rediss://"):
+            raise ValueError(f"TLS certificate options need a rediss:// URL, not {url.partition('://')[0]}://")
         options.update(tls.redis_py_options())
-    if parts.scheme in CLUSTER_SCHEMES:
-        plain = urlunsplit((CLUSTER_SCHEMES[parts.scheme], *parts[1:]))
-        return RedisCluster.from_url(plain, max_connections=max_connections, **options)
+    if target.cluster:
+        return RedisCluster.from_url(target.plain, max_connections=max_connections, **options)
     # A pool that waits for a free connection (within the caller's deadline) rather than failing when
     # all are busy: a burst of decisions must queue, not degrade.
-    pool = aioredis.BlockingConnectionPool.from_url(url, max_connections=max_connections, timeout=None, **options)
+    pool = aioredis.BlockingConnectionPool.from_url(
+        target.plain, max_connections=max_connections, timeout=None, **options
+    )
     return aioredis.Redis(connection_pool=pool)

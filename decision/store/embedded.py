@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import signal
 import socket
@@ -59,17 +60,25 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
-def _ping(host: str, port: int, password: str | None) -> bool:
-    """PING over a raw socket (this module stays free of the redis client)."""
+def _ready_pid(host: str, port: int, password: str | None) -> int | None:
+    """The process id of a redis-server ready on ``host:port`` (it answers PING: its data is loaded), else None.
+
+    Over a raw socket (this module stays free of the redis client). A PONG alone is not enough: on a
+    busy port it may come from another server while ours failed to bind; ``INFO server`` names its pid.
+    """
     try:
         with socket.create_connection((host, port), timeout=0.2) as sock:
             if password:
                 sock.sendall(f"AUTH {password}\r\n".encode())
                 sock.recv(64)
-            sock.sendall(b"PING\r\n")
-            return sock.recv(64).startswith(b"+PONG")
+            sock.sendall(b"PING\r\nINFO server\r\n")
+            reply = b""
+            while not reply.endswith(b"\r\n\r\n") and (chunk := sock.recv(4096)):  # the bulk string ends so
+                reply += chunk
     except OSError:
-        return False
+        return None
+    found = re.search(rb"\r\nprocess_id:(\d+)\r\n", reply) if reply.startswith(b"+PONG\r\n$") else None
+    return int(found[1]) if found else None
 
 
 class EmbeddedRedis:
@@ -99,6 +108,7 @@ class EmbeddedRedis:
 
     def start(self, timeout: float = 10.0) -> EmbeddedRedis:
         self._dir = tempfile.TemporaryDirectory(prefix="embedded-redis-")
+        log = Path(self._dir.name, "redis.log")  # read when it fails to start (not a pipe: never full)
         args = [
             self.binary,
             "--port", str(self.port),
@@ -108,6 +118,7 @@ class EmbeddedRedis:
             "--appendonly", "no",
             "--daemonize", "no",
             "--loglevel", "warning",
+            "--logfile", str(log),
             *(["--requirepass", self.password] if self.password else []),
             *self.extra_args,
         ]  # fmt: skip
@@ -125,8 +136,15 @@ class EmbeddedRedis:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 err = self.process.stderr.read().decode(errors="replace") if self.process.stderr else ""
-                raise EmbeddedRedisError(f"redis-server exited with {self.process.returncode}: {err.strip()}")
-            if _ping(self.host, self.port, self.password):
+                with contextlib.suppress(OSError):
+                    err += log.read_text(errors="replace")
+                # Its log lines: "<pid>:<role> <date> # <message>"; the startup banner's role is C.
+                said = [line.partition(" # ") for line in err.strip().splitlines()]
+                reason = " ".join(text or head for head, _, text in said if ":C " not in head)
+                if "Address already in use" in reason:
+                    raise EmbeddedRedisError(f"cannot listen on {self.host}:{self.port}: the port is in use")
+                raise EmbeddedRedisError(f"redis-server exited with {self.process.returncode}: {reason}")
+            if _ready_pid(self.host, self.port, self.password) == self.process.pid:
                 return self
             time.sleep(0.02)
         self.stop()

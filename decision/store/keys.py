@@ -38,6 +38,9 @@ Summary (prefix ``ib`` by default):
   JSON naming the version to serve; ``ib:{rules}:seq`` STRING, publication
   counter; channel ``ib:rules``: an activation is published there.
 * ``ib:{health}:write-probe`` STRING with a TTL, written by ``audience-sync receive``'s readiness check.
+* ``ib:{registry}:watch:<name>:files`` HASH, the ledger of ``audience-sync watch``: object path -> JSON (its
+  ETag/size, outcome, reason); ``...:lease`` STRING with a TTL, ``<token> <owner>`` of the watcher applying
+  files; ``...:fence`` STRING, the last lease token handed out (fencing: a cutover checks the lease).
 
 Audiences are stored as small integer *codes* rather than their ids (AEP
 segment ids are 36-character UUIDs) to keep a membership to a few bytes. A
@@ -167,6 +170,19 @@ class KeySpace:
         """STRING with a short TTL: ``audience-sync receive``'s readiness check (``GET /health``) writes it to
         learn whether Redis takes writes (not full: OOM; not a replica: READONLY)."""
         return f"{self.prefix}:{{health}}:write-probe"
+
+    # -- audience-sync watch (under the registry's tag: a cutover checks the lease and writes the ledger) --
+    def watch_ledger(self, name: str) -> str:
+        """HASH: object path -> JSON record (ETag/size, outcome, reason) of the files a watcher saw."""
+        return f"{self.prefix}:{REGISTRY_TAG}:watch:{name}:files"
+
+    def watch_lease(self, name: str) -> str:
+        """STRING with a TTL: ``<token> <owner>`` of the one watcher of ``name`` allowed to apply files."""
+        return f"{self.prefix}:{REGISTRY_TAG}:watch:{name}:lease"
+
+    def watch_fence(self, name: str) -> str:
+        """STRING (integer): the last lease token handed out; each acquisition takes the next one."""
+        return f"{self.prefix}:{REGISTRY_TAG}:watch:{name}:fence"
 
     def membership_pattern(self) -> str:
         """SCAN pattern matching every membership key."""

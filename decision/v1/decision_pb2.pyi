@@ -11,6 +11,16 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class WhyNotChangeKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    WHY_NOT_CHANGE_KIND_UNSPECIFIED: _ClassVar[WhyNotChangeKind]
+    WHY_NOT_CHANGE_KIND_CONTEXT: _ClassVar[WhyNotChangeKind]
+    WHY_NOT_CHANGE_KIND_PROFILE: _ClassVar[WhyNotChangeKind]
+    WHY_NOT_CHANGE_KIND_JOIN_AUDIENCE: _ClassVar[WhyNotChangeKind]
+    WHY_NOT_CHANGE_KIND_LEAVE_AUDIENCE: _ClassVar[WhyNotChangeKind]
+    WHY_NOT_CHANGE_KIND_WAIT: _ClassVar[WhyNotChangeKind]
+    WHY_NOT_CHANGE_KIND_OUTRANK: _ClassVar[WhyNotChangeKind]
+
 class ExplanationOutcome(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     EXPLANATION_OUTCOME_UNSPECIFIED: _ClassVar[ExplanationOutcome]
@@ -44,6 +54,13 @@ class EventOutcome(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     EVENT_OUTCOME_RECORDED: _ClassVar[EventOutcome]
     EVENT_OUTCOME_DUPLICATE: _ClassVar[EventOutcome]
     EVENT_OUTCOME_REJECTED: _ClassVar[EventOutcome]
+WHY_NOT_CHANGE_KIND_UNSPECIFIED: WhyNotChangeKind
+WHY_NOT_CHANGE_KIND_CONTEXT: WhyNotChangeKind
+WHY_NOT_CHANGE_KIND_PROFILE: WhyNotChangeKind
+WHY_NOT_CHANGE_KIND_JOIN_AUDIENCE: WhyNotChangeKind
+WHY_NOT_CHANGE_KIND_LEAVE_AUDIENCE: WhyNotChangeKind
+WHY_NOT_CHANGE_KIND_WAIT: WhyNotChangeKind
+WHY_NOT_CHANGE_KIND_OUTRANK: WhyNotChangeKind
 EXPLANATION_OUTCOME_UNSPECIFIED: ExplanationOutcome
 EXPLANATION_OUTCOME_SELECTED: ExplanationOutcome
 EXPLANATION_OUTCOME_FALLBACK: ExplanationOutcome
@@ -79,7 +96,7 @@ class PlacementRequest(_message.Message):
     def __init__(self, placement_id: _Optional[str] = ..., max_items: _Optional[int] = ...) -> None: ...
 
 class DecideRequest(_message.Message):
-    __slots__ = ("profile_id", "channel", "placements", "context", "request_id", "explain")
+    __slots__ = ("profile_id", "channel", "placements", "context", "request_id", "explain", "why_not")
     class ContextEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -93,13 +110,15 @@ class DecideRequest(_message.Message):
     CONTEXT_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     EXPLAIN_FIELD_NUMBER: _ClassVar[int]
+    WHY_NOT_FIELD_NUMBER: _ClassVar[int]
     profile_id: str
     channel: str
     placements: _containers.RepeatedCompositeFieldContainer[PlacementRequest]
     context: _containers.MessageMap[str, _struct_pb2.Value]
     request_id: str
     explain: bool
-    def __init__(self, profile_id: _Optional[str] = ..., channel: _Optional[str] = ..., placements: _Optional[_Iterable[_Union[PlacementRequest, _Mapping]]] = ..., context: _Optional[_Mapping[str, _struct_pb2.Value]] = ..., request_id: _Optional[str] = ..., explain: _Optional[bool] = ...) -> None: ...
+    why_not: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, profile_id: _Optional[str] = ..., channel: _Optional[str] = ..., placements: _Optional[_Iterable[_Union[PlacementRequest, _Mapping]]] = ..., context: _Optional[_Mapping[str, _struct_pb2.Value]] = ..., request_id: _Optional[str] = ..., explain: _Optional[bool] = ..., why_not: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Item(_message.Message):
     __slots__ = ("offer_id", "content_json", "rule", "priority", "score", "tracking_token", "fallback", "experiment_id", "variant")
@@ -138,20 +157,76 @@ class Proposition(_message.Message):
     def __init__(self, placement_id: _Optional[str] = ..., items: _Optional[_Iterable[_Union[Item, _Mapping]]] = ..., fallback: _Optional[bool] = ..., experiment_id: _Optional[str] = ..., variant: _Optional[str] = ...) -> None: ...
 
 class DecideResponse(_message.Message):
-    __slots__ = ("propositions", "ruleset_version", "degraded", "request_id", "decision_id", "explanations")
+    __slots__ = ("propositions", "ruleset_version", "degraded", "request_id", "decision_id", "explanations", "why_not")
     PROPOSITIONS_FIELD_NUMBER: _ClassVar[int]
     RULESET_VERSION_FIELD_NUMBER: _ClassVar[int]
     DEGRADED_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     DECISION_ID_FIELD_NUMBER: _ClassVar[int]
     EXPLANATIONS_FIELD_NUMBER: _ClassVar[int]
+    WHY_NOT_FIELD_NUMBER: _ClassVar[int]
     propositions: _containers.RepeatedCompositeFieldContainer[Proposition]
     ruleset_version: str
     degraded: bool
     request_id: str
     decision_id: str
     explanations: _containers.RepeatedCompositeFieldContainer[OfferExplanation]
-    def __init__(self, propositions: _Optional[_Iterable[_Union[Proposition, _Mapping]]] = ..., ruleset_version: _Optional[str] = ..., degraded: _Optional[bool] = ..., request_id: _Optional[str] = ..., decision_id: _Optional[str] = ..., explanations: _Optional[_Iterable[_Union[OfferExplanation, _Mapping]]] = ...) -> None: ...
+    why_not: _containers.RepeatedCompositeFieldContainer[WhyNot]
+    def __init__(self, propositions: _Optional[_Iterable[_Union[Proposition, _Mapping]]] = ..., ruleset_version: _Optional[str] = ..., degraded: _Optional[bool] = ..., request_id: _Optional[str] = ..., decision_id: _Optional[str] = ..., explanations: _Optional[_Iterable[_Union[OfferExplanation, _Mapping]]] = ..., why_not: _Optional[_Iterable[_Union[WhyNot, _Mapping]]] = ...) -> None: ...
+
+class WhyNot(_message.Message):
+    __slots__ = ("offer_id", "placement_id", "outcome", "shown", "remedies", "never", "text")
+    OFFER_ID_FIELD_NUMBER: _ClassVar[int]
+    PLACEMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    SHOWN_FIELD_NUMBER: _ClassVar[int]
+    REMEDIES_FIELD_NUMBER: _ClassVar[int]
+    NEVER_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    offer_id: str
+    placement_id: str
+    outcome: ExplanationOutcome
+    shown: bool
+    remedies: _containers.RepeatedCompositeFieldContainer[WhyNotRemedy]
+    never: _containers.RepeatedScalarFieldContainer[str]
+    text: str
+    def __init__(self, offer_id: _Optional[str] = ..., placement_id: _Optional[str] = ..., outcome: _Optional[_Union[ExplanationOutcome, str]] = ..., shown: _Optional[bool] = ..., remedies: _Optional[_Iterable[_Union[WhyNotRemedy, _Mapping]]] = ..., never: _Optional[_Iterable[str]] = ..., text: _Optional[str] = ...) -> None: ...
+
+class WhyNotRemedy(_message.Message):
+    __slots__ = ("changes", "rule", "text")
+    CHANGES_FIELD_NUMBER: _ClassVar[int]
+    RULE_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    changes: _containers.RepeatedCompositeFieldContainer[WhyNotChange]
+    rule: str
+    text: str
+    def __init__(self, changes: _Optional[_Iterable[_Union[WhyNotChange, _Mapping]]] = ..., rule: _Optional[str] = ..., text: _Optional[str] = ...) -> None: ...
+
+class WhyNotChange(_message.Message):
+    __slots__ = ("kind", "attribute", "actual", "value", "requirements", "audiences", "any", "until", "reason", "offer_id", "text")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    ATTRIBUTE_FIELD_NUMBER: _ClassVar[int]
+    ACTUAL_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    REQUIREMENTS_FIELD_NUMBER: _ClassVar[int]
+    AUDIENCES_FIELD_NUMBER: _ClassVar[int]
+    ANY_FIELD_NUMBER: _ClassVar[int]
+    UNTIL_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    OFFER_ID_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    kind: WhyNotChangeKind
+    attribute: str
+    actual: _struct_pb2.Value
+    value: _struct_pb2.Value
+    requirements: _containers.RepeatedScalarFieldContainer[str]
+    audiences: _containers.RepeatedScalarFieldContainer[str]
+    any: bool
+    until: _timestamp_pb2.Timestamp
+    reason: str
+    offer_id: str
+    text: str
+    def __init__(self, kind: _Optional[_Union[WhyNotChangeKind, str]] = ..., attribute: _Optional[str] = ..., actual: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., value: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., requirements: _Optional[_Iterable[str]] = ..., audiences: _Optional[_Iterable[str]] = ..., any: _Optional[bool] = ..., until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reason: _Optional[str] = ..., offer_id: _Optional[str] = ..., text: _Optional[str] = ...) -> None: ...
 
 class OfferExplanation(_message.Message):
     __slots__ = ("offer_id", "placement_id", "outcome", "reason", "rule", "audience", "condition", "attribute", "actual", "beaten_by", "limit", "count", "experiment_id")

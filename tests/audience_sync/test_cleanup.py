@@ -28,6 +28,7 @@ from audience_sync.report import ErrorReport
 from audience_sync.snapshot import LoadOptions, SnapshotLoad, SnapshotRefused
 from audience_sync.store import StoreFailure, SyncStore
 from tests.audience_sync.helpers import cli, dumped, seen_by_readers, spawn, write_lines
+from tests.waiting import eventually_sync
 
 
 def membership_fields(store: SyncStore) -> dict[str, set[str]]:
@@ -64,10 +65,7 @@ def load_from_a_pipe(
     assert process.stdin is not None
     process.stdin.write(("profile_id\n" + "".join(p + "\n" for p in profiles)).encode())
     process.stdin.flush()
-    deadline = time.monotonic() + 20
-    while not store.client.hexists(store.keys.membership(until[0]), until[1]):
-        assert time.monotonic() < deadline, "the load did not write"
-        time.sleep(0.02)
+    eventually_sync(lambda: store.client.hexists(store.keys.membership(until[0]), until[1]), "the load wrote")
     return process
 
 

@@ -7,6 +7,7 @@ import io
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -18,6 +19,7 @@ import pytest
 from audience_sync.cli import build_parser
 from audience_sync.report import Progress
 from audience_sync.store import SyncStore
+from decision.cli.options import Exit
 from decision.store.embedded import free_port
 from tests.audience_sync.helpers import ROOT, cli, dump, seen_by_readers, spawn, write_lines, xdm_line
 
@@ -265,3 +267,44 @@ def test_apply_under_several_identity_namespaces(store: SyncStore, tmp_path: Pat
     assert seen_by_readers(store) == {
         "c-1": {"vip"}, "ecid-c-1": {"vip"}, "c-2": {"vip"}, "ecid-c-2": {"vip"}, "ecid-c-2-tablet": {"vip"},
     }  # fmt: skip
+
+
+@pytest.mark.parametrize("url", ["http://x", "redis://127.0.0.1:notaport/0", "redis://127.0.0.1:6379/zero"])
+def test_a_malformed_redis_url_is_one_line_and_a_usage_error_in_every_command(
+    url: str, export: Path, capsys: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("AUDIENCE_SYNC_REDIS_URL", raising=False)
+    monkeypatch.delenv("DECISION_REDIS_URL", raising=False)
+    commands = {
+        "load": ["load", str(export)],
+        "apply": ["apply", str(export)],
+        "attributes": ["attributes", str(export), "--attribute", "tier"],
+        "stream": ["stream", "--drain"],
+        "receive": ["receive", "--no-auth", "--port", "0"],
+        "watch": ["watch", str(export.parent), "--snapshot", "*", "--port", "0"],
+        "status": ["status"],
+        "gc": ["gc"],
+    }
+    parser = build_parser()
+    listed = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    assert set(commands) == set(listed), "every command takes --redis-url: list each here"
+    for name, args in commands.items():
+        status, out, err = cli(capsys, *args, "--redis-url", url)
+        assert (status, out) == (2, ""), (name, err)
+        assert err.startswith(f"audience-sync {name}: --redis-url: not a Redis URL: "), err
+        assert len(err.splitlines()) == 1, err
+    monkeypatch.setenv("DECISION_REDIS_URL", url.replace("://", "://:s3cret@", 1))
+    status, _, err = cli(capsys, "status")
+    assert status == 2 and err.startswith("audience-sync status: DECISION_REDIS_URL: not a Redis URL"), err
+    assert "s3cret" not in err
+
+
+def test_receive_on_a_busy_port_is_unavailable_as_in_decision_serve(capsys: Any, redis_url: str) -> None:
+    with socket.socket() as occupant:
+        occupant.bind(("127.0.0.1", 0))
+        occupant.listen()
+        port = occupant.getsockname()[1]
+        status, _, err = cli(capsys, "receive", "--no-auth", "--host", "127.0.0.1", "--port", str(port),
+                             "--redis-url", redis_url)  # fmt: skip
+    assert status == Exit.UNAVAILABLE == 3, err  # decision serve's status for a port in use
+    assert err == f"audience-sync receive: cannot listen on 127.0.0.1:{port}: the port is in use\n"

@@ -26,6 +26,7 @@ from audience_sync.store import SyncStore
 from decision.store.connect import connect
 from decision.store.profiles import ProfileStore
 from tests.audience_sync.helpers import ROOT, seen_by_readers, write_lines
+from tests.waiting import eventually
 
 PROFILES = 3000
 BATCH = 100
@@ -50,15 +51,6 @@ async def spawn_load(redis_url: str) -> asyncio.subprocess.Process:
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
         cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
     )  # fmt: skip
-
-
-async def wait_for(condition: Callable[[], Awaitable[bool]], what: str) -> None:
-    try:
-        async with asyncio.timeout(20):
-            while not await condition():  # noqa: ASYNC110 - polling Redis, not an in-process event
-                await asyncio.sleep(0.01)
-    except TimeoutError:
-        raise AssertionError(f"timed out waiting for {what}") from None
 
 
 class Reader:
@@ -119,11 +111,11 @@ async def test_killing_a_snapshot_load_never_shows_a_mix(redis_url: str, tmp_pat
             async def began() -> bool:
                 return len(await pending_fields()) == 2
 
-            await wait_for(began, "the load to begin")
+            await eventually(began, "the load to begin")
             if fed:
                 process.stdin.write("".join(row + "\n" for row in new_rows[:fed]).encode())
                 await process.stdin.drain()
-                await wait_for(written(new_rows[fed - 1]), f"{fed} rows to be written")
+                await eventually(written(new_rows[fed - 1]), f"{fed} rows to be written")
             if close:
                 process.stdin.write("".join(row + "\n" for row in new_rows[fed:]).encode())
                 process.stdin.close()

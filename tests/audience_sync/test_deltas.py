@@ -19,6 +19,7 @@ from audience_sync.report import ErrorReport
 from audience_sync.snapshot import LoadOptions, SnapshotLoad
 from audience_sync.store import SyncStore
 from tests.audience_sync.helpers import cli, dump, seen_by_readers, spawn, write_lines, xdm_line
+from tests.waiting import DEADLINE, eventually_sync
 
 
 def change(profile: str, audience: str, member: bool, at: float | None = None, until: int | None = None) -> Change:
@@ -67,14 +68,11 @@ def test_a_change_during_a_snapshot_load_survives_its_cutover(store: SyncStore, 
     assert load.stdin is not None
     load.stdin.write(b"profile_id\np1\np2\n")
     load.stdin.flush()
-    deadline = time.monotonic() + 20
-    while not store.registry_state().pending:
-        assert time.monotonic() < deadline, "the load did not start"
-        time.sleep(0.01)
+    eventually_sync(lambda: store.registry_state().pending, "the load started")
     DeltaApplier(store, source="test").apply([change("p9", "a", True)])
     assert seen_by_readers(store) == {"p1": {"a"}, "p9": {"a"}}
     load.stdin.close()
-    assert load.wait(timeout=20) == 0, load.stderr.read() if load.stderr else ""
+    assert load.wait(timeout=DEADLINE) == 0, load.stderr.read() if load.stderr else ""
     assert seen_by_readers(store) == {"p1": {"a"}, "p2": {"a"}, "p9": {"a"}}
 
 

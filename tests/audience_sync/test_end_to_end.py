@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,7 @@ from audience_sync.cli import main
 from audience_sync.store import SyncStore
 from tests.audience_sync.helpers import write_lines, xdm_line
 from tests.conftest import StartServer, decision_stub
-from tests.decision.helpers import decide_request, offers
+from tests.decision.helpers import decide_request, offers, registry_heard
 
 RULES = """
 placements: [{id: banner, channels: [web], max_items: 5, fallback: fb}]
@@ -42,15 +41,8 @@ async def test_a_decision_answers_from_a_loaded_aep_export(
         ],
     )
 
-    async def registry_heard() -> None:
-        """Until the server's registry copy is the one the load switched to (pub/sub, off the decisions' path)."""
-        for _ in range(500):
-            if server.store.directory.version == store.registry_state().version:
-                return
-            await asyncio.sleep(0.01)
-
     assert main(["load", str(export), "--identity-namespace", "CRMID", "--redis-url", redis_url]) == 0
-    await registry_heard()
+    await registry_heard(server)  # the registry the load switched to (pub/sub, off the decisions' path)
     async with decision_stub(server.port) as stub:
 
         async def decide(profile: str) -> list[str]:
@@ -64,7 +56,7 @@ async def test_a_decision_answers_from_a_loaded_aep_export(
         assert (
             main(["load", str(later), "--identity-namespace", "CRMID", "--redis-url", redis_url, "--allow-empty"]) == 0
         )
-        await registry_heard()
+        await registry_heard(server)  # the registry the load switched to (pub/sub, off the decisions' path)
         assert await decide("crm-1") == ["fb"]
         assert await decide("crm-2") == ["vip_offer"]
         # Still one Redis command per decision.

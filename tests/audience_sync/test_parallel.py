@@ -59,7 +59,7 @@ def test_jobs_write_what_one_process_writes(store: Any, tmp_path: Path, redis_ur
     assert state(store) == expected
     assert {a: (t.members, t.exited) for a, t in outcome.audiences.items()} == expected_tallies
     assert outcome.stats == one.stats and outcome.version == 1
-    assert len(load.usage.max_rss_kib) == 2  # both workers wrote
+    assert 1 <= len(load.usage.max_rss_kib) <= 2  # the workers that wrote blocks (on a busy box, maybe one)
 
 
 def test_a_bad_line_in_any_job_refuses_the_whole_snapshot(

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import random
 import signal
-import time
+import subprocess
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ from audience_sync.report import ErrorReport
 from audience_sync.store import SyncStore
 from audience_sync.stream import StreamConsumer, StreamOptions
 from tests.audience_sync.helpers import cli, seen_by_readers, spawn
+from tests.waiting import eventually_sync, freeze_sync
 
 STREAM = "ib:audience-events"
 
@@ -99,19 +101,31 @@ def test_a_consumer_killed_mid_batch_resumes_exactly(store: SyncStore, redis_url
             return 0
         return position.get(groups[0]["last-delivered-id"], 0) - int(groups[0]["pending"])
 
+    def pending() -> int:
+        return store.pending_count(STREAM, "audience-sync")
+
+    def holding_a_batch(consumer: subprocess.Popen[bytes], progress: int) -> bool:
+        """Past ``progress``, frozen while it holds entries it has read and not acknowledged."""
+        assert consumer.poll() is None, "the consumer ended before it could be killed"
+        if acked() < progress or not pending():
+            return False
+        freeze_sync(consumer)  # nothing moves now: what is pending stays pending
+        if pending():
+            return True
+        consumer.send_signal(signal.SIGCONT)  # it acknowledged meanwhile: on to its next batch
+        return False
+
     args = ("stream", "--drain", "--batch-size", "20", "--consumer", "worker-1")
     left_pending = []
     for progress in (20, 1000, 2000):  # kill it three times, at different points of its work
         consumer = spawn(*args, redis_url=redis_url)
-        deadline = time.monotonic() + 30
-        while acked() < progress:
-            assert time.monotonic() < deadline and consumer.poll() is None, "the consumer made no progress"
-            time.sleep(0.002)
+        caught = functools.partial(holding_a_batch, consumer, progress)
+        eventually_sync(caught, f"the consumer past {progress} entries, mid-batch", interval=0.002)
+        left_pending.append(pending())
         consumer.send_signal(signal.SIGKILL)
         consumer.wait()
-        left_pending.append(store.pending_count(STREAM, "audience-sync"))
     assert acked() < len(events), "the consumer finished before it could be killed"
-    assert any(left_pending), "never killed between a write and its acknowledgement"
+    assert all(left_pending), "killed between a write and its acknowledgement"
     # Restarted under the same name: it first takes back its own unacknowledged entries.
     status, out, _ = cli(capsys, *args, "--redis-url", redis_url)
     assert status == 0, out

@@ -3,23 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
 from typing import Any
 
 from google.protobuf import timestamp_pb2
 
 from decision.api.server import RunningServer
 from decision.v1 import decision_pb2, decision_pb2_grpc
+from tests.decision.core.profiles import HEAD, moment
 from tests.decision.helpers import decide_request
-
-HEAD = """
-placements:
-  - {id: banner, channels: [web, mobile], max_items: 1, fallback: fb}
-  - {id: side, channels: [web], max_items: 3, fallback: fb}
-offers:
-  - {id: fb, placements: [banner, side], priority: -100, eligibility: {audiences: {all: [nobody-is-in-this]}}}
-"""
-
 
 # Servers of these tests wait for Redis long enough never to answer degraded on a loaded machine:
 # the tests check what caps decide, not deadlines (tests/decision/api/test_server.py does).
@@ -34,13 +25,13 @@ class Clock:
     """An injected clock: decisions and events see the time the test sets, never the wall clock."""
 
     def __init__(self, start: float | str) -> None:
-        self.now = start if isinstance(start, float | int) else datetime.fromisoformat(start).timestamp()
+        self.now = moment(start)
 
     def __call__(self) -> float:
         return float(self.now)
 
-    def set(self, moment: float | str) -> None:
-        self.now = moment if isinstance(moment, float | int) else datetime.fromisoformat(moment).timestamp()
+    def set(self, at: float | str) -> None:
+        self.now = moment(at)
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
@@ -89,3 +80,12 @@ async def record(stub: decision_pb2_grpc.DecisionServiceStub, *events: decision_
         (decision_pb2.EventOutcome.Name(r.outcome).removeprefix("EVENT_OUTCOME_").lower(), r.reason)
         for r in response.results
     ]
+
+
+def no_offer_nor_token_twice(response: decision_pb2.DecideResponse) -> None:
+    """No proposition shows an offer or a tracking token twice."""
+    for proposition in response.propositions:
+        shown = [item.offer_id for item in proposition.items]
+        tokens = [item.tracking_token for item in proposition.items]
+        assert len(shown) == len(set(shown)), shown
+        assert len(tokens) == len(set(tokens)), shown

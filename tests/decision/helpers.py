@@ -16,6 +16,7 @@ from decision.api.server import RunningServer
 from decision.store.codecs import AudienceEntry
 from decision.store.keys import KeySpace
 from decision.v1 import decision_pb2
+from tests.waiting import eventually
 
 
 def decide_request(
@@ -104,16 +105,11 @@ async def add_attributes(
     return await asyncio.to_thread(write)
 
 
-async def registry_heard(server: RunningServer, within: float = 5.0) -> None:
+async def registry_heard(server: RunningServer) -> None:
     """Until the server's registry copy is at the version Redis holds now."""
     store = server.store
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        version = int(await store.client.get(store.keys.registry_version) or 0)
-        if store.directory.version >= version:
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"the server's registry copy is still at version {store.directory.version}")
+    version = int(await store.client.get(store.keys.registry_version) or 0)
+    await eventually(lambda: store.directory.version >= version, f"the server's registry copy at version {version}")
 
 
 async def add_membership(redis: RunningServer | str, profile_id: str, audience_id: str, **options: Any) -> None:

@@ -22,7 +22,8 @@ from decision.store.embedded import EmbeddedRedis, free_port
 from tests.conftest import StartServer, decision_stub
 from tests.decision.delivery import decide, event, first, record, ruleset
 from tests.decision.helpers import add_membership, decide_request
-from tests.reliability.conftest import persistent_redis, wait_for
+from tests.reliability.conftest import persistent_redis
+from tests.waiting import eventually
 
 # promo: twice per profile (impressions), and a total across profiles; next when promo is capped.
 RULES = ruleset(
@@ -38,6 +39,7 @@ RULES = ruleset(
 PROFILES = [f"p{i}" for i in range(10)]
 CALLERS = 10
 OUTAGE = float(os.environ.get("FAULT_OUTAGE_SECONDS", "2"))
+DEADLINE = 1.0  # seconds per call, Redis reads get half: room for a busy machine (callers share the server's loop)
 
 
 async def everything(client: aioredis.Redis) -> dict[bytes, Any]:
@@ -57,7 +59,7 @@ async def test_redis_killed_and_restarted_from_its_append_only_file(
     # No background flush of proposal counts during the test: it would write between the two snapshots
     # compared (seen: `before` taken just ahead of a flush). What a crash may lose of them is one interval.
     server = await start_server(
-        write_rules(RULES), fault_redis[-1].url, redis_timeout=0.25, outcome_flush_interval=3600.0
+        write_rules(RULES), fault_redis[-1].url, redis_timeout=DEADLINE / 2, outcome_flush_interval=3600.0
     )
     admin = aioredis.Redis.from_url(fault_redis[-1].url)
     now = time.time()
@@ -75,37 +77,42 @@ async def test_redis_killed_and_restarted_from_its_append_only_file(
         before = await everything(admin)
         assert sum(key.startswith(b"ib:e:") for key in before) == len(events)
 
-        answers: list[tuple[float, bool]] = []  # (when answered, normal)
+        answers: list[tuple[float, float, bool]] = []  # (call made, answered, normal)
         failures: list[str] = []
         stop = asyncio.Event()
 
         async def caller(profile: str) -> None:
             request = decide_request(profile_id=profile, placements=["banner"])
             while not stop.is_set():
+                asked = time.monotonic()
                 try:
-                    response = await stub.Decide(request, timeout=0.5)
+                    response = await stub.Decide(request, timeout=DEADLINE)
                 except grpc.aio.AioRpcError as exc:
                     failures.append(f"{exc.code().name}: {exc.details()}")
                     continue
-                answers.append((time.monotonic(), not response.degraded))
+                answers.append((asked, time.monotonic(), not response.degraded))
                 await asyncio.sleep(0.01)
 
+        def answered_since(moment: float) -> list[bool]:
+            return [normal for asked, _, normal in answers if asked > moment]
+
         load = asyncio.gather(*(caller(p) for p in PROFILES[:CALLERS]))
-        await asyncio.sleep(0.5)
+        await eventually(lambda: len(answered_since(0)) >= 2 * CALLERS, "answers before the kill")
         process = fault_redis[-1].process
         assert process is not None
         process.send_signal(signal.SIGKILL)
         process.wait()
         killed_at = time.monotonic()
-        await asyncio.sleep(OUTAGE)
+        await asyncio.sleep(OUTAGE)  # the scenario: Redis down for OUTAGE seconds
         restarting_at = time.monotonic()  # Redis may answer before start() returns: "down" ends here
         fault_redis.append(await asyncio.to_thread(persistent_redis(port, tmp_path).start))
         restarted_at = time.monotonic()
         reloaded = aioredis.Redis.from_url(fault_redis[-1].url)  # the old client's connection died with Redis
         after = await everything(reloaded)  # as reloaded, before decisions could write anything
         await reloaded.aclose()
-        await wait_for(lambda: any(normal for at, normal in answers if at > restarted_at), within=10)
-        await asyncio.sleep(1.0)
+        await eventually(lambda: any(answered_since(restarted_at)), "a normal answer once Redis is back")
+        recovered_at = time.monotonic()
+        await eventually(lambda: len(answered_since(recovered_at)) >= 20 * CALLERS, "answers after the recovery")
         stop.set()
         await load
 
@@ -116,15 +123,15 @@ async def test_redis_killed_and_restarted_from_its_append_only_file(
 
     assert after == before  # counters, event keys, totals, registry, memberships: all of it
     assert failures == []
-    down = [normal for at, normal in answers if killed_at + 0.1 < at < restarting_at]
+    down = [normal for asked, answered, normal in answers if asked > killed_at and answered < restarting_at]
     assert down and not any(down)  # answered all along, with fallbacks
-    recovered = min(at for at, normal in answers if at > restarted_at and normal) - restarted_at
-    settled = [normal for at, normal in answers if at > restarted_at + recovered]
+    recovered = min(answered for asked, answered, normal in answers if asked > restarted_at and normal) - restarted_at
+    settled = answered_since(recovered_at)
     print(
         f"\nRedis SIGKILLed and restarted from its AOF after {OUTAGE:.0f} s: {len(before)} keys "
         f"({len(events)} recorded events) identical after the restart; {len(answers)} calls, {len(failures)} failed, "
         f"{len(down)} degraded while down; first normal answer {recovered:.2f} s after Redis answered again; "
         f"{sum(settled)}/{len(settled)} normal after that; server not restarted"
     )
-    # Normal again; a rare degraded answer is a read that lost its 250 ms to a busy, shared machine.
+    # Normal again; a rare degraded answer is a read that lost its budget to a busy, shared machine.
     assert settled and sum(settled) >= 0.99 * len(settled)

@@ -12,6 +12,7 @@ service's default budget, for a machine not shared with the callers).
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import random
 import subprocess
@@ -26,6 +27,7 @@ import grpc
 from decision.v1 import decision_pb2_grpc
 from tests.conftest import StartServer
 from tests.decision.helpers import add_membership, decide_request, offers, registry_heard
+from tests.waiting import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = """
@@ -37,10 +39,12 @@ offers:
 DECIDED = 1_000  # profiles decided; the first snapshot holds all of them, the replacing one the even ones
 IN_FLIGHT = 50
 MEMBERS = int(os.environ.get("SNAPSHOT_MEMBERS", "50000"))
-DEADLINE = 1.0  # seconds per call
-# The server's Redis budget per decision. The callers share the server's event loop on a small shared
-# machine: 250 ms (as in test_faults) keeps a degraded answer about Redis rather than a busy loop.
-REDIS_TIMEOUT = float(os.environ.get("SNAPSHOT_REDIS_TIMEOUT", "0.25"))
+# The server's Redis budget per decision. The 50 callers share the server's event loop on a small shared
+# machine, where a read waits for its turn: 2 s keeps a degraded answer about Redis (a load that blocks
+# it) rather than about a busy machine.
+REDIS_TIMEOUT = float(os.environ.get("SNAPSHOT_REDIS_TIMEOUT", "2.0"))
+DEADLINE = 2 * REDIS_TIMEOUT + 1.0  # seconds per call
+POLL = 1.0  # seconds between the server's registry polls (the service's default)
 
 
 @dataclass
@@ -48,6 +52,8 @@ class Observed:
     """Per profile, the states seen in order ('in' the audience, 'out'); failures and degraded answers."""
 
     states: dict[str, list[str]] = field(default_factory=dict)
+    # Per profile, when the call of its latest normal answer was made (monotonic seconds).
+    asked_at: dict[str, float] = field(default_factory=dict)
     degraded: int = 0
     failures: list[str] = field(default_factory=list)
     calls: int = 0
@@ -60,6 +66,7 @@ async def decide_continuously(port: int, seen: Observed, stop: asyncio.Event) ->
         mine = [f"d{i}" for i in range(first, DECIDED, IN_FLIGHT)]
         while not stop.is_set():
             for profile in mine:
+                asked = time.monotonic()
                 try:
                     response = await stub.Decide(decide_request(profile, ["banner"]), timeout=DEADLINE)
                 except grpc.aio.AioRpcError as exc:
@@ -70,6 +77,7 @@ async def decide_continuously(port: int, seen: Observed, stop: asyncio.Event) ->
                     seen.degraded += 1
                     continue
                 seen.states.setdefault(profile, []).append("in" if offers(response) == ["in"] else "out")
+                seen.asked_at[profile] = asked
 
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
         stub = decision_pb2_grpc.DecisionServiceStub(channel)
@@ -91,13 +99,9 @@ async def audience_sync_load(redis_url: str, path: Path) -> None:
     assert done.returncode == 0, done.stderr.decode()
 
 
-async def decided_again(seen: Observed, profiles: list[str], within: float = 120.0) -> None:
-    """Until every profile has been decided (a normal answer) once more from now on."""
-    marks = {p: len(seen.states.get(p, [])) for p in profiles}
-    deadline = time.monotonic() + within
-    while any(len(seen.states.get(p, [])) <= marks[p] for p in profiles):
-        assert time.monotonic() < deadline, "the callers stopped deciding"
-        await asyncio.sleep(0.05)
+async def every_profile_decided_since(seen: Observed, moment: float, what: str) -> None:
+    """Until each decided profile has a normal answer to a call made after ``moment``: one full pass at least."""
+    await eventually(lambda: all(seen.asked_at.get(f"d{i}", -math.inf) > moment for i in range(DECIDED)), what)
 
 
 def moves_once(states: list[str], expected: list[str]) -> bool:
@@ -108,7 +112,7 @@ def moves_once(states: list[str], expected: list[str]) -> bool:
 async def test_snapshots_of_a_new_audience_under_load_answer_normally(
     start_server: StartServer, write_rules: Callable[[str], Path], redis_url: str, tmp_path: Path
 ) -> None:
-    server = await start_server(write_rules(RULES), redis_url, redis_timeout=REDIS_TIMEOUT)
+    server = await start_server(write_rules(RULES), redis_url, redis_timeout=REDIS_TIMEOUT, registry_poll_interval=POLL)
     await add_membership(server, "someone", "other")  # a registry with an audience already
     decided = [f"d{i}" for i in range(DECIDED)]
     first = snapshot_file(tmp_path / "first.csv", decided, MEMBERS - DECIDED, seed=1)
@@ -118,29 +122,32 @@ async def test_snapshots_of_a_new_audience_under_load_answer_normally(
     stop = asyncio.Event()
     deciding = asyncio.create_task(decide_continuously(server.port, seen, stop))
     reads: dict[str, int] = {}
+    took: dict[str, float] = {}
     started = time.monotonic()
     try:
-        await decided_again(seen, decided)
+        await every_profile_decided_since(seen, started, "every profile seen before the first load")
         for name, path in (("first", first), ("second", second)):
-            before = server.store.registry_reads_total
+            before, loading = server.store.registry_reads_total, time.monotonic()
             await audience_sync_load(redis_url, path)
-            reads[name] = server.store.registry_reads_total - before
-            await registry_heard(server)  # the server switched (pub/sub, or its poll)
-            await decided_again(seen, decided)  # every profile decided since: its new state is observed
+            reads[name], took[name] = server.store.registry_reads_total - before, time.monotonic() - loading
+            await registry_heard(server)  # the server has the registry the load switched to (pub/sub or its poll)
+            await every_profile_decided_since(seen, time.monotonic(), f"every profile seen after the {name} load")
     finally:
         stop.set()
         await deciding
     print(
         f"\n{seen.calls} decisions in {time.monotonic() - started:.1f} s across two {MEMBERS}-member loads: "
-        f"{seen.degraded} degraded, {len(seen.failures)} failed; registry reads during each load: {reads}; "
+        f"{seen.degraded} degraded, {len(seen.failures)} failed; registry reads during each load: {reads} "
+        f"(seconds: {took}); "
         f"breaker opened {server.service.breakers.opened_total} times"
     )
     assert seen.failures == []
     assert seen.degraded == 0
-    # A first load of a new audience costs servers about as many registry reads as a replacing one (their
-    # polls, the announcement): its code is known before it is met. It used to be one per decision meeting
-    # it (hundreds here, against a handful).
-    assert reads["first"] <= 2 * reads["second"] + 5, reads
+    # Polls aside (one a second, however long a load takes on this machine), a first load of a new audience
+    # costs servers about as many registry reads as a replacing one (the announcement): its code is known
+    # before it is met. It used to be one per decision meeting it (hundreds here, against a handful).
+    beyond_polls = {name: reads[name] - took[name] / POLL for name in reads}
+    assert beyond_polls["first"] <= beyond_polls["second"] + 10, (reads, took)
     assert server.service.breakers.opened_total == 0
     # Never a mix: out (no generation) -> in (the first) -> out (the second, odd profiles), each step once.
     expected = {p: ["out", "in"] if i % 2 == 0 else ["out", "in", "out"] for i, p in enumerate(decided)}

@@ -1,5 +1,5 @@
 -- Choose a decision's items on the profile's counters and count them, atomically.
--- The Lua twin of decision.planning.fill (a property test holds them to the same answers).
+-- The Lua twin of decision.core.planning.fill (tests/decision/store/test_select_script.py holds them to the same answers).
 -- KEYS[1]: ib:c:{<profile>} (HASH of counters).
 -- ARGV[1]: JSON {now: ms, ttl: ms, dup: bool, keep: {field: n}, release: [field, ...],
 --   slots: [{limit: n, checks: [[field, limit, since_ms], ...], fields: [field, ...],

@@ -1,4 +1,4 @@
--- Shared by select.lua and record_events.lua (concatenated before them by decision/scripts.py).
+-- Shared by select.lua and record_events.lua (concatenated before them by decision/store/scripts.py).
 -- A counter field holds the latest event times of one thing counted: epoch milliseconds,
 -- comma-separated, ascending, at most keep[field] of them (the newest).
 local counters_key = KEYS[1]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ from audience_sync.receive.payloads import PayloadOptions
 from audience_sync.store import SyncStore
 from tests.audience_sync.receive.conftest import AUTH, StartReceiver
 from tests.conftest import StartServer, decision_stub
-from tests.decision.helpers import decide_request, offers
+from tests.decision.helpers import decide_request, offers, registry_heard
 
 RULES = """
 placements: [{id: banner, channels: [web], max_items: 5, fallback: fb}]
@@ -56,10 +55,7 @@ async def test_the_next_decide_sees_a_push_under_each_identity(
             return offers(await stub.Decide(decide_request(profile_id=profile, placements=["banner"]), timeout=5))
 
         await push(pushed("realized", "2026-11-02T10:00:00Z"))
-        for _ in range(500):  # a new audience: the server learns its code from the registry (pub/sub)
-            if server.store.directory.version == store.registry_state().version:
-                break
-            await asyncio.sleep(0.01)
+        await registry_heard(server)  # a new audience: the server learns its code from the registry (pub/sub)
         assert await decide("e-1") == await decide("c-1") == ["vip_offer"]
         await push(pushed("exited", "2026-11-02T11:00:00Z"))  # a known audience: seen by the very next Decide
         assert await decide("e-1") == await decide("c-1") == ["fb"]

@@ -10,6 +10,7 @@ import orjson
 
 from audience_sync.store import SyncStore
 from tests.audience_sync.helpers import seen_by_readers, spawn
+from tests.waiting import DEADLINE, eventually
 
 IN_FLIGHT = 'audience_sync_receive_in_flight{endpoint="/v1/profiles"} 1.0'
 
@@ -28,28 +29,31 @@ async def test_sigterm_answers_the_request_in_flight(redis_url: str, store: Sync
                 async with http.post(url + "/v1/profiles", data=body) as response:
                     return response.status, await response.json()
 
-            # Redis holds writes (and scripts) for 1.5 s: the push waits in the receiver, in flight.
-            store.client.execute_command("CLIENT", "PAUSE", "1500", "WRITE")
-            in_flight = asyncio.create_task(push())
-            while True:
+            async def in_the_receiver() -> bool:
                 async with http.get(url + "/metrics") as response:
-                    if IN_FLIGHT in await response.text():
-                        break
-            process.send_signal(signal.SIGTERM)
-            refused = False
-            for _ in range(200):  # the listener closes: a new connection is refused
+                    return IN_FLIGHT in await response.text()
+
+            async def refused() -> bool:  # the listener closes: a new connection is refused
                 try:
                     _, writer = await asyncio.open_connection("127.0.0.1", int(url.rsplit(":", 1)[1]))
-                    writer.close()
-                    await asyncio.sleep(0.01)
                 except OSError:
-                    refused = True
-                    break
-            assert refused
-            assert not in_flight.done()
+                    return True
+                writer.close()
+                return False
+
+            # Redis holds writes (and scripts) until the test lets them go: the push waits in the receiver.
+            store.client.execute_command("CLIENT", "PAUSE", str(int(DEADLINE * 1000)), "WRITE")
+            try:
+                in_flight = asyncio.create_task(push())
+                await eventually(in_the_receiver, "the push in flight")
+                process.send_signal(signal.SIGTERM)
+                await eventually(refused, "the listener closed")
+                assert not in_flight.done()
+            finally:
+                store.client.execute_command("CLIENT", "UNPAUSE")
             status, answer = await in_flight
         assert (status, answer["added"]) == (200, 100)
-        assert await asyncio.to_thread(process.wait, 30) == 0
+        assert await asyncio.to_thread(process.wait, DEADLINE) == 0
         assert len(seen_by_readers(store)) == 100
     finally:
         if process.poll() is None:

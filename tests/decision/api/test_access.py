@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +17,7 @@ from decision.v1 import decision_pb2, decision_pb2_grpc
 from tests.conftest import StartServer
 from tests.decision.helpers import add_membership, decide_request
 from tests.decision.observe.test_observe import scrape, value
+from tests.waiting import eventually
 
 RULES = """
 placements: [{id: banner, channels: [web], max_items: 3, fallback: fb}]
@@ -60,13 +60,12 @@ async def test_each_method_needs_its_scope(start_server: StartServer, write_rule
     denied = sum(1 for scope in METHOD_SCOPES.values() for t in TOKENS if scope not in t.scopes)
     assert denied == 4
     wanted = {"unauthenticated": 2.0, "permission_denied": float(denied)}
-    for _ in range(50):  # the metrics sample the interceptor's counts every second
+
+    async def refused() -> bool:  # the metrics sample the interceptor's counts every second
         samples = await scrape(server.metrics_port or 0)
-        got = {r: value(samples, "decision_refused_calls_total", reason=r) for r in wanted}
-        if got == wanted:
-            break
-        await asyncio.sleep(0.1)
-    assert got == wanted
+        return {r: value(samples, "decision_refused_calls_total", reason=r) for r in wanted} == wanted
+
+    await eventually(refused, f"refused calls counted {wanted}", interval=0.1)
 
 
 def test_scopes_in_the_token_file(tmp_path: Path) -> None:
@@ -114,11 +113,10 @@ async def test_breaker_and_registry_lost_metrics(
     await redis_client.flushall()  # Redis restarted empty: the registry is lost
     await server.store.refresh_directory()
     assert server.store.registry_lost_total == 1
-    open_now = lost = None
-    for _ in range(50):
+
+    async def exported() -> bool:
         open_now = value(await scrape(dead.metrics_port or 0), "decision_redis_breaker_open", node="single")
         lost = value(await scrape(server.metrics_port or 0), "decision_audience_registry_lost_total")
-        if (open_now, lost) == (1.0, 1.0):
-            break
-        await asyncio.sleep(0.1)
-    assert (open_now, lost) == (1.0, 1.0)
+        return (open_now, lost) == (1.0, 1.0)
+
+    await eventually(exported, "the breaker open and the registry lost, exported", interval=0.1)

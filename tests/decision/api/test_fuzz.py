@@ -33,6 +33,7 @@ from hypothesis import strategies as st
 from decision.api.server import RunningServer, start
 from decision.settings import Limits, Settings
 from decision.v1 import decision_pb2
+from tests.conftest import PATIENT_REDIS_TIMEOUT
 from tests.decision.helpers import add_membership
 
 RULES = """
@@ -71,7 +72,12 @@ async def server(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> As
     # is read, and if its connection is closed (at its age) while the client still sends, the client reports
     # UNAVAILABLE "Stream removed" instead of RESOURCE_EXHAUSTED -- the answer this fuzz judges.
     settings_ = Settings(
-        rules_path=str(rules), host="127.0.0.1", port=0, redis_timeout=0.5, shutdown_grace=7200, max_connection_age=3600
+        rules_path=str(rules),
+        host="127.0.0.1",
+        port=0,
+        redis_timeout=PATIENT_REDIS_TIMEOUT,
+        shutdown_grace=7200,
+        max_connection_age=3600,
     )
     running = await start(settings_, redis_url)
     await add_membership(running, "known-vip", "vip")

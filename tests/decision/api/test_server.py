@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -18,8 +17,9 @@ from decision.store.embedded import EmbeddedRedis
 from decision.store.keys import KeySpace
 from tests.conftest import StartServer, decision_stub
 from tests.decision.helpers import add_membership, decide_request, offers
-from tests.redis_cluster import sleep_node
+from tests.redis_cluster import pause_node
 
+PAUSE = 3.0  # seconds a node is paused: longer than any call made meanwhile
 FALLBACK = """
   - id: fb
     placements: [banner, side]
@@ -245,10 +245,8 @@ async def test_degraded_answer_while_redis_is_stopped(start_server: StartServer,
         assert offers(await decide(server.port)) == ["vip"]
     finally:
         own_redis.stop()
-    started = time.monotonic()
     async with decision_stub(server.port) as stub:
-        response = await stub.Decide(decide_request(placements=["banner", "side"]), timeout=0.5)
-    assert time.monotonic() - started < 0.5
+        response = await stub.Decide(decide_request(placements=["banner", "side"]), timeout=5)
     assert response.degraded
     assert [(p.placement_id, offers(response, p.placement_id)) for p in response.propositions] == [
         ("banner", ["fb"]),
@@ -259,18 +257,18 @@ async def test_degraded_answer_while_redis_is_stopped(start_server: StartServer,
 async def test_slow_redis_answers_within_the_deadline(
     start_server: StartServer, rules: Callable[[str], Path], redis_client: Any
 ) -> None:
-    server = await start_server(rules(""), redis_timeout=5.0)
-
-    sleeper = asyncio.create_task(sleep_node(redis_client, KeySpace().membership("p1"), 1.5))  # p1's node
-    await asyncio.sleep(0.05)
-    started = time.monotonic()
+    # The Redis read gets the caller's deadline minus a margin, however long the Redis timeout. The margin
+    # here leaves room for a busy machine (the service's default is a few milliseconds): the answer is
+    # checked, not its speed.
+    margin = {"deadline_margin": 0.5, "deadline_margin_max": 0.5}
+    server = await start_server(rules(""), redis_timeout=30.0, **margin)
     async with decision_stub(server.port) as stub:
+        assert not (await stub.Decide(decide_request(), timeout=5)).degraded
+        await pause_node(redis_client, KeySpace().membership("p1"), PAUSE)  # p1's node answers nothing meanwhile
         # Had the server waited for Redis, the client would see DEADLINE_EXCEEDED instead of an answer.
-        response = await stub.Decide(decide_request(), timeout=0.3)
-    elapsed = time.monotonic() - started
-    await sleeper
+        response = await stub.Decide(decide_request(), timeout=1.0)
     assert response.degraded
-    assert elapsed < 1.5
+    await redis_client.exists(KeySpace().membership("p1"))  # answered once the pause is over: for the next test
 
 
 INVALID_CASES: list[tuple[dict[str, Any], str]] = [

@@ -15,9 +15,10 @@ from pathlib import Path
 import orjson
 import pytest
 
-from decision.cli.main import build_parser
+from decision.cli.main import build_parser, main
 from decision.cli.options import ENVIRONMENT, Exit
 from decision.store.embedded import free_port
+from tests.waiting import DEADLINE
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "retail"
 RULES = EXAMPLE / "rules.yaml"
@@ -60,6 +61,56 @@ def test_a_busy_port_is_one_line_and_unavailable(busy_port: int, redis_url: str,
         *("--workers", workers),
     )
     one_line_error(result, Exit.UNAVAILABLE, "decision serve:", f"127.0.0.1:{busy_port}", "in use")
+    assert len(result.stderr.splitlines()) == 1, result.stderr  # nothing before it (grpc's add_port.cc line)
+
+
+# Every command that takes --redis-url, with what else it needs to start.
+REDIS_COMMANDS = {
+    "serve": ("serve",),
+    "validate": ("validate", str(RULES)),
+    "rules publish": ("rules", "publish", str(RULES)),
+    "rules rollback": ("rules", "rollback"),
+    "rules list": ("rules", "list"),
+    "rules diff": ("rules", "diff", str(RULES), "retail-2026.10"),
+    "simulate": ("simulate", str(RULES), "--from-redis", "10", "--chart", ""),
+    "report": ("report", "--from", "2026-11-01"),
+    "profile": ("profile", "p-1001"),
+}
+
+
+def test_the_list_of_commands_taking_a_redis_url_is_complete() -> None:
+    taking = {
+        sub.prog.removeprefix("decision ")
+        for sub in _subparsers(build_parser())
+        if any("--redis-url" in action.option_strings for action in sub._actions)
+    }
+    assert taking == set(REDIS_COMMANDS)
+
+
+@pytest.mark.parametrize("url", ["http://x", "redis://127.0.0.1:notaport/0", "redis://127.0.0.1:6379/zero"])
+@pytest.mark.parametrize("command", sorted(REDIS_COMMANDS))
+def test_a_malformed_redis_url_is_one_line_and_a_usage_error(
+    command: str, url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as ended:
+        main([*REDIS_COMMANDS[command], "--redis-url", url])
+    assert ended.value.code == Exit.USAGE
+    err = capsys.readouterr().err
+    assert err.startswith(f"decision {command}: error: argument --redis-url: not a Redis URL: "), err
+    assert len(err.splitlines()) == 1, err
+
+
+def test_a_malformed_redis_url_in_the_environment_is_named_and_its_password_hidden() -> None:
+    for command in ("serve", "report"):
+        result = run(*REDIS_COMMANDS[command], env={"DECISION_REDIS_URL": "redis://:s3cret@127.0.0.1:notaport/0"})
+        last = one_line_error(result, Exit.USAGE, f"decision {command}: error:", "DECISION_REDIS_URL", "'notaport'")
+        assert "s3cret" not in result.stderr, last
+        assert len(result.stderr.splitlines()) == 1, result.stderr
+
+
+def test_a_well_formed_url_of_no_redis_is_unavailable_not_a_usage_error() -> None:
+    for url in (f"redis://127.0.0.1:{free_port()}/0", f"redis+cluster://127.0.0.1:{free_port()}"):
+        one_line_error(run("rules", "list", "--redis-url", url), Exit.UNAVAILABLE, "Redis:")
 
 
 @pytest.mark.parametrize(
@@ -70,6 +121,20 @@ def test_a_bad_environment_variable_is_a_usage_error_naming_it(name: str, value:
     result = run("serve", "--rules", str(RULES), env={name: value})
     last = one_line_error(result, Exit.USAGE, "decision serve: error:")
     assert name in last or value in last
+
+
+@pytest.mark.parametrize("value", ["fast", "0", "-5"])
+def test_a_bad_timeout_in_milliseconds_names_its_variable_and_its_unit(
+    value: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("DECISION_REDIS_TIMEOUT_MS", value)
+    with pytest.raises(SystemExit) as ended:
+        main(["serve", "--rules", str(RULES)])
+    assert ended.value.code == Exit.USAGE
+    err = capsys.readouterr().err
+    assert f"DECISION_REDIS_TIMEOUT_MS={value!r}" in err, err
+    assert "milliseconds" in err or " ms" in err, err
+    assert " of seconds" not in err and "more seconds" not in err, err
 
 
 def test_a_variable_a_command_does_not_read_is_ignored() -> None:
@@ -134,22 +199,57 @@ def test_an_unreachable_server_is_one_line_and_unavailable() -> None:
     one_line_error(result, Exit.UNAVAILABLE, "decision decide: UNAVAILABLE", target)
 
 
+HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+HTTP2_SETTINGS, HTTP2_HEADERS = 0x4, 0x1
+
+
+def read_until_call(connection: socket.socket) -> None:
+    """Play an HTTP/2 server that never answers: SETTINGS (the connection is ready), then read the
+    client's frames until the HEADERS that start its call."""
+    connection.settimeout(DEADLINE)
+    connection.sendall(bytes([0, 0, 0, HTTP2_SETTINGS, 0, 0, 0, 0, 0]))  # empty SETTINGS on stream 0
+
+    def exactly(size: int) -> bytes:
+        data = b""
+        while len(data) < size:
+            chunk = connection.recv(size - len(data))
+            assert chunk, "the client closed the connection"
+            data += chunk
+        return data
+
+    assert exactly(len(HTTP2_PREFACE)) == HTTP2_PREFACE
+    while True:
+        header = exactly(9)  # length (3 bytes), type, flags, stream id (4 bytes)
+        exactly(int.from_bytes(header[:3], "big"))
+        if header[3] == HTTP2_HEADERS:
+            return
+
+
+def from_a_terminal(command: list[str]) -> list[str]:
+    """``command`` started with SIGINT at its default, as a terminal starts it. A job started in the
+    background without job control (``cmd &`` in a script, as CI runs the suite) inherits SIGINT ignored,
+    and Python then leaves it ignored: Ctrl-C could not reach it."""
+    reset = "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execv(sys.argv[1], sys.argv[1:])"
+    return [sys.executable, "-c", reset, *command]
+
+
 def test_ctrl_c_is_one_line_and_130() -> None:
-    # A peer that accepts the connection and never answers: the call waits until the signal.
+    # A peer that takes the call and never answers: the call waits until the signal.
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
         listener.listen()
         target = f"127.0.0.1:{listener.getsockname()[1]}"
         process = subprocess.Popen(
-            [*DECIDE, "--target", target, "--deadline-ms", "60000"],
+            from_a_terminal([*DECIDE, "--target", target, "--deadline-ms", "60000"]),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
-        connection, _ = listener.accept()  # the client is inside its call now
+        connection, _ = listener.accept()
         with connection:
+            read_until_call(connection)  # the client is inside its call now, waiting for the answer
             process.send_signal(signal.SIGINT)
-            _, stderr = process.communicate(timeout=30)
+            _, stderr = process.communicate(timeout=DEADLINE)
     assert process.returncode == Exit.INTERRUPTED, stderr
     assert stderr.strip() == "decision: interrupted"
 

@@ -3,24 +3,29 @@
 from __future__ import annotations
 
 import base64
+import contextlib
+import errno
 import signal
 import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from decision.store.embedded import free_port
+from decision.cli.options import Exit
+from decision.store.embedded import EmbeddedRedis, free_port
 from decision.store.keys import KeySpace
 from decision.v1 import decision_pb2_grpc
+from tests.conftest import PATIENT_REDIS_TIMEOUT
 from tests.decision.helpers import decide_request
 from tests.redis_cluster import node_client_for
+from tests.waiting import DEADLINE, eventually_sync
 
 RULES = """
 version: {version}
@@ -46,29 +51,45 @@ class Server:
             return decision_pb2_grpc.DecisionServiceStub(channel).Decide(decide_request(**kwargs), timeout=timeout)
 
 
-def wait_serving(target: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
+def wait_serving(target: str) -> None:
     with grpc.insecure_channel(target) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
-        while time.monotonic() < deadline:
+
+        def serving() -> bool:
             try:
-                if (
-                    stub.Check(health_pb2.HealthCheckRequest(), timeout=1).status
-                    == health_pb2.HealthCheckResponse.SERVING
-                ):
-                    return
+                status = stub.Check(health_pb2.HealthCheckRequest(), timeout=5).status
             except grpc.RpcError:
-                time.sleep(0.1)
-    raise AssertionError(f"{target} never became SERVING")
+                return False
+            return bool(status == health_pb2.HealthCheckResponse.SERVING)
+
+        eventually_sync(serving, f"{target} SERVING", interval=0.1)
 
 
-def port_is_free(port: int) -> bool:
+class Output:
+    """What a process writes on a pipe, read line by line as it comes (a thread), for checks on the way."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=lambda: self.lines.extend(stream), daemon=True)
+        self._reader.start()
+
+    def text(self) -> str:
+        return "".join(self.lines)
+
+    def shows(self, text: str) -> bool:
+        return text in self.text()
+
+    def finished(self) -> str:
+        """All of it, once the process has closed the pipe (it has exited)."""
+        self._reader.join(DEADLINE)
+        return self.text()
+
+
+def nothing_listens(port: int) -> bool:
+    """No process listens on the port any more: a connection is refused. (Binding it could still fail, and
+    on a shared machine another program may take it: its closed connections linger in TIME_WAIT.)"""
     with socket.socket() as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
+        return probe.connect_ex(("127.0.0.1", port)) == errno.ECONNREFUSED
 
 
 @pytest.fixture
@@ -85,7 +106,7 @@ def serve(rules_file: Path, redis_url: str) -> Iterator[object]:
     def _serve(*extra: str, redis: str | None = redis_url) -> Server:
         port = free_port()
         args = ["serve", "--rules", str(rules_file), "--host", "127.0.0.1", "--port", str(port), "--drain", "0"]
-        args += extra
+        args += ["--redis-timeout-ms", str(int(PATIENT_REDIS_TIMEOUT * 1000)), *extra]  # normal answers when busy
         if redis is not None:
             args += ["--redis-url", redis]
         process = subprocess.Popen(decision_command(*args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -102,43 +123,40 @@ def serve(rules_file: Path, redis_url: str) -> Iterator[object]:
 
 def test_sighup_reloads_and_sigterm_stops(serve: object, rules_file: Path) -> None:
     server = serve()  # type: ignore[operator]
+    output = Output(server.process.stdout)
     assert server.decide(context={"cart": 120}).ruleset_version == "v1"
     rules_file.write_text(RULES.format(version="v2"))
     server.process.send_signal(signal.SIGHUP)
-    deadline = time.monotonic() + 10
-    while server.decide().ruleset_version != "v2":
-        assert time.monotonic() < deadline, "SIGHUP did not reload the ruleset"
-        time.sleep(0.05)
+    eventually_sync(lambda: server.decide().ruleset_version == "v2", "SIGHUP reloaded the ruleset", interval=0.05)
     rules_file.write_text("offers: [")  # invalid: refused, v2 keeps serving
     server.process.send_signal(signal.SIGHUP)
-    time.sleep(0.5)
+    eventually_sync(lambda: output.shows("ruleset reload refused"), "the invalid ruleset refused")
     assert server.decide().ruleset_version == "v2"
     server.process.send_signal(signal.SIGTERM)
-    output, _ = server.process.communicate(timeout=20)
-    assert server.process.returncode == 0, output
-    assert "ruleset reload refused" in output
-    assert port_is_free(server.port)
+    assert server.process.wait(DEADLINE) == 0, output.finished()
+    assert nothing_listens(server.port)
 
 
-def test_in_flight_calls_finish_on_sigterm(serve: object, redis_url: str) -> None:
-    server = serve("--redis-timeout-ms", "3000")  # type: ignore[operator]
-    server.decide()  # warm: the registry is read
-    client = node_client_for(redis_url, KeySpace().membership("p1"))  # on a Cluster, the node serving p1
-    sleeper = threading.Thread(target=client.execute_command, args=("DEBUG", "SLEEP", "1.0"))
-    sleeper.start()
-    time.sleep(0.1)
+def test_in_flight_calls_finish_on_sigterm(serve: object, redis_url: str, rules_file: Path) -> None:
+    # A cap: the decision's read is a script (EVALSHA), which CLIENT PAUSE WRITE holds; reads and INFO still answer.
+    rules_file.write_text(
+        RULES.format(version="v1").replace("priority: 5,", "priority: 5, caps: [{max: 1000, period: day}],")
+    )
+    server = serve("--redis-timeout-ms", "30000")  # type: ignore[operator]
+    node = node_client_for(redis_url, KeySpace().membership("p1"))  # on a Cluster, the node serving p1
     result: dict[str, object] = {}
-
-    def call() -> None:
-        result["response"] = server.decide(timeout=10)
-
-    caller = threading.Thread(target=call)
-    caller.start()
-    time.sleep(0.3)  # the call is waiting for Redis
-    server.process.send_signal(signal.SIGTERM)
-    caller.join(15)
-    sleeper.join(15)
-    assert server.process.wait(15) == 0
+    caller = threading.Thread(target=lambda: result.update(response=server.decide(timeout=DEADLINE)))
+    node.execute_command("CLIENT", "PAUSE", str(int(DEADLINE * 1000)), "WRITE")
+    try:
+        caller.start()
+        # In flight: the call's read has reached Redis and waits there (held well under the 1 s after which
+        # the server would give its connection up).
+        eventually_sync(lambda: node.info("clients")["blocked_clients"] >= 1, "the call waiting for Redis")
+        server.process.send_signal(signal.SIGTERM)
+    finally:
+        node.execute_command("CLIENT", "UNPAUSE")
+    caller.join(DEADLINE)
+    assert server.process.wait(DEADLINE) == 0
     response = result["response"]
     assert not response.degraded  # type: ignore[attr-defined]
 
@@ -152,13 +170,9 @@ def test_workers_share_the_port_and_leave_nothing_behind(serve: object) -> None:
     for _ in range(20):
         assert [p.placement_id for p in server.decide(context={"cart": 120}).propositions] == ["banner"]
     server.process.send_signal(signal.SIGTERM)
-    assert server.process.wait(20) == 0
-    deadline = time.monotonic() + 5
-    while alive := [pid for pid in children if Path(f"/proc/{pid}").exists()]:
-        names = [Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")[:120] for pid in alive]
-        assert time.monotonic() < deadline, f"left running: {names}"
-        time.sleep(0.05)
-    assert port_is_free(server.port)
+    assert server.process.wait(DEADLINE) == 0
+    eventually_sync(lambda: not [pid for pid in children if Path(f"/proc/{pid}").exists()], "no worker left")
+    assert nothing_listens(server.port)
 
 
 def test_embedded_redis_when_no_url_is_given(serve: object) -> None:
@@ -166,10 +180,10 @@ def test_embedded_redis_when_no_url_is_given(serve: object) -> None:
     assert server.decide(context={"cart": 150}).propositions[0].items[0].offer_id == "big_cart"
     server.process.send_signal(signal.SIGINT)
     output, _ = server.process.communicate(timeout=20)
-    assert server.process.returncode == 0
+    assert server.process.returncode == Exit.INTERRUPTED, output  # Ctrl-C: 130, as docs/operations.md says
     assert "embedded redis-server" in output
     embedded_port = int(output.split("embedded redis-server at redis://127.0.0.1:")[1].split("/")[0].split()[0])
-    assert port_is_free(embedded_port), "the embedded redis-server outlived the service"
+    assert nothing_listens(embedded_port), "the embedded redis-server outlived the service"
 
 
 def test_the_first_step_of_an_upgrade_signs_the_previous_token_format_and_says_so(serve: object) -> None:
@@ -198,6 +212,53 @@ def test_token_options_are_checked(rules_file: Path, args: list[str], env: dict[
     assert len(refused.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_ctrl_c_stops_the_server_with_130_and_sigterm_with_0(serve: object, workers: str) -> None:
+    for stop, status in ((signal.SIGINT, Exit.INTERRUPTED), (signal.SIGTERM, Exit.OK)):
+        server = serve("--workers", workers)  # type: ignore[operator]
+        server.process.send_signal(stop)
+        output, _ = server.process.communicate(timeout=30)
+        assert server.process.returncode == status, output
+        assert "Traceback" not in output, output
+        assert nothing_listens(server.port)
+
+
+def decision_redis(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(decision_command("redis", *args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_decision_redis_runs_until_ctrl_c_and_exits_130() -> None:
+    process = decision_redis("--port", "0")
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    assert line.startswith("listening on redis://127.0.0.1:"), line
+    port = int(line.split("127.0.0.1:")[1].split("/")[0])
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as client:
+        client.sendall(b"PING\r\n")
+        assert client.recv(16) == b"+PONG\r\n"
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=30)
+    assert process.returncode == Exit.INTERRUPTED, stderr
+    assert nothing_listens(port)
+
+
+@pytest.mark.parametrize("occupant", ["redis-server", "another program"])
+def test_decision_redis_on_a_busy_port_says_so_and_never_claims_to_listen(occupant: str) -> None:
+    with contextlib.ExitStack() as held:
+        if occupant == "redis-server":  # it answers PING: only its process id tells it from ours
+            port = held.enter_context(EmbeddedRedis()).port
+        else:
+            listener = held.enter_context(socket.socket())
+            listener.bind(("127.0.0.1", 0))
+            listener.listen()
+            port = listener.getsockname()[1]
+        process = decision_redis("--port", str(port))
+        stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == Exit.UNAVAILABLE, stderr
+    assert "listening on" not in stdout
+    assert stderr == f"decision redis: cannot listen on 127.0.0.1:{port}: the port is in use\n"
+
+
 def test_decide_command_prints_the_answer(serve: object) -> None:
     server = serve()  # type: ignore[operator]
     args = ["decide", "--target", server.target, "--profile", "p9", "--channel", "web", "--placement", "banner"]
@@ -219,6 +280,26 @@ def test_explain_command_prints_a_table(serve: object) -> None:
     assert table[1].split()[:3] == ["banner", "big_cart", "condition_false"]
     assert "context.cart > 100 is false (context.cart is 50)" in table[1]
     assert table[2].split()[:3] == ["banner", "fb", "selected"]  # no eligibility of its own: always eligible
+
+
+def test_explain_why_not_names_the_smallest_change(serve: object) -> None:
+    server = serve()  # type: ignore[operator]
+    args = ["explain", "--target", server.target, "--profile", "p9", "--channel", "web", "--placement", "banner"]
+    asked = decision_command(*args, "--context", "cart=50", "--why-not", "big_cart")
+    shown = subprocess.run(asked, capture_output=True, text=True, check=True)
+    assert shown.stdout.rstrip().endswith(
+        "why not 'big_cart' in 'banner': condition_false\n"
+        "  to make it win (each line is enough, fewest changes first):\n"
+        "  1. context.cart above 100 (is 50): e.g. 101"
+    )
+    as_json = subprocess.run([*asked, "--json"], capture_output=True, text=True, check=True)
+    assert '"text": "context.cart above 100 (is 50): e.g. 101"' in as_json.stdout
+    assert '"kind": "WHY_NOT_CHANGE_KIND_CONTEXT"' in as_json.stdout
+    misspelt = subprocess.run(decision_command(*args, "--why-not", "big_crat"), capture_output=True, text=True)
+    assert misspelt.returncode == 1
+    assert misspelt.stderr == (
+        "decision explain: INVALID_ARGUMENT: why_not[0]: unknown offer 'big_crat' (did you mean 'big_cart'?)\n"
+    )
 
 
 def test_demo_prints_example_decisions() -> None:

@@ -6,7 +6,6 @@ import os
 import re
 import signal
 import subprocess
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +20,7 @@ from decision.store.embedded import free_port
 from decision.v1 import decision_pb2_grpc
 from tests.decision.cli.test_main import decision_command, wait_serving
 from tests.decision.helpers import decide_request
+from tests.waiting import eventually_sync
 
 RULES = """
 version: {version}
@@ -79,13 +79,6 @@ def workers_serving(metrics_port: int, version: str) -> set[str]:
     }
 
 
-def wait_for(check: object, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():  # type: ignore[operator]
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
-
-
 def test_publish_serve_from_redis_with_workers_metrics_and_json_logs(clean_redis: str, tmp_path: Path) -> None:
     redis_url = clean_redis
     refused = run("serve", "--redis-url", redis_url, "--port", "0")
@@ -109,29 +102,32 @@ def test_publish_serve_from_redis_with_workers_metrics_and_json_logs(clean_redis
         target = f"127.0.0.1:{port}"
         wait_serving(target)
         assert served_version(target) == "v1"
-        wait_for(lambda: len(workers_serving(metrics_port, "v1")) == 2)
+        eventually_sync(lambda: len(workers_serving(metrics_port, "v1")) == 2, "both workers on v1", interval=0.05)
 
         v2 = run("rules", "publish", rules_file(tmp_path, "v2"), "--redis-url", redis_url)
         assert v2.returncode == 0, v2.stderr
         notified = re.search(r"(\d+) server process\(es\) notified", v2.stdout)
         assert notified is not None and int(notified.group(1)) == 2  # one subscription per worker
-        wait_for(lambda: len(workers_serving(metrics_port, "v2")) == 2)
+        eventually_sync(lambda: len(workers_serving(metrics_port, "v2")) == 2, "both workers on v2", interval=0.05)
         calls = 0
         for _ in range(10):
             assert served_version(target) == "v2"
             calls += 1
-        samples = scrape(metrics_port)
-        ok_calls = sum(
-            value
-            for (name, labels), value in samples.items()
-            if name == "decision_rpc_calls_total"
-            and dict(labels) == {"method": "/decision.v1.DecisionService/Decide", "code": "OK"}
-        )
-        assert ok_calls == calls + 1  # summed over both workers (the first call was on v1)
+
+        def ok_calls() -> float:
+            return sum(
+                value
+                for (name, labels), value in scrape(metrics_port).items()
+                if name == "decision_rpc_calls_total"
+                and dict(labels) == {"method": "/decision.v1.DecisionService/Decide", "code": "OK"}
+            )
+
+        # Summed over both workers (the first call was on v1), once each worker's count is exported.
+        eventually_sync(lambda: ok_calls() == calls + 1, f"{calls + 1} calls counted", interval=0.05)
 
         back = run("rules", "rollback", "--redis-url", redis_url)
         assert back.returncode == 0 and "rolled back to v1" in back.stdout
-        wait_for(lambda: len(workers_serving(metrics_port, "v1")) == 2)
+        eventually_sync(lambda: len(workers_serving(metrics_port, "v1")) == 2, "both workers on v1", interval=0.05)
         listed = run("rules", "list", "--redis-url", redis_url)
         assert listed.returncode == 0
         lines = listed.stdout.splitlines()

@@ -6,6 +6,7 @@ import asyncio
 import itertools
 import json
 import subprocess
+import time
 import urllib.request
 from collections import Counter
 from collections.abc import Callable
@@ -18,8 +19,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
+from decision.cli.outcomes_html import render
 from decision.cli.outcomes_text import format_report
 from decision.cli.report import days_between
+from decision.core.allocation import current
 from decision.core.outcomes import OutcomeRow
 from decision.core.report import build
 from decision.rules.types import Experiment, HoldoutServes, Location, Variant
@@ -265,3 +268,68 @@ async def test_any_replays_count_each_token_once_and_clicks_never_outnumber_impr
     for line in report.offers:
         assert line.clicks <= line.impressions and line.dismisses <= line.impressions
         assert max(line.impressions, line.clicks, line.dismisses) <= tokens[line.offer_id]
+
+
+LEARNED = """
+version: learned-v1
+placements:
+  - id: banner
+    channels: [web]
+    max_items: 1
+    fallback: fb
+    ranking: {strategy: thompson, metric: click, per: impression, min_exposure: 5}
+offers:
+  - {id: fb, placements: [banner], priority: -1, eligibility: {audiences: {all: [nobody]}}}
+  - {id: good, placements: [banner]}
+  - {id: poor, placements: [banner]}
+"""
+
+
+async def test_the_allocation_is_the_servers_own_draws_and_the_stop_verdict_is_stated(
+    start_server: StartServer, write_rules: Callable[[str], Path], redis_url: str
+) -> None:
+    """The report's allocation is what decision.core.allocation makes of the counts the server itself learns
+    from (its LearnedRates after a refresh), read back from Redis by the command."""
+    clock = Clock(time.time())  # the command reads "the last days" from the wall clock, as the servers do
+    rules = write_rules(LEARNED)
+    server = with_clock(await start_server(rules, learning_refresh_interval=3600.0, **PATIENT), clock)
+    async with decision_stub(server.port) as stub:
+        for n in range(40):
+            profile = f"l{n}"
+            item = (await decide(stub, profile)).propositions[0].items[0]
+            batch = [event(item, f"i-{profile}", at=clock(), profile=profile)]
+            if item.offer_id == "good" and n % 2 == 0:
+                batch.append(event(item, f"c-{profile}", decision_pb2.EVENT_TYPE_CLICK, at=clock(), profile=profile))
+            await record(stub, *batch)
+    await server.service.proposals.flush()
+    ruleset = server.service.active.current.ruleset
+    await server.service.learning.refresh(ruleset)
+    expected = current(ruleset, server.service.learning.learner.rates)
+    today = datetime.fromtimestamp(clock(), UTC).date().isoformat()
+    command = decision_command("report", "--from", today, "--redis-url", redis_url, "--rules", str(rules))
+    done = await asyncio.to_thread(subprocess.run, [*command, "--json"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    [allocation] = json.loads(done.stdout)["allocations"]
+    assert allocation == expected[0].to_json()
+    assert {arm["arm"] for arm in allocation["arms"]} == {"good", "poor"}
+    assert sum(arm["trials"] for arm in allocation["arms"]) == 40
+    text = await asyncio.to_thread(subprocess.run, command, capture_output=True, text=True, timeout=60)
+    assert "Thompson allocation now (Monte Carlo of the server's Thompson draws" in text.stdout
+
+
+def test_the_text_names_the_method_and_answers_can_we_stop() -> None:
+    rows = [
+        row("x", "a", "decision", 10_000), row("x", "a", "click", 1_047),
+        row("x", "b", "decision", 10_000), row("x", "b", "click", 1_184),
+    ]  # fmt: skip
+    report = build(rows, ("2026-06-01",), experiments={"exp": EXPERIMENT})
+    text = format_report(report)
+    assert "+13.1% [-1.1%, +27.2%]" in text  # the always-valid lift beside the fixed-horizon one
+    assert "can we stop? not yet (b: undecided: its lift +13.1% [-1.1%, +27.2%] straddles 0 or ±5%)" in text
+    assert "always-valid: always-valid 95 % confidence sequence (asymptotic, normal mixture; Waudby-Smith" in text
+    assert "stop rule: stop when, for every variant against the control, the always-valid interval" in text
+    as_json = report.to_json()
+    assert as_json["experiments"][0]["stop"] == "continue" and "Waudby-Smith" in as_json["sequential"]
+    assert as_json["experiments"][0]["variants"][1]["sequential"]["lift"]["interval"][0] < 0
+    page = render(report)
+    assert "can we stop? not yet" in page and "always-valid lift" in page

@@ -1,29 +1,21 @@
-"""Experiments: deterministic, uniform assignment; variants and holdouts in responses."""
+"""Experiments (decision/core/experiments.py), pure: deterministic, uniform assignment; sticky and learned
+variants; variants and holdouts in decisions. Over gRPC and Redis: tests/decision/service/test_reservations.py
+(holdout stand-ins with counters) and test_decider.py (the retail example)."""
 
 from __future__ import annotations
 
-import asyncio
-import os
+import random
 from collections import Counter
-from collections.abc import Callable
-from pathlib import Path
 
-import grpc
-import redis.asyncio as aioredis
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
-from decision.core.experiments import assign, point
+from decision.core.counters import STICKY_PREFIX
+from decision.core.experiments import assign, choose, point, split_sticky
+from decision.core.learning import Learner, Rates
 from decision.core.stats import chi_square_sf as chi_square_p_value  # one implementation: the report's
-from decision.rules.types import Experiment, HoldoutServes, Location, Variant
-from decision.store.keys import KeySpace
-from decision.v1 import decision_pb2, decision_pb2_grpc
-from tests.conftest import StartServer, decision_stub
-from tests.decision.core import plans
-from tests.decision.delivery import PATIENT, Clock, decide, ruleset, with_clock
-from tests.decision.helpers import add_membership, decide_request
-
-EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
+from decision.rules.types import Allocation, Experiment, HoldoutServes, Location, Ranking, Variant
+from tests.decision.core.profiles import HEAD, Profiles
 
 HERE = Location("t.yaml", 1)
 
@@ -80,8 +72,32 @@ def test_experiments_assign_independently(first_id: str, profile: str) -> None:
     assert assign(EXPERIMENT, profile) == assign(EXPERIMENT, profile)
 
 
-RULES = ruleset(
-    """
+AUTO = Experiment("auto", (Variant("a", 1), Variant("b", 1), Variant("off", 0)), 1, HoldoutServes.FALLBACK, HERE,
+                  Allocation.AUTO, Ranking(per="decision", min_exposure=10))  # fmt: skip
+
+
+def test_an_auto_experiment_keeps_the_variant_seen_else_learns_else_weighs() -> None:
+    profile = next(f"p{n}" for n in range(100) if assign(AUTO, f"p{n}") is not None)
+    held = next(f"p{n}" for n in range(100) if assign(AUTO, f"p{n}") is None)
+    learner = Learner(Rates(variants={("auto", "a"): {"decision": 100, "click": 1},
+                                      ("auto", "b"): {"decision": 100, "click": 99}}), random.Random(1))  # fmt: skip
+    assert choose(AUTO, held, {"auto": "a"}, learner) is None  # the holdout stays by weight
+    assert choose(AUTO, profile, {"auto": "a"}, learner) == Variant("a", 1)  # sticky
+    assert choose(AUTO, profile, {"auto": "off"}, learner) == Variant("b", 1)  # a variant switched off is not kept
+    assert choose(AUTO, profile, {}, learner) == Variant("b", 1)  # learned
+    assert choose(AUTO, profile, {}, None) == assign(AUTO, profile)  # nothing learned yet: by weight
+    weighed = Experiment("w", AUTO.variants, 1, HoldoutServes.FALLBACK, HERE)
+    assert choose(weighed, profile, {"w": "a"}, learner) == assign(weighed, profile)  # weights ignore the rest
+
+
+def test_the_sticky_variants_are_read_apart_from_the_counters() -> None:
+    raw = {b"o|x|decision": b"1,2", f"{STICKY_PREFIX}auto".encode(): b"b"}
+    assert split_sticky(raw) == ({b"o|x|decision": b"1,2"}, {"auto": "b"})
+
+
+OFFERS = (
+    HEAD
+    + """  - {id: side_fb, placements: [side], priority: -100, eligibility: {audiences: {all: [nobody]}}}
   - id: hero
     placements: [banner, side]
     priority: 20
@@ -104,46 +120,38 @@ RULES = ruleset(
 )
 
 
-async def test_offer_experiments_in_responses(start_server: StartServer, write_rules: Callable[[str], Path]) -> None:
-    server = await start_server(write_rules(RULES), **PATIENT)
+def test_offer_experiments_in_decisions() -> None:
+    profiles = Profiles.of(OFFERS)
+    hero, quiet = (profiles.ruleset.offers[o].experiment for o in ("hero", "quiet"))
+    assert hero is not None and quiet is not None
     seen: Counter[str] = Counter()
-    async with decision_stub(server.port) as stub:
-        for n in range(60):
-            profile = f"user-{n}"
-            response = await decide(stub, profile, placements=["banner", "side"])
-            banner = response.propositions[0].items[0]
-            variant = assign(offer_experiment(server, "hero"), profile)
-            assert (banner.experiment_id, banner.variant) == ("hero-copy", variant.id if variant else "holdout")
-            if variant is None:  # the holdout sees the placement's fallback in the offer's place
-                assert banner.offer_id == "fb" and banner.fallback
-            else:
-                assert banner.offer_id == "hero"
-                assert banner.content_json == ('{"title":"BOLD"}' if variant.id == "bold" else '{"title":"Plain"}')
-            side = [(i.offer_id, i.variant) for i in response.propositions[1].items]
-            quiet = assign(offer_experiment(server, "quiet"), profile)
-            if quiet is not None:
-                assert ("quiet", "shown") in side
-            else:  # "nothing": the held-out offer is left out and the next one takes its place
-                assert side == [("other", "")]
-            # Stable: asked again, the same answer.
-            again = await decide(stub, profile, placements=["banner", "side"])
-            assert [(i.offer_id, i.variant) for p in again.propositions for i in p.items] == [
-                (i.offer_id, i.variant) for p in response.propositions for i in p.items
-            ]
-            seen[banner.variant] += 1
+    for n in range(60):
+        profile = f"user-{n}"
+        decision = profiles.decide(0.0, profile, ("banner", "side"))
+        [banner] = decision.propositions[0].items
+        variant = assign(hero, profile)
+        assert (banner.experiment_id, banner.variant) == ("hero-copy", variant.id if variant else "holdout")
+        if variant is None:  # the holdout sees the placement's fallback in the offer's place
+            assert banner.offer_id == "fb" and banner.fallback
+        else:
+            assert banner.offer_id == "hero"
+            assert banner.content_json == ('{"title":"BOLD"}' if variant.id == "bold" else '{"title":"Plain"}')
+        side = [(i.offer_id, i.variant) for i in decision.propositions[1].items]
+        if assign(quiet, profile) is not None:
+            assert ("quiet", "shown") in side
+        else:  # "nothing": the held-out offer is left out and the next one takes its place
+            assert side == [("other", "")]
+        again = profiles.decide(0.0, profile, ("banner", "side"))  # stable: asked again, the same answer
+        assert [(i.offer_id, i.variant) for p in again.propositions for i in p.items] == [
+            (i.offer_id, i.variant) for p in decision.propositions for i in p.items
+        ]
+        seen[banner.variant] += 1
     assert set(seen) == {"plain", "bold", "holdout"}
 
 
-def offer_experiment(server: object, offer_id: str) -> Experiment:
-    experiment = server.service.active.current.ruleset.offers[offer_id].experiment  # type: ignore[attr-defined]
-    assert experiment is not None
-    return experiment
-
-
-async def test_placement_experiment_varies_the_ranking_and_holds_out(
-    start_server: StartServer, write_rules: Callable[[str], Path]
-) -> None:
-    rules = """
+def test_a_placement_experiment_varies_the_ranking_and_holds_out() -> None:
+    profiles = Profiles.of(
+        """
 attributes: {cart_value: number}
 placements:
   - id: banner
@@ -162,89 +170,25 @@ offers:
   - {id: cheap, placements: [banner], attributes: {margin: 5, price: 20}}
   - {id: pricey, placements: [banner], attributes: {margin: 40, price: 200}}
 """
-    server = await start_server(write_rules(rules), **PATIENT)
-    experiment = server.service.active.current.ruleset.placements["banner"].experiment
+    )
+    experiment = profiles.ruleset.placements["banner"].experiment
     assert experiment is not None
     found = set()
-    async with decision_stub(server.port) as stub:
-        for n in range(40):
-            profile = f"visitor-{n}"
-            response = await decide(stub, profile, context={"cart_value": 25})
-            proposition = response.propositions[0]
-            variant = assign(experiment, profile)
-            assert proposition.experiment_id == "ranking-test"
-            assert proposition.variant == (variant.id if variant else "holdout")
-            got = [(i.offer_id, i.score) for i in proposition.items]
-            if variant is None:
-                assert got == [] and not proposition.fallback  # holdout: nothing at all
-            elif variant.id == "by_margin":
-                assert got == [("pricey", 40.0), ("cheap", 5.0)]
-            else:
-                assert got == [("cheap", -5.0), ("pricey", -175.0)]
-            assert all(i.experiment_id == "ranking-test" for i in proposition.items)
-            found.add(proposition.variant)
-    assert found == {"by_margin", "by_fit", "holdout"}
-
-
-def _no_offer_nor_token_twice(response: decision_pb2.DecideResponse) -> None:
-    for proposition in response.propositions:
-        shown = [item.offer_id for item in proposition.items]
-        tokens = [item.tracking_token for item in proposition.items]
-        assert len(shown) == len(set(shown)), shown
-        assert len(tokens) == len(set(tokens)), shown
-
-
-async def test_holdout_stand_ins_never_repeat_an_offer_over_grpc(
-    start_server: StartServer, write_rules: Callable[[str], Path], redis_client: aioredis.Redis
-) -> None:
-    """Random rulesets with holdouts serving the fallback on multi-item placements: no offer, no token twice."""
-    path = write_rules(RULES)
-    server = await start_server(path, **PATIENT)
-    loop = asyncio.get_running_loop()
-    keys = KeySpace()
-
-    async def prepare(document: str, profile: str, audiences: list[str]) -> None:
-        path.write_text(document, encoding="utf-8")
-        assert server.reload()
-        await redis_client.delete(keys.membership(profile), keys.counters(profile))
-        for audience in audiences:
-            await add_membership(server, profile, audience)
-
-    @settings(
-        max_examples=int(os.environ.get("PROPERTY_EXAMPLES", "300")) // 6,
-        deadline=None,
-        suppress_health_check=list(HealthCheck),
-    )
-    @given(document=plans.documents(controls=True), data=st.data())
-    def check(document: str, data: st.DataObject) -> None:
-        # Runs in a worker thread: the server keeps serving on the test's event loop.
-        profile = data.draw(st.sampled_from(plans.PROFILES))
-        audiences = data.draw(st.lists(st.sampled_from(plans.audiences_of(document)), unique=True))
-        asyncio.run_coroutine_threadsafe(prepare(document, profile, audiences), loop).result(30)
-        placements = [(p, data.draw(st.integers(0, 3))) for p in data.draw(st.permutations(plans.PLACEMENTS))]
-        with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
-            stub = decision_pb2_grpc.DecisionServiceStub(channel)
-            for explain in (False, True, False):  # counted twice: caps and policies come into play
-                request = decide_request(profile_id=profile, placements=placements, explain=explain)
-                response = stub.Decide(request, timeout=10)
-                assert not response.degraded
-                _no_offer_nor_token_twice(response)
-
-    await asyncio.to_thread(check)
-
-
-async def test_the_retail_holdout_shows_its_fallback_once(start_server: StartServer) -> None:
-    """examples/retail: p-1007 is in the holdout of vip_early_access, which serves app_tips on app_inbox."""
-    server = with_clock(await start_server(EXAMPLES / "retail" / "rules.yaml", **PATIENT), Clock("2026-11-29T12:00"))
-    await add_membership(server, "p-1007", "vip-customers")
-    async with decision_stub(server.port) as stub:
-        response = await decide(
-            stub, "p-1007", ("app_inbox",), channel="mobile", context={"app_version": "5.3.1"}, explain=True
+    for n in range(40):
+        profile = f"visitor-{n}"
+        [proposition] = profiles.decide(0.0, profile, context={"cart_value": 25.0}).propositions
+        variant = assign(experiment, profile)
+        assert (proposition.experiment_id, proposition.variant) == (
+            "ranking-test",
+            variant.id if variant else "holdout",
         )
-    _no_offer_nor_token_twice(response)
-    items = response.propositions[0].items
-    assert [(i.offer_id, i.variant) for i in items] == [("app_tips", "holdout"), ("app_exclusive_drop", "")]
-    explained = {e.offer_id: e for e in response.explanations}
-    assert explained["vip_early_access"].experiment_id == "vip-headline-2026-11"
-    assert "in place of 'vip_early_access'" in explained["app_tips"].reason
-    assert explained["app_exclusive_drop"].reason == "selected (rank 2 of 2)"
+        got = [(i.offer_id, i.score) for i in proposition.items]
+        if variant is None:
+            assert got == [] and not proposition.fallback  # holdout: nothing at all
+        elif variant.id == "by_margin":
+            assert got == [("pricey", 40.0), ("cheap", 5.0)]
+        else:
+            assert got == [("cheap", -5.0), ("pricey", -175.0)]
+        assert all(i.experiment_id == "ranking-test" for i in proposition.items)
+        found.add(proposition.variant)
+    assert found == {"by_margin", "by_fit", "holdout"}

@@ -1,20 +1,45 @@
-"""Decide with explain=true: every offer of the requested placements, selected or the first reason it was not."""
+"""Decisions with explain (decision/core/explain.py), pure: every offer of the requested placements, selected or
+the first reason it was not, worded from planning's verdicts. Over gRPC and Redis:
+tests/decision/service/test_reservations.py, tests/decision/api/test_personalization.py."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
-from pathlib import Path
-from typing import Any
+import pytest
 
-from google.protobuf import json_format
-
+from decision.core.controls import CapReached, PolicyReached, Suppressed, TotalCheck, TotalReached
+from decision.core.explain import condition_text, explanation, explanations
+from decision.core.learning import Draw
 from decision.core.types import Outcome
-from decision.store.embedded import EmbeddedRedis
-from decision.v1 import decision_pb2
-from tests.conftest import StartServer, decision_stub
-from tests.decision.delivery import PATIENT, Clock, decide, event, first, record, with_clock
-from tests.decision.helpers import add_membership
+from decision.core.verdicts import (
+    BeatenBy,
+    ContentValueMissing,
+    Elsewhere,
+    Evidence,
+    HeldOut,
+    InPlaceOf,
+    RefusedOnCount,
+    Shown,
+    Verdict,
+)
+from decision.rules.reference import AudienceMiss, ConditionFalse, OutsideSchedule
+from decision.rules.types import (
+    DECISION,
+    AllOf,
+    AnyOf,
+    Cap,
+    CapScope,
+    ContactPolicy,
+    Context,
+    Location,
+    Not,
+    Op,
+    Period,
+    PeriodKind,
+    Predicate,
+    Schedule,
+    Suppression,
+)
+from tests.decision.core.profiles import Profiles, explained, moment
 
 RULES = """
 placements:
@@ -48,117 +73,223 @@ offers:
 contact_policies:
   - {id: side_daily, placements: [side], max: 3, period: day}
 """
+NOW = "2026-11-29T12:00:00+00:00"
 
 
-def outcomes(response: decision_pb2.DecideResponse) -> dict[tuple[str, str], decision_pb2.OfferExplanation]:
-    return {(e.placement_id, e.offer_id): e for e in response.explanations}
+def test_every_reason() -> None:
+    profiles = Profiles.of(RULES)
+    profiles.audiences = {"p1": frozenset({"b"}), "other": frozenset({"b"})}
+    context: Context = {"device": "desktop", "cart_value": 35.0}
+    now = moment(NOW)
+    # Someone else takes the only coupon; p1 sees `once`, then `dismissable`, which it dismisses.
+    assert profiles.offers(now, "other") == [["coupon"]]
+    assert profiles.decide(now, "p1", context=context).propositions[0].items[0].offer_id == "once"
+    assert profiles.decide(now + 60, "p1", context=context).propositions[0].items[0].offer_id == "dismissable"
+    profiles.event(now + 60, "dismissable", "dismiss")
+    decision = profiles.decide(now + 120, "p1", ("banner", "side"), context=context, explain=True)
 
-
-def name(explanation: decision_pb2.OfferExplanation) -> str:
-    return decision_pb2.ExplanationOutcome.Name(explanation.outcome).removeprefix("EXPLANATION_OUTCOME_").lower()
-
-
-def test_every_domain_outcome_has_a_wire_value() -> None:
-    for outcome in Outcome:
-        assert decision_pb2.ExplanationOutcome.Value(f"EXPLANATION_OUTCOME_{outcome.name}") > 0
-
-
-async def test_every_reason(start_server: StartServer, write_rules: Callable[[str], Path]) -> None:
-    server = await start_server(write_rules(RULES), **PATIENT, totals_refresh_interval=0.05)
-    clock = Clock("2026-11-29T12:00:00+00:00")
-    with_clock(server, clock)
-    for profile in ("p1", "other"):
-        await add_membership(server, profile, "b")
-    context: dict[str, Any] = {"device": "desktop", "cart_value": 35}
-    async with decision_stub(server.port) as stub:
-        # Someone else takes the only coupon; p1 sees `once`, then dismisses `dismissable`.
-        assert first(await decide(stub, "other", ("banner",))).offer_id == "coupon"
-        first_view = await decide(stub, "p1", ("banner",), context=context)
-        assert first(first_view).offer_id == "once"
-        clock.advance(60)
-        second_view = await decide(stub, "p1", ("banner",), context=context)
-        assert first(second_view).offer_id == "dismissable"
-        assert await record(stub, event(first(second_view), "e1", decision_pb2.EVENT_TYPE_DISMISS, at=clock.now)) == [
-            ("recorded", "")
-        ]
-        clock.advance(60)
-        await asyncio.sleep(0.2)  # the server's view of total caps is refreshed
-        response = await decide(stub, "p1", ("banner", "side"), context=context, explain=True)
-
-    assert [p.items[0].offer_id for p in response.propositions] == ["both", "top_side"]
-    explained = outcomes(response)
+    assert [p.items[0].offer_id for p in decision.propositions] == ["both", "top_side"]
     # placements in request order, offers by rank
-    assert [(e.placement_id, e.offer_id) for e in response.explanations][:3] == [
+    assert [(e.placement_id, e.offer_id) for e in decision.explanations][:3] == [
         ("banner", "ended"),
         ("banner", "needs_a"),
         ("banner", "any_cd"),
     ]
-    expected = {
-        ("banner", "ended"): "outside_schedule",
-        ("banner", "needs_a"): "not_in_audience",
-        ("banner", "any_cd"): "not_in_audience",
-        ("banner", "not_b"): "in_excluded_audience",
-        ("banner", "big_cart"): "condition_false",
-        ("banner", "held_out"): "holdout",
-        ("banner", "once"): "capped",
-        ("banner", "dismissable"): "suppressed",
-        ("banner", "coupon"): "total_cap_reached",
-        ("banner", "both"): "selected",
-        ("banner", "fb"): "not_in_audience",
-        ("side", "top_side"): "selected",
-        ("side", "second_side"): "selected",
-        ("side", "both"): "proposed_elsewhere",
-        ("side", "third_side"): "lost_ranking",
-        ("side", "fb_side"): "not_in_audience",
+    why = explained(decision)
+    assert {key: e.outcome for key, e in why.items()} == {
+        ("banner", "ended"): Outcome.OUTSIDE_SCHEDULE,
+        ("banner", "needs_a"): Outcome.NOT_IN_AUDIENCE,
+        ("banner", "any_cd"): Outcome.NOT_IN_AUDIENCE,
+        ("banner", "not_b"): Outcome.IN_EXCLUDED_AUDIENCE,
+        ("banner", "big_cart"): Outcome.CONDITION_FALSE,
+        ("banner", "held_out"): Outcome.HOLDOUT,
+        ("banner", "once"): Outcome.CAPPED,
+        ("banner", "dismissable"): Outcome.SUPPRESSED,
+        ("banner", "coupon"): Outcome.TOTAL_CAP_REACHED,
+        ("banner", "both"): Outcome.SELECTED,
+        ("banner", "fb"): Outcome.NOT_IN_AUDIENCE,
+        ("side", "top_side"): Outcome.SELECTED,
+        ("side", "second_side"): Outcome.SELECTED,
+        ("side", "both"): Outcome.PROPOSED_ELSEWHERE,
+        ("side", "third_side"): Outcome.LOST_RANKING,
+        ("side", "fb_side"): Outcome.NOT_IN_AUDIENCE,
     }
-    assert {key: name(e) for key, e in explained.items()} == expected
-    assert explained["banner", "needs_a"].audience == "a"
-    assert explained["banner", "any_cd"].audience == "c, d"
-    assert explained["banner", "not_b"].audience == "b"
-    condition = explained["banner", "big_cart"]
-    assert condition.condition == "context.cart_value > 100"
-    assert condition.attribute == "cart_value"
-    assert json_format.MessageToDict(condition.actual) == 35
-    assert "context.cart_value is 35" in condition.reason
-    assert explained["banner", "held_out"].experiment_id == "exp1"
-    assert (explained["banner", "once"].count, explained["banner", "once"].limit) == (1, 1)
-    assert (explained["banner", "coupon"].count, explained["banner", "coupon"].limit) == (1, 1)
-    assert explained["side", "third_side"].beaten_by == "second_side"
-    assert "2020-01-01T00:00:00Z to 2021-01-01T00:00:00Z" in explained["banner", "ended"].reason
+    assert why["banner", "needs_a"].audience == "a"
+    assert why["banner", "any_cd"].audience == "c, d"
+    assert why["banner", "not_b"].audience == "b"
+    condition = why["banner", "big_cart"]
+    assert (condition.condition, condition.attribute, condition.actual) == (
+        "context.cart_value > 100",
+        "cart_value",
+        35,
+    )
+    assert condition.reason == "condition context.cart_value > 100 is false (context.cart_value is 35)"
+    assert why["banner", "held_out"].experiment_id == "exp1"
+    assert (why["banner", "once"].count, why["banner", "once"].limit) == (1, 1)
+    assert (why["banner", "coupon"].count, why["banner", "coupon"].limit) == (1, 1)
+    assert why["banner", "dismissable"].reason == "suppressed: dismissed 1 times, the last 60 s ago"
+    assert why["side", "third_side"].beaten_by == "second_side"
+    assert why["side", "both"].reason == "proposed in placement 'banner' of this response (no duplicates)"
+    assert why["banner", "ended"].reason == "outside its schedule (2020-01-01T00:00:00Z to 2021-01-01T00:00:00Z)"
+    assert why["side", "top_side"].reason == "selected (rank 1 of 2)"
 
 
-async def test_contact_policy_and_fallback(start_server: StartServer, write_rules: Callable[[str], Path]) -> None:
-    server = await start_server(write_rules(RULES), **PATIENT)
-    with_clock(server, Clock("2026-11-29T12:00:00+00:00"))
-    async with decision_stub(server.port) as stub:
-        for _ in range(2):  # 2 items, then the 1 the policy still allows: its 3 a day are used up
-            await decide(stub, "p2", ("side",))
-        response = await decide(stub, "p2", ("side",), explain=True)
-    explained = outcomes(response)
-    assert response.propositions[0].fallback
-    assert name(explained["side", "fb_side"]) == "fallback"
-    blocked = explained["side", "top_side"]
-    assert name(blocked) == "contact_policy"
-    assert (blocked.count, blocked.limit) == (3, 3)
-    assert "side_daily" in blocked.reason
+def test_contact_policy_and_fallback() -> None:
+    profiles = Profiles.of(RULES)
+    for _ in range(2):  # 2 items, then the 1 the policy still allows: its 3 a day are used up
+        profiles.decide(NOW, "p2", ("side",))
+    decision = profiles.decide(NOW, "p2", ("side",), explain=True)
+    why = explained(decision)
+    assert decision.propositions[0].fallback
+    assert why["side", "fb_side"].outcome is Outcome.FALLBACK
+    blocked = why["side", "top_side"]
+    assert (blocked.outcome, blocked.count, blocked.limit) == (Outcome.CONTACT_POLICY, 3, 3)
+    assert blocked.reason == "contact policy 'side_daily': 3 of 3 decision (day in UTC)"
 
 
-async def test_degraded_answers_say_the_profile_was_unavailable(
-    start_server: StartServer, write_rules: Callable[[str], Path]
-) -> None:
-    own_redis = EmbeddedRedis().start()
-    server = await start_server(write_rules(RULES), url=own_redis.url)
-    own_redis.stop()
-    async with decision_stub(server.port) as stub:
-        response = await decide(stub, "p1", ("banner",), explain=True)
-    assert response.degraded
-    explained = outcomes(response)
-    assert name(explained["banner", "fb"]) == "fallback"
-    assert {name(e) for key, e in explained.items() if key[1] != "fb"} == {"profile_unavailable"}
+def test_an_unread_profile_explains_every_offer_as_unavailable() -> None:
+    decision = Profiles.of(RULES).decide(NOW, "p1", ("banner",), explain=True, read=False)
+    assert decision.degraded
+    why = explained(decision)
+    assert why["banner", "fb"].outcome is Outcome.FALLBACK
+    assert {e.outcome for key, e in why.items() if key[1] != "fb"} == {Outcome.PROFILE_UNAVAILABLE}
 
 
-async def test_no_explanations_unless_asked(start_server: StartServer, write_rules: Callable[[str], Path]) -> None:
-    server = await start_server(write_rules(RULES), **PATIENT)
-    async with decision_stub(server.port) as stub:
-        response = await decide(stub, "p3", ("banner",))
-    assert not response.explanations
+def test_no_explanations_unless_asked() -> None:
+    assert Profiles.of(RULES).decide(NOW, "p3").explanations == ()
+
+
+def test_a_held_out_placement_and_a_stand_in() -> None:
+    profiles = Profiles.of(
+        """
+placements:
+  - id: banner
+    channels: [web]
+    fallback: fb
+    experiment: {id: layout, variants: [{id: v, weight: 0}], holdout: {weight: 1}}
+  - {id: side, channels: [web], fallback: fb}
+offers:
+  - {id: fb, placements: [banner, side], priority: -1}
+  - {id: hero, placements: [banner]}
+  - id: promo
+    placements: [side]
+    experiment: {id: copy, variants: [{id: v, weight: 0}], holdout: {weight: 1, serves: fallback}}
+"""
+    )
+    why = explained(profiles.decide(NOW, placements=("banner", "side"), explain=True))
+    held = why["side", "promo"]
+    assert (held.outcome, held.experiment_id) == (Outcome.HOLDOUT, "copy")
+    assert held.reason == "the profile is in the holdout group of experiment 'copy'"
+    assert (
+        why["side", "fb"].reason
+        == "served as the placement's fallback in place of 'promo' (holdout of experiment 'copy')"
+    )
+    assert why["banner", "hero"].reason == "the profile is in the holdout group of the placement's experiment 'layout'"
+    assert why["banner", "fb"].outcome is Outcome.FALLBACK
+
+
+# -- the wording of each evidence --------------------------------------------------------------------------
+
+DAY = Period(PeriodKind.DAY, 0, "UTC")
+HERE = Location("t.yaml", 1)
+CAP = Cap(2, CapScope.PROFILE, DAY, DECISION, HERE)
+POLICY = ContactPolicy("daily", frozenset({"web"}), frozenset(), 3, DAY, DECISION, HERE)
+TOTAL = TotalCheck("coupon", "decision", "lifetime", 100, None)
+NOW_MS = 1_780_000_000_000
+X = Predicate("x", Op.GT, 1.0, HERE)
+Y = Predicate("y", Op.EQ, "a", HERE)
+
+
+@pytest.mark.parametrize(
+    ("outcome", "evidence", "reason"),
+    [
+        (Outcome.SELECTED, Shown(2, 3), "selected (rank 2 of 3)"),
+        (
+            Outcome.OUTSIDE_SCHEDULE,
+            OutsideSchedule(Schedule(start=0.0)),
+            "outside its schedule (from 1970-01-01T00:00:00Z)",
+        ),
+        (
+            Outcome.OUTSIDE_SCHEDULE,
+            OutsideSchedule(Schedule(end=86_400.0)),
+            "outside its schedule (until 1970-01-02T00:00:00Z)",
+        ),
+        (Outcome.NOT_IN_AUDIENCE, AudienceMiss(("vip",)), "not in audience 'vip'"),
+        (Outcome.NOT_IN_AUDIENCE, AudienceMiss(("a", "b"), "any"), "in none of the audiences a, b"),
+        (Outcome.IN_EXCLUDED_AUDIENCE, AudienceMiss(("churned",), "none"), "in excluded audience 'churned'"),
+        (Outcome.CONDITION_FALSE, ConditionFalse(X, "x"), "condition context.x > 1 is false (context.x is absent)"),
+        (
+            Outcome.CONDITION_FALSE,
+            ConditionFalse(AnyOf((X, Not(Y)))),
+            'condition (context.x > 1 or not (context.y == "a")) is false',
+        ),
+        (
+            Outcome.CONTENT_MISSING,
+            ContentValueMissing("profile.tier"),
+            "its content needs profile.tier, which is missing (on_missing: skip)",
+        ),
+        (Outcome.HOLDOUT, HeldOut("e", placement=False), "the profile is in the holdout group of experiment 'e'"),
+        (Outcome.CAPPED, CapReached(CAP, 2), "capped: 2 of 2 decision per profile (day in UTC)"),
+        (
+            Outcome.SUPPRESSED,
+            Suppressed(Suppression(1, 86_400, None, HERE), 1, NOW_MS - 90_000),
+            "suppressed: dismissed 1 times, the last 90 s ago",
+        ),
+        (Outcome.TOTAL_CAP_REACHED, TotalReached(TOTAL, 100), "total cap reached: 100 decision across all profiles"),
+        (Outcome.CONTACT_POLICY, PolicyReached(POLICY, 3), "contact policy 'daily': 3 of 3 decision (day in UTC)"),
+        (Outcome.PROPOSED_ELSEWHERE, Elsewhere("top"), "proposed in placement 'top' of this response (no duplicates)"),
+        (Outcome.LOST_RANKING, BeatenBy("best", 1), "lost the ranking to 'best' (1 item(s) shown)"),
+        (
+            Outcome.FALLBACK,
+            InPlaceOf("o", "e"),
+            "served as the placement's fallback in place of 'o' (holdout of experiment 'e')",
+        ),
+        (Outcome.CAPPED, RefusedOnCount(), "capped when the proposal was counted"),
+        (Outcome.FALLBACK, None, "served as the placement's fallback"),
+        (
+            Outcome.PROFILE_UNAVAILABLE,
+            None,
+            "the profile could not be read in time: the placement's fallback is served",
+        ),
+    ],
+)
+def test_each_evidence_is_worded(outcome: Outcome, evidence: Evidence | None, reason: str) -> None:
+    assert explanation(Verdict("o", "p", outcome, (0, 0, 0.0, True, 0.0, 0), evidence), NOW_MS).reason == reason
+
+
+def test_the_fields_come_from_the_evidence() -> None:
+    key = (0, 0, 0.0, True, 0.0, 0)
+    capped = explanation(Verdict("o", "p", Outcome.CAPPED, key, CapReached(CAP, 2), "r"), NOW_MS)
+    assert (capped.offer_id, capped.placement_id, capped.rule, capped.limit, capped.count) == ("o", "p", "r", 2, 2)
+    total = explanation(Verdict("o", "p", Outcome.TOTAL_CAP_REACHED, key, TotalReached(TOTAL, 101)), NOW_MS)
+    assert (total.limit, total.count) == (100, 101)
+    beaten = explanation(Verdict("o", "p", Outcome.LOST_RANKING, key, BeatenBy("best", 1)), NOW_MS)
+    assert beaten.beaten_by == "best"
+    missing = explanation(Verdict("o", "p", Outcome.CONTENT_MISSING, key, ContentValueMissing("context.x")), NOW_MS)
+    assert missing.attribute == "context.x"
+
+
+def test_a_learned_rank_adds_its_draw() -> None:
+    draw = Draw(3, 40, 0.12345, "click", "impression")
+    shown = explanation(Verdict("o", "p", Outcome.SELECTED, (0, 1, -0.1, True, 0.0, 0), Shown(1, 1), draw=draw), 0)
+    assert (
+        shown.reason
+        == "selected (rank 1 of 1); Thompson draw 0.1235 from Beta(3 + 1, 37 + 1) (3 click in 40 impression)"
+    )
+    exploring = Draw(1, 5, None, "click", "impression")
+    assert exploring.text() == "exploring: 1 click in 5 impression (below the minimum exposure, usual order)"
+
+
+def test_conditions_read_as_written() -> None:
+    assert condition_text(AllOf((X, Predicate("profile.tier", Op.IN, ("gold", "silver"), HERE)))) == (
+        '(context.x > 1 and profile.tier in ["gold", "silver"])'
+    )
+    assert condition_text(Predicate("tags", Op.EXISTS, True, HERE)) == "context.tags exists"
+    assert condition_text(Predicate("n", Op.EQ, 1e20, HERE)) == "context.n == 1e+20"
+    assert condition_text(Predicate("ok", Op.NE, True, HERE)) == "context.ok != true"
+
+
+def test_one_explanation_per_verdict_in_order() -> None:
+    key = (0, 0, 0.0, True, 0.0, 0)
+    verdicts = [Verdict(f"o{n}", "p", Outcome.FALLBACK, key) for n in range(3)]
+    assert [e.offer_id for e in explanations(verdicts, 0)] == ["o0", "o1", "o2"]

@@ -9,7 +9,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from decision.core.controls import DeliveryControls
+from decision.core.controls import CapReached, DeliveryControls
 from decision.core.experiments import assign
 from decision.core.planning import Plan, Selection, Why, build_plan, decide, fill, render
 from decision.core.totals import TotalsView
@@ -83,7 +83,10 @@ contact_policies: [{id: web, channels: [web], max: 2, period: 24h}]
     # With one message already sent today and `one` proposed an hour ago: `one` is capped, one message left.
     counters = {"p|web": (now - 3_600_000,), "o|one|decision": (now - 3_600_000,)}
     plan = build_plan(rules, eligible, request(), now_ms=now, controls=controls, counters=counters)
-    assert plan.excluded == {"one": "capped: 1 decision per profile (day in UTC)"}
+    # Planning records why: its verdict, with the cap and the count it found (core.explain words it).
+    [verdict] = plan.slots[0].ruled_out
+    assert (verdict.offer_id, verdict.outcome) == ("one", Outcome.CAPPED)
+    assert verdict.evidence == CapReached(rules.offers["one"].caps[0], 1)
     assert [plan.slots[0].candidates[i].key for i in fill(plan, counters)[0]] == ["two"]
 
 

@@ -1,4 +1,5 @@
-"""Caps, contact policies, experiments, offer attributes and score formulas in rulesets: parsed, or located errors."""
+"""Caps, contact policies, offer attributes and score formulas in rulesets: parsed, or located errors (experiments:
+test_experiments.py; the full example has one, to show the sections together)."""
 
 from __future__ import annotations
 
@@ -6,18 +7,13 @@ import pytest
 
 from decision.rules.loader import parse
 from decision.rules.types import DECISION, CapScope, HoldoutServes, Period, PeriodKind
+from tests.decision.rules.parsed import problems
 
 HEAD = """placements:
   - {id: banner, channels: [web], fallback: fb}
 offers:
   - {id: fb, placements: [banner]}
 """
-
-
-def problems(text: str) -> list[str]:
-    ruleset, found = parse(text.encode(), "r.yaml")
-    assert ruleset is None, "expected errors"
-    return [str(p) for p in found]
 
 
 def test_a_full_example_parses() -> None:
@@ -80,20 +76,6 @@ contact_policies:
         ("suppress: {after_dismissals: 2}", "offers[x].suppress.for: required field is missing"),
         ("suppress: {after_dismissals: 2, for: soon}", "offers[x].suppress.for: invalid duration 'soon'"),
         ("attributes: {margin: high}", "offers[x].attributes.margin: must be a number, got str 'high'"),
-        (
-            "experiment: {id: e, variants: [{id: a, weight: 0}]}",
-            "offers[x].experiment.variants: the weights add up to 0",
-        ),
-        (
-            "experiment: {id: e, variants: [{id: a, weight: 1}, {id: a, weight: 1}]}",
-            "offers[x].experiment.variants[1].id: duplicate variant id 'a'",
-        ),
-        ("experiment: {id: e, variants: [{id: holdout, weight: 1}]}", "'holdout' names the holdout group"),
-        (
-            "experiment: {id: e, variants: [{id: a, weight: 1}], holdout: {weight: 1, serves: coupon}}",
-            "offers[x].experiment.holdout.serves: unknown value 'coupon'",
-        ),
-        ("experiment: {id: e, variants: [{id: a, weight: 1, score: x}]}", "variants[0].score: unknown field"),
     ],
 )
 def test_located_errors_in_offers(offer: str, expected: str) -> None:
@@ -155,19 +137,6 @@ offers:
 def test_located_errors_in_contact_policies(policies: str, expected: str) -> None:
     found = problems(HEAD + "contact_policies:\n  " + policies + "\n")
     assert any(expected in p for p in found), found
-
-
-def test_fallbacks_cannot_be_capped_and_experiment_ids_are_unique() -> None:
-    text = """placements:
-  - {id: banner, channels: [web], fallback: fb}
-offers:
-  - {id: fb, placements: [banner], caps: [{max: 1}]}
-  - {id: a, placements: [banner], experiment: {id: e, variants: [{id: v, weight: 1}]}}
-  - {id: b, placements: [banner], experiment: {id: e, variants: [{id: v, weight: 1}]}}
-"""
-    found = problems(text)
-    assert "r.yaml:4: offers[fb].caps: a fallback offer is always served: it cannot be capped" in found[0]
-    assert any("r.yaml:6: offers[b].experiment.id: experiment id 'e' is also used at r.yaml:5" in p for p in found)
 
 
 def test_unknown_settings_time_zone() -> None:

@@ -120,6 +120,17 @@ def test_equal_priorities_warn_only_when_both_can_hold() -> None:
     assert len(warnings(offers)) == 1
 
 
+def test_no_tie_where_the_placement_does_not_rank_by_file_order() -> None:
+    offers = "  - {id: strong, placements: [banner], priority: 5}\n  - {id: weak, placements: [banner], priority: 5}\n"
+    assert len(warnings(offers)) == 1  # file order: 'strong' always wins
+    for ordered in ("ranking: {strategy: thompson, metric: click, per: impression}", "score: context.cart"):
+        head = HEAD.replace("{id: banner, channels: [web], fallback: fb}", f"{{id: banner, channels: [web], "
+                            f"fallback: fb, {ordered}}}")  # fmt: skip
+        ruleset, problems = parse((head + offers).encode(), "r.yaml")
+        assert ruleset is not None, problems
+        assert lint(ruleset, now=NOW) == [], ordered
+
+
 def _on_x(draw: st.DrawFn, operands: list[Any]) -> dict[str, Any]:
     """Eligibility made of 1-3 predicates on the one attribute ``x``; their operands are remembered."""
     items = []

@@ -72,11 +72,13 @@ def test_the_rules_and_the_store_agree_on_names_and_types() -> None:
         ),
         (
             '  - {id: o, placements: [p], content: {t: "Hi {{profile.name}}"}}',
-            "r.yaml:7: offers[o].content.t: unknown attribute profile.name (not declared under profile_attributes:)",
+            "r.yaml:7: offers[o].content.t: template column 6: unknown attribute profile.name (not declared under "
+            "profile_attributes:)",
         ),
         (
             '  - {id: o, placements: [p], content: {t: "In {{context.town}}"}}',
-            "r.yaml:7: offers[o].content.t: unknown attribute context.town (not declared under attributes:)",
+            "r.yaml:7: offers[o].content.t: template column 6: unknown attribute context.town (not declared under "
+            "attributes:)",
         ),
         (
             '  - {id: o, placements: [p], content: {t: ["a", "Hi {{profile.first_name"]}}',
@@ -106,6 +108,28 @@ def test_mistakes_are_located(offer: str, expected: str) -> None:
 def test_did_you_mean_covers_profile_attributes(condition: str, hint: str) -> None:
     found = errors(f"  - {{id: o, placements: [p], eligibility: {{conditions: [{condition}]}}}}\n")
     assert any(hint in e for e in found), found
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('Hi {{profile.frist_name | default: "you"}}',
+         "template column 6: unknown attribute profile.frist_name (not declared under profile_attributes:) "
+         "(did you mean 'profile.first_name'?)"),
+        ("{{profile.tier}} in {{context.cty}}",
+         "template column 23: unknown attribute context.cty (not declared under attributes:) "
+         "(did you mean 'context.city'?)"),
+        ("In {{contxt.city}}",
+         "template column 6: expected profile.<name>, context.<name> or a \"string\", found 'contxt.city' "
+         "(did you mean 'context.city'?)"),
+        ("Hi {{profle.tier}}",
+         "template column 6: expected profile.<name>, context.<name> or a \"string\", found 'profle.tier' "
+         "(did you mean 'profile.tier'?)"),
+    ],
+)  # fmt: skip
+def test_a_misspelt_placeholder_gets_its_column_and_did_you_mean(text: str, expected: str) -> None:
+    offer = f"  - {{id: o, placements: [p], content: {{t: {orjson.dumps(text).decode()}}}}}\n"
+    assert f"r.yaml:7: offers[o].content.t: {expected}" in errors(offer)
 
 
 def test_declarations_are_checked() -> None:

@@ -69,3 +69,27 @@ def test_unique_strings_keeps_the_first_of_duplicates() -> None:
         "u.yaml:3: channels[2]: duplicate channel 'web'",
         "u.yaml:4: channels[3]: invalid channel 'no space'",
     ]
+
+
+def test_choice_is_one_of_its_values_or_says_which_it_expected() -> None:
+    w = Walker("c.yaml")
+    assert w.choice(node_of("total"), "caps[0].scope", ("profile", "total"), "scope") == "total"
+    assert w.choice(node_of("totl"), "caps[0].scope", ("profile", "total"), "scope") is None
+    assert w.choice(node_of("[total]"), "caps[0].scope", ("profile", "total"), "scope") is None
+    assert [str(p) for p in w.problems] == [
+        "c.yaml:1: caps[0].scope: unknown scope 'totl' (did you mean 'total'?) (expected one of: profile, total)",
+        "c.yaml:1: caps[0].scope: must be a string, got a list",
+    ]
+
+
+def test_named_entries_come_once_each_the_others_reported() -> None:
+    w = Walker("n.yaml")
+    text = "margin: x\nmargin: 2\n'bad name': 1\nprice: 3\n"
+    got = [(name, w.value(value)) for _, name, value in w.named(node_of(text), "attributes", re.compile(r"\w+"), "")]
+    assert got == [("margin", "x"), ("price", 3)]  # the first margin only, whatever its value
+    assert [str(p) for p in w.problems] == [
+        "n.yaml:2: attributes.margin: duplicate attribute",
+        "n.yaml:3: attributes: invalid attribute name 'bad name'",
+    ]
+    assert list(w.named(node_of("[a]"), "attributes", re.compile(r"\w+"), "attribute name to type")) == []
+    assert str(w.problems[-1]) == "n.yaml:1: attributes: must be a mapping of attribute name to type, got a list"

@@ -19,7 +19,7 @@ from decision.store.embedded import EmbeddedRedis
 from tests.conftest import StartServer, decision_stub
 from tests.decision.helpers import add_membership, decide_request
 from tests.decision.observe.test_observe import scrape, value
-from tests.reliability.conftest import wait_for
+from tests.waiting import eventually
 
 RULES = """
 version: v1
@@ -107,7 +107,7 @@ async def test_a_cause_logs_once_then_one_line_with_the_count_at_the_end_of_its_
         "answering with fallbacks (degraded, read_timeout): reading the profile: Redis did not answer in time",
         "answering with fallbacks (degraded, breaker_open): Redis reads keep failing: circuit breaker open",
     ]
-    await wait_for(lambda: len(lines(caplog)) == 3, 10)  # the interval ended: the 4 others in one line
+    await eventually(lambda: len(lines(caplog)) == 3, "the 4 others logged in one line")  # the interval ended
     assert lines(caplog)[2] == (
         "answered 4 more with fallbacks in the last 0.2 s (degraded, read_timeout): "
         "reading the profile: Redis did not answer in time"

@@ -7,13 +7,7 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
-import pytest
-
-from decision.core.learning import Draw, Learner, Rates
-from decision.core.verdicts import rank_key
-from decision.rules.errors import RulesetInvalid
-from decision.rules.loader import load_file
-from decision.rules.types import Location, Offer, Placement, Ranking
+from decision.core.learning import Rates
 from decision.v1 import decision_pb2
 from tests.conftest import StartServer, decision_stub
 from tests.decision.delivery import PATIENT, Clock, decide, event, record, with_clock
@@ -85,50 +79,6 @@ async def test_explain_shows_the_draw_and_the_counts(
     assert "Beta(30 + 1, 970 + 1)" in reasons["low"]
 
 
-HERE = Location("t.yaml", 1)
-PLACEMENT = Placement("banner", frozenset({"web"}), 1, "fb", HERE, ranking=Ranking(min_exposure=10))
-
-
-def offer(offer_id: str, position: int, priority: int = 0) -> Offer:
-    return Offer(offer_id, ("banner",), priority, {}, "{}", (), position, HERE)
-
-
-def test_rank_key_order_priority_then_exploring_then_draw_then_file() -> None:
-    learner = Learner(Rates({("banner", "a"): {"impression": 5}, ("banner", "b"): {"impression": 50, "click": 1},
-                             ("banner", "c"): {"impression": 50, "click": 40}}), random.Random(1))  # fmt: skip
-    offers = [offer("a", 0), offer("b", 1), offer("c", 2), offer("top", 3, priority=5)]
-    ranked = sorted(offers, key=lambda o: rank_key(o, None, learner.offer(PLACEMENT, o.id)))
-    assert [o.id for o in ranked] == ["top", "a", "c", "b"]  # priority first; "a" is still being explored
-    # Without ranking, the usual key is unchanged by the learned part.
-    assert rank_key(offers[0]) == rank_key(offers[0], None, Draw(0, 5, None))
-
-
-def test_draws_are_reproducible_under_a_seed() -> None:
-    rates = Rates({("banner", "x"): {"impression": 100, "click": 10}})
-    first = [Learner(rates, random.Random(42)).offer(PLACEMENT, "x") for _ in range(2)]
-    assert first[0] == first[1] and first[0] is not None and first[0].value is not None
-
-
-@pytest.mark.parametrize(
-    ("ranking", "message"),
-    [
-        ("{strategy: greedy}", "t.yaml:7: placements[banner].ranking.strategy: unknown strategy 'greedy'"),
-        ("{metric: click}", "t.yaml:7: placements[banner].ranking.strategy: required field is missing"),
-        ("{strategy: thompson, per: click}", "ranking.per: trials are impressions or decisions"),
-        ("{strategy: thompson, metric: impression}", "ranking.metric: the same as per (impression)"),
-        ("{strategy: thompson, min_exposure: -1}", "ranking.min_exposure: must be between 0 and"),
-        ("{strategy: thompson, days: 400}", "ranking.days: must be between 1 and 90"),
-        ("{strategy: thompson, extra: 1}", "ranking.extra: unknown field"),
-    ],
-)
-def test_ranking_errors_are_located(tmp_path: Path, ranking: str, message: str) -> None:
-    path = tmp_path / "t.yaml"
-    path.write_text(RULES.replace("{strategy: thompson, metric: click, per: impression, min_exposure: 20}", ranking))
-    with pytest.raises(RulesetInvalid) as caught:
-        load_file(path)
-    assert message in str(caught.value).replace(str(tmp_path) + "/", "")
-
-
 # Click rates per proposal of each variant of an auto-allocated offer experiment.
 VARIANT_CTR = {"a": 0.05, "b": 0.10, "c": 0.30}
 AUTO_RULES = """
@@ -195,17 +145,3 @@ async def test_a_profile_keeps_the_variant_it_saw(
         assert (await decide(stub, "never-saw")).propositions[0].items[0].variant == best
         assert (await decide(stub, "new")).propositions[0].items[0].variant == best
     assert unseen.variant in VARIANT_CTR
-
-
-def test_allocation_errors_are_located(tmp_path: Path) -> None:
-    path = tmp_path / "t.yaml"
-    thompson = "{strategy: thompson, metric: click, per: decision, min_exposure: 20}"
-    path.write_text(AUTO_RULES.replace(thompson, "learned"))
-    with pytest.raises(RulesetInvalid) as caught:
-        load_file(path)
-    assert "t.yaml:10: offers[hero].experiment.allocation: unknown allocation 'learned'" in str(caught.value).replace(
-        str(tmp_path) + "/", ""
-    )
-    path.write_text(AUTO_RULES.replace(thompson, "auto"))
-    experiment = load_file(path).offers["hero"].experiment
-    assert experiment is not None and experiment.learning == Ranking(per="decision")

@@ -10,9 +10,8 @@ import redis.asyncio as aioredis
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from decision.core.outcomes import OutcomeRow, ProposalTally, event_digest, outcome_field, token_digest
+from decision.core.outcomes import OutcomeRow, event_digest, outcome_field, token_digest
 from decision.core.periods import day_span
-from decision.core.types import Decision, Item, Proposition
 from decision.store.connect import connect
 from decision.store.keys import KeySpace
 from decision.store.outcomes import scan_outcomes
@@ -107,30 +106,6 @@ async def test_a_graceful_stop_flushes_the_last_proposals(
     await server.stop(grace=1.0)
     rows = await scan_outcomes(redis_client, KeySpace(), {day})
     assert sum(r.count for r in rows if r.counted == "decision") == 5
-
-
-def _decision(offers: list[tuple[str, str]]) -> Decision:
-    items = tuple(Item(o, "{}", "r", 0, 0.0, "t", experiment_id="e" if v else "", variant=v) for o, v in offers)
-    return Decision((Proposition("banner", items, False),), "v1", False, "r", "d")
-
-
-@settings(max_examples=50)
-@given(st.lists(st.lists(st.tuples(st.sampled_from("abc"), st.sampled_from(["", "x", "y"])), max_size=3), max_size=20),
-       st.lists(st.booleans(), max_size=20))  # fmt: skip
-def test_a_tally_given_back_loses_nothing(decisions: list[list[tuple[str, str]]], fails: list[bool]) -> None:
-    # Whatever flushes fail (given back) or succeed (added), every proposal is counted exactly once.
-    tally, added = ProposalTally(), Counter[tuple[str, str]]()
-    for n, offers in enumerate(decisions):
-        tally.add(_decision(offers), "UTC", 1_780_000_000_000 + n)
-        counts, ends = tally.take()
-        if n < len(fails) and fails[n]:
-            tally.give_back(counts, ends)
-        else:
-            for (offer, _), fields in counts.items():
-                added[(offer, "")] += sum(fields.values())
-    for (offer, _), fields in tally.take()[0].items():
-        added[(offer, "")] += sum(fields.values())
-    assert added == Counter((o, "") for offers in decisions for o, _ in offers)
 
 
 @settings(max_examples=25, deadline=None)

@@ -26,6 +26,7 @@ from decision.store.profiles import ProfileStore
 from tests.certs import TestCertificates
 from tests.redis_cluster import LocalCluster
 from tests.tls_redis import tls_redis_server
+from tests.waiting import eventually, freeze
 
 ECHO = scripts.Script.of("echo", "return {KEYS[1], ARGV[1]}")
 
@@ -144,8 +145,12 @@ async def test_keepalive_is_on_and_an_idle_connection_is_pinged(
     assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
     admin = redis.Redis.from_url(own_redis.url)
     admin.config_resetstat()
-    await asyncio.sleep(2.5)  # idle: pinged every 0.2 s (checked every second at most)
-    assert int(admin.info("commandstats")["cmdstat_ping"]["calls"]) >= 1
+
+    def pinged() -> bool:  # idle: pinged every 0.2 s (checked every second at most)
+        calls = admin.info("commandstats").get("cmdstat_ping", {}).get("calls", 0)
+        return int(calls) >= 1
+
+    await eventually(pinged, "the idle connection pinged")
 
 
 async def test_a_frozen_server_is_noticed_without_traffic(
@@ -153,13 +158,9 @@ async def test_a_frozen_server_is_noticed_without_traffic(
 ) -> None:
     protocol = await connected(plain, monkeypatch)
     assert own_redis.process is not None
-    own_redis.process.send_signal(signal.SIGSTOP)
+    await freeze(own_redis.process)
     try:
-        for _ in range(100):  # the idle PING is not answered: closed STALLED_AFTER later
-            if protocol.closed:
-                break
-            await asyncio.sleep(0.05)
-        assert protocol.closed
+        await eventually(lambda: protocol.closed, "the connection closed")  # its idle PING not answered in 1 s
     finally:
         own_redis.process.send_signal(signal.SIGCONT)
     assert await plain.execute("PING") == b"PONG"  # a new connection
@@ -171,16 +172,19 @@ async def test_writes_wait_while_the_transport_buffer_is_full(
 ) -> None:
     protocol = await connected(plain, monkeypatch)
     assert own_redis.process is not None
-    protocol._transport.set_write_buffer_limits(high=4096)
-    own_redis.process.send_signal(signal.SIGSTOP)
+    transport = protocol._transport
+    transport.set_write_buffer_limits(high=4096)
+    await freeze(own_redis.process)
     try:
         big = b"x" * (8 << 20)  # more than the kernel buffers: the rest waits in the transport
         first = asyncio.ensure_future(plain.execute("SET", "big", big))
-        await asyncio.sleep(0.1)
-        assert protocol._drained is not None  # the transport asked us to pause
+        await eventually(lambda: transport.get_write_buffer_size() > 4096, "the transport's buffer full")
+        held = transport.get_write_buffer_size()
         second = asyncio.ensure_future(plain.execute("GET", "big"))
-        await asyncio.sleep(0.1)
-        assert not second.done() and len(protocol._waiters) == 1  # not written: waiting for the drain
+        for _ in range(10):  # loop turns, not time: the GET goes as far as it can without Redis
+            await asyncio.sleep(0)
+        # Not written, not even into the transport's buffer: it waits for the buffer to drain.
+        assert transport.get_write_buffer_size() <= held and not second.done()
     finally:
         own_redis.process.send_signal(signal.SIGCONT)
     assert await first == b"OK"

@@ -14,6 +14,7 @@ from decision.store.profiles import ProfileStore
 from tests.conftest import StartServer, decision_stub
 from tests.decision.helpers import add_membership, decide_request, ensure_audience, offers, remove_membership
 from tests.redis_cluster import command_calls, reset_command_stats
+from tests.waiting import eventually
 
 RULES = """
 placements: [{id: banner, channels: [web], max_items: 5, fallback: fb}]
@@ -93,23 +94,16 @@ async def test_a_new_audience_being_loaded_is_known_by_its_pending_record(
 
 
 async def directory_knows(store: ProfileStore, audiences: set[str]) -> None:
-    for _ in range(100):
-        if audiences <= set(store.directory.entries):
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"the server's registry copy never had {audiences}")
+    await eventually(lambda: audiences <= set(store.directory.entries), f"the server's registry copy has {audiences}")
 
 
 async def test_published_registry_changes_reach_the_server(
     start_server: StartServer, write_rules: Callable[[str], Path]
 ) -> None:
     server = await start_server(write_rules(RULES), registry_poll_interval=60.0)
-    await asyncio.sleep(0.1)  # subscribed
-    entry = await ensure_audience(server, "vip")
-    for _ in range(50):
-        if "vip" in server.store.directory.entries:
-            break
-        await asyncio.sleep(0.02)
+    # Subscribed: the watcher reads the registry once it has subscribed (the start read it first).
+    await eventually(lambda: server.store.registry_reads_total >= 2, "the registry watcher subscribed")
+    entry = await ensure_audience(server, "vip")  # returns once the server's copy has it: no poll for an hour
     assert server.store.directory.entries["vip"].code == entry.code
 
 

@@ -1,5 +1,5 @@
-"""README.md's "Profile attributes and personalized content" example: it is examples/personalized/rules.yaml,
-the loader and the JSON Schema accept it, and it decides what the README says it does."""
+"""docs/personalization.md's "In short" example: it is examples/personalized/rules.yaml, the loader and the
+JSON Schema accept it, and it decides what the page says it does."""
 
 from __future__ import annotations
 
@@ -21,19 +21,20 @@ from decision.rules.types import Context, ContextValue
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "personalized" / "rules.yaml"
-HEADING = "### Profile attributes and personalized content"
+PAGE = ROOT / "docs" / "personalization.md"
+HEADING = "## In short"
 
 
-def readme_example() -> str:
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
+def page_example() -> str:
+    text = PAGE.read_text(encoding="utf-8")
     section = text[text.index(HEADING) :]
     match = re.search(r"^```yaml\n(.*?)^```", section, re.MULTILINE | re.DOTALL)
     assert match is not None, "the section has a yaml block"
     return match.group(1)
 
 
-def test_the_readme_example_is_the_example_file() -> None:
-    assert yaml.safe_load(readme_example()) == yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))
+def test_the_page_example_is_the_example_file() -> None:
+    assert yaml.safe_load(page_example()) == yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))
 
 
 def test_the_example_validates() -> None:
@@ -65,7 +66,7 @@ def test_the_example_validates() -> None:
         ({}, {"city": "Lyon"}, "hello", "Hello you"),
     ],
 )
-def test_the_example_decides_as_the_readme_says(
+def test_the_example_decides_as_the_page_says(
     attributes: dict[str, ContextValue], context: Context, offer: str, title: str
 ) -> None:
     ruleset, problems = parse(EXAMPLE.read_bytes(), str(EXAMPLE))
