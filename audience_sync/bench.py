@@ -316,7 +316,9 @@ def main_cluster(args: argparse.Namespace) -> int:
             rate = written / (time.perf_counter() - started)
             load_cpu = (masters_cpu() - cpu) / memberships * 1e6
             used = (masters("memory", "used_memory") - before) / memberships
-            results.append((per_master, rate, used, count, ceiling_cpu, load_cpu))
+            load(cluster.url, [str(xdm)], options)  # again: both generations until gc drops the replaced one
+            both = (masters("memory", "used_memory") - before) / memberships
+            results.append((per_master, rate, used, count, ceiling_cpu, load_cpu, both))
 
     def median(i: int) -> float:
         return float(statistics.median(r[i] for r in results))
@@ -328,7 +330,8 @@ def main_cluster(args: argparse.Namespace) -> int:
     print(f"load through the cluster client (one process): {median(1):,.0f} memberships/s, {median(5):.2f} µs of "
           f"the masters' CPU per membership (so one master with a core of its own writes about "
           f"{1e6 / max(median(5), 1e-9):,.0f} memberships/s of loads)")  # fmt: skip
-    print(f"used_memory per membership, summed over the masters: {median(2):.1f} bytes")
+    print(f"used_memory per membership, summed over the masters: {median(2):.1f} bytes; with the replaced "
+          f"generation too (after the same export again, before gc): {median(6):.1f} bytes")  # fmt: skip
     return 0
 
 
@@ -376,7 +379,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 fast=fast,
             )  # fmt: skip
             rounds = []
-            used, encoding = 0, b""
+            used, both, encoding = 0, 0, b""
 
             def ceiling(run: Any) -> Rate:
                 def counted() -> tuple[int, int]:
@@ -397,6 +400,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 encoding = client.object("encoding", KeySpace().membership("c-0")) or b"?"
                 # A second snapshot of the same export: every member is written again beside the serving one.
                 now.again = measured(client, memberships, lambda: load(url, [str(xdm)], xdm_options))
+                both = int(client.info("memory")["used_memory"]) - baseline  # until gc drops the replaced one
                 for jobs in args.jobs:
                     client.flushall()
                     now.jobs_ceiling = ceiling(lambda: hset_rate(url, writer.keys, [writer.fields(1)], args.batch_size))
@@ -482,7 +486,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"round {i} (load / its ceiling, memberships/s): XDM {r.export.rate:,.0f} / "
               f"{r.export_ceiling.rate:,.0f}, {again}{jobs_text}{csv}")  # fmt: skip
     print(f"memory   used_memory per membership after the XDM load: {used / memberships:.1f} bytes "
-          f"({used / 1e6:,.0f} MB; a profile's hash is a {encoding.decode()})")  # fmt: skip
+          f"({used / 1e6:,.0f} MB; a profile's hash is a {encoding.decode()}); with the replaced generation "
+          f"too (after the same export again, before gc): {both / memberships:.1f} bytes")  # fmt: skip
     print(f"decide   Redis commands for one Decide: {spent}")
     return 0
 
