@@ -134,7 +134,7 @@ class PartitionedLoad(SnapshotLoad):
     """The driver of a snapshot whose partitions workers write (see the module)."""
 
     def __init__(self, store: SyncStore, options: LoadOptions, report: ErrorReport, *, url: str,
-                 submit: Callable[..., Any], **kwargs: Any) -> None:  # fmt: skip
+                 submit: Callable[..., Any] | None = None, **kwargs: Any) -> None:  # fmt: skip
         super().__init__(store, options, report, **kwargs)
         self.url = url
         self.submit = submit
@@ -175,7 +175,16 @@ class PartitionedLoad(SnapshotLoad):
                 if len(self.written_profiles) > self.track_limit:
                     self.written_profiles = None
 
+    def clean_up(self) -> None:
+        """A load that was not applied (refused, failed): remove what it wrote, give back its generations."""
+        self.writer.close(failed=True)
+        if self.pending_fields:
+            self.cleanup = self._clean_up()
+
     def run_partitions(self, partitions: Sequence[Partition]) -> LoadOutcome:
+        """Hand out ``partitions`` with ``submit`` (a Dask client's, a pool's), merge, cut over once."""
+        if self.submit is None:
+            raise ValueError("run_partitions needs an executor's submit")
         started = time.monotonic()
         submitted: list[Any] = []
         try:
@@ -202,9 +211,7 @@ class PartitionedLoad(SnapshotLoad):
                     self._wait(future)
             raise
         finally:
-            self.writer.close(failed=True)
-            if self.pending_fields:
-                self.cleanup = self._clean_up()
+            self.clean_up()
         outcome.seconds = time.monotonic() - started
         return outcome
 

@@ -13,7 +13,7 @@ import pytest
 from distributed import Client, LocalCluster
 
 from audience_sync.formats import InputOptions
-from audience_sync.partitions import Partition, PartitionedLoad, partitions_of
+from audience_sync.partitions import Partition, PartitionedLoad, partitions_of, write_batches
 from audience_sync.report import ErrorReport
 from audience_sync.snapshot import LoadOptions, SnapshotLoad, SnapshotRefused
 from tests.audience_sync.helpers import dumped, seen_by_readers, write_lines
@@ -87,3 +87,26 @@ def test_a_failed_partition_aborts_the_snapshot_cleanly(store: Any, tmp_path: Pa
         load.run_partitions(partitions)
     assert load.cleanup is not None and load.cleanup.fields_removed == 200
     assert dumped(store) == before
+
+
+def test_arrow_batches_of_a_spark_partition_are_written_as_mapinarrow_would(
+    store: Any, tmp_path: Path, redis_url: str
+) -> None:
+    """What the Spark sample of docs/scale.md does, without Spark: the driver begins the named audiences, each
+    partition's batches are written by ``write_batches``, the answers merged in order, one cutover."""
+    table = pa.table({"profile_id": [f"p{i}" for i in range(50)], "audience_id": ["a", "b"] * 25})
+    pq.write_table(table, tmp_path / "export.parquet")
+    options = LoadOptions(audiences=frozenset(["a", "b"]), batch_size=7)
+    SnapshotLoad(store, options, ErrorReport(show=0)).run([str(tmp_path / "export.parquet")])
+    expected = state(store)
+    store.client.flushall()
+    load = PartitionedLoad(store, options, ErrorReport(show=0), url=redis_url)
+    plan, fields = load.start()
+    try:
+        for first, batch in ((1, table.slice(0, 20)), (21, table.slice(20))):  # two Spark partitions
+            answer = write_batches(plan, fields, batch.to_batches(max_chunksize=8), "export", first_row=first)
+            load.merge(answer.result)
+        outcome = load.finish()
+    finally:
+        load.clean_up()
+    assert state(store) == expected and outcome.audiences["a"].members == 25
