@@ -173,10 +173,15 @@ def _read_expected(sock: Any, expected: bytes) -> bytes:
     return bytes(got)
 
 
+# Pipelines a snapshot writer sends before it reads the replies of the first: Redis works through them while
+# the next block is parsed (their replies wait in the socket and in Redis's output buffer).
+IN_FLIGHT: Final = 8
+
+
 class SnapshotWriter:
-    """A snapshot's membership writes on one connection, one pipeline ahead: the next one is built — and
-    its block parsed — while Redis runs the one before; each pipeline's counts are handed to its callback
-    once its replies are read (``flush`` reads them all). On a Cluster (or without hiredis) each pipeline
+    """A snapshot's membership writes on one connection, ``IN_FLIGHT`` pipelines ahead: the next block is
+    parsed while Redis runs the ones before; each pipeline's counts are handed to its callback once its
+    replies are read (``flush`` reads them all). On a Cluster (or without hiredis) each pipeline
     goes through redis-py's pipeline, which routes its commands, and is counted at once.
 
     The commands are encoded as RESP in columns (audience_sync.writes) and the replies read from the
@@ -267,7 +272,7 @@ class SnapshotWriter:
             if self._sock is None:
                 self._sock, self._reader = self._conn._sock, _Reader(replyError=ResponseError)
             self._pending.append((block, fields, where, now, counted))
-            if len(self._pending) > 1:
+            if len(self._pending) > IN_FLIGHT:
                 self._collect()
         except BaseException:
             self.close(failed=True)

@@ -108,7 +108,10 @@ def packed(block: MembershipBlock, fields: Sequence[AudienceFields], key: tuple[
     hmget = pc.binary_join_element_wise(
         "*", _text(2 + n_reads), "\r\n$5\r\nHMGET\r\n", keys, _joined(reads.take(audiences), offsets), ""
     )
-    pairs = pc.binary_join_element_wise(news.take(audiences), _bulk(block.values), "")
+    if pc.all(pc.equal(pc.binary_length(block.values), 0)).as_py() is not False:  # no expiry: pieces per audience
+        pairs = pa.array([_bulk_bytes(f.new) + "$0\r\n\r\n" for f in fields], pa.string()).take(audiences)
+    else:
+        pairs = pc.binary_join_element_wise(news.take(audiences), _bulk(block.values), "")
     hset = pc.binary_join_element_wise(
         "*", _text(2 + 2 * n_pairs), "\r\n$4\r\nHSET\r\n", keys, _joined(pairs, offsets), ""
     )
