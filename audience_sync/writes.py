@@ -137,14 +137,9 @@ def expected_replies(block: MembershipBlock, fields: Sequence[AudienceFields], n
         return None
     active = bool(used) and bool(fields[next(iter(used))].active)
     read = nil + b"$0\r\n\r\n" if active else nil
-    per: dict[int, bytes] = {}
-    out = []
-    for size in np.diff(block.offsets).tolist():
-        reply = per.get(size)
-        if reply is None:
-            reply = per[size] = b"*%d\r\n%s:%d\r\n" % (size * (1 + active), read * size, size)
-        out.append(reply)
-    return b"".join(out)
+    sizes = np.diff(block.offsets).tolist()
+    per = {size: b"*%d\r\n%s:%d\r\n" % (size * (1 + active), read * size, size) for size in set(sizes)}
+    return b"".join(map(per.__getitem__, sizes))
 
 
 def count_as_expected(block: MembershipBlock, fields: Sequence[AudienceFields]) -> Counted:
