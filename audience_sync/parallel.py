@@ -142,25 +142,62 @@ class WorkerUsage:
     max_rss_kib: dict[int, int] = field(default_factory=dict)  # per worker process: its peak resident set
 
 
-class ParallelLoad(SnapshotLoad):
+class DrivenLoad(SnapshotLoad):
+    """The driver's part of a snapshot whose blocks or partitions other processes write: it begins the
+    audiences, hands out what they write (``plan``, ``fields``), merges their answers in input order, checks
+    the whole input and cuts over (or cleans up) once."""
+
+    def __init__(self, store: SyncStore, options: LoadOptions, report: ErrorReport, *, url: str,
+                 **kwargs: Any) -> None:  # fmt: skip
+        super().__init__(store, options, report, **kwargs)
+        self.url = url
+        self.usage = WorkerUsage()
+
+    def plan(self) -> Plan:
+        return Plan(self.url, self.store.keys.prefix, self.options.input, self.options.batch_size, self.now,
+                    self.options.dry_run, self.options.audiences, self.options.fast)  # fmt: skip
+
+    def fields(self) -> dict[str, AudienceFields]:
+        return {a: AudienceFields(t.new_field, t.active_field, t.dead_field) for a, t in self.tallies.items()}
+
+    def merge(self, result: BlockResult) -> None:
+        """A worker's answer (in input order): its errors reported, its counters added, the profiles it wrote."""
+        for error in result.errors:
+            self.report.add(error)
+        self.stats.add(result.stats)
+        self.skipped += result.skipped
+        self.written += result.written
+        for audience_id, (members, unchanged, exited, expired) in result.counts.items():
+            tally = self.tallies[audience_id]
+            tally.members += members
+            tally.unchanged += unchanged
+            tally.exited += exited
+            tally.expired += expired
+        tracked = self.written_profiles
+        if tracked is not None:
+            if result.profiles is None:
+                self.written_profiles = None
+            else:
+                tracked.update(result.profiles)
+                if len(tracked) > self.track_limit:
+                    self.written_profiles = None
+        self.usage.cpu_seconds += result.cpu_seconds
+        self.usage.max_rss_kib[result.pid] = max(self.usage.max_rss_kib.get(result.pid, 0), result.max_rss_kib)
+
+
+class ParallelLoad(DrivenLoad):
     """A snapshot load whose blocks are parsed and written by ``jobs`` processes (see the module)."""
 
     def __init__(self, store: SyncStore, options: LoadOptions, report: ErrorReport, *, url: str, jobs: int,
                  **kwargs: Any) -> None:  # fmt: skip
-        super().__init__(store, options, report, **kwargs)
-        self.url = url
+        super().__init__(store, options, report, url=url, **kwargs)
         self.jobs = jobs
-        self.usage = WorkerUsage()
 
     def run(self, paths: Sequence[str]) -> LoadOutcome:
         started = time.monotonic()
         try:
-            if self.options.dry_run:
-                self._entries = dict(self.store.registry_state().entries)
-            for audience_id in sorted(self.options.audiences):
-                self._begin(audience_id)
-            plan = Plan(self.url, self.store.keys.prefix, self.options.input, self.options.batch_size, self.now,
-                        self.options.dry_run, self.options.audiences, self.options.fast)  # fmt: skip
+            self.begin_named()
+            plan = self.plan()
             context = multiprocessing.get_context("spawn")
             with futures.ProcessPoolExecutor(self.jobs, mp_context=context, initializer=_ignore_interrupts) as pool:
                 try:
@@ -188,14 +225,11 @@ class ParallelLoad(SnapshotLoad):
                 if progress is not None:
                     progress.finish()
 
-    def _fields(self) -> dict[str, AudienceFields]:
-        return {a: AudienceFields(t.new_field, t.active_field, t.dead_field) for a, t in self.tallies.items()}
-
     def _hand_out(self, pool: futures.ProcessPoolExecutor, plan: Plan, blocks: Iterator[Block]) -> None:
         """Keep 2 blocks per worker in flight; merge the answers in block order."""
         in_flight: dict[int, tuple[Block, futures.Future[BlockResult]]] = {}
         submitted = merged = 0
-        fields = self._fields()
+        fields = self.fields()
         exhausted = False
         while True:
             while not exhausted and len(in_flight) < 2 * self.jobs:
@@ -219,38 +253,14 @@ class ParallelLoad(SnapshotLoad):
                 for audience_id in result.needs:
                     if audience_id not in self.tallies:
                         self._begin(audience_id)
-                fields = self._fields()
+                fields = self.fields()
                 in_flight[merged] = (block, pool.submit(write_block, plan, fields, block))
                 continue
             del in_flight[merged]
             merged += 1
-            self._merge(result)
+            self.merge(result)
             if time.monotonic() - self._last_heartbeat >= HEARTBEAT_EVERY:
                 self._heartbeat()
-
-    def _merge(self, result: BlockResult) -> None:
-        for error in result.errors:
-            self.report.add(error)
-        self.stats.add(result.stats)
-        self.skipped += result.skipped
-        self.written += result.written
-        for audience_id, (members, unchanged, exited, expired) in result.counts.items():
-            tally = self.tallies[audience_id]
-            tally.members += members
-            tally.unchanged += unchanged
-            tally.exited += exited
-            tally.expired += expired
-        tracked = self.written_profiles
-        if tracked is not None:
-            if result.profiles is None:
-                self.written_profiles = None
-            else:
-                tracked.update(result.profiles)
-                if len(tracked) > self.track_limit:
-                    self.written_profiles = None
-        self.usage.cpu_seconds += result.cpu_seconds
-        pid = result.pid
-        self.usage.max_rss_kib[pid] = max(self.usage.max_rss_kib.get(pid, 0), result.max_rss_kib)
 
 
 def snapshot_load(

@@ -27,10 +27,10 @@ import orjson
 from audience_sync.blocks import Block, input_blocks, parquet_blocks
 from audience_sync.formats import Format
 from audience_sync.formats.parquet_rows import is_parquet, jsonable, row_lines
-from audience_sync.parallel import BlockResult, Plan, write_block
+from audience_sync.parallel import BlockResult, DrivenLoad, Plan, write_block
 from audience_sync.registry import HEARTBEAT_EVERY
 from audience_sync.report import ErrorReport
-from audience_sync.snapshot import LoadOptions, LoadOutcome, SnapshotLoad
+from audience_sync.snapshot import LoadOptions, LoadOutcome
 from audience_sync.sources import open_input
 from audience_sync.store import SyncStore
 from audience_sync.writes import AudienceFields
@@ -130,50 +130,18 @@ def write_batches(plan: Plan, fields: Mapping[str, AudienceFields], batches: Ite
     return write_blocks(plan, fields, blocks())
 
 
-class PartitionedLoad(SnapshotLoad):
+class PartitionedLoad(DrivenLoad):
     """The driver of a snapshot whose partitions workers write (see the module)."""
 
     def __init__(self, store: SyncStore, options: LoadOptions, report: ErrorReport, *, url: str,
                  submit: Callable[..., Any] | None = None, **kwargs: Any) -> None:  # fmt: skip
-        super().__init__(store, options, report, **kwargs)
-        self.url = url
+        super().__init__(store, options, report, url=url, **kwargs)
         self.submit = submit
-
-    def plan(self) -> Plan:
-        return Plan(self.url, self.store.keys.prefix, self.options.input, self.options.batch_size, self.now,
-                    self.options.dry_run, self.options.audiences, self.options.fast)  # fmt: skip
-
-    def fields(self) -> dict[str, AudienceFields]:
-        return {a: AudienceFields(t.new_field, t.active_field, t.dead_field) for a, t in self.tallies.items()}
 
     def start(self) -> tuple[Plan, dict[str, AudienceFields]]:
         """Begin the named audiences (--audience): what a driver hands its workers."""
-        if self.options.dry_run:
-            self._entries = dict(self.store.registry_state().entries)
-        for audience_id in sorted(self.options.audiences):
-            self._begin(audience_id)
+        self.begin_named()
         return self.plan(), self.fields()
-
-    def merge(self, result: BlockResult) -> None:
-        """A partition's answer (in partition order): errors, counters, the profiles it wrote."""
-        for error in result.errors:
-            self.report.add(error)
-        self.stats.add(result.stats)
-        self.skipped += result.skipped
-        self.written += result.written
-        for audience_id, (members, unchanged, exited, expired) in result.counts.items():
-            tally = self.tallies[audience_id]
-            tally.members += members
-            tally.unchanged += unchanged
-            tally.exited += exited
-            tally.expired += expired
-        if self.written_profiles is not None:
-            if result.profiles is None:
-                self.written_profiles = None
-            else:
-                self.written_profiles.update(result.profiles)
-                if len(self.written_profiles) > self.track_limit:
-                    self.written_profiles = None
 
     def clean_up(self) -> None:
         """A load that was not applied (refused, failed): remove what it wrote, give back its generations."""

@@ -213,13 +213,17 @@ class SnapshotLoad:
         raise SnapshotRefused(f"audience {audience_id!r}: too many snapshots loading at once", conflict=True)
 
     # -- the load ----------------------------------------------------------------------
+    def begin_named(self) -> None:
+        """Before the input is read: the registry as it is (a dry run), and the audiences --audience names begun."""
+        if self.options.dry_run:
+            self._entries = dict(self.store.registry_state().entries)
+        for audience_id in sorted(self.options.audiences):
+            self._begin(audience_id)
+
     def run(self, paths: Sequence[str]) -> LoadOutcome:
         started = time.monotonic()
         try:
-            if self.options.dry_run:
-                self._entries = dict(self.store.registry_state().entries)
-            for audience_id in sorted(self.options.audiences):
-                self._begin(audience_id)
+            self.begin_named()
             for path in paths:
                 with open_input(path, self.options.input.format) as opened:
                     progress = self.progress(path, opened.size, opened.position) if self.progress else None
