@@ -21,14 +21,14 @@ from typing import Final
 import numpy as np
 
 from audience_sync.formats import Format, InputOptions, columnar, parse
-from audience_sync.formats.csv_rows import CsvOptions, columns_of, find_header
+from audience_sync.formats.csv_rows import CsvOptions, columns_of, ends_a_record, find_header
 from audience_sync.formats.parquet_rows import BATCH_ROWS
 from audience_sync.memberships import MembershipBlock, from_changes
 from audience_sync.records import ParseStats
 from audience_sync.sources import Opened
 
 BLOCK_BYTES: Final = 4 << 20
-# A CSV block is not cut inside a quoted field (an odd number of quotes so far); past this much more, it is.
+# A CSV block is not cut inside a quoted field (formats.csv_rows.ends_a_record); past this much more, it is.
 QUOTED_SLACK: Final = 1 << 20
 
 
@@ -100,9 +100,10 @@ def text_blocks(
             if data:
                 yield Block(source, fmt, line, data, header=header, offset=offset if plain else -1)
             return
-        if fmt is Format.CSV and data.count(b'"') % 2 and len(data) < size + QUOTED_SLACK:
-            rest = data  # a quoted field still open: read on
-            continue
+        if fmt is Format.CSV and b'"' in data and len(data) < size + QUOTED_SLACK:
+            if not ends_a_record(io.BytesIO(data), _csv_options(options)):
+                rest = data  # a quoted field still open: read on
+                continue
         block, rest = data, b""
         yield Block(source, fmt, line, block, header=header, offset=offset if plain else -1)
         line += block.count(b"\n")

@@ -41,10 +41,12 @@ class _Lines:
     def __init__(self, lines: Iterable[bytes], start: int = 1) -> None:
         self._lines = lines
         self.number = start - 1
+        self.done = False  # the lines ran out
         self.undecodable: list[tuple[int, bytes, UnicodeDecodeError]] = []
         self.consumed: list[int] = []  # numbers of the lines handed to csv.reader for the current row
 
     def __iter__(self) -> Iterator[str]:
+        self.done = False
         for raw in self._lines:
             self.number += 1
             try:
@@ -54,6 +56,7 @@ class _Lines:
                 continue
             self.consumed.append(self.number)
             yield text
+        self.done = True  # asked for a line after the last
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +95,22 @@ def columns_of(row: list[str], options: CsvOptions) -> Columns:
 
 def is_blank(row: list[str]) -> bool:
     return not row or (len(row) == 1 and not row[0].strip())
+
+
+def ends_a_record(lines: Iterable[bytes], options: CsvOptions) -> bool:
+    """Whether the CSV reader, fed ``lines`` from the start of a record, ends them between records — not
+    inside a quoted field that goes on after them. A block of a file is cut only there: its rows are then
+    the rows the reader reads in the whole file."""
+    feed = _Lines(lines)
+    reader = csv.reader(feed, delimiter=options.delimiter, strict=True)
+    while True:
+        try:
+            next(reader)
+        except StopIteration:
+            return True
+        except csv.Error:
+            if feed.done:  # the lines ran out inside a quoted field
+                return False
 
 
 def find_header(lines: Iterable[bytes], options: CsvOptions) -> tuple[int, list[str]] | None:

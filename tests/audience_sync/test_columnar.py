@@ -18,11 +18,13 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from audience_sync.blocks import Block, line_by_line, parse_block
-from audience_sync.formats import Format, InputOptions, columnar
-from audience_sync.memberships import MembershipBlock
+from audience_sync.blocks import Block, line_by_line, parse_block, text_blocks
+from audience_sync.formats import Format, InputOptions, columnar, parse
+from audience_sync.memberships import MembershipBlock, from_changes
+from audience_sync.records import ParseStats
 from audience_sync.report import ErrorReport
 from audience_sync.snapshot import LoadOptions, SnapshotLoad
+from audience_sync.sources import open_input
 from audience_sync.store import SyncStore
 from tests.audience_sync.helpers import dump, seen_by_readers, write_lines
 from tests.redis_cluster import LocalCluster
@@ -232,3 +234,60 @@ def test_a_load_on_a_cluster_writes_each_master_its_profiles(
         assert all(redis_cluster.client(node.port).dbsize() > 0 for node in redis_cluster.primaries())
     finally:
         cluster.close()
+
+
+@st.composite
+def quoted_csv(draw: st.DrawFn) -> bytes:
+    """CSV with quoted fields (commas, doubled quotes, line breaks inside), blank lines, bad rows."""
+    field = st.sampled_from(["p1", "p2", "vip", "exited", '"q,1"', '"a""b"', '"line\nbreak"', '"open', "", "x\x01"])
+    rows = ["profile_id,audience_id"]
+    for _ in range(draw(st.integers(1, 12))):
+        rows.append(",".join(draw(field) for _ in range(draw(st.sampled_from([2, 2, 2, 1, 3])))))
+        if draw(st.integers(0, 8)) == 0:
+            rows.append("")
+    return ("\n".join(rows) + "\n").encode()
+
+
+def read_whole_and_in_blocks(path: Path, fmt: Format, options: InputOptions, size: int) -> None:
+    """Blocks of any size, columnar or line by line: the memberships, counters and errors (``file:line:
+    reason``, in order) of the whole file read line by line by the parsers, as before blocks."""
+    with open_input(str(path), fmt) as opened:
+        whole_stats = ParseStats()
+        whole = from_changes(parse(opened.lines, str(path), fmt, options, whole_stats), NOW)
+        whole.stats = whole_stats
+    for fast in (True, False):
+        with open_input(str(path), fmt) as opened:
+            assert opened.stream is not None
+            parsed = [parse_block(b, options, NOW, fast=fast)
+                      for b in text_blocks(opened.stream, str(path), fmt, options, size)]  # fmt: skip
+        assert [str(e) for p in parsed for e in p.errors] == [str(e) for e in whole.errors]
+        stats = ParseStats()
+        merged: dict[tuple[str, str], str] = {}
+        exited: dict[str, int] = {}
+        for p in parsed:
+            stats.add(p.stats)
+            merged.update(state_of(p)[0])
+            for audience, count in state_of(p)[1].items():
+                exited[audience] = exited.get(audience, 0) + count
+        assert stats == whole.stats
+        assert merged == state_of(whole)[0]
+        assert {a: n for a, n in exited.items() if n} == {a: n for a, n in state_of(whole)[1].items() if n}
+
+
+SLOW = [HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=SLOW)
+@given(data=xdm_lines(), compressed=st.booleans(), size=st.sampled_from([64, 300, 4096]))
+def test_an_export_read_in_blocks_is_read_as_a_whole(tmp_path: Path, data: bytes, compressed: bool, size: int) -> None:
+    path = tmp_path / ("export.json.gz" if compressed else "export.json")
+    path.write_bytes(gzip.compress(data) if compressed else data)
+    read_whole_and_in_blocks(path, Format.XDM, InputOptions(identity_namespaces=("CRMID",)), size)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=SLOW)
+@given(data=quoted_csv(), compressed=st.booleans(), size=st.sampled_from([16, 64, 4096]))
+def test_a_csv_file_read_in_blocks_is_read_as_a_whole(tmp_path: Path, data: bytes, compressed: bool, size: int) -> None:
+    path = tmp_path / ("members.csv.gz" if compressed else "members.csv")
+    path.write_bytes(gzip.compress(data) if compressed else data)
+    read_whole_and_in_blocks(path, Format.CSV, InputOptions(), size)
