@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gzip
 import resource
 import socket
@@ -42,7 +43,7 @@ import statistics
 import tempfile
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -172,6 +173,8 @@ class Round:
     csv: Rate = field(default_factory=Rate)
     jobs: dict[int, Rate] = field(default_factory=dict)
     jobs_ceiling: Rate = field(default_factory=Rate)
+    dask: Rate = field(default_factory=Rate)
+    dask_ceiling: Rate = field(default_factory=Rate)
 
 
 def redis_cpu(client: Any) -> float:
@@ -255,6 +258,42 @@ async def decide_cost(url: str, rules: Path, profile_id: str) -> dict[str, int]:
     finally:
         client.close()
         await server.stop(grace=0.5)
+
+
+def split_lines(path: Path, parts: int) -> list[Path]:
+    """The export cut in ``parts`` files of whole lines (as AEP writes an export: part files)."""
+    lines = path.read_bytes().splitlines(keepends=True)
+    size = -(-len(lines) // parts)
+    out = []
+    for k in range(parts):
+        part = path.with_name(f"part-{k:05d}.json")
+        part.write_bytes(b"".join(lines[k * size : (k + 1) * size]))
+        out.append(part)
+    return out
+
+
+@contextlib.contextmanager
+def dask_client(workers: int) -> Iterator[Any]:
+    """A Dask client on a LocalCluster of ``workers`` processes (None: no Dask run)."""
+    if not workers:
+        yield None
+        return
+    from distributed import Client, LocalCluster
+
+    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)  # type: ignore[no-untyped-call]
+    with cluster, Client(cluster) as client:  # type: ignore[no-untyped-call]
+        yield client
+
+
+def partitioned(url: str, parts: Sequence[Path], options: LoadOptions, dask: Any) -> tuple[int, int, float]:
+    """Memberships written by the partitions of a Dask cluster, one cutover (as ``load``'s result)."""
+    from audience_sync.partitions import PartitionedLoad, partitions_of
+
+    store = SyncStore.from_url(url)
+    driven = PartitionedLoad(store, options, ErrorReport(show=5), url=url, submit=dask.submit)
+    outcome = driven.run_partitions(partitions_of([str(p) for p in parts]))
+    store.close()
+    return outcome.memberships, max(driven.usage.max_rss_kib.values(), default=0), driven.usage.cpu_seconds
 
 
 def _jobs(text: str) -> list[int]:
@@ -343,6 +382,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3, help="rounds of ceiling + loads (medians are shown)")
     parser.add_argument("--skip-csv", action="store_true", help="only the XDM export")
     parser.add_argument("--jobs", type=_jobs, default=[], help="also load the export with --jobs N, e.g. 2 or 2,4")
+    parser.add_argument("--dask", type=int, default=0, metavar="N",
+                        help="also load the export, cut in 2N part files, on a Dask LocalCluster of N worker processes "
+                        "(the dask extra; the cluster is started before the rounds)")  # fmt: skip
     parser.add_argument("--line-by-line", action="store_true", help="without the columnar reader (the reference)")
     parser.add_argument(
         "--redis",
@@ -370,7 +412,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         size = xdm.stat().st_size
         print(f"inputs: {profiles:,} profiles x {len(audiences)} audiences = {memberships:,} memberships "
               f"(XDM export {size / 1e6:,.0f} MB), generated in {time.perf_counter() - started:.0f}s")  # fmt: skip
-        with EmbeddedRedis() as redis_server:
+        parts = split_lines(xdm, 2 * args.dask) if args.dask else []
+        with EmbeddedRedis() as redis_server, dask_client(args.dask) as dask:
             url = redis_server.url
             client = connect(url)
             writer = PlainWriter(url, profiles, len(audiences), args.batch_size)
@@ -407,6 +450,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                     client.flushall()
                     now.jobs[jobs] = measured(client, memberships,
                                               lambda jobs=jobs: load(url, [str(xdm)], xdm_options, jobs))  # fmt: skip
+                if dask is not None:
+                    client.flushall()
+                    now.dask_ceiling = ceiling(lambda: hset_rate(url, writer.keys, [writer.fields(1)], args.batch_size))
+                    client.flushall()
+                    now.dask = measured(client, memberships, lambda: partitioned(url, parts, xdm_options, dask))
+                    now.dask.cpu += now.dask.block_cpu  # the driver's, and the workers' (not children of this process)
                 if csvs:
                     client.flushall()
                     now.csv_ceiling = ceiling(writer.per_audience)
@@ -452,6 +501,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         ("the same export again (every member unchanged)", rate(lambda r: r.again),
          ratio(lambda r: r.again, lambda r: r.again_ceiling)),
     ]  # fmt: skip
+    if args.dask:
+        rows.append((f"Dask: the export in {2 * args.dask} part files, a LocalCluster of {args.dask} worker processes "
+                     "(CPU: the driver's and the workers' on their blocks)", rate(lambda r: r.dask),
+                     ratio(lambda r: r.dask, lambda r: r.dask_ceiling)))  # fmt: skip
     for jobs in args.jobs:
         rows.append((f"`load --jobs {jobs}` AEP XDM export", rate(lambda r, j=jobs: r.jobs[j]),
                      ratio(lambda r, j=jobs: r.jobs[j], lambda r: r.jobs_ceiling)))  # fmt: skip

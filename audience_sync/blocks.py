@@ -100,10 +100,10 @@ def text_blocks(
             if data:
                 yield Block(source, fmt, line, data, header=header, offset=offset if plain else -1)
             return
-        if fmt is Format.CSV and b'"' in data and len(data) < size + QUOTED_SLACK:
-            if not ends_a_record(io.BytesIO(data), _csv_options(options)):
-                rest = data  # a quoted field still open: read on
-                continue
+        quoted = fmt is Format.CSV and b'"' in data and len(data) < size + QUOTED_SLACK
+        if quoted and not ends_a_record(io.BytesIO(data), _csv_options(options)):
+            rest = data  # a quoted field still open: read on
+            continue
         block, rest = data, b""
         yield Block(source, fmt, line, block, header=header, offset=offset if plain else -1)
         line += block.count(b"\n")
