@@ -526,15 +526,6 @@ class SyncStore:
         return {_text(path): record for path, record in raw.items()}
 
     # -- memberships ------------------------------------------------------------
-    def write_memberships(self, block: MembershipBlock, fields: Sequence[AudienceFields], now: float) -> writes.Counted:
-        """A snapshot's writes of a block's entries in one pipeline (audience_sync.writes): per entry HMGET,
-        HSET and HDEL; returns the members and unchanged members it counted per audience."""
-        with self.snapshot_writer() as writer:
-            counted: list[writes.Counted] = []
-            writer.write(block, fields, now, counted.append)
-            writer.flush()
-        return counted[0]
-
     def snapshot_writer(self) -> SnapshotWriter:
         return SnapshotWriter(self)
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Callable, Sequence
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 import orjson
@@ -31,6 +31,9 @@ import pyarrow.csv as pa_csv
 import pyarrow.json as pa_json
 
 from audience_sync.formats.csv_rows import CsvOptions, columns_of, find_header
+
+if TYPE_CHECKING:  # the package imports its formats: InputOptions only for the annotations
+    from audience_sync.formats import InputOptions
 from audience_sync.formats.xdm import XdmOptions
 from audience_sync.memberships import Ints, MembershipBlock
 from audience_sync.records import MAX_ID_BYTES, InvalidField, ParseStats, check_id, check_status, expiry, parse_time
@@ -52,13 +55,13 @@ class Unsure(Exception):
 def parse_block(
     data: bytes,
     fmt: str,
-    options: Any,
+    options: InputOptions,
     now: float,
     *,
     first: bool,
     header: tuple[str, ...] | None,
 ) -> MembershipBlock | None:
-    """``fmt`` one of csv, ndjson, xdm; ``options`` the load's InputOptions; None: read it line by line."""
+    """``fmt`` one of csv, ndjson, xdm; None: read the block line by line."""
     if not data or b"\0" in data or not _utf8(data):
         return None
     try:
@@ -522,7 +525,7 @@ def _flat(
     return writes.block([dictionary[i] for i in order], profile, np.arange(rows, dtype=np.int64), now, stats)
 
 
-def _records(data: bytes, options: Any, now: float) -> MembershipBlock:
+def _records(data: bytes, options: InputOptions, now: float) -> MembershipBlock:
     id_field, audience_field = options.id_column, options.audience_column
     names = {id_field, audience_field, "status", "valid_until", "event_time"}
     _require(len(names) == 5)
