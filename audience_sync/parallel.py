@@ -16,6 +16,7 @@ The same worker function writes a partition for a Dask or Spark driver (audience
 from __future__ import annotations
 
 import concurrent.futures as futures
+import contextlib
 import multiprocessing
 import os
 import resource
@@ -125,9 +126,18 @@ def write_block(plan: Plan, fields: Mapping[str, AudienceFields], block: Block) 
         load.writer.close()
     counts = {a: (t.members, t.unchanged, t.exited, t.expired) for a, t in load.tallies.items() if a in fields}
     profiles = sorted(load.written_profiles) if load.written_profiles is not None else None
-    usage = resource.getrusage(resource.RUSAGE_SELF)
     return BlockResult([], counts, load.stats, report.errors, load.skipped, load.written, profiles,
-                       time.process_time() - started, usage.ru_maxrss, os.getpid())  # fmt: skip
+                       time.process_time() - started, peak_rss_kib(), os.getpid())  # fmt: skip
+
+
+def peak_rss_kib() -> int:
+    """This process's peak resident memory (KiB): ``VmHWM``, which starts again at an exec — unlike rusage's
+    ``ru_maxrss``, which keeps the forking parent's (a spawned worker would report its parent's)."""
+    with contextlib.suppress(OSError), open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
 
 def _ignore_interrupts() -> None:
