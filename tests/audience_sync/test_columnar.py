@@ -33,8 +33,11 @@ NOW = 1_800_000_000.0
 
 
 def either(good: list[Any], bad: list[Any]) -> Any:
-    """Good values, and in half the examples bad ones too (else a block would nearly always hold a bad line)."""
-    return st.booleans().flatmap(lambda spoilt: st.sampled_from(good + bad if spoilt else good))
+    """Good values, and in half the examples bad ones too (decided once per example: else a block would nearly
+    always hold a bad line)."""
+    return st.shared(st.booleans(), key="spoilt").flatmap(
+        lambda spoilt: st.sampled_from(good + bad if spoilt else good)
+    )
 
 
 ids = either(["p1", "p2", "P-3", "é4", "p 5", " ", "a" * 64], ["}bad", "", "x\x01y", "a" * 300])
