@@ -35,15 +35,29 @@ class ReportRequest:
 async def read_report(control: ControlStore, request: ReportRequest, given: Sequence[Ruleset] = ()) -> Report:
     """The report of ``request``'s days. ``given``: rulesets for the experiments' weights, the last the active one
     for the allocation (default: the published rulesets, of ``request.version`` when set, and the active one)."""
-    rows, rulesets, active, rates = await _gather(control, request, list(given))
-    report = build(rows, request.days, version=request.version, metric=request.metric,
-                   experiments=experiments_of(rulesets), tuning=request.tuning, min_lift=request.min_lift)  # fmt: skip
-    return report if active is None else dataclasses.replace(report, allocations=current(active, rates))
+    return _report(await _gather(control, request, list(given)), request, request.days, allocation=True)
 
 
-async def _gather(
-    control: ControlStore, request: ReportRequest, rulesets: list[Ruleset]
-) -> tuple[list[OutcomeRow], list[Ruleset], Ruleset | None, Rates]:
+async def read_report_by_day(control: ControlStore, request: ReportRequest) -> tuple[Report, tuple[Report, ...]]:
+    """The report of the days together (with the allocation), and of each day alone (the same ``build``)."""
+    gathered = await _gather(control, request, [])
+    whole = _report(gathered, request, request.days, allocation=True)
+    return whole, tuple(_report(gathered, request, (day,), allocation=False) for day in request.days)
+
+
+_Gathered = tuple[list[OutcomeRow], list[Ruleset], Ruleset | None, Rates]
+
+
+def _report(gathered: _Gathered, request: ReportRequest, days: tuple[str, ...], *, allocation: bool) -> Report:
+    rows, rulesets, active, rates = gathered
+    report = build(rows, days, version=request.version, metric=request.metric, experiments=experiments_of(rulesets),
+                   tuning=request.tuning, min_lift=request.min_lift)  # fmt: skip
+    if not allocation or active is None:
+        return report
+    return dataclasses.replace(report, allocations=current(active, rates))
+
+
+async def _gather(control: ControlStore, request: ReportRequest, rulesets: list[Ruleset]) -> _Gathered:
     """The rows of the days, the rulesets (experiments' weights) and, for the allocation, the counts the servers
     read for the active ruleset now."""
     keys = control.keys
