@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 
 BACKEND = web.AppKey("backend", Backend)
 SESSIONS = web.AppKey("sessions", Sessions)
+IDENTITY = web.RequestKey("identity", Identity)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 SECURITY_HEADERS = {
@@ -44,7 +45,7 @@ SECURITY_HEADERS = {
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "same-origin",  # "no-referrer" would make a browser send "Origin: null" with forms
     "Cache-Control": "no-store",
 }
 PUBLIC = frozenset({"/login", "/console.css"})
@@ -82,7 +83,7 @@ async def headers(request: web.Request, handler: Handler) -> web.StreamResponse:
 @web.middleware
 async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every failure as a page with its status."""
-    signed_in = "identity" in request
+    signed_in = IDENTITY in request
     try:
         return await handler(request)
     except PageError as exc:
@@ -127,7 +128,7 @@ async def access(request: web.Request, handler: Handler) -> web.StreamResponse:
         return response
     if not identity.allowed:
         return _refused(identity)
-    request["identity"] = identity
+    request[IDENTITY] = identity
     return await handler(request)
 
 

@@ -31,7 +31,7 @@ button.primary { background: #1f3f66; color: #fff; border: 0; padding: 4px 14px;
 .hint { color: #555; font-size: 13px; }
 .selected td { background: #e4f1e4; } .fallback td { background: #f1f1e4; }
 table.data td, table.data th { text-align: left; vertical-align: top; }
-code, .value { font-family: ui-monospace, monospace; white-space: pre-wrap; word-break: break-all; }
+code, .value { font-family: ui-monospace, monospace; } .value { white-space: pre-wrap; word-break: break-all; }
 .cards { display: flex; gap: 1.5em; flex-wrap: wrap; } .card { border: 1px solid #ddd; padding: 0.6em 1em; }
 .remedy { margin: 0.4em 0; } .open { color: #a33; font-weight: bold; } .closed { color: #2a7a2a; }
 .diff-add { color: #2a7a2a; } .diff-remove { color: #a33; } .diff-change { color: #8a6d00; }

@@ -23,6 +23,7 @@ from decision.present.profile import (
     audience_text,
     change_text,
     control_text,
+    duration_text,
     generation_text,
     membership_state_text,
     reached_text,
@@ -118,7 +119,9 @@ def profile_body(view: ProfileView) -> Html:
 
 def _counters(view: ProfileView) -> Html:
     stored = view.stored
-    expiry = "" if stored.counters_ttl_ms is None else f"; they expire in {stored.counters_ttl_ms / 1000:.0f} s"
+    expiry = (
+        "" if stored.counters_ttl_ms is None else f"; they expire in {duration_text(stored.counters_ttl_ms / 1000)}"
+    )
     if view.ruleset_version is None:
         stored_rows = [(name, times_text(times)) for name, times in view.unread_counters.items()]
         return html(
@@ -351,9 +354,9 @@ def answer(why: decision_pb2.WhyNot) -> Html:
                     outcome)  # fmt: skip
     remedies = join(
         html(
-            '<li class="remedy">{}<ul>{}</ul><span class="hint">eligibility rule {}</span></li>',
+            '<li class="remedy">{}{}<br><span class="hint">eligibility rule {}</span></li>',
             r.text,
-            join(html("<li>{}</li>", c.text) for c in r.changes),
+            html("<ul>{}</ul>", join(html("<li>{}</li>", c.text) for c in r.changes)) if len(r.changes) > 1 else "",
             r.rule or "-",
         )
         for r in why.remedies
