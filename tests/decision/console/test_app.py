@@ -7,6 +7,7 @@ commands use (service.inspection, service.reporting, core.comparison, the server
 from __future__ import annotations
 
 import re
+import ssl
 import time
 from collections.abc import AsyncIterator
 from html import unescape
@@ -16,6 +17,7 @@ import pytest
 import redis.asyncio as aioredis
 from yarl import URL
 
+from decision.api.tls import TlsConfigError, server_ssl_context
 from decision.console.app import Listener, RunningConsole, start_console
 from decision.console.backend import Backend, ConsoleConfig, DecideTarget
 from decision.console.sessions import COOKIE, Sessions
@@ -32,6 +34,7 @@ from decision.store.connect import connect
 from decision.store.control import ControlStore
 from decision.store.embedded import free_port
 from decision.store.keys import KeySpace
+from tests.certs import TestCertificates
 from tests.conftest import StartServer, decision_stub
 from tests.decision.console.world import (
     CONSOLE_TOKEN,
@@ -348,3 +351,27 @@ async def test_without_a_published_ruleset_the_pages_say_so(redis_client: aiored
         assert status == 503 and "without --target" in text_of(page)
     finally:
         await running.stop()
+
+
+async def test_over_tls_the_session_cookie_is_secure(
+    redis_client: aioredis.Redis, redis_url: str, certs: TestCertificates
+) -> None:
+    context = server_ssl_context(str(certs.server.cert), str(certs.server.key))
+    running = await start_console(Backend(ConsoleConfig(redis_url)), Sessions(TOKENS, secure=True),
+                                  Listener(port=0, ssl_context=context))  # fmt: skip
+    trust = ssl.create_default_context(cafile=str(certs.ca.cert))
+    try:
+        assert running.url.startswith("https://")
+        async with (
+            aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=trust)) as http,
+            http.post(running.url + "/login", data={"token": CONSOLE_TOKEN}, headers={"Origin": running.url},
+                      allow_redirects=False) as response,
+        ):  # fmt: skip
+            assert response.status == 303
+            assert "secure" in [part.strip().lower() for part in response.headers["Set-Cookie"].split(";")]
+    finally:
+        await running.stop()
+    with pytest.raises(TlsConfigError, match="--tls-cert and --tls-key go together"):
+        server_ssl_context(str(certs.server.cert), None)
+    with pytest.raises(TlsConfigError, match="not a matching certificate and key"):
+        server_ssl_context(str(certs.server.cert), str(certs.client.key))
