@@ -163,7 +163,6 @@ def the_tour(driver: object, console: Console, candidate_file: Path) -> None:
     # Not signed in: the sign-in page, then a token without the console scope is refused.
     driver.get(f"{console.url}/profile?id=p-1001")
     assert driver.title.startswith("Sign in")
-    snap(driver, "sign-in")
     sign_in(DECIDE_TOKEN)
     titled("Forbidden (403)")
     assert "lacks the 'console' scope" in text()
