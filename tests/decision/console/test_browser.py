@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shlex
 import shutil
-import subprocess
 import sys
 import tempfile
-import threading
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -35,7 +34,8 @@ from tests.decision.console.world import (
     retail_world,
 )
 from tests.decision.helpers import decide_request
-from tests.waiting import DEADLINE, eventually_sync
+from tests.test_readme_tour import Service
+from tests.waiting import eventually_sync
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -49,8 +49,8 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-class Console:
-    """``decision console`` as a user starts it, until it prints ``listening on``."""
+class Console(Service):
+    """``decision console`` as a user starts it (tests/test_readme_tour.py's ``Service``: until ``listening on``)."""
 
     def __init__(self, world: World, directory: Path) -> None:
         tokens = directory / "tokens"
@@ -62,26 +62,8 @@ class Console:
             "--metrics-url", world.metrics_url, "--scrape-interval", "1", "--sample", "200",
         ]  # fmt: skip
         env = {k: v for k, v in os.environ.items() if not k.startswith("DECISION_")}
-        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-        self.output: list[str] = []
-        self.ready = threading.Event()
-        threading.Thread(target=self._read, daemon=True).start()
+        super().__init__(f"exec {shlex.join(command)}", env)
         self.url = f"http://127.0.0.1:{self.port}"
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.output.append(line)
-            if "listening on" in line:
-                self.ready.set()
-
-    def wait(self) -> None:
-        eventually_sync(lambda: self.ready.is_set() or self.process.poll() is not None, "the console listening")
-        assert self.ready.is_set(), "".join(self.output)
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=DEADLINE)
 
 
 @pytest.fixture
@@ -93,7 +75,7 @@ async def world(start_server: StartServer, redis_url: str) -> World:
 async def console(world: World, tmp_path: Path) -> AsyncIterator[Console]:
     running = Console(world, tmp_path)
     try:
-        await asyncio.to_thread(running.wait)
+        await asyncio.to_thread(running.wait_ready)
         yield running
     finally:
         running.stop()
