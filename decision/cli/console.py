@@ -102,10 +102,15 @@ def add_command(commands: Any) -> None:
 def cmd_console(args: argparse.Namespace) -> int:
     from decision.api.auth import load_tokens
     from decision.api.tls import channel_credentials, server_ssl_context
-    from decision.console.app import Listener, serve
-    from decision.console.backend import Backend, ConsoleConfig, DecideTarget
-    from decision.console.sessions import CONSOLE_SCOPE, Sessions
     from decision.observe.redact import mask_url
+
+    try:
+        from decision.console.app import Listener, serve
+        from decision.console.backend import Backend, ConsoleConfig, DecideTarget
+        from decision.console.sessions import CONSOLE_SCOPE, Sessions
+    except ImportError as exc:  # aiohttp is an extra
+        message = f"{exc}: install the 'console' extra (pip install 'inbound-decisioning[console]')"
+        return fail("console", message, Exit.USAGE)
 
     if not need_redis(args, "console"):
         return int(Exit.USAGE)

@@ -25,6 +25,7 @@ from decision.present.profile import (
     duration_text,
     generation_text,
     membership_state_text,
+    namespaces_text,
     reached_text,
     since_text,
     times_text,
@@ -109,6 +110,7 @@ def format_profile(view: ProfileView) -> str:
     lines = [
         f"profile {stored.profile_id}  (read {utc_iso(stored.read_at, 'seconds')}; keys {', '.join(stored.keys)})",
         "  an id is one identity: the profile's other ids (ECID, CRMID...) are profiles of their own, not linked here",
+        f"  ids stored: {namespaces_text(stored.identity_namespaces)}",
         "",
         f"audiences (registry version {stored.registry_version})",
     ]

@@ -26,6 +26,7 @@ from decision.present.profile import (
     duration_text,
     generation_text,
     membership_state_text,
+    namespaces_text,
     reached_text,
     since_text,
     times_text,
@@ -86,7 +87,12 @@ async def profile_page(backend: Backend, query: MultiMapping[str]) -> Html:
 def profile_body(view: ProfileView) -> Html:
     stored = view.stored
     parts = [
-        html('<p class="hint">Read {} from {}.</p>', utc_iso(stored.read_at, "seconds"), ", ".join(stored.keys)),
+        html(
+            '<p class="hint">Read {} from {}. Ids stored {}.</p>',
+            utc_iso(stored.read_at, "seconds"),
+            ", ".join(stored.keys),
+            namespaces_text(stored.identity_namespaces),
+        ),
         html("<h2>Audiences</h2><p class=hint>registry version {}</p>", stored.registry_version),
     ]
     if stored.memberships:

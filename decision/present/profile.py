@@ -10,6 +10,13 @@ from decision.rules.types import Cap, ContactPolicy, utc_iso
 from decision.store.inspection import Attribute, Membership, MembershipState
 
 
+def namespaces_text(namespaces: tuple[str, ...]) -> str:
+    """Which identities a profile's audiences were loaded under (audience-sync's ``--identity-namespace``)."""
+    if namespaces:
+        return f"under each of the identity namespaces {', '.join(namespaces)} (its audiences' snapshot loads)"
+    return "under the primary identity of the exports, or the files' profile ids (no --identity-namespace recorded)"
+
+
 def audience_text(m: Membership) -> str:
     if m.audience_id is None:
         return f"(code {m.code})"
