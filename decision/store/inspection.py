@@ -115,9 +115,8 @@ async def read_stored_profile(client: AnyRedis, keys: KeySpace, profile_id: str,
     directory = AudienceDirectory.from_redis(version, registry, pending)
     loading = {parsed for field in pending if (parsed := parse_membership_field(_bytes(field))) is not None}
     found = memberships(membership, times, directory, frozenset(loading), now)
-    namespaces = (
-        identity_namespaces(directory.entries[m.audience_id]) for m in found if m.audience_id in directory.entries
-    )
+    entries = [directory.entries.get(m.audience_id) for m in found if m.audience_id is not None]
+    namespaces = (identity_namespaces(entry) for entry in entries if entry is not None)
     return StoredProfile(
         profile_id=profile_id,
         read_at=now,
