@@ -9,7 +9,7 @@ COPY decision ./decision
 COPY examples ./examples
 COPY audience_sync ./audience_sync
 # Every command works in the image: receive and console (aiohttp), Parquet exports, watch on S3
-# (`--build-arg EXTRAS=` for the decision service alone; add gcs, azure or sftp for those stores).
+# (`--build-arg EXTRAS=otel` for the decision service alone, with spans; add gcs, azure or sftp for those stores).
 ARG EXTRAS=receive,console,parquet,watch,s3
 RUN python -m venv /opt/venv && /opt/venv/bin/pip install --no-cache-dir --upgrade pip \
     && /opt/venv/bin/pip install --no-cache-dir ".[$EXTRAS]"
