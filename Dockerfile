@@ -8,8 +8,11 @@ COPY decision ./decision
 # decision/examples links here: the samples ship in the wheel (decision demo reads them from the package).
 COPY examples ./examples
 COPY audience_sync ./audience_sync
+# Every command works in the image: receive and console (aiohttp), Parquet exports, watch on S3
+# (`--build-arg EXTRAS=otel` for the decision service alone, with spans; add gcs, azure or sftp for those stores).
+ARG EXTRAS=receive,console,parquet,watch,s3
 RUN python -m venv /opt/venv && /opt/venv/bin/pip install --no-cache-dir --upgrade pip \
-    && /opt/venv/bin/pip install --no-cache-dir .
+    && /opt/venv/bin/pip install --no-cache-dir ".[$EXTRAS]"
 
 FROM python:3.11-slim
 RUN useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin decision

@@ -159,7 +159,8 @@ def _say_cleaned(load: SnapshotLoad, stale_after: float) -> None:
 
 
 def cmd_load(args: argparse.Namespace) -> int:
-    from audience_sync.snapshot import LoadOptions, SnapshotLoad, SnapshotRefused, bad_ratio
+    from audience_sync.parallel import snapshot_load
+    from audience_sync.snapshot import LoadOptions, SnapshotRefused, bad_ratio
     from audience_sync.summaries import load_summary
 
     _check_files(args.files)
@@ -183,8 +184,9 @@ def cmd_load(args: argparse.Namespace) -> int:
     with _rejects(args.rejects) as rejects:
         report = ErrorReport(show=args.show_errors, rejects=rejects)
         write = _snapshot_attributes(store, attributes, attribute_tally) if attributes and not args.dry_run else None
-        load = SnapshotLoad(store, options, report, progress=_progress_factory(args), before_cutover=write,
-                            guard=args.cutover_guard)  # fmt: skip
+        load = snapshot_load(store, options, report, url=_redis_url(args), jobs=getattr(args, "jobs", 1),
+                             progress=_progress_factory(args), before_cutover=write,
+                             guard=args.cutover_guard)  # fmt: skip
 
         def summary(**outcome: Any) -> dict[str, Any]:
             return load_summary(
@@ -615,6 +617,8 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--batch-size", type=_positive, default=10_000, help="memberships per pipeline")
     load.add_argument("--allow-empty", action="store_true", help="let a snapshot leave an audience without members")
     load.add_argument("--force", action="store_true", help="take over a snapshot of the same audience that looks alive")
+    load.add_argument("--jobs", type=_positive, default=1, help="processes parsing and writing the input's blocks "
+                      "(one cutover; about one per core Redis does not use)")  # fmt: skip
     load.set_defaults(func=cmd_load, cutover_guard=None)
 
     apply = commands.add_parser(

@@ -25,7 +25,7 @@ class Limits:
 
 
 # What a bearer token may call (decision.api.auth maps each method to one); "admin": operations methods.
-SCOPES = frozenset({"decide", "events", "admin"})
+SCOPES = frozenset({"decide", "events", "admin", "console"})
 
 
 @dataclass(frozen=True, slots=True)

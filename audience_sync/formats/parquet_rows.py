@@ -37,7 +37,7 @@ def is_parquet(name: str, head: bytes) -> bool:
     return head[:4] == MAGIC or name.lower().endswith(SUFFIX)
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
     """What orjson cannot write itself, from pyarrow's Python values."""
     if isinstance(value, decimal.Decimal):
         return float(value)
@@ -48,8 +48,9 @@ def _jsonable(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not representable in JSON")
 
 
-def row_lines(source: str | IO[bytes]) -> Iterator[bytes]:
-    """Each row as one JSON object line. OSError when the file is not readable Parquet."""
+def row_lines(source: str | IO[bytes], row_groups: list[int] | None = None) -> Iterator[bytes]:
+    """Each row (of ``row_groups``, or all) as one JSON object line. OSError when the file is not readable
+    Parquet."""
     try:
         import pyarrow
         import pyarrow.parquet as pq
@@ -59,10 +60,10 @@ def row_lines(source: str | IO[bytes]) -> Iterator[bytes]:
         rows = pq.ParquetFile(source)
     except (pyarrow.ArrowException, ValueError) as exc:
         raise OSError(f"not a readable Parquet file: {exc}") from None
-    for batch in rows.iter_batches(batch_size=BATCH_ROWS):
+    for batch in rows.iter_batches(batch_size=BATCH_ROWS, row_groups=row_groups):
         for row in batch.to_pylist(maps_as_pydicts="lossy"):
             # Date-times without a zone are written without an offset: read as UTC, as in the other formats.
-            yield orjson.dumps(row, default=_jsonable)
+            yield orjson.dumps(row, default=jsonable)
 
 
 def without_nulls(value: Any) -> Any:
@@ -75,11 +76,16 @@ def without_nulls(value: Any) -> Any:
 
 
 def parse_parquet(
-    lines: Iterable[bytes], source: str, xdm: XdmOptions, records: NdjsonOptions, stats: ParseStats
+    lines: Iterable[bytes],
+    source: str,
+    xdm: XdmOptions,
+    records: NdjsonOptions,
+    stats: ParseStats,
+    start: int = 1,
 ) -> Iterator[Change | LineError]:
     """The rows of ``row_lines``: XDM profiles or flat records, told apart as the receiver does (``is_profile``)."""
     known_audiences: set[str] = set()
-    for row, raw in enumerate(lines, 1):
+    for row, raw in enumerate(lines, start):
         stats.lines += 1
         try:
             body = json_object(raw)

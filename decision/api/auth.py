@@ -11,7 +11,8 @@ by commas or whitespace). Several tokens may be valid at once, for rotation.
 A line without scopes, and every token from the environment, has all scopes (what
 tokens meant before scopes existed). ``METHOD_SCOPES`` says which scope each
 method needs; a method it does not name needs ``admin``. An accepted token
-without the scope gets PERMISSION_DENIED.
+without the scope gets PERMISSION_DENIED. The ``console`` scope is the web
+console's (``decision console``, which checks tokens with ``AcceptedTokens`` too).
 
 The comparison is constant-time: the presented token is hashed and compared
 with every accepted token's hash by ``hmac.compare_digest``, all of them,
@@ -92,30 +93,47 @@ def _digest(token: bytes) -> bytes:
     return hashlib.sha256(token).digest()
 
 
+class AcceptedTokens:
+    """The accepted tokens, held as hashes: the scopes of a presented token, in constant time."""
+
+    def __init__(self, tokens: tuple[BearerToken, ...]) -> None:
+        self._accepted = tuple((_digest(t.token.encode()), t.scopes) for t in tokens)
+
+    def __bool__(self) -> bool:
+        return bool(self._accepted)
+
+    def scopes(self, token: str) -> frozenset[str] | None:
+        """The token's scopes, or None when it is not accepted. Every accepted token is compared, every time."""
+        candidate = _digest(token.encode())
+        granted: frozenset[str] | None = None
+        for digest, scopes in self._accepted:  # no early exit: the time does not tell which token matched
+            if hmac.compare_digest(candidate, digest):
+                granted = scopes
+        return granted
+
+    def of_header(self, authorization: str | None) -> frozenset[str] | None:
+        """The scopes of an ``authorization: Bearer <token>`` header's token (gRPC metadata or HTTP); None when
+        the header is absent, of another scheme, or its token is not accepted."""
+        if authorization is None:
+            return None
+        scheme, _, token = authorization.partition(" ")
+        return self.scopes(token.strip()) if scheme.lower() == "bearer" else None
+
+
 class TokenAuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     """Refuses calls (except health and reflection) without an accepted bearer token holding the method's scope."""
 
     def __init__(self, tokens: tuple[BearerToken, ...]) -> None:
         if not tokens:
             raise ValueError("no tokens: do not install the interceptor")
-        self._accepted = tuple((_digest(t.token.encode()), t.scopes) for t in tokens)
+        self._accepted = AcceptedTokens(tokens)
         # Refused calls by reason (UNAUTHENTICATED, PERMISSION_DENIED), read by the metrics.
         self.refused: dict[str, int] = {UNAUTHENTICATED: 0, PERMISSION_DENIED: 0}
 
     def scopes_of(self, metadata: tuple[tuple[str, str | bytes], ...] | None) -> frozenset[str] | None:
         """The presented token's scopes, or None when it presents no accepted token."""
         presented = next((value for key, value in metadata or () if key == "authorization"), None)
-        if not isinstance(presented, str):
-            return None
-        scheme, _, token = presented.partition(" ")
-        if scheme.lower() != "bearer":
-            return None
-        candidate = _digest(token.strip().encode())
-        granted: frozenset[str] | None = None
-        for digest, scopes in self._accepted:  # no early exit: the time does not tell which token matched
-            if hmac.compare_digest(candidate, digest):
-                granted = scopes
-        return granted
+        return self._accepted.of_header(presented) if isinstance(presented, str) else None
 
     def accepts(self, metadata: tuple[tuple[str, str | bytes], ...] | None) -> bool:
         return self.scopes_of(metadata) is not None

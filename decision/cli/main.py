@@ -15,16 +15,18 @@ from typing import Any
 
 import orjson
 
-from decision.cli import authoring, client, events, ops, profile, report
+from decision.cli import authoring, client, console, events, ops, profile, report
 from decision.cli.options import (
     ENVIRONMENT,
     EXIT_INVALID,
     Exit,
     Parser,
+    add_auth_tokens_file,
     add_json,
     add_key_prefix,
     add_redis_options,
     add_redis_url,
+    add_tls_server_options,
     epilog,
     fail,
     integer,
@@ -399,8 +401,7 @@ def _add_serve(commands: Any) -> None:
         help="log lines as text or one JSON object per line",
     )
     option(serve, "--otel", action="store_true", help="OpenTelemetry spans for Decide (needs opentelemetry-api)")
-    option(serve, "--tls-cert", env="DECISION_TLS_CERT", metavar="PEM", help="certificate chain: serve TLS")
-    option(serve, "--tls-key", env="DECISION_TLS_KEY", metavar="PEM", help="private key of --tls-cert")
+    add_tls_server_options(serve)
     option(
         serve,
         "--tls-client-ca",
@@ -408,15 +409,11 @@ def _add_serve(commands: Any) -> None:
         metavar="PEM",
         help="CA bundle: require client certificates",
     )
-    option(
+    add_auth_tokens_file(
         serve,
-        "--auth-tokens-file",
-        env="DECISION_AUTH_TOKENS_FILE",
-        metavar="FILE",
-        help="bearer tokens, one per line: calls need 'authorization: Bearer <token>' "
+        "bearer tokens, one per line: calls need 'authorization: Bearer <token>' "
         "(also DECISION_AUTH_TOKENS, comma-separated; health and reflection stay open)",
     )
-    ENVIRONMENT["DECISION_AUTH_TOKENS"] = "bearer tokens the server accepts, comma-separated (serve)"
     option(
         serve,
         "--token-keys-file",
@@ -533,6 +530,7 @@ def build_parser() -> argparse.ArgumentParser:
     events.add_events_command(commands)
     report.add_command(commands)  # report: the outcome counters
     profile.add_command(commands)  # profile: one profile as stored
+    console.add_command(commands)  # console: the web console
     parser.epilog = epilog()  # after every command added its options: the whole list
     return parser
 

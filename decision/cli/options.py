@@ -215,6 +215,18 @@ def add_key_prefix(parser: argparse.ArgumentParser) -> None:
     option(parser, "--key-prefix", env="DECISION_KEY_PREFIX", default="ib", help="prefix of every Redis key")
 
 
+def add_tls_server_options(parser: argparse.ArgumentParser, what: str = "serve TLS") -> None:
+    """``--tls-cert``/``--tls-key``: a listener's TLS (``serve``'s gRPC port, the console's HTTPS)."""
+    option(parser, "--tls-cert", env="DECISION_TLS_CERT", metavar="PEM", help=f"certificate chain: {what}")
+    option(parser, "--tls-key", env="DECISION_TLS_KEY", metavar="PEM", help="private key of --tls-cert")
+
+
+def add_auth_tokens_file(parser: argparse.ArgumentParser, help: str) -> None:
+    """``--auth-tokens-file``: the bearer tokens accepted (decision.api.auth), with ``DECISION_AUTH_TOKENS``."""
+    option(parser, "--auth-tokens-file", env="DECISION_AUTH_TOKENS_FILE", metavar="FILE", help=help)
+    ENVIRONMENT["DECISION_AUTH_TOKENS"] = "bearer tokens accepted, comma-separated, with every scope (serve, console)"
+
+
 def add_json(parser: argparse.ArgumentParser, what: str = "the result") -> None:
     option(parser, "--json", action="store_true", help=f"print {what} as JSON on stdout")
 
@@ -262,13 +274,6 @@ def fail(command: str, message: str, status: Exit) -> int:
 
 def parse_context(pairs: Sequence[str]) -> dict[str, Any]:
     """``key=value`` pairs; a value that parses as JSON is taken as such (120, true, ["a"]), else as a string."""
-    context: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        if not sep or not key:
-            raise ValueError(f"--context {pair!r}: expected key=value")
-        try:
-            context[key] = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            context[key] = raw
-    return context
+    from decision.core.requests import context_of_pairs
+
+    return context_of_pairs(("--context", pair) for pair in pairs)

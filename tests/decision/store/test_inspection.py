@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pyarrow as pa
 import pytest
 import redis.asyncio as aioredis
 from hypothesis import given, settings
@@ -15,8 +18,13 @@ from hypothesis import strategies as st
 
 from audience_sync.attributes import AttributeChange, write_attributes
 from audience_sync.deltas import DeltaApplier
+from audience_sync.formats import InputOptions
+from audience_sync.memberships import MembershipBlock
 from audience_sync.records import Change
+from audience_sync.report import ErrorReport
+from audience_sync.snapshot import LoadOptions, SnapshotLoad
 from audience_sync.store import SyncStore
+from audience_sync.writes import AudienceFields
 from decision.store.codecs import AudienceDirectory, AudienceEntry, profile_attributes
 from decision.store.connect import connect
 from decision.store.inspection import (
@@ -27,9 +35,16 @@ from decision.store.inspection import (
     read_stored_profile,
 )
 from decision.store.keys import KeySpace
-from tests.audience_sync.helpers import cli
+from tests.audience_sync.helpers import cli, write_lines, xdm_line
 
 NOW = time.time()
+
+
+def write_as_a_load(store: SyncStore, profile_id: str, field: str) -> None:
+    """The field of a loading generation in a profile's hash, written by a snapshot's writer (no expiry)."""
+    block = MembershipBlock(["a"], pa.array([profile_id]), np.array([0, 1]), np.array([0]), pa.array([""]))
+    with store.snapshot_writer() as writer:
+        writer.write(block, [AudienceFields(field)], NOW, lambda counted: None)
 
 
 @pytest.fixture
@@ -59,13 +74,13 @@ async def test_every_membership_field_is_named_and_its_state_said(
     loading = sync_store.begin_snapshot("spring", now=NOW, stale_after=300, source="t", owner="tests")
     assert loading.code is not None and loading.generation is not None
     written = f"{loading.code}:{loading.generation}"
-    sync_store.write_snapshot([("p1", [written], [written, ""], [])])  # a load under way
+    write_as_a_load(sync_store, "p1", written)  # a load under way
     vip = sync_store.registry_state().entries["vip"]
     killed = sync_store.begin_snapshot("vip", now=NOW, stale_after=300, source="t", owner="tests")
     refused = f"{vip.code}:{killed.generation}"
-    sync_store.write_snapshot([("p1", [refused], [refused, ""], [])])
+    write_as_a_load(sync_store, "p1", refused)
     sync_store.abandon([f"{vip.code}:{killed.generation}"])  # refused: never switched in
-    sync_store.write_snapshot([("p1", ["999:1"], ["999:1", ""], [])])  # a code the registry never knew
+    write_as_a_load(sync_store, "p1", "999:1")  # a code the registry never knew
 
     stored = await read_stored_profile(connect(redis_url), KeySpace(), "p1", time.time())
     states = {(m.audience_id, m.generation): m.state for m in stored.memberships}
@@ -93,6 +108,17 @@ async def test_every_membership_field_is_named_and_its_state_said(
     ]
     nobody = await read_stored_profile(connect(redis_url), KeySpace(), "nobody", time.time())
     assert not nobody.found and nobody.memberships == () and nobody.keys == ()
+    assert p2.identity_namespaces == ()  # CSV loads: the file's profile ids
+
+
+async def test_the_identity_namespaces_its_audiences_were_loaded_under(sync_store: SyncStore, redis_url: str,
+                                                                       tmp_path: Path) -> None:  # fmt: skip
+    export = write_lines(tmp_path / "export.json", [xdm_line("c-1", {"a": "realized"})])
+    options = LoadOptions(input=InputOptions(identity_namespaces=("ECID", "CRMID")))
+    SnapshotLoad(sync_store, options, ErrorReport(show=0)).run([str(export)])
+    for profile_id in ("c-1", "ecid-c-1"):  # one profile per identity, each saying under which
+        stored = await read_stored_profile(connect(redis_url), KeySpace(), profile_id, time.time())
+        assert stored.identity_namespaces == ("ECID", "CRMID")
 
 
 async def test_every_attribute_field_and_the_value_decisions_read(
