@@ -108,25 +108,10 @@ def server_per_call(
     if name == "echo":
         serve = ["-m", "loadtest.echo_server", "--port", str(port)]
     else:
-        serve = [
-            "-m",
-            "decision.cli",
-            "serve",
-            "--rules",
-            str(rules),
-            "--redis-url",
-            url,
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--metrics-port",
-            str(metrics),
-            "--drain",
-            "0",
-            "--redis-timeout-ms",
-            "600000",
-        ]  # fmt: skip  (no slowed-down read may degrade an answer)
+        # No slowed-down read may degrade an answer: a Redis budget of ten minutes.
+        serve = ["-m", "decision.cli", "serve", "--rules", str(rules), "--redis-url", url, "--host", "127.0.0.1",
+                 "--port", str(port), "--metrics-port", str(metrics), "--drain", "0",
+                 "--redis-timeout-ms", "600000"]  # fmt: skip
     command = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", "--dump-instr=no", str(python), *serve]
     # LONG_CONNECTIONS: no GOAWAY by connection age during a slowed-down run (h2load would stop sending).
     run_env = {**os.environ, **LONG_CONNECTIONS, "PYTHONHASHSEED": "0", "PYTHONPATH": str(checkout), **env}
