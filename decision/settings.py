@@ -24,8 +24,9 @@ class Limits:
     max_why_not: int = 8
 
 
-# What a bearer token may call (decision.api.auth maps each method to one); "admin": operations methods.
-SCOPES = frozenset({"decide", "events", "admin", "console"})
+# What a bearer token may call (decision.api.auth maps each method to one); "admin": operations methods;
+# "preview": Decide as a dry run only (counted nowhere: the console's and `decision explain`'s).
+SCOPES = frozenset({"decide", "events", "admin", "console", "preview"})
 
 
 @dataclass(frozen=True, slots=True)
