@@ -8,6 +8,7 @@ COPY decision ./decision
 # decision/examples links here: the samples ship in the wheel (decision demo reads them from the package).
 COPY examples ./examples
 COPY audience_sync ./audience_sync
+COPY inbound_common ./inbound_common
 RUN python -m venv /opt/venv && /opt/venv/bin/pip install --no-cache-dir --upgrade pip \
     && /opt/venv/bin/pip install --no-cache-dir .
 

@@ -32,7 +32,7 @@ from audience_sync.registry import DEFAULT_STALE_AFTER, HEARTBEAT_EVERY, retired
 from audience_sync.report import ErrorReport, Progress
 from audience_sync.sources import open_input
 from audience_sync.store import Begun, CutoverGuard, CutoverItem, SyncStore
-from decision.store.codecs import AudienceEntry, membership_field
+from inbound_common.codecs import AudienceEntry, membership_field
 
 
 class SnapshotRefused(RuntimeError):

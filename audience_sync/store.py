@@ -23,9 +23,9 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from audience_sync import lua
 from audience_sync.registry import RegistryState
-from decision.store.codecs import AudienceEntry
-from decision.store.keys import KeySpace
-from decision.store.urls import parse_redis_url
+from inbound_common.codecs import AudienceEntry
+from inbound_common.keys import KeySpace
+from inbound_common.urls import parse_redis_url
 
 Client = Redis | RedisCluster
 
@@ -47,7 +47,7 @@ Command = Sequence[str | bytes | int]
 def connect(url: str, *, timeout: float = 10.0) -> Client:
     """A client for ``redis://``, ``rediss://`` (TLS) or ``redis+cluster://`` URLs (as the decision service's).
 
-    A malformed URL raises InvalidRedisUrl (decision.store.urls, a ValueError)."""
+    A malformed URL raises InvalidRedisUrl (inbound_common.urls, a ValueError)."""
     target = parse_redis_url(url)
     options: dict[str, Any] = {"socket_timeout": timeout, "socket_connect_timeout": min(timeout, 5.0)}
     if target.cluster:

@@ -29,8 +29,8 @@ from collections.abc import Awaitable, Callable, Mapping
 import grpc
 
 from decision.api.handlers import refusing_handler
-from decision.api.secret_files import entry_lines
 from decision.settings import SCOPES, BearerToken
+from inbound_common.secret_files import entry_lines
 
 ENV_TOKENS = "DECISION_AUTH_TOKENS"
 MIN_TOKEN_LENGTH = 16

@@ -20,8 +20,8 @@ from decision.service.rulesets import RulesetFollower, load_active
 from decision.settings import Settings
 from decision.store.connect import connect
 from decision.store.control import ControlStore
-from decision.store.keys import KeySpace
 from decision.store.profiles import ProfileStore
+from inbound_common.keys import KeySpace
 
 log = logging.getLogger(__name__)
 

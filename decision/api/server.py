@@ -55,9 +55,9 @@ from decision.service.active import ActiveRuleset, load_compiled
 from decision.service.decider import DecisionService
 from decision.settings import Settings
 from decision.store.connect import connect
-from decision.store.keys import KeySpace
 from decision.store.profiles import ProfileStore, StoreError
 from decision.v1 import decision_pb2
+from inbound_common.keys import KeySpace
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")

@@ -13,7 +13,7 @@ import orjson
 from decision.cli.options import EXIT_INVALID, EXIT_UNAVAILABLE, EXIT_USAGE
 from decision.rules.diff import RulesetChanges
 from decision.rules.types import Ruleset
-from decision.store.codecs import PublishedRuleset
+from inbound_common.codecs import PublishedRuleset
 
 
 def default_author() -> str:

@@ -224,8 +224,8 @@ def cmd_rules_list(args: argparse.Namespace) -> int:
 def _sample_from_redis(args: argparse.Namespace, now: float) -> list[Any]:
     from decision.cli.simulate import Profile
     from decision.store.control import ControlStore
-    from decision.store.keys import KeySpace
     from decision.store.profiles import ProfileStore
+    from inbound_common.keys import KeySpace
 
     async def main() -> list[Profile]:
         keys = KeySpace(args.key_prefix)

@@ -187,8 +187,8 @@ def milliseconds(text: str) -> float:
 
 
 def redis_url(text: str) -> str:
-    """A Redis URL, checked as every client reads it (decision.store.urls): a malformed one is a usage error."""
-    from decision.store.urls import InvalidRedisUrl, parse_redis_url  # imports redis: only when a URL is given
+    """A Redis URL, checked as every client reads it (inbound_common.urls): a malformed one is a usage error."""
+    from inbound_common.urls import InvalidRedisUrl, parse_redis_url  # imports redis: only when a URL is given
 
     try:
         return parse_redis_url(text).url

@@ -29,7 +29,7 @@ def client(args: argparse.Namespace) -> Any:
 def run_control(args: argparse.Namespace, work: Callable[[Any], Awaitable[_T]]) -> _T:
     """Run ``work(control_store)`` against ``--redis-url``."""
     from decision.store.control import ControlStore
-    from decision.store.keys import KeySpace
+    from inbound_common.keys import KeySpace
 
     async def main() -> _T:
         store = ControlStore(client(args), KeySpace(args.key_prefix))
@@ -66,7 +66,7 @@ def check_published(redis_url: str | None, key_prefix: str) -> str:
     from decision.service.rulesets import PublishError, load_active
     from decision.store.connect import connect
     from decision.store.control import ControlStore
-    from decision.store.keys import KeySpace
+    from inbound_common.keys import KeySpace
 
     if not redis_url:
         raise PublishError("--rules is required unless --redis-url names a Redis that a ruleset was published to")
@@ -83,8 +83,8 @@ def check_published(redis_url: str | None, key_prefix: str) -> str:
 
 def known_audiences(redis_url: str, key_prefix: str) -> frozenset[str]:
     from decision.store.connect import connect
-    from decision.store.keys import KeySpace
     from decision.store.profiles import ProfileStore
+    from inbound_common.keys import KeySpace
 
     async def main() -> frozenset[str]:
         store = ProfileStore(connect(redis_url, timeout=5.0, max_connections=2), KeySpace(key_prefix))

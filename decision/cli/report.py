@@ -132,8 +132,8 @@ async def _gather(
     from decision.rules.loader import load_file, parse
     from decision.service.learning import wanted
     from decision.store.control import ControlStore
-    from decision.store.keys import KeySpace
     from decision.store.outcomes import scan_outcomes
+    from inbound_common.keys import KeySpace
 
     keys = KeySpace(args.key_prefix)
     control = ControlStore(client(args), keys)

@@ -8,9 +8,9 @@ from pathlib import Path
 import orjson
 import pytest
 
-from audience_sync.cli import EXIT_BAD_INPUT, EXIT_OK, EXIT_USAGE, main
+from audience_sync.cli.main import EXIT_BAD_INPUT, EXIT_OK, EXIT_USAGE, main
 from audience_sync.store import SyncStore
-from decision.store.codecs import AudienceDirectory, profile_attributes
+from inbound_common.codecs import AudienceDirectory, profile_attributes
 
 
 def attributes_of(store: SyncStore, profile_id: str) -> dict[str, object]:

@@ -14,9 +14,9 @@ import pytest
 
 from audience_sync.attribute_mapping import AttributeSource
 from audience_sync.attribute_options import read_map, sources_of
-from audience_sync.cli import EXIT_OK, EXIT_USAGE, main
+from audience_sync.cli.main import EXIT_OK, EXIT_USAGE, main
 from audience_sync.store import SyncStore
-from decision.store.codecs import AudienceDirectory, profile_attributes
+from inbound_common.codecs import AudienceDirectory, profile_attributes
 from tests.audience_sync.helpers import spawn
 
 YAML_MAP = "person.name.firstName: first_name\nloyalty.tier: tier\nltv: lifetime_value:number\n"

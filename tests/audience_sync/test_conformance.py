@@ -30,7 +30,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from audience_sync.attribute_mapping import AttributeSource
-from audience_sync.cli import main
+from audience_sync.cli.main import main
 from audience_sync.formats.xdm import XdmOptions
 from audience_sync.receive.app import AppOptions
 from audience_sync.receive.auth import Access, load_tokens

@@ -16,7 +16,7 @@ from audience_sync.formats import Format, InputOptions, parse
 from audience_sync.records import Change, LineError, ParseStats
 from audience_sync.sources import open_input
 from audience_sync.store import SyncStore
-from decision.store.codecs import AudienceDirectory
+from inbound_common.codecs import AudienceDirectory
 from tests.audience_sync.helpers import cli, seen_by_readers
 
 T1 = datetime(2026, 11, 2, 10, 0)

@@ -16,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from decision.observe.logs import JsonFormatter
 from decision.service import stages
-from decision.store.codecs import AudienceEntry
+from inbound_common.codecs import AudienceEntry
 from tests.conftest import StartServer, decision_stub
 from tests.decision.helpers import add_membership, decide_request
 

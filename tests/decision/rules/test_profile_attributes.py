@@ -13,7 +13,7 @@ from decision.rules.loader import parse
 from decision.rules.patterns import PROFILE_ATTRIBUTE_PATTERN
 from decision.rules.templates import Escape, OnMissing
 from decision.rules.types import ProfileAttrType, Ruleset
-from decision.store.codecs import ATTRIBUTE_NAME, ATTRIBUTE_TAGS
+from inbound_common.codecs import ATTRIBUTE_NAME, ATTRIBUTE_TAGS
 
 HEAD = """\
 profile_attributes: {tier: string, ltv: number, vip: bool, seen: timestamp, stores: list, first_name: string}

@@ -17,7 +17,6 @@ from audience_sync.attributes import AttributeChange, write_attributes
 from audience_sync.deltas import DeltaApplier
 from audience_sync.records import Change
 from audience_sync.store import SyncStore
-from decision.store.codecs import AudienceDirectory, AudienceEntry, profile_attributes
 from decision.store.connect import connect
 from decision.store.inspection import (
     AttributeState,
@@ -26,7 +25,8 @@ from decision.store.inspection import (
     memberships,
     read_stored_profile,
 )
-from decision.store.keys import KeySpace
+from inbound_common.codecs import AudienceDirectory, AudienceEntry, profile_attributes
+from inbound_common.keys import KeySpace
 from tests.audience_sync.helpers import cli
 
 NOW = time.time()

@@ -161,7 +161,7 @@ def run(args: argparse.Namespace, redis_url: str, *, load: Command, apply: Comma
     from audience_sync.watch.service import HealthServer, WatchMetrics
     from audience_sync.watch.storage import Storage
     from audience_sync.watch.watcher import Stopped, Watcher
-    from decision.store.keys import KeySpace
+    from inbound_common.keys import KeySpace
 
     if not args.snapshot and not args.deltas:
         raise ValueError("say which files to apply: --snapshot GLOB and/or --deltas GLOB")

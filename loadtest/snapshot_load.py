@@ -1,6 +1,6 @@
 """Benchmark: snapshot loads end to end against the best a plain writer does on the same Redis.
 
-    python -m audience_sync.bench --profiles 1000000
+    python -m loadtest.snapshot_load --profiles 1000000
 
 Generates N profiles x 10 audiences, starts an embedded redis-server, and
 measures, in one run:
@@ -45,9 +45,9 @@ from audience_sync.formats import InputOptions
 from audience_sync.report import ErrorReport
 from audience_sync.snapshot import LoadOptions, SnapshotLoad
 from audience_sync.store import SyncStore, connect
-from decision.store.codecs import membership_field
 from decision.store.embedded import EmbeddedRedis
-from decision.store.keys import KeySpace
+from inbound_common.codecs import membership_field
+from inbound_common.keys import KeySpace
 
 AUDIENCES = 10
 QUALIFIED = "2026-11-01T06:00:00Z"
@@ -202,7 +202,7 @@ async def decide_cost(url: str, rules: Path, profile_id: str) -> dict[str, int]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m audience_sync.bench", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m loadtest.snapshot_load", description=__doc__.split("\n\n")[0])
     parser.add_argument("--profiles", type=int, default=1_000_000)
     parser.add_argument("--batch-size", type=int, default=10_000, help="memberships per pipeline in load")
     parser.add_argument("--gzip", action="store_true", help="gzip the XDM export (parse cost includes inflating)")

@@ -1,6 +1,6 @@
 """Benchmark of ``audience-sync receive``: throughput against ``apply``, and push-to-decision latency.
 
-    python -m audience_sync.receive_bench --profiles 20000 --latency-changes 1000
+    python -m loadtest.receive_push --profiles 20000 --latency-changes 1000
 
 Starts an embedded redis-server and measures, in one run:
 
@@ -34,10 +34,10 @@ from typing import Any
 
 import orjson
 
-from audience_sync.bench import audience_ids
-from audience_sync.cli import main as audience_sync
+from audience_sync.cli.main import main as audience_sync
 from decision.store.embedded import EmbeddedRedis
-from decision.store.keys import KeySpace
+from inbound_common.keys import KeySpace
+from loadtest.snapshot_load import audience_ids
 
 QUALIFIED = "2026-11-01T06:00:00Z"
 LIVE = "live-audience"
@@ -158,7 +158,7 @@ async def latency(base: str, redis_url: str, rules: Path, changes: int) -> tuple
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m audience_sync.receive_bench", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m loadtest.receive_push", description=__doc__.split("\n\n")[0])
     parser.add_argument("--profiles", type=int, default=20_000)
     parser.add_argument("--audiences", type=int, default=3, help="memberships per profile")
     parser.add_argument("--per-request", type=int, default=100, help="profiles per POST")

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from audience_sync.cli import build_parser
+from audience_sync.cli.main import build_parser
 from audience_sync.report import Progress
 from audience_sync.store import SyncStore
 from decision.cli.options import Exit

@@ -17,11 +17,11 @@ from typing import IO, TYPE_CHECKING, Any
 
 import orjson
 
+from audience_sync.cli.receive import add_arguments as receive_arguments
+from audience_sync.cli.watch import add_arguments as watch_arguments
 from audience_sync.formats import Format, InputOptions, parse
-from audience_sync.receive.command import add_arguments as receive_arguments
 from audience_sync.records import Change, LineError, ParseStats
 from audience_sync.report import ErrorReport, Progress, human
-from audience_sync.watch.command import add_arguments as watch_arguments
 
 if TYPE_CHECKING:  # imported where used: `--help` and `status` stay quick to start
     from audience_sync.snapshot import SnapshotLoad
@@ -58,7 +58,7 @@ class UsageError(Exception):
 
 def _redis_url(args: argparse.Namespace) -> str:
     """The Redis URL (option, else environment), checked as the clients read it: a malformed one is a UsageError."""
-    from decision.store.urls import InvalidRedisUrl, parse_redis_url
+    from inbound_common.urls import InvalidRedisUrl, parse_redis_url
 
     given = [("--redis-url", args.redis_url)]
     given += [(name, os.environ.get(name)) for name in ("AUDIENCE_SYNC_REDIS_URL", "DECISION_REDIS_URL")]
@@ -73,7 +73,7 @@ def _redis_url(args: argparse.Namespace) -> str:
 
 def _store(args: argparse.Namespace) -> Any:
     from audience_sync.store import SyncStore
-    from decision.store.keys import KeySpace
+    from inbound_common.keys import KeySpace
 
     try:
         keys = KeySpace(args.key_prefix)
@@ -449,7 +449,7 @@ def cmd_stream(args: argparse.Namespace) -> int:
 
 # -- receive -------------------------------------------------------------------------
 def cmd_receive(args: argparse.Namespace) -> int:
-    from audience_sync.receive.command import run
+    from audience_sync.cli.receive import run
 
     try:
         return run(args, args.redis_url)
@@ -466,7 +466,7 @@ def cmd_receive(args: argparse.Namespace) -> int:
 
 # -- watch -------------------------------------------------------------------------
 def cmd_watch(args: argparse.Namespace) -> int:
-    from audience_sync.watch.command import run
+    from audience_sync.cli.watch import run
 
     try:
         return run(args, args.redis_url, load=cmd_load, apply=cmd_apply)
@@ -736,7 +736,3 @@ def main(argv: Sequence[str] | None = None) -> int:
             with contextlib.suppress(Exception):
                 store.close()
     return status
-
-
-if __name__ == "__main__":
-    sys.exit(main())
