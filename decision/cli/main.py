@@ -42,6 +42,7 @@ from decision.observe.redact import mask_url
 from decision.rules.errors import Problem, RulesetInvalid, Severity
 from decision.rules.types import Location, Ruleset
 from decision.settings import Settings
+from inbound_common.secret_files import load_tokens
 
 # The samples ship in the package (decision/examples, a link to the checkout's examples/): found from a wheel too.
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -73,7 +74,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 def _secured(settings: Settings, args: argparse.Namespace) -> Settings:
     """Add the TLS, authentication and limits options (checked now: a server never starts misconfigured)."""
-    from decision.api.auth import load_tokens
+    from decision.api.auth import ENV_TOKENS
     from decision.api.tls import server_credentials
     from decision.api.token_keys import load_token_keys
     from decision.cli.limits_config import limits_from
@@ -84,7 +85,7 @@ def _secured(settings: Settings, args: argparse.Namespace) -> Settings:
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
         tls_client_ca=args.tls_client_ca,
-        auth_tokens=load_tokens(args.auth_tokens_file, os.environ),
+        auth_tokens=load_tokens(args.auth_tokens_file, os.environ, ENV_TOKENS),
         token_keys=dataclasses.replace(
             load_token_keys(args.token_keys_file, os.environ) or settings.token_keys,
             signing_format=int(args.token_format),

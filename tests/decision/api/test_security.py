@@ -21,13 +21,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 from redis.exceptions import NoPermissionError
 
-from decision.api.auth import MIN_TOKEN_LENGTH, AuthConfigError, TokenAuthInterceptor, load_tokens
+from decision.api.auth import TokenAuthInterceptor
 from decision.api.tls import TlsConfigError, server_credentials
 from decision.observe.redact import mask_url
-from decision.settings import BearerToken
 from decision.store.connect import connect
 from decision.store.embedded import EmbeddedRedis, free_port
 from decision.v1 import decision_pb2_grpc
+from inbound_common.secret_files import MIN_TOKEN_LENGTH, BearerToken
 from tests.certs import TestCertificates
 from tests.conftest import StartServer
 from tests.decision.helpers import add_membership, decide_request, offers
@@ -147,22 +147,6 @@ def test_a_token_is_accepted_exactly_when_it_is_one_of_the_configured(
     assert interceptor.accepts((("authorization", f"Bearer {presented}"),)) == (presented in tokens)
     assert not interceptor.accepts((("x-other", f"Bearer {presented}"),))
     assert not interceptor.accepts(None)
-
-
-def test_tokens_load_from_a_file_and_the_environment(tmp_path: Path) -> None:
-    path = tmp_path / "tokens"
-    path.write_text(f"# web backend\n{TOKENS[0]}\n\n  {TOKENS[1]}  \n")
-    assert [t.token for t in load_tokens(str(path), {})] == list(TOKENS)
-    environ = {"DECISION_AUTH_TOKENS": f" {TOKENS[1]}, token-from-the-environment-3 "}
-    assert [t.token for t in load_tokens(str(path), environ)] == [*TOKENS, "token-from-the-environment-3"]
-    assert load_tokens(None, {}) == ()
-    path.write_text(f"{TOKENS[0]}\nshort-secret\n")
-    with pytest.raises(AuthConfigError, match=rf"{path}:2: a token must be at least") as error:
-        load_tokens(str(path), {})
-    assert "short-secret" not in str(error.value)
-    path.write_text("# nothing but comments\n")
-    with pytest.raises(AuthConfigError, match="holds no entry"):
-        load_tokens(str(path), {})
 
 
 # -- the command line: TLS, mutual TLS and a token end to end; no secret printed ---------------
