@@ -1,4 +1,4 @@
-"""Redis URLs: which are accepted, and how redis-py is given them. Checked once, here.
+"""Redis URLs: which are accepted, how redis-py is given them, how they are shown. Checked once, here.
 
 The service's clients (``decision.store.connect``), audience_sync's
 (``audience_sync.store``) and the options of both commands read a URL through
@@ -6,7 +6,7 @@ The service's clients (``decision.store.connect``), audience_sync's
 before anything connects: ``redis://[[user]:password@]host[:port][/db]``,
 ``rediss://`` (TLS), ``unix:///path/to.sock[?db=N]``, and ``redis+cluster://`` /
 ``rediss+cluster://`` (any node of a Redis Cluster). Messages never repeat the
-URL: it may hold a password.
+URL: it may hold a password; :func:`mask_url` shows one without it.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Final
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import redis.connection
 
@@ -26,6 +26,7 @@ _redis_py_parse_url: Callable[[str], Mapping[str, object]] = redis.connection.pa
 CLUSTER_SCHEMES: Final = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
 SCHEMES: Final = ("redis", "rediss", "unix", *CLUSTER_SCHEMES)
 CERT_REQS: Final = ("none", "optional", "required")
+MASK: Final = "***"
 
 
 class InvalidRedisUrl(ValueError):
@@ -36,7 +37,7 @@ class InvalidRedisUrl(ValueError):
 class RedisUrl:
     """A checked Redis URL."""
 
-    # As given (with its password, if any: never print it; decision.observe.redact.mask_url does).
+    # As given (with its password, if any: never print it; mask_url does).
     url: str
     # The URL redis-py's clients are built from: the scheme in lower case, a cluster's plain.
     plain: str
@@ -86,3 +87,17 @@ def _port_reason(url: str, exc: ValueError) -> str:
     if port:
         return f"port {port} (a port is 1 to 65535)"
     return str(exc)
+
+
+def mask_url(url: str) -> str:
+    """The URL with its password (if any) replaced by ``***``: ``redis://user:***@host:6379/0``."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:  # unparsable: show nothing of it rather than risk a secret
+        return f"<unparsable URL, {len(url)} characters>"
+    if not password:
+        return url
+    user = parts.username or ""
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{user}:{MASK}@{host}"))

@@ -10,9 +10,9 @@ from typing import Any
 
 import orjson
 
-from decision.cli.options import EXIT_INVALID, EXIT_UNAVAILABLE, EXIT_USAGE
 from decision.rules.diff import RulesetChanges
 from decision.rules.types import Ruleset
+from inbound_common.cli import Exit
 from inbound_common.codecs import PublishedRuleset
 
 
@@ -93,13 +93,13 @@ def cmd_rules_diff(args: argparse.Namespace) -> int:
         old, new = _rulesets(args)
     except _Unresolved as exc:
         print(f"decision rules diff: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return Exit.USAGE
     except RulesetInvalid as exc:
         print(f"{exc}\ndecision rules diff: the ruleset is invalid", file=sys.stderr)
-        return EXIT_INVALID
+        return Exit.INVALID
     except StoreError as exc:
         print(f"decision rules diff: Redis: {exc}", file=sys.stderr)
-        return EXIT_UNAVAILABLE
+        return Exit.UNAVAILABLE
     changes = diff(old, new)
     if args.json:
         body = {"old": old.version, "new": new.version, "changes": changes.to_json(), "summary": changes.summary()}

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from decision.cli.options import Exit, fail, milliseconds, option
+from decision.cli.options import fail
+from inbound_common.cli import Exit, milliseconds, option
 
 
 def add_client_options(parser: argparse.ArgumentParser, *, old_token_flag: bool = True) -> None:

@@ -16,33 +16,28 @@ from typing import Any
 import orjson
 
 from decision.cli import authoring, client, events, ops, profile, report
-from decision.cli.options import (
-    ENVIRONMENT,
-    EXIT_INVALID,
+from decision.cli.options import add_json, add_redis_options, epilog, fail, parse_context
+from decision.cli.redis_access import check_published, lint_warnings, redis_failure
+from decision.core.tokens import FORMATS, PREVIOUS_FORMAT, TOKEN_FORMAT
+from decision.rules.errors import Problem, RulesetInvalid, Severity
+from decision.rules.types import Location, Ruleset
+from decision.settings import Settings
+from inbound_common.cli import (
     Exit,
     Parser,
-    add_json,
     add_key_prefix,
-    add_redis_options,
     add_redis_url,
-    epilog,
-    fail,
+    flushed,
     integer,
     milliseconds,
     option,
-    parse_context,
     port,
     positive,
     seconds,
     some_seconds,
 )
-from decision.cli.redis_access import check_published, lint_warnings, redis_failure
-from decision.core.tokens import FORMATS, PREVIOUS_FORMAT, TOKEN_FORMAT
-from decision.observe.redact import mask_url
-from decision.rules.errors import Problem, RulesetInvalid, Severity
-from decision.rules.types import Location, Ruleset
-from decision.settings import Settings
 from inbound_common.secret_files import load_tokens
+from inbound_common.urls import mask_url
 
 # The samples ship in the package (decision/examples, a link to the checkout's examples/): found from a wheel too.
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -116,7 +111,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             check_published(args.redis_url, args.key_prefix)
     except RulesetInvalid as exc:
         print(f"decision: refusing to start, the ruleset is invalid:\n{exc}", file=sys.stderr)
-        return EXIT_INVALID
+        return Exit.INVALID
     except PublishError as exc:
         return fail("serve", f"refusing to start: {exc}", Exit.INVALID)
     except StoreError as exc:
@@ -195,7 +190,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         errors = sum(1 for p in problems if p.severity is Severity.ERROR)
         warnings = len(problems) - errors
         if errors:
-            status = EXIT_INVALID
+            status = Exit.INVALID
         if args.json:
             reports.append(_validate_report(path, ruleset if not errors else None, problems))
             continue
@@ -417,7 +412,6 @@ def _add_serve(commands: Any) -> None:
         help="bearer tokens, one per line: calls need 'authorization: Bearer <token>' "
         "(also DECISION_AUTH_TOKENS, comma-separated; health and reflection stay open)",
     )
-    ENVIRONMENT["DECISION_AUTH_TOKENS"] = "bearer tokens the server accepts, comma-separated (serve)"
     option(
         serve,
         "--token-keys-file",
@@ -426,7 +420,6 @@ def _add_serve(commands: Any) -> None:
         help="tracking-token signing keys, '<key id> <secret>' per line, the last signs, all verify "
         "(also DECISION_TOKEN_KEYS, 'id:secret' comma-separated; without: a random key per start)",
     )
-    ENVIRONMENT["DECISION_TOKEN_KEYS"] = "tracking-token signing keys, 'id:secret' comma-separated (serve)"
     option(
         serve,
         "--token-format",
@@ -534,7 +527,7 @@ def build_parser() -> argparse.ArgumentParser:
     events.add_events_command(commands)
     report.add_command(commands)  # report: the outcome counters
     profile.add_command(commands)  # profile: one profile as stored
-    parser.epilog = epilog()  # after every command added its options: the whole list
+    parser.epilog = epilog(parser)  # after every command added its options: the whole list
     return parser
 
 
@@ -547,14 +540,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args: argparse.Namespace | None = None
     try:
-        args = build_parser().parse_args(argv)
-        status = int(args.func(args))
-        sys.stdout.flush()  # a closed pipe shows here, inside the handler, not at interpreter exit
-        return status
-    except BrokenPipeError:
-        # The reader went away (`| head`): say nothing, and keep Python from failing on the final flush.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return Exit.CLOSED_PIPE
+        args = parsed = build_parser().parse_args(argv)
+        return flushed(lambda: parsed.func(parsed))
     except KeyboardInterrupt:
         print("decision: interrupted", file=sys.stderr)
         return Exit.INTERRUPTED

@@ -15,11 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from decision.cli.options import Exit, add_json, add_redis_options, fail, option
+from decision.cli.options import add_json, add_redis_options, fail
 from decision.cli.redis_access import need_redis, redis_failure, run_control
 from decision.core.controls import Usage, period_text
 from decision.rules.types import Cap, ContactPolicy, utc_iso
 from decision.store.inspection import Attribute, Membership, MembershipState
+from inbound_common.cli import Exit, option
 
 if TYPE_CHECKING:  # imported to run: every command's start would pay for redis-py and the rule engine
     from decision.service.inspection import ProfileView

@@ -13,9 +13,10 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from decision.cli.options import Exit, fail
+from decision.cli.options import fail
 from decision.rules.errors import Problem
 from decision.rules.types import Ruleset
+from inbound_common.cli import Exit
 
 _T = TypeVar("_T")
 

@@ -19,7 +19,7 @@ import time
 from datetime import date, timedelta
 from typing import Any
 
-from decision.cli.options import Exit, add_json, add_redis_options, emit, fail, option, share
+from decision.cli.options import add_json, add_redis_options, emit, fail
 from decision.cli.outcomes_text import format_report
 from decision.cli.redis_access import client, need_redis, redis_failure
 from decision.core.allocation import current
@@ -29,6 +29,7 @@ from decision.core.report import DEFAULT_MIN_LIFT, build
 from decision.core.stats import DEFAULT_TUNING
 from decision.rules.patterns import ID_PATTERN
 from decision.rules.types import CLICK, CUSTOM_PREFIX, Experiment, Ruleset
+from inbound_common.cli import Exit, option, share
 
 MAX_DAYS = 400
 

@@ -23,11 +23,11 @@ from redis.exceptions import NoPermissionError
 
 from decision.api.auth import TokenAuthInterceptor
 from decision.api.tls import TlsConfigError, server_credentials
-from decision.observe.redact import mask_url
 from decision.store.connect import connect
 from decision.store.embedded import EmbeddedRedis, free_port
 from decision.v1 import decision_pb2_grpc
 from inbound_common.secret_files import MIN_TOKEN_LENGTH, BearerToken
+from inbound_common.urls import mask_url
 from tests.certs import TestCertificates
 from tests.conftest import StartServer
 from tests.decision.helpers import add_membership, decide_request, offers
