@@ -17,11 +17,6 @@ from dataclasses import dataclass
 from typing import Final
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
-import redis.connection
-
-# redis-py's reading of a URL's query options (typed here: it is not in every release).
-_redis_py_parse_url: Callable[[str], Mapping[str, object]] = redis.connection.parse_url
-
 # A cluster URL is read by redis-py's cluster client as the plain URL of one of its nodes.
 CLUSTER_SCHEMES: Final = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
 SCHEMES: Final = ("redis", "rediss", "unix", *CLUSTER_SCHEMES)
@@ -72,8 +67,14 @@ def parse_redis_url(url: str) -> RedisUrl:
     if any(value.lower() not in CERT_REQS for value in reqs):
         raise InvalidRedisUrl(f"not a Redis URL: ssl_cert_reqs must be one of {', '.join(CERT_REQS)}")
     plain = CLUSTER_SCHEMES.get(scheme, scheme) + url[len(scheme) :]
+    # redis-py, when a URL is checked: importing it costs ~120 ms of CPU here (python -m loadtest.startup), which
+    # the commands that need no Redis (decision --help, validate, decide, events) do not pay for their options.
+    import redis.connection
+
+    # redis-py's reading of a URL's query options (typed here: it is not in every release).
+    parse_url: Callable[[str], Mapping[str, object]] = redis.connection.parse_url
     try:
-        _redis_py_parse_url(plain)  # its query options (socket_timeout=..., db=...), as the clients will read them
+        parse_url(plain)  # its query options (socket_timeout=..., db=...), as the clients will read them
     except ValueError as exc:
         raise InvalidRedisUrl(f"not a Redis URL: {exc}") from None
     return RedisUrl(url, plain, scheme in CLUSTER_SCHEMES)

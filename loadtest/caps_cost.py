@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import grpc
+import redis.asyncio as aioredis
 
 from audience_sync.deltas import write_memberships
 from audience_sync.store import SyncStore
@@ -95,8 +96,6 @@ async def main(calls: int) -> None:
 
 
 async def redis_server_flush(url: str) -> None:
-    import redis.asyncio as aioredis
-
     client = aioredis.Redis.from_url(url)
     await client.flushall()
     await client.aclose()

@@ -32,10 +32,16 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+import grpc
 import orjson
 
 from audience_sync.cli.main import main as audience_sync
+from audience_sync.store import connect
+from decision.api.server import start as start_server
+from decision.settings import Settings
 from decision.store.embedded import EmbeddedRedis
+from decision.v1 import decision_pb2, decision_pb2_grpc
 from inbound_common.keys import KeySpace
 from loadtest.snapshot_load import audience_ids
 
@@ -87,8 +93,6 @@ def apply_rate(url: str, path: Path, profiles: int) -> float:
 
 
 async def receive_rate(base: str, bodies: Sequence[bytes], profiles: int, concurrency: int) -> float:
-    import aiohttp
-
     queue = list(reversed(bodies))
 
     async def worker(http: aiohttp.ClientSession) -> None:
@@ -108,14 +112,7 @@ async def receive_rate(base: str, bodies: Sequence[bytes], profiles: int, concur
 
 async def latency(base: str, redis_url: str, rules: Path, changes: int) -> tuple[list[float], list[float], int]:
     """(push-to-decision times, POST times, Decides that did not see the change yet), in seconds."""
-    import aiohttp
-    import grpc
-
-    from decision.api.server import start
-    from decision.settings import Settings
-    from decision.v1 import decision_pb2, decision_pb2_grpc
-
-    server = await start(Settings(rules_path=str(rules), host="127.0.0.1", port=0), redis_url)
+    server = await start_server(Settings(rules_path=str(rules), host="127.0.0.1", port=0), redis_url)
     seen_after: list[float] = []
     posts: list[float] = []
     misses = 0
@@ -179,7 +176,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"  - {{id: live, placements: [b], eligibility: {{audiences: {{all: ['{LIVE}']}}}}}}\n",
             encoding="utf-8",
         )
-        from audience_sync.store import connect
 
         client = connect(url)
         with receiver(url) as base:

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import grpc
 import hiredis
 import orjson
 from hiredis import pack_command
@@ -45,7 +46,10 @@ from audience_sync.formats import InputOptions
 from audience_sync.report import ErrorReport
 from audience_sync.snapshot import LoadOptions, SnapshotLoad
 from audience_sync.store import SyncStore, connect
+from decision.api.server import start as start_server
+from decision.settings import Settings
 from decision.store.embedded import EmbeddedRedis
+from decision.v1 import decision_pb2, decision_pb2_grpc
 from inbound_common.codecs import membership_field
 from inbound_common.keys import KeySpace
 
@@ -171,13 +175,7 @@ def rules_for(audiences: Sequence[str]) -> str:
 
 async def decide_cost(url: str, rules: Path, profile_id: str) -> dict[str, int]:
     """Redis commands spent by one Decide on a real server (after one warm-up call)."""
-    import grpc
-
-    from decision.api.server import start
-    from decision.settings import Settings
-    from decision.v1 import decision_pb2, decision_pb2_grpc
-
-    server = await start(Settings(rules_path=str(rules), host="127.0.0.1", port=0), url)
+    server = await start_server(Settings(rules_path=str(rules), host="127.0.0.1", port=0), url)
     client = connect(url)
     try:
         request = decision_pb2.DecideRequest(

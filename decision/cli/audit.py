@@ -10,7 +10,9 @@ from typing import Any
 
 import orjson
 
-from decision.rules.diff import RulesetChanges
+from decision.cli.redis_access import run_control
+from decision.rules.diff import RulesetChanges, diff
+from decision.rules.errors import RulesetInvalid
 from decision.rules.types import Ruleset
 from inbound_common.cli import Exit
 from inbound_common.codecs import PublishedRuleset
@@ -51,8 +53,6 @@ class _Unresolved(Exception):
 
 
 def _published(args: argparse.Namespace, names: list[str]) -> dict[str, PublishedRuleset]:
-    from decision.cli.redis_access import run_control
-
     async def read(store: Any) -> dict[str, PublishedRuleset]:
         found = {}
         for name in names:
@@ -67,6 +67,7 @@ def _published(args: argparse.Namespace, names: list[str]) -> dict[str, Publishe
 
 def _rulesets(args: argparse.Namespace) -> list[Ruleset]:
     """A and B: files where such files exist, else published versions (read from --redis-url)."""
+    # lazy, start-up (loadtest.startup): redis-py ~120 ms
     from decision.service.rulesets import parse_checked, read_rules_file
 
     names = [args.old, args.new]
@@ -85,8 +86,7 @@ def _rulesets(args: argparse.Namespace) -> list[Ruleset]:
 
 
 def cmd_rules_diff(args: argparse.Namespace) -> int:
-    from decision.rules.diff import diff
-    from decision.rules.errors import RulesetInvalid
+    # lazy, start-up (loadtest.startup): redis-py ~120 ms
     from decision.store.connect import StoreError
 
     try:

@@ -8,20 +8,24 @@ import dataclasses
 import errno
 import os
 import signal
+import socket
 import sys
 from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 from decision.cli import authoring, client, events, ops, profile, report
+from decision.cli.limits_config import limits_from
 from decision.cli.options import add_json, add_redis_options, epilog, fail, parse_context
 from decision.cli.redis_access import check_published, lint_warnings, redis_failure
 from decision.core.tokens import FORMATS, PREVIOUS_FORMAT, TOKEN_FORMAT
 from decision.rules.errors import Problem, RulesetInvalid, Severity
 from decision.rules.types import Location, Ruleset
 from decision.settings import Settings
+from decision.store.embedded import EmbeddedRedis, EmbeddedRedisError
 from inbound_common.cli import (
     Exit,
     Parser,
@@ -69,10 +73,10 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 def _secured(settings: Settings, args: argparse.Namespace) -> Settings:
     """Add the TLS, authentication and limits options (checked now: a server never starts misconfigured)."""
+    # lazy, start-up (loadtest.startup): gRPC ~50 ms
     from decision.api.auth import ENV_TOKENS
     from decision.api.tls import server_credentials
     from decision.api.token_keys import load_token_keys
-    from decision.cli.limits_config import limits_from
 
     server_credentials(args.tls_cert, args.tls_key, args.tls_client_ca)
     return dataclasses.replace(
@@ -91,11 +95,11 @@ def _secured(settings: Settings, args: argparse.Namespace) -> Settings:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    # lazy, start-up (loadtest.startup): the server ~300 ms, redis-py ~120 ms
     from decision.api.server import configure_logging, serve_workers
     from decision.service.active import load_compiled
     from decision.service.rulesets import PublishError
     from decision.store.connect import StoreError
-    from decision.store.embedded import EmbeddedRedis
 
     configure_logging(log_format=args.log_format)
     try:
@@ -134,8 +138,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def _check_port(host: str, port: int) -> None:
     """Raise PortUnavailable unless the server's workers can bind ``host:port`` (as they do: with SO_REUSEPORT)."""
-    import socket
-
+    # lazy, start-up (loadtest.startup): gRPC ~50 ms
     from decision.api.security import PortUnavailable
 
     if port == 0:
@@ -152,6 +155,7 @@ def _check_port(host: str, port: int) -> None:
 
 def _load_audiences(paths: Sequence[str], redis_url: str) -> int:
     """``--load-audiences``: CSV files of ``profile_id,audience_id`` written with audience_sync's writer."""
+    # lazy, start-up (loadtest.startup): redis-py ~120 ms
     from decision.cli.demo import load_audiences
 
     for path in paths:
@@ -166,6 +170,7 @@ def _load_audiences(paths: Sequence[str], redis_url: str) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    # lazy, start-up (loadtest.startup): the rule engine ~30 ms, YAML ~40 ms
     from decision.rules.compiler import compile_ruleset
     from decision.rules.loader import parse
 
@@ -230,6 +235,7 @@ def _validate_report(path: str, ruleset: Ruleset | None, problems: list[Problem]
 
 
 def cmd_decide(args: argparse.Namespace) -> int:
+    # lazy, start-up (loadtest.startup): gRPC ~50 ms, protobuf ~30 ms
     import grpc
     from google.protobuf import json_format
 
@@ -277,8 +283,6 @@ def cmd_decide(args: argparse.Namespace) -> int:
 
 def cmd_redis(args: argparse.Namespace) -> int:
     """A local redis-server (the embedded binary) in the foreground, until Ctrl-C or SIGTERM."""
-    from decision.store.embedded import EmbeddedRedis, EmbeddedRedisError
-
     stop = {signal.SIGINT, signal.SIGTERM}
     signal.pthread_sigmask(signal.SIG_BLOCK, stop)  # taken by sigwait below, not as KeyboardInterrupt
     try:
@@ -291,6 +295,7 @@ def cmd_redis(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    # lazy, start-up (loadtest.startup): the server ~300 ms, redis-py ~120 ms
     from decision.api.server import configure_logging
     from decision.cli.demo import run_demo
 
@@ -299,8 +304,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
     try:
         return version("inbound-decisioning")
     except PackageNotFoundError:  # run from a source tree that was not installed
@@ -533,11 +536,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; every failure a user can cause ends with one line on stderr and an exit status (Exit)."""
-    from redis.exceptions import RedisClusterException, RedisError
-
-    from decision.api.security import PortUnavailable
-    from decision.store.embedded import EmbeddedRedisError
-
     args: argparse.Namespace | None = None
     try:
         args = parsed = build_parser().parse_args(argv)
@@ -545,18 +543,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("decision: interrupted", file=sys.stderr)
         return Exit.INTERRUPTED
-    except (PortUnavailable, EmbeddedRedisError) as exc:
-        return fail(_command(args), str(exc).splitlines()[0], Exit.UNAVAILABLE)
-    except (RedisError, RedisClusterException, ConnectionError, TimeoutError) as exc:  # a Redis unexpectedly down
-        return redis_failure(_command(args), exc)
-    except OSError as exc:  # a file the command could not read or write
+    except Exception as exc:
+        status = _failure(_command(args), exc)
+        if status is None:  # not a failure a user can cause: a bug, shown as one
+            raise
+        return status
+
+
+def _failure(command: str, exc: Exception) -> int | None:
+    """Say a failure a user can cause (Redis or the port unavailable, a file unreadable); its exit status."""
+    # Imported once something failed: redis-py and gRPC cost ~150 ms of CPU at start (python -m loadtest.startup),
+    # which the commands that use neither (decision --help, validate) do not pay.
+    from redis.exceptions import RedisClusterException, RedisError
+
+    from decision.api.security import PortUnavailable
+
+    if isinstance(exc, PortUnavailable | EmbeddedRedisError):
+        return fail(command, str(exc).splitlines()[0], Exit.UNAVAILABLE)
+    if isinstance(
+        exc, RedisError | RedisClusterException | ConnectionError | TimeoutError
+    ):  # a Redis unexpectedly down
+        return redis_failure(command, exc)
+    if isinstance(exc, OSError):  # a file the command could not read or write
         where = f"{exc.filename}: " if exc.filename else ""
-        return fail(_command(args), f"{where}{exc.strerror or exc}", Exit.INVALID)
+        return fail(command, f"{where}{exc.strerror or exc}", Exit.INVALID)
+    return None
 
 
 def _command(args: argparse.Namespace | None) -> str:
     return str(getattr(args, "command", "") or "")
-
-
-if __name__ == "__main__":
-    sys.exit(main())

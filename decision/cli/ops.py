@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import sys
 import time
 from collections.abc import Iterator
@@ -21,6 +22,7 @@ from decision.cli.redis_access import client, lint_warnings, need_redis, redis_f
 from decision.rules.errors import RulesetInvalid
 from decision.rules.types import utc_iso
 from inbound_common.cli import Exit, option, positive, share
+from inbound_common.keys import KeySpace
 
 
 def add_commands(commands: Any) -> None:
@@ -88,6 +90,7 @@ def add_commands(commands: Any) -> None:
 
 
 def cmd_rules_publish(args: argparse.Namespace) -> int:
+    # lazy, start-up (loadtest.startup): redis-py ~120 ms
     from decision.service.rulesets import PublishError, VersionConflict, parse_checked, publish, read_rules_file
     from decision.store.connect import StoreError
 
@@ -134,6 +137,7 @@ def cmd_rules_publish(args: argparse.Namespace) -> int:
 
 
 def cmd_rules_rollback(args: argparse.Namespace) -> int:
+    # lazy, start-up (loadtest.startup): redis-py ~120 ms
     from decision.service.rulesets import PublishError, rollback
     from decision.store.connect import StoreError
 
@@ -160,6 +164,7 @@ def cmd_rules_rollback(args: argparse.Namespace) -> int:
 
 
 def cmd_rules_list(args: argparse.Namespace) -> int:
+    # lazy, start-up (loadtest.startup): redis-py ~120 ms
     from decision.service.rulesets import listing
     from decision.store.connect import StoreError
 
@@ -212,10 +217,10 @@ def cmd_rules_list(args: argparse.Namespace) -> int:
 
 
 def _sample_from_redis(args: argparse.Namespace, now: float) -> list[Any]:
+    # lazy, start-up (loadtest.startup): the rule engine ~70 ms, redis-py ~120 ms
     from decision.cli.simulate import Profile
     from decision.store.control import ControlStore
     from decision.store.profiles import ProfileStore
-    from inbound_common.keys import KeySpace
 
     async def main() -> list[Profile]:
         keys = KeySpace(args.key_prefix)
@@ -234,13 +239,12 @@ def _sample_from_redis(args: argparse.Namespace, now: float) -> list[Any]:
 
 
 def _with_context(profiles: Any, context: dict[str, Any]) -> Iterator[Any]:
-    import dataclasses
-
     for profile in profiles:
         yield dataclasses.replace(profile, context={**context, **profile.context}) if context else profile
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
+    # lazy, start-up (loadtest.startup): the rule engine ~70 ms, redis-py ~120 ms
     from decision.cli.report_html import render
     from decision.cli.simulate import SampleError, profile_from_json, read_ndjson, simulate
     from decision.service.active import load_compiled
@@ -284,6 +288,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def _report_comparison(args: argparse.Namespace, compared: Any) -> int:
+    # lazy, start-up (loadtest.startup): the rule engine ~70 ms
     from decision.cli.compare import format_comparison
 
     emit(args.json, compared.to_json, lambda: format_comparison(compared))

@@ -18,6 +18,7 @@ import orjson
 from decision.cli.options import add_json, add_redis_options, fail
 from decision.cli.redis_access import need_redis, redis_failure, run_control
 from decision.core.controls import Usage, period_text
+from decision.rules.errors import RulesetInvalid
 from decision.rules.types import Cap, ContactPolicy, utc_iso
 from decision.store.inspection import Attribute, Membership, MembershipState
 from inbound_common.cli import Exit, option
@@ -48,6 +49,7 @@ def add_command(commands: Any) -> None:
 
 
 async def _views(args: argparse.Namespace, control: ControlStore, now: float) -> list[ProfileView]:
+    # lazy, start-up (loadtest.startup): YAML ~40 ms, redis-py ~120 ms
     from decision.rules.loader import load_file
     from decision.service.inspection import inspect_profile, published_ruleset
 
@@ -59,7 +61,7 @@ async def _views(args: argparse.Namespace, control: ControlStore, now: float) ->
 
 
 def cmd_profile(args: argparse.Namespace) -> int:
-    from decision.rules.errors import RulesetInvalid
+    # lazy, start-up (loadtest.startup): redis-py ~120 ms
     from decision.store.connect import StoreError
 
     if not need_redis(args, "profile"):

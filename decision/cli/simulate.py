@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from decision.cli.ndjson import values
 from decision.core.planning import decide
 from decision.core.requests import check_request, with_profile
 from decision.core.types import DecisionRequest, InvalidRequest, PlacementRequest
@@ -82,8 +83,6 @@ def profile_from_json(body: object, where: str) -> Profile:
 def read_ndjson(path: str | Path) -> Iterator[Profile]:
     """Profiles from NDJSON, a line each: ``{"profile": "p1", "audiences": ["a"], "context": {"cart_value": 12},
     "profile_attributes": {"tier": "gold"}}``."""
-    from decision.cli.ndjson import values
-
     for where, body in values(path, SampleError):
         yield profile_from_json(body, where)
 
