@@ -15,6 +15,7 @@ import sys
 import textwrap
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from enum import IntEnum
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any, Final, NoReturn
 
 from inbound_common.keys import KeySpace
@@ -54,6 +55,20 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(Exit.USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def program(name: str, description: str) -> tuple[Parser, Any]:
+    """A command's parser, with ``--version`` (the release installed), and the action its subcommands are added to."""
+    parser = Parser(prog=name, description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"{name} {release()}")
+    return parser, parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+
+def release() -> str:
+    try:
+        return version("inbound-decisioning")
+    except PackageNotFoundError:  # run from a source tree that was not installed
+        return "unknown (not installed)"
 
 
 def option(
@@ -209,12 +224,16 @@ def positive(text: str) -> int:
     return value
 
 
+def _number(text: str, of: str = "") -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number{f' of {of}' if of else ''}: {text!r}") from None
+
+
 def seconds(text: str) -> float:
     """A duration option: a number of seconds, 0 or more."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    value = _number(text, "seconds")
     if not value >= 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"must be 0 or more seconds: {text!r}")
     return value
@@ -230,10 +249,7 @@ def some_seconds(text: str) -> float:
 
 def milliseconds(text: str) -> float:
     """A duration option in milliseconds, more than 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of milliseconds: {text!r}") from None
+    value = _number(text, "milliseconds")
     if not value > 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"must be more than 0 ms: {text!r}")
     return value
@@ -241,10 +257,7 @@ def milliseconds(text: str) -> float:
 
 def share(text: str) -> float:
     """A ratio option: a number from 0 to 1, or a percentage (``1%``)."""
-    try:
-        value = float(text[:-1]) / 100 if text.endswith("%") else float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    value = _number(text[:-1]) / 100 if text.endswith("%") else _number(text)
     if not 0 <= value <= 1:
         raise argparse.ArgumentTypeError(f"must be between 0 and 1 (or 0% and 100%): {text!r}")
     return value

@@ -10,7 +10,6 @@ import argparse
 import contextlib
 import signal
 from collections.abc import Sequence
-from importlib.metadata import PackageNotFoundError, version
 from types import FrameType
 from typing import Final
 
@@ -18,7 +17,7 @@ from audience_sync.cli import apply, attributes, gc, load, receive, status, stre
 from audience_sync.cli.options import InputRefused, UsageError, add_connection, add_inputs
 from audience_sync.receive.auth import ENV_TOKENS
 from audience_sync.store import StoreFailure, StoreUnavailable
-from inbound_common.cli import Exit, Parser, epilog, fail, flushed
+from inbound_common.cli import Exit, epilog, fail, flushed, program
 
 # audience-sync's cases of each exit status (``audience-sync --help``; docs/audience-sync.md).
 STATUSES: Final = {
@@ -41,25 +40,14 @@ registration, gives back the generation and code it took (Redis is as it was), a
 (SIGKILL) leaves them to `gc` (see `status`)."""
 
 
-def _version() -> str:
-    try:
-        return version("inbound-decisioning")
-    except PackageNotFoundError:
-        return "unknown (not installed)"
-
-
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)  # the options of every command
     add_connection(common)
     inputs = argparse.ArgumentParser(add_help=False)  # of the commands reading memberships from files
     add_inputs(inputs)
-    parser = Parser(
-        prog="audience-sync",
-        description="Bring audience memberships from the outbound orchestrator into Redis (docs/redis-keys.md).",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    parser, commands = program(
+        "audience-sync", "Bring audience memberships from the outbound orchestrator into Redis (docs/redis-keys.md)."
     )
-    parser.add_argument("--version", action="version", version=f"audience-sync {_version()}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     load.add_command(commands, common, inputs)
     apply.add_command(commands, common, inputs)
     attributes.add_command(commands, common)

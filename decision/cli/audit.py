@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from decision.cli.redis_access import run_control
+from decision.cli.redis_access import redis_failure, run_control
 from decision.rules.diff import RulesetChanges, diff
 from decision.rules.errors import RulesetInvalid
 from decision.rules.types import Ruleset
@@ -98,8 +98,7 @@ def cmd_rules_diff(args: argparse.Namespace) -> int:
         print(f"{exc}\ndecision rules diff: the ruleset is invalid", file=sys.stderr)
         return Exit.INVALID
     except StoreError as exc:
-        print(f"decision rules diff: Redis: {exc}", file=sys.stderr)
-        return Exit.UNAVAILABLE
+        return redis_failure("rules diff", exc)
     changes = diff(old, new)
     if args.json:
         body = {"old": old.version, "new": new.version, "changes": changes.to_json(), "summary": changes.summary()}

@@ -11,7 +11,6 @@ import signal
 import socket
 import sys
 from collections.abc import Sequence
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,6 @@ from decision.settings import Settings
 from decision.store.embedded import EmbeddedRedis, EmbeddedRedisError
 from inbound_common.cli import (
     Exit,
-    Parser,
     add_key_prefix,
     add_redis_url,
     flushed,
@@ -37,6 +35,7 @@ from inbound_common.cli import (
     option,
     port,
     positive,
+    program,
     seconds,
     some_seconds,
 )
@@ -303,13 +302,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return asyncio.run(run_demo(Path(args.example), port=args.port, once=args.once))
 
 
-def _version() -> str:
-    try:
-        return version("inbound-decisioning")
-    except PackageNotFoundError:  # run from a source tree that was not installed
-        return "unknown"
-
-
 def _add_serve(commands: Any) -> None:
     defaults = Settings()
     serve = commands.add_parser(
@@ -490,13 +482,7 @@ def _add_decide(commands: Any) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = Parser(
-        prog="decision",
-        description="Inbound Decisioning: next-best-message decisions.",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser, commands = program("decision", "Inbound Decisioning: next-best-message decisions.")
     _add_serve(commands)
 
     validate = commands.add_parser("validate", help="check ruleset files; print every problem")
