@@ -9,8 +9,11 @@ COPY decision ./decision
 COPY examples ./examples
 COPY audience_sync ./audience_sync
 COPY inbound_common ./inbound_common
+# Every command works in the image: receive and console (aiohttp), Parquet exports, watch on S3
+# (`--build-arg EXTRAS=otel` for the decision service alone, with spans; add gcs, azure or sftp for those stores).
+ARG EXTRAS=receive,console,parquet,watch,s3
 RUN python -m venv /opt/venv && /opt/venv/bin/pip install --no-cache-dir --upgrade pip \
-    && /opt/venv/bin/pip install --no-cache-dir .
+    && /opt/venv/bin/pip install --no-cache-dir ".[$EXTRAS]"
 
 FROM python:3.11-slim
 RUN useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin decision

@@ -32,7 +32,7 @@ from audience_sync.registry import DEFAULT_STALE_AFTER, HEARTBEAT_EVERY, retired
 from audience_sync.report import ErrorReport, Progress
 from audience_sync.sources import open_input
 from audience_sync.store import Begun, CutoverGuard, CutoverItem, SyncStore
-from inbound_common.codecs import AudienceEntry, membership_field
+from inbound_common.codecs import IDENTITY_NAMESPACES, AudienceEntry, membership_field
 
 
 class SnapshotRefused(RuntimeError):
@@ -383,9 +383,9 @@ class SnapshotLoad:
             for t in self.tallies.values()
         ]
         self._heartbeat()
-        outcome = self.store.cutover(
-            items, now=self.clock(), extra={"lines": stats.lines, "bad_lines": stats.bad}, guard=self.guard
-        )
+        namespaces = list(self.options.input.identity_namespaces)  # [] is written as {} by the script's cjson
+        extra = {"lines": stats.lines, "bad_lines": stats.bad, IDENTITY_NAMESPACES: namespaces}
+        outcome = self.store.cutover(items, now=self.clock(), extra=extra, guard=self.guard)
         if outcome.refused:
             raise SnapshotRefused(
                 f"audience {outcome.audience_id!r}: cutover refused ({outcome.refused}: {outcome.detail}); "

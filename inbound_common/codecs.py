@@ -86,6 +86,17 @@ class AudienceEntry:
         )
 
 
+# ``extra`` of a registry entry: the identity namespaces whose ids its last snapshot load wrote (audience_sync's
+# ``--identity-namespace``; empty: the export's primary identity, or the file's profile ids).
+IDENTITY_NAMESPACES = "identity_namespaces"
+
+
+def identity_namespaces(entry: AudienceEntry) -> tuple[str, ...]:
+    """The identity namespaces an audience's last snapshot load wrote ids of (() when it named none)."""
+    recorded = entry.extra.get(IDENTITY_NAMESPACES)
+    return tuple(str(n) for n in recorded) if isinstance(recorded, list) else ()
+
+
 def pending_codes(pending: Iterable[bytes | str]) -> list[int]:
     """The audience codes of the field names of ``pending`` (``<code>:<generation>``)."""
     codes = (_text(f).partition(":")[0] for f in pending)

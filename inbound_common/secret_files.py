@@ -5,9 +5,10 @@ secret. A token file (``decision serve --auth-tokens-file``, ``audience-sync rec
 ``<token> [scope,scope...]`` lines; a variable (``DECISION_AUTH_TOKENS``, ``AUDIENCE_SYNC_RECEIVE_TOKENS``)
 holds tokens separated by commas or whitespace. A token given without scopes has every scope. The scopes
 are one vocabulary for both commands, so one file can serve both: ``decide``, ``events``, ``admin`` (the
-decision service's methods) and ``audiences`` (pushing to ``audience-sync receive``); any other is refused.
+decision service's methods), ``console`` (``decision console``) and ``audiences`` (pushing to
+``audience-sync receive``); any other is refused.
 
-Tokens are compared in constant time (:func:`presented`): the presented token's SHA-256 against every
+Tokens are compared in constant time (:class:`AcceptedTokens`): the presented token's SHA-256 against every
 accepted one's, all of them, so neither a token's content nor its length nor which one matched shows in
 the timing.
 """
@@ -23,7 +24,7 @@ from pathlib import Path
 from typing import Final
 
 # What a bearer token may do; the decision service maps each method to one (decision.api.auth.METHOD_SCOPES).
-SCOPES: Final = frozenset({"decide", "events", "admin", "audiences"})
+SCOPES: Final = frozenset({"decide", "events", "admin", "console", "audiences"})
 MIN_TOKEN_LENGTH: Final = 16
 _VISIBLE: Final = re.compile(r"[\x21-\x7e]+")  # visible ASCII: what fits in an HTTP header value unescaped
 SEPARATORS: Final = re.compile(r"[\s,]+")
@@ -51,17 +52,10 @@ def entry_lines(path: str, what: str, error: type[ValueError] = AuthConfigError)
 
 @dataclass(frozen=True, slots=True)
 class BearerToken:
-    """An accepted bearer token and its scopes (None: every scope)."""
+    """An accepted bearer token and its scopes (a token given without scopes has all of them)."""
 
     token: str = field(repr=False)
-    scopes: frozenset[str] | None = None
-    digest: bytes = field(init=False, repr=False, compare=False)  # SHA-256 of the token: what is compared
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "digest", _digest(self.token))
-
-    def allows(self, scope: str) -> bool:
-        return self.scopes is None or scope in self.scopes
+    scopes: frozenset[str] = SCOPES
 
 
 def _digest(token: str) -> bytes:
@@ -76,11 +70,11 @@ def _checked(token: str, where: str) -> str:
     return token
 
 
-def _scopes(text: str, where: str) -> frozenset[str] | None:
+def _scopes(text: str, where: str) -> frozenset[str]:
     scopes = frozenset(s for s in SEPARATORS.split(text) if s)
     if unknown := sorted(scopes - SCOPES):
         raise AuthConfigError(f"{where}: unknown scope {unknown[0]!r} (scopes: {', '.join(sorted(SCOPES))})")
-    return scopes or None
+    return scopes or SCOPES
 
 
 def load_tokens(path: str | None, environ: Mapping[str, str], variable: str) -> tuple[BearerToken, ...]:
@@ -98,11 +92,32 @@ def load_tokens(path: str | None, environ: Mapping[str, str], variable: str) -> 
     return tuple(dict.fromkeys(tokens))
 
 
-def presented(accepted: Sequence[BearerToken], token: str) -> BearerToken | None:
-    """The accepted token ``token`` is, or None; every accepted one is compared (no early exit)."""
-    candidate = _digest(token)
-    matched: BearerToken | None = None
-    for known in accepted:  # the time does not tell which token matched, nor whether one did
-        if hmac.compare_digest(candidate, known.digest):
-            matched = known
-    return matched
+class AcceptedTokens:
+    """The accepted tokens, held as hashes: the scopes of a presented token, in constant time."""
+
+    def __init__(self, tokens: Sequence[BearerToken]) -> None:
+        self._accepted = tuple((_digest(t.token), t.scopes) for t in tokens)
+
+    def __bool__(self) -> bool:
+        return bool(self._accepted)
+
+    def scopes(self, token: str) -> frozenset[str] | None:
+        """The token's scopes, or None when it is not accepted. Every accepted token is compared, every time."""
+        candidate = _digest(token)
+        granted: frozenset[str] | None = None
+        for digest, scopes in self._accepted:  # no early exit: the time does not tell which token matched
+            if hmac.compare_digest(candidate, digest):
+                granted = scopes
+        return granted
+
+    def of_header(self, authorization: str | None) -> frozenset[str] | None:
+        """The scopes of an ``authorization: Bearer <token>`` header's token (gRPC metadata or HTTP); None when
+        the header is absent, of another scheme, or its token is not accepted."""
+        token = bearer(authorization)
+        return None if token is None else self.scopes(token)
+
+
+def bearer(authorization: str | None) -> str | None:
+    """The token of an ``authorization: Bearer <token>`` header (the scheme in any case); None for another one."""
+    scheme, _, token = (authorization or "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None

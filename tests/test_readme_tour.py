@@ -15,6 +15,7 @@ import signal
 import subprocess
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -86,6 +87,7 @@ def tour_env() -> Iterator[dict[str, str]]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DECISION_", "AUDIENCE_SYNC_"))}
     env |= {"DECISION_PORT": str(port), "DECISION_TARGET": f"127.0.0.1:{port}", "DECISION_DRAIN": "0"}
+    env |= {"DECISION_CONSOLE_PORT": str(free_port())}
     yield env
     for name in WRITTEN_BY_THE_TOUR:
         (ROOT / name).unlink(missing_ok=True)
@@ -102,6 +104,7 @@ def test_the_tour_runs_as_written(tour_env: dict[str, str]) -> None:
     redis_port = str(free_port())
     blocks = [block.replace(README_REDIS_PORT, redis_port) for block in blocks]
     services: list[Service] = []
+    pages: dict[str, str] = {}
     try:
         for block in (b for b in blocks if is_service(b)):
             service = Service(block, tour_env)
@@ -116,6 +119,8 @@ def test_the_tour_runs_as_written(tour_env: dict[str, str]) -> None:
             text=True,
             timeout=300,
         )
+        if result.returncode == 0:  # the console (the last terminal), as a browser sees it signed in
+            pages = console_pages(blocks, tour_env)
     finally:
         for service in reversed(services):
             service.stop()
@@ -141,6 +146,23 @@ def test_the_tour_runs_as_written(tour_env: dict[str, str]) -> None:
         position = found
     services_said = "".join(line for s in services for line in s.output)
     assert "Traceback" not in said + services_said, said + services_said
+    profile = pages["/profile?id=p-1001"]
+    assert "vip-customers" in profile and "web_banners_weekly" in profile, profile
+    assert "retail-2026.12 (active)" in pages["/changes"]
+
+
+def console_pages(blocks: list[str], env: dict[str, str]) -> dict[str, str]:
+    """The console's Profile page of p-1001 and its Changes page, fetched with the tour's token."""
+    token = re.search(r"DECISION_AUTH_TOKENS=(\S+)", "\n".join(b for b in blocks if "decision console" in b))
+    assert token is not None, "the tour's console lost its token"
+    console = f"http://127.0.0.1:{env['DECISION_CONSOLE_PORT']}"
+    return {path: console_page(console + path, token.group(1)) for path in ("/profile?id=p-1001", "/changes")}
+
+
+def console_page(url: str, token: str) -> str:
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return str(response.read().decode())
 
 
 def test_the_one_command_server_loads_the_sample_audiences(tour_env: dict[str, str]) -> None:

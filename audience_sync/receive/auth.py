@@ -24,11 +24,12 @@ from typing import Final
 
 from inbound_common.secret_files import (
     MIN_TOKEN_LENGTH,
+    AcceptedTokens,
     AuthConfigError,
     BearerToken,
+    bearer,
     entry_lines,
     load_tokens,
-    presented,
 )
 
 ENV_TOKENS: Final = "AUDIENCE_SYNC_RECEIVE_TOKENS"
@@ -108,6 +109,7 @@ class Access:
 class Authenticator:
     def __init__(self, access: Access) -> None:
         self.access = access
+        self.tokens = AcceptedTokens(access.tokens)
 
     # -- the token endpoint ---------------------------------------------------------
     def issue(self, client_id: str, secret: str, now: float) -> tuple[str, int]:
@@ -128,17 +130,16 @@ class Authenticator:
         """Return if the Authorization header may push; else Refused (401 or 403)."""
         if not self.access.enabled:
             return
-        scheme, _, token = (authorization or "").partition(" ")
-        token = token.strip()
-        if scheme.lower() != "bearer" or not token:
+        token = bearer(authorization)
+        if token is None:
             raise Refused(401, "invalid_request", "missing bearer token (Authorization: Bearer <token>)")
         if token.startswith(TOKEN_PREFIX + "."):
             self._check_issued(token, now)
             return
-        matched = presented(self.access.tokens, token)
-        if matched is None:
+        scopes = self.tokens.scopes(token)
+        if scopes is None:
             raise Refused(401, "invalid_token", "unknown bearer token")
-        if not matched.allows(PUSH_SCOPE):
+        if PUSH_SCOPE not in scopes:
             raise Refused(403, "insufficient_scope", f"the bearer token lacks the {PUSH_SCOPE!r} scope")
 
     def _check_issued(self, token: str, now: float) -> None:

@@ -12,7 +12,8 @@ comparison). Several tokens may be valid at once, for rotation.
 A line without scopes, and every token from the environment, has all scopes (what
 tokens meant before scopes existed). ``METHOD_SCOPES`` says which scope each
 method needs; a method it does not name needs ``admin``. An accepted token
-without the scope gets PERMISSION_DENIED.
+without the scope gets PERMISSION_DENIED. The ``console`` scope is the web
+console's (``decision console``, which checks tokens with ``AcceptedTokens`` too).
 """
 
 from __future__ import annotations
@@ -22,9 +23,8 @@ from collections.abc import Awaitable, Callable
 import grpc
 
 from decision.api.handlers import refusing_handler
-from inbound_common.secret_files import BearerToken, presented
+from inbound_common.secret_files import AcceptedTokens, BearerToken
 
-ENV_TOKENS = "DECISION_AUTH_TOKENS"
 # Services callable without a token.
 OPEN_METHOD_PREFIXES = (
     "/grpc.health.v1.Health/",
@@ -48,22 +48,17 @@ class TokenAuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     def __init__(self, tokens: tuple[BearerToken, ...]) -> None:
         if not tokens:
             raise ValueError("no tokens: do not install the interceptor")
-        self._accepted = tokens
+        self._accepted = AcceptedTokens(tokens)
         # Refused calls by reason (UNAUTHENTICATED, PERMISSION_DENIED), read by the metrics.
         self.refused: dict[str, int] = {UNAUTHENTICATED: 0, PERMISSION_DENIED: 0}
 
-    def token_of(self, metadata: tuple[tuple[str, str | bytes], ...] | None) -> BearerToken | None:
-        """The accepted token the call presents, or None."""
-        header = next((value for key, value in metadata or () if key == "authorization"), None)
-        if not isinstance(header, str):
-            return None
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer":
-            return None
-        return presented(self._accepted, token.strip())
+    def scopes_of(self, metadata: tuple[tuple[str, str | bytes], ...] | None) -> frozenset[str] | None:
+        """The presented token's scopes, or None when it presents no accepted token."""
+        presented = next((value for key, value in metadata or () if key == "authorization"), None)
+        return self._accepted.of_header(presented) if isinstance(presented, str) else None
 
     def accepts(self, metadata: tuple[tuple[str, str | bytes], ...] | None) -> bool:
-        return self.token_of(metadata) is not None
+        return self.scopes_of(metadata) is not None
 
     async def intercept_service(
         self,
@@ -73,14 +68,14 @@ class TokenAuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         handler = await continuation(details)
         if handler is None or details.method.startswith(OPEN_METHOD_PREFIXES):
             return handler
-        token = self.token_of(details.invocation_metadata)
-        if token is None:
+        scopes = self.scopes_of(details.invocation_metadata)
+        if scopes is None:
             self.refused[UNAUTHENTICATED] += 1
             return refusing_handler(
                 handler, grpc.StatusCode.UNAUTHENTICATED, "missing or invalid bearer token (authorization metadata)"
             )
         needed = METHOD_SCOPES.get(details.method, ADMIN_SCOPE)
-        if token.allows(needed):
+        if needed in scopes:
             return handler
         self.refused[PERMISSION_DENIED] += 1
         return refusing_handler(

@@ -19,6 +19,7 @@ from decision.core.types import (
     InvalidRequest,
     JoinAudience,
     LeaveAudience,
+    Outcome,
     PlacementRequest,
     SetValue,
     WaitUntil,
@@ -190,6 +191,11 @@ def _change(change: Change) -> decision_pb2.WhyNotChange:
         message.offer_id = change.offer_id
         message.reason = change.part.value
     return message
+
+
+def outcome_of(value: int) -> Outcome:
+    """The outcome of an ``ExplanationOutcome`` (the proto enum mirrors decision.core.types.Outcome by name)."""
+    return Outcome[decision_pb2.ExplanationOutcome.Name(value).removeprefix("EXPLANATION_OUTCOME_")]
 
 
 def _explanation(e: Explanation) -> decision_pb2.OfferExplanation:

@@ -1,4 +1,5 @@
-"""TLS for the gRPC port: server credentials (TLS, or mutual TLS with a client CA) and client credentials.
+"""TLS for the gRPC port: server credentials (TLS, or mutual TLS with a client CA) and client credentials; and
+for the console's HTTPS listener, an SSL context checked the same way.
 
 The files are checked when the server starts (a key that does not match its
 certificate, a file that is not PEM), so a misconfiguration fails at once with
@@ -61,6 +62,22 @@ def server_credentials(
     return grpc.ssl_server_credentials(
         [(key_pem, cert_pem)], root_certificates=ca_pem, require_client_auth=ca_pem is not None
     )
+
+
+def server_ssl_context(cert: str | None, key: str | None) -> ssl.SSLContext | None:
+    """The TLS of an HTTPS listener (the console), checked as ``server_credentials`` checks the gRPC port's;
+    None when TLS is not configured (plain HTTP)."""
+    if cert is None and key is None:
+        return None
+    if cert is None or key is None:
+        raise TlsConfigError("--tls-cert and --tls-key go together")
+    _read(cert, "--tls-cert")
+    _read(key, "--tls-key")
+    _check_pair(cert, key)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(cert, key)
+    return context
 
 
 def channel_credentials(ca: str | None, cert: str | None = None, key: str | None = None) -> grpc.ChannelCredentials:

@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 
 from decision.cli.redis_access import redis_failure, run_control
-from decision.rules.diff import RulesetChanges, diff
+from decision.rules.diff import diff
 from decision.rules.errors import RulesetInvalid
 from decision.rules.types import Ruleset
 from inbound_common.cli import Exit
@@ -24,20 +24,6 @@ def default_author() -> str:
         return getpass.getuser()
     except (KeyError, OSError):  # no name for this uid (e.g. a container's)
         return "unknown"
-
-
-def changes_of(entry: PublishedRuleset) -> RulesetChanges | None:
-    return None if entry.changes is None else RulesetChanges.from_json(entry.changes)
-
-
-def change_summary(entry: PublishedRuleset) -> str:
-    """What ``rules list`` shows of a version's changes against the one active before it."""
-    changes = changes_of(entry)
-    if changes is not None:
-        return f"{changes.summary()} (vs {entry.previous})"
-    if entry.previous:
-        return f"not compared with {entry.previous}"
-    return "first publication" if entry.author else "-"  # "-": published before the audit was recorded
 
 
 def audit_json(entry: PublishedRuleset) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import orjson
 
+from decision.api.convert import outcome_of
 from decision.v1 import decision_pb2
 
 
@@ -56,8 +57,7 @@ def format_explanations(response: decision_pb2.DecideResponse) -> str:
     """One row per (placement, offer): the outcome and its reason, as `decision explain` prints them."""
     rows = [("PLACEMENT", "OFFER", "OUTCOME", "REASON")]
     for e in response.explanations:
-        outcome = decision_pb2.ExplanationOutcome.Name(e.outcome).removeprefix("EXPLANATION_OUTCOME_").lower()
-        rows.append((e.placement_id, e.offer_id, outcome, e.reason))
+        rows.append((e.placement_id, e.offer_id, outcome_of(e.outcome).value, e.reason))
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     return "\n".join(
         f"{row[0]:<{widths[0]}}  {row[1]:<{widths[1]}}  {row[2]:<{widths[2]}}  {row[3]}".rstrip() for row in rows

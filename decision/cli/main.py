@@ -16,9 +16,18 @@ from typing import Any
 
 import orjson
 
-from decision.cli import authoring, client, events, ops, profile, report
+from decision.cli import authoring, client, console, events, ops, profile, report
 from decision.cli.limits_config import limits_from
-from decision.cli.options import add_json, add_redis_options, epilog, fail, parse_context
+from decision.cli.options import (
+    add_auth_tokens_file,
+    add_json,
+    add_redis_options,
+    add_tls_server_options,
+    auth_tokens,
+    epilog,
+    fail,
+    parse_context,
+)
 from decision.cli.redis_access import check_published, lint_warnings, redis_failure
 from decision.core.tokens import FORMATS, PREVIOUS_FORMAT, TOKEN_FORMAT
 from decision.rules.errors import Problem, RulesetInvalid, Severity
@@ -39,7 +48,6 @@ from inbound_common.cli import (
     seconds,
     some_seconds,
 )
-from inbound_common.secret_files import load_tokens
 from inbound_common.urls import mask_url
 
 # The samples ship in the package (decision/examples, a link to the checkout's examples/): found from a wheel too.
@@ -73,7 +81,6 @@ def _settings(args: argparse.Namespace) -> Settings:
 def _secured(settings: Settings, args: argparse.Namespace) -> Settings:
     """Add the TLS, authentication and limits options (checked now: a server never starts misconfigured)."""
     # lazy, start-up (loadtest.startup): gRPC ~50 ms
-    from decision.api.auth import ENV_TOKENS
     from decision.api.tls import server_credentials
     from decision.api.token_keys import load_token_keys
 
@@ -83,7 +90,7 @@ def _secured(settings: Settings, args: argparse.Namespace) -> Settings:
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
         tls_client_ca=args.tls_client_ca,
-        auth_tokens=load_tokens(args.auth_tokens_file, os.environ, ENV_TOKENS),
+        auth_tokens=auth_tokens(args),
         token_keys=dataclasses.replace(
             load_token_keys(args.token_keys_file, os.environ) or settings.token_keys,
             signing_format=int(args.token_format),
@@ -390,8 +397,7 @@ def _add_serve(commands: Any) -> None:
         help="log lines as text or one JSON object per line",
     )
     option(serve, "--otel", action="store_true", help="OpenTelemetry spans for Decide (needs opentelemetry-api)")
-    option(serve, "--tls-cert", env="DECISION_TLS_CERT", metavar="PEM", help="certificate chain: serve TLS")
-    option(serve, "--tls-key", env="DECISION_TLS_KEY", metavar="PEM", help="private key of --tls-cert")
+    add_tls_server_options(serve)
     option(
         serve,
         "--tls-client-ca",
@@ -399,12 +405,9 @@ def _add_serve(commands: Any) -> None:
         metavar="PEM",
         help="CA bundle: require client certificates",
     )
-    option(
+    add_auth_tokens_file(
         serve,
-        "--auth-tokens-file",
-        env="DECISION_AUTH_TOKENS_FILE",
-        metavar="FILE",
-        help="bearer tokens, one per line: calls need 'authorization: Bearer <token>' "
+        "bearer tokens, one per line: calls need 'authorization: Bearer <token>' "
         "(also DECISION_AUTH_TOKENS, comma-separated; health and reflection stay open)",
     )
     option(
@@ -516,6 +519,7 @@ def build_parser() -> argparse.ArgumentParser:
     events.add_events_command(commands)
     report.add_command(commands)  # report: the outcome counters
     profile.add_command(commands)  # profile: one profile as stored
+    console.add_command(commands)  # console: the web console
     parser.epilog = epilog(parser)  # after every command added its options: the whole list
     return parser
 
@@ -546,9 +550,7 @@ def _failure(command: str, exc: Exception) -> int | None:
 
     if isinstance(exc, PortUnavailable | EmbeddedRedisError):
         return fail(command, str(exc).splitlines()[0], Exit.UNAVAILABLE)
-    if isinstance(
-        exc, RedisError | RedisClusterException | ConnectionError | TimeoutError
-    ):  # a Redis unexpectedly down
+    if isinstance(exc, RedisError | RedisClusterException | ConnectionError | TimeoutError):  # Redis down
         return redis_failure(command, exc)
     if isinstance(exc, OSError):  # a file the command could not read or write
         where = f"{exc.filename}: " if exc.filename else ""

@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from decision.cli.audit import audit_json, change_summary, cmd_rules_diff, default_author
+from decision.cli.audit import audit_json, cmd_rules_diff, default_author
 from decision.cli.options import add_json, add_redis_options, emit, fail, parse_context
 from decision.cli.redis_access import client, lint_warnings, need_redis, redis_failure, run_control
 from decision.rules.errors import RulesetInvalid
@@ -91,7 +91,14 @@ def add_commands(commands: Any) -> None:
 
 def cmd_rules_publish(args: argparse.Namespace) -> int:
     # lazy, start-up (loadtest.startup): redis-py ~120 ms
-    from decision.service.rulesets import PublishError, VersionConflict, parse_checked, publish, read_rules_file
+    from decision.service.rulesets import (
+        PublishError,
+        VersionConflict,
+        change_summary,
+        parse_checked,
+        publish,
+        read_rules_file,
+    )
     from decision.store.connect import StoreError
 
     if not need_redis(args, "rules publish"):
@@ -165,7 +172,7 @@ def cmd_rules_rollback(args: argparse.Namespace) -> int:
 
 def cmd_rules_list(args: argparse.Namespace) -> int:
     # lazy, start-up (loadtest.startup): redis-py ~120 ms
-    from decision.service.rulesets import listing
+    from decision.service.rulesets import change_summary, listing
     from decision.store.connect import StoreError
 
     if not need_redis(args, "rules list"):
@@ -217,23 +224,15 @@ def cmd_rules_list(args: argparse.Namespace) -> int:
 
 
 def _sample_from_redis(args: argparse.Namespace, now: float) -> list[Any]:
-    # lazy, start-up (loadtest.startup): the rule engine ~70 ms, redis-py ~120 ms
-    from decision.cli.simulate import Profile
-    from decision.store.control import ControlStore
-    from decision.store.profiles import ProfileStore
+    # lazy, start-up (loadtest.startup): redis-py ~120 ms
+    from decision.service.samples import sample_profiles
 
-    async def main() -> list[Profile]:
-        keys = KeySpace(args.key_prefix)
-        profiles = ProfileStore(client(args), keys)
-        control = ControlStore(profiles.client, keys)
+    async def main() -> list[Any]:
+        redis = client(args)
         try:
-            directory = await profiles.refresh_directory()
-            sample = await control.sample_memberships(args.from_redis)
+            return await sample_profiles(redis, KeySpace(args.key_prefix), args.from_redis, now)
         finally:
-            await profiles.close()
-        return [
-            Profile(pid, directory.audiences(raw, now)[0], attributes=directory.attributes(raw)) for pid, raw in sample
-        ]
+            await redis.aclose()
 
     return asyncio.run(main())
 
@@ -246,7 +245,8 @@ def _with_context(profiles: Any, context: dict[str, Any]) -> Iterator[Any]:
 def cmd_simulate(args: argparse.Namespace) -> int:
     # lazy, start-up (loadtest.startup): the rule engine ~70 ms, redis-py ~120 ms
     from decision.cli.report_html import render
-    from decision.cli.simulate import SampleError, profile_from_json, read_ndjson, simulate
+    from decision.cli.simulate import read_ndjson
+    from decision.core.simulation import SampleError, profile_from_json, simulate
     from decision.service.active import load_compiled
     from decision.store.connect import StoreError
 
@@ -271,7 +271,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         else:
             profiles = read_ndjson(args.profiles)
         if args.compare:
-            from decision.cli.compare import compare
+            from decision.core.comparison import compare
 
             compared = compare(compiled[0], compiled[1], _with_context(profiles, dict(extra)), now)
         else:

@@ -8,6 +8,7 @@ output, one-line failures (``decision COMMAND: ...``) and ``--context``. Every o
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -15,8 +16,10 @@ from typing import Any, Final
 
 import orjson
 
+from decision.core.requests import context_of_pairs
 from inbound_common import cli
 from inbound_common.cli import Exit, option
+from inbound_common.secret_files import BearerToken, load_tokens
 
 # decision's cases of each exit status (``decision --help``; docs/operations.md).
 STATUSES: Final = {
@@ -31,12 +34,13 @@ STATUSES: Final = {
     Exit.CLOSED_PIPE: "",
 }
 
+ENV_TOKENS: Final = "DECISION_AUTH_TOKENS"  # besides --auth-tokens-file (serve, console)
 # The DECISION_* variables read other than by an option, with their help: listed in `decision --help`.
 VARIABLES: Final = {
     # Read by the server itself (decision.service.stages).
     "DECISION_STAGE_TIMING": "1: export the cost of each stage of Decide (decision_stage_seconds_total) on "
     "--metrics-port, for benchmarks",
-    "DECISION_AUTH_TOKENS": "bearer tokens the server accepts, comma-separated (serve)",
+    ENV_TOKENS: "bearer tokens accepted, comma-separated, with every scope (serve, console)",
     "DECISION_TOKEN_KEYS": "tracking-token signing keys, 'id:secret' comma-separated (serve)",
 }
 
@@ -49,6 +53,22 @@ def epilog(parser: argparse.ArgumentParser) -> str:
 def add_redis_options(parser: argparse.ArgumentParser) -> None:
     cli.add_redis_url(parser)
     cli.add_key_prefix(parser)
+
+
+def add_tls_server_options(parser: argparse.ArgumentParser, what: str = "serve TLS") -> None:
+    """``--tls-cert``/``--tls-key``: a listener's TLS (``serve``'s gRPC port, the console's HTTPS)."""
+    option(parser, "--tls-cert", env="DECISION_TLS_CERT", metavar="PEM", help=f"certificate chain: {what}")
+    option(parser, "--tls-key", env="DECISION_TLS_KEY", metavar="PEM", help="private key of --tls-cert")
+
+
+def add_auth_tokens_file(parser: argparse.ArgumentParser, help: str) -> None:
+    """``--auth-tokens-file``: the bearer tokens accepted (decision.api.auth), with ``DECISION_AUTH_TOKENS``."""
+    option(parser, "--auth-tokens-file", env="DECISION_AUTH_TOKENS_FILE", metavar="FILE", help=help)
+
+
+def auth_tokens(args: argparse.Namespace) -> tuple[BearerToken, ...]:
+    """The tokens of ``--auth-tokens-file`` and ``$DECISION_AUTH_TOKENS``; AuthConfigError naming the line."""
+    return load_tokens(args.auth_tokens_file, os.environ, ENV_TOKENS)
 
 
 def add_json(parser: argparse.ArgumentParser, what: str = "the result") -> None:
@@ -81,13 +101,4 @@ def fail(command: str, message: str, status: Exit) -> int:
 
 def parse_context(pairs: Sequence[str]) -> dict[str, Any]:
     """``key=value`` pairs; a value that parses as JSON is taken as such (120, true, ["a"]), else as a string."""
-    context: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        if not sep or not key:
-            raise ValueError(f"--context {pair!r}: expected key=value")
-        try:
-            context[key] = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            context[key] = raw
-    return context
+    return context_of_pairs(("--context", pair) for pair in pairs)

@@ -17,10 +17,23 @@ import orjson
 
 from decision.cli.options import add_json, add_redis_options, fail
 from decision.cli.redis_access import need_redis, redis_failure, run_control
-from decision.core.controls import Usage, period_text
+from decision.present.profile import (
+    attribute_value_text,
+    audience_text,
+    change_text,
+    control_text,
+    duration_text,
+    generation_text,
+    membership_state_text,
+    namespaces_text,
+    reached_text,
+    since_text,
+    times_text,
+    whose_text,
+    writer_text,
+)
 from decision.rules.errors import RulesetInvalid
-from decision.rules.types import Cap, ContactPolicy, utc_iso
-from decision.store.inspection import Attribute, Membership, MembershipState
+from decision.rules.types import utc_iso
 from inbound_common.cli import Exit, option
 
 if TYPE_CHECKING:  # imported to run: every command's start would pay for redis-py and the rule engine
@@ -100,12 +113,15 @@ def format_profile(view: ProfileView) -> str:
     lines = [
         f"profile {stored.profile_id}  (read {utc_iso(stored.read_at, 'seconds')}; keys {', '.join(stored.keys)})",
         "  an id is one identity: the profile's other ids (ECID, CRMID...) are profiles of their own, not linked here",
+        f"  ids stored: {namespaces_text(stored.identity_namespaces)}",
         "",
         f"audiences (registry version {stored.registry_version})",
     ]
     if stored.memberships:
         rows = [["AUDIENCE", "GEN", "STATE", "LAST CHANGE"]]
-        rows += [[_audience(m), _generation(m), _state(m), _change(m)] for m in stored.memberships]
+        rows += [
+            [audience_text(m), generation_text(m), membership_state_text(m), change_text(m)] for m in stored.memberships
+        ]
         lines += _table(rows)
     else:
         lines.append("  none: the profile is in no audience")
@@ -115,10 +131,10 @@ def format_profile(view: ProfileView) -> str:
         rows += [
             [
                 a.name,
-                _value(a),
+                attribute_value_text(a),
                 a.type or "?",
                 utc_iso(a.event_time, "seconds") if a.event_time else "-",
-                _writer(a),
+                writer_text(a),
                 a.state.value,
             ]
             for a in stored.attributes
@@ -130,110 +146,28 @@ def format_profile(view: ProfileView) -> str:
     return "\n".join(lines)
 
 
-def _audience(m: Membership) -> str:
-    if m.audience_id is None:
-        return f"(code {m.code})"
-    return f"{m.audience_id} ({m.name})" if m.name and m.name != m.audience_id else m.audience_id
-
-
-def _generation(m: Membership) -> str:
-    if m.generation is None:
-        return "-"
-    if m.active_generation is None or m.generation == m.active_generation:
-        return str(m.generation)
-    return f"{m.generation} (active {m.active_generation})"
-
-
-def _state(m: Membership) -> str:
-    if m.state is MembershipState.MEMBER and m.expires_at is not None:
-        return f"member until {utc_iso(m.expires_at, 'seconds')}"
-    if m.state is MembershipState.EXPIRED and m.expires_at is not None:
-        return f"expired at {utc_iso(m.expires_at, 'seconds')}"
-    return {
-        MembershipState.PENDING: "pending: a snapshot being loaded, counts from its cutover",
-        MembershipState.REPLACED: "replaced by a later snapshot (gc removes it)",
-        MembershipState.NOT_APPLIED: "of a snapshot never switched in (gc removes it)",
-        MembershipState.UNKNOWN: "unknown to the registry: does not count",
-    }.get(m.state, m.state.value)
-
-
-def _change(m: Membership) -> str:
-    if m.last_change is None:
-        return "-"
-    moment, op = m.last_change
-    return f"{'added' if op == '+' else 'removed'} {utc_iso(moment, 'seconds')}"
-
-
-def _value(a: Attribute) -> str:
-    if a.value is None:
-        return "-"
-    if a.type == "timestamp" and isinstance(a.value, float):
-        return utc_iso(a.value, "seconds")
-    text = orjson.dumps(list(a.value) if isinstance(a.value, tuple) else a.value).decode()
-    shown = text if isinstance(a.value, tuple | bool | float) else str(a.value)
-    return shown if len(shown) <= 40 else shown[:39] + "…"
-
-
-def _writer(a: Attribute) -> str:
-    if a.snapshot is None:
-        return "change"
-    audience, code, generation = a.snapshot
-    return f"snapshot of {audience or f'code {code}'} gen {generation}"
-
-
 def _counters(view: ProfileView) -> list[str]:
     stored = view.stored
-    expiry = "" if stored.counters_ttl_ms is None else f"; they expire in {_duration(stored.counters_ttl_ms / 1000)}"
+    expiry = (
+        "" if stored.counters_ttl_ms is None else f"; they expire in {duration_text(stored.counters_ttl_ms / 1000)}"
+    )
     if view.ruleset_version is None:
         lines = [f"counters (no ruleset given or published: shown as stored{expiry})"]
-        lines += [f"  {name}: {_times(times)}" for name, times in view.unread_counters.items()] or ["  none"]
+        lines += [f"  {name}: {times_text(times)}" for name, times in view.unread_counters.items()] or ["  none"]
         return lines + [f"  variant of {e}: {v}" for e, v in view.variants.items()]
     lines = [f"caps and contact policies (ruleset {view.ruleset_version}{expiry})"]
     used = [u for u in view.controls if u.count or u.reached]
     if used:
         rows = [["OFFER / POLICY", "CONTROL", "COUNTED", "SINCE", "STATE"]]
-        rows += [[_whose(u), _control(u), f"{u.count} of {u.limit}", _since(u), _reached(u)] for u in used]
+        rows += [
+            [whose_text(u), control_text(u), f"{u.count} of {u.limit}", since_text(u), reached_text(u)] for u in used
+        ]
         lines += _table(rows)
     idle = len(view.controls) - len(used)
     if idle or not view.controls:
         lines.append(f"  {idle} other(s): nothing counted" if view.controls else "  the ruleset has none")
     lines += [f"  experiment {e}: keeps variant {v!r}" for e, v in sorted(view.variants.items())]
-    lines += [f"  {name} (not read by this ruleset): {_times(t)}" for name, t in sorted(view.unread_counters.items())]
+    lines += [
+        f"  {name} (not read by this ruleset): {times_text(t)}" for name, t in sorted(view.unread_counters.items())
+    ]
     return lines
-
-
-def _whose(u: Usage) -> str:
-    return u.control.id if isinstance(u.control, ContactPolicy) else f"{u.offer_id}"
-
-
-def _control(u: Usage) -> str:
-    control = u.control
-    if isinstance(control, Cap | ContactPolicy):
-        return f"{u.kind}: {control.max} {control.counts} per {period_text(control.period)}"
-    within = f" within {_duration(control.within_seconds)}" if control.within_seconds else ""
-    return f"suppressed {_duration(control.seconds)} after {control.dismissals} dismissal(s){within}"
-
-
-def _since(u: Usage) -> str:
-    return "ever" if u.since_ms == 0 else utc_iso(u.since_ms / 1000, "seconds")
-
-
-def _reached(u: Usage) -> str:
-    if not u.reached:
-        return "room left"
-    return (
-        "REACHED, for good (lifetime)"
-        if u.until_ms is None
-        else f"REACHED until {utc_iso(u.until_ms / 1000, 'seconds')}"
-    )
-
-
-def _times(times: tuple[int, ...]) -> str:
-    return f"{len(times)} time(s), last {utc_iso(times[-1] / 1000, 'seconds')}" if times else "empty"
-
-
-def _duration(seconds: float) -> str:
-    for unit, size in (("d", 86_400), ("h", 3_600), ("min", 60)):
-        if seconds >= size:
-            return f"{seconds / size:.3g} {unit}"
-    return f"{seconds:.3g} s"

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from html import escape
 
-from decision.cli.simulate import PlacementStats, Simulation
+from decision.core.simulation import PlacementStats, Simulation
+from decision.present.outcomes_html import STYLE
 from decision.rules.types import utc_iso
 
 BAR_HEIGHT = 22
@@ -13,15 +14,6 @@ BAR_WIDTH = 460
 COUNT_WIDTH = 120
 WIN_COLOR = "#3b6ea8"
 FALLBACK_COLOR = "#b0b0b0"
-
-STYLE = """
-body { font: 14px/1.4 system-ui, sans-serif; margin: 2em; color: #222; }
-h1 { font-size: 20px; } h2 { font-size: 16px; margin-top: 2em; }
-table { border-collapse: collapse; } td, th { padding: 2px 10px; text-align: right; }
-td:first-child, th:first-child { text-align: left; } tr:nth-child(even) { background: #f4f4f4; }
-.never { color: #a33; }
-svg text { font: 12px system-ui, sans-serif; }
-"""
 
 
 def _bars(placement: PlacementStats) -> str:

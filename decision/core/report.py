@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import dataclasses
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -35,9 +36,21 @@ from decision.core.stats import (
     two_proportion,
     wilson,
 )
-from decision.rules.types import CLICK, DECISION, DISMISS, HOLDOUT, IMPRESSION, Experiment, HoldoutServes
+from decision.rules.patterns import ID_PATTERN
+from decision.rules.types import (
+    CLICK,
+    CUSTOM_PREFIX,
+    DECISION,
+    DISMISS,
+    HOLDOUT,
+    IMPRESSION,
+    Experiment,
+    HoldoutServes,
+    Ruleset,
+)
 
 SRM_ALPHA = 0.001
+MAX_DAYS = 400  # in one report
 TEST_NAME = "two-proportion z-test (pooled), two-sided; lift interval: Katz log rate ratio; 95 %"
 DEFAULT_MIN_LIFT = 0.05  # a relative lift smaller than this is no difference worth having (--min-lift)
 MIN_EXPOSURES = 100  # per group, before any verdict: the sequences are asymptotic
@@ -375,3 +388,46 @@ def _compare(control: Rate, other: Rate) -> Comparison | None:
     return two_proportion(
         min(control.successes, control.trials), control.trials, min(other.successes, other.trials), other.trials
     )
+
+
+# -- what a report is asked for (``decision report``'s options, the console's form) ---------------------------
+
+
+def days_between(first: str, last: str, names: tuple[str, str] = ("--from", "--to")) -> tuple[str, ...]:
+    """Every day from ``first`` to ``last`` (ISO dates, included). ValueError naming the option (``names``)."""
+    try:
+        start = date.fromisoformat(first)
+    except ValueError:
+        raise ValueError(f"{names[0]}: {first!r} is not a date (YYYY-MM-DD)") from None
+    try:
+        end = date.fromisoformat(last)
+    except ValueError:
+        raise ValueError(f"{names[1]}: {last!r} is not a date (YYYY-MM-DD)") from None
+    if end < start:
+        raise ValueError(f"{names[1]}: {last} is before {names[0]} {first}")
+    if (end - start).days >= MAX_DAYS:
+        raise ValueError(f"{names[1]}: at most {MAX_DAYS} days in one report")
+    return tuple((start + timedelta(days=n)).isoformat() for n in range((end - start).days + 1))
+
+
+def metric_of(text: str, name: str = "--metric") -> str:
+    """The outcome counted as the experiments' conversion: click, impression, dismiss or ``custom:<type>``."""
+    if text in ("click", "impression", "dismiss"):
+        return text
+    custom = text.removeprefix(CUSTOM_PREFIX)
+    if not ID_PATTERN.fullmatch(custom):
+        raise ValueError(f"{name}: {text!r} is neither click, impression, dismiss nor a custom event type")
+    return CUSTOM_PREFIX + custom
+
+
+def experiments_of(rulesets: Sequence[Ruleset]) -> dict[str, Experiment]:
+    """Experiment id -> its definition; a later ruleset's wins."""
+    found: dict[str, Experiment] = {}
+    for ruleset in rulesets:
+        for experiment in (
+            *(p.experiment for p in ruleset.placements.values()),
+            *(o.experiment for o in ruleset.offers.values()),
+        ):
+            if experiment is not None:
+                found[experiment.id] = experiment
+    return found

@@ -4,7 +4,10 @@ the profile's attributes joined to the context the rules see. Pure."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import orjson
 
 from decision.core.types import DecisionRequest, InvalidRequest
 from decision.rules.patterns import PROFILE_SCOPE
@@ -79,3 +82,18 @@ def _type_of(value: ContextValue) -> AttrType:
     if isinstance(value, bool):
         return AttrType.BOOL
     return AttrType.STRING if isinstance(value, str) else AttrType.NUMBER
+
+
+def context_of_pairs(pairs: Iterable[tuple[str, str]]) -> dict[str, Any]:
+    """``(where, "key=value")`` pairs as a request's context, as ``--context`` and the console's form take them: a
+    value that parses as JSON is taken as such (120, true, ["a"]), else as a string. ValueError naming ``where``."""
+    context: dict[str, Any] = {}
+    for where, pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"{where} {pair!r}: expected key=value")
+        try:
+            context[key] = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            context[key] = raw
+    return context

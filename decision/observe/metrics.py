@@ -42,6 +42,12 @@ from inbound_common.codecs import AudienceDirectory
 log = logging.getLogger(__name__)
 
 DECIDE_METHOD = "/decision.v1.DecisionService/Decide"
+# The names the console's Live page reads back (decision.observe.readings).
+RPC_CALLS = "decision_rpc_calls"
+RPC_SECONDS = "decision_rpc_duration_seconds"
+DEGRADED = "decision_degraded"
+RULESET_ACTIVE = "decision_ruleset_active"
+BREAKER_OPEN = "decision_redis_breaker_open"
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 # Decisions take about a millisecond; the tail matters up to the usual deadlines.
@@ -60,11 +66,9 @@ class Metrics:
         self.multiprocess = multiprocess_mode()
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
-        self.rpc_calls = Counter(
-            "decision_rpc_calls", "gRPC calls, by method and status code", ["method", "code"], registry=r
-        )
+        self.rpc_calls = Counter(RPC_CALLS, "gRPC calls, by method and status code", ["method", "code"], registry=r)
         self.rpc_seconds = Histogram(
-            "decision_rpc_duration_seconds",
+            RPC_SECONDS,
             "gRPC call latency in the server, by method and status code",
             ["method", "code"],
             buckets=RPC_BUCKETS,
@@ -88,7 +92,7 @@ class Metrics:
             "decision_fallbacks", "placements answered with their fallback, by placement", ["placement"], registry=r
         )
         self.degraded_answers = Counter(
-            "decision_degraded",
+            DEGRADED,
             "decisions answered with fallbacks, without the profile, by reason (decision.service.degraded.REASONS)",
             ["reason"],
             registry=r,
@@ -102,7 +106,7 @@ class Metrics:
             registry=r,
         )
         self.ruleset_active_gauge = Gauge(
-            "decision_ruleset_active",
+            RULESET_ACTIVE,
             "1 for the ruleset version this server decides with",
             ["version"],
             registry=r,
@@ -140,7 +144,7 @@ class Metrics:
             registry=r,
         )
         self.breaker_open = Gauge(
-            "decision_redis_breaker_open",
+            BREAKER_OPEN,
             "1 while the circuit breaker of a Redis node is open (its profiles get fallbacks), by node",
             ["node"],
             registry=r,

@@ -33,6 +33,7 @@ PLACEMENT_FIELDS: dict[str, Callable[[Placement], object]] = {
     "fallback": lambda p: p.fallback,
     "score": lambda p: p.score,
     "experiment": lambda p: p.experiment,
+    "ranking": lambda p: p.ranking,
 }
 RULESET_FIELDS: dict[str, Callable[[Ruleset], object]] = {
     "settings": lambda r: (r.allow_duplicates, r.time_zone),

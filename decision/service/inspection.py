@@ -41,6 +41,7 @@ class ProfileView:
             "read_at": stored.read_at,
             "keys": list(stored.keys),
             "registry_version": stored.registry_version,
+            "identity_namespaces": list(stored.identity_namespaces),
             "audiences": [
                 {
                     "audience": m.audience_id,

@@ -183,6 +183,21 @@ async def _activate(store: ControlStore, entry: PublishedRuleset, action: str, n
     return Activation(entry, changed=True, receivers=receivers)
 
 
+def changes_of(entry: PublishedRuleset) -> RulesetChanges | None:
+    """What a version changed against the one active before it, as recorded when it was published."""
+    return None if entry.changes is None else RulesetChanges.from_json(entry.changes)
+
+
+def change_summary(entry: PublishedRuleset) -> str:
+    """What ``rules list`` and the console show of a version's changes against the one active before it."""
+    changes = changes_of(entry)
+    if changes is not None:
+        return f"{changes.summary()} (vs {entry.previous})"
+    if entry.previous:
+        return f"not compared with {entry.previous}"
+    return "first publication" if entry.author else "-"  # "-": published before the audit was recorded
+
+
 async def listing(store: ControlStore) -> tuple[list[PublishedRuleset], ActiveRulesetPointer | None]:
     return await store.versions(), await store.active()
 

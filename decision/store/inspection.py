@@ -22,6 +22,7 @@ from inbound_common.codecs import (
     AudienceDirectory,
     AudienceEntry,
     decode_attribute,
+    identity_namespaces,
     membership_expiry,
     parse_attribute_field,
     parse_event_time,
@@ -92,6 +93,8 @@ class StoredProfile:
     counters: Mapping[str, bytes]  # the counters hash as stored (decision.core.counters names its fields)
     counters_ttl_ms: int | None  # when the counters expire (None: they do not, or there are none)
     registry_version: int
+    # The identity namespaces whose ids the snapshot loads of its audiences wrote (() when they named none).
+    identity_namespaces: tuple[str, ...] = ()
 
     @property
     def found(self) -> bool:
@@ -111,15 +114,19 @@ async def read_stored_profile(client: AnyRedis, keys: KeySpace, profile_id: str,
         membership, times, counters, ttl, version, registry, pending = await pipe.execute()
     directory = AudienceDirectory.from_redis(version, registry, pending)
     loading = {parsed for field in pending if (parsed := parse_membership_field(_bytes(field))) is not None}
+    found = memberships(membership, times, directory, frozenset(loading), now)
+    entries = [directory.entries.get(m.audience_id) for m in found if m.audience_id is not None]
+    namespaces = (identity_namespaces(entry) for entry in entries if entry is not None)
     return StoredProfile(
         profile_id=profile_id,
         read_at=now,
         keys=tuple(name for name, held in zip(names, (membership, times, counters), strict=True) if held),
-        memberships=memberships(membership, times, directory, frozenset(loading), now),
+        memberships=found,
         attributes=attributes(membership, directory),
         counters={_bytes(k).decode(): v for k, v in counters.items()},
         counters_ttl_ms=int(ttl) if counters and int(ttl) >= 0 else None,
         registry_version=directory.version,
+        identity_namespaces=tuple(dict.fromkeys(n for names in namespaces for n in names)),
     )
 
 

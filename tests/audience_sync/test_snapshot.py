@@ -13,6 +13,7 @@ from audience_sync.gc import collect
 from audience_sync.report import ErrorReport
 from audience_sync.snapshot import LoadOptions, LoadOutcome, SnapshotLoad, SnapshotRefused
 from audience_sync.store import CutoverItem, SyncStore
+from inbound_common.codecs import identity_namespaces
 from tests.audience_sync.helpers import dump, seen_by_readers, write_lines, xdm_line
 
 
@@ -180,3 +181,8 @@ def test_several_identity_namespaces_write_one_hash_per_identity_in_one_generati
     export2 = write_lines(tmp_path / "export2.json", [xdm_line("c-2", {"a": "realized", "b": "exited"})])
     load(store, [export2], input=both, allow_empty=True)
     assert seen_by_readers(store) == {"c-2": {"a"}, "ecid-c-2": {"a"}}
+    # The registry says under which identities (decision profile and the console show it) ...
+    assert identity_namespaces(store.registry_state().entries["a"]) == ("ECID", "CRMID")
+    # ... and a later load under the primary identity alone says so too.
+    load(store, [export2], input=InputOptions(), allow_empty=True)
+    assert identity_namespaces(store.registry_state().entries["a"]) == ()

@@ -9,15 +9,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from audience_sync.receive.auth import ENV_TOKENS as RECEIVE_TOKENS
-from decision.api.auth import ENV_TOKENS as DECISION_TOKENS
+from decision.cli.options import ENV_TOKENS as DECISION_TOKENS
 from inbound_common.secret_files import (
     MIN_TOKEN_LENGTH,
     SCOPES,
+    AcceptedTokens,
     AuthConfigError,
     BearerToken,
+    bearer,
     entry_lines,
     load_tokens,
-    presented,
 )
 
 TOKENS = ("token-for-the-web-backend-1", "token-for-the-app-backend-22")
@@ -48,11 +49,11 @@ def test_scopes_in_the_token_file(tmp_path: Path) -> None:
     path.write_text(f"{decide} decide\n{every}\n{events}  events, admin \n{decide} decide\n")
     assert load_tokens(str(path), {}, DECISION_TOKENS) == (  # listed twice: once
         BearerToken(decide, frozenset({"decide"})),
-        BearerToken(every),  # no scopes: all of them
+        BearerToken(every, SCOPES),  # no scopes: all of them, audience-sync's and the console's too
         BearerToken(events, frozenset({"events", "admin"})),
     )
-    assert BearerToken(every).allows("audiences") and not BearerToken(decide, frozenset({"decide"})).allows("admin")
-    assert load_tokens(None, {DECISION_TOKENS: every}, DECISION_TOKENS) == (BearerToken(every),)
+    assert {"audiences", "console", "decide"} <= SCOPES
+    assert load_tokens(None, {DECISION_TOKENS: every}, DECISION_TOKENS) == (BearerToken(every, SCOPES),)
     # One vocabulary for both commands: a file can serve both, and a misspelt scope is refused by either.
     path.write_text(f"{decide} decide,audiences\n")
     assert load_tokens(str(path), {}, RECEIVE_TOKENS)[0].scopes == frozenset({"decide", "audiences"}) <= SCOPES
@@ -78,13 +79,23 @@ def test_other_secret_files_name_their_own_error(tmp_path: Path) -> None:
     given_token=st.text("abcXYZ019-_.~", min_size=0, max_size=40),
     pick=st.integers(min_value=-1, max_value=3),
 )
-def test_a_token_is_presented_exactly_when_it_is_one_of_the_accepted(
+def test_a_token_is_accepted_exactly_when_it_is_one_of_the_configured(
     tokens: list[str], given_token: str, pick: int
 ) -> None:
     if 0 <= pick < len(tokens):
         given_token = tokens[pick]
-    accepted = tuple(BearerToken(t, frozenset({"decide"}) if i % 2 else None) for i, t in enumerate(tokens))
-    matched = presented(accepted, given_token)
-    assert (matched is not None) == (given_token in tokens)
-    assert matched is None or matched.token == given_token
-    assert accepted[0].token not in repr(accepted[0])
+    listed = [BearerToken(t, frozenset({"decide"}) if i % 2 else SCOPES) for i, t in enumerate(tokens)]
+    accepted = AcceptedTokens(listed)
+    scopes = accepted.scopes(given_token)
+    assert (scopes is not None) == (given_token in tokens)
+    assert scopes is None or scopes == next(t.scopes for t in reversed(listed) if t.token == given_token)
+    assert accepted.of_header(f"Bearer {given_token}") == scopes == accepted.of_header(f"bearer  {given_token} ")
+    assert accepted.of_header(f"Basic {given_token}") is None and accepted.of_header(None) is None
+    assert listed[0].token not in repr(listed[0])
+
+
+def test_the_bearer_of_a_header() -> None:
+    assert bearer("Bearer abc") == "abc" == bearer("BEARER  abc ")
+    assert (
+        bearer("Bearer") is None and bearer("Bearer  ") is None and bearer("Basic abc") is None and bearer(None) is None
+    )

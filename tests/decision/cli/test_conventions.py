@@ -78,6 +78,7 @@ REDIS_COMMANDS = {
     "simulate": ("simulate", str(RULES), "--from-redis", "10", "--chart", ""),
     "report": ("report", "--from", "2026-11-01"),
     "profile": ("profile", "p-1001"),
+    "console": ("console",),
 }
 # audience-sync's: every one of them.
 SYNC_COMMANDS = {

@@ -19,12 +19,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
-from decision.cli.outcomes_html import render
 from decision.cli.outcomes_text import format_report
-from decision.cli.report import days_between
 from decision.core.allocation import current
 from decision.core.outcomes import OutcomeRow
-from decision.core.report import build
+from decision.core.report import build, days_between
+from decision.present.outcomes_html import render
 from decision.rules.types import Experiment, HoldoutServes, Location, Variant
 from decision.store.outcomes import scan_outcomes
 from decision.v1 import decision_pb2

@@ -13,7 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from decision.cli import main as cli
-from decision.cli.simulate import Profile, SampleError, read_ndjson, simulate
+from decision.cli.simulate import read_ndjson
+from decision.core.simulation import Profile, SampleError, simulate
 from decision.rules.engine import compile_and_load
 from decision.rules.loader import parse
 from decision.rules.reference import eligible as reference_eligible

@@ -41,6 +41,7 @@ PLACEMENT_EDITS: dict[str, Any] = {
     "fallback": "fb2",
     "score": "offer.margin * 2",
     "experiment": {"id": "rank", "variants": [{"id": "a", "weight": 1, "score": "1"}]},
+    "ranking": {"strategy": "thompson", "min_exposure": 5},
 }
 
 

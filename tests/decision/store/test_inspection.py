@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,7 +16,10 @@ from hypothesis import strategies as st
 
 from audience_sync.attributes import AttributeChange, write_attributes
 from audience_sync.deltas import DeltaApplier
+from audience_sync.formats import InputOptions
 from audience_sync.records import Change
+from audience_sync.report import ErrorReport
+from audience_sync.snapshot import LoadOptions, SnapshotLoad
 from audience_sync.store import SyncStore
 from decision.store.connect import connect
 from decision.store.inspection import (
@@ -27,7 +31,7 @@ from decision.store.inspection import (
 )
 from inbound_common.codecs import AudienceDirectory, AudienceEntry, profile_attributes
 from inbound_common.keys import KeySpace
-from tests.audience_sync.helpers import cli
+from tests.audience_sync.helpers import cli, write_lines, xdm_line
 
 NOW = time.time()
 
@@ -93,6 +97,17 @@ async def test_every_membership_field_is_named_and_its_state_said(
     ]
     nobody = await read_stored_profile(connect(redis_url), KeySpace(), "nobody", time.time())
     assert not nobody.found and nobody.memberships == () and nobody.keys == ()
+    assert p2.identity_namespaces == ()  # CSV loads: the file's profile ids
+
+
+async def test_the_identity_namespaces_its_audiences_were_loaded_under(sync_store: SyncStore, redis_url: str,
+                                                                       tmp_path: Path) -> None:  # fmt: skip
+    export = write_lines(tmp_path / "export.json", [xdm_line("c-1", {"a": "realized"})])
+    options = LoadOptions(input=InputOptions(identity_namespaces=("ECID", "CRMID")))
+    SnapshotLoad(sync_store, options, ErrorReport(show=0)).run([str(export)])
+    for profile_id in ("c-1", "ecid-c-1"):  # one profile per identity, each saying under which
+        stored = await read_stored_profile(connect(redis_url), KeySpace(), profile_id, time.time())
+        assert stored.identity_namespaces == ("ECID", "CRMID")
 
 
 async def test_every_attribute_field_and_the_value_decisions_read(

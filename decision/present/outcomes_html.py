@@ -1,11 +1,16 @@
-"""``decision report --html``: one self-contained page, inline SVG (rates with their 95 % intervals), no script."""
+"""``decision report --html``: one self-contained page, inline SVG (rates with their 95 % intervals), no script.
+
+Its body (``body``) is also the console's Offers page; the simulation's chart (decision/cli/report_html.py) shares
+its style. Every value is escaped."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from html import escape
 
-from decision.cli.outcomes_text import (
+from decision.core.allocation import Allocation
+from decision.core.report import SRM_ALPHA, ExperimentLine, Rate, Report, Stop
+from decision.present.outcomes import (
     allocation_text,
     always_valid_text,
     lift_text,
@@ -14,9 +19,15 @@ from decision.cli.outcomes_text import (
     rate_text,
     stop_text,
 )
-from decision.cli.report_html import STYLE
-from decision.core.allocation import Allocation
-from decision.core.report import SRM_ALPHA, ExperimentLine, Rate, Report, Stop
+
+STYLE = """
+body { font: 14px/1.4 system-ui, sans-serif; margin: 2em; color: #222; }
+h1 { font-size: 20px; } h2 { font-size: 16px; margin-top: 2em; }
+table { border-collapse: collapse; } td, th { padding: 2px 10px; text-align: right; }
+td:first-child, th:first-child { text-align: left; } tr:nth-child(even) { background: #f4f4f4; }
+.never { color: #a33; }
+svg text { font: 12px system-ui, sans-serif; }
+"""
 
 ROW = 24
 LABEL = 200
@@ -32,7 +43,7 @@ FIXED = "#1f3f66"  # the fixed-horizon interval
 LOOK = 28  # px per day
 
 
-def _looks_chart(experiment: ExperimentLine, variant: str, min_lift: float) -> str:
+def looks_chart(experiment: ExperimentLine, variant: str, min_lift: float) -> str:
     """Day by day (cumulative), the lift of ``variant`` with its always-valid interval (wide, light) and its
     fixed-horizon interval (narrow, dark): what someone looking each day saw. Dashed: 0 and ±min_lift."""
     points = []
@@ -77,7 +88,7 @@ def _looks_chart(experiment: ExperimentLine, variant: str, min_lift: float) -> s
     return "".join(out)
 
 
-def _allocation(allocation: Allocation) -> str:
+def allocation_table(allocation: Allocation) -> str:
     lines = allocation_text(allocation)
     rows = "".join(
         f"<tr><td>{escape(a.arm)}</td><td>{a.successes}</td><td>{a.trials}</td><td>{pct(a.share, 1)}</td>"
@@ -89,7 +100,7 @@ def _allocation(allocation: Allocation) -> str:
             f"<th>{escape(learning.per)}</th><th>share of decisions now</th><th></th></tr>{rows}</table>")  # fmt: skip
 
 
-def _chart(title: str, rows: Sequence[tuple[str, Rate, str]]) -> str:
+def rates_chart(title: str, rows: Sequence[tuple[str, Rate, str]]) -> str:
     """Horizontal bars of rates, each with its Wilson interval as a whisker; the scale fits the widest upper bound."""
     shown = [(label, rate, color) for label, rate, color in rows if rate.value is not None]
     if not shown:
@@ -123,18 +134,25 @@ def _chart(title: str, rows: Sequence[tuple[str, Rate, str]]) -> str:
 
 def render(report: Report) -> str:
     span = report.days[0] if len(report.days) == 1 else f"{report.days[0]} to {report.days[-1]}"
-    version = escape(report.version or "all ruleset versions")
     out = [
         "<!doctype html>", '<html lang="en"><head><meta charset="utf-8">',
         f"<title>Outcomes {escape(span)}</title><style>{STYLE}{EXTRA_STYLE}</style></head><body>",
-        f"<h1>What each offer achieved — {escape(span)}, {version}</h1>",
+        f"<h1>What each offer achieved — {escape(span)}, {escape(report.version or 'all ruleset versions')}</h1>",
+        body(report), "</body></html>",
+    ]  # fmt: skip
+    return "\n".join(out)
+
+
+def body(report: Report) -> str:
+    """The page's sections: the offers' rates, the experiments with their verdicts, the allocation."""
+    out = [
         "<p>Click-through rate = clicks / impressions, with its 95 % Wilson interval (whiskers). Days in the "
         "ruleset's time zone.</p>",
-    ]  # fmt: skip
+    ]
     for placement in report.placements:
         lines = [o for o in report.offers if o.placement_id == placement]
         out.append(f"<h2>{escape(placement)}: click-through rate by offer</h2>")
-        out.append(_chart(f"CTR in {placement}", [(o.offer_id, o.ctr, BAR) for o in lines]))
+        out.append(rates_chart(f"CTR in {placement}", [(o.offer_id, o.ctr, BAR) for o in lines]))
         out.append("<table><tr><th>offer</th><th>proposals</th><th>impressions</th><th>clicks</th><th>CTR [95%]</th>"
                    "<th>dismiss rate</th></tr>")  # fmt: skip
         out.extend(
@@ -147,7 +165,7 @@ def render(report: Report) -> str:
         out.append(f"<h2>Experiment {escape(e.experiment_id)}: {escape(e.metric)} per proposal</h2>")
         out.append(f"<p class=note>{escape(report.test)}. The control is the first variant.</p>")
         rows = [(v.variant, v.conversion, HOLDOUT_BAR if v.variant == "holdout" else BAR) for v in e.variants]
-        out.append(_chart(f"experiment {e.experiment_id}", rows))
+        out.append(rates_chart(f"experiment {e.experiment_id}", rows))
         out.append("<table><tr><th>variant</th><th>exposures</th><th>conversions</th><th>rate [95%]</th>"
                    "<th>lift vs control [95%]</th><th>p</th><th>always-valid lift</th></tr>")  # fmt: skip
         out.extend(
@@ -165,7 +183,7 @@ def render(report: Report) -> str:
                 out.append(f"<p class=note>{escape(v.variant)} against the control, day by day (cumulative): the lift "
                            "with its always-valid interval (wide, light) and its fixed-horizon interval (narrow, dark; "
                            "valid for one planned look only).</p>")  # fmt: skip
-                out.append(_looks_chart(e, v.variant, report.min_lift))
+                out.append(looks_chart(e, v.variant, report.min_lift))
         if e.holdout_lift is not None:
             out.append(f"<p>Holdout lift (variants pooled against the holdout): {escape(lift_text(e.holdout_lift))}, "
                        f"p = {escape(p_text(e.holdout_lift))}</p>")  # fmt: skip
@@ -182,6 +200,5 @@ def render(report: Report) -> str:
     if report.allocations:
         out.append(f"<h2>Thompson allocation now</h2><p class=note>{escape(report.allocations[0].method)}: the share "
                    "of decisions each arm gets now (all eligible, scores aside).</p>")  # fmt: skip
-        out.extend(_allocation(a) for a in report.allocations)
-    out.append("</body></html>")
+        out.extend(allocation_table(a) for a in report.allocations)
     return "\n".join(out)
