@@ -65,6 +65,12 @@ class ParseStats:
     profiles: int = 0
     identities: int = 0
 
+    def add(self, other: ParseStats) -> None:
+        self.lines += other.lines
+        self.bad += other.bad
+        self.profiles += other.profiles
+        self.identities += other.identities
+
 
 class InvalidField(ValueError):
     """A field's value is unusable; the message names the field."""

@@ -22,16 +22,21 @@ from __future__ import annotations
 import os
 import socket
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
+
+from audience_sync.blocks import input_blocks, parse_block, pipelines
 from audience_sync.cleanup import TRACKED_PROFILES, Cleanup, clean_up
-from audience_sync.formats import InputOptions, parse
-from audience_sync.records import Change, LineError, ParseStats
+from audience_sync.formats import InputOptions
+from audience_sync.memberships import MembershipBlock
+from audience_sync.records import ParseStats
 from audience_sync.registry import DEFAULT_STALE_AFTER, HEARTBEAT_EVERY, retired_generation
 from audience_sync.report import ErrorReport, Progress
 from audience_sync.sources import open_input
 from audience_sync.store import Begun, CutoverGuard, CutoverItem, SyncStore
+from audience_sync.writes import AudienceFields, Counted, packed
 from inbound_common.codecs import IDENTITY_NAMESPACES, AudienceEntry, membership_field
 
 
@@ -58,9 +63,6 @@ class AudienceTally:
     unchanged: int = 0
     expired: int = 0
     exited: int = 0
-    # Read per profile before writing: the new field (set already: a repeat) and the active one (set: unchanged).
-    reads: tuple[str, str] = ("", "")
-    dead: tuple[str, ...] = ()
 
     @property
     def added(self) -> int:
@@ -85,6 +87,7 @@ class LoadOptions:
     source: str = ""
     stale_after: float = DEFAULT_STALE_AFTER
     force: bool = False  # take over a snapshot of the same audience that looks alive
+    fast: bool = True  # the columnar reader where it vouches for a block (False: every line by the parsers)
 
 
 @dataclass(slots=True)
@@ -161,6 +164,7 @@ class SnapshotLoad:
         self.skipped = 0
         self._last_heartbeat = time.monotonic()
         self._entries: dict[str, AudienceEntry] = {}
+        self.writer = store.snapshot_writer()  # one pipeline in flight while the next block is parsed
 
     # -- audiences -----------------------------------------------------------------
     def _begin(self, audience_id: str) -> AudienceTally:
@@ -182,8 +186,6 @@ class SnapshotLoad:
             retired = retired_generation(entry, self.now)
             if retired is not None and retired != tally.generation:
                 tally.dead_field = membership_field(entry.code, retired)
-        tally.reads = (tally.new_field, tally.active_field)
-        tally.dead = (tally.dead_field,) if tally.dead_field else ()
         self.tallies[audience_id] = tally
         return tally
 
@@ -211,133 +213,127 @@ class SnapshotLoad:
         raise SnapshotRefused(f"audience {audience_id!r}: too many snapshots loading at once", conflict=True)
 
     # -- the load ----------------------------------------------------------------------
+    def begin_named(self) -> None:
+        """Before the input is read: the registry as it is (a dry run), and the audiences --audience names begun."""
+        if self.options.dry_run:
+            self._entries = dict(self.store.registry_state().entries)
+        for audience_id in sorted(self.options.audiences):
+            self._begin(audience_id)
+
     def run(self, paths: Sequence[str]) -> LoadOutcome:
         started = time.monotonic()
-        stats = self.stats
         try:
-            if self.options.dry_run:
-                self._entries = dict(self.store.registry_state().entries)
-            for audience_id in sorted(self.options.audiences):
-                self._begin(audience_id)
+            self.begin_named()
             for path in paths:
                 with open_input(path, self.options.input.format) as opened:
                     progress = self.progress(path, opened.size, opened.position) if self.progress else None
-                    changes = parse(opened.lines, path, opened.format, self.options.input, stats)
-                    self._consume(changes, progress)
+                    for block in input_blocks(opened, path, self.options.input):
+                        self.take(parse_block(block, self.options.input, self.now, fast=self.options.fast))
+                        if progress is not None:
+                            progress.update(self.written)
                     if progress is not None:
                         progress.finish()
-            outcome = LoadOutcome(self.tallies, stats, self.skipped, dry_run=self.options.dry_run)
-            self._check(outcome)
-            if not self.options.dry_run:
-                if self.before_cutover is not None:
-                    self.attributes_written = True
-                    self.before_cutover(self.tallies)
-                outcome.version = self._cutover(stats)
-                self.pending_fields = []
+            outcome = self.finish()
         finally:
+            self.writer.close(failed=True)  # an error left it open (its replies unread)
             if self.pending_fields:  # refused, failed or interrupted: remove what it wrote
                 self.cleanup = self._clean_up()
         outcome.seconds = time.monotonic() - started
         return outcome
 
-    def _consume(self, changes: Iterable[Change | LineError], progress: Progress | None) -> None:
-        """The hot loop: group memberships by profile, write (or read, in a dry run) them in batches."""
-        tallies, begin, report = self.tallies, self._begin, self.report
-        selected = self.options.audiences
-        expired_before = self.now
-        batch: dict[str, dict[str, str]] = {}  # profile -> {new generation's field: value}
-        pending = 0
-        limit = self.options.batch_size
-        rows = 0
-        seen = 0
-        for item in changes:
-            seen += 1
-            if not seen & 0xFFFF and time.monotonic() - self._last_heartbeat >= HEARTBEAT_EVERY:
-                self._heartbeat()  # long stretches without writes (skipped audiences, bad lines) stay alive too
-            if item.__class__ is LineError:
-                report.add(item)
-                continue
-            profile_id, audience_id, member, expires_at, _, _ = item  # type: ignore[misc]
-            tally = tallies.get(audience_id)
-            if tally is None:
-                if selected:
-                    self.skipped += 1
-                    continue
-                tally = begin(audience_id)
-            if not member:
-                tally.exited += 1
-                continue
-            if expires_at is None:
-                value = ""
-            elif expires_at <= expired_before:
-                tally.expired += 1
-                continue
-            else:
-                value = str(expires_at)
-            fields = batch.get(profile_id)
-            if fields is None:
-                batch[profile_id] = {tally.new_field: value}
-            else:
-                fields[tally.new_field] = value  # a repeated (profile, audience): the last one wins
-            pending += 1
-            if pending >= limit:
-                self._flush(batch)
-                rows += pending
-                batch = {}
-                pending = 0
-                if progress is not None:
-                    progress.update(rows)
-        if batch:
-            self._flush(batch)
+    def finish(self) -> LoadOutcome:
+        """Check the whole input's counts, write what goes with the snapshot, and switch it in (not in a dry run)."""
+        self.writer.flush()
+        self.writer.close()
+        outcome = LoadOutcome(self.tallies, self.stats, self.skipped, dry_run=self.options.dry_run)
+        self._check(outcome)
+        if not self.options.dry_run:
+            if self.before_cutover is not None:
+                self.attributes_written = True
+                self.before_cutover(self.tallies)
+            outcome.version = self._cutover(self.stats)
+            self.pending_fields = []
+        return outcome
 
-    def _flush(self, batch: dict[str, dict[str, str]]) -> None:
-        by_new = {t.new_field: t for t in self.tallies.values()}
+    def audience_fields(self, block: MembershipBlock) -> tuple[list[AudienceTally | None], list[AudienceFields]]:
+        """The tallies of a block's audiences (new ones begun, in order; None: outside --audience) and what
+        their memberships write."""
+        tallies: list[AudienceTally | None] = []
+        for audience_id in block.audience_ids:
+            tally = self.tallies.get(audience_id)
+            if tally is None and not self.options.audiences:
+                tally = self._begin(audience_id)
+            tallies.append(tally)
+        fields = [
+            AudienceFields(t.new_field, t.active_field, t.dead_field) if t else AudienceFields("") for t in tallies
+        ]
+        return tallies, fields
+
+    def take(self, block: MembershipBlock) -> None:
+        """One parsed block: its errors reported, its counters added, its memberships written (read in a dry
+        run) in pipelines of ``batch_size`` memberships."""
+        for error in block.errors:
+            self.report.add(error)
+        self.stats.add(block.stats)
+        tallies, fields = self.audience_fields(block)
+        kept = np.array([t is not None for t in tallies], dtype=bool)
+        if not kept.all():
+            self.skipped += int(block.counts()[~kept].sum())
+            block = block.keep(kept)
+        for i, tally in enumerate(tallies):
+            if tally is not None:
+                tally.exited += int(block.exited[i])
+                tally.expired += int(block.expired[i])
         if self.options.dry_run:
-            self._tally_dry(batch, by_new)
-            return
-        tracked = self.written_profiles
-        if tracked is not None:  # before the write: a batch that fails midway may have written some
-            tracked.update(batch)
-            if len(tracked) > self.track_limit:
-                self.written_profiles = None
-        # Per profile: read each new field (set already: a repeat of an earlier batch) and the active one,
-        # set the new fields, drop retired ones.
-        rows: list[tuple[str, Sequence[str], Sequence[str], Sequence[str]]] = []
-        for profile_id, fields in batch.items():
-            if len(fields) == 1:  # the common case of a file per audience: shared tuples, no loop
-                ((new_field, value),) = fields.items()
-                tally = by_new[new_field]
-                rows.append((profile_id, tally.reads, (new_field, value), tally.dead))
-                continue
-            reads: list[str] = []
-            pairs: list[str] = []
-            dead: list[str] = []
-            for new_field, value in fields.items():
-                tally = by_new[new_field]
-                reads += tally.reads
-                pairs += (new_field, value)
-                dead += tally.dead
-            rows.append((profile_id, reads, pairs, dead))
-        now = self.now
-        for (_, written, _, _), values in zip(rows, self.store.write_snapshot(rows), strict=True):
-            for j in range(0, len(written), 2):
-                if values[j] is None:  # not written before by this snapshot
-                    tally = by_new[written[j]]
-                    tally.members += 1
-                    active = values[j + 1]
-                    if active is not None and (active == b"" or int(active) > now):
-                        tally.unchanged += 1
-            self.written += len(written) // 2
+            self._tally_dry(block, tallies)
+        else:
+            self._write(block, tallies, fields)
         if time.monotonic() - self._last_heartbeat >= HEARTBEAT_EVERY:
             self._heartbeat()
 
-    def _tally_dry(self, batch: dict[str, dict[str, str]], by_new: dict[str, AudienceTally]) -> None:
-        """A dry run reads the active generation's fields instead of writing new ones."""
-        reads = {profile_id: [by_new[f].active_field or f for f in fields] for profile_id, fields in batch.items()}
+    def _write(
+        self, block: MembershipBlock, tallies: Sequence[AudienceTally | None], fields: Sequence[AudienceFields]
+    ) -> None:
+        step = self.options.batch_size
+        resp, ends = (None, None)
+        if self.writer.packs and block.entries:  # every pipeline's commands encoded at once
+            resp, ends = packed(block, fields, self.store.membership_key)
+        for start, stop in pipelines(block, step):
+            part = block.slice(start, stop)
+            tracked = self.written_profiles
+            if tracked is not None:  # before the write: a batch that fails midway may have written some
+                tracked.update(part.profiles.to_pylist())
+                if len(tracked) > self.track_limit:
+                    self.written_profiles = None
+
+            def add(counted: Counted, tallies: Sequence[AudienceTally | None] = tallies) -> None:
+                for i, tally in enumerate(tallies):
+                    if tally is not None:
+                        tally.members += int(counted.members[i])
+                        tally.unchanged += int(counted.unchanged[i])
+
+            data = None
+            if resp is not None and ends is not None:
+                data = memoryview(resp)[int(ends[start - 1]) if start else 0 : int(ends[stop - 1])]
+            self.writer.write(part, fields, self.now, add, data)
+            self.written += part.memberships
+            if time.monotonic() - self._last_heartbeat >= HEARTBEAT_EVERY:
+                self._heartbeat()
+
+    def _tally_dry(self, block: MembershipBlock, tallies: Sequence[AudienceTally | None]) -> None:
+        """A dry run reads the active generation's fields instead of writing new ones; a (profile, audience)
+        repeated in a block counts once."""
+        grouped: dict[str, dict[int, None]] = {}
+        offsets, audiences = block.offsets.tolist(), block.audiences.tolist()
+        for i, profile_id in enumerate(block.profiles.to_pylist()):
+            grouped.setdefault(profile_id, {}).update(dict.fromkeys(audiences[offsets[i] : offsets[i + 1]]))
+        named: dict[str, list[AudienceTally]] = {
+            p: [t for a in found if (t := tallies[a]) is not None] for p, found in grouped.items()
+        }
+        reads = {p: [t.active_field or t.new_field for t in found] for p, found in named.items()}
         now = self.now
         for profile_id, values in zip(reads, self.store.read_fields(reads), strict=True):
-            for new_field, active in zip(batch[profile_id], values, strict=True):
-                tally = by_new[new_field]
+            for tally, active in zip(named[profile_id], values, strict=True):
                 tally.members += 1
                 if tally.active_field and active is not None and (active == b"" or int(active) > now):
                     tally.unchanged += 1

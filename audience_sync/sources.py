@@ -26,6 +26,10 @@ class Opened:
     # Bytes read so far of the file on disk (compressed bytes for gzip), for the progress line.
     position: Callable[[], int]
     size: int | None
+    # The (decompressed) bytes of a text input, for reading it in blocks; None for Parquet.
+    stream: io.BufferedIOBase | None = None
+    # A file on disk read as it is (not compressed, not stdin): a block is also a range of it.
+    plain: bool = False
 
 
 def input_size(path: str) -> int | None:
@@ -58,7 +62,7 @@ def open_input(path: str, fmt: Format = Format.AUTO) -> Iterator[Opened]:
         if fmt is Format.AUTO:
             fmt = detect(path, stream.peek(BUFFER))  # the first lines vote: one corrupt line decides nothing
         position = (lambda: 0) if path == "-" else raw.tell
-        yield Opened(iter(stream), fmt, position, input_size(path))
+        yield Opened(iter(stream), fmt, position, input_size(path), stream, plain=not compressed and path != "-")
     finally:
         if raw is not sys.stdin.buffer:
             raw.close()

@@ -9,20 +9,28 @@ and pipelines are non-transactional, so a cluster client splits them by node.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, cast
 
+import numpy as np
 import orjson
+
+# redis-py's own packing runs a Python generator per argument; hiredis packs a command in C.
+from hiredis import Reader as _Reader
+from hiredis import pack_command as _pack
 from redis import Redis
 from redis.cluster import RedisCluster
+from redis.crc import key_slot
 from redis.exceptions import BusyLoadingError, NoScriptError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError as _RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from audience_sync import lua
+from audience_sync import lua, writes
+from audience_sync.memberships import MembershipBlock
 from audience_sync.registry import RegistryState
+from audience_sync.writes import AudienceFields
 from inbound_common.codecs import AudienceEntry
 from inbound_common.keys import KeySpace
 from inbound_common.urls import parse_redis_url
@@ -34,12 +42,6 @@ StoreUnavailable: Final = (RedisConnectionError, RedisTimeoutError, BusyLoadingE
 StoreFailure: Final = _RedisError
 WRITE_PROBE_TTL_MS: Final = 60_000
 
-
-_pack: Any
-try:  # redis-py's own packing runs a Python generator per argument; hiredis packs a command in C
-    from hiredis import pack_command as _pack
-except ImportError:  # pragma: no cover - hiredis is a dependency
-    _pack = None
 
 Command = Sequence[str | bytes | int]
 
@@ -132,6 +134,174 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
+def _read_replies(sock: Any, reader: Any, count: int) -> list[Any]:
+    """``count`` replies from a socket through a hiredis reader; an error reply is raised once all are read."""
+    out: list[Any] = []
+    gets, feed, recv = reader.gets, reader.feed, sock.recv
+    while len(out) < count:
+        reply = gets()
+        if reply is False:
+            data = recv(1 << 20)
+            if not data:
+                raise RedisConnectionError("Redis closed the connection")
+            feed(data)
+        else:
+            out.append(reply)
+    failed = next((reply for reply in out if isinstance(reply, ResponseError)), None)
+    if failed is not None:
+        raise failed
+    return out
+
+
+def _read_expected(sock: Any, expected: bytes) -> bytes:
+    """Bytes from a socket while they are the start of ``expected``, up to all of it (never more: what
+    follows belongs to the next pipeline). Replies that differ differ before their end (both are the same
+    number of whole replies), so this never waits for bytes that do not come."""
+    got = bytearray()
+    while len(got) < len(expected):
+        data = sock.recv(min(len(expected) - len(got), 1 << 20))
+        if not data:
+            raise RedisConnectionError("Redis closed the connection")
+        start = len(got)
+        got += data
+        if not expected.startswith(data, start):
+            break
+    return bytes(got)
+
+
+# Pipelines a snapshot writer sends before it reads the replies of the first: Redis works through them while
+# the next block is parsed (their replies wait in the socket and in Redis's output buffer).
+IN_FLIGHT: Final = 8
+
+
+class SnapshotWriter:
+    """A snapshot's membership writes on one connection, ``IN_FLIGHT`` pipelines ahead: the next block is
+    parsed while Redis runs the ones before; each pipeline's counts are handed to its callback once its
+    replies are read (``flush`` reads them all). On a Cluster (or without hiredis) each pipeline
+    goes through redis-py's pipeline, which routes its commands, and is counted at once.
+
+    The commands are encoded as RESP in columns (audience_sync.writes) and the replies read from the
+    connection's socket by a hiredis reader of our own: redis-py's ``read_response`` costs microseconds of
+    Python per reply.
+    """
+
+    def __init__(self, store: SyncStore) -> None:
+        self.store = store
+        self._conn: Any = None
+        self._sock: Any = None
+        self._reader: Any = None
+        self._pending: list[tuple[Any, ...]] = []
+
+    def __enter__(self) -> SnapshotWriter:
+        return self
+
+    def __exit__(self, kind: object, error: object, trace: object) -> None:
+        if error is None:
+            self.flush()
+        self.close(failed=error is not None)
+
+    @property
+    def packs(self) -> bool:
+        """Whether ``write`` takes commands encoded as RESP (a single Redis), rather than routing tuples."""
+        return not self.store.cluster
+
+    def _write_by_node(self, block: MembershipBlock, fields: Sequence[AudienceFields], now: float) -> writes.Counted:
+        """On a Cluster: each master's entries encoded and sent to it on one of its connections, all masters
+        at once, then each one's replies read (a MOVED or ASK reply, while slots move, fails the load; it is
+        cleaned up and can be run again)."""
+        client: Any = self.store.client
+        membership = self.store.keys.membership
+        profiles = block.profiles.to_pylist()
+        nodes: dict[str, tuple[Any, list[int]]] = {}
+        for i, profile_id in enumerate(profiles):
+            node = client.nodes_manager.get_node_from_slot(key_slot(membership(profile_id).encode()))
+            nodes.setdefault(node.name, (node, []))[1].append(i)
+        sent = []
+        try:
+            for node, entries in nodes.values():
+                part = block.take(np.array(entries, dtype=np.int64))
+                conn = node.redis_connection.connection_pool.get_connection()
+                sent.append((node, conn, part))
+                conn.send_packed_command([writes.packed(part, fields, self.store.membership_key)[0]])
+            size = len(block.audience_ids)
+            total = writes.Counted(np.zeros(size, np.int64), np.zeros(size, np.int64))
+            for _, conn, part in sent:
+                where = writes.layout(part, fields)
+                replies = _read_replies(conn._sock, _Reader(replyError=ResponseError), where.replies)
+                counted = writes.count(part, where, replies, now)
+                total.members += counted.members
+                total.unchanged += counted.unchanged
+        except BaseException:
+            for _, conn, _ in sent:
+                conn.disconnect()
+            raise
+        finally:
+            for node, conn, _ in sent:
+                node.redis_connection.connection_pool.release(conn)
+        return total
+
+    def write(
+        self,
+        block: MembershipBlock,
+        fields: Sequence[AudienceFields],
+        now: float,
+        counted: Callable[[writes.Counted], None],
+        resp: Any = None,
+    ) -> None:
+        """Send the block's commands (``resp``: already encoded by writes.packed, when ``packs``); ``counted``
+        gets its counts once its replies are read."""
+        where = writes.layout(block, fields)
+        store = self.store
+        if store.cluster and not self._pending:
+            counted(self._write_by_node(block, fields, now))
+            return
+        if not self.packs:
+            replies = store.pipeline(writes.commands(block, fields, store.keys.membership))
+            counted(writes.count(block, where, replies, now))
+            return
+        if self._conn is None:
+            self._conn = store.client.connection_pool.get_connection()  # type: ignore[union-attr]
+        try:
+            if resp is None:
+                resp = writes.packed(block, fields, store.membership_key)[0]
+            self._conn.send_packed_command([resp])
+            if self._sock is None:
+                self._sock, self._reader = self._conn._sock, _Reader(replyError=ResponseError)
+            self._pending.append((block, fields, where, now, counted))
+            if len(self._pending) > IN_FLIGHT:
+                self._collect()
+        except BaseException:
+            self.close(failed=True)
+            raise
+
+    def _collect(self) -> None:
+        block, fields, where, now, counted = self._pending.pop(0)
+        nil = b"_\r\n" if str(getattr(self._conn, "protocol", 2)) == "3" else b"$-1\r\n"
+        expected = None if self._reader.has_data() else writes.expected_replies(block, fields, nil)
+        if expected is not None:
+            got = _read_expected(self._sock, expected)
+            if got == expected:  # the common case, counted without reading a reply
+                counted(writes.count_as_expected(block, fields))
+                return
+            self._reader.feed(got)
+        counted(writes.count(block, where, _read_replies(self._sock, self._reader, where.replies), now))
+
+    def flush(self) -> None:
+        try:
+            while self._pending:
+                self._collect()
+        except BaseException:
+            self.close(failed=True)
+            raise
+
+    def close(self, *, failed: bool = False) -> None:
+        conn, self._conn, self._sock, self._pending = self._conn, None, None, []
+        if conn is not None:
+            if failed:
+                conn.disconnect()  # replies may be left unread: never reuse this connection
+            self.store.client.connection_pool.release(conn)  # type: ignore[union-attr]
+
+
 class SyncStore:
     """The Redis operations of audience_sync, on one client and key space."""
 
@@ -178,7 +348,7 @@ class SyncStore:
         error reply (e.g. WRONGTYPE) is returned in its place rather than raised.
         """
         client: Any = self.client  # redis-py's cluster and connection classes are partly untyped
-        if self.cluster or _pack is None:
+        if self.cluster:
             pipe = client.pipeline(transaction=False)
             for command in commands:
                 pipe.execute_command(*command)
@@ -186,7 +356,9 @@ class SyncStore:
         pool = client.connection_pool
         conn: Any = pool.get_connection()
         try:
-            conn.send_packed_command([b"".join([_pack(tuple(command)) for command in commands])])
+            # hiredis's stub types its argument as a tuple of one item: any tuple of str, bytes, int is packed.
+            packed = b"".join([_pack(tuple(command)) for command in commands])  # type: ignore[arg-type]
+            conn.send_packed_command([packed])
             read = conn.read_response
             if raise_on_error:
                 return [read() for _ in commands]
@@ -352,25 +524,14 @@ class SyncStore:
         return {_text(path): record for path, record in raw.items()}
 
     # -- memberships ------------------------------------------------------------
-    def write_snapshot(self, batch: Sequence[tuple[str, Sequence[str], Sequence[str], Sequence[str]]]) -> list[Any]:
-        """Per profile (id, fields to read, ``field value`` pairs to set, fields to delete): HMGET, HSET, HDEL.
+    def snapshot_writer(self) -> SnapshotWriter:
+        return SnapshotWriter(self)
 
-        The HMGET comes first, so it sees the fields as they were; returns its replies, one list per profile.
-        """
-        membership = self.keys.membership
-        commands: list[Command] = []
-        for profile_id, reads, pairs, dead in batch:
-            key = membership(profile_id)
-            commands.append(("HMGET", key, *reads))
-            commands.append(("HSET", key, *pairs))
-            if dead:
-                commands.append(("HDEL", key, *dead))
-        replies = self.pipeline(commands)
-        out, i = [], 0
-        for _, _, _, dead in batch:
-            out.append(replies[i])
-            i += 3 if dead else 2
-        return out
+    @property
+    def membership_key(self) -> tuple[str, str]:
+        """A membership key's text before and after the profile id (as inbound_common.keys spells it)."""
+        before, _, after = self.keys.membership("\0").partition("\0")
+        return before, after
 
     def apply_changes(self, batch: Mapping[str, Sequence[str]]) -> list[list[int]]:
         """Per profile: APPLY_CHANGES with its changes' args; 0/1/2 per change."""

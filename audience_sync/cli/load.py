@@ -20,10 +20,11 @@ from audience_sync.cli.options import (
     table,
     under_identities,
 )
+from audience_sync.parallel import snapshot_load
 from audience_sync.report import ErrorReport, human
 from audience_sync.snapshot import LoadOptions, SnapshotLoad, SnapshotRefused, bad_ratio
 from audience_sync.summaries import load_summary
-from inbound_common.cli import Exit, option
+from inbound_common.cli import Exit, option, positive
 
 BATCH_SIZE = 10_000
 
@@ -56,8 +57,9 @@ def run(args: argparse.Namespace) -> int:
     with rejects(args.rejects) as rejected:
         report = ErrorReport(show=args.show_errors, rejects=rejected)
         write = written_with_snapshot(sync, attributes, attribute_tally) if attributes and not args.dry_run else None
-        load = SnapshotLoad(sync, options, report, progress=progress_factory(args), before_cutover=write,
-                            guard=args.cutover_guard)  # fmt: skip
+        load = snapshot_load(sync, options, report, url=args.redis_url, jobs=getattr(args, "jobs", 1),
+                             progress=progress_factory(args), before_cutover=write,
+                             guard=args.cutover_guard)  # fmt: skip
 
         def summary(**outcome: Any) -> dict[str, Any]:
             return load_summary(
@@ -107,6 +109,8 @@ def add_command(commands: Any, common: argparse.ArgumentParser, inputs: argparse
     add_batch_size(parser, BATCH_SIZE, "memberships per pipeline")
     add_allow_empty(parser)
     option(parser, "--force", action="store_true", help="take over a snapshot of the same audience that looks alive")
+    option(parser, "--jobs", type=positive, default=1, help="processes parsing and writing the input's blocks "
+           "(one cutover; about one per core Redis does not use)")  # fmt: skip
     parser.set_defaults(func=run, cutover_guard=None)
 
 

@@ -50,22 +50,30 @@ def detect(name: str, sample: bytes) -> Format:
 
 
 def parse(
-    lines: Iterable[bytes], source: str, fmt: Format, options: InputOptions, stats: ParseStats
+    lines: Iterable[bytes],
+    source: str,
+    fmt: Format,
+    options: InputOptions,
+    stats: ParseStats,
+    *,
+    start: int = 1,
+    header: list[str] | None = None,
 ) -> Iterator[Change | LineError]:
-    """Parse ``lines`` of one input (``fmt`` already detected, never AUTO)."""
+    """Parse ``lines`` of one input (``fmt`` already detected, never AUTO); ``start`` is the number of the
+    first line (a block of a file), ``header`` a CSV file's header row when ``lines`` come after it."""
     if fmt is Format.CSV:
         csv_options = CsvOptions(options.id_column, options.audience_column, options.audience)
-        return parse_csv(lines, source, csv_options, stats)
+        return parse_csv(lines, source, csv_options, stats, start=start, header=header)
     if fmt is Format.NDJSON:
-        return parse_ndjson(
-            lines, source, NdjsonOptions(options.id_column, options.audience_column, options.audience), stats
-        )
+        records = NdjsonOptions(options.id_column, options.audience_column, options.audience)
+        return parse_ndjson(lines, source, records, stats, start)
     if fmt is Format.XDM:
-        return parse_xdm(lines, source, XdmOptions(options.identity_namespaces, options.segment_namespace), stats)
+        xdm = XdmOptions(options.identity_namespaces, options.segment_namespace)
+        return parse_xdm(lines, source, xdm, stats, start)
     if fmt is Format.PARQUET:
         xdm = XdmOptions(options.identity_namespaces, options.segment_namespace)
         records = NdjsonOptions(options.id_column, options.audience_column, options.audience)
-        return parse_parquet(lines, source, xdm, records, stats)
+        return parse_parquet(lines, source, xdm, records, stats, start)
     raise ValueError(f"no parser for format {fmt}")
 
 

@@ -38,13 +38,15 @@ class CsvOptions:
 class _Lines:
     """Decodes lines for csv.reader, setting invalid UTF-8 aside with its line number."""
 
-    def __init__(self, lines: Iterable[bytes]) -> None:
+    def __init__(self, lines: Iterable[bytes], start: int = 1) -> None:
         self._lines = lines
-        self.number = 0
+        self.number = start - 1
+        self.done = False  # the lines ran out
         self.undecodable: list[tuple[int, bytes, UnicodeDecodeError]] = []
         self.consumed: list[int] = []  # numbers of the lines handed to csv.reader for the current row
 
     def __iter__(self) -> Iterator[str]:
+        self.done = False
         for raw in self._lines:
             self.number += 1
             try:
@@ -54,16 +56,97 @@ class _Lines:
                 continue
             self.consumed.append(self.number)
             yield text
+        self.done = True  # asked for a line after the last
+
+
+@dataclass(frozen=True, slots=True)
+class Columns:
+    """Where a CSV file's fields are, from its header row (-1: no such column)."""
+
+    count: int
+    id_at: int
+    audience_at: int
+    status_at: int
+    until_at: int
+    time_at: int
+    problem: str | None  # why the header cannot be used (the file is refused)
+
+
+def columns_of(row: list[str], options: CsvOptions) -> Columns:
+    header = [name.strip().lstrip("\ufeff") for name in row]
+    where = {name: i for i, name in enumerate(header)}
+    id_at = where.get(options.id_column, -1)
+    audience_at = where.get(options.audience_column, -1)
+    problem = None
+    if id_at < 0:
+        problem = f"header: no column {options.id_column!r} (columns: {', '.join(header)})"
+    elif audience_at < 0 and options.audience is None:
+        problem = f"header: no column {options.audience_column!r} and no --audience for this file"
+    return Columns(
+        len(header),
+        id_at,
+        audience_at,
+        where.get("status", -1),
+        where.get("valid_until", -1),
+        where.get("event_time", -1),
+        problem,
+    )
+
+
+def is_blank(row: list[str]) -> bool:
+    return not row or (len(row) == 1 and not row[0].strip())
+
+
+def ends_a_record(lines: Iterable[bytes], options: CsvOptions) -> bool:
+    """Whether the CSV reader, fed ``lines`` from the start of a record, ends them between records — not
+    inside a quoted field that goes on after them. A block of a file is cut only there: its rows are then
+    the rows the reader reads in the whole file."""
+    feed = _Lines(lines)
+    reader = csv.reader(feed, delimiter=options.delimiter, strict=True)
+    while True:
+        try:
+            next(reader)
+        except StopIteration:
+            return True
+        except csv.Error:
+            if feed.done:  # the lines ran out inside a quoted field
+                return False
+
+
+def find_header(lines: Iterable[bytes], options: CsvOptions) -> tuple[int, list[str]] | None:
+    """The number of the line that ends a CSV file's header row, and the row: the first row that is not
+    blank. None when it cannot be told from ``lines`` alone (a bad line before it, or no row)."""
+    feed = _Lines(lines)
+    reader = csv.reader(feed, delimiter=options.delimiter, strict=True)
+    try:
+        for row in reader:
+            if feed.undecodable:
+                return None
+            if not is_blank(row):
+                return feed.number, row
+    except csv.Error:
+        return None
+    return None
 
 
 def parse_csv(
-    lines: Iterable[bytes], source: str, options: CsvOptions, stats: ParseStats
+    lines: Iterable[bytes],
+    source: str,
+    options: CsvOptions,
+    stats: ParseStats,
+    *,
+    start: int = 1,
+    header: list[str] | None = None,
 ) -> Iterator[Change | LineError]:
-    feed = _Lines(lines)
+    """``header``: the file's header row, when ``lines`` (from line ``start`` on) come after it."""
+    feed = _Lines(lines, start)
     reader = csv.reader(feed, delimiter=options.delimiter, strict=True)
-    header: list[str] | None = None
     columns = 0
     id_at = audience_at = status_at = until_at = time_at = -1
+    if header is not None:
+        found = columns_of(header, options)
+        columns, id_at, audience_at = found.count, found.id_at, found.audience_at
+        status_at, until_at, time_at = found.status_at, found.until_at, found.time_at
     while True:
         feed.consumed.clear()
         try:
@@ -84,26 +167,17 @@ def parse_csv(
         if row is None:
             return
         line = feed.consumed[0] if feed.consumed else feed.number
-        if not row or (len(row) == 1 and not row[0].strip()):
+        if is_blank(row):
             continue  # blank line
         if header is None:
-            header = [name.strip().lstrip("\ufeff") for name in row]
-            columns = len(header)
-            where = {name: i for i, name in enumerate(header)}
-            id_at = where.get(options.id_column, -1)
-            audience_at = where.get(options.audience_column, -1)
-            status_at = where.get("status", -1)
-            until_at = where.get("valid_until", -1)
-            time_at = where.get("event_time", -1)
-            problem = None
-            if id_at < 0:
-                problem = f"header: no column {options.id_column!r} (columns: {', '.join(header)})"
-            elif audience_at < 0 and options.audience is None:
-                problem = f"header: no column {options.audience_column!r} and no --audience for this file"
-            if problem:
+            header = row
+            found = columns_of(row, options)
+            columns, id_at, audience_at = found.count, found.id_at, found.audience_at
+            status_at, until_at, time_at = found.status_at, found.until_at, found.time_at
+            if found.problem:
                 stats.lines += 1
                 stats.bad += 1
-                yield LineError(source, line, problem)
+                yield LineError(source, line, found.problem)
                 return
             continue
         stats.lines += 1

@@ -61,9 +61,9 @@ def record_change(body: dict[str, Any], options: NdjsonOptions, line: int) -> Ch
 
 
 def parse_ndjson(
-    lines: Iterable[bytes], source: str, options: NdjsonOptions, stats: ParseStats
+    lines: Iterable[bytes], source: str, options: NdjsonOptions, stats: ParseStats, start: int = 1
 ) -> Iterator[Change | LineError]:
-    for line, raw in enumerate(lines, 1):
+    for line, raw in enumerate(lines, start):
         if not raw.strip():
             continue
         stats.lines += 1

@@ -1,4 +1,4 @@
-"""Parquet inputs: AEP dataset and audience exports (pyarrow, the optional extra ``parquet``).
+"""Parquet inputs: AEP dataset and audience exports (pyarrow).
 
 The same two shapes as the JSON inputs: flat columns (``profile_id``, ``audience_id``, ``status``,
 ``valid_until``, ``event_time``, as in CSV/NDJSON) or the XDM structure (nested ``identityMap`` and
@@ -23,6 +23,7 @@ from collections.abc import Iterable, Iterator
 from typing import IO, Any, Final
 
 import orjson
+import pyarrow
 
 from audience_sync.formats.ndjson_rows import NdjsonOptions, json_object, record_change
 from audience_sync.formats.xdm import XdmOptions, is_profile, read_profile
@@ -37,7 +38,7 @@ def is_parquet(name: str, head: bytes) -> bool:
     return head[:4] == MAGIC or name.lower().endswith(SUFFIX)
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
     """What orjson cannot write itself, from pyarrow's Python values."""
     if isinstance(value, decimal.Decimal):
         return float(value)
@@ -48,21 +49,20 @@ def _jsonable(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not representable in JSON")
 
 
-def row_lines(source: str | IO[bytes]) -> Iterator[bytes]:
-    """Each row as one JSON object line. OSError when the file is not readable Parquet."""
-    try:
-        import pyarrow
-        import pyarrow.parquet as pq
-    except ImportError:  # pragma: no cover - the optional extra is missing
-        raise OSError("Parquet input needs pyarrow: install the 'parquet' extra") from None
+def row_lines(source: str | IO[bytes], row_groups: list[int] | None = None) -> Iterator[bytes]:
+    """Each row (of ``row_groups``, or all) as one JSON object line. OSError when the file is not readable
+    Parquet."""
+    # lazy, start-up (loadtest.startup): pyarrow.parquet ~30 ms that the loads of other formats do not pay
+    import pyarrow.parquet as pq
+
     try:
         rows = pq.ParquetFile(source)
     except (pyarrow.ArrowException, ValueError) as exc:
         raise OSError(f"not a readable Parquet file: {exc}") from None
-    for batch in rows.iter_batches(batch_size=BATCH_ROWS):
+    for batch in rows.iter_batches(batch_size=BATCH_ROWS, row_groups=row_groups):
         for row in batch.to_pylist(maps_as_pydicts="lossy"):
             # Date-times without a zone are written without an offset: read as UTC, as in the other formats.
-            yield orjson.dumps(row, default=_jsonable)
+            yield orjson.dumps(row, default=jsonable)
 
 
 def without_nulls(value: Any) -> Any:
@@ -75,11 +75,16 @@ def without_nulls(value: Any) -> Any:
 
 
 def parse_parquet(
-    lines: Iterable[bytes], source: str, xdm: XdmOptions, records: NdjsonOptions, stats: ParseStats
+    lines: Iterable[bytes],
+    source: str,
+    xdm: XdmOptions,
+    records: NdjsonOptions,
+    stats: ParseStats,
+    start: int = 1,
 ) -> Iterator[Change | LineError]:
     """The rows of ``row_lines``: XDM profiles or flat records, told apart as the receiver does (``is_profile``)."""
     known_audiences: set[str] = set()
-    for row, raw in enumerate(lines, 1):
+    for row, raw in enumerate(lines, start):
         stats.lines += 1
         try:
             body = json_object(raw)

@@ -156,10 +156,10 @@ def read_profile(
 
 
 def parse_xdm(
-    lines: Iterable[bytes], source: str, options: XdmOptions, stats: ParseStats
+    lines: Iterable[bytes], source: str, options: XdmOptions, stats: ParseStats, start: int = 1
 ) -> Iterator[Change | LineError]:
     known_audiences: set[str] = set()
-    for line, raw in enumerate(lines, 1):
+    for line, raw in enumerate(lines, start):
         if not raw.strip():
             continue
         stats.lines += 1

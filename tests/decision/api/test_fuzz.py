@@ -61,7 +61,7 @@ BATCHES = int(os.environ.get("FUZZ_BATCHES", "420"))
 KNOWN = decision_pb2.DecideRequest(
     profile_id="known-vip", channel="web", placements=[decision_pb2.PlacementRequest(placement_id="banner")]
 )
-FIELD_FIRST = re.compile(r"^(profile_id|channel|request_id|placements|context|request)[\[.:]")
+FIELD_FIRST = re.compile(r"^(profile_id|channel|request_id|placements|context|why_not|request)[\[.:]")
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")

@@ -9,6 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pyarrow as pa
 import pytest
 import redis.asyncio as aioredis
 from hypothesis import given, settings
@@ -17,10 +19,12 @@ from hypothesis import strategies as st
 from audience_sync.attributes import AttributeChange, write_attributes
 from audience_sync.deltas import DeltaApplier
 from audience_sync.formats import InputOptions
+from audience_sync.memberships import MembershipBlock
 from audience_sync.records import Change
 from audience_sync.report import ErrorReport
 from audience_sync.snapshot import LoadOptions, SnapshotLoad
 from audience_sync.store import SyncStore
+from audience_sync.writes import AudienceFields
 from decision.store.connect import connect
 from decision.store.inspection import (
     AttributeState,
@@ -34,6 +38,13 @@ from inbound_common.keys import KeySpace
 from tests.audience_sync.helpers import cli, write_lines, xdm_line
 
 NOW = time.time()
+
+
+def write_as_a_load(store: SyncStore, profile_id: str, field: str) -> None:
+    """The field of a loading generation in a profile's hash, written by a snapshot's writer (no expiry)."""
+    block = MembershipBlock(["a"], pa.array([profile_id]), np.array([0, 1]), np.array([0]), pa.array([""]))
+    with store.snapshot_writer() as writer:
+        writer.write(block, [AudienceFields(field)], NOW, lambda counted: None)
 
 
 @pytest.fixture
@@ -63,13 +74,13 @@ async def test_every_membership_field_is_named_and_its_state_said(
     loading = sync_store.begin_snapshot("spring", now=NOW, stale_after=300, source="t", owner="tests")
     assert loading.code is not None and loading.generation is not None
     written = f"{loading.code}:{loading.generation}"
-    sync_store.write_snapshot([("p1", [written], [written, ""], [])])  # a load under way
+    write_as_a_load(sync_store, "p1", written)  # a load under way
     vip = sync_store.registry_state().entries["vip"]
     killed = sync_store.begin_snapshot("vip", now=NOW, stale_after=300, source="t", owner="tests")
     refused = f"{vip.code}:{killed.generation}"
-    sync_store.write_snapshot([("p1", [refused], [refused, ""], [])])
+    write_as_a_load(sync_store, "p1", refused)
     sync_store.abandon([f"{vip.code}:{killed.generation}"])  # refused: never switched in
-    sync_store.write_snapshot([("p1", ["999:1"], ["999:1", ""], [])])  # a code the registry never knew
+    write_as_a_load(sync_store, "p1", "999:1")  # a code the registry never knew
 
     stored = await read_stored_profile(connect(redis_url), KeySpace(), "p1", time.time())
     states = {(m.audience_id, m.generation): m.state for m in stored.memberships}
