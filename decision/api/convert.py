@@ -7,6 +7,8 @@ Every rejection names the field the way a caller wrote it
 from __future__ import annotations
 
 import math
+import struct
+from typing import Final
 
 from google.protobuf import struct_pb2
 
@@ -17,10 +19,12 @@ from decision.core.types import (
     DecisionRequest,
     Explanation,
     InvalidRequest,
+    Item,
     JoinAudience,
     LeaveAudience,
     Outcome,
     PlacementRequest,
+    Proposition,
     SetValue,
     WaitUntil,
     WhyNot,
@@ -146,6 +150,87 @@ def decide_response(decision: Decision) -> decision_pb2.DecideResponse:
         explanations=[_explanation(e) for e in decision.explanations],
         why_not=[_why_not(answer) for answer in decision.why_not],
     )
+
+
+# DecideResponse written as wire bytes, without building its messages (protobuf's encoding concatenates:
+# a message's fields in field-number order, a nested message as its length and bytes). What
+# ``decide_response(decision).SerializeToString()`` gives, byte for byte (tests/decision/api/test_convert.py).
+_ZERO_DOUBLE: Final = bytes(8)
+# An item's fields 1 to 4 (offer, content, rule, priority), as written, by those values: items repeat.
+_ITEM_HEADS: dict[tuple[str, str, str, int], bytes] = {}
+_MAX_ITEM_HEADS: Final = 4096
+
+
+def _varint(value: int) -> bytes:
+    if 0 <= value < 0x80:
+        return bytes((value,))
+    value &= 0xFFFFFFFFFFFFFFFF  # negative int32: ten bytes, as protobuf writes them
+    out = bytearray()
+    while value >= 0x80:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def _text(tag: bytes, value: str) -> bytes:
+    """A string field (left out when empty, as proto3 does)."""
+    if not value:
+        return b""
+    raw = value.encode()
+    return tag + _varint(len(raw)) + raw
+
+
+def _framed(tag: bytes, body: bytes) -> bytes:
+    return tag + _varint(len(body)) + body
+
+
+def _fallback_and_experiment(fallback_tag: bytes, fallback: bool, experiment_tag: bytes, experiment_id: str,
+                             variant: str) -> bytes:  # fmt: skip
+    """An item's or a proposition's last three fields: ``fallback`` (bool), then experiment id and variant, whose
+    tag follows the experiment id's."""
+    written = fallback_tag + b"\x01" if fallback else b""
+    if experiment_id or variant:
+        written += _text(experiment_tag, experiment_id) + _text(bytes((experiment_tag[0] + 8,)), variant)
+    return written
+
+
+def _item_bytes(item: Item) -> bytes:
+    key = (item.offer_id, item.content_json, item.rule, item.priority)
+    head = _ITEM_HEADS.get(key)
+    if head is None:
+        head = _text(b"\x0a", item.offer_id) + _text(b"\x12", item.content_json) + _text(b"\x1a", item.rule)
+        if item.priority:
+            head += b"\x20" + _varint(item.priority)
+        if len(_ITEM_HEADS) >= _MAX_ITEM_HEADS:
+            _ITEM_HEADS.clear()
+        _ITEM_HEADS[key] = head
+    score = struct.pack("<d", item.score)
+    body = head + (b"\x29" + score if score != _ZERO_DOUBLE else b"") + _text(b"\x32", item.tracking_token)
+    return body + _fallback_and_experiment(b"\x38", item.fallback, b"\x42", item.experiment_id, item.variant)
+
+
+def _proposition_bytes(proposition: Proposition) -> bytes:
+    body = _text(b"\x0a", proposition.placement_id)
+    for item in proposition.items:
+        body += _framed(b"\x12", _item_bytes(item))
+    flags = _fallback_and_experiment(
+        b"\x18", proposition.fallback, b"\x22", proposition.experiment_id, proposition.variant
+    )
+    return body + flags
+
+
+def decide_response_bytes(decision: Decision) -> bytes:
+    """The DecideResponse of ``decision`` as its wire bytes (what Decide answers)."""
+    parts = [_framed(b"\x0a", _proposition_bytes(p)) for p in decision.propositions]
+    parts.append(_text(b"\x12", decision.ruleset_version))
+    if decision.degraded:
+        parts.append(b"\x18\x01")
+    parts.append(_text(b"\x22", decision.request_id))
+    parts.append(_text(b"\x2a", decision.decision_id))
+    parts.extend(_framed(b"\x32", _explanation(e).SerializeToString()) for e in decision.explanations)
+    parts.extend(_framed(b"\x3a", _why_not(w).SerializeToString()) for w in decision.why_not)
+    return b"".join(parts)
 
 
 def _why_not(answer: WhyNot) -> decision_pb2.WhyNot:

@@ -4,7 +4,9 @@ gRPC Python turns an exception in a request deserializer into UNKNOWN with
 the exception's text. This interceptor wraps every method's deserializer: a
 message that does not parse (corrupt wire format, invalid UTF-8 in a string,
 nesting deeper than protobuf's limit) reaches the method as a marker, and the
-call ends with INVALID_ARGUMENT naming the message type and the parser's reason.
+call ends with INVALID_ARGUMENT naming the message type and the parser's reason. A method registered
+without a deserializer (Decide: bytes in, bytes out) is passed through: it parses with ``parse`` and
+``refuse`` itself.
 """
 
 from __future__ import annotations
@@ -21,28 +23,34 @@ MAX_REASON_CHARS = 200
 
 
 @dataclass(frozen=True, slots=True)
-class _Malformed:
+class Malformed:
     reason: str
 
 
+def parse(deserializer: Callable[[bytes], Any], data: bytes) -> Any:
+    """The message, or Malformed saying why the bytes are not one (a method that parses its own bytes calls
+    this and ``refuse``, as the guard does for the others)."""
+    try:
+        return deserializer(data)
+    except Exception as exc:  # any parser failure is the caller's bad bytes
+        return Malformed(str(exc)[:MAX_REASON_CHARS] or type(exc).__name__)
+
+
 def _safe(deserializer: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
-    def parse(data: bytes) -> Any:
-        try:
-            return deserializer(data)
-        except Exception as exc:  # any parser failure is the caller's bad bytes
-            return _Malformed(str(exc)[:MAX_REASON_CHARS] or type(exc).__name__)
+    def parsed(data: bytes) -> Any:
+        return parse(deserializer, data)
 
-    return parse
+    return parsed
 
 
-async def _refuse(context: grpc.aio.ServicerContext, malformed: _Malformed) -> None:
+async def refuse(context: grpc.aio.ServicerContext, malformed: Malformed) -> None:
     await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"request: not a valid message: {malformed.reason}")
 
 
 async def _checked_stream(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
     async for request in requests:
-        if isinstance(request, _Malformed):
-            await _refuse(context, request)
+        if isinstance(request, Malformed):
+            await refuse(context, request)
         yield request
 
 
@@ -52,8 +60,8 @@ def _guarded(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
     async def _request(request: Any, context: grpc.aio.ServicerContext) -> Any:
         if handler.request_streaming:
             return _checked_stream(request, context)
-        if isinstance(request, _Malformed):
-            await _refuse(context, request)
+        if isinstance(request, Malformed):
+            await refuse(context, request)
         return request
 
     async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:

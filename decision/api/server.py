@@ -42,7 +42,7 @@ from grpc_reflection.v1alpha import reflection
 
 from decision.api import security
 from decision.api.operations import ServerOps
-from decision.api.servicer import DecisionServicer
+from decision.api.servicer import DecisionServicer, add_to_server
 from decision.api.shutdown import (
     CONNECTIONS_SHARE,
     close_listeners,
@@ -58,7 +58,7 @@ from decision.service.decider import DecisionService
 from decision.settings import Settings
 from decision.store.connect import connect
 from decision.store.profiles import ProfileStore, StoreError
-from decision.v1 import decision_pb2, decision_pb2_grpc
+from decision.v1 import decision_pb2
 from inbound_common.keys import KeySpace
 
 log = logging.getLogger(__name__)
@@ -186,8 +186,8 @@ async def start(settings: Settings, redis_url: str) -> RunningServer:
     # Metrics outermost: calls refused by authentication are counted too.
     guards = security.interceptors(settings)
     server = grpc.aio.server(options=options, interceptors=[*ops.interceptors, *guards])
-
-    decision_pb2_grpc.add_DecisionServiceServicer_to_server(DecisionServicer(service, settings.limits), server)
+    on_decision = None if ops.metrics is None else ops.metrics.decision
+    add_to_server(DecisionServicer(service, settings.limits, on_decision), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(

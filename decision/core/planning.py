@@ -32,7 +32,7 @@ proposition, even when duplicates across placements are allowed.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field, replace
 
@@ -51,7 +51,7 @@ from decision.core.experiments import choose
 from decision.core.explain import explanations
 from decision.core.ineligible import not_eligible
 from decision.core.learning import Draw, Learner
-from decision.core.tokens import TrackingToken
+from decision.core.tokens import TokenKeys, TokenWriter
 from decision.core.totals import TotalsView
 from decision.core.types import Decision, DecisionRequest, Item, Outcome, Proposition
 from decision.core.verdicts import (
@@ -206,6 +206,7 @@ def build_plan(
     why: Why | None = None,
     learner: Learner | None = None,
     sticky: Mapping[str, str] | None = None,
+    ranks: StaticRanks | None = None,
 ) -> Plan:
     """The ranked candidates of every requested placement.
 
@@ -215,9 +216,11 @@ def build_plan(
     ``why``: look at every offer and record its verdict (a request with ``explain``).
     ``learner``: draws for ``ranking:`` placements and ``allocation: auto`` experiments (None: they rank and
     assign as without). ``sticky``: experiment id -> the variant the profile saw (auto experiments keep it).
+    ``ranks``: ``static_ranks(ruleset)``, made once per ruleset (None: ranked here).
     """
     planner = _Planner(ruleset, eligible, request, now_ms, controls, counters or {}, totals, exclude, why, learner)
     planner.sticky = sticky or {}
+    planner.static = ranks or {}
     slots = tuple(planner.slot(wanted.placement_id, wanted.max_items) for wanted in request.placements)
     return Plan(slots, ruleset.allow_duplicates, now_ms, planner.counters, why)
 
@@ -242,6 +245,7 @@ class _Planner:
         self.controls, self.counters, self.totals, self.exclude, self.why = controls, counters, totals, exclude, why
         self.learner = learner
         self.sticky: Mapping[str, str] = {}
+        self.static: StaticRanks = {}
         # (placement, offer) -> its draw: drawn once per decision, whichever way the rank key is asked for.
         self.draws: dict[tuple[str, str], Draw | None] = {}
         self.gates: dict[str, _Gate | ProfileBlock | TotalReached] = {}
@@ -311,12 +315,16 @@ class _Planner:
 
     def _ranked(
         self, placement: Placement, formula: Formula | None, ranks: Mapping[str, RankKey]
-    ) -> list[tuple[RankKey, Offer, str, float | None]]:
+    ) -> Iterable[tuple[RankKey, Offer, str, float | None]]:
         """The eligible offers of the placement in rank order (cheap: no counters looked at)."""
         assert self.eligible is not None
+        eligible = self.eligible
+        static = self.static.get(placement.id) if formula is None and placement.ranking is None else None
+        if static is not None:  # an order fixed by the ruleset: walked as far as the slot needs
+            return ((key, offer, rule, None) for key, offer in static if (rule := eligible.get(offer.id)) is not None)
         offers, placement_id, request = self.ruleset.offers, placement.id, self.request
         ranked: list[tuple[RankKey, Offer, str, float | None]] = []
-        for offer_id, rule in self.eligible.items():
+        for offer_id, rule in eligible.items():
             offer = offers[offer_id]
             if placement_id not in offer.placements:
                 continue
@@ -452,6 +460,25 @@ class _Planner:
                     Verdict(offer.id, placement.id, Outcome.HOLDOUT, key, HeldOut(experiment_id, True), rule)
                 )
         return tuple(verdicts)
+
+
+# Placement id -> its offers in rank order with their rank keys, for placements whose order does not depend
+# on the request (no score formula, no learned ranking): made once per ruleset.
+StaticRanks = Mapping[str, tuple[tuple[RankKey, Offer], ...]]
+
+
+def static_ranks(ruleset: Ruleset) -> StaticRanks:
+    """The rank order of each placement that ranks its offers the same way on every request (``rank_key``
+    without score or draw); a variant's score formula, when an experiment gives one, is ranked per request."""
+    return {
+        placement.id: tuple(sorted(((rank_key(o), o) for o in ruleset.offers_for(placement.id)), key=_by_key))
+        for placement in ruleset.placements.values()
+        if placement.score is None and placement.ranking is None
+    }
+
+
+def _by_key(entry: tuple[RankKey, Offer]) -> RankKey:
+    return entry[0]
 
 
 def fallback_content(offer: Offer, request: DecisionRequest) -> str:
@@ -590,20 +617,23 @@ def render(
     *,
     decision_id: str,
     degraded: bool = False,
+    keys: TokenKeys | None = None,
 ) -> Decision:
-    """The decision; with the explanations of its verdicts when the plan was made with ``why``."""
+    """The decision; with the explanations of its verdicts when the plan was made with ``why``.
+
+    Tracking tokens are signed with ``keys`` for the request's profile (None: left unsigned,
+    ``TrackingToken.encode()``)."""
+    tokens = TokenWriter(keys, request.profile_id, decision_id, plan.now_ms, ruleset.version, request.channel)
     propositions: list[Proposition] = []
     for slot, taken in zip(plan.slots, selection, strict=True):
         placement = slot.placement
-        items = tuple(
-            _item(slot.candidates[i], placement, ruleset, request, decision_id, plan.now_ms, slot) for i in taken
-        )
+        items = tuple(_item(slot.candidates[i], placement, slot, tokens) for i in taken)
         fallback = False
         if not items and slot.holdout is not HoldoutServes.NOTHING:
             offer = ruleset.offers[placement.fallback]
             # A fallback is always served, even if another placement shows it too.
             stand_in = Candidate(offer, offer.id, FALLBACK_RULE, None, fallback_content(offer, request), exempt=True)
-            items = (_item(stand_in, placement, ruleset, request, decision_id, plan.now_ms, slot),)
+            items = (_item(stand_in, placement, slot, tokens),)
             fallback = True
         propositions.append(Proposition(placement.id, items, fallback, slot.experiment_id, slot.variant))
     explained = () if plan.why is None else explanations(verdicts(plan, selection, ruleset), plan.now_ms)
@@ -625,6 +655,7 @@ def decide(
     decision_id: str,
     now_ms: int,
     why: Why | None = None,
+    keys: TokenKeys | None = None,
 ) -> Decision:
     """Fill each requested placement, in request order, without counters (no caps in play).
 
@@ -633,33 +664,23 @@ def decide(
     Decisions with caps and contact policies go through ``decision.service.reservations``.
     """
     plan = build_plan(ruleset, eligible, request, now_ms=now_ms, why=why)
-    return render(plan, fill(plan, {}), ruleset, request, decision_id=decision_id, degraded=eligible is None)
+    selection = fill(plan, {})
+    return render(plan, selection, ruleset, request, decision_id=decision_id, degraded=eligible is None, keys=keys)
 
 
-def _item(
-    candidate: Candidate,
-    placement: Placement,
-    ruleset: Ruleset,
-    request: DecisionRequest,
-    decision_id: str,
-    now_ms: int,
-    slot: Slot,
-) -> Item:
+def _item(candidate: Candidate, placement: Placement, slot: Slot, tokens: TokenWriter) -> Item:
     offer = candidate.offer
     # The offer's own experiment wins; else the placement's (its variant chose the ranking).
     experiment_id, variant = (
         (candidate.experiment_id, candidate.variant) if candidate.experiment_id else (slot.experiment_id, slot.variant)
     )
-    token = TrackingToken(
-        decision_id, placement.id, offer.id, ruleset.version, now_ms, request.channel, experiment_id, variant
-    ).encode()
     return Item(
         offer_id=offer.id,
         content_json=candidate.content_json,
         rule=candidate.rule,
         priority=offer.priority,
         score=candidate.score or 0.0,
-        tracking_token=token,
+        tracking_token=tokens.token(placement.id, offer.id, experiment_id, variant),
         fallback=candidate.exempt,
         experiment_id=experiment_id,
         variant=variant,

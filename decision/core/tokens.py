@@ -32,15 +32,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-import dataclasses
+import hashlib
 import hmac
 import re
 import secrets
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Final
-
-if TYPE_CHECKING:
-    from decision.core.types import Decision
+from typing import Any, Final
 
 # Signed by default: bound to the profile. PREVIOUS_FORMAT: the previous release's, not bound (verified, and
 # signed only when asked to, while servers of the previous release still verify events).
@@ -54,6 +51,7 @@ _HEX_ID = re.compile(r"[0-9a-f]{32}")
 _FLAG_HEX_ID = 1
 _FLAG_EXPERIMENT = 2
 _TIME_BYTES = 6
+_BLOCK = 64  # SHA-256's block size: HMAC pads (or first hashes) the key to it
 
 
 class InvalidToken(ValueError):
@@ -80,14 +78,40 @@ def _unb64(text: str) -> bytes:
         raise InvalidToken("not a tracking token") from exc
 
 
-def _put(out: bytearray, text: str) -> None:
+def _text(text: str) -> bytes:
+    """A varint length and the UTF-8 bytes."""
     raw = text.encode()
     size = len(raw)
+    if size < 0x80:
+        return bytes((size,)) + raw
+    out = bytearray()
     while size >= 0x80:
         out.append(size & 0x7F | 0x80)
         size >>= 7
     out.append(size)
-    out += raw
+    return bytes(out) + raw
+
+
+# The fields (see the module docstring) are written here only, in three parts: the decision's (flags
+# but the experiment bit, time, id), the item's (placement, offer), the decision's again (ruleset version,
+# channel: ``tail``), then the experiment's.
+def _decision_part(decision_id: str, decided_at_ms: int) -> tuple[int, bytes]:
+    """The flags the decision id sets, and the decision's time and id as written."""
+    compact = _HEX_ID.fullmatch(decision_id) is not None
+    decided = decided_at_ms.to_bytes(_TIME_BYTES, "big")
+    return (_FLAG_HEX_ID, decided + bytes.fromhex(decision_id)) if compact else (0, decided + _text(decision_id))
+
+
+def _fields(
+    head: tuple[int, bytes], placement_id: str, offer_id: str, tail: bytes, experiment_id: str, variant: str
+) -> bytes:
+    flags, decision = head
+    if experiment_id or variant:
+        return (
+            bytes((flags | _FLAG_EXPERIMENT,)) + decision + _text(placement_id) + _text(offer_id) + tail
+            + _text(experiment_id) + _text(variant)
+        )  # fmt: skip
+    return bytes((flags,)) + decision + _text(placement_id) + _text(offer_id) + tail
 
 
 class _Reader:
@@ -132,21 +156,9 @@ class TrackingToken:
     variant: str = ""
 
     def fields(self) -> bytes:
-        out = bytearray()
-        compact = _HEX_ID.fullmatch(self.decision_id) is not None
-        experiment = bool(self.experiment_id or self.variant)
-        out.append((_FLAG_HEX_ID if compact else 0) | (_FLAG_EXPERIMENT if experiment else 0))
-        out += self.decided_at_ms.to_bytes(_TIME_BYTES, "big")
-        if compact:
-            out += bytes.fromhex(self.decision_id)
-        else:
-            _put(out, self.decision_id)
-        for text in (self.placement_id, self.offer_id, self.ruleset_version, self.channel):
-            _put(out, text)
-        if experiment:
-            _put(out, self.experiment_id)
-            _put(out, self.variant)
-        return bytes(out)
+        head = _decision_part(self.decision_id, self.decided_at_ms)
+        tail = _text(self.ruleset_version) + _text(self.channel)
+        return _fields(head, self.placement_id, self.offer_id, tail, self.experiment_id, self.variant)
 
     def encode(self) -> str:
         """The unsigned fields, base64url: ``TokenKeys.sign`` makes the token a caller gets."""
@@ -190,6 +202,11 @@ class TokenKeys:
     ephemeral: bool = False
     signing_format: int = TOKEN_FORMAT
     _by_id: dict[str, TokenKey] = field(init=False, repr=False, compare=False)
+    # What a signed token starts with (format, key id), and the signing key's HMAC-SHA256 states after the
+    # padded key: made once (``TokenWriter`` signs with them; ``open`` checks with ``hmac``: the two agree).
+    _head: bytes = field(init=False, repr=False, compare=False)
+    _inner: Any = field(init=False, repr=False, compare=False)
+    _outer: Any = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.keys:
@@ -200,6 +217,18 @@ class TokenKeys:
         if len(by_id) != len(self.keys):
             raise TokenKeyError("two token signing keys share a key id")
         object.__setattr__(self, "_by_id", by_id)
+        kid = self.signing.key_id.encode()
+        object.__setattr__(self, "_head", bytes((self.signing_format, len(kid))) + kid)
+        secret = self.signing.secret
+        if len(secret) > _BLOCK:  # RFC 2104: a key longer than a block is hashed first
+            secret = hashlib.sha256(secret).digest()
+        padded = secret.ljust(_BLOCK, b"\0")
+        object.__setattr__(self, "_inner", hashlib.sha256(bytes(b ^ 0x36 for b in padded)))
+        object.__setattr__(self, "_outer", hashlib.sha256(bytes(b ^ 0x5C for b in padded)))
+
+    def __reduce__(self) -> tuple[type[TokenKeys], tuple[tuple[TokenKey, ...], bool, int]]:
+        # Sent to worker processes: the hash states are made again there (they do not pickle).
+        return TokenKeys, (self.keys, self.ephemeral, self.signing_format)
 
     @classmethod
     def generate(cls) -> TokenKeys:
@@ -216,6 +245,21 @@ class TokenKeys:
         kid = key.key_id.encode()
         body = bytes((self.signing_format, len(kid))) + kid + _unb64(unsigned)
         return _b64(body + _mac(key.secret, body, profile_id if self.signing_format == TOKEN_FORMAT else None))
+
+    def signer(self, profile_id: str) -> tuple[bytes, Any]:
+        """What a token made for ``profile_id`` starts with, and the HMAC's inner state after what precedes
+        its fields (the profile id when bound, then that start): ``TokenWriter`` adds the fields."""
+        inner = self._inner.copy()
+        if self.signing_format == TOKEN_FORMAT:
+            inner.update(_text(profile_id))
+        inner.update(self._head)
+        return self._head, inner
+
+    def mac(self, inner: Any) -> bytes:
+        """The MAC from the inner state after every signed byte."""
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return bytes(outer.digest()[:MAC_BYTES])
 
     def open(self, token: str, profile_id: str) -> TrackingToken:
         """The token's content if this service made it for ``profile_id`` (a previous-format token: for any
@@ -248,10 +292,7 @@ def _mac(secret: bytes, body: bytes, profile_id: str | None) -> bytes:
     one-shot C path)."""
     if profile_id is None:
         return hmac.digest(secret, body, "sha256")[:MAC_BYTES]
-    bound = bytearray()
-    _put(bound, profile_id)
-    bound += body
-    return hmac.digest(secret, bound, "sha256")[:MAC_BYTES]
+    return hmac.digest(secret, _text(profile_id) + body, "sha256")[:MAC_BYTES]
 
 
 def keys_from(entries: list[tuple[str, str, str]]) -> TokenKeys:
@@ -268,16 +309,33 @@ def keys_from(entries: list[tuple[str, str, str]]) -> TokenKeys:
         raise TokenKeyError(f"{entries[-1][0] if entries else 'token keys'}: {exc}") from None
 
 
-def sign_tokens(decision: Decision, keys: TokenKeys, profile_id: str) -> Decision:
-    """The decision for ``profile_id`` with each item's token signed (planning leaves them unsigned: it holds no
-    key)."""
-    propositions = tuple(
-        dataclasses.replace(
-            p,
-            items=tuple(
-                dataclasses.replace(i, tracking_token=keys.sign(i.tracking_token, profile_id)) for i in p.items
-            ),
-        )
-        for p in decision.propositions
-    )
-    return dataclasses.replace(decision, propositions=propositions)
+class TokenWriter:
+    """The tokens of one decision's items, signed for its profile when given keys (else unsigned, as
+    ``TrackingToken.encode()``): what the items share is written, and hashed, once."""
+
+    __slots__ = ("_head", "_inner", "_keys", "_start", "_tail")
+
+    def __init__(
+        self,
+        keys: TokenKeys | None,
+        profile_id: str,
+        decision_id: str,
+        decided_at_ms: int,
+        ruleset_version: str,
+        channel: str,
+    ) -> None:
+        self._keys = keys
+        self._head = _decision_part(decision_id, decided_at_ms)
+        self._tail = _text(ruleset_version) + _text(channel)
+        self._start: bytes = b""
+        self._inner: Any = None
+        if keys is not None:
+            self._start, self._inner = keys.signer(profile_id)
+
+    def token(self, placement_id: str, offer_id: str, experiment_id: str, variant: str) -> str:
+        fields = _fields(self._head, placement_id, offer_id, self._tail, experiment_id, variant)
+        if self._keys is None:
+            return _b64(fields)
+        inner = self._inner.copy()
+        inner.update(fields)
+        return _b64(self._start + fields + self._keys.mac(inner))

@@ -40,7 +40,7 @@ class DecisionRequest:
     why_not: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built on every decision, and frozen inits are slow
 class Item:
     offer_id: str
     content_json: str
@@ -55,7 +55,7 @@ class Item:
     variant: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built on every decision, and frozen inits are slow
 class Proposition:
     placement_id: str
     items: tuple[Item, ...]
@@ -102,7 +102,7 @@ class Explanation:
     experiment_id: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built on every decision, and frozen inits are slow
 class Decision:
     propositions: tuple[Proposition, ...]
     ruleset_version: str

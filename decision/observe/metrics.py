@@ -35,6 +35,7 @@ from prometheus_client import (
 )
 from prometheus_client import multiprocess as prometheus_multiprocess
 
+from decision.core.types import Decision
 from decision.service import stages
 from decision.service.degraded import REASONS
 from inbound_common.codecs import AudienceDirectory
@@ -197,10 +198,10 @@ class Metrics:
         children[0].inc()
         children[1].observe(seconds)
 
-    def decide_response(self, response: Any) -> None:
-        """Count a DecideResponse's propositions (read from the message: no hook in the service)."""
-        degraded = bool(response.degraded)  # counted by reason where it is decided (degraded below)
-        for proposition in response.propositions:
+    def decision(self, decision: Decision) -> None:
+        """Count a decision's propositions (the servicer tells every decision)."""
+        degraded = decision.degraded  # counted by reason where it is decided (degraded below)
+        for proposition in decision.propositions:
             placement = proposition.placement_id
             if proposition.fallback:
                 fallback = self._fallback_children.get(placement)
@@ -289,7 +290,7 @@ class Metrics:
 
 
 class MetricsInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
-    """Times every unary call by method and final status code; counts Decide's propositions."""
+    """Times every unary call by method and final status code (Decide's propositions: ``Metrics.decision``)."""
 
     def __init__(self, metrics: Metrics) -> None:
         self.metrics = metrics
@@ -315,7 +316,6 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         self, method: str, behavior: Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
     ) -> Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]:
         metrics = self.metrics
-        on_response = metrics.decide_response if method == DECIDE_METHOD else None
 
         async def observed(request: Any, context: grpc.aio.ServicerContext) -> Any:
             started = time.perf_counter()
@@ -323,8 +323,6 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             try:
                 response = await behavior(request, context)
                 code = _code_name(context.code()) or "OK"
-                if on_response is not None:
-                    on_response(response)
                 return response
             except asyncio.CancelledError:
                 code = "CANCELLED"

@@ -16,6 +16,8 @@ from typing import Any
 
 import grpc
 
+from decision.v1 import decision_pb2
+
 log = logging.getLogger(__name__)
 
 DECIDE_METHOD = "/decision.v1.DecisionService/Decide"
@@ -108,7 +110,9 @@ class TracingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 
         tracer = self.tracer
 
-        async def traced(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        async def traced(raw: Any, context: grpc.aio.ServicerContext) -> Any:
+            # Decide takes and answers bytes (decision.api.servicer): read here only when tracing.
+            request = decision_pb2.DecideRequest.FromString(raw) if isinstance(raw, bytes) else raw
             carrier = {key: value for key, value in context.invocation_metadata() or () if isinstance(value, str)}
             attributes = {
                 "rpc.system": "grpc",
@@ -125,7 +129,7 @@ class TracingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 set_status_on_exception=False,
             ) as span:
                 try:
-                    response = await behavior(request, context)
+                    answered = await behavior(raw, context)
                 except Exception as exc:
                     code = context.code()
                     if isinstance(code, grpc.StatusCode):
@@ -134,9 +138,10 @@ class TracingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                         span.set_status(Status(StatusCode.ERROR, str(exc)))
                     raise
                 span.set_attribute("rpc.grpc.status_code", 0)
+                response = decision_pb2.DecideResponse.FromString(answered) if isinstance(answered, bytes) else answered
                 span.set_attribute("decision.ruleset_version", response.ruleset_version)
                 span.set_attribute("decision.degraded", response.degraded)
                 span.set_attribute("decision.fallbacks", sum(1 for p in response.propositions if p.fallback))
-                return response
+                return answered
 
         return traced

@@ -1,9 +1,12 @@
 """Compile a :class:`Ruleset`'s eligibility rules into a durable_rules definition.
 
 Each eligibility rule becomes one durable_rules rule over a single *fact* that
-describes one request: the profile's audiences, the request's context and the
-current time. Asserting that fact fires every matching rule at once (a fact,
-unlike an event, is seen by all rules).
+describes one request: the profile's audiences and the request's context.
+Asserting that fact fires every matching rule at once (a fact, unlike an event,
+is seen by all rules). A rule's schedule is not part of its engine rule: it is
+kept beside it (``CompiledRule.schedule``), and the engine holds only the rules
+whose schedule includes the present (decision.rules.engine rebuilds its
+rulesets when the next start or end of a schedule comes).
 
 How the fact is laid out, and why:
 
@@ -41,7 +44,6 @@ from typing import Any, Final
 import orjson
 
 from decision.rules.errors import Problem, RulesetInvalid
-from decision.rules.reference import OPERATORS
 from decision.rules.types import (
     AllOf,
     AudienceRule,
@@ -61,7 +63,7 @@ Json = dict[str, Any]
 # durable_rules rejects a fact with 255 or more properties.
 MAX_FACT_PROPERTIES: Final = 254
 # The fixed fields of every fact: its id, the session id and the marker.
-FIXED_FIELDS: Final = ("id", "sid", "t", "now")
+FIXED_FIELDS: Final = ("id", "sid", "t")
 # Room reserved for audiences when checking a ruleset's size.
 MIN_AUDIENCE_ROOM: Final = 32
 # durable_rules allows 31 entries in a rule's expression sequence; each
@@ -211,6 +213,18 @@ class Feature:
     operand: Scalar
 
 
+def _item_key(item: object) -> str | None:
+    """A list item's ``equality_key`` (None for what no operand equals: NaN, a type no operand has)."""
+    kind = type(item)
+    if kind is str:
+        return "s:" + item  # type: ignore[operator]
+    if kind is bool:
+        return "b:true" if item else "b:false"
+    if kind is float and item == item:
+        return equality_key(item)  # type: ignore[arg-type]
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class FactLayout:
     """How a request is written as a durable_rules fact."""
@@ -218,9 +232,27 @@ class FactLayout:
     audience_fields: Mapping[str, str]
     attribute_fields: Mapping[str, AttributeFields]
     features: tuple[Feature, ...]
+    # The features by attribute, as cheap to test as each type of value allows (reference.OPERATORS' meaning:
+    # on a string, contains/starts_with of a string operand; on a list, contains of an item equal in value and
+    # type): (attribute, (field, is starts_with, operand) tested on a string, (field, operand's key) on a list).
+    _tests: tuple[tuple[str, tuple[tuple[str, bool, str], ...], tuple[tuple[str, str], ...]], ...] = field(
+        init=False, repr=False, compare=False
+    )
 
-    def fact(self, fact_id: int, audiences: AbstractSet[str], context: Context, now: float) -> Json:
-        fact: Json = {"id": fact_id, "sid": SESSION_ID, MARKER_FIELD: MARKER, "now": engine_value(now)}
+    def __post_init__(self) -> None:
+        groups: dict[str, tuple[list[tuple[str, bool, str]], list[tuple[str, str]]]] = {}
+        for feature in self.features:
+            on_text, in_list = groups.setdefault(feature.attribute, ([], []))
+            operand = feature.operand
+            if isinstance(operand, str):
+                on_text.append((feature.field, feature.op is Op.STARTS_WITH, operand))
+            if feature.op is Op.CONTAINS and isinstance(operand, str | float | bool) and operand == operand:
+                in_list.append((feature.field, equality_key(operand)))
+        tests = tuple((attribute, tuple(text), tuple(items)) for attribute, (text, items) in groups.items())
+        object.__setattr__(self, "_tests", tests)
+
+    def fact(self, fact_id: int, audiences: AbstractSet[str], context: Context) -> Json:
+        fact: Json = {"id": fact_id, "sid": SESSION_ID, MARKER_FIELD: MARKER}
         audience_fields = self.audience_fields
         if len(audiences) < len(audience_fields):
             for audience in audiences:
@@ -244,10 +276,21 @@ class FactLayout:
                 fact[fields.key] = equality_key(value)
                 if isinstance(value, float):
                     fact[fields.number] = engine_value(value)
-        for feature in self.features:
-            if OPERATORS[feature.op](context.get(feature.attribute), feature.operand):
-                fact[feature.field] = 1
+        for attribute, on_text, in_list in self._tests:
+            value = context.get(attribute)
+            if isinstance(value, str):
+                for name, starts, operand in on_text:
+                    if value.startswith(operand) if starts else operand in value:
+                        fact[name] = 1
+            elif in_list and isinstance(value, tuple):
+                keys = {_item_key(item) for item in value}
+                for name, key in in_list:
+                    if key in keys:
+                        fact[name] = 1
         return fact
+
+
+ALWAYS: Final = Schedule()
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,6 +299,8 @@ class CompiledRule:
     rule_name: str
     # Index of the rule within its offer: the first matching rule is reported.
     rule_index: int
+    # When the rule may match at all: the engine holds it only while its schedule includes the present.
+    schedule: Schedule = ALWAYS
 
 
 @dataclass(frozen=True, slots=True)
@@ -364,14 +409,6 @@ class _Compiler:
             ]
         )
 
-    def schedule(self, schedule: Schedule) -> Expr:
-        return conj(
-            [
-                _cmp("$gte", "now", schedule.start) if schedule.start is not None else TRUE,
-                _cmp("$lt", "now", schedule.end) if schedule.end is not None else TRUE,
-            ]
-        )
-
     def condition(self, condition: Condition, negated: bool = False) -> Expr:
         if isinstance(condition, Predicate):
             return self.predicate(condition, negated)
@@ -419,10 +456,9 @@ class _Compiler:
         marker = _Leaf({MARKER_FIELD: MARKER})
         for offer in self.ruleset.offers.values():
             for index, rule in enumerate(offer.rules):
-                compiled = CompiledRule(offer.id, rule.name, index)
+                compiled = CompiledRule(offer.id, rule.name, index, rule.schedule)
                 expr = conj(
                     [
-                        self.schedule(rule.schedule),
                         self.audiences(rule.audiences),
                         self.condition(rule.condition) if rule.condition is not None else TRUE,
                     ]

@@ -14,13 +14,20 @@ C API (``durable_rules_engine``) directly instead of ``durable.lang``:
 
 The engine keeps global per-process state and is not thread-safe, hence the
 lock (uncontended in the asyncio server, where decisions run on one thread).
+
+A request asserts its fact into one engine ruleset, the one of the placements
+it asks for, holding only the rules whose schedule includes the present
+(``CompiledRuleset``).
 """
 
 from __future__ import annotations
 
+import bisect
 import itertools
+import math
 import threading
 import weakref
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from typing import Final
@@ -36,8 +43,13 @@ from decision.rules.types import Context, Ruleset
 _HANDLED: Final = 0
 _NOT_HANDLED: Final = 1
 
+# Engine rulesets kept per CompiledRuleset: one per combination of placements requested (built on first
+# use, least recently used dropped), all of one schedule period.
+MAX_COMBINATIONS: Final = 64
+
 _names = itertools.count(1)
-_lock = threading.Lock()
+# Reentrant: a finalizer freeing another ruleset may run (garbage collection) while a request holds it.
+_lock = threading.RLock()
 
 
 class EngineError(RuntimeError):
@@ -45,44 +57,48 @@ class EngineError(RuntimeError):
 
 
 class CompiledRuleset:
-    """A ruleset ready to evaluate: its durable_rules ruleset lives as long as this object.
+    """A ruleset ready to evaluate: its durable_rules rulesets live as long as this object.
 
     Requests hold a reference to the CompiledRuleset they started with, so a
     reload never frees an engine ruleset that a pending request will use.
+
+    A request asserts one fact into one engine ruleset: the one holding the
+    rules of the offers of the placements it asks for (the engine's cost grows
+    with the rules it holds and the actions it hands back, one per matching
+    rule), built the first time that combination of placements is asked for.
+    Rules are held only while their schedule includes the present: between two
+    consecutive starts or ends of schedules (a *period*) the set of rules that
+    may match is fixed, so the schedule is checked once per period, not per
+    request; the first request of a new period rebuilds the rulesets it needs.
     """
 
     def __init__(self, ruleset: Ruleset, compilation: Compilation) -> None:
         self.ruleset = ruleset
         self.compilation = compilation
         self._rules: Mapping[str, CompiledRule] = compilation.rules
+        self._definition: Mapping[str, object] = compilation.definition
         self._layout = compilation.layout
         self._fact_ids = itertools.count(1)
         self._position = {offer_id: index for index, offer_id in enumerate(ruleset.offers)}
-        # One engine ruleset with every rule, and one per placement with the rules of its offers: a
-        # request evaluates only what its placements can show (the engine's cost grows with the rules
-        # it holds and the actions it hands back, one per matching rule).
-        definition: Mapping[str, object] = compilation.definition
-        self._handle = self._load(definition)
-        self._placement_handles: dict[str, tuple[int, int]] = {}
-        self._offers_cache: dict[tuple[str, ...], frozenset[str]] = {}
-        for placement_id in ruleset.placements:
-            subset = {
-                name: rule
-                for name, rule in definition.items()
-                if placement_id in ruleset.offers[self._rules[name].offer_id].placements
-            }
-            if subset:
-                self._placement_handles[placement_id] = (self._load(subset), len(subset))
-
-    def _load(self, definition: Mapping[str, object]) -> int:
-        with _lock:
-            handle: int = _dre.create_ruleset(f"ruleset_{next(_names)}", orjson.dumps(definition).decode())
-        weakref.finalize(self, _delete_ruleset, handle)
-        return handle
+        self._placements_of = {offer.id: frozenset(offer.placements) for offer in ruleset.offers.values()}
+        # Every start and end of a schedule, in order: the periods' bounds.
+        self._bounds = sorted(
+            {t for rule in self._rules.values() for t in (rule.schedule.start, rule.schedule.end) if t is not None}
+        )
+        self._period = (math.inf, -math.inf)  # [from, until) of the rulesets below: none yet
+        self._active: tuple[str, ...] = ()  # engine names of the rules whose schedule includes the period
+        # Placements (None: all) -> the engine ruleset of their offers' active rules (0: no rule to hold).
+        self._combinations: OrderedDict[frozenset[str] | None, int] = OrderedDict()
+        weakref.finalize(self, _delete_rulesets, self._combinations)
 
     @property
     def version(self) -> str:
         return self.ruleset.version
+
+    @property
+    def held(self) -> int:
+        """How many combinations of placements have their engine ruleset built (at most MAX_COMBINATIONS)."""
+        return len(self._combinations)
 
     def eligible(
         self,
@@ -97,7 +113,7 @@ class CompiledRuleset:
         not evaluated). Equal to ``reference.eligible`` on the same inputs,
         restricted to those placements' offers (held by the property-based tests).
         """
-        fact = self._layout.fact(next(self._fact_ids), audiences, context, now)
+        fact = self._layout.fact(next(self._fact_ids), audiences, context)
         if len(fact) > MAX_FACT_PROPERTIES:
             # More matching audiences than a fact can hold: rare, and still
             # answered exactly, by the plain evaluation of the same rules.
@@ -108,56 +124,67 @@ class CompiledRuleset:
             return {o: r for o, r in everything.items() if any(p in offers[o].placements for p in placements)}
         fact_json = orjson.dumps(fact).decode()
         fired: set[str] = set()
-        handles, wanted = self._handles_for(placements)
-        for handle in handles:
-            self._fire(handle, fact_json, fired)
+        key = None if placements is None else frozenset(placements)
+        with _lock:
+            start, until = self._period
+            if not start <= now < until:
+                self._enter_period(now)
+            handle = self._combinations.get(key)
+            if handle is None:
+                handle = self._build(key)
+            else:
+                self._combinations.move_to_end(key)
+            if handle:
+                self._fire(handle, fact_json, fired)
         best: dict[str, CompiledRule] = {}
         for engine_name in fired:
             rule = self._rules[engine_name]
-            if wanted is not None and rule.offer_id not in wanted:
-                continue
             current = best.get(rule.offer_id)
             if current is None or rule.rule_index < current.rule_index:
                 best[rule.offer_id] = rule
         position = self._position
         return {offer_id: best[offer_id].rule_name for offer_id in sorted(best, key=position.__getitem__)}
 
-    def _handles_for(self, placements: Sequence[str] | None) -> tuple[list[int], frozenset[str] | None]:
-        """The engine rulesets to assert into, and the offers to keep of what fires (None: all).
+    def _enter_period(self, now: float) -> None:
+        """Drop the rulesets of the last period; note the rules active in the one holding ``now``."""
+        _delete_rulesets(self._combinations)
+        after = bisect.bisect_right(self._bounds, now)
+        start = self._bounds[after - 1] if after > 0 else -math.inf
+        until = self._bounds[after] if after < len(self._bounds) else math.inf
+        self._period = (start, until) if start <= now < until else (math.inf, -math.inf)  # NaN: every time
+        self._active = tuple(name for name, rule in self._rules.items() if rule.schedule.contains(now))
 
-        The placements' own rulesets, unless together they hold as many rules as the whole one
-        (offers shown in several placements are in several): then the whole one, its answer
-        narrowed to the placements' offers.
-        """
-        if placements is None:
-            return [self._handle], None
-        chosen = [self._placement_handles[p] for p in dict.fromkeys(placements) if p in self._placement_handles]
-        if sum(size for _, size in chosen) >= len(self._rules):
-            return [self._handle], self._offers_of(tuple(placements))
-        return [handle for handle, _ in chosen], None
-
-    def _offers_of(self, placements: tuple[str, ...]) -> frozenset[str]:
-        offers = self._offers_cache.get(placements)
-        if offers is None:
-            offers = frozenset(o.id for o in self.ruleset.offers.values() if any(p in o.placements for p in placements))
-            if len(self._offers_cache) < 256:  # bounded: requests name placements in few combinations
-                self._offers_cache[placements] = offers
-        return offers
+    def _build(self, placements: frozenset[str] | None) -> int:
+        """The engine ruleset of the placements' offers' active rules (0 when there is none), kept."""
+        rules, placements_of = self._rules, self._placements_of
+        subset = {
+            name: self._definition[name]
+            for name in self._active
+            if placements is None or not placements_of[rules[name].offer_id].isdisjoint(placements)
+        }
+        handle = 0
+        if subset:
+            handle = _dre.create_ruleset(f"ruleset_{next(_names)}", orjson.dumps(subset).decode())
+        if len(self._combinations) >= MAX_COMBINATIONS:
+            _, dropped = self._combinations.popitem(last=False)
+            if dropped:
+                _dre.delete_ruleset(dropped)
+        self._combinations[placements] = handle
+        return handle
 
     def _fire(self, handle: int, fact_json: str, fired: set[str]) -> None:
-        """Assert the fact, add the names of the rules it fires to ``fired``, retract it."""
-        with _lock:
-            try:
-                status, state = _dre.assert_fact(handle, fact_json)
-            except _dre.error as exc:
-                raise EngineError(str(exc)) from exc
-            try:
-                if status == _HANDLED:
-                    self._drain(handle, state, fired)
-                elif status != _NOT_HANDLED:
-                    raise EngineError(f"durable_rules answered status {status} to a fact")
-            finally:
-                _dre.retract_fact(handle, fact_json)
+        """Assert the fact, add the names of the rules it fires to ``fired``, retract it (under the lock)."""
+        try:
+            status, state = _dre.assert_fact(handle, fact_json)
+        except _dre.error as exc:
+            raise EngineError(str(exc)) from exc
+        try:
+            if status == _HANDLED:
+                self._drain(handle, state, fired)
+            elif status != _NOT_HANDLED:
+                raise EngineError(f"durable_rules answered status {status} to a fact")
+        finally:
+            _dre.retract_fact(handle, fact_json)
 
     def _drain(self, handle: int, state: int, fired: set[str]) -> None:
         result = _dre.start_action_for_state(handle, state)
@@ -174,9 +201,13 @@ class CompiledRuleset:
             raise
 
 
-def _delete_ruleset(handle: int) -> None:
+def _delete_rulesets(combinations: OrderedDict[frozenset[str] | None, int]) -> None:
+    """Free the engine rulesets (the finalizer of a CompiledRuleset; a new period)."""
     with _lock:
-        _dre.delete_ruleset(handle)
+        for handle in combinations.values():
+            if handle:
+                _dre.delete_ruleset(handle)
+        combinations.clear()
 
 
 def compile_and_load(ruleset: Ruleset) -> CompiledRuleset:

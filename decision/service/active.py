@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 
 from decision.core.controls import DEFAULT_RETENTION_SECONDS, DeliveryControls
+from decision.core.planning import static_ranks
 from decision.rules.engine import CompiledRuleset, compile_and_load
 from decision.rules.loader import load_file
 from decision.rules.types import Allocation, Experiment, Ruleset
@@ -24,15 +25,18 @@ def auto_experiments(ruleset: Ruleset) -> dict[str, Experiment]:
 
 
 class PreparedRuleset:
-    """A compiled ruleset with its delivery controls (caps, suppressions, contact policies), built once with it."""
+    """A compiled ruleset with what a decision needs of it that no request changes, built once with it: its
+    delivery controls (caps, suppressions, contact policies), the rank order of its placements. (The engine
+    rulesets of the placements requested are built by the CompiledRuleset, as requests ask for them.)"""
 
-    __slots__ = ("auto", "compiled", "controls")
+    __slots__ = ("auto", "compiled", "controls", "ranks")
 
     def __init__(self, compiled: CompiledRuleset, lifetime_retention_seconds: int = DEFAULT_RETENTION_SECONDS) -> None:
         self.compiled = compiled
         self.controls = DeliveryControls.build(compiled.ruleset, lifetime_retention_seconds)
         # ``allocation: auto`` experiments by id: their sticky variants are read with the profile.
         self.auto = auto_experiments(compiled.ruleset)
+        self.ranks = static_ranks(compiled.ruleset)
 
     @property
     def ruleset(self) -> Ruleset:

@@ -5,13 +5,12 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import os
 import time
-import uuid
 from collections.abc import Callable, Sequence
 
 from decision.core.planning import Why, build_plan, fill, render
 from decision.core.requests import check_request, with_profile
-from decision.core.tokens import sign_tokens
 from decision.core.totals import TotalsView
 from decision.core.types import Decision, DecisionRequest
 from decision.core.why_not import answers
@@ -93,12 +92,13 @@ class DecisionService:
         seconds: the Redis read gets at most that minus a margin, and a read
         that does not fit is answered with fallbacks (``degraded``).
         """
+        stages.mark("prepare")
         prepared = self.active.current  # this request's version, whatever reloads happen meanwhile
         check_request(prepared.ruleset, request)
         if not request.request_id:
-            request = dataclasses.replace(request, request_id=uuid.uuid4().hex)
+            request = dataclasses.replace(request, request_id=os.urandom(16).hex())
         now = self.clock()
-        decision_id = uuid.uuid4().hex
+        decision_id = os.urandom(16).hex()  # 32 hex digits, as uuid4().hex (tokens store them as 16 bytes)
         budget = self.settings.redis_timeout
         if time_remaining is not None:
             margin = min(max(self.settings.deadline_margin, time_remaining / 5), self.settings.deadline_margin_max)
@@ -117,57 +117,62 @@ class DecisionService:
         elif not breaker.allow():
             degraded = ("breaker_open", f"{_redis(shard)} reads keep failing: circuit breaker open", None)
         else:
-            # One Redis budget for the read and, when caps are in play, the reservation.
+            # One Redis budget (one timeout scope) for the read and, when caps are in play, the reservation.
             deadline = asyncio.get_running_loop().time() + budget
-            started = stages.start()
+            read = False
             try:
                 async with asyncio.timeout_at(deadline):
+                    stages.mark("redis_read")
                     audiences, attributes, counters, sticky = await self.proposer.read(
                         prepared, request.profile_id, now
                     )
-            except StoreError as exc:
-                degraded = _store_failure("read", "reading the profile", exc)
-                # Only the profile read speaks for the breaker: a timeout cut short by the caller's own
-                # deadline says nothing about Redis.
-                if not (isinstance(exc, TimeoutError) and budget < self.settings.redis_timeout):
-                    breaker.record_failure()
-            except Exception as exc:  # the Redis client failing in a way it does not declare (redis-py mid-failover)
-                degraded = ("internal_error", f"unexpected error reading the profile: {exc!r}", exc)
-                breaker.record_failure()
-            else:
-                breaker.record_success()
-                started = stages.lap("redis_read", started)
-                # Rules, formulas and templates read the profile's attributes as context profile.<name>.
-                request = with_profile(prepared.ruleset, request, attributes)
-                try:
+                    read = True
+                    breaker.record_success()
+                    # Rules, formulas and templates read the profile's attributes as context profile.<name>.
+                    request = with_profile(prepared.ruleset, request, attributes)
                     # Only the requested placements' offers: the others could not be shown anyway.
                     placements = [p.placement_id for p in request.placements]
+                    stages.mark("eligibility")
                     eligible = prepared.compiled.eligible(audiences, request.context, now, placements)
-                    stages.lap("eligibility", started)
                     why = Why(audiences, now) if request.explain else None
-                    async with asyncio.timeout_at(deadline):
-                        decision = await self.proposer.decide(
-                            prepared, eligible, request, counters, now=now, decision_id=decision_id, why=why,
-                            learner=self.learning.learner, sticky=sticky,
-                        )  # fmt: skip
-                except StoreError as exc:  # counters or totals (maybe on another shard): the next read will tell
+                    decision = await self.proposer.decide(
+                        prepared, eligible, request, counters, now=now, decision_id=decision_id, why=why,
+                        learner=self.learning.learner, sticky=sticky, keys=self.settings.token_keys,
+                    )  # fmt: skip
+            except StoreError as exc:
+                if read:  # counters or totals (maybe on another shard): the next read will tell
                     degraded = _store_failure("count", "counting the decision", exc)
-                except EngineError as exc:
-                    degraded = ("rules_error", f"rule evaluation failed: {exc}", exc)
-                except Exception as exc:
+                else:
+                    degraded = _store_failure("read", "reading the profile", exc)
+                    # Only the profile read speaks for the breaker: a timeout cut short by the caller's own
+                    # deadline says nothing about Redis.
+                    if not (isinstance(exc, TimeoutError) and budget < self.settings.redis_timeout):
+                        breaker.record_failure()
+            except EngineError as exc:
+                degraded = ("rules_error", f"rule evaluation failed: {exc}", exc)
+            except Exception as exc:
+                if read:
                     degraded = ("internal_error", f"unexpected error deciding: {exc!r}", exc)
+                else:  # the Redis client failing in a way it does not declare (redis-py mid-failover)
+                    degraded = ("internal_error", f"unexpected error reading the profile: {exc!r}", exc)
+                    breaker.record_failure()
         if decision is None:  # Redis or the engine failed: fallbacks, degraded
             assert degraded is not None  # every path without a decision says why
             reason, cause, failure = degraded
             self.degraded.record(reason, cause, traceback=failure)
+            stages.mark("render")
             why = Why(frozenset(), now) if request.explain else None
             plan = build_plan(prepared.ruleset, None, request, now_ms=int(now * 1000), why=why)
             selection = fill(plan, {})
-            decision = render(plan, selection, prepared.ruleset, request, decision_id=decision_id, degraded=True)
+            decision = render(
+                plan, selection, prepared.ruleset, request, decision_id=decision_id, degraded=True,
+                keys=self.settings.token_keys,
+            )  # fmt: skip
             if request.why_not and why is not None:
                 decision = dataclasses.replace(decision, why_not=answers(plan, selection, prepared.ruleset, request))
+        stages.mark("outcomes")
         self.proposals.add(decision, prepared.ruleset.time_zone, now)
-        return sign_tokens(decision, self.settings.token_keys, request.profile_id)
+        return decision
 
     async def record_events(self, events: Sequence[EventInput]) -> list[EventResult]:
         """Record feedback events, each counted once (decision.service.events). Raises EventsUnavailable."""

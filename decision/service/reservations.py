@@ -36,6 +36,7 @@ from decision.core.controls import DeliveryControls, Times, TotalCheck, merge_ke
 from decision.core.experiments import split_sticky
 from decision.core.learning import Learner
 from decision.core.planning import Plan, Selection, Why, build_plan, fill, needs_reservation, render
+from decision.core.tokens import TokenKeys
 from decision.core.totals import TotalsView, key_of
 from decision.core.types import Decision, DecisionRequest
 from decision.core.why_not import answers
@@ -129,8 +130,10 @@ class Proposer:
         why: Why | None = None,
         learner: Learner | None = None,
         sticky: Mapping[str, str] | None = None,
+        keys: TokenKeys | None = None,
     ) -> Decision:
-        """The decision (with its explanations when ``why`` is given; ``learner``: draws of learned rankings)."""
+        """The decision (with its explanations when ``why`` is given; ``learner``: draws of learned rankings;
+        tracking tokens signed with ``keys``)."""
         ruleset, controls = prepared.ruleset, prepared.controls
         if controls.total_caps:
             self._refresh_totals_if_stale(controls, now)
@@ -138,8 +141,8 @@ class Proposer:
         exclude: set[str] = set()
         released: list[str] = []  # what the last select.lua added: given back by the next one
         held: dict[str, tuple[tuple[TotalCheck, ...], int]] = {}  # offer -> its total caps, amount reserved
-        started = stages.start()
         for attempt in range(MAX_ATTEMPTS):
+            stages.mark("planning")
             plan = build_plan(
                 ruleset,
                 eligible,
@@ -152,16 +155,16 @@ class Proposer:
                 why=why,
                 learner=learner,
                 sticky=sticky,
+                ranks=prepared.ranks,
             )
             selection = fill(plan, counters)
-            started = stages.lap("planning", started)
             if released or needs_reservation(plan, selection):
+                stages.mark("reservations")
                 selection = tuple(
                     tuple(taken)
                     for taken in await self.store.select(request.profile_id, select_payload(plan, controls, released))
                 )
                 released = plan.fields_of(selection)
-                started = stages.lap("reservations", started)
             amounts = plan.amounts(selection)
             wanted = {
                 offer: (checks, amounts[offer] - held.get(offer, ((), 0))[1])
@@ -173,18 +176,18 @@ class Proposer:
             if attempt == MAX_ATTEMPTS - 1:
                 selection = drop(plan, selection, set(wanted))  # counted on the profile, not proposed: errs low
                 break
+            stages.mark("reservations")
             refused = await self._reserve_totals(wanted, held)
-            started = stages.lap("reservations", started)
             if not refused:
                 break
             exclude |= refused
         self._give_back(held, plan.amounts(selection))
-        decision = render(plan, selection, ruleset, request, decision_id=decision_id)
+        stages.mark("render")
+        decision = render(plan, selection, ruleset, request, decision_id=decision_id, keys=keys)
         if request.why_not and why is not None:  # planning asked again, on what this decision was made from
             found = answers(plan, selection, ruleset, request, controls=controls, totals=self.totals,
                             exclude=frozenset(exclude), sticky=sticky)  # fmt: skip
             decision = dataclasses.replace(decision, why_not=found)
-        stages.lap("build_response", started)
         return decision
 
     async def _reserve_totals(

@@ -27,7 +27,7 @@ import logging
 import socket
 import ssl
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
@@ -249,7 +249,18 @@ class _Link:
         self.protocol: _Connection | None = None
         self._connecting: asyncio.Task[_Connection] | None = None
 
+    def ready(self) -> _Connection | None:
+        """The connection, when it can take a command now (open, answering, not holding writers back); else
+        None: ``connection`` makes it so."""
+        protocol = self.protocol
+        if protocol is None or protocol.closed or protocol._drained is not None or protocol.stalled(time.monotonic()):
+            return None
+        return protocol
+
     async def connection(self) -> _Connection:
+        ready = self.ready()
+        if ready is not None:
+            return ready
         protocol = self.protocol
         if protocol is not None and protocol.stalled(time.monotonic()):
             log.warning("Redis %s has not answered for %.1f s: reconnecting", self.name, STALLED_AFTER)
@@ -299,6 +310,12 @@ class _Link:
     def close(self) -> None:
         if self.protocol is not None:
             self.protocol.close()
+
+
+# Told when a caller is about to wait for the replies of the commands it has written (True) and when they have
+# come (False): the per-stage timing of decisions (decision.service.stages) keeps other calls' work, done while
+# this one waits, out of its stages. None (the default): nothing is told.
+waiting: Callable[[bool], None] | None = None
 
 
 def _consume(future: asyncio.Future[Any]) -> None:
@@ -384,9 +401,16 @@ class FastPath:
 
     # -- commands -----------------------------------------------------------------
     async def execute(self, *args: Any) -> Any:
-        link = await self._link_for(_route_key(args))
+        link = self._seeds[0] if not self._cluster else await self._link_for(_route_key(args))
         try:
-            (waiter,) = await link.send([args])
+            protocol = link.ready()
+            # A ready connection (the common case): written now, without the coroutines of send and connection.
+            (waiter,) = protocol.call(_pack(args)) if protocol is not None else await link.send([args])
+            if waiting is not None:
+                waiting(True)
+                reply = await waiter
+                waiting(False)
+                return reply
             return await waiter
         except ResponseError as exc:
             return await self._redirected(args, exc)
@@ -424,7 +448,11 @@ class FastPath:
                 if sent is not None:
                     sent.add_done_callback(_consume)
             raise
+        if waiting is not None:
+            waiting(True)
         replies = await asyncio.gather(*cast(list[asyncio.Future[Any]], waiters), return_exceptions=True)
+        if waiting is not None:
+            waiting(False)
         for index, reply in enumerate(replies):
             call = calls[index]
             if isinstance(reply, NoScriptError) and isinstance(call, ScriptCall):

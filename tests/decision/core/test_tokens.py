@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import pickle
 
 import orjson
@@ -18,6 +20,7 @@ from decision.core.tokens import (
     TokenKey,
     TokenKeyError,
     TokenKeys,
+    TokenWriter,
     TrackingToken,
     keys_from,
 )
@@ -56,6 +59,33 @@ def test_a_token_opens_only_for_the_profile_it_was_made_for(token: TrackingToken
     else:
         with pytest.raises(ProfileMismatch, match="signature does not match the profile id"):
             keys.open(signed, sent_for)
+
+
+@given(
+    token=tokens,
+    secret=st.binary(min_size=32, max_size=200),
+    profile=profiles,
+    signing_format=st.sampled_from([PREVIOUS_FORMAT, 4]),
+)
+def test_a_decisions_writer_signs_what_a_token_signs(
+    token: TrackingToken, secret: bytes, profile: str, signing_format: int
+) -> None:
+    # The writer of a decision's tokens (parts written and hashed once per decision, HMAC states of the key made
+    # once) gives the token that TrackingToken and a plain HMAC-SHA256 give (keys longer than a block included).
+    keys = TokenKeys((TokenKey("k", secret),), signing_format=signing_format)
+    writer = TokenWriter(keys, profile, token.decision_id, token.decided_at_ms, token.ruleset_version, token.channel)
+    signed = writer.token(token.placement_id, token.offer_id, token.experiment_id, token.variant)
+    assert signed == keys.sign(token.encode(), profile)
+    raw = base64.urlsafe_b64decode(signed + "==")
+    body = raw[:-MAC_BYTES]
+    assert body.endswith(token.fields())
+    bound = profile.encode() if signing_format == 4 else b""
+    prefix = bytes((len(bound),)) + bound if signing_format == 4 and len(bound) < 128 else b""
+    if signing_format == PREVIOUS_FORMAT or len(bound) < 128:
+        assert raw[-MAC_BYTES:] == hmac.new(secret, prefix + body, hashlib.sha256).digest()[:MAC_BYTES]
+    assert keys.open(signed, profile) == token
+    unsigned = TokenWriter(None, profile, token.decision_id, token.decided_at_ms, token.ruleset_version, token.channel)
+    assert unsigned.token(token.placement_id, token.offer_id, token.experiment_id, token.variant) == token.encode()
 
 
 @given(token=tokens, data=st.data())

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import random
 
-from decision.rules import reference
+import pytest
+
+from decision.rules import engine, reference
 from decision.rules.compiler import MAX_GROUPS_PER_RULE, compile_ruleset
 from decision.rules.engine import compile_and_load
 from decision.rules.loader import parse
@@ -81,3 +83,52 @@ def test_rules_beyond_the_engines_group_limit_are_split() -> None:
         if rng.random() < 0.5:
             context["b"] = rng.random() < 0.5
         assert compiled.eligible(set(), context, 0.0) == reference.eligible(ruleset, set(), context, 0.0), context
+
+
+def test_a_rule_is_held_only_while_its_schedule_includes_the_present() -> None:
+    # The engine holds the rules active in the present period; a request in another period (later, or
+    # earlier: clocks are not monotonic) rebuilds them, and the answers stay the reference's.
+    ruleset = load(
+        HEAD + "  - {id: o, placements: [p], eligibility: {schedule: "
+        '{start: "2030-01-01T00:00:00Z", end: "2030-02-01T00:00:00Z"}}}\n'
+        "  - {id: always, placements: [p]}\n"
+    )
+    compiled = compile_and_load(ruleset)
+    start, end = 1893456000.0, 1896134400.0
+    for now in (start - 0.001, start, start + 5, end - 0.001, end, end + 1, start - 50, start + 1, end):
+        assert compiled.eligible(set(), {}, now) == reference.eligible(ruleset, set(), {}, now), now
+        assert ("o" in compiled.eligible(set(), {}, now, ["p"])) is (start <= now < end), now
+
+
+def test_one_assert_per_request_and_engine_rulesets_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    ruleset = load(
+        "placements:\n"
+        + "".join(f"  - {{id: p{i}, channels: [web], max_items: 5, fallback: f{i}}}\n" for i in range(4))
+        + "offers:\n"
+        + "".join(f"  - {{id: f{i}, placements: [p{i}]}}\n" for i in range(4))
+        + "".join(
+            f"  - {{id: o{i}, placements: [p{i % 4}, p{(i + 1) % 4}], "
+            f"eligibility: {{audiences: {{any: [a{i % 3}]}}}}}}\n"
+            for i in range(12)
+        )
+    )
+    monkeypatch.setattr(engine, "MAX_COMBINATIONS", 3)
+    asserts = []
+    real_assert = engine._dre.assert_fact
+
+    def counted(handle: int, fact: str) -> object:
+        asserts.append(handle)
+        return real_assert(handle, fact)
+
+    monkeypatch.setattr(engine._dre, "assert_fact", counted)
+    compiled = compile_and_load(ruleset)
+    rng = random.Random(5)
+    for _ in range(200):
+        wanted = rng.sample([f"p{i}" for i in range(4)], rng.randint(1, 4))
+        audiences = {f"a{rng.randrange(3)}"}
+        expected = reference.eligible(ruleset, audiences, {}, 0.0)
+        restricted = {o: r for o, r in expected.items() if set(ruleset.offers[o].placements) & set(wanted)}
+        before = len(asserts)
+        assert compiled.eligible(audiences, {}, 0.0, wanted) == restricted, wanted
+        assert len(asserts) - before == 1  # one fact asserted, whatever the placements
+        assert compiled.held <= 3
