@@ -13,6 +13,8 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from decision.observe.metrics import Metrics, MetricsHttp, MetricsInterceptor
+from decision.observe.tracing import tracing_interceptor
 from decision.rules.engine import CompiledRuleset
 from decision.service.active import ActiveRuleset
 from decision.service.breaker import BreakerBoard
@@ -20,8 +22,8 @@ from decision.service.rulesets import RulesetFollower, load_active
 from decision.settings import Settings
 from decision.store.connect import connect
 from decision.store.control import ControlStore
-from decision.store.keys import KeySpace
 from decision.store.profiles import ProfileStore
+from inbound_common.keys import KeySpace
 
 log = logging.getLogger(__name__)
 
@@ -45,13 +47,9 @@ class ServerOps:
         self._breakers: BreakerBoard | None = None
         self._refused: Mapping[str, int] | None = None
         if settings.metrics_port is not None:
-            from decision.observe.metrics import Metrics, MetricsInterceptor
-
             self.metrics = Metrics()
             self.interceptors.append(MetricsInterceptor(self.metrics))
         if settings.otel:
-            from decision.observe.tracing import tracing_interceptor
-
             interceptor = tracing_interceptor()
             if interceptor is not None:
                 self.interceptors.append(interceptor)
@@ -86,8 +84,6 @@ class ServerOps:
             self.metrics.ruleset_active(active.current.version)
             self._sampler = asyncio.create_task(self._sample_event_loop())
             if self.settings.workers <= 1:  # else the parent exports every worker's (multiprocess mode)
-                from decision.observe.metrics import MetricsHttp
-
                 port = self.settings.metrics_port or 0
                 self._http = MetricsHttp(self.settings.host, port, self.metrics.registry)
                 self.metrics_port = self._http.port

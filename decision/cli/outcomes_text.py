@@ -46,7 +46,7 @@ def format_report(report: Report) -> str:
             lines.append(f"  note: {e.note}")
         lines.append(f"  {stop_text(e, report.min_lift)}")
     if report.experiments:
-        lines += ["", f"always-valid: {report.sequential}", f"stop rule: {report.stop_rule}"]
+        lines += ["", f"always-valid lift: {report.sequential}", f"stop rule: {report.stop_rule}"]
     if report.allocations:
         lines += ["", f"Thompson allocation now ({report.allocations[0].method}):"]
         for allocation in report.allocations:

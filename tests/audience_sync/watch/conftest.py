@@ -54,6 +54,8 @@ class WatchProcess:
         env = {**os.environ, **CREDENTIALS, "AUDIENCE_SYNC_REDIS_URL": redis_url, "PYTHONPATH": str(ROOT)}
         self.log = log
         self._stderr = open(log, "wb")  # noqa: SIM115 - closed in stop()
+        if "--work-dir" not in args:  # beside the log: a SIGKILLed watcher's copy is left in the test's directory
+            args = [*args, "--work-dir", str(log.with_suffix(".work"))]
         self.process = subprocess.Popen(
             [sys.executable, "-m", "audience_sync.cli", "watch", *args, "--json", "--port", "0"],
             stdout=subprocess.PIPE, stderr=self._stderr, env=env, cwd=ROOT,

@@ -25,9 +25,9 @@ from decision.core.outcomes import OutcomeRow
 from decision.core.report import build, days_between
 from decision.present.outcomes_html import render
 from decision.rules.types import Experiment, HoldoutServes, Location, Variant
-from decision.store.keys import KeySpace
 from decision.store.outcomes import scan_outcomes
 from decision.v1 import decision_pb2
+from inbound_common.keys import KeySpace
 from tests.conftest import StartServer, decision_stub
 from tests.decision.cli.test_main import decision_command
 from tests.decision.delivery import PATIENT, Clock, decide, event, first, record, ruleset, with_clock
@@ -325,7 +325,7 @@ def test_the_text_names_the_method_and_answers_can_we_stop() -> None:
     text = format_report(report)
     assert "+13.1% [-1.1%, +27.2%]" in text  # the always-valid lift beside the fixed-horizon one
     assert "can we stop? not yet (b: undecided: its lift +13.1% [-1.1%, +27.2%] straddles 0 or ±5%)" in text
-    assert "always-valid: always-valid 95 % confidence sequence (asymptotic, normal mixture; Waudby-Smith" in text
+    assert "always-valid lift: always-valid 95 % confidence sequence (asymptotic, normal mixture; Waudby-Smith" in text
     assert "stop rule: stop when, for every variant against the control, the always-valid interval" in text
     as_json = report.to_json()
     assert as_json["experiments"][0]["stop"] == "continue" and "Waudby-Smith" in as_json["sequential"]

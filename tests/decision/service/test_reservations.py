@@ -23,8 +23,8 @@ from hypothesis import strategies as st
 from decision.api.server import RunningServer
 from decision.core.counters import sticky_variant_field
 from decision.core.types import DecisionRequest, PlacementRequest
-from decision.store.keys import KeySpace
 from decision.v1 import decision_pb2, decision_pb2_grpc
+from inbound_common.keys import KeySpace
 from tests.conftest import StartServer, decision_stub
 from tests.decision.core import plans
 from tests.decision.delivery import (
