@@ -87,8 +87,11 @@ class TokenAuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         if details.method == DECIDE_METHOD and PREVIEW_SCOPE in scopes:
             return self._dry_runs_only(handler)
         self.refused[PERMISSION_DENIED] += 1
+        dry_runs = f" (or {PREVIEW_SCOPE!r}, for dry runs only)" if details.method == DECIDE_METHOD else ""
         return refusing_handler(
-            handler, grpc.StatusCode.PERMISSION_DENIED, f"the bearer token lacks the {needed!r} scope this call needs"
+            handler,
+            grpc.StatusCode.PERMISSION_DENIED,
+            f"the bearer token lacks the {needed!r} scope this call needs{dry_runs}",
         )
 
     def _dry_runs_only(self, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
