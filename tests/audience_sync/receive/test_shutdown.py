@@ -1,4 +1,5 @@
-"""SIGTERM: the listener closes, a request being written is still answered, the process exits 0."""
+"""SIGTERM: the listener closes, requests received are answered, half-sent bodies are cut, senders that keep
+sending are served or refused before any write; the process exits 0."""
 
 from __future__ import annotations
 
@@ -16,6 +17,16 @@ from tests.audience_sync.helpers import seen_by_readers, spawn
 from tests.waiting import DEADLINE, eventually
 
 IN_FLIGHT = 'audience_sync_receive_in_flight{endpoint="/v1/profiles"} 1.0'
+
+
+async def port_refuses(url: str) -> bool:
+    """The listener is closed: a new connection is refused."""
+    try:
+        _, writer = await asyncio.open_connection("127.0.0.1", int(url.rsplit(":", 1)[1]))
+    except OSError:
+        return True
+    writer.close()
+    return False
 
 
 async def test_sigterm_answers_the_request_in_flight(redis_url: str, store: SyncStore) -> None:
@@ -36,21 +47,13 @@ async def test_sigterm_answers_the_request_in_flight(redis_url: str, store: Sync
                 async with http.get(url + "/metrics") as response:
                     return IN_FLIGHT in await response.text()
 
-            async def refused() -> bool:  # the listener closes: a new connection is refused
-                try:
-                    _, writer = await asyncio.open_connection("127.0.0.1", int(url.rsplit(":", 1)[1]))
-                except OSError:
-                    return True
-                writer.close()
-                return False
-
             # Redis holds writes (and scripts) until the test lets them go: the push waits in the receiver.
             store.client.execute_command("CLIENT", "PAUSE", str(int(DEADLINE * 1000)), "WRITE")
             try:
                 in_flight = asyncio.create_task(push())
                 await eventually(in_the_receiver, "the push in flight")
                 process.send_signal(signal.SIGTERM)
-                await eventually(refused, "the listener closed")
+                await eventually(lambda: port_refuses(url), "the listener closed")
                 assert not in_flight.done()
             finally:
                 store.client.execute_command("CLIENT", "UNPAUSE")
@@ -270,13 +273,3 @@ async def test_pushers_that_never_stop_are_served_or_refused_before_any_write(re
     )
     assert process.stderr is not None
     assert b"Traceback" not in process.stderr.read()
-
-
-async def port_refuses(url: str) -> bool:
-    """The listener is closed: a new connection is refused."""
-    try:
-        _, writer = await asyncio.open_connection("127.0.0.1", int(url.rsplit(":", 1)[1]))
-    except OSError:
-        return True
-    writer.close()
-    return False
