@@ -38,8 +38,9 @@ offers:
 """
 CALLERS = 20
 # Seconds per call; Redis reads get half of it. Room for a busy machine: the callers share the server's
-# event loop. FAULT_DEADLINE_SECONDS=0.3 runs the issue's 300 ms deadline (docs/operations.md).
-DEADLINE = float(os.environ.get("FAULT_DEADLINE_SECONDS", "1.0"))
+# event loop, which a loaded machine (both cores busy, other test runs beside) starved for over 0.5 s at 1 s.
+# FAULT_DEADLINE_SECONDS=0.3 runs the issue's 300 ms deadline (docs/operations.md).
+DEADLINE = float(os.environ.get("FAULT_DEADLINE_SECONDS", "2.0"))
 # The issue's scenario is Redis stopped 10 s during a 60 s load; CI runs a 3 s outage in ~12 s.
 # FAULT_OUTAGE_SECONDS=10 FAULT_LOAD_SECONDS=60 ./dev test -s -k hung_then_stopped runs it in full.
 OUTAGE = float(os.environ.get("FAULT_OUTAGE_SECONDS", "3"))
