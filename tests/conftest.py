@@ -11,6 +11,7 @@ from typing import cast
 import grpc
 import hypothesis
 import pytest
+import redis
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 
@@ -34,6 +35,24 @@ ON_CLUSTER = os.environ.get("TEST_REDIS", "single") == "cluster"
 def redis_server() -> Iterator[EmbeddedRedis]:
     with EmbeddedRedis() as server:
         yield server
+
+
+@pytest.fixture
+def own_redis() -> Iterator[EmbeddedRedis]:
+    """A redis-server of the test's own: for what would disturb the others (frozen, made full, refusing writes)."""
+    with EmbeddedRedis() as server:
+        yield server
+
+
+def limit_memory(url: str, maxmemory: int) -> None:
+    """Redis full beyond ``maxmemory`` bytes (0: no limit), with ``noeviction``: a write that needs memory is
+    then refused ("OOM command not allowed"), the way a full Redis refuses it; deletions still pass."""
+    client = redis.Redis.from_url(url)
+    try:
+        client.config_set("maxmemory-policy", "noeviction")
+        client.config_set("maxmemory", str(maxmemory))
+    finally:
+        client.close()
 
 
 @pytest.fixture(scope="session")

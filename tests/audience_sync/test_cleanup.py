@@ -7,10 +7,12 @@ Against a real Redis: every key is SCANned afterwards. A load killed by SIGKILL 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +29,11 @@ from audience_sync.records import Change
 from audience_sync.report import ErrorReport
 from audience_sync.snapshot import LoadOptions, SnapshotLoad, SnapshotRefused
 from audience_sync.store import StoreFailure, SyncStore
+from decision.store.embedded import EmbeddedRedis
 from tests.audience_sync.helpers import cli, dumped, seen_by_readers, spawn, write_lines
-from tests.waiting import eventually_sync
+from tests.conftest import StartServer, decision_stub, limit_memory
+from tests.decision.helpers import decide_request, offers
+from tests.waiting import DEADLINE, eventually_sync
 
 
 def membership_fields(store: SyncStore) -> dict[str, set[str]]:
@@ -160,6 +165,59 @@ def test_a_load_failing_on_a_redis_error_removes_what_it_wrote(
     assert body["cleaned"]["fields_removed"] == written and body["cleaned"]["pending_removed"] == ["1:1"]
     assert f"not applied; removed the {written} membership field(s)" in err and "Redis error: WRONGTYPE" in err
     assert membership_fields(store) == {}
+
+
+OOM_RULES = """
+placements: [{id: banner, channels: [web], max_items: 1, fallback: fb}]
+offers:
+  - {id: fb, placements: [banner], eligibility: {audiences: {all: [nobody]}}}
+  - {id: vip, placements: [banner], eligibility: {audiences: {all: [vip]}}}
+"""
+
+
+async def test_a_load_into_a_full_redis_exits_5_removes_what_it_wrote_and_the_old_generation_is_served(
+    own_redis: EmbeddedRedis,
+    start_server: StartServer,
+    write_rules: Callable[[str], Path],
+    tmp_path: Path,
+    capsys: Any,
+) -> None:
+    """Redis out of memory (``maxmemory``, ``noeviction``) in the middle of a snapshot: the load fails with the
+    exit status of a Redis error, deletes every field it wrote (deletions pass a full Redis), and a real Decide
+    still answers from the generation loaded before, while Redis is full and after."""
+    url = ["--redis-url", own_redis.url]
+    assert cli(capsys, "load", str(csv(tmp_path, "old.csv", ["p1", "p2"])), "--audience", "vip", *url)[0] == 0
+    store = SyncStore.from_url(own_redis.url)
+    # No background flush of proposal counts: Redis is compared before and after, byte for byte.
+    server = await start_server(write_rules(OOM_RULES), own_redis.url, outcome_flush_interval=3600.0)
+    async with decision_stub(server.port) as stub:
+
+        async def decide(profile: str) -> list[str]:
+            response = await stub.Decide(decide_request(profile_id=profile), timeout=10)
+            assert not response.degraded
+            return offers(response)
+
+        assert [await decide("p1"), await decide("q1")] == [["vip"], ["fb"]]
+        before, every_key = membership_fields(store), dumped(store)
+        # Room for a few thousand of the 20,000 new profiles: the load writes some, then Redis refuses.
+        limit_memory(own_redis.url, int(store.client.info("memory")["used_memory"]) + 300_000)
+        try:
+            bigger = csv(tmp_path, "new.csv", ["p1", "p2", *(f"q{i}" for i in range(20_000))])
+            load = spawn("load", str(bigger), "--audience", "vip", "--json", *url, redis_url=own_redis.url)
+            out, err = await asyncio.to_thread(load.communicate, timeout=DEADLINE)
+            assert load.returncode == 5, err  # docs/operations.md: "another Redis error"
+            body = json.loads(out)
+            assert "OOM command not allowed" in body["failed"] and not body["ok"]
+            assert body["cleaned"]["fields_removed"] > 0  # it did write: there was something to remove
+            assert membership_fields(store) == before
+            assert store.registry_state().pending == []
+            assert dumped(store) == every_key  # its generation and the registry as they were
+            assert [await decide("p1"), await decide("q1")] == [["vip"], ["fb"]]  # the old generation
+        finally:
+            limit_memory(own_redis.url, 0)
+        assert [await decide("p1"), await decide("q1")] == [["vip"], ["fb"]]
+    store.close()
+    print(f"\nthe load into a full Redis: {body['cleaned']['fields_removed']} fields written, then removed")
 
 
 def test_an_interrupted_load_removes_what_it_wrote(store: SyncStore, redis_url: str) -> None:

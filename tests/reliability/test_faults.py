@@ -1,4 +1,4 @@
-"""Redis faults under load: hung, stopped and restarted, restarted empty, slow. Real redis-server processes.
+"""Redis faults under load: hung, stopped and restarted, restarted empty, slow, full. Real redis-server processes.
 
 The load is 20 concurrent callers with short deadlines. Every call must be answered OK within its
 deadline (fallbacks with ``degraded`` while Redis is away), the circuit breaker must keep Redis
@@ -9,6 +9,7 @@ printed with ``-s`` and reported in docs/operations.md, not asserted: the machin
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import os
 import signal
@@ -23,8 +24,9 @@ import pytest
 from decision.api.server import RunningServer
 from decision.store.embedded import EmbeddedRedis, free_port
 from decision.v1 import decision_pb2, decision_pb2_grpc
-from tests.conftest import StartServer
-from tests.decision.helpers import add_membership, decide_request, offers
+from tests.conftest import StartServer, decision_stub, limit_memory
+from tests.decision.delivery import decide, event, first, record, ruleset
+from tests.decision.helpers import add_membership, add_memberships, decide_request, offers
 from tests.reliability.conftest import persistent_redis
 from tests.waiting import eventually, freeze
 
@@ -36,8 +38,9 @@ offers:
 """
 CALLERS = 20
 # Seconds per call; Redis reads get half of it. Room for a busy machine: the callers share the server's
-# event loop. FAULT_DEADLINE_SECONDS=0.3 runs the issue's 300 ms deadline (docs/operations.md).
-DEADLINE = float(os.environ.get("FAULT_DEADLINE_SECONDS", "1.0"))
+# event loop, which a loaded machine (both cores busy, other test runs beside) starved for over 0.5 s at 1 s.
+# FAULT_DEADLINE_SECONDS=0.3 runs the issue's 300 ms deadline (docs/operations.md).
+DEADLINE = float(os.environ.get("FAULT_DEADLINE_SECONDS", "2.0"))
 # The issue's scenario is Redis stopped 10 s during a 60 s load; CI runs a 3 s outage in ~12 s.
 # FAULT_OUTAGE_SECONDS=10 FAULT_LOAD_SECONDS=60 ./dev test -s -k hung_then_stopped runs it in full.
 OUTAGE = float(os.environ.get("FAULT_OUTAGE_SECONDS", "3"))
@@ -277,3 +280,75 @@ async def test_a_frozen_redis_connection_is_replaced(
         f"\nRedis frozen (SIGSTOP): {answered} calls answered degraded in time; first normal answer {recovered:.2f} s "
         "after SIGCONT, on a new decision connection"
     )
+
+
+CAPPED_RULES = ruleset(
+    """
+  - id: capped
+    placements: [banner]
+    priority: 20
+    eligibility: {audiences: {all: [vip]}}
+    caps: [{max: 2, period: 30d, counts: COUNTS}]
+  - {id: next, placements: [banner], priority: 5, eligibility: {audiences: {all: [vip]}}}
+"""
+)
+FULL_DECIDES = 50  # per profile, while Redis refuses writes
+
+
+@pytest.mark.parametrize("counts", ["decision", "impression"])
+async def test_caps_hold_while_redis_refuses_writes(
+    own_redis: EmbeddedRedis, start_server: StartServer, write_rules: Callable[[str], Path], counts: str
+) -> None:
+    """Redis full (``maxmemory``, ``noeviction``: every write refused): a profile at its cap is never shown the
+    capped offer, and one below it is not shown it uncounted; degraded answers are the fallback. Once Redis takes
+    writes again the cap holds: at the cap nothing more, below it only what is left."""
+    server = await start_server(write_rules(CAPPED_RULES.replace("COUNTS", counts)), own_redis.url)
+    await add_memberships(server, [("at_cap", "vip"), ("below", "vip")])
+    now, events = time.time(), itertools.count()
+    async with decision_stub(server.port) as stub:
+
+        async def show(profile: str, times: int) -> None:
+            """``times`` decisions proposing ``capped``; their impressions recorded when impressions count."""
+            for _ in range(times):
+                item = first(await decide(stub, profile))
+                assert item.offer_id == "capped"
+                if counts == "impression":
+                    impression = event(item, f"e{next(events)}", at=now, profile=profile)
+                    assert await record(stub, impression) == [("recorded", "")]
+
+        await show("at_cap", 2)
+        await show("below", 1)
+        assert first(await decide(stub, "at_cap")).offer_id == "next"  # 2 of 2
+
+        limit_memory(own_redis.url, 1)
+        try:
+            full = [await decide(stub, p) for p in ("at_cap", "below") for _ in range(FULL_DECIDES)]
+            shown = [first(r) for r in full if offers(r) == ["capped"]]
+            if shown:  # its impression cannot be counted: refused (the sender retries), not recorded uncounted
+                refused = event(shown[0], f"e{next(events)}", at=now, profile="below")
+                with pytest.raises(grpc.aio.AioRpcError) as failed:
+                    await record(stub, refused)
+                assert failed.value.code() == grpc.StatusCode.UNAVAILABLE
+        finally:
+            limit_memory(own_redis.url, 0)
+        at_cap, below = full[:FULL_DECIDES], full[FULL_DECIDES:]
+        assert all(offers(r) == (["fb"] if r.degraded else ["next"]) for r in at_cap)
+        if counts == "decision":  # a proposal counts: not proposed without its count written
+            assert all(offers(r) == ["fb"] and r.degraded for r in below)
+        else:  # an impression counts: a proposal writes nothing, the offer may be proposed below the cap
+            assert all(offers(r) == (["fb"] if r.degraded else ["capped"]) for r in below)
+        degraded = sum(r.degraded for r in full)
+
+        async def normal_answer(profile: str) -> decision_pb2.DecideResponse | None:
+            response = await decide(stub, profile)
+            return None if response.degraded else response
+
+        # Redis takes writes again: at the cap, still nothing; below it, the one left, then no more.
+        assert offers(await eventually(lambda: normal_answer("at_cap"), "a normal answer")) == ["next"]
+        if shown:  # the sender's retry is recorded: the refusal counted nothing
+            assert await record(stub, refused) == [("recorded", "")]
+        else:
+            await show("below", 1)
+        for profile in ("at_cap", "below"):
+            assert [first(await decide(stub, profile)).offer_id for _ in range(5)] == ["next"] * 5
+    print(f"\nRedis refusing writes, caps counted on {counts}: {degraded} of {len(full)} decisions degraded")

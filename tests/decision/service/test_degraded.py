@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-import redis
 
 from decision.service.degraded import REASONS, DegradedAnswers
 from decision.store.embedded import EmbeddedRedis
-from tests.conftest import StartServer, decision_stub
+from tests.conftest import StartServer, decision_stub, limit_memory
 from tests.decision.helpers import add_membership, decide_request
 from tests.decision.observe.test_observe import scrape, value
 from tests.waiting import eventually
@@ -31,22 +30,6 @@ offers:
 """
 DECIDES = 500
 LOGGER = "decision.service.degraded"
-
-
-@pytest.fixture
-def own_redis() -> Iterator[EmbeddedRedis]:
-    """A redis-server of this test's own: it is made to refuse writes."""
-    with EmbeddedRedis() as server:
-        yield server
-
-
-def refuse_writes(url: str, refuse: bool) -> None:
-    client = redis.Redis.from_url(url)
-    try:
-        client.config_set("maxmemory-policy", "noeviction")
-        client.config_set("maxmemory", "1" if refuse else "0")
-    finally:
-        client.close()
 
 
 def lines(caplog: pytest.LogCaptureFixture) -> list[str]:
@@ -67,11 +50,11 @@ async def test_answers_degraded_by_a_redis_refusing_writes_are_counted_and_logge
     async with decision_stub(running.port) as stub:
         normal = await stub.Decide(decide_request("p1"), timeout=5)
         assert not normal.degraded and normal.propositions[0].items[0].offer_id == "capped"
-        refuse_writes(own_redis.url, True)
+        limit_memory(own_redis.url, 1)
         try:
             answers = [await stub.Decide(decide_request("p1"), timeout=10) for _ in range(DECIDES)]
         finally:
-            refuse_writes(own_redis.url, False)
+            limit_memory(own_redis.url, 0)
         assert all(answer.degraded for answer in answers)
         degraded = DECIDES
         while (await stub.Decide(decide_request("p1"), timeout=10)).degraded:  # until Redis takes writes again

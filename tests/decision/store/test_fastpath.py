@@ -36,12 +36,6 @@ def fast_for(url: str) -> FastPath:
 
 
 @pytest.fixture
-def own_redis() -> Iterator[EmbeddedRedis]:
-    with EmbeddedRedis() as server:
-        yield server
-
-
-@pytest.fixture
 async def plain(own_redis: EmbeddedRedis) -> AsyncIterator[FastPath]:
     fast = fast_for(own_redis.url)
     yield fast
