@@ -5,8 +5,9 @@ secret. A token file (``decision serve --auth-tokens-file``, ``audience-sync rec
 ``<token> [scope,scope...]`` lines; a variable (``DECISION_AUTH_TOKENS``, ``AUDIENCE_SYNC_RECEIVE_TOKENS``)
 holds tokens separated by commas or whitespace. A token given without scopes has every scope. The scopes
 are one vocabulary for both commands, so one file can serve both: ``decide``, ``events``, ``admin`` (the
-decision service's methods), ``console`` (``decision console``) and ``audiences`` (pushing to
-``audience-sync receive``); any other is refused.
+decision service's methods), ``preview`` (the decision service's Decide as a dry run only: counted nowhere),
+``console`` (``decision console``) and ``audiences`` (pushing to ``audience-sync receive``); any other is
+refused.
 
 Tokens are compared in constant time (:class:`AcceptedTokens`): the presented token's SHA-256 against every
 accepted one's, all of them, so neither a token's content nor its length nor which one matched shows in
@@ -24,7 +25,8 @@ from pathlib import Path
 from typing import Final
 
 # What a bearer token may do; the decision service maps each method to one (decision.api.auth.METHOD_SCOPES).
-SCOPES: Final = frozenset({"decide", "events", "admin", "console", "audiences"})
+# "preview": Decide as a dry run only (DecideRequest.dry_run, counted nowhere: what `decision explain` asks).
+SCOPES: Final = frozenset({"decide", "events", "admin", "preview", "console", "audiences"})
 MIN_TOKEN_LENGTH: Final = 16
 _VISIBLE: Final = re.compile(r"[\x21-\x7e]+")  # visible ASCII: what fits in an HTTP header value unescaped
 SEPARATORS: Final = re.compile(r"[\s,]+")

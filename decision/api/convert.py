@@ -115,6 +115,7 @@ def decide_request(message: decision_pb2.DecideRequest, limits: Limits) -> Decis
         request_id=request_id,
         explain=message.explain or bool(message.why_not),
         why_not=tuple(message.why_not),
+        dry_run=message.dry_run,
     )
 
 
@@ -149,6 +150,7 @@ def decide_response(decision: Decision) -> decision_pb2.DecideResponse:
         decision_id=decision.decision_id,
         explanations=[_explanation(e) for e in decision.explanations],
         why_not=[_why_not(answer) for answer in decision.why_not],
+        dry_run=decision.dry_run,
     )
 
 
@@ -230,6 +232,8 @@ def decide_response_bytes(decision: Decision) -> bytes:
     parts.append(_text(b"\x2a", decision.decision_id))
     parts.extend(_framed(b"\x32", _explanation(e).SerializeToString()) for e in decision.explanations)
     parts.extend(_framed(b"\x3a", _why_not(w).SerializeToString()) for w in decision.why_not)
+    if decision.dry_run:
+        parts.append(b"\x40\x01")
     return b"".join(parts)
 
 

@@ -26,6 +26,7 @@ def format_decision(request: decision_pb2.DecideRequest, response: decision_pb2.
     lines = [
         f"profile {request.profile_id} on {request.channel} (context: {context})",
         f"  ruleset {response.ruleset_version}, decision {response.decision_id[:12]}"
+        + ("  DRY RUN: counted nowhere, no tracking tokens" if response.dry_run else "")
         + ("  DEGRADED: Redis unavailable, fallbacks served" if response.degraded else ""),
     ]
     for proposition in response.propositions:

@@ -260,6 +260,7 @@ def cmd_decide(args: argparse.Namespace) -> int:
         request_id=args.request_id or "",
         explain=args.explain or args.command == "explain" or bool(args.why_not),
         why_not=args.why_not,
+        dry_run=args.dry_run or (args.command == "explain" and not args.count),
     )
     for key, value in context.items():
         json_format.ParseDict(value, request.context[key])
@@ -274,6 +275,12 @@ def cmd_decide(args: argparse.Namespace) -> int:
             response = stub.Decide(request, timeout=args.deadline_ms / 1000, metadata=metadata)
         except grpc.RpcError as exc:
             return rpc_failure(args.command, exc, args.target)
+    if request.dry_run and not response.dry_run:  # a server of a release without dry runs ignored the field
+        print(
+            f"decision {args.command}: warning: the server at {args.target} does not know dry runs: this decision "
+            "was a real one, counted (proposals, caps, tracking tokens)",
+            file=sys.stderr,
+        )
     if args.json:
         print(json_format.MessageToJson(response, always_print_fields_with_no_presence=True))
     else:
@@ -454,7 +461,8 @@ def _add_decide(commands: Any) -> None:
     decide = commands.add_parser(
         "decide",
         aliases=["explain"],
-        help="ask a running server for a decision (`explain`: and why each offer was or was not proposed)",
+        help="ask a running server for a decision (`explain`: a dry run, counted nowhere, and why each offer was "
+        "or was not proposed)",
     )
     option(decide, "--profile", required=True, help="profile id, as audience-sync stored it")
     option(decide, "--channel", required=True, help="channel of the request, e.g. web or mobile")
@@ -478,6 +486,21 @@ def _add_decide(commands: Any) -> None:
         metavar="OFFER",
         help="for this offer, the smallest changes that would make it win for this profile (implies --explain; "
         "repeatable)",
+    )
+    counting = decide.add_mutually_exclusive_group()
+    option(
+        counting,
+        "--dry-run",
+        action="store_true",
+        help="a dry run: the decision the server would make now, counted nowhere (no proposal tallied, no cap or "
+        "contact policy reserved, nothing written to Redis, no tracking tokens); what `explain` asks unless --count",
+    )
+    option(
+        counting,
+        "--count",
+        action="store_true",
+        help="`explain`: a real decision, counted like any other (proposals, caps and contact policies counted on "
+        "decision, tracking tokens), instead of its dry run; what `decide` asks unless --dry-run",
     )
     add_json(decide, "the response")
     client.add_client_options(decide)

@@ -1,9 +1,9 @@
 """What the console reads, and from where: Redis (the same store and service code as the commands), the decision
 service (a Decide with explanations, as ``decision explain``), and the replicas' ``/metrics``.
 
-The console never writes to Redis. "Decide as this profile" is a real Decide of the running service: it is
-counted like any other (proposals, and the caps and contact policies that count decisions), as ``decision
-explain`` is.
+The console never writes to Redis, nor makes the service write: "decide as this profile" and "why not" are
+Decides of the running service as dry runs (``DecideRequest.dry_run``, as ``decision explain`` asks): the
+answer a real call would get, counted nowhere (no proposal, no cap or contact policy, no total reserved).
 """
 
 from __future__ import annotations
@@ -152,17 +152,28 @@ class Backend:
         return self._stub is not None
 
     async def decide(self, request: decision_pb2.DecideRequest) -> decision_pb2.DecideResponse:
-        """A Decide of the running service; its failures as pages (the service's own words)."""
+        """A dry run of the running service (whatever ``request`` says: the console counts nothing); its failures
+        as pages (the service's own words)."""
         decide = self.config.decide
         if self._stub is None or decide is None:
             raise PageError(503, "No decision service", "the console was started without --target")
         metadata = (("authorization", f"Bearer {decide.auth_token}"),) if decide.auth_token else None
+        dry = decision_pb2.DecideRequest()
+        dry.CopyFrom(request)
+        dry.dry_run = True
         try:
             response: decision_pb2.DecideResponse = await self._stub.Decide(
-                request, timeout=decide.deadline, metadata=metadata
+                dry, timeout=decide.deadline, metadata=metadata
             )
         except grpc.aio.AioRpcError as exc:
             raise _rpc_page(exc, decide.target) from None
+        if not response.dry_run:
+            raise PageError(
+                502,
+                "Decision service without dry runs",
+                f"the decision service at {decide.target} does not know dry runs (a release before them): it made a "
+                "real decision, counted like any other; upgrade it before deciding from the console",
+            )
         return response
 
     # -- the replicas' metrics -----------------------------------------------------------------
@@ -202,7 +213,7 @@ def _rpc_page(exc: grpc.aio.AioRpcError, target: str) -> PageError:
         return PageError(400, "Request refused", f"the decision service refused the request: {details}")
     if code in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
         return PageError(502, "Decision service refused the console", f"the decision service at {target} refused "
-                         f"the console's token (--auth-token, scope decide): {details}")  # fmt: skip
+                         f"the console's token (--auth-token, scope preview or decide): {details}")  # fmt: skip
     return PageError(
         502, "Decision service failed", f"the decision service at {target} answered {code.name}: {details}"
     )

@@ -185,8 +185,8 @@ def decide_form(ruleset: Ruleset | None, profile_id: str, chosen: DecideForm | N
         '<label>Context, key=value a line<textarea name="context" rows="4" cols="40">{}</textarea></label>'
         '<button class="primary" type="submit">Decide</button></form>'
         '<p class="hint">The request\'s context: a value that parses as JSON is taken as such (120, true, ["a"]). '
-        "The ruleset declares: {}. The decision is the running service's, counted as any other (as "
-        "<code>decision explain</code>).</p>",
+        "The ruleset declares: {}. The decision is the running service's, as a dry run: what the profile would get "
+        "now, counted nowhere (as <code>decision explain</code>).</p>",
         profile_id,
         channel_options,
         boxes,
@@ -322,7 +322,7 @@ async def decide_page(backend: Backend, query: MultiMapping[str]) -> Html:
         else Html("")
     )
     return html(
-        "<p>Profile {} on {}, ruleset {}, decision <code>{}</code>. {}</p>{}<h2>Propositions</h2>{}"
+        "<p>Profile {} on {}, ruleset {}, dry run <code>{}</code> (counted nowhere). {}</p>{}<h2>Propositions</h2>{}"
         "<h2>Every offer's verdict, in rank order</h2>{}{}",
         link("/profile", form.profile_id, {"id": form.profile_id}),
         form.channel,
@@ -398,7 +398,7 @@ async def why_not_page(backend: Backend, query: MultiMapping[str]) -> Html:
     response = await backend.decide(_request(form, [offer]))
     answers = join(answer(why) for why in response.why_not)
     return html(
-        "{}<h2>Why not {}?</h2><p class=hint>ruleset {}, decision <code>{}</code> — {}</p>{}",
+        "{}<h2>Why not {}?</h2><p class=hint>ruleset {}, dry run <code>{}</code> (counted nowhere) — {}</p>{}",
         intro,
         offer,
         response.ruleset_version,

@@ -622,8 +622,12 @@ def render(
     """The decision; with the explanations of its verdicts when the plan was made with ``why``.
 
     Tracking tokens are signed with ``keys`` for the request's profile (None: left unsigned,
-    ``TrackingToken.encode()``)."""
-    tokens = TokenWriter(keys, request.profile_id, decision_id, plan.now_ms, ruleset.version, request.channel)
+    ``TrackingToken.encode()``); a dry run's items get none: nothing can be recorded about them."""
+    tokens = (
+        None
+        if request.dry_run
+        else TokenWriter(keys, request.profile_id, decision_id, plan.now_ms, ruleset.version, request.channel)
+    )
     propositions: list[Proposition] = []
     for slot, taken in zip(plan.slots, selection, strict=True):
         placement = slot.placement
@@ -644,6 +648,7 @@ def render(
         request_id=request.request_id,
         decision_id=decision_id,
         explanations=explained,
+        dry_run=request.dry_run,
     )
 
 
@@ -668,7 +673,7 @@ def decide(
     return render(plan, selection, ruleset, request, decision_id=decision_id, degraded=eligible is None, keys=keys)
 
 
-def _item(candidate: Candidate, placement: Placement, slot: Slot, tokens: TokenWriter) -> Item:
+def _item(candidate: Candidate, placement: Placement, slot: Slot, tokens: TokenWriter | None) -> Item:
     offer = candidate.offer
     # The offer's own experiment wins; else the placement's (its variant chose the ranking).
     experiment_id, variant = (
@@ -680,7 +685,7 @@ def _item(candidate: Candidate, placement: Placement, slot: Slot, tokens: TokenW
         rule=candidate.rule,
         priority=offer.priority,
         score=candidate.score or 0.0,
-        tracking_token=tokens.token(placement.id, offer.id, experiment_id, variant),
+        tracking_token="" if tokens is None else tokens.token(placement.id, offer.id, experiment_id, variant),
         fallback=candidate.exempt,
         experiment_id=experiment_id,
         variant=variant,

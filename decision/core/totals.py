@@ -47,6 +47,10 @@ class TotalsView:
                 return TotalReached(check, count)
         return None
 
+    def copy(self) -> TotalsView:
+        """A private copy (a dry run's: what it would reserve is seen by its own planning only)."""
+        return TotalsView(self.refresh_interval, dict(self.counts), self.refreshed_at, self.refreshing)
+
     def record(self, check: TotalCheck, count: int) -> None:
         self.counts[key_of(check)] = count
 

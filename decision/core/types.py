@@ -38,6 +38,9 @@ class DecisionRequest:
     explain: bool = False
     # Offer ids: for each, the smallest change that would make it win (decision.core.why_not); needs ``explain``.
     why_not: tuple[str, ...] = ()
+    # A dry run: decided as any request, counted nowhere (no proposal tallied, nothing reserved or written,
+    # no tracking tokens): docs/api.md.
+    dry_run: bool = False
 
 
 @dataclass(slots=True)  # not frozen: built on every decision, and frozen inits are slow
@@ -113,6 +116,8 @@ class Decision:
     explanations: tuple[Explanation, ...] = ()
     # One per (offer the request named in ``why_not``, requested placement offering it): decision.core.why_not.
     why_not: tuple[WhyNot, ...] = ()
+    # The decision of a dry run: counted nowhere, its items without tracking tokens.
+    dry_run: bool = False
 
 
 # -- Why not this offer: the typed answer of decision.core.why_not (worded by decision.core.explain) ---------------

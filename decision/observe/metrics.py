@@ -77,8 +77,9 @@ class Metrics:
         )
         self.propositions = Counter(
             "decision_propositions",
-            "offers proposed, by placement, offer and outcome (selected, fallback, degraded)",
-            ["placement", "offer", "outcome"],
+            "offers proposed, by placement, offer, outcome (selected, fallback, degraded) and dry_run (true: the "
+            "answer of a dry run, counted nowhere else)",
+            ["placement", "offer", "outcome", "dry_run"],
             registry=r,
         )
         # Proposals by placement: decision_propositions summed over offer (one source of truth).
@@ -90,7 +91,10 @@ class Metrics:
             registry=r,
         )
         self.fallbacks = Counter(
-            "decision_fallbacks", "placements answered with their fallback, by placement", ["placement"], registry=r
+            "decision_fallbacks",
+            "placements answered with their fallback, by placement and dry_run (true: a dry run's answer)",
+            ["placement", "dry_run"],
+            registry=r,
         )
         self.degraded_answers = Counter(
             DEGRADED,
@@ -173,8 +177,8 @@ class Metrics:
         self._version: str | None = None
         self._audiences: set[str] = set()
         # labels() takes a lock and hashes its arguments: cache the children on the request path.
-        self._proposition_children: dict[tuple[str, str, str], Any] = {}
-        self._fallback_children: dict[str, Any] = {}
+        self._proposition_children: dict[tuple[str, str, str, str], Any] = {}
+        self._fallback_children: dict[tuple[str, str], Any] = {}
         self._rpc_children: dict[tuple[str, str], tuple[Any, Any]] = {}
         self._redis_children: dict[str, Any] = {}
         self._event_children: dict[tuple[str, str], Any] = {}
@@ -199,18 +203,19 @@ class Metrics:
         children[1].observe(seconds)
 
     def decision(self, decision: Decision) -> None:
-        """Count a decision's propositions (the servicer tells every decision)."""
+        """Count a decision's propositions (the servicer tells every decision), a dry run's apart."""
         degraded = decision.degraded  # counted by reason where it is decided (degraded below)
+        dry_run = "true" if decision.dry_run else "false"
         for proposition in decision.propositions:
             placement = proposition.placement_id
             if proposition.fallback:
-                fallback = self._fallback_children.get(placement)
+                fallback = self._fallback_children.get((placement, dry_run))
                 if fallback is None:
-                    fallback = self._fallback_children[placement] = self.fallbacks.labels(placement)
+                    fallback = self._fallback_children[(placement, dry_run)] = self.fallbacks.labels(placement, dry_run)
                 fallback.inc()
             for item in proposition.items:
                 outcome = "degraded" if degraded else "fallback" if item.fallback else "selected"
-                key = (placement, item.offer_id, outcome)
+                key = (placement, item.offer_id, outcome, dry_run)
                 child = self._proposition_children.get(key)
                 if child is None:
                     child = self._proposition_children[key] = self.propositions.labels(*key)

@@ -1,6 +1,6 @@
 """Proposals counted per worker and added to the outcome counters in the background.
 
-A decision only adds to an in-memory tally (``decision.core.outcomes``); a
+A decision only adds to an in-memory tally (``decision.core.outcomes``; a dry run adds nothing); a
 task adds the tally to Redis every ``interval`` (1 s by default), one
 pipeline per flush, off every decision's path. What a crash can lose: the
 proposals of at most one interval (the tally not yet flushed) of the worker
@@ -37,7 +37,9 @@ class ProposalCounter:
         self._lock = asyncio.Lock()  # one flush at a time: the final one waits for a running one
 
     def add(self, decision: Decision, time_zone: str, now: float) -> None:
-        self.tally.add(decision, time_zone, int(now * 1000))
+        """Tally the decision's proposals; a dry run's are not proposals: never tallied."""
+        if not decision.dry_run:
+            self.tally.add(decision, time_zone, int(now * 1000))
 
     def start(self) -> None:
         if self._task is None:

@@ -20,6 +20,13 @@ Round trips of one decision:
 
 A reservation whose answer is lost (timeout) stays counted: caps err on the
 side of proposing less, never more.
+
+A **dry run** (``DecisionRequest.dry_run``) writes nothing: step 2 is ``fill``
+on the counters read (the Python twin of select.lua: the same answer on the
+same counters), step 3 runs ``reserve_total.lua`` read-only (granted or not on
+the totals as they are, with what the decision would hold), and the server's
+view of the totals is a private copy. Its answer is the one a real call would
+give on the data it read.
 """
 
 from __future__ import annotations
@@ -137,6 +144,8 @@ class Proposer:
         ruleset, controls = prepared.ruleset, prepared.controls
         if controls.total_caps:
             self._refresh_totals_if_stale(controls, now)
+        dry = request.dry_run
+        totals = self.totals.copy() if dry else self.totals  # a dry run's reservations change no one's view
         now_ms = int(now * 1000)
         exclude: set[str] = set()
         released: list[str] = []  # what the last select.lua added: given back by the next one
@@ -150,7 +159,7 @@ class Proposer:
                 now_ms=now_ms,
                 controls=controls,
                 counters=counters,
-                totals=self.totals,
+                totals=totals,
                 exclude=frozenset(exclude),
                 why=why,
                 learner=learner,
@@ -158,7 +167,7 @@ class Proposer:
                 ranks=prepared.ranks,
             )
             selection = fill(plan, counters)
-            if released or needs_reservation(plan, selection):
+            if not dry and (released or needs_reservation(plan, selection)):
                 stages.mark("reservations")
                 selection = tuple(
                     tuple(taken)
@@ -177,15 +186,16 @@ class Proposer:
                 selection = drop(plan, selection, set(wanted))  # counted on the profile, not proposed: errs low
                 break
             stages.mark("reservations")
-            refused = await self._reserve_totals(wanted, held)
+            refused = await self._reserve_totals(wanted, held, totals, dry=dry)
             if not refused:
                 break
             exclude |= refused
-        self._give_back(held, plan.amounts(selection))
+        if not dry:  # a dry run's holdings are what it would have reserved: nothing to give back
+            self._give_back(held, plan.amounts(selection))
         stages.mark("render")
         decision = render(plan, selection, ruleset, request, decision_id=decision_id, keys=keys)
         if request.why_not and why is not None:  # planning asked again, on what this decision was made from
-            found = answers(plan, selection, ruleset, request, controls=controls, totals=self.totals,
+            found = answers(plan, selection, ruleset, request, controls=controls, totals=totals,
                             exclude=frozenset(exclude), sticky=sticky)  # fmt: skip
             decision = dataclasses.replace(decision, why_not=found)
         return decision
@@ -194,18 +204,40 @@ class Proposer:
         self,
         wanted: dict[str, tuple[tuple[TotalCheck, ...], int]],
         held: dict[str, tuple[tuple[TotalCheck, ...], int]],
+        totals: TotalsView,
+        *,
+        dry: bool = False,
     ) -> set[str]:
-        """Reserve the wanted totals; record the held ones; return the offers refused."""
-        replies = await self.store.reserve_totals(list(wanted.values()))
+        """Reserve the wanted totals; record the held ones; return the offers refused. ``dry``: only check that
+        each would be granted on top of what this decision holds already, nothing written."""
+        if dry:
+            replies = await self._check_totals(wanted, held)
+        else:
+            replies = await self.store.reserve_totals(list(wanted.values()))
         refused: set[str] = set()
         for (offer, (checks, amount)), (granted, counts) in zip(wanted.items(), replies, strict=True):
             for check, count in zip(checks, counts, strict=True):
-                self.totals.record(check, count)
+                totals.record(check, count)
             if granted:
                 held[offer] = (checks, held.get(offer, ((), 0))[1] + amount)
             else:
                 refused.add(offer)
         return refused
+
+    async def _check_totals(
+        self,
+        wanted: dict[str, tuple[tuple[TotalCheck, ...], int]],
+        held: dict[str, tuple[tuple[TotalCheck, ...], int]],
+    ) -> list[tuple[bool, list[int]]]:
+        """What reserving the wanted totals would answer, nothing written: each offer asked with what the dry run
+        holds already (it wrote none of it), its counts as a reservation would leave them."""
+        holding = [held.get(offer, ((), 0))[1] for offer in wanted]
+        asked = [(checks, have + amount) for (checks, amount), have in zip(wanted.values(), holding, strict=True)]
+        replies = await self.store.reserve_totals(asked, check_only=True)
+        return [
+            (granted, [n + have + (amount if granted else 0) for n in counts])
+            for (granted, counts), have, (_, amount) in zip(replies, holding, wanted.values(), strict=True)
+        ]
 
     def _give_back(self, held: dict[str, tuple[tuple[TotalCheck, ...], int]], amounts: dict[str, int]) -> None:
         """Return, in the background, total reservations of offers the final selection does not propose."""

@@ -252,14 +252,15 @@ class ProfileStore:
         return [[int(i) for i in taken] for taken in result]
 
     async def reserve_totals(
-        self, reservations: Sequence[tuple[Sequence[TotalCheck], int]]
+        self, reservations: Sequence[tuple[Sequence[TotalCheck], int]], *, check_only: bool = False
     ) -> list[tuple[bool, list[int]]]:
-        """For each (an offer's total caps, amount): granted or not, and the counts; pipelined, one call per offer."""
+        """For each (an offer's total caps, amount): granted or not, and the counts; pipelined, one call per offer.
+        ``check_only`` (a dry run): whether each would be granted now, nothing written."""
         calls = []
         for checks, amount in reservations:
             keys = [self._total_key(c) for c in checks]
             args = [amount, *(c.limit for c in checks), *(c.ttl_ms or 0 for c in checks)]
-            calls.append((keys, args))
+            calls.append((keys, [*args, "check"] if check_only else args))
         replies = await self._run_many("reserve_total", calls)
         return [(bool(int(reply[0])), [int(n) for n in reply[1:]]) for reply in replies]
 

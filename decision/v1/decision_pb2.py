@@ -26,7 +26,7 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x64\x65\x63ision/v1/decision.proto\x12\x0b\x64\x65\x63ision.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\";\n\x10PlacementRequest\x12\x14\n\x0cplacement_id\x18\x01 \x01(\t\x12\x11\n\tmax_items\x18\x02 \x01(\r\"\x9f\x02\n\rDecideRequest\x12\x12\n\nprofile_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63hannel\x18\x02 \x01(\t\x12\x31\n\nplacements\x18\x03 \x03(\x0b\x32\x1d.decision.v1.PlacementRequest\x12\x38\n\x07\x63ontext\x18\x04 \x03(\x0b\x32\'.decision.v1.DecideRequest.ContextEntry\x12\x12\n\nrequest_id\x18\x05 \x01(\t\x12\x0f\n\x07\x65xplain\x18\x06 \x01(\x08\x12\x0f\n\x07why_not\x18\x07 \x03(\t\x1a\x46\n\x0c\x43ontextEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12%\n\x05value\x18\x02 \x01(\x0b\x32\x16.google.protobuf.Value:\x02\x38\x01\"\xaf\x01\n\x04Item\x12\x10\n\x08offer_id\x18\x01 \x01(\t\x12\x14\n\x0c\x63ontent_json\x18\x02 \x01(\t\x12\x0c\n\x04rule\x18\x03 \x01(\t\x12\x10\n\x08priority\x18\x04 \x01(\x05\x12\r\n\x05score\x18\x05 \x01(\x01\x12\x16\n\x0etracking_token\x18\x06 \x01(\t\x12\x10\n\x08\x66\x61llback\x18\x07 \x01(\x08\x12\x15\n\rexperiment_id\x18\x08 \x01(\t\x12\x0f\n\x07variant\x18\t \x01(\t\"\x7f\n\x0bProposition\x12\x14\n\x0cplacement_id\x18\x01 \x01(\t\x12 \n\x05items\x18\x02 \x03(\x0b\x32\x11.decision.v1.Item\x12\x10\n\x08\x66\x61llback\x18\x03 \x01(\x08\x12\x15\n\rexperiment_id\x18\x04 \x01(\t\x12\x0f\n\x07variant\x18\x05 \x01(\t\"\xef\x01\n\x0e\x44\x65\x63ideResponse\x12.\n\x0cpropositions\x18\x01 \x03(\x0b\x32\x18.decision.v1.Proposition\x12\x17\n\x0fruleset_version\x18\x02 \x01(\t\x12\x10\n\x08\x64\x65graded\x18\x03 \x01(\x08\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x12\x13\n\x0b\x64\x65\x63ision_id\x18\x05 \x01(\t\x12\x33\n\x0c\x65xplanations\x18\x06 \x03(\x0b\x32\x1d.decision.v1.OfferExplanation\x12$\n\x07why_not\x18\x07 \x03(\x0b\x32\x13.decision.v1.WhyNot\"\xbb\x01\n\x06WhyNot\x12\x10\n\x08offer_id\x18\x01 \x01(\t\x12\x14\n\x0cplacement_id\x18\x02 \x01(\t\x12\x30\n\x07outcome\x18\x03 \x01(\x0e\x32\x1f.decision.v1.ExplanationOutcome\x12\r\n\x05shown\x18\x04 \x01(\x08\x12+\n\x08remedies\x18\x05 \x03(\x0b\x32\x19.decision.v1.WhyNotRemedy\x12\r\n\x05never\x18\x06 \x03(\t\x12\x0c\n\x04text\x18\x07 \x01(\t\"V\n\x0cWhyNotRemedy\x12*\n\x07\x63hanges\x18\x01 \x03(\x0b\x32\x19.decision.v1.WhyNotChange\x12\x0c\n\x04rule\x18\x02 \x01(\t\x12\x0c\n\x04text\x18\x03 \x01(\t\"\xae\x02\n\x0cWhyNotChange\x12+\n\x04kind\x18\x01 \x01(\x0e\x32\x1d.decision.v1.WhyNotChangeKind\x12\x11\n\tattribute\x18\x02 \x01(\t\x12&\n\x06\x61\x63tual\x18\x03 \x01(\x0b\x32\x16.google.protobuf.Value\x12%\n\x05value\x18\x04 \x01(\x0b\x32\x16.google.protobuf.Value\x12\x14\n\x0crequirements\x18\x05 \x03(\t\x12\x11\n\taudiences\x18\x06 \x03(\t\x12\x0b\n\x03\x61ny\x18\x07 \x01(\x08\x12)\n\x05until\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06reason\x18\t \x01(\t\x12\x10\n\x08offer_id\x18\n \x01(\t\x12\x0c\n\x04text\x18\x0b \x01(\t\"\xb2\x02\n\x10OfferExplanation\x12\x10\n\x08offer_id\x18\x01 \x01(\t\x12\x14\n\x0cplacement_id\x18\x02 \x01(\t\x12\x30\n\x07outcome\x18\x03 \x01(\x0e\x32\x1f.decision.v1.ExplanationOutcome\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x0c\n\x04rule\x18\x05 \x01(\t\x12\x10\n\x08\x61udience\x18\x06 \x01(\t\x12\x11\n\tcondition\x18\x07 \x01(\t\x12\x11\n\tattribute\x18\x08 \x01(\t\x12&\n\x06\x61\x63tual\x18\t \x01(\x0b\x32\x16.google.protobuf.Value\x12\x11\n\tbeaten_by\x18\n \x01(\t\x12\r\n\x05limit\x18\x0b \x01(\x03\x12\r\n\x05\x63ount\x18\x0c \x01(\x03\x12\x15\n\rexperiment_id\x18\r \x01(\t\"\xaf\x01\n\x05\x45vent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x12\n\nprofile_id\x18\x02 \x01(\t\x12$\n\x04type\x18\x03 \x01(\x0e\x32\x16.decision.v1.EventType\x12\x13\n\x0b\x63ustom_type\x18\x04 \x01(\t\x12\x16\n\x0etracking_token\x18\x05 \x01(\t\x12-\n\ttimestamp\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"9\n\x13RecordEventsRequest\x12\"\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x12.decision.v1.Event\"[\n\x0b\x45ventResult\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12*\n\x07outcome\x18\x02 \x01(\x0e\x32\x19.decision.v1.EventOutcome\x12\x0e\n\x06reason\x18\x03 \x01(\t\"A\n\x14RecordEventsResponse\x12)\n\x07results\x18\x01 \x03(\x0b\x32\x18.decision.v1.EventResult*\x87\x02\n\x10WhyNotChangeKind\x12#\n\x1fWHY_NOT_CHANGE_KIND_UNSPECIFIED\x10\x00\x12\x1f\n\x1bWHY_NOT_CHANGE_KIND_CONTEXT\x10\x01\x12\x1f\n\x1bWHY_NOT_CHANGE_KIND_PROFILE\x10\x02\x12%\n!WHY_NOT_CHANGE_KIND_JOIN_AUDIENCE\x10\x03\x12&\n\"WHY_NOT_CHANGE_KIND_LEAVE_AUDIENCE\x10\x04\x12\x1c\n\x18WHY_NOT_CHANGE_KIND_WAIT\x10\x05\x12\x1f\n\x1bWHY_NOT_CHANGE_KIND_OUTRANK\x10\x06*\x87\x05\n\x12\x45xplanationOutcome\x12#\n\x1f\x45XPLANATION_OUTCOME_UNSPECIFIED\x10\x00\x12 \n\x1c\x45XPLANATION_OUTCOME_SELECTED\x10\x01\x12 \n\x1c\x45XPLANATION_OUTCOME_FALLBACK\x10\x02\x12+\n\'EXPLANATION_OUTCOME_PROFILE_UNAVAILABLE\x10\x03\x12(\n$EXPLANATION_OUTCOME_OUTSIDE_SCHEDULE\x10\x04\x12\'\n#EXPLANATION_OUTCOME_NOT_IN_AUDIENCE\x10\x05\x12,\n(EXPLANATION_OUTCOME_IN_EXCLUDED_AUDIENCE\x10\x06\x12\'\n#EXPLANATION_OUTCOME_CONDITION_FALSE\x10\x07\x12\x1f\n\x1b\x45XPLANATION_OUTCOME_HOLDOUT\x10\x08\x12\x1e\n\x1a\x45XPLANATION_OUTCOME_CAPPED\x10\t\x12\"\n\x1e\x45XPLANATION_OUTCOME_SUPPRESSED\x10\n\x12)\n%EXPLANATION_OUTCOME_TOTAL_CAP_REACHED\x10\x0b\x12&\n\"EXPLANATION_OUTCOME_CONTACT_POLICY\x10\x0c\x12*\n&EXPLANATION_OUTCOME_PROPOSED_ELSEWHERE\x10\r\x12$\n EXPLANATION_OUTCOME_LOST_RANKING\x10\x0e\x12\'\n#EXPLANATION_OUTCOME_CONTENT_MISSING\x10\x0f*\xb0\x01\n\tEventType\x12\x1a\n\x16\x45VENT_TYPE_UNSPECIFIED\x10\x00\x12\x19\n\x15\x45VENT_TYPE_IMPRESSION\x10\x01\x12\x14\n\x10\x45VENT_TYPE_CLICK\x10\x02\x12\x16\n\x12\x45VENT_TYPE_DISMISS\x10\x03\x12\x15\n\x11\x45VENT_TYPE_CUSTOM\x10\x04*\x12\x45VENT_TYPE_DISPLAY*\x13\x45VENT_TYPE_INTERACT*\x82\x01\n\x0c\x45ventOutcome\x12\x1d\n\x19\x45VENT_OUTCOME_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x45VENT_OUTCOME_RECORDED\x10\x01\x12\x1b\n\x17\x45VENT_OUTCOME_DUPLICATE\x10\x02\x12\x1a\n\x16\x45VENT_OUTCOME_REJECTED\x10\x03\x32\xa9\x01\n\x0f\x44\x65\x63isionService\x12\x41\n\x06\x44\x65\x63ide\x12\x1a.decision.v1.DecideRequest\x1a\x1b.decision.v1.DecideResponse\x12S\n\x0cRecordEvents\x12 .decision.v1.RecordEventsRequest\x1a!.decision.v1.RecordEventsResponseB\\\n!io.inbounddecisioning.decision.v1P\x01Z5github.com/inbound-decisioning/decision/v1;decisionv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x64\x65\x63ision/v1/decision.proto\x12\x0b\x64\x65\x63ision.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\";\n\x10PlacementRequest\x12\x14\n\x0cplacement_id\x18\x01 \x01(\t\x12\x11\n\tmax_items\x18\x02 \x01(\r\"\xb0\x02\n\rDecideRequest\x12\x12\n\nprofile_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63hannel\x18\x02 \x01(\t\x12\x31\n\nplacements\x18\x03 \x03(\x0b\x32\x1d.decision.v1.PlacementRequest\x12\x38\n\x07\x63ontext\x18\x04 \x03(\x0b\x32\'.decision.v1.DecideRequest.ContextEntry\x12\x12\n\nrequest_id\x18\x05 \x01(\t\x12\x0f\n\x07\x65xplain\x18\x06 \x01(\x08\x12\x0f\n\x07why_not\x18\x07 \x03(\t\x12\x0f\n\x07\x64ry_run\x18\x08 \x01(\x08\x1a\x46\n\x0c\x43ontextEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12%\n\x05value\x18\x02 \x01(\x0b\x32\x16.google.protobuf.Value:\x02\x38\x01\"\xaf\x01\n\x04Item\x12\x10\n\x08offer_id\x18\x01 \x01(\t\x12\x14\n\x0c\x63ontent_json\x18\x02 \x01(\t\x12\x0c\n\x04rule\x18\x03 \x01(\t\x12\x10\n\x08priority\x18\x04 \x01(\x05\x12\r\n\x05score\x18\x05 \x01(\x01\x12\x16\n\x0etracking_token\x18\x06 \x01(\t\x12\x10\n\x08\x66\x61llback\x18\x07 \x01(\x08\x12\x15\n\rexperiment_id\x18\x08 \x01(\t\x12\x0f\n\x07variant\x18\t \x01(\t\"\x7f\n\x0bProposition\x12\x14\n\x0cplacement_id\x18\x01 \x01(\t\x12 \n\x05items\x18\x02 \x03(\x0b\x32\x11.decision.v1.Item\x12\x10\n\x08\x66\x61llback\x18\x03 \x01(\x08\x12\x15\n\rexperiment_id\x18\x04 \x01(\t\x12\x0f\n\x07variant\x18\x05 \x01(\t\"\x80\x02\n\x0e\x44\x65\x63ideResponse\x12.\n\x0cpropositions\x18\x01 \x03(\x0b\x32\x18.decision.v1.Proposition\x12\x17\n\x0fruleset_version\x18\x02 \x01(\t\x12\x10\n\x08\x64\x65graded\x18\x03 \x01(\x08\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x12\x13\n\x0b\x64\x65\x63ision_id\x18\x05 \x01(\t\x12\x33\n\x0c\x65xplanations\x18\x06 \x03(\x0b\x32\x1d.decision.v1.OfferExplanation\x12$\n\x07why_not\x18\x07 \x03(\x0b\x32\x13.decision.v1.WhyNot\x12\x0f\n\x07\x64ry_run\x18\x08 \x01(\x08\"\xbb\x01\n\x06WhyNot\x12\x10\n\x08offer_id\x18\x01 \x01(\t\x12\x14\n\x0cplacement_id\x18\x02 \x01(\t\x12\x30\n\x07outcome\x18\x03 \x01(\x0e\x32\x1f.decision.v1.ExplanationOutcome\x12\r\n\x05shown\x18\x04 \x01(\x08\x12+\n\x08remedies\x18\x05 \x03(\x0b\x32\x19.decision.v1.WhyNotRemedy\x12\r\n\x05never\x18\x06 \x03(\t\x12\x0c\n\x04text\x18\x07 \x01(\t\"V\n\x0cWhyNotRemedy\x12*\n\x07\x63hanges\x18\x01 \x03(\x0b\x32\x19.decision.v1.WhyNotChange\x12\x0c\n\x04rule\x18\x02 \x01(\t\x12\x0c\n\x04text\x18\x03 \x01(\t\"\xae\x02\n\x0cWhyNotChange\x12+\n\x04kind\x18\x01 \x01(\x0e\x32\x1d.decision.v1.WhyNotChangeKind\x12\x11\n\tattribute\x18\x02 \x01(\t\x12&\n\x06\x61\x63tual\x18\x03 \x01(\x0b\x32\x16.google.protobuf.Value\x12%\n\x05value\x18\x04 \x01(\x0b\x32\x16.google.protobuf.Value\x12\x14\n\x0crequirements\x18\x05 \x03(\t\x12\x11\n\taudiences\x18\x06 \x03(\t\x12\x0b\n\x03\x61ny\x18\x07 \x01(\x08\x12)\n\x05until\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06reason\x18\t \x01(\t\x12\x10\n\x08offer_id\x18\n \x01(\t\x12\x0c\n\x04text\x18\x0b \x01(\t\"\xb2\x02\n\x10OfferExplanation\x12\x10\n\x08offer_id\x18\x01 \x01(\t\x12\x14\n\x0cplacement_id\x18\x02 \x01(\t\x12\x30\n\x07outcome\x18\x03 \x01(\x0e\x32\x1f.decision.v1.ExplanationOutcome\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x0c\n\x04rule\x18\x05 \x01(\t\x12\x10\n\x08\x61udience\x18\x06 \x01(\t\x12\x11\n\tcondition\x18\x07 \x01(\t\x12\x11\n\tattribute\x18\x08 \x01(\t\x12&\n\x06\x61\x63tual\x18\t \x01(\x0b\x32\x16.google.protobuf.Value\x12\x11\n\tbeaten_by\x18\n \x01(\t\x12\r\n\x05limit\x18\x0b \x01(\x03\x12\r\n\x05\x63ount\x18\x0c \x01(\x03\x12\x15\n\rexperiment_id\x18\r \x01(\t\"\xaf\x01\n\x05\x45vent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x12\n\nprofile_id\x18\x02 \x01(\t\x12$\n\x04type\x18\x03 \x01(\x0e\x32\x16.decision.v1.EventType\x12\x13\n\x0b\x63ustom_type\x18\x04 \x01(\t\x12\x16\n\x0etracking_token\x18\x05 \x01(\t\x12-\n\ttimestamp\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"9\n\x13RecordEventsRequest\x12\"\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x12.decision.v1.Event\"[\n\x0b\x45ventResult\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12*\n\x07outcome\x18\x02 \x01(\x0e\x32\x19.decision.v1.EventOutcome\x12\x0e\n\x06reason\x18\x03 \x01(\t\"A\n\x14RecordEventsResponse\x12)\n\x07results\x18\x01 \x03(\x0b\x32\x18.decision.v1.EventResult*\x87\x02\n\x10WhyNotChangeKind\x12#\n\x1fWHY_NOT_CHANGE_KIND_UNSPECIFIED\x10\x00\x12\x1f\n\x1bWHY_NOT_CHANGE_KIND_CONTEXT\x10\x01\x12\x1f\n\x1bWHY_NOT_CHANGE_KIND_PROFILE\x10\x02\x12%\n!WHY_NOT_CHANGE_KIND_JOIN_AUDIENCE\x10\x03\x12&\n\"WHY_NOT_CHANGE_KIND_LEAVE_AUDIENCE\x10\x04\x12\x1c\n\x18WHY_NOT_CHANGE_KIND_WAIT\x10\x05\x12\x1f\n\x1bWHY_NOT_CHANGE_KIND_OUTRANK\x10\x06*\x87\x05\n\x12\x45xplanationOutcome\x12#\n\x1f\x45XPLANATION_OUTCOME_UNSPECIFIED\x10\x00\x12 \n\x1c\x45XPLANATION_OUTCOME_SELECTED\x10\x01\x12 \n\x1c\x45XPLANATION_OUTCOME_FALLBACK\x10\x02\x12+\n\'EXPLANATION_OUTCOME_PROFILE_UNAVAILABLE\x10\x03\x12(\n$EXPLANATION_OUTCOME_OUTSIDE_SCHEDULE\x10\x04\x12\'\n#EXPLANATION_OUTCOME_NOT_IN_AUDIENCE\x10\x05\x12,\n(EXPLANATION_OUTCOME_IN_EXCLUDED_AUDIENCE\x10\x06\x12\'\n#EXPLANATION_OUTCOME_CONDITION_FALSE\x10\x07\x12\x1f\n\x1b\x45XPLANATION_OUTCOME_HOLDOUT\x10\x08\x12\x1e\n\x1a\x45XPLANATION_OUTCOME_CAPPED\x10\t\x12\"\n\x1e\x45XPLANATION_OUTCOME_SUPPRESSED\x10\n\x12)\n%EXPLANATION_OUTCOME_TOTAL_CAP_REACHED\x10\x0b\x12&\n\"EXPLANATION_OUTCOME_CONTACT_POLICY\x10\x0c\x12*\n&EXPLANATION_OUTCOME_PROPOSED_ELSEWHERE\x10\r\x12$\n EXPLANATION_OUTCOME_LOST_RANKING\x10\x0e\x12\'\n#EXPLANATION_OUTCOME_CONTENT_MISSING\x10\x0f*\xb0\x01\n\tEventType\x12\x1a\n\x16\x45VENT_TYPE_UNSPECIFIED\x10\x00\x12\x19\n\x15\x45VENT_TYPE_IMPRESSION\x10\x01\x12\x14\n\x10\x45VENT_TYPE_CLICK\x10\x02\x12\x16\n\x12\x45VENT_TYPE_DISMISS\x10\x03\x12\x15\n\x11\x45VENT_TYPE_CUSTOM\x10\x04*\x12\x45VENT_TYPE_DISPLAY*\x13\x45VENT_TYPE_INTERACT*\x82\x01\n\x0c\x45ventOutcome\x12\x1d\n\x19\x45VENT_OUTCOME_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x45VENT_OUTCOME_RECORDED\x10\x01\x12\x1b\n\x17\x45VENT_OUTCOME_DUPLICATE\x10\x02\x12\x1a\n\x16\x45VENT_OUTCOME_REJECTED\x10\x03\x32\xa9\x01\n\x0f\x44\x65\x63isionService\x12\x41\n\x06\x44\x65\x63ide\x12\x1a.decision.v1.DecideRequest\x1a\x1b.decision.v1.DecideResponse\x12S\n\x0cRecordEvents\x12 .decision.v1.RecordEventsRequest\x1a!.decision.v1.RecordEventsResponseB\\\n!io.inbounddecisioning.decision.v1P\x01Z5github.com/inbound-decisioning/decision/v1;decisionv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,42 +36,42 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._serialized_options = b'\n!io.inbounddecisioning.decision.v1P\001Z5github.com/inbound-decisioning/decision/v1;decisionv1'
   _globals['_DECIDEREQUEST_CONTEXTENTRY']._loaded_options = None
   _globals['_DECIDEREQUEST_CONTEXTENTRY']._serialized_options = b'8\001'
-  _globals['_WHYNOTCHANGEKIND']._serialized_start=2296
-  _globals['_WHYNOTCHANGEKIND']._serialized_end=2559
-  _globals['_EXPLANATIONOUTCOME']._serialized_start=2562
-  _globals['_EXPLANATIONOUTCOME']._serialized_end=3209
-  _globals['_EVENTTYPE']._serialized_start=3212
-  _globals['_EVENTTYPE']._serialized_end=3388
-  _globals['_EVENTOUTCOME']._serialized_start=3391
-  _globals['_EVENTOUTCOME']._serialized_end=3521
+  _globals['_WHYNOTCHANGEKIND']._serialized_start=2330
+  _globals['_WHYNOTCHANGEKIND']._serialized_end=2593
+  _globals['_EXPLANATIONOUTCOME']._serialized_start=2596
+  _globals['_EXPLANATIONOUTCOME']._serialized_end=3243
+  _globals['_EVENTTYPE']._serialized_start=3246
+  _globals['_EVENTTYPE']._serialized_end=3422
+  _globals['_EVENTOUTCOME']._serialized_start=3425
+  _globals['_EVENTOUTCOME']._serialized_end=3555
   _globals['_PLACEMENTREQUEST']._serialized_start=106
   _globals['_PLACEMENTREQUEST']._serialized_end=165
   _globals['_DECIDEREQUEST']._serialized_start=168
-  _globals['_DECIDEREQUEST']._serialized_end=455
-  _globals['_DECIDEREQUEST_CONTEXTENTRY']._serialized_start=385
-  _globals['_DECIDEREQUEST_CONTEXTENTRY']._serialized_end=455
-  _globals['_ITEM']._serialized_start=458
-  _globals['_ITEM']._serialized_end=633
-  _globals['_PROPOSITION']._serialized_start=635
-  _globals['_PROPOSITION']._serialized_end=762
-  _globals['_DECIDERESPONSE']._serialized_start=765
-  _globals['_DECIDERESPONSE']._serialized_end=1004
-  _globals['_WHYNOT']._serialized_start=1007
-  _globals['_WHYNOT']._serialized_end=1194
-  _globals['_WHYNOTREMEDY']._serialized_start=1196
-  _globals['_WHYNOTREMEDY']._serialized_end=1282
-  _globals['_WHYNOTCHANGE']._serialized_start=1285
-  _globals['_WHYNOTCHANGE']._serialized_end=1587
-  _globals['_OFFEREXPLANATION']._serialized_start=1590
-  _globals['_OFFEREXPLANATION']._serialized_end=1896
-  _globals['_EVENT']._serialized_start=1899
-  _globals['_EVENT']._serialized_end=2074
-  _globals['_RECORDEVENTSREQUEST']._serialized_start=2076
-  _globals['_RECORDEVENTSREQUEST']._serialized_end=2133
-  _globals['_EVENTRESULT']._serialized_start=2135
-  _globals['_EVENTRESULT']._serialized_end=2226
-  _globals['_RECORDEVENTSRESPONSE']._serialized_start=2228
-  _globals['_RECORDEVENTSRESPONSE']._serialized_end=2293
-  _globals['_DECISIONSERVICE']._serialized_start=3524
-  _globals['_DECISIONSERVICE']._serialized_end=3693
+  _globals['_DECIDEREQUEST']._serialized_end=472
+  _globals['_DECIDEREQUEST_CONTEXTENTRY']._serialized_start=402
+  _globals['_DECIDEREQUEST_CONTEXTENTRY']._serialized_end=472
+  _globals['_ITEM']._serialized_start=475
+  _globals['_ITEM']._serialized_end=650
+  _globals['_PROPOSITION']._serialized_start=652
+  _globals['_PROPOSITION']._serialized_end=779
+  _globals['_DECIDERESPONSE']._serialized_start=782
+  _globals['_DECIDERESPONSE']._serialized_end=1038
+  _globals['_WHYNOT']._serialized_start=1041
+  _globals['_WHYNOT']._serialized_end=1228
+  _globals['_WHYNOTREMEDY']._serialized_start=1230
+  _globals['_WHYNOTREMEDY']._serialized_end=1316
+  _globals['_WHYNOTCHANGE']._serialized_start=1319
+  _globals['_WHYNOTCHANGE']._serialized_end=1621
+  _globals['_OFFEREXPLANATION']._serialized_start=1624
+  _globals['_OFFEREXPLANATION']._serialized_end=1930
+  _globals['_EVENT']._serialized_start=1933
+  _globals['_EVENT']._serialized_end=2108
+  _globals['_RECORDEVENTSREQUEST']._serialized_start=2110
+  _globals['_RECORDEVENTSREQUEST']._serialized_end=2167
+  _globals['_EVENTRESULT']._serialized_start=2169
+  _globals['_EVENTRESULT']._serialized_end=2260
+  _globals['_RECORDEVENTSRESPONSE']._serialized_start=2262
+  _globals['_RECORDEVENTSRESPONSE']._serialized_end=2327
+  _globals['_DECISIONSERVICE']._serialized_start=3558
+  _globals['_DECISIONSERVICE']._serialized_end=3727
 # @@protoc_insertion_point(module_scope)

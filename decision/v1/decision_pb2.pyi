@@ -96,7 +96,7 @@ class PlacementRequest(_message.Message):
     def __init__(self, placement_id: _Optional[str] = ..., max_items: _Optional[int] = ...) -> None: ...
 
 class DecideRequest(_message.Message):
-    __slots__ = ("profile_id", "channel", "placements", "context", "request_id", "explain", "why_not")
+    __slots__ = ("profile_id", "channel", "placements", "context", "request_id", "explain", "why_not", "dry_run")
     class ContextEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -111,6 +111,7 @@ class DecideRequest(_message.Message):
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     EXPLAIN_FIELD_NUMBER: _ClassVar[int]
     WHY_NOT_FIELD_NUMBER: _ClassVar[int]
+    DRY_RUN_FIELD_NUMBER: _ClassVar[int]
     profile_id: str
     channel: str
     placements: _containers.RepeatedCompositeFieldContainer[PlacementRequest]
@@ -118,7 +119,8 @@ class DecideRequest(_message.Message):
     request_id: str
     explain: bool
     why_not: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, profile_id: _Optional[str] = ..., channel: _Optional[str] = ..., placements: _Optional[_Iterable[_Union[PlacementRequest, _Mapping]]] = ..., context: _Optional[_Mapping[str, _struct_pb2.Value]] = ..., request_id: _Optional[str] = ..., explain: _Optional[bool] = ..., why_not: _Optional[_Iterable[str]] = ...) -> None: ...
+    dry_run: bool
+    def __init__(self, profile_id: _Optional[str] = ..., channel: _Optional[str] = ..., placements: _Optional[_Iterable[_Union[PlacementRequest, _Mapping]]] = ..., context: _Optional[_Mapping[str, _struct_pb2.Value]] = ..., request_id: _Optional[str] = ..., explain: _Optional[bool] = ..., why_not: _Optional[_Iterable[str]] = ..., dry_run: _Optional[bool] = ...) -> None: ...
 
 class Item(_message.Message):
     __slots__ = ("offer_id", "content_json", "rule", "priority", "score", "tracking_token", "fallback", "experiment_id", "variant")
@@ -157,7 +159,7 @@ class Proposition(_message.Message):
     def __init__(self, placement_id: _Optional[str] = ..., items: _Optional[_Iterable[_Union[Item, _Mapping]]] = ..., fallback: _Optional[bool] = ..., experiment_id: _Optional[str] = ..., variant: _Optional[str] = ...) -> None: ...
 
 class DecideResponse(_message.Message):
-    __slots__ = ("propositions", "ruleset_version", "degraded", "request_id", "decision_id", "explanations", "why_not")
+    __slots__ = ("propositions", "ruleset_version", "degraded", "request_id", "decision_id", "explanations", "why_not", "dry_run")
     PROPOSITIONS_FIELD_NUMBER: _ClassVar[int]
     RULESET_VERSION_FIELD_NUMBER: _ClassVar[int]
     DEGRADED_FIELD_NUMBER: _ClassVar[int]
@@ -165,6 +167,7 @@ class DecideResponse(_message.Message):
     DECISION_ID_FIELD_NUMBER: _ClassVar[int]
     EXPLANATIONS_FIELD_NUMBER: _ClassVar[int]
     WHY_NOT_FIELD_NUMBER: _ClassVar[int]
+    DRY_RUN_FIELD_NUMBER: _ClassVar[int]
     propositions: _containers.RepeatedCompositeFieldContainer[Proposition]
     ruleset_version: str
     degraded: bool
@@ -172,7 +175,8 @@ class DecideResponse(_message.Message):
     decision_id: str
     explanations: _containers.RepeatedCompositeFieldContainer[OfferExplanation]
     why_not: _containers.RepeatedCompositeFieldContainer[WhyNot]
-    def __init__(self, propositions: _Optional[_Iterable[_Union[Proposition, _Mapping]]] = ..., ruleset_version: _Optional[str] = ..., degraded: _Optional[bool] = ..., request_id: _Optional[str] = ..., decision_id: _Optional[str] = ..., explanations: _Optional[_Iterable[_Union[OfferExplanation, _Mapping]]] = ..., why_not: _Optional[_Iterable[_Union[WhyNot, _Mapping]]] = ...) -> None: ...
+    dry_run: bool
+    def __init__(self, propositions: _Optional[_Iterable[_Union[Proposition, _Mapping]]] = ..., ruleset_version: _Optional[str] = ..., degraded: _Optional[bool] = ..., request_id: _Optional[str] = ..., decision_id: _Optional[str] = ..., explanations: _Optional[_Iterable[_Union[OfferExplanation, _Mapping]]] = ..., why_not: _Optional[_Iterable[_Union[WhyNot, _Mapping]]] = ..., dry_run: _Optional[bool] = ...) -> None: ...
 
 class WhyNot(_message.Message):
     __slots__ = ("offer_id", "placement_id", "outcome", "shown", "remedies", "never", "text")

@@ -89,3 +89,22 @@ def no_offer_nor_token_twice(response: decision_pb2.DecideResponse) -> None:
         tokens = [item.tracking_token for item in proposition.items]
         assert len(shown) == len(set(shown)), shown
         assert len(tokens) == len(set(tokens)), shown
+
+
+Stored = dict[bytes, tuple[bytes, int]]
+
+
+async def stored(client: Any, match: str = "*") -> Stored:
+    """Every key of the database (or those matching ``match``): its DUMP (value and type, byte for byte) and PTTL."""
+    found: Stored = {}
+    async for key in client.scan_iter(match=match, count=1000):
+        found[key] = (await client.dump(key), await client.pttl(key))
+    return found
+
+
+def nothing_written(before: Stored, after: Stored) -> None:
+    """The same keys with the same DUMPs; no expiry set, removed or pushed back (a PTTL only runs down)."""
+    assert sorted(after) == sorted(before), set(after) ^ set(before)
+    for key, (dump, ttl) in before.items():
+        assert after[key][0] == dump, key
+        assert (after[key][1] < 0) == (ttl < 0) and after[key][1] <= ttl, (key, ttl, after[key][1])

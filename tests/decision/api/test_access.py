@@ -15,7 +15,8 @@ from decision.store.embedded import free_port
 from decision.v1 import decision_pb2, decision_pb2_grpc
 from inbound_common.secret_files import BearerToken
 from tests.conftest import StartServer
-from tests.decision.helpers import add_membership, decide_request
+from tests.decision.delivery import nothing_written, stored
+from tests.decision.helpers import add_membership, decide_request, offers
 from tests.decision.observe.test_observe import scrape, value
 from tests.waiting import eventually
 
@@ -30,6 +31,7 @@ EVENTS_ONLY = BearerToken("token-events-only-00002", frozenset({"events"}))
 ADMIN_ONLY = BearerToken("token-admin-only-000003", frozenset({"admin"}))
 ALL = BearerToken("token-with-all-scopes-04")
 TOKENS = (DECIDE_ONLY, EVENTS_ONLY, ADMIN_ONLY, ALL)
+PREVIEW_ONLY = BearerToken("token-preview-only-00005", frozenset({"preview"}))
 
 
 async def call(channel: grpc.aio.Channel, method: str, token: BearerToken | None) -> grpc.StatusCode:
@@ -66,6 +68,49 @@ async def test_each_method_needs_its_scope(start_server: StartServer, write_rule
         return {r: value(samples, "decision_refused_calls_total", reason=r) for r in wanted} == wanted
 
     await eventually(refused, f"refused calls counted {wanted}", interval=0.1)
+
+
+async def test_a_preview_token_decides_only_dry_runs(
+    start_server: StartServer, write_rules: Callable[[str], Path], redis_client: aioredis.Redis
+) -> None:
+    """``preview``: Decide as a dry run, nothing else; a dry run needs ``preview`` or ``decide``, named when refused."""
+    server = await start_server(write_rules(RULES), auth_tokens=(*TOKENS, PREVIEW_ONLY), metrics_port=0)
+    await add_membership(server, "p1", "vip")
+    before = await stored(redis_client)
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        stub = decision_pb2_grpc.DecisionServiceStub(channel)
+
+        async def decide(token: BearerToken, *, dry_run: bool) -> decision_pb2.DecideResponse:
+            request = decide_request(placements=["banner"], dry_run=dry_run)
+            metadata = (("authorization", f"Bearer {token.token}"),)
+            return await stub.Decide(request, timeout=5, metadata=metadata)  # type: ignore[no-any-return]
+
+        for token in (PREVIEW_ONLY, DECIDE_ONLY, ALL):
+            dry = await decide(token, dry_run=True)
+            assert dry.dry_run and offers(dry) == ["vip"], token.scopes
+        with pytest.raises(grpc.aio.AioRpcError) as counted:
+            await decide(PREVIEW_ONLY, dry_run=False)
+        assert counted.value.code() is grpc.StatusCode.PERMISSION_DENIED
+        assert counted.value.details() == (
+            "the bearer token has the 'preview' scope: Decide only as a dry run (dry_run = true); a counted decision "
+            "needs the 'decide' scope"
+        )
+        await server.service.proposer.settled()
+        await server.service.proposals.flush()
+        nothing_written(before, await stored(redis_client))  # the refused call was never decided
+        for token in (EVENTS_ONLY, ADMIN_ONLY):
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await decide(token, dry_run=True)
+            assert refused.value.code() is grpc.StatusCode.PERMISSION_DENIED
+            assert refused.value.details() == (
+                "the bearer token lacks the 'decide' scope this call needs (or 'preview', for dry runs only)"
+            )
+
+    async def refused() -> bool:  # the metrics sample the interceptor's counts every second
+        samples = await scrape(server.metrics_port or 0)
+        return value(samples, "decision_refused_calls_total", reason="permission_denied") == 3.0
+
+    await eventually(refused, "3 calls refused, permission_denied", interval=0.1)
 
 
 async def test_warnings_at_start(

@@ -90,6 +90,7 @@ decisions = st.builds(
     request_id=texts,
     decision_id=texts,
     explanations=st.lists(explanations, max_size=2).map(tuple),
+    dry_run=st.booleans(),
 )
 
 

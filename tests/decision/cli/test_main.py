@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import errno
+import json
 import signal
 import socket
 import subprocess
@@ -16,6 +18,7 @@ from typing import IO
 
 import grpc
 import pytest
+import redis.asyncio as aioredis
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from decision.store.embedded import EmbeddedRedis, free_port
@@ -23,6 +26,7 @@ from decision.v1 import decision_pb2_grpc
 from inbound_common.cli import Exit
 from inbound_common.keys import KeySpace
 from tests.conftest import PATIENT_REDIS_TIMEOUT
+from tests.decision.delivery import nothing_written, stored
 from tests.decision.helpers import decide_request
 from tests.redis_cluster import node_client_for
 from tests.waiting import DEADLINE, eventually_sync
@@ -300,6 +304,59 @@ def test_explain_why_not_names_the_smallest_change(serve: object) -> None:
     assert misspelt.stderr == (
         "decision explain: INVALID_ARGUMENT: why_not[0]: unknown offer 'big_crat' (did you mean 'big_cart'?)\n"
     )
+
+
+COUNTED = """
+version: v1
+placements: [{id: banner, channels: [web], max_items: 2, fallback: fb}]
+offers:
+  - {id: fb, placements: [banner]}
+  - {id: daily, placements: [banner], priority: 5, caps: [{max: 1, period: day}]}
+  - {id: budget, placements: [banner], priority: 4, caps: [{max: 1, scope: total}]}
+"""
+
+
+def offers_shown(shown: str) -> list[str]:
+    """The offers of the first placement in `decide`'s or `explain`'s text, in order."""
+    return [line.split()[2] for line in shown.split("\n\n")[0].splitlines()[2:]]
+
+
+async def test_explain_is_a_dry_run_unless_told_to_count(
+    serve: object, rules_file: Path, redis_client: aioredis.Redis
+) -> None:
+    """`explain` (and --why-not, --json, `decide --dry-run`) leaves Redis byte for byte as it was, proposals
+    flushed at the server's stop included; `explain --count` is a real decision: it uses the caps up."""
+    await asyncio.to_thread(rules_file.write_text, COUNTED)
+    asked = ["--profile", "p9", "--channel", "web", "--placement", "banner"]
+
+    async def run(server: Server, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        command = decision_command(*args[:1], "--target", server.target, *asked, *args[1:])
+        return await asyncio.to_thread(subprocess.run, command, capture_output=True, text=True, check=check)
+
+    def stop(server: Server) -> None:  # SIGTERM: the server adds its last proposals to Redis, then exits
+        server.process.send_signal(signal.SIGTERM)
+        assert server.process.wait(DEADLINE) == 0
+
+    server = serve()  # type: ignore[operator]
+    before = await stored(redis_client)
+    for args in (["explain"], ["explain", "--why-not", "fb"], ["decide", "--dry-run"], ["explain"]):
+        shown = (await run(server, *args)).stdout
+        assert "DRY RUN: counted nowhere, no tracking tokens" in shown.splitlines()[1], args
+        assert offers_shown(shown) == ["daily", "budget"], shown
+    as_json = json.loads((await run(server, "explain", "--json")).stdout)
+    assert as_json["dryRun"] and [i["offerId"] for i in as_json["propositions"][0]["items"]] == ["daily", "budget"]
+    assert not any(i["trackingToken"] for i in as_json["propositions"][0]["items"])
+    both = await run(server, "explain", "--count", "--dry-run", check=False)
+    assert both.returncode == Exit.USAGE and "not allowed with argument" in both.stderr
+    await asyncio.to_thread(stop, server)
+    nothing_written(before, await stored(redis_client))
+
+    server = serve()  # type: ignore[operator]
+    counted = (await run(server, "explain", "--count")).stdout
+    assert "DRY RUN" not in counted and offers_shown(counted) == ["daily", "budget"]
+    assert offers_shown((await run(server, "explain")).stdout) == ["fb"]  # the counted call used both caps up
+    await asyncio.to_thread(stop, server)
+    assert await stored(redis_client) != before
 
 
 def test_demo_prints_example_decisions() -> None:

@@ -11,6 +11,7 @@ import ssl
 import time
 from collections.abc import AsyncIterator
 from html import unescape
+from urllib.parse import urlencode
 
 import aiohttp
 import pytest
@@ -50,6 +51,7 @@ from tests.decision.console.world import (
     candidate,
     retail_world,
 )
+from tests.decision.delivery import nothing_written, stored
 from tests.decision.helpers import decide_request
 from tests.waiting import eventually
 
@@ -208,6 +210,25 @@ async def test_decide_as_and_why_not_are_the_servers_answers(console: RunningCon
     assert status == 400
     status, page = await get(console, "/decide?id=p-1001&channel=web&placement=nowhere")
     assert status == 400 and "unknown placement 'nowhere'" in text_of(page)
+
+
+async def test_decide_as_and_why_not_count_nothing(
+    console: RunningConsole, world: World, redis_client: aioredis.Redis
+) -> None:
+    """The pages are dry runs: a marketer looking uses no cap (p-1003's welcome offer: once a day), no total
+    (p-1004's win-back budget), no proposal, no exposure: Redis is byte for byte as it was."""
+    service = world.server.service
+    before = await stored(redis_client)
+    for profile, offer in (("p-1003", "welcome_10pct"), ("p-1004", "winback_lapsed")):
+        query = {"id": profile, "channel": "web", "placement": "home_banner", "context": "page_path=/"}
+        for _ in range(2):  # a cap of one a day: a counted first look would change the second
+            status, page = await get(console, "/decide?" + urlencode(query))
+            assert status == 200 and f"{offer} selected" in text_of(page) and "counted nowhere" in text_of(page)
+            status, page = await get(console, "/why-not?" + urlencode({**query, "offer": "get_the_app"}))
+            assert status == 200 and "counted nowhere" in text_of(page)
+    await service.proposer.settled()
+    await service.proposals.flush()
+    nothing_written(before, await stored(redis_client))
 
 
 async def test_the_offers_page_shows_the_core_report(console: RunningConsole, world: World) -> None:

@@ -67,6 +67,8 @@ async def test_metrics_endpoint_counts_calls_decisions_redis_rulesets_and_syncs(
         for _ in range(3):
             await stub.Decide(decide_request("p-vip", placements=("banner", "side")), timeout=5)
         await stub.Decide(decide_request("p-nobody", placements=("banner",)), timeout=5)
+        for _ in range(2):  # dry runs: labelled apart, never in the real decisions' figures
+            await stub.Decide(decide_request("p-vip", placements=("banner", "side"), dry_run=True), timeout=5)
         with pytest.raises(grpc.aio.AioRpcError):
             await stub.Decide(decide_request("p-vip", placements=("nope",)), timeout=5)
     starved = await start_server(rules, metrics_port=0, redis_timeout=0.0)  # no time for Redis: degraded
@@ -74,16 +76,30 @@ async def test_metrics_endpoint_counts_calls_decisions_redis_rulesets_and_syncs(
         assert (await stub.Decide(decide_request("p-vip"), timeout=5)).degraded
 
     samples = await scrape(server.metrics_port)
-    assert value(samples, "decision_rpc_calls_total", method=DECIDE, code="OK") == 4
+    assert value(samples, "decision_rpc_calls_total", method=DECIDE, code="OK") == 6  # calls: dry runs too
     assert value(samples, "decision_rpc_calls_total", method=DECIDE, code="INVALID_ARGUMENT") == 1
-    assert value(samples, "decision_rpc_duration_seconds_count", method=DECIDE, code="OK") == 4
-    assert value(samples, "decision_rpc_duration_seconds_bucket", method=DECIDE, code="OK", le="+Inf") == 4
-    assert value(samples, "decision_propositions_total", placement="banner", offer="vip", outcome="selected") == 3
+    assert value(samples, "decision_rpc_duration_seconds_count", method=DECIDE, code="OK") == 6
+    assert value(samples, "decision_rpc_duration_seconds_bucket", method=DECIDE, code="OK", le="+Inf") == 6
+    real, dry = {"dry_run": "false"}, {"dry_run": "true"}
+    assert (
+        value(samples, "decision_propositions_total", placement="banner", offer="vip", outcome="selected", **real) == 3
+    )
+    assert (
+        value(samples, "decision_propositions_total", placement="banner", offer="vip", outcome="selected", **dry) == 2
+    )
     # No duplicates across placements: vip took the banner, the side placement falls back.
-    assert value(samples, "decision_propositions_total", placement="side", offer="fb_side", outcome="fallback") == 3
-    assert value(samples, "decision_propositions_total", placement="banner", offer="fb", outcome="fallback") == 1
-    assert value(samples, "decision_fallbacks_total", placement="banner") == 1
-    assert value(samples, "decision_fallbacks_total", placement="side") == 3
+    side_fallback = {"placement": "side", "offer": "fb_side", "outcome": "fallback"}
+    assert value(samples, "decision_propositions_total", **side_fallback, **real) == 3
+    assert value(samples, "decision_propositions_total", **side_fallback, **dry) == 2
+    assert (
+        value(samples, "decision_propositions_total", placement="banner", offer="fb", outcome="fallback", **real) == 1
+    )
+    assert (
+        value(samples, "decision_propositions_total", placement="banner", offer="fb", outcome="fallback", **dry) is None
+    )
+    assert value(samples, "decision_fallbacks_total", placement="banner", **real) == 1
+    assert value(samples, "decision_fallbacks_total", placement="side", **real) == 3
+    assert value(samples, "decision_fallbacks_total", placement="side", **dry) == 2
     assert value(samples, "decision_degraded_total", reason="no_time") == 0  # every reason exported from the start
     reads = value(samples, "decision_redis_duration_seconds_count", operation="membership")
     assert reads is not None and reads >= 4
@@ -95,7 +111,15 @@ async def test_metrics_endpoint_counts_calls_decisions_redis_rulesets_and_syncs(
     starved_samples = await scrape(starved.metrics_port or 0)
     assert value(starved_samples, "decision_degraded_total", reason="no_time") == 1  # no time given for Redis
     assert (
-        value(starved_samples, "decision_propositions_total", placement="banner", offer="fb", outcome="degraded") == 1
+        value(
+            starved_samples,
+            "decision_propositions_total",
+            placement="banner",
+            offer="fb",
+            outcome="degraded",
+            dry_run="false",
+        )
+        == 1
     )
 
     # A refused reload is counted; a good one moves the version gauge.
