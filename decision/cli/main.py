@@ -458,12 +458,15 @@ def _add_serve(commands: Any) -> None:
 
 
 def _add_decide(commands: Any) -> None:
-    decide = commands.add_parser(
-        "decide",
-        aliases=["explain"],
-        help="ask a running server for a decision (`explain`: a dry run, counted nowhere, and why each offer was "
-        "or was not proposed)",
-    )
+    # Two commands, one set of options: each its own parser, so usage lines and errors name the command typed.
+    for name, summary in (
+        ("decide", "ask a running server for a decision"),
+        ("explain", "a dry run of a decision (counted nowhere) and why each offer was or was not proposed"),
+    ):
+        _decide_options(commands.add_parser(name, help=summary))
+
+
+def _decide_options(decide: argparse.ArgumentParser) -> None:
     option(decide, "--profile", required=True, help="profile id, as audience-sync stored it")
     option(decide, "--channel", required=True, help="channel of the request, e.g. web or mobile")
     option(decide, "--placement", action="append", required=True, help="placement id (repeatable)")

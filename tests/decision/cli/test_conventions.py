@@ -335,6 +335,12 @@ def test_validate_json_lists_every_problem(tmp_path: Path) -> None:
     ]
 
 
+@pytest.mark.parametrize("command", ["decide", "explain"])
+def test_usage_and_errors_name_the_command_typed(command: str) -> None:
+    assert run(command, "--help").stdout.startswith(f"usage: decision {command} ")
+    one_line_error(run(command), Exit.USAGE, f"decision {command}: error:", "--profile")
+
+
 def test_version() -> None:
     result = run("--version")
     assert result.returncode == Exit.OK
