@@ -138,7 +138,9 @@ async def test_a_snapshot_then_two_deltas_each_once_through_a_sigkill_and_a_rest
         f"{bucket}/aep/{deltas[0][0]}": ("applied", 1),
         f"{bucket}/aep/{deltas[1][0]}": ("applied", 1),
     }
-    # The restarted watcher applied each file once, in order; the killed one applied nothing.
+    # The restarted watcher applied each file once, in order; the killed one applied nothing. (Its lines follow
+    # the ledger's records: read from its output as they come.)
+    await until(lambda: len(second.outcomes()) >= 1 + len(deltas), "the restarted watcher's lines")
     assert second.outcomes() == [f"s3://{p}" for p in (snapshot_path, *(f"{bucket}/aep/{d[0]}" for d in deltas))]
     assert first.outcomes() == []
 
@@ -205,6 +207,7 @@ async def test_two_watchers_at_once_apply_each_file_once(
         await until(applied(store, name, path), f"{path} to be applied")
         apply_model(members, changes)
     assert seen_by_readers(store) == members
+    await until(lambda: sum(len(w.outcomes()) for w in both) >= len(files), "the watchers' lines")
     reported = sorted(f for watcher in both for f in watcher.outcomes())
     assert reported == sorted(f"s3://{path}" for path, _, _ in files)  # each file applied by one watcher, once
     assert all(r.attempts == 1 for r in ledger(store, name).values())
@@ -215,5 +218,7 @@ async def test_two_watchers_at_once_apply_each_file_once(
     later = f"{bucket}/aep/x_incremental_20260301_100000.json"
     s3.pipe(later, incremental([("p2", "seg-new", "realized")], "2026-03-01T10:00:00Z"))
     await until(applied(store, name, later), "the other watcher to apply a later file")
+    # Its line follows the ledger's record: read from its output as it comes.
+    await until(lambda: f"s3://{later}" in standby.outcomes(), "the other watcher's line for it")
     assert standby.outcomes()[-1] == f"s3://{later}"
     assert orjson.loads(store.client.get(store.keys.watch_fence(name)) or b"0") == 2  # two leases in all

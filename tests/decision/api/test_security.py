@@ -27,7 +27,7 @@ from decision.v1 import decision_pb2_grpc
 from inbound_common.secret_files import BearerToken
 from inbound_common.urls import mask_url
 from tests.certs import TestCertificates
-from tests.conftest import StartServer
+from tests.conftest import PATIENT_REDIS_TIMEOUT, StartServer
 from tests.decision.helpers import add_membership, decide_request, offers
 from tests.tls_redis import tls_redis_server
 
@@ -249,7 +249,7 @@ async def test_a_read_only_acl_user_is_enough_to_decide(
         response = await call_decide(channel)
     assert offers(response) == ["vip"]
     assert not response.degraded
-    reader = connect(url)
+    reader = connect(url, timeout=PATIENT_REDIS_TIMEOUT)
     with pytest.raises(NoPermissionError):  # least privilege: it cannot write
         await reader.hset("ib:m:{p1}", "1:1", "")
     await reader.aclose()

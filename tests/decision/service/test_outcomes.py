@@ -17,7 +17,7 @@ from decision.store.outcomes import scan_outcomes
 from decision.store.profiles import OutcomeEvent, OutcomeEvents, ProfileStore
 from decision.v1 import decision_pb2
 from inbound_common.keys import KeySpace
-from tests.conftest import StartServer, decision_stub
+from tests.conftest import PATIENT_REDIS_TIMEOUT, StartServer, decision_stub
 from tests.decision.delivery import PATIENT, Clock, decide, event, record, ruleset, with_clock
 
 RULES = ruleset(
@@ -120,7 +120,7 @@ async def test_count_outcomes_counts_each_event_and_each_tokens_type_once(
     # dismissal counts its token's impression too when that was not. So clicks and dismissals never outnumber
     # impressions, and each token counts each type at most once.
     keys = KeySpace("prop")
-    store = ProfileStore(connect(redis_url), keys)
+    store = ProfileStore(connect(redis_url, timeout=PATIENT_REDIS_TIMEOUT), keys)
     counters = keys.outcomes("o", "2026-06-01")
     implying = {"click", "dismiss"}
 

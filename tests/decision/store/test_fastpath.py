@@ -24,6 +24,7 @@ from decision.store.embedded import EmbeddedRedis
 from decision.store.fastpath import FastPath, ScriptCall
 from decision.store.profiles import ProfileStore
 from tests.certs import TestCertificates
+from tests.conftest import PATIENT_REDIS_TIMEOUT
 from tests.redis_cluster import LocalCluster
 from tests.tls_redis import tls_redis_server
 from tests.waiting import eventually, freeze
@@ -206,7 +207,9 @@ async def test_tls_with_client_certificates(tls_redis: tuple[EmbeddedRedis, int]
         await store.close()
     # The same options given as settings rather than in the URL.
     options = TlsOptions(ca_certs=str(certs.ca.cert), certfile=str(certs.client.cert), keyfile=str(certs.client.key))
-    fast = FastPath(Target.of_client(connect(f"rediss://127.0.0.1:{tls_port}/0", tls=options)))
+    fast = FastPath(
+        Target.of_client(connect(f"rediss://127.0.0.1:{tls_port}/0", tls=options, timeout=PATIENT_REDIS_TIMEOUT))
+    )
     try:
         assert await fast.execute("HGETALL", "ib:m:{p1}") == [b"1:1", b""]
     finally:

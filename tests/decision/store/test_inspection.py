@@ -36,6 +36,7 @@ from decision.store.inspection import (
 from inbound_common.codecs import AudienceDirectory, AudienceEntry, profile_attributes
 from inbound_common.keys import KeySpace
 from tests.audience_sync.helpers import cli, write_lines, xdm_line
+from tests.conftest import PATIENT_REDIS_TIMEOUT
 
 NOW = time.time()
 
@@ -82,7 +83,7 @@ async def test_every_membership_field_is_named_and_its_state_said(
     sync_store.abandon([f"{vip.code}:{killed.generation}"])  # refused: never switched in
     write_as_a_load(sync_store, "p1", "999:1")  # a code the registry never knew
 
-    stored = await read_stored_profile(connect(redis_url), KeySpace(), "p1", time.time())
+    stored = await read_stored_profile(connect(redis_url, timeout=PATIENT_REDIS_TIMEOUT), KeySpace(), "p1", time.time())
     states = {(m.audience_id, m.generation): m.state for m in stored.memberships}
     assert states == {
         ("gold", 1): MembershipState.MEMBER,
@@ -101,12 +102,14 @@ async def test_every_membership_field_is_named_and_its_state_said(
     assert stored.keys == ("ib:m:{p1}", "ib:t:{p1}")
     assert stored.found and stored.counters == {} and stored.counters_ttl_ms is None
 
-    p2 = await read_stored_profile(connect(redis_url), KeySpace(), "p2", time.time())
+    p2 = await read_stored_profile(connect(redis_url, timeout=PATIENT_REDIS_TIMEOUT), KeySpace(), "p2", time.time())
     assert [(m.audience_id, m.generation, m.state) for m in p2.memberships] == [
         ("vip", 2, MembershipState.MEMBER),
         ("vip", 1, MembershipState.REPLACED),
     ]
-    nobody = await read_stored_profile(connect(redis_url), KeySpace(), "nobody", time.time())
+    nobody = await read_stored_profile(
+        connect(redis_url, timeout=PATIENT_REDIS_TIMEOUT), KeySpace(), "nobody", time.time()
+    )
     assert not nobody.found and nobody.memberships == () and nobody.keys == ()
     assert p2.identity_namespaces == ()  # CSV loads: the file's profile ids
 
@@ -117,7 +120,9 @@ async def test_the_identity_namespaces_its_audiences_were_loaded_under(sync_stor
     options = LoadOptions(input=InputOptions(identity_namespaces=("ECID", "CRMID")))
     SnapshotLoad(sync_store, options, ErrorReport(show=0)).run([str(export)])
     for profile_id in ("c-1", "ecid-c-1"):  # one profile per identity, each saying under which
-        stored = await read_stored_profile(connect(redis_url), KeySpace(), profile_id, time.time())
+        stored = await read_stored_profile(
+            connect(redis_url, timeout=PATIENT_REDIS_TIMEOUT), KeySpace(), profile_id, time.time()
+        )
         assert stored.identity_namespaces == ("ECID", "CRMID")
 
 
@@ -142,7 +147,7 @@ async def test_every_attribute_field_and_the_value_decisions_read(
         sync_store, [AttributeChange("p1", "tier", "string", "bronze", NOW)], snapshot=(vip.code, vip.generation + 1)
     )  # a later load of vip, never switched in
 
-    stored = await read_stored_profile(connect(redis_url), KeySpace(), "p1", time.time())
+    stored = await read_stored_profile(connect(redis_url, timeout=PATIENT_REDIS_TIMEOUT), KeySpace(), "p1", time.time())
     found = {(a.name, a.value, a.snapshot): a.state for a in stored.attributes}
     assert found == {
         ("ltv", 12.5, ("vip", vip.code, vip.generation)): AttributeState.COUNTS,
