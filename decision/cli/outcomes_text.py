@@ -11,6 +11,7 @@ from decision.present.outcomes import (
     p_text,
     pct,
     rate_text,
+    since_text,
     stop_text,
 )
 
@@ -26,7 +27,8 @@ def format_report(report: Report) -> str:
     if not report.offers:
         lines.append("(no outcome counted in these days)")
     for e in report.experiments:
-        lines += ["", f"experiment {e.experiment_id} — conversion: {e.metric} per proposal; {report.test}"]
+        lines += ["", f"experiment {e.experiment_id} — conversion: {e.metric} per proposal; {report.test}",
+                  f"  {since_text(e)}"]  # fmt: skip
         lines.append(f"  {'variant':<20} {'exposures':>9} {'conv.':>7}  {'rate [95% Wilson]':<28} "
                      f"{'lift vs control [95%]':<28} {'p':>8}")  # fmt: skip
         lines[-1] += "  always-valid lift"

@@ -240,14 +240,20 @@ class DeliveryControls:
         (``decision profile``): offers in the ruleset's order, then the policies. Total caps count across
         profiles, in keys of their own: not here."""
         found: list[Usage] = []
-        for offer_id, items in self.profile_caps.items():
-            for item in items:
-                found.append(_window_usage(item.cap, offer_id, item.field, item.cap.max, counters, now_ms))
+        for offer_id in self.profile_caps:
+            found.extend(self.cap_usage(offer_id, counters, now_ms))
         for offer_id, offer in self.suppressions.items():
             assert offer.suppression is not None
             found.append(_suppression_usage(offer.suppression, offer_id, counters, now_ms))
         found.extend(_window_usage(p, None, policy_counter_field(p.id), p.max, counters, now_ms) for p in self.policies)
         return tuple(found)
+
+    def cap_usage(self, offer_id: str, counters: Mapping[str, Times], now_ms: int) -> tuple[Usage, ...]:
+        """The offer's per-profile caps, with the profile's use of each (``until_ms``: when that cap has room)."""
+        return tuple(
+            _window_usage(item.cap, offer_id, item.field, item.cap.max, counters, now_ms)
+            for item in self.profile_caps.get(offer_id, ())
+        )
 
     def decision_checks(self, offer_id: str, now_ms: int) -> tuple[tuple[Check, ...], tuple[str, ...]]:
         """The profile caps counted on decision: what a proposal must fit, and the fields it adds to."""

@@ -272,7 +272,10 @@ def remedy_text(remedy: Remedy) -> str:
 def never_text(never: Never) -> str:
     subject = never.subject
     if never.outcome is Outcome.OUTSIDE_SCHEDULE:
-        return f"rule {subject!r} ended at {'-' if never.at_ms is None else utc_iso(never.at_ms / 1000)}"
+        end = "-" if never.at_ms is None else utc_iso(never.at_ms / 1000)
+        if never.after is not None:
+            return f"rule {subject!r} ends at {end}, before the offer could win: {change_text(never.after)}"
+        return f"rule {subject!r} ended at {end}"
     if never.outcome is Outcome.CONDITION_FALSE:
         return f"no value meets the condition of rule {subject!r}"
     if never.outcome is Outcome.HOLDOUT:

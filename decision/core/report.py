@@ -9,6 +9,11 @@ valid for one look, planned in advance. Beside them, for every variant
 against the control, always-valid confidence sequences (valid however often
 one looks: ``stats.sequential_two_proportion``), day by day cumulatively, and
 the "can we stop?" verdict, which reads only those (``STOP_RULE``).
+
+An experiment's figures, looks and verdict are cumulative from its **first counted day** (the earliest day of
+the rows given: read them over the counters' whole retention), up to the report's last day, whatever its first:
+a start chosen after seeing the data would break the sequences' guarantee. The offers' figures are of the
+report's days only.
 """
 
 from __future__ import annotations
@@ -48,6 +53,7 @@ from decision.rules.types import (
     HoldoutServes,
     Ruleset,
 )
+from decision.rules.types import Allocation as VariantAllocation
 
 SRM_ALPHA = 0.001
 MAX_DAYS = 400  # in one report
@@ -58,7 +64,15 @@ STOP_RULE = (
     "stop when, for every variant against the control, the always-valid interval of the lift excludes 0 (better "
     "or worse) or lies within ±{min_lift:.0%} (no difference worth having), each group having {minimum} exposures "
     "and a conversion; with k variants each interval at level 1 - 0.05/k (Bonferroni); never on the fixed-horizon "
-    "p-value; a sample ratio mismatch stops nothing (check the assignment first)"
+    "p-value; a sample ratio mismatch stops nothing (check the assignment first); the sequences are cumulative "
+    "from the experiment's first counted day, whatever the report's first day"
+)
+# allocation: auto moves the variants' shares on purpose: only the holdout keeps a weight to check.
+AUTO_CHECK = "allocation: auto: the variants' shares follow Thompson sampling, not their weights: only the holdout's "
+AUTO_BIAS = (
+    "adaptive allocation biases the pooled rates (the days a variant got more traffic weigh more in its rate, and "
+    "a variant unlucky early is shown less and corrected less): read its lifts, intervals and verdict as a guide, "
+    "not a guarantee"
 )
 
 
@@ -144,7 +158,7 @@ def _comparison_json(c: Comparison | None) -> dict[str, Any] | None:
 def _always_valid_json(a: AlwaysValid | None) -> dict[str, Any] | None:
     if a is None:
         return None
-    return {"estimate": a.estimate, "interval": a.interval, "p_value": a.p_value, "fixed_interval": a.fixed_interval}
+    return {"estimate": a.estimate, "interval": a.interval, "p_value": a.p_value, "std_error": a.std_error}
 
 
 def _sequential_json(c: SequentialComparison | None) -> dict[str, Any] | None:
@@ -172,7 +186,7 @@ class VariantLine:
 
 @dataclass(frozen=True, slots=True)
 class Look:
-    """The experiment as it stood at the end of one day (cumulative from the first day of the report)."""
+    """The experiment as it stood at the end of one day (cumulative from its first counted day)."""
 
     day: str
     variants: tuple[VariantLine, ...]  # as in ExperimentLine, counted up to this day
@@ -192,6 +206,7 @@ class ExperimentLine:
     note: str = ""
     looks: tuple[Look, ...] = ()  # day by day, cumulative: what someone looking each day saw
     holdout_sequential: SequentialComparison | None = None  # the variants pooled against the holdout, always-valid
+    since: str = ""  # the experiment's first counted day: everything above is cumulative from it
 
     @property
     def mismatch(self) -> bool:
@@ -213,7 +228,7 @@ class ExperimentLine:
         if self.srm is not None:
             srm = {"chi_square": self.srm.statistic, "df": self.srm.df, "p_value": self.srm.p_value,
                    "groups": list(self.srm_groups), "mismatch": self.mismatch, "alpha": SRM_ALPHA}  # fmt: skip
-        return {"experiment": self.experiment_id, "metric": self.metric,
+        return {"experiment": self.experiment_id, "since": self.since, "metric": self.metric,
                 "variants": [v.to_json() for v in self.variants], "holdout_lift": _comparison_json(self.holdout_lift),
                 "holdout_sequential": _sequential_json(self.holdout_sequential),
                 "sample_ratio": srm, "note": self.note, "stop": self.stop.value,
@@ -262,15 +277,18 @@ def build(
     tuning: float = DEFAULT_TUNING,
     min_lift: float = DEFAULT_MIN_LIFT,
 ) -> Report:
-    """The report of ``rows`` (of ``days``; of ``version`` only unless None). ``experiments``: their weights.
-    ``tuning``: where the confidence sequences are narrowest (exposures); ``min_lift``: of the stop rule."""
+    """The report of ``rows`` (of ``version`` only unless None): the offers over ``days``; the experiments counted
+    in ``days``, each from its first counted day among ``rows`` (earlier days than ``days`` included: give the
+    rows of every day kept) to the last of ``days``. ``experiments``: their weights. ``tuning``: where the
+    confidence sequences are narrowest (exposures); ``min_lift``: of the stop rule."""
     by_offer: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
     by_day: dict[str, dict[str, _Groups]] = defaultdict(lambda: defaultdict(_groups))
-    wanted = set(days)
+    wanted, last = set(days), max(days, default="")
     for row in rows:
-        if row.day not in wanted or (version is not None and row.version != version):
+        if row.day > last or (version is not None and row.version != version):
             continue
-        by_offer[(row.placement_id, row.offer_id)][row.counted] += row.count
+        if row.day in wanted:
+            by_offer[(row.placement_id, row.offer_id)][row.counted] += row.count
         if row.experiment_id:
             by_day[row.experiment_id][row.day][row.variant][row.counted] += row.count
     offers = tuple(
@@ -280,7 +298,9 @@ def build(
     )  # fmt: skip
     options = _Options(metric, tuning, min_lift)
     lines = tuple(
-        _experiment(eid, daily, days, options, (experiments or {}).get(eid)) for eid, daily in sorted(by_day.items())
+        _experiment(eid, daily, every_day(min(daily), last), options, (experiments or {}).get(eid))
+        for eid, daily in sorted(by_day.items())
+        if wanted.intersection(daily)  # counted in the days asked
     )
     return Report(days, version, metric, offers, lines, placements=tuple(sorted({o.placement_id for o in offers})),
                   tuning=tuning, min_lift=min_lift)  # fmt: skip
@@ -307,7 +327,7 @@ def _experiment(
     options: _Options,
     definition: Experiment | None,
 ) -> ExperimentLine:
-    """The experiment over all the days, and as it stood at the end of each (cumulative)."""
+    """The experiment over all the days (from its first counted day), and as it stood at the end of each."""
     looks: list[Look] = []
     cumulative = _groups()
     for day in days:
@@ -317,7 +337,7 @@ def _experiment(
         if day in daily or looks:
             looks.append(Look(day, _variants(_order(cumulative, definition), cumulative, options)[0]))
     line = _whole(experiment_id, cumulative, options, definition)
-    return dataclasses.replace(line, looks=tuple(looks))
+    return dataclasses.replace(line, looks=tuple(looks), since=days[0])
 
 
 def _order(groups: Mapping[str, object], definition: Experiment | None) -> list[str]:
@@ -363,7 +383,9 @@ def _whole(
     srm: SampleRatio | None = None
     groups_checked: tuple[str, ...] = ()
     note = ""
-    if definition is not None:
+    if definition is not None and definition.allocation is VariantAllocation.AUTO:
+        srm, groups_checked, note = _auto_sample_ratio(definition, rates)
+    elif definition is not None:
         weights = {v.id: float(v.weight) for v in definition.variants}
         if definition.holdout_weight and definition.holdout_serves is not HoldoutServes.NOTHING:
             weights[HOLDOUT] = float(definition.holdout_weight)
@@ -375,6 +397,24 @@ def _whole(
         note = "experiment not found in the rulesets read: no sample-ratio check"
     return ExperimentLine(experiment_id, metric, variants, holdout_lift, srm, groups_checked, note,
                           holdout_sequential=holdout_sequential)  # fmt: skip
+
+
+def _auto_sample_ratio(
+    definition: Experiment, rates: Mapping[str, Rate]
+) -> tuple[SampleRatio | None, tuple[str, ...], str]:
+    """An ``allocation: auto`` experiment: the holdout's exposures against the variants' pooled, by their weights
+    (Thompson sampling moves the variants' shares by design; the holdout stays by weight)."""
+    if not definition.holdout_weight or definition.holdout_serves is HoldoutServes.NOTHING:
+        return None, (), (f"{AUTO_CHECK}share could be checked, and there is no holdout with exposures: no "
+                          f"sample-ratio check; {AUTO_BIAS}")  # fmt: skip
+    variants = [v.id for v in definition.variants]
+    pooled = sum(rates[v].trials for v in variants if v in rates)
+    held = rates[HOLDOUT].trials if HOLDOUT in rates else 0
+    srm = sample_ratio(
+        [held, pooled], [float(definition.holdout_weight), float(sum(v.weight for v in definition.variants))]
+    )
+    note = f"{AUTO_CHECK}share is checked, against the variants pooled; {AUTO_BIAS}"
+    return srm, (HOLDOUT, "+".join(variants)), note
 
 
 def _sequential(control: Rate, other: Rate, alpha: float, tuning: float) -> SequentialComparison | None:
@@ -393,6 +433,12 @@ def _compare(control: Rate, other: Rate) -> Comparison | None:
 # -- what a report is asked for (``decision report``'s options, the console's form) ---------------------------
 
 
+def every_day(first: str, last: str) -> tuple[str, ...]:
+    """Every day from ``first`` to ``last`` (ISO dates, included; none when ``last`` comes first)."""
+    start, end = date.fromisoformat(first), date.fromisoformat(last)
+    return tuple((start + timedelta(days=n)).isoformat() for n in range((end - start).days + 1))
+
+
 def days_between(first: str, last: str, names: tuple[str, str] = ("--from", "--to")) -> tuple[str, ...]:
     """Every day from ``first`` to ``last`` (ISO dates, included). ValueError naming the option (``names``)."""
     try:
@@ -407,7 +453,7 @@ def days_between(first: str, last: str, names: tuple[str, str] = ("--from", "--t
         raise ValueError(f"{names[1]}: {last} is before {names[0]} {first}")
     if (end - start).days >= MAX_DAYS:
         raise ValueError(f"{names[1]}: at most {MAX_DAYS} days in one report")
-    return tuple((start + timedelta(days=n)).isoformat() for n in range((end - start).days + 1))
+    return every_day(first, last)
 
 
 def metric_of(text: str, name: str = "--metric") -> str:

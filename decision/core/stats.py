@@ -185,7 +185,9 @@ class AlwaysValid:
     estimate: float
     interval: tuple[float, float]
     p_value: float  # always-valid
-    fixed_interval: tuple[float, float]  # the fixed-horizon (one look) interval of the same estimate, for comparison
+    # The estimate's standard error (the delta method's for the lift), as the sequence reads it: s = std_error·√n.
+    # No fixed-horizon interval here: the report's are ``Comparison``'s (Wald difference, Katz lift), one of each.
+    std_error: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,30 +208,17 @@ def sequential_two_proportion(
     if n <= 0 or n_control <= 0:
         return None
     rho, total = sequential_rho(alpha, tuning), n + n_control
-    z = _z(alpha)
     p_c, p_t = x_control / n_control, x / n
     v_c, v_t = p_c * (1 - p_c), p_t * (1 - p_t)
 
     def sequence(estimate: float, variance: float) -> AlwaysValid:
         s2 = variance * total
         half = sequential_halfwidth(s2, total, alpha, rho) if s2 > 0 else 0.0
-        fixed = z * math.sqrt(variance)
         return AlwaysValid(estimate, (estimate - half, estimate + half), always_valid_p(estimate, s2, total, rho),
-                         (estimate - fixed, estimate + fixed))  # fmt: skip
+                           math.sqrt(variance))  # fmt: skip
 
     difference = sequence(p_t - p_c, v_c / n_control + v_t / n)
     lift = None
     if p_c > 0:
         lift = sequence(p_t / p_c - 1, v_t / (p_c**2 * n) + v_c * p_t**2 / (p_c**4 * n_control))
     return SequentialComparison(difference, lift, alpha, tuning)
-
-
-def _z(alpha: float) -> float:
-    """The standard normal's 1 - alpha/2 quantile (bisection on ``normal_sf``: no scipy at run time)."""
-    if alpha == ALPHA:
-        return Z95
-    low, high = 0.0, 40.0
-    for _ in range(200):
-        middle = (low + high) / 2
-        low, high = (middle, high) if 2 * normal_sf(middle) > alpha else (low, middle)
-    return (low + high) / 2

@@ -213,7 +213,8 @@ class Remedy:
 class Never:
     """An obstacle no change of the request, the profile or the time lifts, for this path to the offer.
 
-    ``outcome``: what it is — outside_schedule: rule ``subject``'s schedule ended at ``at_ms``; condition_false:
+    ``outcome``: what it is — outside_schedule: rule ``subject``'s schedule ended at ``at_ms``, or ends then,
+    before the wait ``after`` that the offer needs is over; condition_false:
     no value meets rule ``subject``'s condition; holdout: the profile is in the holdout group of experiment
     ``subject`` (a hash of the profile: sticky); capped / total_cap_reached: cap ``subject`` counts for a lifetime;
     contact_policy: policy ``subject`` counts for a lifetime; suppressed: dismissed, suppressed for good;
@@ -223,6 +224,8 @@ class Never:
     outcome: Outcome
     subject: str = ""
     at_ms: int | None = None
+    # outside_schedule only: the wait that would end after the schedule does (None: the schedule has ended).
+    after: WaitUntil | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,10 +12,13 @@ recorded for the offer asked about and, for every obstacle after eligibility, as
 2. **Everything after** (holdouts, caps, suppression, total caps, content, contact policies, other placements,
    ranking). With a way's changes applied and the offer taken as eligible, planning decides again — same
    counters, totals, experiment variants and Thompson draws — and the offer's new verdict is the next obstacle.
-   Time lifts a cap or contact policy (``controls.reopens_ms``), a suppression (``controls.suppressed_until_ms``)
-   and a total cap (its bucket's end, ``periods.bucket_end_ms``); nothing lifts a holdout (a hash of the
-   profile: sticky), an ended schedule or a lifetime cap; the ranking needs a change of the rules: rank above
-   the last offer shown, on the first part of the one rank key (``verdicts.rank_key``) where they differ.
+   Time lifts a cap once every cap counting in its field has room (the latest ``Usage.until_ms`` of
+   ``DeliveryControls.cap_usage``, the dates the profile page shows), a contact policy (``controls.reopens_ms``),
+   a suppression (``controls.suppressed_until_ms``) and a total cap (its bucket's end, ``periods.bucket_end_ms``),
+   unless the way's rule no longer matches when the latest wait is over (its schedule ends first: never); nothing
+   lifts a holdout (a hash of the profile: sticky), an ended schedule or a lifetime cap; the ranking needs a change
+   of the rules: rank above the last offer shown, on the first part of the one rank key (``verdicts.rank_key``)
+   where they differ.
 3. The ways that end with the offer shown are the remedies, fewest changes first; what closes the others is
    said (``WhyNot.never``).
 
@@ -503,11 +506,16 @@ def _walk(offer: Offer, placement_id: str, way: _Way, situation: Situation, outc
         if isinstance(e, Elsewhere):
             return Never(Outcome.PROPOSED_ELSEWHERE, e.placement_id)
         lift = _lift(offer, verdict, counters, situation)
-        if lift is None or lift[0] in lifted:
-            return Never(verdict.outcome, _subject(verdict))
+        if isinstance(lift, Never):
+            return lift
+        if lift[0] in lifted:
+            return _never(verdict)
         name, change = lift
         lifted.add(name)
         changes.append(change)
+        ended = _ends_first(offer, way, context, changes)
+        if ended is not None:
+            return ended
         if isinstance(change, SetValue) and change.value is not None:
             context[change.attribute] = change.value
         elif isinstance(e, TotalReached):
@@ -518,16 +526,26 @@ def _walk(offer: Offer, placement_id: str, way: _Way, situation: Situation, outc
     return Never(outcome, "") if verdict is None else Never(verdict.outcome, _subject(verdict))
 
 
+def _ends_first(offer: Offer, way: _Way, context: Context, changes: list[Change]) -> Never | None:
+    """The way's schedule ending before its waits are over (the latest of them): the offer matches no rule then,
+    nothing makes it win on this way; None: it still matches (the reference semantics, as ``_eligible``)."""
+    waits = [c for c in changes if isinstance(c, WaitUntil)]
+    if not waits:
+        return None
+    last = max(waits, key=lambda w: w.at_ms)
+    if matching_rule(offer, way.audiences, context, last.at_ms / 1000) is not None:
+        return None
+    end = next(r.schedule.end for r in offer.rules if r.name == way.rule)
+    return Never(Outcome.OUTSIDE_SCHEDULE, way.rule, None if end is None else round(end * 1000), last)
+
+
 def _lift(
     offer: Offer, verdict: Verdict, counters: Mapping[str, Times], situation: Situation
-) -> tuple[str, Change] | None:
-    """The change that lifts a verdict's obstacle (a wait, a value), keyed by what it lifts; None: nothing does."""
+) -> tuple[str, Change] | Never:
+    """The change that lifts a verdict's obstacle (a wait, a value), keyed by what it lifts; Never: nothing does."""
     e, now_ms = verdict.evidence, situation.now_ms
     if isinstance(e, CapReached):
-        name = offer_counter_field(offer.id, e.cap.counts)
-        times = _as_counted(counters.get(name, ()), e.cap.period, e.count, now_ms)
-        at = reopens_ms(e.cap.period, e.cap.max, times, now_ms)
-        return None if at is None else (name, WaitUntil(at, WaitFor.CAP, cap_subject(e.cap)))
+        return _cap_lift(offer, e, counters, situation)
     if isinstance(e, Suppressed):
         return offer_counter_field(offer.id, DISMISS), WaitUntil(
             suppressed_until_ms(e.suppression, e.last_ms), WaitFor.SUPPRESSION
@@ -536,16 +554,39 @@ def _lift(
         name = policy_counter_field(e.policy.id)
         times = _as_counted(counters.get(name, ()), e.policy.period, e.count, now_ms)
         at = reopens_ms(e.policy.period, e.policy.max, times, now_ms)
-        return None if at is None else (name, WaitUntil(at, WaitFor.CONTACT_POLICY, e.policy.id))
+        return _never(verdict) if at is None else (name, WaitUntil(at, WaitFor.CONTACT_POLICY, e.policy.id))
     if isinstance(e, TotalReached):
         at = _total_ends(offer, e, situation)
         subject = f"{e.check.limit} {e.check.counted} in total"
-        return None if at is None else (f"total|{offer.id}", WaitUntil(at, WaitFor.TOTAL_CAP, subject))
+        return _never(verdict) if at is None else (f"total|{offer.id}", WaitUntil(at, WaitFor.TOTAL_CAP, subject))
     if isinstance(e, ContentValueMissing):
         attribute = e.reference.removeprefix("context.")
         value = any_value(declared_type(situation.ruleset, attribute))
         return f"content|{attribute}", SetValue(attribute, None, (Requirement(Op.EXISTS, ""),), value)
-    return None  # a verdict without evidence to lift (refused when counted: ask again)
+    return _never(verdict)  # a verdict without evidence to lift (refused when counted: ask again)
+
+
+def _never(verdict: Verdict) -> Never:
+    return Never(verdict.outcome, _subject(verdict))
+
+
+def _cap_lift(
+    offer: Offer, reached: CapReached, counters: Mapping[str, Times], situation: Situation
+) -> tuple[str, Change] | Never:
+    """The wait until every cap counting in the reached cap's field has room (each cap's ``Usage.until_ms``, as
+    the profile page shows them: the latest of them), or Never when a lifetime cap among them is full."""
+    assert situation.controls is not None  # a cap was reached: the decision had the ruleset's controls
+    name = offer_counter_field(offer.id, reached.cap.counts)
+    times = _as_counted(counters.get(name, ()), reached.cap.period, reached.count, situation.now_ms)
+    held = [u for u in situation.controls.cap_usage(offer.id, {name: times}, situation.now_ms)
+            if u.field == name and u.reached]  # fmt: skip
+    for usage in held:
+        if usage.until_ms is None:
+            assert isinstance(usage.control, Cap)
+            return Never(Outcome.CAPPED, cap_subject(usage.control))
+    last = max(held, key=lambda u: u.until_ms or 0)
+    assert last.until_ms is not None and isinstance(last.control, Cap)
+    return name, WaitUntil(last.until_ms, WaitFor.CAP, cap_subject(last.control))
 
 
 def _as_counted(times: Times, period: Period, count: int, now_ms: int) -> Times:

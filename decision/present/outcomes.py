@@ -60,6 +60,11 @@ def variant_stop_text(line: VariantLine, min_lift: float) -> str:
     return f"undecided: its lift {always_valid_text(line.sequential.lift)} straddles 0 or ±{min_lift:.0%}"
 
 
+def since_text(experiment: ExperimentLine) -> str:
+    """Where the experiment's figures start (``ExperimentLine.since``), whatever the report's first day."""
+    return f"since {experiment.since}, its first counted day (cumulative from it, whatever the report's first day)"
+
+
 def stop_text(experiment: ExperimentLine, min_lift: float) -> str:
     """The experiment's "can we stop?" answer, variant by variant."""
     verdict = experiment.stop

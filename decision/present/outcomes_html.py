@@ -17,6 +17,7 @@ from decision.present.outcomes import (
     p_text,
     pct,
     rate_text,
+    since_text,
     stop_text,
 )
 
@@ -45,13 +46,15 @@ LOOK = 28  # px per day
 
 def looks_chart(experiment: ExperimentLine, variant: str, min_lift: float) -> str:
     """Day by day (cumulative), the lift of ``variant`` with its always-valid interval (wide, light) and its
-    fixed-horizon interval (narrow, dark): what someone looking each day saw. Dashed: 0 and ±min_lift."""
+    fixed-horizon interval — the table's, ``Comparison.lift_interval`` — (narrow, dark): what someone looking each
+    day saw. Dashed: 0 and ±min_lift."""
     points = []
     for look in experiment.looks:
         line = next((v for v in look.variants if v.variant == variant), None)
         lift = None if line is None or line.sequential is None else line.sequential.lift
-        if lift is not None:
-            points.append((look.day, lift.estimate, lift.interval, lift.fixed_interval))
+        if line is not None and lift is not None:
+            fixed = None if line.against_control is None else line.against_control.lift_interval
+            points.append((look.day, lift.estimate, lift.interval, fixed))
     if not points:
         return ""
     span = max(max(abs(i[0]), abs(i[1])) for _, _, i, _ in points)
@@ -72,14 +75,16 @@ def looks_chart(experiment: ExperimentLine, variant: str, min_lift: float) -> st
                f'<text x="{LABEL - 6}" y="{y(-top) + 4:.1f}" text-anchor="end">{-100 * top:+.0f}%</text>')  # fmt: skip
     for index, (day, estimate, sequence, fixed) in enumerate(points):
         x = LABEL + LOOK * index + LOOK / 2
+        one_look = "-" if fixed is None else f"[{100 * fixed[0]:+.1f}%, {100 * fixed[1]:+.1f}%]"
         title = (f"{escape(day)}: lift {100 * estimate:+.1f}%, always-valid [{100 * sequence[0]:+.1f}%, "
-                 f"{100 * sequence[1]:+.1f}%], fixed-horizon "
-                 f"[{100 * fixed[0]:+.1f}%, {100 * fixed[1]:+.1f}%]")  # fmt: skip
+                 f"{100 * sequence[1]:+.1f}%], fixed-horizon {one_look}")  # fmt: skip
+        dark = ("" if fixed is None else
+                f'<line x1="{x}" x2="{x}" y1="{y(fixed[0]):.1f}" y2="{y(fixed[1]):.1f}" stroke="{FIXED}" '
+                'stroke-width="3"/>')  # fmt: skip
         out.append(
             f"<g><title>{title}</title>"
             f'<line x1="{x}" x2="{x}" y1="{y(sequence[0]):.1f}" y2="{y(sequence[1]):.1f}" stroke="{SEQUENCE}" '
-            f'stroke-width="10"/>'
-            f'<line x1="{x}" x2="{x}" y1="{y(fixed[0]):.1f}" y2="{y(fixed[1]):.1f}" stroke="{FIXED}" stroke-width="3"/>'
+            f'stroke-width="10"/>{dark}'
             f'<circle cx="{x}" cy="{y(estimate):.1f}" r="3" fill="#000"/></g>'
         )
         if index in (0, len(points) - 1):
@@ -163,7 +168,8 @@ def body(report: Report) -> str:
         out.append("</table>")
     for e in report.experiments:
         out.append(f"<h2>Experiment {escape(e.experiment_id)}: {escape(e.metric)} per proposal</h2>")
-        out.append(f"<p class=note>{escape(report.test)}. The control is the first variant.</p>")
+        out.append(f"<p class=note>{escape(since_text(e))}. {escape(report.test)}. The control is the first "
+                   "variant.</p>")  # fmt: skip
         rows = [(v.variant, v.conversion, HOLDOUT_BAR if v.variant == "holdout" else BAR) for v in e.variants]
         out.append(rates_chart(f"experiment {e.experiment_id}", rows))
         out.append("<table><tr><th>variant</th><th>exposures</th><th>conversions</th><th>rate [95%]</th>"
@@ -181,8 +187,8 @@ def body(report: Report) -> str:
         for v in e.variants:
             if v.sequential is not None and len(e.looks) > 1:
                 out.append(f"<p class=note>{escape(v.variant)} against the control, day by day (cumulative): the lift "
-                           "with its always-valid interval (wide, light) and its fixed-horizon interval (narrow, dark; "
-                           "valid for one planned look only).</p>")  # fmt: skip
+                           "with its always-valid interval (wide, light) and its fixed-horizon interval (narrow, dark: "
+                           "the table's 95 % Katz interval, valid for one planned look only).</p>")  # fmt: skip
                 out.append(looks_chart(e, v.variant, report.min_lift))
         if e.holdout_lift is not None:
             out.append(f"<p>Holdout lift (variants pooled against the holdout): {escape(lift_text(e.holdout_lift))}, "

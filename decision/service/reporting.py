@@ -1,6 +1,7 @@
-"""What ``decision report`` and the console's Offers page show: the outcome counters of some days, read from
-Redis, turned into the report (decision.core.report) with the current Thompson allocation of the active ruleset
-(decision.core.allocation) from the counts the servers read for it now (decision.service.learning ``wanted``)."""
+"""What ``decision report`` and the console's Offers page show: the outcome counters of some days (the
+experiments' from their first counted day), read from Redis, turned into the report (decision.core.report) with
+the current Thompson allocation of the active ruleset (decision.core.allocation) from the counts the servers read
+for it now (decision.service.learning ``wanted``)."""
 
 from __future__ import annotations
 
@@ -58,10 +59,11 @@ def _report(gathered: _Gathered, request: ReportRequest, days: tuple[str, ...], 
 
 
 async def _gather(control: ControlStore, request: ReportRequest, rulesets: list[Ruleset]) -> _Gathered:
-    """The rows of the days, the rulesets (experiments' weights) and, for the allocation, the counts the servers
-    read for the active ruleset now."""
+    """The rows of every day kept (the experiments count from their first counted day, decision.core.report), the
+    rulesets (experiments' weights) and, for the allocation, the counts the servers read for the active ruleset
+    now."""
     keys = control.keys
-    rows = await scan_outcomes(control.client, keys, set(request.days))
+    rows = await scan_outcomes(control.client, keys, None)
     active = rulesets[-1] if rulesets else None
     if not rulesets:
         pointer = await control.active()

@@ -11,12 +11,15 @@ from decision.store.fastpath import Commands
 from inbound_common.keys import KeySpace
 
 
-async def scan_outcomes(client: AnyRedis, keys: KeySpace, days: Collection[str], batch: int = 500) -> list[OutcomeRow]:
-    """Every counter of the given days, found by SCAN (never KEYS; every node of a Cluster), read pipelined."""
+async def scan_outcomes(
+    client: AnyRedis, keys: KeySpace, days: Collection[str] | None, batch: int = 500
+) -> list[OutcomeRow]:
+    """Every counter of the given days (None: of every day kept), found by SCAN (never KEYS; every node of a
+    Cluster), read pipelined."""
     found: dict[str, tuple[str, str]] = {}
     async for key in client.scan_iter(match=keys.outcomes_pattern(), count=1000):
         parsed = keys.outcome_key_of(key)
-        if parsed is not None and parsed[1] in days:
+        if parsed is not None and (days is None or parsed[1] in days):
             found[key.decode() if isinstance(key, bytes) else key] = parsed
     names = sorted(found)
     rows: list[OutcomeRow] = []

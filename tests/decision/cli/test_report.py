@@ -23,7 +23,8 @@ from decision.cli.outcomes_text import format_report
 from decision.core.allocation import current
 from decision.core.outcomes import OutcomeRow
 from decision.core.report import build, days_between
-from decision.present.outcomes_html import render
+from decision.present.outcomes import lift_text
+from decision.present.outcomes_html import looks_chart, render
 from decision.rules.types import Experiment, HoldoutServes, Location, Variant
 from decision.store.outcomes import scan_outcomes
 from decision.v1 import decision_pb2
@@ -332,3 +333,23 @@ def test_the_text_names_the_method_and_answers_can_we_stop() -> None:
     assert as_json["experiments"][0]["variants"][1]["sequential"]["lift"]["interval"][0] < 0
     page = render(report)
     assert "can we stop? not yet" in page and "always-valid lift" in page
+
+
+def test_the_looks_chart_draws_the_tables_fixed_horizon_interval() -> None:
+    """One fixed-horizon lift interval (Katz, 95 %): the chart's dark bar of a look is the table's interval as the
+    report stood that day — not a second one (the delta method at a Bonferroni level) under the same name."""
+    three = Experiment("exp", (Variant("a", 1), Variant("b", 1), Variant("c", 1)), 0, HoldoutServes.FALLBACK,
+                       Location("t.yaml", 1))  # fmt: skip
+    rows = [
+        row(offer, variant, counted, count, day)
+        for day in ("2026-06-01", "2026-06-02")
+        for offer, variant, decisions, clicks in (("x", "a", 2_000, 200), ("y", "b", 2_000, 260), ("z", "c", 2_000, 90))
+        for counted, count in (("decision", decisions), ("click", clicks))
+    ]
+    report = build(rows, ("2026-06-01", "2026-06-02"), experiments={"exp": three})
+    [experiment] = report.experiments
+    chart = looks_chart(experiment, "b", report.min_lift)
+    for look in experiment.looks:
+        b = look.variants[1]
+        table = lift_text(b.against_control)  # "+30.0% [+x%, +y%]": the table's figure
+        assert f"{look.day}: lift " in chart and f"fixed-horizon {table.partition(' ')[2]}</title>" in chart

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from decision.core.outcomes import OutcomeRow
 from decision.core.report import MIN_EXPOSURES, Rate, Stop, build
-from decision.rules.types import HOLDOUT, Experiment, HoldoutServes, Location, Variant
+from decision.rules.types import HOLDOUT, Allocation, Experiment, HoldoutServes, Location, Variant
 
 HERE = Location("t.yaml", 1)
 DAYS = ("2026-06-01", "2026-06-02")
@@ -156,3 +156,49 @@ def test_looks_are_cumulative_day_by_day_and_end_with_the_whole() -> None:
         assert sequence is not None
         widths.append(sequence.difference.interval[1] - sequence.difference.interval[0])
     assert widths[0] > widths[1] > widths[3]
+
+
+def auto(holdout: int = 1, serves: HoldoutServes = HoldoutServes.FALLBACK) -> Experiment:
+    return Experiment("exp", (Variant("a", 1), Variant("b", 1)), holdout, serves, HERE, Allocation.AUTO)
+
+
+def test_an_auto_experiment_checks_only_its_holdouts_share_and_says_its_rates_are_biased() -> None:
+    """Thompson sampling gave b 9 in 10 of the variants' exposures, as meant: no mismatch, the verdict stands. The
+    holdout (by weight: a third) is checked against the variants pooled; off its weight, it is flagged."""
+    learned = rows("2026-06-01", a=(2_000, 200), b=(18_000, 2_700), holdout=(10_000, 500))
+    [line] = build(learned, ("2026-06-01",), experiments={"exp": auto()}).experiments
+    assert line.srm_groups == (HOLDOUT, "a+b") and not line.mismatch
+    assert line.stop is Stop.BETTER
+    assert "only the holdout's share is checked" in line.note and "biases the pooled rates" in line.note
+    assert line.to_json()["sample_ratio"]["groups"] == [HOLDOUT, "a+b"]
+    skewed = rows("2026-06-01", a=(2_000, 200), b=(18_000, 2_700), holdout=(5_000, 250))
+    [off] = build(skewed, ("2026-06-01",), experiments={"exp": auto()}).experiments
+    assert off.mismatch and off.stop is Stop.CHECK
+    [none] = build(learned, ("2026-06-01",), experiments={"exp": auto(0)}).experiments
+    assert none.srm is None and "no sample-ratio check" in none.note and "biases the pooled rates" in none.note
+    [weights] = build(learned, ("2026-06-01",), experiments={"exp": experiment_ab()}).experiments
+    assert weights.mismatch and "biases" not in weights.note  # by weight, the same counts are a mismatch
+
+
+def experiment_ab() -> Experiment:
+    return Experiment("exp", (Variant("a", 1), Variant("b", 1)), 1, HoldoutServes.FALLBACK, HERE)
+
+
+def test_an_experiment_counts_from_its_first_counted_day_whatever_the_reports_first() -> None:
+    """Days before the report's first are read for its experiments (not its offers); the looks, the figures and
+    the verdict are those of the whole experiment up to the report's last day; later days are left out."""
+    found = [
+        *rows("2026-06-01", a=(1_000, 100), b=(1_000, 100)),
+        *rows("2026-06-02", a=(1_000, 100), b=(1_000, 100)),
+        *rows("2026-06-03", a=(1_000, 90), b=(1_000, 160)),
+        *rows("2026-06-04", a=(1_000, 100), b=(1_000, 100)),
+    ]
+    report = build(found, ("2026-06-03",), experiments={"exp": EXPERIMENT})
+    [experiment] = report.experiments
+    assert experiment.since == "2026-06-01" and experiment.to_json()["since"] == "2026-06-01"
+    assert [look.day for look in experiment.looks] == ["2026-06-01", "2026-06-02", "2026-06-03"]
+    assert [v.conversion.trials for v in experiment.variants] == [3_000, 3_000]
+    whole = build(found, ("2026-06-01", "2026-06-02", "2026-06-03"), experiments={"exp": EXPERIMENT})
+    assert whole.experiments == report.experiments  # whatever the first day asked
+    assert sum(o.proposals for o in report.offers) == 2_000  # the offers: the report's days only
+    assert build(found[:4], ("2026-06-03",), experiments={"exp": EXPERIMENT}).experiments == ()  # not counted then

@@ -45,7 +45,7 @@ from decision.core.why_not import answers, solve
 from decision.rules import reference
 from decision.rules.engine import compile_and_load
 from decision.rules.loader import parse
-from decision.rules.types import Op, Period, PeriodKind, Ruleset
+from decision.rules.types import Op, Period, PeriodKind, Ruleset, utc_iso
 from decision.store.embedded import EmbeddedRedis
 from decision.v1 import decision_pb2
 from tests.conftest import StartServer, decision_stub
@@ -213,6 +213,42 @@ def test_a_cap_reopens_when_its_oldest_counted_time_leaves_the_window() -> None:
     lifetime = one(capped, "once", counters=counters)
     assert lifetime.remedies == ()
     assert "the cap of 1 decision per profile, lifetime is reached for good" in why_not_text(lifetime)
+
+
+def test_two_caps_on_one_counter_wait_for_the_later_as_the_profile_page_says() -> None:
+    """The 24h cap reopens in 23 hours, but the 168h cap on the same counter holds 2 of 2 until the older time
+    leaves its window, 4 days on: the wait is the later one, the date ``DeliveryControls.usage`` shows."""
+    capped = rules("""
+  - {id: weekly, placements: [banner], priority: 2, caps: [{max: 1, period: 24h}, {max: 2, period: 168h}]}
+  - {id: generic, placements: [banner], priority: 1}
+""")  # fmt: skip
+    counters = {"o|weekly|decision": (NOW_MS - 3 * DAY, NOW_MS - HOUR)}
+    answer = one(capped, "weekly", counters=counters)
+    assert answer.outcome is Outcome.CAPPED
+    later = WaitUntil(NOW_MS + 4 * DAY, WaitFor.CAP, "2 decision per profile, rolling 168h")
+    assert answer.remedies[0].changes == (later,)
+    shown = [u.until_ms for u in DeliveryControls.build(capped).usage(counters, NOW_MS) if u.reached]
+    assert max(u for u in shown if u is not None) == later.at_ms
+
+
+def test_a_wait_past_the_end_of_the_schedule_is_no_remedy() -> None:
+    """Capped for 23 more hours, the schedule ending in 2 and a half: nothing makes it win."""
+    ending = rules("""
+  - id: ending
+    placements: [banner]
+    priority: 2
+    eligibility: {schedule: {end: "2026-05-28T23:00:00Z"}}
+    caps: [{max: 1, period: 24h}]
+  - {id: generic, placements: [banner], priority: 1}
+""")  # fmt: skip
+    answer = one(ending, "ending", counters={"o|ending|decision": (NOW_MS - HOUR,)})
+    assert answer.outcome is Outcome.CAPPED and answer.remedies == ()
+    wait = WaitUntil(NOW_MS + 23 * HOUR, WaitFor.CAP, "1 decision per profile, rolling 24h")
+    assert answer.never == (Never(Outcome.OUTSIDE_SCHEDULE, "ending", 1_780_009_200_000, wait),)
+    assert (
+        "nothing can make it win for this profile: rule 'ending' ends at 2026-05-28T23:00:00Z, before the offer "
+        "could win: wait until 2026-05-29T19:26:40Z (the cap of 1 decision per profile, rolling 24h has room again)"
+    ) in why_not_text(answer)
 
 
 def test_ineligible_and_capped_needs_both_changes() -> None:
@@ -442,6 +478,76 @@ def test_with_delivery_controls_each_wait_lifts_its_obstacle(data: st.DataObject
         for change in remedy.changes:
             if isinstance(change, WaitUntil):
                 assert change.at_ms > plans.NOW_MS
+
+
+_CAP_PERIODS = ("1h", "24h", "168h", "day", "week", "lifetime")
+
+
+@st.composite
+def _waiting_offers(draw: st.DrawFn) -> tuple[Ruleset, dict[str, Times]]:
+    """An offer with up to three caps (often on one counter), perhaps a suppression and a schedule ending or
+    starting within days; its counters within the last 8 days; a lower offer always eligible."""
+    caps = [
+        f"{{max: {draw(st.integers(1, 3))}, period: {draw(st.sampled_from(_CAP_PERIODS))}, "
+        f"counts: {draw(st.sampled_from(['decision', 'impression']))}}}"
+        for _ in range(draw(st.integers(1, 3)))
+    ]
+    schedule: dict[str, int] = {}
+    for edge in ("start", "end"):
+        if draw(st.booleans()):
+            schedule[edge] = NOW_MS + draw(st.integers(-HOUR if edge == "end" else 0, 8 * DAY))
+    if schedule.get("start", 0) >= schedule.get("end", NOW_MS + 9 * DAY):
+        del schedule["start"]
+    edges = ", ".join(f'{edge}: "{utc_iso(at / 1000)}"' for edge, at in schedule.items())
+    eligibility = f"eligibility: {{schedule: {{{edges}}}}}, " if schedule else ""
+    suppress = ", suppress: {after_dismissals: 1, for: 2d}" if draw(st.booleans()) else ""
+    ruleset = rules(f"""
+  - {{id: target, placements: [banner], priority: 2, {eligibility}caps: [{", ".join(caps)}]{suppress}}}
+  - {{id: generic, placements: [banner], priority: 1}}
+""")  # fmt: skip
+    counters: dict[str, Times] = {}
+    for counted in ("decision", "impression", "dismiss"):
+        times = draw(st.lists(st.integers(NOW_MS - 8 * DAY, NOW_MS), max_size=4))
+        if times:
+            counters[f"o|target|{counted}"] = tuple(sorted(times))
+    return ruleset, counters
+
+
+def _target_at(ruleset: Ruleset, counters: Mapping[str, Times], now_ms: int) -> Outcome:
+    """Target's outcome in a decision at ``now_ms`` with these counters (nothing else counted meanwhile)."""
+    request = DecisionRequest("p1", "web", (PlacementRequest("banner"),), {}, "r", True)
+    eligible = reference.eligible(ruleset, frozenset(), {}, now_ms / 1000)
+    plan = build_plan(ruleset, eligible, request, now_ms=now_ms, controls=DeliveryControls.build(ruleset),
+                      counters=counters, why=Why(frozenset(), now_ms / 1000))  # fmt: skip
+    return next(v.outcome for v in verdicts(plan, fill(plan, counters), ruleset) if v.offer_id == "target")
+
+
+@settings(max_examples=EXAMPLES, deadline=None)
+@given(case=_waiting_offers())
+def test_after_the_waits_advised_the_offer_wins_and_not_a_moment_before(
+    case: tuple[Ruleset, dict[str, Times]],
+) -> None:
+    """Every wait, applied (the clock moved to the latest, the counters as they will be then: the same, nothing
+    counted meanwhile), makes the offer win, and a millisecond earlier it does not; a way closed by the end of
+    the schedule is closed: up to the schedule's last moment, the offer never wins."""
+    ruleset, counters = case
+    answer = one(ruleset, "target", counters=counters)
+    if answer.shown:
+        return
+    for remedy in answer.remedies:
+        waits = [c.at_ms for c in remedy.changes if isinstance(c, WaitUntil)]
+        assert all(isinstance(c, WaitUntil) for c in remedy.changes), remedy
+        at = max(waits, default=NOW_MS)
+        assert _target_at(ruleset, counters, at) is Outcome.SELECTED, remedy
+        if at > NOW_MS:
+            assert _target_at(ruleset, counters, at - 1) is not Outcome.SELECTED, remedy
+    for never in answer.never:
+        if never.outcome is Outcome.OUTSIDE_SCHEDULE and never.after is not None:
+            assert never.at_ms is not None and never.after.at_ms >= never.at_ms
+            assert _target_at(ruleset, counters, never.at_ms - 1) is not Outcome.SELECTED, never
+    if not answer.remedies:  # closed: never wins, now or at the schedule's last moment
+        end = ruleset.offers["target"].rules[0].schedule.end  # no schedule: a rule that matches always
+        assert end is None or _target_at(ruleset, counters, max(NOW_MS, round(end * 1000) - 1)) is not Outcome.SELECTED
 
 
 @settings(max_examples=EXAMPLES * 2, deadline=None)
