@@ -8,6 +8,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+import redis.asyncio as aioredis
 
 from decision.core.tokens import TrackingToken
 from decision.v1 import decision_pb2
@@ -18,7 +19,8 @@ RULES = ruleset(
     """
   - {id: promo, placements: [banner], priority: 10, caps: [{max: 3, period: 30d, counts: impression}]}
   - {id: next, placements: [banner], priority: 5}
-"""
+""",
+    settings="custom_events: [add_to_cart, purchase, wishlist]\n",
 )
 
 
@@ -200,3 +202,57 @@ async def test_custom_events_count_once_per_token_and_type(served: tuple[object,
             event(item, "buy-2", custom, at=clock(), custom_type="purchase"),
             event(item, "wish", custom, at=clock(), custom_type="wishlist"),
         ) == [("recorded", ""), ("duplicate", ""), ("recorded", "")]
+
+
+async def dumped(redis: aioredis.Redis) -> dict[bytes, bytes | None]:
+    return {key: await redis.dump(key) for key in sorted(await redis.keys("*"))}
+
+
+async def test_a_custom_type_the_ruleset_does_not_name_is_rejected_and_writes_nothing(
+    served: tuple[object, Clock], redis_client: aioredis.Redis
+) -> None:
+    server, clock = served
+    custom = decision_pb2.EVENT_TYPE_CUSTOM
+    async with decision_stub(server.port) as stub:  # type: ignore[attr-defined]
+        item = first(await decide(stub))
+        before = await dumped(redis_client)
+        invented = [event(item, f"a{n}", custom, at=clock(), custom_type=f"a{n}") for n in range(1, 201)]
+        results = await record(stub, *invented, event(item, "typo", custom, at=clock(), custom_type="purchse"))
+        assert all(outcome == "rejected" for outcome, _ in results)
+        assert results[0][1] == (
+            "events[0].custom_type: custom event type 'a1' is not one the active ruleset names "
+            "(it names add_to_cart, purchase, wishlist; list it under custom_events: to count it)"
+        )
+        assert results[-1][1].startswith(
+            "events[200].custom_type: custom event type 'purchse' is not one the active ruleset names "
+            "(did you mean 'purchase'?)"
+        )
+        assert await dumped(redis_client) == before  # no outcome field, digest, token count or seen key
+        assert await record(stub, event(item, "buy", custom, at=clock(), custom_type="purchase")) == [("recorded", "")]
+
+
+async def test_a_custom_type_a_cap_or_a_contact_policy_counts_is_accepted_unlisted(
+    start_server: StartServer, write_rules: Callable[[str], Path]
+) -> None:
+    rules = ruleset(
+        """
+  - {id: promo, placements: [banner], priority: 10, caps: [{max: 3, period: 30d, counts: "custom:add_to_cart"}]}
+  - {id: next, placements: [banner], priority: 5}
+""",
+        policies="contact_policies:\n  - {id: weekly, placements: [banner], max: 9, period: week, "
+        "counts: 'custom:signup'}\n",
+    )
+    clock = Clock("2026-06-01T09:00:00+00:00")
+    server = with_clock(await start_server(write_rules(rules), **PATIENT), clock)
+    custom = decision_pb2.EVENT_TYPE_CUSTOM
+    async with decision_stub(server.port) as stub:
+        item = first(await decide(stub))
+        assert await record(
+            stub,
+            event(item, "cart", custom, at=clock(), custom_type="add_to_cart"),
+            event(item, "signup", custom, at=clock(), custom_type="signup"),
+            event(item, "wish", custom, at=clock(), custom_type="wishlist"),
+        ) == [("recorded", ""), ("recorded", ""), ("rejected", (
+            "events[2].custom_type: custom event type 'wishlist' is not one the active ruleset names "
+            "(it names add_to_cart, signup; list it under custom_events: to count it)"
+        ))]  # fmt: skip
