@@ -24,6 +24,10 @@ RULES = ruleset(
 )
 
 
+def custom(item: decision_pb2.Item, event_id: str, custom_type: str, at: float) -> decision_pb2.Event:
+    return event(item, event_id, decision_pb2.EVENT_TYPE_CUSTOM, at=at, custom_type=custom_type)
+
+
 @pytest.fixture
 async def served(start_server: StartServer, write_rules: Callable[[str], Path]) -> tuple[object, Clock]:
     clock = Clock("2026-06-01T09:00:00+00:00")
@@ -193,14 +197,13 @@ async def test_a_click_counts_its_tokens_impression_when_that_was_not(served: tu
 
 async def test_custom_events_count_once_per_token_and_type(served: tuple[object, Clock]) -> None:
     server, clock = served
-    custom = decision_pb2.EVENT_TYPE_CUSTOM
     async with decision_stub(server.port) as stub:  # type: ignore[attr-defined]
         item = first(await decide(stub))
         assert await record(
             stub,
-            event(item, "buy-1", custom, at=clock(), custom_type="purchase"),
-            event(item, "buy-2", custom, at=clock(), custom_type="purchase"),
-            event(item, "wish", custom, at=clock(), custom_type="wishlist"),
+            custom(item, "buy-1", "purchase", clock()),
+            custom(item, "buy-2", "purchase", clock()),
+            custom(item, "wish", "wishlist", clock()),
         ) == [("recorded", ""), ("duplicate", ""), ("recorded", "")]
 
 
@@ -212,12 +215,11 @@ async def test_a_custom_type_the_ruleset_does_not_name_is_rejected_and_writes_no
     served: tuple[object, Clock], redis_client: aioredis.Redis
 ) -> None:
     server, clock = served
-    custom = decision_pb2.EVENT_TYPE_CUSTOM
     async with decision_stub(server.port) as stub:  # type: ignore[attr-defined]
         item = first(await decide(stub))
         before = await dumped(redis_client)
-        invented = [event(item, f"a{n}", custom, at=clock(), custom_type=f"a{n}") for n in range(1, 201)]
-        results = await record(stub, *invented, event(item, "typo", custom, at=clock(), custom_type="purchse"))
+        invented = [custom(item, f"a{n}", f"a{n}", clock()) for n in range(1, 201)]
+        results = await record(stub, *invented, custom(item, "typo", "purchse", clock()))
         assert all(outcome == "rejected" for outcome, _ in results)
         assert results[0][1] == (
             "events[0].custom_type: custom event type 'a1' is not one the active ruleset names "
@@ -228,7 +230,7 @@ async def test_a_custom_type_the_ruleset_does_not_name_is_rejected_and_writes_no
             "(did you mean 'purchase'?)"
         )
         assert await dumped(redis_client) == before  # no outcome field, digest, token count or seen key
-        assert await record(stub, event(item, "buy", custom, at=clock(), custom_type="purchase")) == [("recorded", "")]
+        assert await record(stub, custom(item, "buy", "purchase", clock())) == [("recorded", "")]
 
 
 async def test_a_custom_type_a_cap_or_a_contact_policy_counts_is_accepted_unlisted(
@@ -244,14 +246,13 @@ async def test_a_custom_type_a_cap_or_a_contact_policy_counts_is_accepted_unlist
     )
     clock = Clock("2026-06-01T09:00:00+00:00")
     server = with_clock(await start_server(write_rules(rules), **PATIENT), clock)
-    custom = decision_pb2.EVENT_TYPE_CUSTOM
     async with decision_stub(server.port) as stub:
         item = first(await decide(stub))
         assert await record(
             stub,
-            event(item, "cart", custom, at=clock(), custom_type="add_to_cart"),
-            event(item, "signup", custom, at=clock(), custom_type="signup"),
-            event(item, "wish", custom, at=clock(), custom_type="wishlist"),
+            custom(item, "cart", "add_to_cart", clock()),
+            custom(item, "signup", "signup", clock()),
+            custom(item, "wish", "wishlist", clock()),
         ) == [("recorded", ""), ("recorded", ""), ("rejected", (
             "events[2].custom_type: custom event type 'wishlist' is not one the active ruleset names "
             "(it names add_to_cart, signup; list it under custom_events: to count it)"
