@@ -32,7 +32,7 @@ from decision.present.profile import (
     whose_text,
     writer_text,
 )
-from decision.present.text import shown
+from decision.present.text import terminal_safe
 from decision.rules.errors import RulesetInvalid
 from decision.rules.types import utc_iso
 from inbound_common.cli import Exit, option
@@ -99,7 +99,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
     for view in views:
         if not view.stored.found:
             profile_id = view.stored.profile_id
-            said = shown(
+            said = terminal_safe(
                 f"no profile {profile_id!r} in Redis (nothing under {keys.membership(profile_id)} nor its counters)"
             )
             status = Exit(fail("profile", said, Exit.NOT_FOUND))
@@ -110,14 +110,14 @@ def cmd_profile(args: argparse.Namespace) -> int:
 
 
 def _table(rows: list[list[str]]) -> list[str]:
-    rows = [[shown(cell) for cell in row] for row in rows]  # escaped before the widths are measured
+    rows = [[terminal_safe(cell) for cell in row] for row in rows]  # escaped before the widths are measured
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return ["  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
 
 
 def format_profile(view: ProfileView) -> str:
-    """The profile in words; what Redis holds is ``shown`` (decision.present.text): a control character in an id, a
-    name or a value is printed as its escape, never sent to the terminal."""
+    """The profile in words; what Redis holds is ``terminal_safe`` (decision.present.text): a control character in
+    an id, a name or a value is printed as its escape, never sent to the terminal."""
     stored = view.stored
     lines = [
         f"profile {stored.profile_id}  (read {utc_iso(stored.read_at, 'seconds')}; keys {', '.join(stored.keys)})",
@@ -152,7 +152,7 @@ def format_profile(view: ProfileView) -> str:
     else:
         lines.append("  none")
     lines += ["", *_counters(view)]
-    return "\n".join(shown(line) for line in lines)  # ids, keys, names and values as text, never as control
+    return "\n".join(terminal_safe(line) for line in lines)  # ids, keys, names and values as text, never as control
 
 
 def _counters(view: ProfileView) -> list[str]:

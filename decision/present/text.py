@@ -2,7 +2,7 @@
 
 A profile id, an attribute value, an audience name or a rendered content is data from outside (an export, a
 push, a request): printed raw, ``ESC ] 0 ; ... BEL`` retitles the window and ``ESC [ 2 J`` clears the screen,
-a newline forges a line of the output, a right-to-left override reverses what follows. ``shown`` writes each
+a newline forges a line of the output, a right-to-left override reverses what follows. ``terminal_safe`` writes each
 such character as its escape (``\\x1b``, ``\\n``, ``\\u202e``): control characters (C0, DEL, C1), the line and
 paragraph separators and the bidirectional formatting characters. Every other character, backslash included,
 is kept as it is. JSON output needs none of this: its encoder escapes control characters already.
@@ -25,6 +25,6 @@ _ESCAPES: Final = {code: _escape(code) for code in (*range(0x20), *range(0x7F, 0
 }
 
 
-def shown(text: str) -> str:
+def terminal_safe(text: str) -> str:
     """``text`` with every character that would act on a terminal written as its escape (idempotent)."""
     return text.translate(_ESCAPES)
