@@ -1,10 +1,12 @@
-"""Human-readable rendering of decisions for the CLI and the demo."""
+"""Human-readable rendering of decisions for the CLI and the demo. The request's values, the content (which may
+render profile attributes) and the reasons (which may quote them) are ``terminal_safe``: control characters escaped."""
 
 from __future__ import annotations
 
 import orjson
 
 from decision.api.convert import outcome_of
+from decision.present.text import terminal_safe
 from decision.v1 import decision_pb2
 
 
@@ -39,7 +41,7 @@ def format_decision(request: decision_pb2.DecideRequest, response: decision_pb2.
                 f"  {proposition.placement_id:<14} #{rank} {item.offer_id:<24} {tag:<26} "
                 f"prio {item.priority:<4} {_summary(item.content_json)}{score}{_experiment(item)}"
             )
-    return "\n".join(lines)
+    return "\n".join(terminal_safe(line) for line in lines)
 
 
 def _experiment(part: decision_pb2.Item | decision_pb2.Proposition) -> str:
@@ -58,7 +60,7 @@ def format_explanations(response: decision_pb2.DecideResponse) -> str:
     """One row per (placement, offer): the outcome and its reason, as `decision explain` prints them."""
     rows = [("PLACEMENT", "OFFER", "OUTCOME", "REASON")]
     for e in response.explanations:
-        rows.append((e.placement_id, e.offer_id, outcome_of(e.outcome).value, e.reason))
+        rows.append((e.placement_id, e.offer_id, outcome_of(e.outcome).value, terminal_safe(e.reason)))
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     return "\n".join(
         f"{row[0]:<{widths[0]}}  {row[1]:<{widths[1]}}  {row[2]:<{widths[2]}}  {row[3]}".rstrip() for row in rows

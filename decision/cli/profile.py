@@ -32,9 +32,11 @@ from decision.present.profile import (
     whose_text,
     writer_text,
 )
+from decision.present.text import terminal_safe
 from decision.rules.errors import RulesetInvalid
 from decision.rules.types import utc_iso
 from inbound_common.cli import Exit, option
+from inbound_common.keys import KeySpace
 
 if TYPE_CHECKING:  # imported to run: every command's start would pay for redis-py and the rule engine
     from decision.service.inspection import ProfileView
@@ -93,10 +95,14 @@ def cmd_profile(args: argparse.Namespace) -> int:
     elif any(view.stored.found for view in views):
         print("\n\n".join(format_profile(view) for view in views if view.stored.found))
     status = Exit.OK
+    keys = KeySpace(args.key_prefix)
     for view in views:
         if not view.stored.found:
-            said = f"nothing under {args.key_prefix}:m:{{{view.stored.profile_id}}} nor its counters"
-            status = Exit(fail("profile", f"no profile {view.stored.profile_id!r} in Redis ({said})", Exit.NOT_FOUND))
+            profile_id = view.stored.profile_id
+            said = terminal_safe(
+                f"no profile {profile_id!r} in Redis (nothing under {keys.membership(profile_id)} nor its counters)"
+            )
+            status = Exit(fail("profile", said, Exit.NOT_FOUND))
     return int(status)
 
 
@@ -104,11 +110,14 @@ def cmd_profile(args: argparse.Namespace) -> int:
 
 
 def _table(rows: list[list[str]]) -> list[str]:
+    rows = [[terminal_safe(cell) for cell in row] for row in rows]  # escaped before the widths are measured
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return ["  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
 
 
 def format_profile(view: ProfileView) -> str:
+    """The profile in words; what Redis holds is ``terminal_safe`` (decision.present.text): a control character in
+    an id, a name or a value is printed as its escape, never sent to the terminal."""
     stored = view.stored
     lines = [
         f"profile {stored.profile_id}  (read {utc_iso(stored.read_at, 'seconds')}; keys {', '.join(stored.keys)})",
@@ -143,7 +152,7 @@ def format_profile(view: ProfileView) -> str:
     else:
         lines.append("  none")
     lines += ["", *_counters(view)]
-    return "\n".join(lines)
+    return "\n".join(terminal_safe(line) for line in lines)  # ids, keys, names and values as text, never as control
 
 
 def _counters(view: ProfileView) -> list[str]:

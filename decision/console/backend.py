@@ -197,6 +197,11 @@ class Backend:
             scrapes.error = str(exc) or type(exc).__name__
             scrapes.at = time.time()
             return
+        except Exception as exc:  # any other failure is this target's: the others, and the next scrapes, go on
+            log.exception("console: scraping %s failed", scrapes.url)
+            scrapes.error = f"{type(exc).__name__}: {exc}".rstrip(": ")
+            scrapes.at = time.time()
+            return
         scrapes.before, scrapes.latest, scrapes.error, scrapes.at = scrapes.latest, reading, "", reading.at
 
     def readings(self) -> Sequence[Scrapes]:

@@ -3,12 +3,14 @@
 A browser sends its token once, to the sign-in form (``POST /login``), and gets a session cookie: HttpOnly,
 SameSite=Strict, Secure when the console serves TLS, signed by the console (HMAC-SHA256 with a key drawn at
 start: a restart signs everybody out). The cookie holds no token: an id of the token keyed by the same
-secret, the session's end, and the signature; every request checks the three, so a token removed from the
-file (at the next start) ends its sessions. A script may instead send ``authorization: Bearer <token>`` with
-each request (a browser never adds that header by itself). Every page is a GET that changes nothing, but for
-signing in and out and the comparison of a candidate ruleset (POST): a cross-site POST carries no cookie
-(SameSite=Strict) and is refused by its Origin anyway. Tokens are compared in constant time
-(inbound_common.secret_files.AcceptedTokens).
+secret, the session's end, a random id of the session, and the signature; every request checks them, so a
+token removed from the file (at the next start) ends its sessions. Signing out ends the session on the
+server too: its id joins the console's set of ended sessions (kept in memory until the session's end, when
+the signature alone refuses it), so a copy of the cookie is refused after sign-out. A script may instead
+send ``authorization: Bearer <token>`` with each request (a browser never adds that header by itself). Every
+page is a GET that changes nothing, but for signing in and out and the comparison of a candidate ruleset
+(POST): a cross-site POST carries no cookie (SameSite=Strict) and is refused by its Origin anyway. Tokens are
+compared in constant time (inbound_common.secret_files.AcceptedTokens).
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+
+from yarl import URL
 
 from inbound_common.secret_files import AcceptedTokens, BearerToken
 
@@ -59,6 +63,7 @@ class Sessions:
         self.clock = clock
         self._key = key if key is not None else os.urandom(32)
         self._ids = {self._id(t.token): t.scopes for t in tokens}
+        self._ended: dict[str, int] = {}  # session id -> its end (epoch seconds): signed out before it
 
     def _id(self, token: str) -> str:
         return hmac.new(self._key, b"token\0" + token.encode(), hashlib.sha256).hexdigest()[:32]
@@ -71,20 +76,37 @@ class Sessions:
         scopes = self.accepted.scopes(token)
         if scopes is None:
             return None, ""
-        body = f"{self._id(token)}.{int(self.clock() + self.lifetime)}"
+        body = f"{self._id(token)}.{int(self.clock() + self.lifetime)}.{os.urandom(16).hex()}"
         return scopes, f"{body}.{self._signature(body)}"
 
-    def of_cookie(self, value: str | None) -> frozenset[str] | None:
-        """The scopes of a session cookie's token; None when it is absent, forged, expired, or its token gone."""
-        if not value or value.count(".") != 2:
+    def _session(self, value: str | None) -> tuple[str, int, str] | None:
+        """A genuine session cookie not past its end: (token id, end, session id)."""
+        if not value or value.count(".") != 3:
             return None
         body, _, signature = value.rpartition(".")
         if not hmac.compare_digest(signature, self._signature(body)):
             return None
-        token_id, _, until = body.partition(".")
+        token_id, until, session = body.split(".")
         if not until.isdigit() or int(until) <= self.clock():
             return None
-        return self._ids.get(token_id)
+        return token_id, int(until), session
+
+    def of_cookie(self, value: str | None) -> frozenset[str] | None:
+        """The scopes of a session cookie's token; None when it is absent, forged, expired, signed out, or its
+        token gone."""
+        session = self._session(value)
+        if session is None or session[2] in self._ended:
+            return None
+        return self._ids.get(session[0])
+
+    def sign_out(self, value: str | None) -> None:
+        """End a session for good: its cookie (and any copy of it) identifies nobody any more."""
+        session = self._session(value)
+        if session is None:
+            return
+        now = self.clock()
+        self._ended = {s: until for s, until in self._ended.items() if until > now}  # past their end: refused anyway
+        self._ended[session[2]] = session[1]
 
     def identify(self, authorization: str | None, cookie: str | None) -> Identity | None:
         """A bearer header wins over the cookie (a script's request); None: neither identifies anybody."""
@@ -96,7 +118,20 @@ class Sessions:
 
 
 def local_path(target: str | None, default: str = "/") -> str:
-    """Where to go after signing in: a path of this console only (never ``//host`` nor a URL elsewhere)."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+    """Where to go after signing in: a path of this console only, re-serialised (never ``//host``, a URL
+    elsewhere, nor a path a browser would read otherwise: no whitespace or control character, which browsers
+    drop from URLs, so that ``/<TAB>/host`` would become ``//host``; no backslash, which they read as ``/``)."""
+    if not target or "\\" in target or any(c.isspace() or not c.isprintable() for c in target):
         return default
-    return target
+    try:
+        url = URL(target)
+    except ValueError:
+        return default
+    if url.scheme or url.host is not None or url.is_absolute() or not _one_slash(url.raw_path):
+        return default
+    local = str(url)
+    return local if _one_slash(local) else default
+
+
+def _one_slash(path: str) -> bool:
+    return path.startswith("/") and not path.startswith("//")

@@ -57,7 +57,7 @@ def read_exposition(text: str, at: float) -> Reading:
             if sample.name == f"{RPC_CALLS}_total" and labels.get("method") == DECIDE_METHOD:
                 decisions += sample.value
             elif sample.name == f"{RPC_SECONDS}_bucket" and labels.get("method") == DECIDE_METHOD:
-                buckets[float(labels["le"])] += sample.value
+                buckets[_bound(labels)] += sample.value
             elif sample.name == f"{DEGRADED}_total":
                 degraded += sample.value
                 reasons[labels.get("reason", "")] += sample.value
@@ -68,6 +68,20 @@ def read_exposition(text: str, at: float) -> Reading:
                 rulesets[labels.get("version", "")] = None
     return Reading(at, decisions, degraded, tuple(sorted(buckets.items())), breakers, tuple(rulesets),
                    {r: n for r, n in reasons.items() if n})  # fmt: skip
+
+
+def _bound(labels: Mapping[str, str]) -> float:
+    """A histogram bucket's upper bound (its ``le`` label). Raises UnreadableMetrics."""
+    text = labels.get("le")
+    if text is None:
+        raise UnreadableMetrics(f"a {RPC_SECONDS} bucket without its 'le' label")
+    try:
+        bound = float(text)
+    except ValueError:
+        raise UnreadableMetrics(f"a {RPC_SECONDS} bucket whose 'le' label is not a number: {text!r}") from None
+    if math.isnan(bound):
+        raise UnreadableMetrics(f"a {RPC_SECONDS} bucket whose 'le' label is not a number: {text!r}")
+    return bound
 
 
 def quantile(q: float, buckets: Buckets) -> float | None:

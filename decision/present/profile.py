@@ -1,11 +1,14 @@
 """The words of one stored profile (``decision profile``, the console's Profile page): memberships, attributes,
-counters. Words only: what counts is decided by the readers (decision.store.inspection, decision.service.inspection)."""
+counters. Words only: what counts is decided by the readers (decision.store.inspection, decision.service.inspection).
+What Redis holds (ids, names, values) is ``terminal_safe``: a control character is written as its escape, never
+obeyed."""
 
 from __future__ import annotations
 
 import orjson
 
 from decision.core.controls import Usage, period_text
+from decision.present.text import terminal_safe
 from decision.rules.types import Cap, ContactPolicy, utc_iso
 from decision.store.inspection import Attribute, Membership, MembershipState
 
@@ -13,14 +16,15 @@ from decision.store.inspection import Attribute, Membership, MembershipState
 def namespaces_text(namespaces: tuple[str, ...]) -> str:
     """Which identities a profile's audiences were loaded under (audience-sync's ``--identity-namespace``)."""
     if namespaces:
-        return f"under each of the identity namespaces {', '.join(namespaces)} (its audiences' snapshot loads)"
+        listed = terminal_safe(", ".join(namespaces))
+        return f"under each of the identity namespaces {listed} (its audiences' snapshot loads)"
     return "under the primary identity of the exports, or the files' profile ids (no --identity-namespace recorded)"
 
 
 def audience_text(m: Membership) -> str:
     if m.audience_id is None:
         return f"(code {m.code})"
-    return f"{m.audience_id} ({m.name})" if m.name and m.name != m.audience_id else m.audience_id
+    return terminal_safe(f"{m.audience_id} ({m.name})" if m.name and m.name != m.audience_id else m.audience_id)
 
 
 def generation_text(m: Membership) -> str:
@@ -57,15 +61,15 @@ def attribute_value_text(a: Attribute) -> str:
     if a.type == "timestamp" and isinstance(a.value, float):
         return utc_iso(a.value, "seconds")
     text = orjson.dumps(list(a.value) if isinstance(a.value, tuple) else a.value).decode()
-    shown = text if isinstance(a.value, tuple | bool | float) else str(a.value)
-    return shown if len(shown) <= 40 else shown[:39] + "…"
+    said = text if isinstance(a.value, tuple | bool | float) else str(a.value)
+    return terminal_safe(said if len(said) <= 40 else said[:39] + "…")
 
 
 def writer_text(a: Attribute) -> str:
     if a.snapshot is None:
         return "change"
     audience, code, generation = a.snapshot
-    return f"snapshot of {audience or f'code {code}'} gen {generation}"
+    return terminal_safe(f"snapshot of {audience or f'code {code}'} gen {generation}")
 
 
 def whose_text(u: Usage) -> str:

@@ -26,7 +26,16 @@ class Fields:
 
 
 RULESET = Fields(
-    ("version", "settings", "attributes", "profile_attributes", "placements", "offers", "contact_policies"),
+    (
+        "version",
+        "settings",
+        "attributes",
+        "profile_attributes",
+        "custom_events",
+        "placements",
+        "offers",
+        "contact_policies",
+    ),
     ("placements", "offers"),
 )
 SETTINGS = Fields(("allow_duplicate_propositions", "time_zone"))

@@ -122,6 +122,9 @@ def _build(w: Walker, root: Node, data: bytes) -> Ruleset | None:
             w, top["contact_policies"], frozenset(catalog.placement_ids_seen), channels, time_zone
         )
     w.problems += check_delivery_controls(placements, offers)
+    custom_events: tuple[str, ...] = ()
+    if "custom_events" in top:
+        custom_events = w.unique_strings(top["custom_events"], "custom_events", ID_PATTERN, "custom event type") or ()
     return Ruleset(
         version=version,
         placements=placements,
@@ -132,4 +135,5 @@ def _build(w: Walker, root: Node, data: bytes) -> Ruleset | None:
         contact_policies=contact_policies,
         time_zone=time_zone,
         profile_attributes=dict(catalog.profile_attributes),
+        custom_events=custom_events,
     )

@@ -396,6 +396,14 @@ def rules_schema() -> Schema:
                     "propertyNames": _ref("profile_attribute"),
                     "additionalProperties": {"enum": [t.value for t in ProfileAttrType]},
                 },
+                "custom_events": {
+                    "type": "array",
+                    "description": "custom event types RecordEvents counts for reports (besides those a cap, a "
+                    "contact policy or a ranking counts, accepted without being listed); any other is rejected",
+                    "items": _ref("id"),
+                    "uniqueItems": True,
+                    "minItems": 1,
+                },
                 "placements": {"type": "array", "items": _ref("placement"), "minItems": 1},
                 "offers": {"type": "array", "items": _ref("offer"), "minItems": 1},
                 "contact_policies": {"type": "array", "items": _ref("contact_policy"), "minItems": 1},

@@ -330,6 +330,29 @@ class Ruleset:
     time_zone: str = "UTC"
     # ``profile_attributes:``: read from the profile's hash in Redis, seen as ``profile.<name>``.
     profile_attributes: Mapping[str, ProfileAttrType] = field(default_factory=dict)
+    # ``custom_events:``: custom event types counted for reports only (those a cap, a contact policy or a
+    # ranking counts are accepted without being listed): see ``custom_event_types``.
+    custom_events: tuple[str, ...] = ()
 
     def offers_for(self, placement_id: str) -> tuple[Offer, ...]:
         return tuple(o for o in self.offers.values() if placement_id in o.placements)
+
+    def custom_event_types(self) -> frozenset[str]:
+        """The custom event types RecordEvents accepts under this ruleset (names without ``custom:``): those it
+        lists under ``custom_events:`` and those its caps, contact policies and rankings (placements' and learned
+        experiments') count. Any other is refused: one token could otherwise add a counter per name it invents."""
+        counted = [cap.counts for offer in self.offers.values() for cap in offer.caps]
+        counted += [policy.counts for policy in self.contact_policies]
+        rankings = [p.ranking for p in self.placements.values()]
+        rankings += [e.learning for e in _experiments(self)]
+        for ranking in rankings:
+            if ranking is not None:
+                counted += [ranking.metric, ranking.per]
+        named = (c.removeprefix(CUSTOM_PREFIX) for c in counted if c.startswith(CUSTOM_PREFIX))
+        return frozenset((*self.custom_events, *named))
+
+
+def _experiments(ruleset: Ruleset) -> list[Experiment]:
+    offers = [o.experiment for o in ruleset.offers.values()]
+    placements = [p.experiment for p in ruleset.placements.values()]
+    return [e for e in (*offers, *placements) if e is not None]

@@ -29,7 +29,7 @@ class PreparedRuleset:
     delivery controls (caps, suppressions, contact policies), the rank order of its placements. (The engine
     rulesets of the placements requested are built by the CompiledRuleset, as requests ask for them.)"""
 
-    __slots__ = ("auto", "compiled", "controls", "ranks")
+    __slots__ = ("auto", "compiled", "controls", "custom_events", "ranks")
 
     def __init__(self, compiled: CompiledRuleset, lifetime_retention_seconds: int = DEFAULT_RETENTION_SECONDS) -> None:
         self.compiled = compiled
@@ -37,6 +37,8 @@ class PreparedRuleset:
         # ``allocation: auto`` experiments by id: their sticky variants are read with the profile.
         self.auto = auto_experiments(compiled.ruleset)
         self.ranks = static_ranks(compiled.ruleset)
+        # The custom event types RecordEvents accepts (any other is rejected, naming its custom_type).
+        self.custom_events = compiled.ruleset.custom_event_types()
 
     @property
     def ruleset(self) -> Ruleset:

@@ -8,6 +8,12 @@ expired is refused instead of counted twice: within the window a retry is a
 duplicate, after it a rejection — never a second count. Event ids are unique
 per profile (the key lives in the profile's slot).
 
+**Custom types the ruleset names.** A custom event's type must be one the active ruleset names: listed under
+``custom_events:`` or counted by one of its caps, contact policies or rankings (``Ruleset.custom_event_types``).
+Any other is rejected, naming ``custom_type``, before anything is written: every type counted adds a field to
+its offer's outcome counters and a digest per token, so names invented by a sender (``a1`` ... ``a100000``,
+each once with one token) would grow them without bound.
+
 **One count per token and type.** A tracking token is verified for the event's
 profile (its MAC covers the profile it was made for: ``decision.core.tokens``),
 and counts each event type — impression, click, dismiss, each custom type — at
@@ -49,6 +55,7 @@ from decision.core.outcomes import DayClock, event_digest, outcome_field, token_
 from decision.core.tokens import InvalidToken, ProfileMismatch, TokenKeys, TrackingToken
 from decision.core.totals import TotalsView
 from decision.rules.patterns import ID_PATTERN
+from decision.rules.suggest import did_you_mean
 from decision.rules.types import CLICK, CUSTOM_PREFIX, DISMISS, HOLDOUT, IMPRESSION, Ranking
 from decision.service.active import PreparedRuleset
 from decision.settings import Limits
@@ -138,9 +145,11 @@ def validate(
     limits: Limits,
     keys: TokenKeys,
     lifetime: float,
+    custom_types: frozenset[str] = frozenset(),
 ) -> FeedbackEvent:
     """The valid event, or EventRejected naming the field (``events[<index>].<field>``). ``lifetime``: how long
-    after its decision a token is accepted (seconds)."""
+    after its decision a token is accepted (seconds); ``custom_types``: the custom event types accepted (the active
+    ruleset's ``custom_event_types``)."""
     path = f"events[{index}]"
     event_id = _text(event.event_id, f"{path}.event_id", MAX_EVENT_ID_BYTES)
     profile_id = _text(event.profile_id, f"{path}.profile_id", limits.max_profile_id_bytes)
@@ -151,6 +160,8 @@ def validate(
             raise EventRejected(
                 f"{path}.custom_type", f"invalid custom event type {event.custom_type!r} (letters, digits, _ . : -)"
             )
+        if event.custom_type not in custom_types:
+            raise EventRejected(f"{path}.custom_type", _unknown_custom(event.custom_type, custom_types))
         counted = CUSTOM_PREFIX + event.custom_type
     elif event.custom_type:
         raise EventRejected(f"{path}.custom_type", "only for EVENT_TYPE_CUSTOM")
@@ -186,6 +197,16 @@ def validate(
             f"{path}.tracking_token", f"expired: its decision is older than the token lifetime ({lifetime / 3600:g} h)"
         )
     return FeedbackEvent(index, event_id, profile_id, counted, token, at_ms)
+
+
+def _unknown_custom(name: str, accepted: frozenset[str]) -> str:
+    names = sorted(accepted)
+    listed = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
+    known = f"it names {listed}" if names else "it names none"
+    return (
+        f"custom event type {name!r} is not one the active ruleset names{did_you_mean(name, sorted(accepted))} "
+        f"({known}; list it under custom_events: to count it)"
+    )
 
 
 class EventMetrics(Protocol):
@@ -262,7 +283,7 @@ class EventRecorder:
             try:
                 valid = validate(
                     index, event, now=now, window=self.window, skew=self.skew, limits=self.limits, keys=self.keys,
-                    lifetime=self.lifetime,
+                    lifetime=self.lifetime, custom_types=prepared.custom_events,
                 )  # fmt: skip
             except EventRejected as exc:
                 results[index] = EventResult(event.event_id, EventOutcome.REJECTED, str(exc))

@@ -7,9 +7,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
+import pytest
 
 from decision.store.embedded import EmbeddedRedis, free_port
-from tests.decision.cli.test_main import Server, decision_command, rules_file, serve  # noqa: F401 - fixtures
+from tests.decision.cli.test_main import RULES, Server, decision_command, serve  # noqa: F401 - fixtures
+
+CUSTOM_TYPES = [f"t{i}" for i in range(600)]  # the ruleset names them: RecordEvents counts no other custom type
+
+
+@pytest.fixture
+def rules_file(tmp_path: Path) -> Path:
+    path = tmp_path / "rules.yaml"
+    path.write_text(RULES.format(version="v1") + f"custom_events: [{', '.join(CUSTOM_TYPES)}]\n")
+    return path
 
 
 def events(server_target: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -54,9 +64,9 @@ def test_an_ndjson_file_is_sent_in_batches_of_at_most_500(serve: object, tmp_pat
     token = tracking_token(server)
     now = datetime.now(UTC).isoformat()
     lines = [  # a token counts each type once: 600 custom types
-        {"event_id": f"n{i}", "profile_id": "p1", "type": "custom", "custom_type": f"t{i}", "tracking_token": token,
+        {"event_id": f"n{i}", "profile_id": "p1", "type": "custom", "custom_type": name, "tracking_token": token,
          "timestamp": now}
-        for i in range(600)
+        for i, name in enumerate(CUSTOM_TYPES)
     ]  # fmt: skip
     lines[550] = {"eventId": "bad", "profileId": "p1", "type": "EVENT_TYPE_CUSTOM", "trackingToken": token}
     path = tmp_path / "events.ndjson"

@@ -111,3 +111,39 @@ async def test_an_unknown_profile_is_one_line_and_its_own_status(redis_client: o
     as_json = await profile(redis_url, "nobody", "--json")
     assert as_json.returncode == Exit.NOT_FOUND
     assert orjson.loads(as_json.stdout)["found"] is False
+
+
+TERMINAL_ATTACK = "Bob\x1b]0;owned\x07\x1b[2J"  # sets the window's title, clears the screen
+
+
+async def test_stored_values_are_printed_as_text_never_as_terminal_commands(
+    start_server: StartServer, write_rules: Callable[[str], Path], redis_url: str
+) -> None:
+    rules = write_rules(RULES)
+    server = await start_server(rules, **PATIENT)
+    hostile_id = "p\x9b31m-red\u202e"  # stored ids refuse C0 controls, not C1 (\x9b: CSI) or bidi
+    for profile_id in ("p1", hostile_id):
+        await add_membership(server, profile_id, "newcomers")
+        await add_attributes(
+            server, profile_id, {"first_name": ("string", TERMINAL_ATTACK), "note": ("string", "a\nb")}
+        )
+    result = await profile(redis_url, "p1", hostile_id, "--rules", str(rules))
+    assert result.returncode == Exit.OK, result.stderr
+    text = result.stdout
+    assert not any(c in text for c in "\x1b\x07\x9b\u202e"), repr(text)  # nothing a terminal would obey
+    lines = text.splitlines()
+    assert any(line.split()[:2] == ["first_name", r"Bob\x1b]0;owned\x07\x1b[2J"] for line in lines), text
+    assert any(line.split()[:2] == ["note", r"a\nb"] for line in lines), text
+    assert r"profile p\x9b31m-red\u202e " in text and r"ib:m:{p\x9b31m-red\u202e}" in text
+    as_json = orjson.loads((await profile(redis_url, "p1", "--rules", str(rules), "--json")).stdout)
+    assert {a["name"]: a["value"] for a in as_json["attributes"]} == {
+        "first_name": TERMINAL_ATTACK,
+        "note": "a\nb",
+    }
+
+    missing = await profile(redis_url, "nobody\x1b]0;owned\x07", "--key-prefix", "other")
+    assert missing.returncode == Exit.NOT_FOUND
+    assert missing.stderr == (
+        r"decision profile: no profile 'nobody\x1b]0;owned\x07' in Redis "
+        r"(nothing under other:m:{nobody\x1b]0;owned\x07} nor its counters)" + "\n"
+    )

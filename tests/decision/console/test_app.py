@@ -114,6 +114,10 @@ async def test_signing_in_gives_a_strict_cookie_holding_no_token(console: Runnin
         async with http.post(console.url + "/login", data={"token": DECIDE_TOKEN}, headers=origin,
                              allow_redirects=False) as response:  # fmt: skip
             assert response.status == 403
+        for hostile in ("/\t/evil.example", "/\n/evil.example/", " //evil.example", "/\\evil.example"):
+            async with http.post(console.url + "/login", data={"token": CONSOLE_TOKEN, "next": hostile},
+                                 headers=origin, allow_redirects=False) as response:  # fmt: skip
+                assert response.status == 303 and response.headers["Location"] == "/", hostile
         async with http.post(console.url + "/login", data={"token": CONSOLE_TOKEN, "next": "//evil.example/x"},
                              headers=origin, allow_redirects=False) as response:  # fmt: skip
             assert response.status == 303 and response.headers["Location"] == "/"
@@ -124,6 +128,10 @@ async def test_signing_in_gives_a_strict_cookie_holding_no_token(console: Runnin
         assert CONSOLE_TOKEN not in cookie
         async with http.get(console.url + "/profile?id=p-1001") as response:
             assert response.status == 200
+        copied = {"Cookie": cookie.split(";")[0]}  # the cookie as it is, kept (or stolen) before signing out
+        async with aiohttp.ClientSession() as other, other.get(console.url + "/profile?id=p-1001",
+                                                                headers=copied) as response:  # fmt: skip
+            assert response.status == 200
         async with http.post(console.url + "/logout", headers={"Origin": "http://evil.example"},
                              allow_redirects=False) as response:  # fmt: skip
             assert response.status == 403  # a form posted from another site
@@ -131,6 +139,9 @@ async def test_signing_in_gives_a_strict_cookie_holding_no_token(console: Runnin
             assert response.status == 303
         async with http.get(console.url + "/profile?id=p-1001") as response:
             assert response.status == 401
+        async with aiohttp.ClientSession() as other, other.get(console.url + "/profile?id=p-1001",
+                                                                headers=copied) as response:  # fmt: skip
+            assert response.status == 401  # signing out ended the session, not only the browser's cookie
         forged = {COOKIE: cookie.split(";")[0].split("=", 1)[1][:-4] + "0000"}
         http.cookie_jar.update_cookies(forged, URL(console.url))
         async with http.get(console.url + "/profile?id=p-1001") as response:

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import math
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from prometheus_client import generate_latest
 
 from decision.observe.metrics import DECIDE_METHOD, RPC_BUCKETS, Metrics
-from decision.observe.readings import live, quantile, read_exposition
+from decision.observe.readings import UnreadableMetrics, live, quantile, read_exposition
 
 INF = math.inf
 
@@ -59,3 +60,10 @@ def test_a_metrics_registry_read_back() -> None:
     assert total.decisions == 14 and total.degraded_share == 1 / 14
     assert live(now, None)[0] is None
     assert live(before, now)[0] is None  # counters went down: a restart, no rate
+
+
+def test_a_bucket_without_a_numeric_bound_is_unreadable_not_a_crash() -> None:
+    bucket = f'decision_rpc_duration_seconds_bucket{{method="{DECIDE_METHOD}"{{}}}} 3\n'
+    for labels, said in [("", "without its 'le' label"), (',le="fast"', "'fast'"), (',le="NaN"', "'NaN'")]:
+        with pytest.raises(UnreadableMetrics, match=said):
+            read_exposition(bucket.replace("{}", labels), at=1.0)

@@ -7,6 +7,7 @@ import os
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from decision.rules.loader import parse
 from decision.rules.types import (
     AttrType,
     ContactPolicy,
@@ -80,3 +81,23 @@ def test_a_moment_is_written_in_utc_with_z_and_read_back(epoch: int) -> None:
     assert text.endswith("Z") and "+" not in text
     assert datetime.fromisoformat(text).timestamp() == epoch
     assert utc_iso(epoch + 0.25, "seconds") == text  # to the second
+
+
+def test_the_custom_event_types_a_ruleset_accepts_are_those_it_names() -> None:
+    text = b"""
+placements:
+  - {id: banner, channels: [web], fallback: fb, ranking: {strategy: thompson, metric: "custom:purchase"}}
+offers:
+  - {id: fb, placements: [banner]}
+  - {id: promo, placements: [banner], caps: [{max: 2, period: day, counts: "custom:add_to_cart"}]}
+contact_policies: [{id: weekly, placements: [banner], max: 5, period: week, counts: "custom:signup"}]
+custom_events: [newsletter, review]
+"""
+    ruleset, problems = parse(text, "t.yaml")
+    assert ruleset is not None, problems
+    assert ruleset.custom_event_types() == {"newsletter", "review", "purchase", "add_to_cart", "signup"}
+    _, problems = parse(text.replace(b"[newsletter, review]", b"[newsletter, newsletter, 'a b']"), "t.yaml")
+    assert [str(p) for p in problems] == [
+        "t.yaml:8: custom_events[1]: duplicate custom event type 'newsletter'",
+        "t.yaml:8: custom_events[2]: invalid custom event type 'a b'",
+    ]

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+import redis.asyncio as aioredis
 
 from decision.core.tokens import TrackingToken
 from decision.v1 import decision_pb2
@@ -18,8 +19,13 @@ RULES = ruleset(
     """
   - {id: promo, placements: [banner], priority: 10, caps: [{max: 3, period: 30d, counts: impression}]}
   - {id: next, placements: [banner], priority: 5}
-"""
+""",
+    settings="custom_events: [add_to_cart, purchase, wishlist]\n",
 )
+
+
+def custom(item: decision_pb2.Item, event_id: str, custom_type: str, at: float) -> decision_pb2.Event:
+    return event(item, event_id, decision_pb2.EVENT_TYPE_CUSTOM, at=at, custom_type=custom_type)
 
 
 @pytest.fixture
@@ -191,12 +197,63 @@ async def test_a_click_counts_its_tokens_impression_when_that_was_not(served: tu
 
 async def test_custom_events_count_once_per_token_and_type(served: tuple[object, Clock]) -> None:
     server, clock = served
-    custom = decision_pb2.EVENT_TYPE_CUSTOM
     async with decision_stub(server.port) as stub:  # type: ignore[attr-defined]
         item = first(await decide(stub))
         assert await record(
             stub,
-            event(item, "buy-1", custom, at=clock(), custom_type="purchase"),
-            event(item, "buy-2", custom, at=clock(), custom_type="purchase"),
-            event(item, "wish", custom, at=clock(), custom_type="wishlist"),
+            custom(item, "buy-1", "purchase", clock()),
+            custom(item, "buy-2", "purchase", clock()),
+            custom(item, "wish", "wishlist", clock()),
         ) == [("recorded", ""), ("duplicate", ""), ("recorded", "")]
+
+
+async def dumped(redis: aioredis.Redis) -> dict[bytes, bytes | None]:
+    return {key: await redis.dump(key) for key in sorted(await redis.keys("*"))}
+
+
+async def test_a_custom_type_the_ruleset_does_not_name_is_rejected_and_writes_nothing(
+    served: tuple[object, Clock], redis_client: aioredis.Redis
+) -> None:
+    server, clock = served
+    async with decision_stub(server.port) as stub:  # type: ignore[attr-defined]
+        item = first(await decide(stub))
+        before = await dumped(redis_client)
+        invented = [custom(item, f"a{n}", f"a{n}", clock()) for n in range(1, 201)]
+        results = await record(stub, *invented, custom(item, "typo", "purchse", clock()))
+        assert all(outcome == "rejected" for outcome, _ in results)
+        assert results[0][1] == (
+            "events[0].custom_type: custom event type 'a1' is not one the active ruleset names "
+            "(it names add_to_cart, purchase, wishlist; list it under custom_events: to count it)"
+        )
+        assert results[-1][1].startswith(
+            "events[200].custom_type: custom event type 'purchse' is not one the active ruleset names "
+            "(did you mean 'purchase'?)"
+        )
+        assert await dumped(redis_client) == before  # no outcome field, digest, token count or seen key
+        assert await record(stub, custom(item, "buy", "purchase", clock())) == [("recorded", "")]
+
+
+async def test_a_custom_type_a_cap_or_a_contact_policy_counts_is_accepted_unlisted(
+    start_server: StartServer, write_rules: Callable[[str], Path]
+) -> None:
+    rules = ruleset(
+        """
+  - {id: promo, placements: [banner], priority: 10, caps: [{max: 3, period: 30d, counts: "custom:add_to_cart"}]}
+  - {id: next, placements: [banner], priority: 5}
+""",
+        policies="contact_policies:\n  - {id: weekly, placements: [banner], max: 9, period: week, "
+        "counts: 'custom:signup'}\n",
+    )
+    clock = Clock("2026-06-01T09:00:00+00:00")
+    server = with_clock(await start_server(write_rules(rules), **PATIENT), clock)
+    async with decision_stub(server.port) as stub:
+        item = first(await decide(stub))
+        assert await record(
+            stub,
+            custom(item, "cart", "add_to_cart", clock()),
+            custom(item, "signup", "signup", clock()),
+            custom(item, "wish", "wishlist", clock()),
+        ) == [("recorded", ""), ("recorded", ""), ("rejected", (
+            "events[2].custom_type: custom event type 'wishlist' is not one the active ruleset names "
+            "(it names add_to_cart, signup; list it under custom_events: to count it)"
+        ))]  # fmt: skip
