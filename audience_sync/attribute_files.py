@@ -35,7 +35,7 @@ from audience_sync.sources import gunzipped
 
 def _open(path: str) -> IO[str]:
     if path.endswith(".gz"):
-        return io.TextIOWrapper(gunzipped(open(path, "rb"), path, owned=True), encoding="utf-8", newline="")  # noqa: SIM115
+        return io.TextIOWrapper(gunzipped(open(path, "rb"), path, owned=True), encoding="utf-8", newline="")
     return open(path, encoding="utf-8", newline="")
 
 

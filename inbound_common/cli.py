@@ -10,6 +10,7 @@ traceback.
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
 import textwrap
@@ -181,6 +182,16 @@ def fail(prefix: str, message: str, status: Exit) -> int:
     """Say what went wrong on one line of stderr (``decision serve: ...``); returns ``status``."""
     print(f"{prefix}: {message}", file=sys.stderr)
     return int(status)
+
+
+def cannot_listen(exc: OSError) -> str | None:
+    """Why a server cannot listen on its address (the port in use...), said as every command says it; None
+    when ``exc`` is another OSError."""
+    if exc.errno == errno.EADDRINUSE:
+        return "the port is in use"
+    if exc.errno in (errno.EADDRNOTAVAIL, errno.EACCES):
+        return os.strerror(exc.errno)
+    return None
 
 
 def flushed(run: Callable[[], int]) -> int:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import errno
 import os
 import sys
 from typing import Any
@@ -27,7 +26,7 @@ from audience_sync.formats.ndjson_rows import NdjsonOptions
 from audience_sync.formats.xdm import XdmOptions
 from audience_sync.receive.auth import ENV_TOKENS, Access
 from audience_sync.receive.payloads import PayloadOptions
-from inbound_common.cli import Exit, option, port, seconds, size, some_seconds
+from inbound_common.cli import Exit, cannot_listen, option, port, seconds, size, some_seconds
 
 
 def _serve(args: argparse.Namespace) -> None:
@@ -72,10 +71,10 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:  # bad credentials files (AuthConfigError), options
         raise UsageError(str(exc)) from None
     except OSError as exc:
-        if exc.errno not in (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES):
+        reason = cannot_listen(exc)
+        if reason is None:
             raise
         # As `decision serve` says it, with the same status: the port is unavailable, not a usage error.
-        reason = os.strerror(exc.errno) if exc.errno != errno.EADDRINUSE else "the port is in use"
         print(f"audience-sync receive: cannot listen on {args.host}:{args.port}: {reason}", file=sys.stderr)
         return Exit.UNAVAILABLE
     return Exit.OK

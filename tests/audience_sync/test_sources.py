@@ -92,15 +92,13 @@ def corrupt(path: Path) -> str:
 
 
 def test_reading_a_broken_file_is_an_os_error_naming_it(broken: Path) -> None:
-    with pytest.raises(OSError, match=r"corrupt") as raised:
-        with open_input(str(broken)) as opened:
-            for _ in input_blocks(opened, str(broken), InputOptions()):
-                pass
+    with pytest.raises(OSError, match=r"corrupt") as raised, open_input(str(broken)) as opened:
+        for _ in input_blocks(opened, str(broken), InputOptions()):
+            pass
     assert str(raised.value).startswith(corrupt(broken))
-    with pytest.raises(OSError, match=r"corrupt"):  # apply's line reader
-        with open_input(str(broken)) as opened:
-            for _ in opened.lines:
-                pass
+    with pytest.raises(OSError, match=r"corrupt"), open_input(str(broken)) as opened:  # apply's line reader
+        for _ in opened.lines:
+            pass
 
 
 def test_an_intact_gzip_file_reads_as_its_lines(tmp_path: Path) -> None:
