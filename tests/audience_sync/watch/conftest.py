@@ -163,8 +163,10 @@ class Proxy:
                 if marked.is_set() and not self.done.is_set():
                     self.done.set()
                     if self.action == "cut":  # the server did the work; the client never hears of it
-                        client.close()
-                        server.close()
+                        for sock in (client, server):
+                            with contextlib.suppress(OSError):
+                                sock.shutdown(socket.SHUT_RDWR)  # the FIN now, and the other thread woken
+                            sock.close()
                         return
                     self.released.wait()
                 client.sendall(data)
