@@ -86,6 +86,8 @@ def option(
     ``env`` (the first one set and non-empty, when several) replaces ``default``; its text goes through
     ``type`` like a command-line value, so a bad value is a usage error naming the variable.
     """
+    if default is None and kwargs.get("action") == "store_true":
+        default = False  # a flag not given is false (--json outputs say false, not null), as argparse's own
     variables = (env,) if isinstance(env, str) else tuple(env or ())
     notes = []
     if variables:
