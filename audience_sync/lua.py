@@ -278,6 +278,20 @@ end
 return {1, kept}
 """
 
+# KEYS lease, ledger. ARGV the value held, the final outcomes (space-separated), then pairs (object path,
+# version). Drops each record that is still final for that version, while the lease holds the value: 1, else 0.
+WATCH_FORGET: Final = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+local final = {}
+for outcome in string.gmatch(ARGV[2], '%S+') do final[outcome] = true end
+for i = 3, #ARGV, 2 do
+  local raw = redis.call('HGET', KEYS[2], ARGV[i])
+  local record = raw and cjson.decode(raw)
+  if record and final[record.outcome] and record.version == ARGV[i + 1] then redis.call('HDEL', KEYS[2], ARGV[i]) end
+end
+return 1
+"""
+
 # KEYS audiences, next-code, version. ARGV audience id, now, source, channel.
 # The entry of an audience, created (code from next-code, generation 1) if it is new.
 ENSURE_AUDIENCE: Final = """

@@ -82,6 +82,7 @@ _SCRIPTS: Final = {
         "WATCH_RENEW",
         "WATCH_RELEASE",
         "WATCH_RECORD",
+        "WATCH_FORGET",
     )
 }
 
@@ -522,6 +523,15 @@ class SyncStore:
             args += [path, record]
         held, kept = self._run("WATCH_RECORD", [lease_key, ledger_key], args)
         return bool(held), [_text(path) for path in kept]
+
+    def ledger_forget(
+        self, lease_key: str, ledger_key: str, value: str, versions: Mapping[str, str], final: Sequence[str]
+    ) -> bool:
+        """Drop the records (path -> version) still final for that version, while the lease holds ``value``."""
+        args: list[object] = [value, " ".join(final)]
+        for path, version in versions.items():
+            args += [path, version]
+        return bool(self._run("WATCH_FORGET", [lease_key, ledger_key], args))
 
     def ledger_read(self, ledger_key: str) -> dict[str, bytes]:
         """Every record of a watcher's ledger: object path -> JSON."""

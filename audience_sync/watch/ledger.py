@@ -154,6 +154,15 @@ class Lease:
             raise LeaseLost(f"lease {value or '(none)'} no longer held")
         return set(kept)
 
+    def forget(self, versions: Mapping[str, str]) -> None:
+        """Drop the records of files gone from the storage (path -> the version recorded final); LeaseLost if
+        the lease is no longer ours."""
+        value = self.value
+        if not value or not self.store.ledger_forget(self.key, self.ledger_key, value, versions, sorted(FINAL)):
+            if value:
+                self._lose(value)
+            raise LeaseLost(f"lease {value or '(none)'} no longer held")
+
     def guard(self, records: Mapping[str, Record]) -> CutoverGuard:
         """For a snapshot's cutover: switched in only under this lease, recording ``records`` with it."""
         return CutoverGuard(self.key, self.ledger_key, self.value, [(p, r.encode()) for p, r in records.items()])

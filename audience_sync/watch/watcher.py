@@ -29,7 +29,7 @@ import orjson
 
 from audience_sync.store import CutoverGuard, StoreFailure, StoreUnavailable, SyncStore
 from audience_sync.watch.ledger import Lease, LeaseLost
-from audience_sync.watch.plan import SNAPSHOT, Export, Plan, Rules, make_plan
+from audience_sync.watch.plan import SNAPSHOT, Export, Plan, Rules, forgotten, make_plan
 from audience_sync.watch.record import Record
 from audience_sync.watch.service import WatchMetrics
 from audience_sync.watch.storage import Storage, StoredFile, UnsafePath
@@ -135,6 +135,9 @@ class Watcher:
             self.previous = versions
             self.metrics.due.set(len(plan.due))
             self.metrics.waiting.set(len(plan.waiting))
+            gone = forgotten(listing, ledger)
+            if gone:  # files removed from the storage: their records go too (the ledger is read at every poll)
+                self.lease.forget(gone)
             for export in plan.superseded:
                 self._supersede(export, ledger)
                 report.handled.append((export, "superseded"))

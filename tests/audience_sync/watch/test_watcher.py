@@ -228,3 +228,26 @@ def test_a_stop_asked_while_listing_is_seen_before_the_first_fetch(
     watch.storage.list = listing_then_sigterm  # type: ignore[method-assign]
     assert outcomes(watch) == []  # nothing applied: stopped before its first fetch
     assert seen_by_readers(store) == {}
+
+
+def test_the_records_of_files_gone_from_the_storage_are_dropped_but_the_latest_snapshot_of_a_series(
+    watcher: Callable[..., Watcher], store: SyncStore, tmp_path: Path
+) -> None:
+    watch = watcher()
+    exports = tmp_path / "exports"
+    first, second = exports / "a_full_20260301000000.csv", exports / "a_full_20260302000000.csv"
+    delta = exports / "a_incremental_20260303000000.csv"
+    first.write_text(HEADER + "p1,vip\n")
+    second.write_text(HEADER + "p2,vip\n")
+    delta.write_text("profile_id,audience_id,status\np3,vip,realized\n")
+    outcomes(watch)
+    assert [o for _, o in outcomes(watch)] == ["applied", "applied", "applied"]
+    assert set(watch.lease.read()) == {str(first), str(second), str(delta)}
+    for gone in (first, second, delta):
+        gone.unlink()  # the bucket's lifecycle rule removed them
+    assert outcomes(watch) == []
+    assert set(watch.lease.read()) == {str(second)}  # the latest snapshot of its series stays
+    first.write_text(HEADER + "p1,vip\n")  # the older snapshot arrives again: still too old
+    outcomes(watch)
+    assert outcomes(watch) == [(first.name, "superseded")]
+    assert seen_by_readers(store) == {"p2": {"vip"}, "p3": {"vip"}}
