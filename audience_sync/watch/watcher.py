@@ -8,9 +8,15 @@ One export at a time, under the lease (ledger.py):
 3. the files are fetched (object stores) and handed to the ``load`` command (snapshots: its cutover checks
    the lease and records the files ``applied`` in the same script) or the ``apply`` command (deltas:
    recorded ``applied`` after; a replay after a crash is harmless, see docs/watch.md);
-4. a refused export (exit status 1: bad lines over the threshold, an audience left empty, an unreadable
-   file) is recorded ``refused`` with its reason and not tried again until a file of it changes; a
-   conflict or a Redis failure leaves it due, and later exports wait for it.
+4. a refused export (exit status 1: bad lines over the threshold, an audience left empty, an unreadable or
+   corrupt file, a key leading outside the work directory, whatever else load/apply raised on it) is
+   recorded ``refused`` with its reason and not tried again until a file of it changes; a conflict (4), a
+   file that cannot be fetched (2) or a Redis failure (3, 5) records it ``failed``: it stays due, and later
+   exports wait for it. Fetching counts as applying (``/live``; a stop interrupts it), and a stop is checked
+   before each fetch and each run of load/apply;
+5. a record that is not final never replaces a final one of the same version (WATCH_RECORD): a cutover
+   whose reply was lost, or a stop right after it, leaves the export ``applied``, reported as such;
+6. the records of files gone from the storage are dropped (but the latest snapshot applied per series).
 """
 
 from __future__ import annotations
