@@ -196,6 +196,15 @@ def cannot_listen(exc: OSError) -> str | None:
     return None
 
 
+def port_unavailable(prefix: str, host: str, port: int, exc: OSError) -> int:
+    """A server that cannot listen: said in one line (``prefix: cannot listen on host:port: the port is in
+    use``), Exit.UNAVAILABLE, as ``decision serve`` says it; any other OSError is raised again."""
+    reason = cannot_listen(exc)
+    if reason is None:
+        raise exc
+    return fail(prefix, f"cannot listen on {host}:{port}: {reason}", Exit.UNAVAILABLE)
+
+
 def flushed(run: Callable[[], int]) -> int:
     """``run()``'s status, its output flushed; a reader gone early (``| head``): CLOSED_PIPE, quietly."""
     try:

@@ -32,7 +32,7 @@ from audience_sync.watch.plan import MARKER, SNAPSHOT, STABLE, Export, Rules
 from audience_sync.watch.service import HealthServer, WatchMetrics
 from audience_sync.watch.storage import Storage
 from audience_sync.watch.watcher import Ran, Stopped, Watcher
-from inbound_common.cli import Exit, cannot_listen, option, port, some_seconds
+from inbound_common.cli import Exit, option, port, port_unavailable, some_seconds
 from inbound_common.keys import KeySpace
 
 Command = Callable[[argparse.Namespace], int]
@@ -157,11 +157,7 @@ def run(args: argparse.Namespace) -> int:
     try:  # bound first: a port in use leaves nothing behind
         server = HealthServer(args.host, args.port, WatchMetrics())
     except OSError as exc:
-        reason = cannot_listen(exc)
-        if reason is None:
-            raise
-        print(f"audience-sync watch: cannot listen on {args.host}:{args.port}: {reason}", file=sys.stderr)
-        return Exit.UNAVAILABLE
+        return port_unavailable("audience-sync watch", args.host, args.port, exc)
     try:
         return _watch(args, name, storage, server)
     finally:

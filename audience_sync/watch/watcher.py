@@ -51,7 +51,6 @@ class Ran:
     status: int
     summary: Mapping[str, Any] | None = None
     error: str = ""  # an exception that ended it (an unreadable file)
-    failed: bool = False  # not load's or apply's outcome: the storage or Redis failed (tried again)
 
     @property
     def reason(self) -> str:
@@ -236,9 +235,9 @@ class Watcher:
             except UnsafePath as exc:  # a key naming a place outside the work directory: never written
                 return Ran(Exit.INVALID, error=str(exc))
             except Exception as exc:  # the filesystem's errors: tried again on the next poll
-                return Ran(Exit.USAGE, error=f"cannot fetch: {type(exc).__name__}: {exc}", failed=True)
+                return Ran(Exit.USAGE, error=f"cannot fetch: {type(exc).__name__}: {exc}")
             if path is None:
-                return Ran(Exit.CONFLICT, error="changed while it was fetched", failed=True)
+                return Ran(Exit.CONFLICT, error="changed while it was fetched")
             paths.append(path)
         guard = self.lease.guard(self._records(export, ledger, "applied")) if export.kind == SNAPSHOT else None
         self._check_stop()
@@ -246,7 +245,7 @@ class Watcher:
             return self.run_export(export, paths, guard)
         except StoreFailure as exc:
             status = Exit.UNAVAILABLE if isinstance(exc, StoreUnavailable) else Exit.REDIS
-            return Ran(status, error=f"Redis: {type(exc).__name__}: {exc}", failed=True)
+            return Ran(status, error=f"Redis: {type(exc).__name__}: {exc}")
         except OSError as exc:  # an unreadable or corrupt file: as load refuses it
             return Ran(Exit.INVALID, error=str(exc))
         except LeaseLost:
