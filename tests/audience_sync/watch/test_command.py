@@ -215,5 +215,7 @@ async def test_two_watchers_at_once_apply_each_file_once(
     later = f"{bucket}/aep/x_incremental_20260301_100000.json"
     s3.pipe(later, incremental([("p2", "seg-new", "realized")], "2026-03-01T10:00:00Z"))
     await until(applied(store, name, later), "the other watcher to apply a later file")
+    # Its line follows the ledger's record: wait for it rather than race the pipe.
+    await until(lambda: f"s3://{later}" in standby.outcomes(), "the other watcher's line for the later file")
     assert standby.outcomes()[-1] == f"s3://{later}"
     assert orjson.loads(store.client.get(store.keys.watch_fence(name)) or b"0") == 2  # two leases in all
