@@ -18,7 +18,6 @@ written: a file with bad lines writes nothing (errors name ``file:line``).
 from __future__ import annotations
 
 import csv
-import gzip
 import io
 import os
 from collections.abc import Iterator, Mapping, Sequence
@@ -31,11 +30,12 @@ from audience_sync.attributes import AttributeChange, AttributeRejected, encode
 from audience_sync.formats.parquet_rows import is_parquet, row_lines, without_nulls
 from audience_sync.formats.xdm import identities, is_profile
 from audience_sync.records import InvalidField, ParseStats, check_profile_id, parse_time
+from audience_sync.sources import gunzipped
 
 
 def _open(path: str) -> IO[str]:
     if path.endswith(".gz"):
-        return io.TextIOWrapper(gzip.open(path), encoding="utf-8", newline="")
+        return io.TextIOWrapper(gunzipped(open(path, "rb"), path, owned=True), encoding="utf-8", newline="")
     return open(path, encoding="utf-8", newline="")
 
 

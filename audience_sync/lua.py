@@ -256,11 +256,39 @@ if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 return redis.call('DEL', KEYS[1])
 """
 
-# KEYS lease, ledger. ARGV the value held, then pairs (object path, record JSON).
-# Writes the records only while the lease holds that value (fenced): 1, else 0.
+# KEYS lease, ledger. ARGV the value held, the final outcomes (space-separated), then pairs (object path,
+# record JSON). Writes the records only while the lease holds that value (fenced): {1, kept}, else {0, {}}.
+# A record that is not final never replaces a final one of the same version: those paths are ``kept`` as they
+# are (a cutover recorded its files applied, and its reply was lost or a stop came before the watcher knew).
 WATCH_RECORD: Final = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {0, {}} end
+local final = {}
+for outcome in string.gmatch(ARGV[2], '%S+') do final[outcome] = true end
+local kept = {}
+for i = 3, #ARGV, 2 do
+  local record = cjson.decode(ARGV[i + 1])
+  local raw = redis.call('HGET', KEYS[2], ARGV[i])
+  local before = raw and cjson.decode(raw)
+  if before and final[before.outcome] and not final[record.outcome] and before.version == record.version then
+    kept[#kept + 1] = ARGV[i]
+  else
+    redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
+  end
+end
+return {1, kept}
+"""
+
+# KEYS lease, ledger. ARGV the value held, the final outcomes (space-separated), then pairs (object path,
+# version). Drops each record that is still final for that version, while the lease holds the value: 1, else 0.
+WATCH_FORGET: Final = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-for i = 2, #ARGV, 2 do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]) end
+local final = {}
+for outcome in string.gmatch(ARGV[2], '%S+') do final[outcome] = true end
+for i = 3, #ARGV, 2 do
+  local raw = redis.call('HGET', KEYS[2], ARGV[i])
+  local record = raw and cjson.decode(raw)
+  if record and final[record.outcome] and record.version == ARGV[i + 1] then redis.call('HDEL', KEYS[2], ARGV[i]) end
+end
 return 1
 """
 

@@ -8,6 +8,7 @@ import io
 import itertools
 import os
 import sys
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +33,50 @@ class Opened:
     plain: bool = False
 
 
+class _Gunzipped(io.RawIOBase):
+    """A gzip stream's decompressed bytes, where a truncated or corrupt stream is an OSError naming the file.
+
+    gzip raises EOFError for a stream cut short (a half-uploaded export) and zlib.error for corrupt deflate
+    data, neither an OSError: every read of the input goes through ``readinto`` here, so every reader (the
+    format's detection, the blocks, apply's lines, attributes) refuses the file in one located line.
+    """
+
+    def __init__(self, fileobj: Any, path: str, *, owned: bool) -> None:
+        super().__init__()
+        self._gzip = gzip.GzipFile(fileobj=fileobj, mode="rb")
+        self._file = fileobj if owned else None
+        self._path = path
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        try:
+            return self._gzip.readinto(buffer)
+        except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+            raise OSError(f"{self._path}: corrupt gzip: {exc}") from None
+
+    def close(self) -> None:
+        self._gzip.close()
+        if self._file is not None:
+            self._file.close()
+        super().close()
+
+
+def gunzipped(fileobj: Any, path: str, *, owned: bool = False) -> io.BufferedReader:
+    """The decompressed bytes of a gzip stream (``fileobj``, closed with them if ``owned``), read through
+    ``_Gunzipped``."""
+    return io.BufferedReader(_Gunzipped(fileobj, path, owned=owned), BUFFER)
+
+
+def _located(path: str, rows: Iterator[bytes]) -> Iterator[bytes]:
+    """A Parquet file's rows, a corrupt part of it an OSError naming the file."""
+    try:
+        yield from rows
+    except OSError as exc:
+        raise OSError(f"{path}: {exc}") from None
+
+
 def input_size(path: str) -> int | None:
     if path == "-":
         return None
@@ -54,11 +99,11 @@ def open_input(path: str, fmt: Format = Format.AUTO) -> Iterator[Opened]:
                 first = next(lines, None)  # opens the file: not Parquet fails here, before any parsing
             except OSError as exc:
                 raise OSError(f"{path}: {exc}") from None
-            rows = lines if first is None else itertools.chain([first], lines)
+            rows = _located(path, lines if first is None else itertools.chain([first], lines))
             yield Opened(rows, Format.PARQUET, (lambda: 0) if path == "-" else raw.tell, input_size(path))
             return
         compressed = reader.peek(2)[:2] == GZIP_MAGIC
-        stream: Any = io.BufferedReader(gzip.GzipFile(fileobj=reader, mode="rb"), BUFFER) if compressed else reader
+        stream: Any = gunzipped(reader, path) if compressed else reader
         if fmt is Format.AUTO:
             fmt = detect(path, stream.peek(BUFFER))  # the first lines vote: one corrupt line decides nothing
         position = (lambda: 0) if path == "-" else raw.tell

@@ -82,6 +82,7 @@ _SCRIPTS: Final = {
         "WATCH_RENEW",
         "WATCH_RELEASE",
         "WATCH_RECORD",
+        "WATCH_FORGET",
     )
 }
 
@@ -511,12 +512,26 @@ class SyncStore:
     def lease_release(self, lease_key: str, value: str) -> bool:
         return bool(self._run("WATCH_RELEASE", [lease_key], [value]))
 
-    def ledger_write(self, lease_key: str, ledger_key: str, value: str, records: Sequence[tuple[str, bytes]]) -> bool:
-        """Write ledger records while the lease holds ``value`` (fenced); False if it does not."""
-        args: list[object] = [value]
+    def ledger_write(
+        self, lease_key: str, ledger_key: str, value: str, records: Sequence[tuple[str, bytes]], final: Sequence[str]
+    ) -> tuple[bool, list[str]]:
+        """Write ledger records while the lease holds ``value`` (fenced): (False, []) if it does not; else (True,
+        the paths whose record was kept: final for the same version, where the new one's outcome is not in
+        ``final``)."""
+        args: list[object] = [value, " ".join(final)]
         for path, record in records:
             args += [path, record]
-        return bool(self._run("WATCH_RECORD", [lease_key, ledger_key], args))
+        held, kept = self._run("WATCH_RECORD", [lease_key, ledger_key], args)
+        return bool(held), [_text(path) for path in kept]
+
+    def ledger_forget(
+        self, lease_key: str, ledger_key: str, value: str, versions: Mapping[str, str], final: Sequence[str]
+    ) -> bool:
+        """Drop the records (path -> version) still final for that version, while the lease holds ``value``."""
+        args: list[object] = [value, " ".join(final)]
+        for path, version in versions.items():
+            args += [path, version]
+        return bool(self._run("WATCH_FORGET", [lease_key, ledger_key], args))
 
     def ledger_read(self, ledger_key: str) -> dict[str, bytes]:
         """Every record of a watcher's ledger: object path -> JSON."""

@@ -28,7 +28,9 @@ def _input(stats: ParseStats, errors: Iterable[str]) -> dict[str, Any]:
 
 def identity_counts(stats: ParseStats) -> dict[str, int]:
     """``profiles``: XDM profiles read; ``identities``: the profile ids they are written under (every id of
-    each chosen namespace, summed over the profiles). Both 0 for flat records, whose rows are memberships."""
+    each chosen namespace, summed over the profiles: an id two profiles list counts for each — writes, not
+    distinct ids, which a streamed load could count only by remembering every id; docs/audience-sync.md).
+    Both 0 for flat records, whose rows are memberships."""
     return {"profiles": stats.profiles, "identities": stats.identities}
 
 

@@ -10,6 +10,7 @@ traceback.
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
 import textwrap
@@ -85,6 +86,8 @@ def option(
     ``env`` (the first one set and non-empty, when several) replaces ``default``; its text goes through
     ``type`` like a command-line value, so a bad value is a usage error naming the variable.
     """
+    if default is None and kwargs.get("action") == "store_true":
+        default = False  # a flag not given is false (--json outputs say false, not null), as argparse's own
     variables = (env,) if isinstance(env, str) else tuple(env or ())
     notes = []
     if variables:
@@ -181,6 +184,25 @@ def fail(prefix: str, message: str, status: Exit) -> int:
     """Say what went wrong on one line of stderr (``decision serve: ...``); returns ``status``."""
     print(f"{prefix}: {message}", file=sys.stderr)
     return int(status)
+
+
+def cannot_listen(exc: OSError) -> str | None:
+    """Why a server cannot listen on its address (the port in use...), said as every command says it; None
+    when ``exc`` is another OSError."""
+    if exc.errno == errno.EADDRINUSE:
+        return "the port is in use"
+    if exc.errno in (errno.EADDRNOTAVAIL, errno.EACCES):
+        return os.strerror(exc.errno)
+    return None
+
+
+def port_unavailable(prefix: str, host: str, port: int, exc: OSError) -> int:
+    """A server that cannot listen: said in one line (``prefix: cannot listen on host:port: the port is in
+    use``), Exit.UNAVAILABLE, as ``decision serve`` says it; any other OSError is raised again."""
+    reason = cannot_listen(exc)
+    if reason is None:
+        raise exc
+    return fail(prefix, f"cannot listen on {host}:{port}: {reason}", Exit.UNAVAILABLE)
 
 
 def flushed(run: Callable[[], int]) -> int:

@@ -25,7 +25,7 @@ STATUSES: Final = {
     Exit.INVALID: "bad lines over --max-bad-ratio, an unreadable file, an audience left empty without "
     "--allow-empty, no audience in the input: nothing was applied",
     Exit.USAGE: "",
-    Exit.UNAVAILABLE: "Redis: connection refused, timeout, loading; receive: the port in use",
+    Exit.UNAVAILABLE: "Redis: connection refused, timeout, loading; receive, watch: the port in use",
     Exit.CONFLICT: "a snapshot of the same audience is loading, or a newer one was switched in first: nothing "
     "was applied",
     Exit.REDIS: "",

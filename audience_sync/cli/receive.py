@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import errno
 import os
-import sys
 from typing import Any
 
 from audience_sync.attribute_options import add_arguments as add_attribute_arguments
@@ -27,7 +25,7 @@ from audience_sync.formats.ndjson_rows import NdjsonOptions
 from audience_sync.formats.xdm import XdmOptions
 from audience_sync.receive.auth import ENV_TOKENS, Access
 from audience_sync.receive.payloads import PayloadOptions
-from inbound_common.cli import Exit, option, port, seconds, size, some_seconds
+from inbound_common.cli import Exit, option, port, port_unavailable, seconds, size, some_seconds
 
 
 def _serve(args: argparse.Namespace) -> None:
@@ -71,13 +69,8 @@ def run(args: argparse.Namespace) -> int:
         _serve(args)
     except ValueError as exc:  # bad credentials files (AuthConfigError), options
         raise UsageError(str(exc)) from None
-    except OSError as exc:
-        if exc.errno not in (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES):
-            raise
-        # As `decision serve` says it, with the same status: the port is unavailable, not a usage error.
-        reason = os.strerror(exc.errno) if exc.errno != errno.EADDRINUSE else "the port is in use"
-        print(f"audience-sync receive: cannot listen on {args.host}:{args.port}: {reason}", file=sys.stderr)
-        return Exit.UNAVAILABLE
+    except OSError as exc:  # the port is unavailable, not a usage error
+        return port_unavailable("audience-sync receive", args.host, args.port, exc)
     return Exit.OK
 
 

@@ -32,10 +32,12 @@ from audience_sync.watch.plan import MARKER, SNAPSHOT, STABLE, Export, Rules
 from audience_sync.watch.service import HealthServer, WatchMetrics
 from audience_sync.watch.storage import Storage
 from audience_sync.watch.watcher import Ran, Stopped, Watcher
-from inbound_common.cli import Exit, option, port, some_seconds
+from inbound_common.cli import Exit, option, port, port_unavailable, some_seconds
 from inbound_common.keys import KeySpace
 
 Command = Callable[[argparse.Namespace], int]
+# --drain ends at an export that failed with these: the storage (2) or Redis (3, 5) failed.
+DRAIN_ENDS: Final = frozenset({Exit.USAGE, Exit.UNAVAILABLE, Exit.REDIS})
 COMMANDS: Final[dict[str, tuple[Command, int]]] = {  # what runs an export of each kind, its default --batch-size
     "load": (load.run, load.BATCH_SIZE),
     "apply": (apply.run, apply.BATCH_SIZE),
@@ -147,32 +149,56 @@ class _Stop:
 
 def run(args: argparse.Namespace) -> int:
     """Watch until SIGTERM/SIGINT (or, with --drain, until nothing is left to apply)."""
-    try:
-        return _watch(args)
-    except (ValueError, ImportError) as exc:  # bad options, no fsspec or no filesystem for the URL's scheme
+    try:  # bad options, no fsspec or no filesystem for the URL's scheme: usage errors; nothing after is one
+        name = _check(args)
+        storage = Storage(args.url, dict(args.storage_option))
+    except (ValueError, ImportError) as exc:
         raise UsageError(str(exc)) from None
+    try:  # bound first: a port in use leaves nothing behind
+        server = HealthServer(args.host, args.port, WatchMetrics())
+    except OSError as exc:
+        return port_unavailable("audience-sync watch", args.host, args.port, exc)
+    try:
+        return _watch(args, name, storage, server)
+    finally:
+        server.stop()
 
 
-def _watch(args: argparse.Namespace) -> int:
+def _check(args: argparse.Namespace) -> str:
+    """The options' checks (ValueError); the watcher's name."""
     if not args.snapshot and not args.deltas:
         raise ValueError("say which files to apply: --snapshot GLOB and/or --deltas GLOB")
     if args.dry_run:
         raise ValueError("--dry-run is not for watch: try load or apply --dry-run on a file")
-    name = args.name or args.url.rstrip("/")
+    name = str(args.name or args.url.rstrip("/"))
     if not name or any(c.isspace() for c in name):
         raise ValueError(f"--name {name!r}: no spaces")
     for path_option in ("attribute_map", "rejects"):  # read or written per export: an absolute path
         if getattr(args, path_option, None):
             setattr(args, path_option, os.path.abspath(getattr(args, path_option)))
-    storage = Storage(args.url, dict(args.storage_option))
+    return name
+
+
+def _watch(args: argparse.Namespace, name: str, storage: Storage, server: HealthServer) -> int:
     store = SyncStore(connect(args.redis_url), KeySpace(args.key_prefix))
     work_dir = args.work_dir or tempfile.mkdtemp(prefix="audience-sync-watch-")
-    metrics = WatchMetrics()
+    try:
+        return _loop(args, name, storage, server, store, work_dir)
+    finally:
+        store.close()
+        if not args.work_dir:
+            shutil.rmtree(work_dir, ignore_errors=True)
+
+
+def _loop(
+    args: argparse.Namespace, name: str, storage: Storage, server: HealthServer, store: SyncStore, work_dir: str
+) -> int:
+    metrics = server.metrics
     stop = _Stop()
     lease = Lease(store, name, owner_id(), ttl=args.lease_ttl, on_lost=stop.lease_lost)
     rules = Rules(tuple(args.snapshot), tuple(args.deltas), args.ready, args.marker)
-    watcher = Watcher(storage, store, lease, rules, ExportRunner(args), owner=lease.owner,
-                      work_dir=work_dir, metrics=metrics, json=args.json)  # fmt: skip
+    watcher = Watcher(storage, store, lease, rules, ExportRunner(args), owner=lease.owner, work_dir=work_dir,
+                      metrics=metrics, json=args.json, stopping=lambda: stop.stopping)  # fmt: skip
     stop.applying = lambda: watcher.applying is not None
     idle_limit = 3 * args.poll_interval + 10
 
@@ -189,7 +215,7 @@ def _watch(args: argparse.Namespace) -> int:
             return f"Redis refuses writes: {type(exc).__name__}: {exc}"
         return ""
 
-    server = HealthServer(args.host, args.port, metrics, live=live, ready=ready)
+    server.live, server.ready = live, ready
     server.start()
     saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)}
     signal.signal(signal.SIGTERM, stop.on_signal)
@@ -197,7 +223,7 @@ def _watch(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGUSR1, stop.on_lease_lost_signal)
     print(f"audience-sync watch: watching {args.url} as {name!r} (owner {lease.owner}); /health, /live and "
           f"/metrics on http://{args.host}:{server.port}", file=sys.stderr, flush=True)  # fmt: skip
-    status = int(Exit.OK)
+    status = int(Exit.OK)  # --drain: the first non-zero status of an export
     try:
         while not stop.stopping:
             report = watcher.poll()
@@ -207,6 +233,8 @@ def _watch(args: argparse.Namespace) -> int:
                     return Exit.USAGE
                 if report.role == "redis_error":
                     return Exit.UNAVAILABLE
+                if report.failed in DRAIN_ENDS:  # the storage or Redis failed on an export: no use waiting
+                    return report.failed
                 if report.role == "leader" and not report.plan.due and not report.plan.waiting:
                     return status
             stop.event.wait(args.poll_interval)
@@ -218,8 +246,4 @@ def _watch(args: argparse.Namespace) -> int:
         for signum, handler in saved.items():
             signal.signal(signum, handler)
         lease.release()
-        server.stop()
-        store.close()
-        if not args.work_dir:
-            shutil.rmtree(work_dir, ignore_errors=True)
-    return status
+    return Exit.OK  # stopped by SIGTERM/SIGINT between exports: what the exports gave is in their lines

@@ -51,7 +51,7 @@ def jsonable(value: Any) -> Any:
 
 def row_lines(source: str | IO[bytes], row_groups: list[int] | None = None) -> Iterator[bytes]:
     """Each row (of ``row_groups``, or all) as one JSON object line. OSError when the file is not readable
-    Parquet."""
+    Parquet, or a part of it is corrupt."""
     # lazy, start-up (loadtest.startup): pyarrow.parquet ~30 ms that the loads of other formats do not pay
     import pyarrow.parquet as pq
 
@@ -59,7 +59,14 @@ def row_lines(source: str | IO[bytes], row_groups: list[int] | None = None) -> I
         rows = pq.ParquetFile(source)
     except (pyarrow.ArrowException, ValueError) as exc:
         raise OSError(f"not a readable Parquet file: {exc}") from None
-    for batch in rows.iter_batches(batch_size=BATCH_ROWS, row_groups=row_groups):
+    batches = rows.iter_batches(batch_size=BATCH_ROWS, row_groups=row_groups)
+    while True:
+        try:  # a corrupt page past the footer: pyarrow raises ArrowInvalid (a ValueError), not an OSError
+            batch = next(batches, None)
+        except (pyarrow.ArrowException, ValueError) as exc:
+            raise OSError(f"corrupt Parquet: {exc}") from None
+        if batch is None:
+            return
         for row in batch.to_pylist(maps_as_pydicts="lossy"):
             # Date-times without a zone are written without an offset: read as UTC, as in the other formats.
             yield orjson.dumps(row, default=jsonable)

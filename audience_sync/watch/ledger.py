@@ -4,6 +4,9 @@ The ledger (``KeySpace.watch_ledger``) maps each object path to a JSON record: t
 refused (ETag and size), the outcome and why. A file is done when its record has its current version
 and a final outcome (``applied``, ``refused``, ``superseded``); any other file is applied (again):
 new, rewritten (another ETag or size), or left ``applying`` by a watcher that died or lost its lease.
+A final record is never replaced by one that is not final for the same version (the script checks): a
+snapshot's cutover records its files ``applied`` in Redis, and a watcher that then gets no reply (a
+timeout) or a stop must not record them ``failed`` or ``interrupted`` and so load the snapshot again.
 
 The lease (``KeySpace.watch_lease``) is a key with a TTL holding ``<token> <owner>``; each acquisition
 takes the next token (``watch_fence``). Every ledger write and every cutover of a watcher is made by a
@@ -19,7 +22,7 @@ import time
 from collections.abc import Callable, Mapping
 
 from audience_sync.store import CutoverGuard, StoreFailure, SyncStore
-from audience_sync.watch.record import Record
+from audience_sync.watch.record import FINAL, Record
 
 log = logging.getLogger("audience_sync.watch")
 
@@ -137,11 +140,25 @@ class Lease:
     def read(self) -> dict[str, Record]:
         return {path: Record.decode(raw) for path, raw in self.store.ledger_read(self.ledger_key).items()}
 
-    def write(self, records: Mapping[str, Record]) -> None:
-        """Record files under the lease; LeaseLost if it is no longer ours."""
+    def write(self, records: Mapping[str, Record]) -> set[str]:
+        """Record files under the lease; LeaseLost if it is no longer ours. Returns the paths whose record was
+        kept: a record that is not final never replaces a final one of the same version (WATCH_RECORD)."""
         value = self.value
         pairs = [(path, record.encode()) for path, record in records.items()]
-        if not value or not self.store.ledger_write(self.key, self.ledger_key, value, pairs):
+        held, kept = False, list[str]()
+        if value:
+            held, kept = self.store.ledger_write(self.key, self.ledger_key, value, pairs, sorted(FINAL))
+        if not held:
+            if value:
+                self._lose(value)
+            raise LeaseLost(f"lease {value or '(none)'} no longer held")
+        return set(kept)
+
+    def forget(self, versions: Mapping[str, str]) -> None:
+        """Drop the records of files gone from the storage (path -> the version recorded final); LeaseLost if
+        the lease is no longer ours."""
+        value = self.value
+        if not value or not self.store.ledger_forget(self.key, self.ledger_key, value, versions, sorted(FINAL)):
             if value:
                 self._lose(value)
             raise LeaseLost(f"lease {value or '(none)'} no longer held")

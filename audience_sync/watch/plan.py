@@ -121,6 +121,21 @@ def make_plan(
     return plan
 
 
+def forgotten(listing: Sequence[StoredFile], ledger: Mapping[str, Record]) -> dict[str, str]:
+    """The final records of files no longer listed (path -> version), which the ledger drops so that it stays
+    about as large as the listing — except, per series, the latest snapshot applied: what a late, older
+    snapshot is found ``superseded`` by, even once its file is gone."""
+    listed = {f.path for f in listing}
+    latest: dict[str, tuple[float, str]] = {}
+    for path, record in ledger.items():
+        if record.kind == SNAPSHOT and record.outcome == "applied":
+            latest[record.series] = max(
+                latest.get(record.series, (record.export_time, path)), (record.export_time, path)
+            )
+    kept = {path for _, path in latest.values()}
+    return {p: r.version for p, r in ledger.items() if p not in listed and r.final and p not in kept}
+
+
 def _ready(stored: StoredFile, previous: Mapping[str, str], marked: set[str], rules: Rules) -> bool:
     if rules.ready == MARKER:
         return posixpath.dirname(stored.relative) in marked

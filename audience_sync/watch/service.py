@@ -59,7 +59,8 @@ class WatchMetrics:
 class HealthServer:
     """The endpoints, on a thread of their own (the poll loop is synchronous)."""
 
-    def __init__(self, host: str, port: int, metrics: WatchMetrics, *, live: Check, ready: Check) -> None:
+    def __init__(self, host: str, port: int, metrics: WatchMetrics, *, live: Check = str, ready: Check = str) -> None:
+        """Binds the port (OSError when it cannot); answers once started. ``live``, ``ready``: '' while fine."""
         server = self
 
         class Handler(BaseHTTPRequestHandler):

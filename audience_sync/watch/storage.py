@@ -25,6 +25,10 @@ EXTRAS: Final = {
 }
 
 
+class UnsafePath(Exception):
+    """An object whose key would be copied outside the work directory (``..`` in it): never fetched."""
+
+
 @dataclass(frozen=True, slots=True)
 class StoredFile:
     """One object (or file) under the watched prefix, as listed."""
@@ -108,10 +112,16 @@ class Storage:
         return files
 
     def fetch(self, stored: StoredFile, directory: str) -> str:
-        """A local path holding the file's content: the file itself when local, else a copy under ``directory``."""
+        """A local path holding the file's content: the file itself when local, else a copy under ``directory``
+        (modified when the object was: ``LastModified``). UnsafePath for a key that leads outside it (``..``)."""
         if self.local:
             return stored.path
-        target = os.path.join(directory, stored.relative)
+        base = os.path.abspath(directory)
+        target = os.path.normpath(os.path.join(base, stored.relative))
+        if os.path.commonpath([base, target]) != base or target == base:
+            raise UnsafePath(f"{stored.url}: its key leads outside the work directory ({stored.relative!r}): not read")
         os.makedirs(os.path.dirname(target), exist_ok=True)
         self.fs.get_file(stored.path, target)
+        if stored.mtime is not None:  # the copy's modification time is the object's: its export time (attributes)
+            os.utime(target, (stored.mtime, stored.mtime))
         return target

@@ -8,9 +8,15 @@ One export at a time, under the lease (ledger.py):
 3. the files are fetched (object stores) and handed to the ``load`` command (snapshots: its cutover checks
    the lease and records the files ``applied`` in the same script) or the ``apply`` command (deltas:
    recorded ``applied`` after; a replay after a crash is harmless, see docs/watch.md);
-4. a refused export (exit status 1: bad lines over the threshold, an audience left empty, an unreadable
-   file) is recorded ``refused`` with its reason and not tried again until a file of it changes; a
-   conflict or a Redis failure leaves it due, and later exports wait for it.
+4. a refused export (exit status 1: bad lines over the threshold, an audience left empty, an unreadable or
+   corrupt file, a key leading outside the work directory, whatever else load/apply raised on it) is
+   recorded ``refused`` with its reason and not tried again until a file of it changes; a conflict (4), a
+   file that cannot be fetched (2) or a Redis failure (3, 5) records it ``failed``: it stays due, and later
+   exports wait for it. Fetching counts as applying (``/live``; a stop interrupts it), and a stop is checked
+   before each fetch and each run of load/apply;
+5. a record that is not final never replaces a final one of the same version (WATCH_RECORD): a cutover
+   whose reply was lost, or a stop right after it, leaves the export ``applied``, reported as such;
+6. the records of files gone from the storage are dropped (but the latest snapshot applied per series).
 """
 
 from __future__ import annotations
@@ -27,12 +33,12 @@ from typing import IO, Any
 
 import orjson
 
-from audience_sync.store import CutoverGuard, StoreFailure, SyncStore
+from audience_sync.store import CutoverGuard, StoreFailure, StoreUnavailable, SyncStore
 from audience_sync.watch.ledger import Lease, LeaseLost
-from audience_sync.watch.plan import SNAPSHOT, Export, Plan, Rules, make_plan
+from audience_sync.watch.plan import SNAPSHOT, Export, Plan, Rules, forgotten, make_plan
 from audience_sync.watch.record import Record
 from audience_sync.watch.service import WatchMetrics
-from audience_sync.watch.storage import Storage, StoredFile
+from audience_sync.watch.storage import Storage, StoredFile, UnsafePath
 from inbound_common.cli import Exit
 
 log = logging.getLogger("audience_sync.watch")
@@ -64,6 +70,7 @@ class PollReport:
     plan: Plan = field(default_factory=Plan)
     handled: list[tuple[Export, str]] = field(default_factory=list)  # (export, outcome)
     status: int = Exit.OK  # the first non-zero exit status of an export this poll
+    failed: int = Exit.OK  # the status of the export that ended ``failed`` (later ones wait for it)
 
 
 class Stopped(Exception):
@@ -85,6 +92,7 @@ class Watcher:
         json: bool = False,
         out: IO[str] | None = None,
         clock: Callable[[], float] = time.time,
+        stopping: Callable[[], bool] = lambda: False,
     ) -> None:
         self.storage = storage
         self.store = store
@@ -97,6 +105,7 @@ class Watcher:
         self.json = json
         self.out = out if out is not None else sys.stdout
         self.clock = clock
+        self.stopping = stopping  # a stop was asked: checked before each fetch and each run of load/apply
         self.previous: dict[str, str] = {}  # path -> version at the previous poll
         self.applying: Export | None = None
         self.storage_problem = "not listed yet"  # why the last listing failed ('' it succeeded)
@@ -131,15 +140,21 @@ class Watcher:
             self.previous = versions
             self.metrics.due.set(len(plan.due))
             self.metrics.waiting.set(len(plan.waiting))
+            gone = forgotten(listing, ledger)
+            if gone:  # files removed from the storage: their records go too (the ledger is read at every poll)
+                self.lease.forget(gone)
             for export in plan.superseded:
                 self._supersede(export, ledger)
                 report.handled.append((export, "superseded"))
             for export in plan.due:
+                if self.stopping():
+                    break
                 outcome, status = self._apply(export, ledger)
                 report.handled.append((export, outcome))
                 if status and not report.status:
                     report.status = status
                 if outcome not in ("applied", "refused"):
+                    report.failed = status
                     break  # later exports wait for this one
         except LeaseLost:
             self.metrics.lease_lost.inc()
@@ -188,31 +203,14 @@ class Watcher:
             self._drop_abandoned(export, abandoned)
         started = time.monotonic()
         directory = os.path.join(self.work_dir, f"{self.lease.token}-{int(started * 1000)}")
+        self.applying = export  # from here a stop interrupts it (KeyboardInterrupt), fetching included
         try:
-            try:
-                fetched = [self._fetch(stored, directory) for stored in export.files]
-            except Exception as exc:  # the filesystem's errors: tried again on the next poll
-                return self._failed(export, ledger, f"cannot fetch: {type(exc).__name__}: {exc}")
-            paths = [p for p in fetched if p is not None]
-            if len(paths) < len(fetched):
-                return self._failed(export, ledger, "changed while it was fetched")
-            guard = self.lease.guard(self._records(export, ledger, "applied")) if export.kind == SNAPSHOT else None
-            self.applying = export
-            try:
-                ran = self.run_export(export, paths, guard)
-            except LeaseLost:
-                raise
-            except KeyboardInterrupt:
-                self.applying = None
-                self._record(export, ledger, "interrupted", "stopped (SIGTERM/SIGINT) while applying")
-                raise Stopped from None
-            except StoreFailure as exc:
-                return self._failed(export, ledger, f"Redis: {type(exc).__name__}: {exc}")
-            except OSError as exc:  # an unreadable or corrupt file: as load refuses it
-                ran = Ran(Exit.INVALID, error=str(exc))
-            finally:
-                self.applying = None
+            ran = self._fetch_and_run(export, ledger, directory)
+        except KeyboardInterrupt:
+            self.applying = None
+            return self._interrupted(export, ledger)
         finally:
+            self.applying = None
             shutil.rmtree(directory, ignore_errors=True)
         self.metrics.seconds.labels(export.kind).observe(time.monotonic() - started)
         if ran.status == Exit.OK:
@@ -225,7 +223,40 @@ class Watcher:
             return self._done(export, "refused", ran)
         if not self.lease.held:
             raise LeaseLost("lost while applying")
-        return self._failed(export, ledger, ran.reason, ran)
+        return self._failed(export, ledger, ran)
+
+    def _fetch_and_run(self, export: Export, ledger: Mapping[str, Record], directory: str) -> Ran:
+        """Fetch the export's files and run load/apply on them; what went wrong as the status it ends with."""
+        paths: list[str] = []
+        for stored in export.files:
+            self._check_stop()
+            try:
+                path = self._fetch(stored, directory)
+            except UnsafePath as exc:  # a key naming a place outside the work directory: never written
+                return Ran(Exit.INVALID, error=str(exc))
+            except Exception as exc:  # the filesystem's errors: tried again on the next poll
+                return Ran(Exit.USAGE, error=f"cannot fetch: {type(exc).__name__}: {exc}")
+            if path is None:
+                return Ran(Exit.CONFLICT, error="changed while it was fetched")
+            paths.append(path)
+        guard = self.lease.guard(self._records(export, ledger, "applied")) if export.kind == SNAPSHOT else None
+        self._check_stop()
+        try:
+            return self.run_export(export, paths, guard)
+        except StoreFailure as exc:
+            status = Exit.UNAVAILABLE if isinstance(exc, StoreUnavailable) else Exit.REDIS
+            return Ran(status, error=f"Redis: {type(exc).__name__}: {exc}")
+        except OSError as exc:  # an unreadable or corrupt file: as load refuses it
+            return Ran(Exit.INVALID, error=str(exc))
+        except LeaseLost:
+            raise
+        except Exception as exc:  # anything else load or apply raised on this export: it is refused, not retried
+            log.exception("%s raised on %s", "load" if export.kind == SNAPSHOT else "apply", export.name)
+            return Ran(Exit.INVALID, error=f"{type(exc).__name__}: {exc}")
+
+    def _check_stop(self) -> None:
+        if self.stopping():
+            raise KeyboardInterrupt
 
     def _fetch(self, stored: StoredFile, directory: str) -> str | None:
         path = self.storage.fetch(stored, directory)
@@ -239,17 +270,40 @@ class Watcher:
             log.warning("dropping the pending generation(s) %s of an abandoned attempt at %s", fields, export.name)
             self.store.abandon(fields)
 
-    def _record(self, export: Export, ledger: Mapping[str, Record], outcome: str, reason: str) -> None:
+    def _record(self, export: Export, ledger: Mapping[str, Record], outcome: str, reason: str) -> Record | None:
+        """Record an outcome that is not final; the final record a cutover made of the same version, if any,
+        is kept (WATCH_RECORD) and returned: the export was applied after all."""
         try:
-            self.lease.write(self._records(export, ledger, outcome, reason))
+            kept = self.lease.write(self._records(export, ledger, outcome, reason))
         except (LeaseLost, StoreFailure) as exc:
             log.warning("could not record %s as %s: %s", export.name, outcome, exc)
+            return None
+        if kept and kept >= {f.path for f in export.files}:
+            try:
+                return self.lease.read().get(export.files[0].path)
+            except StoreFailure:
+                return None
+        return None
 
-    def _failed(
-        self, export: Export, ledger: Mapping[str, Record], reason: str, ran: Ran | None = None
-    ) -> tuple[str, int]:
-        self._record(export, ledger, "failed", reason)
-        return self._done(export, "failed", ran or Ran(Exit.CONFLICT, error=reason))
+    def _failed(self, export: Export, ledger: Mapping[str, Record], ran: Ran) -> tuple[str, int]:
+        done = self._record(export, ledger, "failed", ran.reason)
+        if done is not None:
+            return self._done_after_all(export, done, ran.reason)
+        return self._done(export, "failed", ran)
+
+    def _interrupted(self, export: Export, ledger: Mapping[str, Record]) -> tuple[str, int]:
+        done = self._record(export, ledger, "interrupted", "stopped (SIGTERM/SIGINT) while applying")
+        if done is not None:
+            return self._done_after_all(export, done, "stopped")
+        raise Stopped
+
+    def _done_after_all(self, export: Export, record: Record, why: str) -> tuple[str, int]:
+        """An export whose cutover recorded it (``applied``) before the watcher could know: reported as such."""
+        log.warning("%s: %s, but its cutover had recorded it %s", export.name, why, record.outcome)
+        if record.outcome == "applied":
+            self.metrics.last_export.set(export.time)
+        summary = {"command": "load", "version": record.registry_version, "recorded_by_cutover": True}
+        return self._done(export, record.outcome, Ran(Exit.OK, summary, error=f"{why}; recorded by its cutover"))
 
     def _done(self, export: Export, outcome: str, ran: Ran) -> tuple[str, int]:
         self._count(export, outcome)
@@ -277,7 +331,7 @@ class Watcher:
             }
             self.out.write(orjson.dumps(line).decode() + "\n")
         else:
-            detail = _describe(ran) if outcome == "applied" else ran.reason
+            detail = (ran.error or _describe(ran)) if outcome == "applied" else ran.reason
             self.out.write(f"watch: {outcome} {export.kind} {export.name} (exported {when}): {detail}\n")
         self.out.flush()
 

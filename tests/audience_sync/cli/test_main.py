@@ -139,6 +139,7 @@ def test_load_json_is_one_object_with_counts_audiences_and_bad_lines(
         "gold": (2, 50, 50, 49),
     }
     assert body["cleaned"] is None and body["refused"] is None
+    assert body["dry_run"] is False  # a flag not given is false, not null
 
 
 def test_load_json_of_a_refused_load_says_what_was_cleaned(
@@ -182,6 +183,7 @@ def test_apply_json(store: SyncStore, tmp_path: Path, capsys: Any, redis_url: st
     assert body["audiences"] == [
         {"audience": "vip", "added": 2, "removed": 1, "unchanged": 0, "stale": 0, "expired": 0}
     ]
+    assert body["dry_run"] is False
     assert seen_by_readers(store) == {"p2": {"vip"}}
     bad = write_lines(tmp_path / "bad.csv", ["profile_id,status", "p3,maybe"])
     status, out, _ = cli(capsys, "apply", str(bad), "--audience", "vip", "--json", *url)

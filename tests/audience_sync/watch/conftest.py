@@ -5,9 +5,11 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import socket
 import subprocess
 import sys
 import threading
+import urllib.parse
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -104,3 +106,84 @@ def watchers(redis_url: str, tmp_path: Path) -> Iterator[Callable[..., WatchProc
     yield start
     for process in started:
         process.stop()
+
+
+class Proxy:
+    """A TCP proxy on loopback in front of a real server (Redis, the S3 server), to fail one exchange as a
+    network does: the reply to the first request containing ``marker`` is swallowed after the server sent it
+    (``cut``: the client's connection is then closed, the server having done the work), or held until
+    ``release()`` (``hold``: a slow download). Every other byte passes through."""
+
+    def __init__(self, target: tuple[str, int], marker: bytes, action: str) -> None:
+        self.target = target
+        self.marker = marker
+        self.action = action
+        self.matched = threading.Event()  # the marked request went through to the server
+        self.done = threading.Event()  # its reply was swallowed (cut) or held (hold)
+        self.released = threading.Event()
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self._listener.getsockname()[1])
+        self._sockets: list[socket.socket] = [self._listener]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def release(self) -> None:
+        self.released.set()
+
+    def close(self) -> None:
+        self.released.set()
+        for sock in self._sockets:
+            with contextlib.suppress(OSError):
+                sock.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(self.target)
+            self._sockets += [client, server]
+            marked = threading.Event()  # this connection carried the marked request
+            threading.Thread(target=self._requests, args=(client, server, marked), daemon=True).start()
+            threading.Thread(target=self._replies, args=(server, client, marked), daemon=True).start()
+
+    def _requests(self, client: socket.socket, server: socket.socket, marked: threading.Event) -> None:
+        with contextlib.suppress(OSError):
+            while data := client.recv(1 << 16):
+                if not self.matched.is_set() and self.marker in data:
+                    self.matched.set()
+                    marked.set()
+                server.sendall(data)
+        with contextlib.suppress(OSError):
+            server.shutdown(socket.SHUT_WR)
+
+    def _replies(self, server: socket.socket, client: socket.socket, marked: threading.Event) -> None:
+        with contextlib.suppress(OSError):
+            while data := server.recv(1 << 16):
+                if marked.is_set() and not self.done.is_set():
+                    self.done.set()
+                    if self.action == "cut":  # the server did the work; the client never hears of it
+                        for sock in (client, server):
+                            with contextlib.suppress(OSError):
+                                sock.shutdown(socket.SHUT_RDWR)  # the FIN now, and the other thread woken
+                            sock.close()
+                        return
+                    self.released.wait()
+                client.sendall(data)
+        with contextlib.suppress(OSError):
+            client.shutdown(socket.SHUT_WR)
+
+
+@pytest.fixture
+def proxies() -> Iterator[Callable[[str, bytes, str], Proxy]]:
+    """``proxy(url, marker, action)``: a Proxy in front of ``url``'s host and port."""
+    made: list[Proxy] = []
+
+    def make(url: str, marker: bytes, action: str) -> Proxy:
+        parsed = urllib.parse.urlsplit(url)
+        made.append(Proxy((parsed.hostname or "127.0.0.1", int(parsed.port or 0)), marker, action))
+        return made[-1]
+
+    yield make
+    for proxy in made:
+        proxy.close()

@@ -360,6 +360,8 @@ def test_every_option_says_what_it_does_its_default_and_its_variable(program: st
                 assert f"default: {action.default}" in action.help, where
             for name in getattr(action, "env", ()):  # set by option(): every option is added through it
                 assert name in action.help, where
+            if isinstance(action, argparse._StoreTrueAction):  # a flag not given is false (--json says false)
+                assert action.default is False, where
             assert hasattr(action, "env"), f"{where}: add it with inbound_common.cli.option()"
     listed = parser.epilog or ""
     for name in environment(parser):
