@@ -73,7 +73,8 @@ def serve(tmp_path: Path, redis_url: str) -> Iterator[object]:
 
     def _serve(workers: int, drain: float = DRAIN, grace: float = GRACE) -> Served:
         port = free_port()
-        prefix = f"shutdown{port}"  # this server's own counters
+        # This server's own counters: a port can come back in a later test of the session, a directory cannot.
+        prefix = f"shutdown-{tmp_path.name}-{port}"
         args = ["serve", "--rules", str(rules), "--host", "127.0.0.1", "--port", str(port), "--redis-url", redis_url]
         args += ["--workers", str(workers), "--drain", str(drain), "--grace", str(grace), "--key-prefix", prefix]
         process = subprocess.Popen(decision_command(*args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
