@@ -25,11 +25,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import NamedTuple
 
 import grpc
 
-from decision.api.handlers import refusing_handler
 from decision.api.secret_files import entry_lines
 from decision.settings import SCOPES, BearerToken
 
@@ -47,7 +47,7 @@ METHOD_SCOPES = {
     "/decision.v1.DecisionService/RecordEvents": "events",
 }
 ADMIN_SCOPE = "admin"
-# Reasons of refused calls (the interceptor's ``refused`` counts, exported as metrics).
+# Reasons of refused calls (``TokenAuth.refused`` counts, exported as metrics).
 UNAUTHENTICATED = "unauthenticated"
 PERMISSION_DENIED = "permission_denied"
 _TOKEN = re.compile(r"[\x21-\x7e]+")  # visible ASCII: what fits in an HTTP/2 header value unescaped
@@ -56,6 +56,13 @@ _SEPARATORS = re.compile(r"[\s,]+")
 
 class AuthConfigError(ValueError):
     pass
+
+
+class Refusal(NamedTuple):
+    """A call ended before its method ran: the status and its details."""
+
+    code: grpc.StatusCode
+    details: str
 
 
 def _checked(token: str, where: str) -> str:
@@ -120,42 +127,43 @@ class AcceptedTokens:
         return self.scopes(token.strip()) if scheme.lower() == "bearer" else None
 
 
-class TokenAuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
-    """Refuses calls (except health and reflection) without an accepted bearer token holding the method's scope."""
+class TokenAuth:
+    """Refuses calls (except health and reflection) without an accepted bearer token holding the method's scope.
+
+    Applied where each method's handler is registered (``decision.api.guards``), not as a server interceptor.
+    """
 
     def __init__(self, tokens: tuple[BearerToken, ...]) -> None:
         if not tokens:
-            raise ValueError("no tokens: do not install the interceptor")
+            raise ValueError("no tokens: authentication is off")
         self._accepted = AcceptedTokens(tokens)
         # Refused calls by reason (UNAUTHENTICATED, PERMISSION_DENIED), read by the metrics.
         self.refused: dict[str, int] = {UNAUTHENTICATED: 0, PERMISSION_DENIED: 0}
 
-    def scopes_of(self, metadata: tuple[tuple[str, str | bytes], ...] | None) -> frozenset[str] | None:
+    def scopes_of(self, metadata: Iterable[tuple[str, str | bytes]] | None) -> frozenset[str] | None:
         """The presented token's scopes, or None when it presents no accepted token."""
         presented = next((value for key, value in metadata or () if key == "authorization"), None)
         return self._accepted.of_header(presented) if isinstance(presented, str) else None
 
-    def accepts(self, metadata: tuple[tuple[str, str | bytes], ...] | None) -> bool:
+    def accepts(self, metadata: Iterable[tuple[str, str | bytes]] | None) -> bool:
         return self.scopes_of(metadata) is not None
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler | None]],
-        details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler | None:
-        handler = await continuation(details)
-        if handler is None or details.method.startswith(OPEN_METHOD_PREFIXES):
-            return handler
-        scopes = self.scopes_of(details.invocation_metadata)
+    def refusal(self, needed: str, metadata: Iterable[tuple[str, str | bytes]] | None) -> Refusal | None:
+        """Why a call needing the ``needed`` scope (``needed_scope``) is refused (counted), None when it is not."""
+        scopes = self.scopes_of(metadata)
         if scopes is None:
             self.refused[UNAUTHENTICATED] += 1
-            return refusing_handler(
-                handler, grpc.StatusCode.UNAUTHENTICATED, "missing or invalid bearer token (authorization metadata)"
-            )
-        needed = METHOD_SCOPES.get(details.method, ADMIN_SCOPE)
+            return Refusal(grpc.StatusCode.UNAUTHENTICATED, "missing or invalid bearer token (authorization metadata)")
         if needed in scopes:
-            return handler
+            return None
         self.refused[PERMISSION_DENIED] += 1
-        return refusing_handler(
-            handler, grpc.StatusCode.PERMISSION_DENIED, f"the bearer token lacks the {needed!r} scope this call needs"
-        )
+        lacks = f"the bearer token lacks the {needed!r} scope this call needs"
+        return Refusal(grpc.StatusCode.PERMISSION_DENIED, lacks)
+
+
+def needed_scope(method: str) -> str | None:
+    """The scope a call of ``method`` (``/package.Service/Method``) needs; None for the open ones (health,
+    reflection)."""
+    if method.startswith(OPEN_METHOD_PREFIXES):
+        return None
+    return METHOD_SCOPES.get(method, ADMIN_SCOPE)

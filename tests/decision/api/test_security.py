@@ -21,7 +21,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from redis.exceptions import NoPermissionError
 
-from decision.api.auth import MIN_TOKEN_LENGTH, AuthConfigError, TokenAuthInterceptor, load_tokens
+from decision.api.auth import MIN_TOKEN_LENGTH, AuthConfigError, TokenAuth, load_tokens
 from decision.api.tls import TlsConfigError, server_credentials
 from decision.observe.redact import mask_url
 from decision.settings import BearerToken
@@ -143,10 +143,10 @@ def test_a_token_is_accepted_exactly_when_it_is_one_of_the_configured(
 ) -> None:
     if 0 <= pick < len(tokens):
         presented = tokens[pick]
-    interceptor = TokenAuthInterceptor(tuple(map(BearerToken, tokens)))
-    assert interceptor.accepts((("authorization", f"Bearer {presented}"),)) == (presented in tokens)
-    assert not interceptor.accepts((("x-other", f"Bearer {presented}"),))
-    assert not interceptor.accepts(None)
+    auth = TokenAuth(tuple(map(BearerToken, tokens)))
+    assert auth.accepts((("authorization", f"Bearer {presented}"),)) == (presented in tokens)
+    assert not auth.accepts((("x-other", f"Bearer {presented}"),))
+    assert not auth.accepts(None)
 
 
 def test_tokens_load_from_a_file_and_the_environment(tmp_path: Path) -> None:
