@@ -8,6 +8,7 @@ COPY decision ./decision
 # decision/examples links here: the samples ship in the wheel (decision demo reads them from the package).
 COPY examples ./examples
 COPY audience_sync ./audience_sync
+COPY inbound_common ./inbound_common
 # Every command works in the image: receive and console (aiohttp), Parquet exports, watch on S3
 # (`--build-arg EXTRAS=otel` for the decision service alone, with spans; add gcs, azure or sftp for those stores).
 ARG EXTRAS=receive,console,parquet,watch,s3

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from audience_sync.attributes import AttributeChange
 from audience_sync.records import InvalidField, parse_time
-from decision.store.codecs import ATTRIBUTE_NAME, ATTRIBUTE_TAGS
+from inbound_common.codecs import ATTRIBUTE_NAME, ATTRIBUTE_TAGS
 
 LIST_SEPARATOR = "|"
 _TRUE, _FALSE = frozenset({"true", "1", "yes"}), frozenset({"false", "0", "no"})

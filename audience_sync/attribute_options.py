@@ -20,21 +20,22 @@ from pathlib import Path
 import yaml
 
 from audience_sync.attribute_mapping import AttributeSource
+from inbound_common.cli import option
 
 
 def add_arguments(parser: argparse.ArgumentParser, *, what: str) -> None:
-    parser.add_argument("--attribute", action="append", metavar="SOURCE[:TYPE][=NAME]",
-                        help=f"{what} -> profile attribute (repeatable; docs/personalization.md)")  # fmt: skip
-    parser.add_argument("--attribute-map", metavar="FILE",
-                        help="the --attribute mapping in a YAML or JSON file: {source: name[:type]}")  # fmt: skip
+    option(parser, "--attribute", action="append", metavar="SOURCE[:TYPE][=NAME]",
+           help=f"{what} -> profile attribute (repeatable; docs/personalization.md)")  # fmt: skip
+    option(parser, "--attribute-map", metavar="FILE",
+           help="the --attribute mapping in a YAML or JSON file: {source: name[:type]}")  # fmt: skip
 
 
 def time_field_argument(parser: argparse.ArgumentParser, *, fallback: str, aliases: tuple[str, ...] = ()) -> None:
     """``--attribute-time-field`` (``args.time_column``): where a line or pushed object holds the event time of its
     attributes; ``fallback`` says what counts where it names nothing (docs/audience-sync.md, event times)."""
     what = "--attribute: the event time of a line's or object's attributes: a CSV column, JSON member or dotted path"
-    parser.add_argument("--attribute-time-field", *aliases, dest="time_column", metavar="FIELD",
-                        help=f"{what} (ISO 8601 or epoch seconds); where absent or empty: {fallback}")  # fmt: skip
+    option(parser, "--attribute-time-field", *aliases, dest="time_column", metavar="FIELD",
+           help=f"{what} (ISO 8601 or epoch seconds); where absent or empty: {fallback}")  # fmt: skip
 
 
 def read_map(path: str) -> list[AttributeSource]:

@@ -1,7 +1,7 @@
 """Writes profile attributes (loyalty tier, lifetime value, first name...) into the profile's hash.
 
 An attribute lives beside the profile's memberships, in ``ib:m:{<profile>}``, so a decision
-still reads its whole profile in one round trip (layout: decision.store.codecs and
+still reads its whole profile in one round trip (layout: inbound_common.codecs and
 docs/redis-keys.md). Every value carries its event time, and one script per profile
 (``APPLY_ATTRIBUTES``) compares and writes atomically, so deliveries may come in any order and
 be repeated:
@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from audience_sync.lua import CHANGED, SAME
 from audience_sync.records import InvalidField, check_profile_id
 from audience_sync.store import SyncStore
-from decision.store.codecs import InvalidAttribute, attribute_field, attribute_value
+from inbound_common.codecs import InvalidAttribute, attribute_field, attribute_value
 
 BATCH = 500
 
@@ -111,7 +111,7 @@ def write_attributes(
     """Write changes, each atomically against its profile's stored value: the later event time wins, and at
     equal times the later arrival (a later change of ``changes``, a later call).
 
-    ``snapshot``: the (code, generation) a snapshot load writes (decision.store.keys): its
+    ``snapshot``: the (code, generation) a snapshot load writes (inbound_common.keys): its
     attributes count from its cutover on. Each batch is encoded whole before any of it is
     written: a bad change raises AttributeRejected with nothing of its batch written.
     """

@@ -22,7 +22,7 @@ from audience_sync.lua import CHANGED, SAME, STALE
 from audience_sync.records import Change
 from audience_sync.registry import DEFAULT_STALE_AFTER, RegistryState
 from audience_sync.store import SyncStore
-from decision.store.codecs import AudienceEntry, membership_field
+from inbound_common.codecs import AudienceEntry, membership_field
 
 BATCH = 5000  # changes per apply() in write_memberships
 

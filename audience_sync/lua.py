@@ -309,7 +309,7 @@ return 0
 
 # The body of APPLY_ATTRIBUTES as a function (APPLY_PROFILE runs it too): m a profile's membership
 # hash (its attributes live there too); args[first..last]: pairs of attribute field, value
-# ``<tag><event time ms>|<payload>`` (decision.store.codecs; tag '-' a removal).
+# ``<tag><event time ms>|<payload>`` (inbound_common.codecs; tag '-' a removal).
 # A value older than the stored one is skipped. At equal times the later arrival wins: Redis runs a
 # profile's scripts one at a time (its keys share one slot, on a Cluster too), and the pairs of one
 # call in order, so the value this call brings is the latest arrival there is. Never the values'

@@ -35,7 +35,7 @@ from audience_sync.snapshot import AudienceTally, LoadOptions, LoadOutcome, Snap
 from audience_sync.sources import open_input
 from audience_sync.store import SyncStore
 from audience_sync.writes import AudienceFields
-from decision.store.keys import KeySpace
+from inbound_common.keys import KeySpace
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from decision.store.codecs import AudienceEntry, membership_field
+from inbound_common.codecs import AudienceEntry, membership_field
 
 # A pending snapshot whose loader has not refreshed its heartbeat for this long is considered dead.
 DEFAULT_STALE_AFTER = 300.0

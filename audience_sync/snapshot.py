@@ -37,7 +37,7 @@ from audience_sync.report import ErrorReport, Progress
 from audience_sync.sources import open_input
 from audience_sync.store import Begun, CutoverGuard, CutoverItem, SyncStore
 from audience_sync.writes import AudienceFields, Counted, packed
-from decision.store.codecs import IDENTITY_NAMESPACES, AudienceEntry, membership_field
+from inbound_common.codecs import IDENTITY_NAMESPACES, AudienceEntry, membership_field
 
 
 class SnapshotRefused(RuntimeError):

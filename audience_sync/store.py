@@ -15,6 +15,10 @@ from typing import Any, Final, cast
 
 import numpy as np
 import orjson
+
+# redis-py's own packing runs a Python generator per argument; hiredis packs a command in C.
+from hiredis import Reader as _Reader
+from hiredis import pack_command as _pack
 from redis import Redis
 from redis.cluster import RedisCluster
 from redis.crc import key_slot
@@ -27,9 +31,9 @@ from audience_sync import lua, writes
 from audience_sync.memberships import MembershipBlock
 from audience_sync.registry import RegistryState
 from audience_sync.writes import AudienceFields
-from decision.store.codecs import AudienceEntry
-from decision.store.keys import KeySpace
-from decision.store.urls import parse_redis_url
+from inbound_common.codecs import AudienceEntry
+from inbound_common.keys import KeySpace
+from inbound_common.urls import parse_redis_url
 
 Client = Redis | RedisCluster
 
@@ -39,21 +43,13 @@ StoreFailure: Final = _RedisError
 WRITE_PROBE_TTL_MS: Final = 60_000
 
 
-_pack: Any
-_Reader: Any
-try:  # redis-py's own packing runs a Python generator per argument; hiredis packs a command in C
-    from hiredis import Reader as _Reader
-    from hiredis import pack_command as _pack
-except ImportError:  # pragma: no cover - hiredis is a dependency
-    _pack = _Reader = None
-
 Command = Sequence[str | bytes | int]
 
 
 def connect(url: str, *, timeout: float = 10.0) -> Client:
     """A client for ``redis://``, ``rediss://`` (TLS) or ``redis+cluster://`` URLs (as the decision service's).
 
-    A malformed URL raises InvalidRedisUrl (decision.store.urls, a ValueError)."""
+    A malformed URL raises InvalidRedisUrl (inbound_common.urls, a ValueError)."""
     target = parse_redis_url(url)
     options: dict[str, Any] = {"socket_timeout": timeout, "socket_connect_timeout": min(timeout, 5.0)}
     if target.cluster:
@@ -207,7 +203,7 @@ class SnapshotWriter:
     @property
     def packs(self) -> bool:
         """Whether ``write`` takes commands encoded as RESP (a single Redis), rather than routing tuples."""
-        return not (self.store.cluster or _pack is None or _Reader is None)
+        return not self.store.cluster
 
     def _write_by_node(self, block: MembershipBlock, fields: Sequence[AudienceFields], now: float) -> writes.Counted:
         """On a Cluster: each master's entries encoded and sent to it on one of its connections, all masters
@@ -256,7 +252,7 @@ class SnapshotWriter:
         gets its counts once its replies are read."""
         where = writes.layout(block, fields)
         store = self.store
-        if store.cluster and _Reader is not None and not self._pending:
+        if store.cluster and not self._pending:
             counted(self._write_by_node(block, fields, now))
             return
         if not self.packs:
@@ -352,7 +348,7 @@ class SyncStore:
         error reply (e.g. WRONGTYPE) is returned in its place rather than raised.
         """
         client: Any = self.client  # redis-py's cluster and connection classes are partly untyped
-        if self.cluster or _pack is None:
+        if self.cluster:
             pipe = client.pipeline(transaction=False)
             for command in commands:
                 pipe.execute_command(*command)
@@ -360,7 +356,9 @@ class SyncStore:
         pool = client.connection_pool
         conn: Any = pool.get_connection()
         try:
-            conn.send_packed_command([b"".join([_pack(tuple(command)) for command in commands])])
+            # hiredis's stub types its argument as a tuple of one item: any tuple of str, bytes, int is packed.
+            packed = b"".join([_pack(tuple(command)) for command in commands])  # type: ignore[arg-type]
+            conn.send_packed_command([packed])
             read = conn.read_response
             if raise_on_error:
                 return [read() for _ in commands]
@@ -531,7 +529,7 @@ class SyncStore:
 
     @property
     def membership_key(self) -> tuple[str, str]:
-        """A membership key's text before and after the profile id (as decision.store.keys spells it)."""
+        """A membership key's text before and after the profile id (as inbound_common.keys spells it)."""
         before, _, after = self.keys.membership("\0").partition("\0")
         return before, after
 

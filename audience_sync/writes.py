@@ -93,7 +93,7 @@ def layout(block: MembershipBlock, fields: Sequence[AudienceFields]) -> Layout:
 
 def packed(block: MembershipBlock, fields: Sequence[AudienceFields], key: tuple[str, str]) -> tuple[pa.Buffer, Ints]:
     """The RESP of every entry's HMGET, HSET (and HDEL), in entry order, and where each entry's ends in it;
-    ``key`` the membership key's text before and after the profile id (decision.store.keys)."""
+    ``key`` the membership key's text before and after the profile id (inbound_common.keys)."""
     audiences = pa.array(block.audiences, pa.int64())
     reads = pa.array([_bulk_bytes(f.new) + (_bulk_bytes(f.active) if f.active else "") for f in fields], pa.string())
     news = pa.array([_bulk_bytes(f.new) for f in fields], pa.string())

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from decision.core.tokens import TokenKeys
+from inbound_common.secret_files import BearerToken
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,18 +23,6 @@ class Limits:
     max_string_bytes: int = 4096
     max_list_items: int = 100
     max_why_not: int = 8
-
-
-# What a bearer token may call (decision.api.auth maps each method to one); "admin": operations methods.
-SCOPES = frozenset({"decide", "events", "admin", "console"})
-
-
-@dataclass(frozen=True, slots=True)
-class BearerToken:
-    """An accepted bearer token and its scopes (a token given without scopes has all of them)."""
-
-    token: str = field(repr=False)
-    scopes: frozenset[str] = SCOPES
 
 
 @dataclass(frozen=True, slots=True)

@@ -49,6 +49,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
+import matplotlib
+import matplotlib.pyplot as plt
 
 from audience_sync.deltas import write_memberships
 from audience_sync.store import SyncStore
@@ -62,6 +64,9 @@ from loadtest.growthbook_compare import compare
 from loadtest.rulegen import audience_id, generate
 from loadtest.scrape import decide_calls, scrape, stage_seconds
 from loadtest.traffic import write_requests
+from tests.certs import make_certificates
+from tests.redis_cluster import LocalCluster
+from tests.tls_redis import tls_capable_redis_server, tls_redis_server
 
 IN_FLIGHT = (1, 16, 128)
 METHOD_URL = "http://127.0.0.1:{port}/decision.v1.DecisionService/Decide"
@@ -229,10 +234,7 @@ def worker_pids(parent: int) -> list[int]:
 
 
 def chart(rows: Sequence[Row], path: Path) -> None:
-    import matplotlib
-
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     figure, axis = plt.subplots(figsize=(7, 4.5))
     for traffic, server in dict.fromkeys((r.traffic, r.server) for r in rows):
@@ -295,11 +297,7 @@ def redis(kind: str, url: str | None, folder: Path) -> Iterator[str]:
     if url is not None:
         yield url
         return
-    if kind == "tls":
-        # The test suite's helpers: a TLS-capable redis-server and certificates made for loopback.
-        from tests.certs import make_certificates
-        from tests.tls_redis import tls_capable_redis_server, tls_redis_server
-
+    if kind == "tls":  # the test suite's helpers: a TLS-capable redis-server and certificates made for loopback
         if tls_capable_redis_server() is None:
             raise SystemExit("no redis-server built with TLS here (Debian: apt-get install redis-server)")
         certs = make_certificates(folder)
@@ -308,8 +306,6 @@ def redis(kind: str, url: str | None, folder: Path) -> Iterator[str]:
             files = f"ssl_ca_certs={certs.ca.cert}&ssl_certfile={certs.client.cert}&ssl_keyfile={certs.client.key}"
             yield f"rediss://127.0.0.1:{tls_port}/0?{files}"
     elif kind == "cluster":
-        from tests.redis_cluster import LocalCluster
-
         with LocalCluster(masters=3, replicas_per_master=0) as cluster:
             for node in cluster.nodes:
                 pin_process(node)

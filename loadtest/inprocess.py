@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import importlib
 import random
 import sys
 import tempfile
@@ -29,13 +30,14 @@ from typing import Any
 
 from google.protobuf import json_format
 
+from decision.api import convert
 from decision.api.servicer import DecisionServicer
+from decision.observe.metrics import Metrics
 from decision.service.active import ActiveRuleset, load_compiled
 from decision.service.decider import DecisionService
 from decision.settings import Settings
 from decision.store.connect import connect
 from decision.store.embedded import EmbeddedRedis
-from decision.store.keys import KeySpace
 from decision.store.profiles import ProfileStore
 from decision.v1 import decision_pb2
 from loadtest.bench import load_profiles, sample_request
@@ -45,6 +47,16 @@ from loadtest.traffic import request as traffic_request
 OFFERS, AUDIENCES, PER_PROFILE, PROFILES, SEED = 200, 100, 20, 10_000, 1
 # Far beyond a run: the totals are read once, as a server does about once a second.
 NEVER = 1e9
+
+
+def key_space(prefix: str) -> Any:
+    """The key layout of the checkout driven: inbound_common's, or decision.store's in a checkout from before
+    it existed (loadtest.instructions --before runs this driver against another checkout's code)."""
+    try:
+        module = importlib.import_module("inbound_common.keys")
+    except ImportError:
+        module = importlib.import_module("decision.store.keys")
+    return module.KeySpace(prefix)
 
 
 def bodies(traffic: str, count: int) -> list[bytes]:
@@ -67,13 +79,11 @@ async def build(redis_url: str, rules: Path, metrics: bool) -> tuple[Callable[[b
         rules_path=str(rules), totals_refresh_interval=NEVER, learning_refresh_interval=NEVER, redis_timeout=NEVER
     )
     active = ActiveRuleset(load_compiled(rules))
-    store = ProfileStore(connect(redis_url, timeout=1.0), KeySpace(settings.key_prefix))
+    store = ProfileStore(connect(redis_url, timeout=1.0), key_space(settings.key_prefix))
     await store.refresh_directory()
     service = DecisionService(store, active, settings)
     sink: Any = None
     if metrics:
-        from decision.observe.metrics import Metrics
-
         sink = Metrics()
     degraded = [0]
 
@@ -98,7 +108,6 @@ async def build(redis_url: str, rules: Path, metrics: bool) -> tuple[Callable[[b
             return seen_message(await plain(message, time_remaining))
 
     else:  # a checkout from before the servicer had ``answer`` (loadtest.instructions --before): its Decide's body
-        from decision.api import convert
 
         async def answer(message: decision_pb2.DecideRequest, time_remaining: float | None) -> object:
             request = convert.decide_request(message, settings.limits)

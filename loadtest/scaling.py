@@ -31,10 +31,10 @@ from typing import Any
 import grpc
 import redis
 
-from decision.store.codecs import AudienceEntry, membership_field, membership_value
 from decision.store.embedded import EmbeddedRedis, find_redis_server, free_port
-from decision.store.keys import KeySpace
 from decision.v1 import decision_pb2, decision_pb2_grpc
+from inbound_common.codecs import AudienceEntry, membership_field, membership_value
+from inbound_common.keys import KeySpace
 from loadtest.bench import serve_env
 
 RULES = """

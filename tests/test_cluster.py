@@ -17,8 +17,8 @@ import pytest
 import pytest_asyncio
 
 from decision.api.server import RunningServer
-from decision.store.keys import KeySpace
 from decision.v1 import decision_pb2_grpc
+from inbound_common.keys import KeySpace
 from tests.conftest import StartServer
 from tests.decision.helpers import add_membership, decide_request, offers
 from tests.redis_cluster import LocalCluster

@@ -1,4 +1,4 @@
-"""Parquet inputs: AEP dataset and audience exports (pyarrow, the optional extra ``parquet``).
+"""Parquet inputs: AEP dataset and audience exports (pyarrow).
 
 The same two shapes as the JSON inputs: flat columns (``profile_id``, ``audience_id``, ``status``,
 ``valid_until``, ``event_time``, as in CSV/NDJSON) or the XDM structure (nested ``identityMap`` and
@@ -23,6 +23,7 @@ from collections.abc import Iterable, Iterator
 from typing import IO, Any, Final
 
 import orjson
+import pyarrow
 
 from audience_sync.formats.ndjson_rows import NdjsonOptions, json_object, record_change
 from audience_sync.formats.xdm import XdmOptions, is_profile, read_profile
@@ -51,11 +52,9 @@ def jsonable(value: Any) -> Any:
 def row_lines(source: str | IO[bytes], row_groups: list[int] | None = None) -> Iterator[bytes]:
     """Each row (of ``row_groups``, or all) as one JSON object line. OSError when the file is not readable
     Parquet."""
-    try:
-        import pyarrow
-        import pyarrow.parquet as pq
-    except ImportError:  # pragma: no cover - the optional extra is missing
-        raise OSError("Parquet input needs pyarrow: install the 'parquet' extra") from None
+    # lazy, start-up (loadtest.startup): pyarrow.parquet ~30 ms that the loads of other formats do not pay
+    import pyarrow.parquet as pq
+
     try:
         rows = pq.ParquetFile(source)
     except (pyarrow.ArrowException, ValueError) as exc:

@@ -1,12 +1,9 @@
 """Who may push: bearer tokens, and OAuth2 client credentials (RFC 6749 section 4.4).
 
-Static tokens come from ``--token-file`` (the decision service's format: one token per line,
-optionally followed by its scopes, comma-separated; ``#`` comments) and/or
-``$AUDIENCE_SYNC_RECEIVE_TOKENS`` (separated by commas or whitespace). Pushing needs the ``audiences``
-scope; a token listed without scopes has every scope, so a token listed for ``decide`` alone is
-refused with 403. Tokens are compared in constant time: the presented token's hash against every
-accepted one's, all of them. (audience_sync imports nothing of the decision service but the key
-layout, hence this reader of its own.)
+Static tokens come from ``--token-file`` and/or ``$AUDIENCE_SYNC_RECEIVE_TOKENS``, read as the decision
+service reads its own (``inbound_common.secret_files``: one token per line, optionally followed by its
+scopes; the same scopes; compared in constant time). Pushing needs the ``audiences`` scope; a token
+listed without scopes has every scope, so a token listed for ``decide`` alone is refused with 403.
 
 OAuth2 clients (``--oauth-clients``: ``<client id> <secret>`` per line) get short-lived tokens from
 ``POST /oauth/token`` with ``grant_type=client_credentials``. A token is
@@ -21,63 +18,25 @@ import base64
 import binascii
 import hashlib
 import hmac
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Final
+
+from inbound_common.secret_files import (
+    MIN_TOKEN_LENGTH,
+    AcceptedTokens,
+    AuthConfigError,
+    BearerToken,
+    bearer,
+    entry_lines,
+    load_tokens,
+)
 
 ENV_TOKENS: Final = "AUDIENCE_SYNC_RECEIVE_TOKENS"
 PUSH_SCOPE: Final = "audiences"
 TOKEN_PREFIX: Final = "ast1"
-MIN_SECRET_LENGTH: Final = 16  # tokens and client secrets
-_VISIBLE: Final = re.compile(r"[\x21-\x7e]+")  # a token fits in an HTTP header unescaped
-_SEPARATORS: Final = re.compile(r"[\s,]+")
+MIN_SECRET_LENGTH: Final = MIN_TOKEN_LENGTH  # of client secrets, as of tokens
 _KEY_CONTEXT: Final = b"audience-sync receive oauth token v1"
-
-
-class AuthConfigError(ValueError):
-    """A credentials file or variable is unusable; the message names the file and line, never a secret."""
-
-
-@dataclass(frozen=True, slots=True)
-class BearerToken:
-    digest: bytes = field(repr=False)  # SHA-256 of the token
-    scopes: frozenset[str] | None = None  # None: every scope
-
-
-def _entries(path: str, what: str) -> list[tuple[str, str]]:
-    """``(path:line, text)`` of each non-comment line."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise AuthConfigError(f"{path}: cannot read the {what} file: {exc}") from None
-    entries = [
-        (f"{path}:{number}", line.strip())
-        for number, line in enumerate(text.splitlines(), start=1)
-        if line.strip() and not line.strip().startswith("#")
-    ]
-    if not entries:
-        raise AuthConfigError(f"{path}: the {what} file holds no entry")
-    return entries
-
-
-def _token(token: str, scopes: frozenset[str] | None, where: str) -> BearerToken:
-    if len(token) < MIN_SECRET_LENGTH or not _VISIBLE.fullmatch(token):
-        raise AuthConfigError(f"{where}: a token must be {MIN_SECRET_LENGTH}+ visible ASCII characters")
-    return BearerToken(hashlib.sha256(token.encode()).digest(), scopes)
-
-
-def load_tokens(path: str | None, environ: Mapping[str, str]) -> tuple[BearerToken, ...]:
-    tokens: list[BearerToken] = []
-    for where, line in _entries(path, "token") if path else []:
-        token, _, text = line.partition(" ")
-        scopes = frozenset(s for s in _SEPARATORS.split(text) if s)
-        tokens.append(_token(token, scopes or None, where))
-    raw = environ.get(ENV_TOKENS, "")
-    for index, token in enumerate(t for t in _SEPARATORS.split(raw) if t):
-        tokens.append(_token(token, None, f"${ENV_TOKENS} token {index + 1}"))
-    return tuple(tokens)
 
 
 class Refused(Exception):
@@ -114,7 +73,7 @@ class Client:
 def load_clients(path: str) -> dict[str, Client]:
     """``<client id> <secret>`` lines; errors name the file and line, never a secret."""
     clients: dict[str, Client] = {}
-    for where, line in _entries(path, "OAuth clients"):
+    for where, line in entry_lines(path, "OAuth clients"):
         client_id, _, secret = line.partition(" ")
         secret = secret.strip()
         if len(secret) < MIN_SECRET_LENGTH:
@@ -138,7 +97,7 @@ class Access:
     def load(
         cls, token_file: str | None, clients_file: str | None, environ: Mapping[str, str], token_ttl: float
     ) -> Access:
-        tokens = load_tokens(token_file, environ)
+        tokens = load_tokens(token_file, environ, ENV_TOKENS)
         clients = load_clients(clients_file) if clients_file else {}
         if not tokens and not clients:
             raise AuthConfigError(
@@ -150,13 +109,14 @@ class Access:
 class Authenticator:
     def __init__(self, access: Access) -> None:
         self.access = access
+        self.tokens = AcceptedTokens(access.tokens)
 
     # -- the token endpoint ---------------------------------------------------------
     def issue(self, client_id: str, secret: str, now: float) -> tuple[str, int]:
         """(access token, lifetime in s) for a client's credentials; Refused(401, invalid_client) otherwise."""
         client = self.access.clients.get(client_id)
-        presented = hashlib.sha256(secret.encode()).digest()
-        if client is None or not hmac.compare_digest(presented, client.secret_digest):
+        given = hashlib.sha256(secret.encode()).digest()
+        if client is None or not hmac.compare_digest(given, client.secret_digest):
             raise Refused(401, "invalid_client", "unknown client or wrong secret")
         lifetime = int(self.access.token_ttl)
         body = f"{TOKEN_PREFIX}.{_b64(client_id.encode())}.{int(now) + lifetime}"
@@ -170,21 +130,16 @@ class Authenticator:
         """Return if the Authorization header may push; else Refused (401 or 403)."""
         if not self.access.enabled:
             return
-        scheme, _, token = (authorization or "").partition(" ")
-        token = token.strip()
-        if scheme.lower() != "bearer" or not token:
+        token = bearer(authorization)
+        if token is None:
             raise Refused(401, "invalid_request", "missing bearer token (Authorization: Bearer <token>)")
         if token.startswith(TOKEN_PREFIX + "."):
             self._check_issued(token, now)
             return
-        presented = hashlib.sha256(token.encode()).digest()
-        matched: BearerToken | None = None
-        for accepted in self.access.tokens:  # no early exit: the time does not tell which token matched
-            if hmac.compare_digest(presented, accepted.digest):
-                matched = accepted
-        if matched is None:
+        scopes = self.tokens.scopes(token)
+        if scopes is None:
             raise Refused(401, "invalid_token", "unknown bearer token")
-        if matched.scopes is not None and PUSH_SCOPE not in matched.scopes:
+        if PUSH_SCOPE not in scopes:
             raise Refused(403, "insufficient_scope", f"the bearer token lacks the {PUSH_SCOPE!r} scope")
 
     def _check_issued(self, token: str, now: float) -> None:

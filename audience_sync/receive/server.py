@@ -21,7 +21,7 @@ from audience_sync.receive.app import BODY_READS, AppOptions, Metrics, build_app
 from audience_sync.receive.auth import Access, Authenticator
 from audience_sync.receive.writer import BatchWriter
 from audience_sync.store import SyncStore, connect
-from decision.store.keys import KeySpace
+from inbound_common.keys import KeySpace
 
 log = logging.getLogger("audience_sync.receive")
 

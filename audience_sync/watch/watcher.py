@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import IO, Any, Final
+from typing import IO, Any
 
 import orjson
 
@@ -33,10 +33,8 @@ from audience_sync.watch.plan import SNAPSHOT, Export, Plan, Rules, make_plan
 from audience_sync.watch.record import Record
 from audience_sync.watch.service import WatchMetrics
 from audience_sync.watch.storage import Storage, StoredFile
+from inbound_common.cli import Exit
 
-EXIT_OK: Final = 0
-EXIT_BAD_INPUT: Final = 1
-EXIT_CONFLICT: Final = 4
 log = logging.getLogger("audience_sync.watch")
 
 
@@ -65,7 +63,7 @@ class PollReport:
     role: str = "standby"  # leader, standby, or the failure: storage_error, redis_error
     plan: Plan = field(default_factory=Plan)
     handled: list[tuple[Export, str]] = field(default_factory=list)  # (export, outcome)
-    status: int = EXIT_OK  # the first non-zero exit status of an export this poll
+    status: int = Exit.OK  # the first non-zero exit status of an export this poll
 
 
 class Stopped(Exception):
@@ -175,7 +173,7 @@ class Watcher:
         reason = "a later snapshot of the same series was applied already"
         self.lease.write(self._records(export, ledger, "superseded", reason))
         self._count(export, "superseded")
-        self._emit(export, "superseded", Ran(EXIT_OK, error=reason))
+        self._emit(export, "superseded", Ran(Exit.OK, error=reason))
 
     def _apply(self, export: Export, ledger: Mapping[str, Record]) -> tuple[str, int]:
         abandoned = {
@@ -211,18 +209,18 @@ class Watcher:
             except StoreFailure as exc:
                 return self._failed(export, ledger, f"Redis: {type(exc).__name__}: {exc}")
             except OSError as exc:  # an unreadable or corrupt file: as load refuses it
-                ran = Ran(EXIT_BAD_INPUT, error=str(exc))
+                ran = Ran(Exit.INVALID, error=str(exc))
             finally:
                 self.applying = None
         finally:
             shutil.rmtree(directory, ignore_errors=True)
         self.metrics.seconds.labels(export.kind).observe(time.monotonic() - started)
-        if ran.status == EXIT_OK:
+        if ran.status == Exit.OK:
             if export.kind != SNAPSHOT:  # a snapshot was recorded by its cutover
                 self.lease.write(self._records(export, ledger, "applied"))
             self.metrics.last_export.set(export.time)
             return self._done(export, "applied", ran)
-        if ran.status == EXIT_BAD_INPUT:
+        if ran.status == Exit.INVALID:
             self.lease.write(self._records(export, ledger, "refused", ran.reason))
             return self._done(export, "refused", ran)
         if not self.lease.held:
@@ -251,7 +249,7 @@ class Watcher:
         self, export: Export, ledger: Mapping[str, Record], reason: str, ran: Ran | None = None
     ) -> tuple[str, int]:
         self._record(export, ledger, "failed", reason)
-        return self._done(export, "failed", ran or Ran(EXIT_CONFLICT, error=reason))
+        return self._done(export, "failed", ran or Ran(Exit.CONFLICT, error=reason))
 
     def _done(self, export: Export, outcome: str, ran: Ran) -> tuple[str, int]:
         self._count(export, outcome)

@@ -15,6 +15,8 @@ from typing import Any
 
 import grpc
 
+from decision.observe.metrics import Metrics, MetricsHttp
+from decision.observe.tracing import decide_tracing
 from decision.rules.engine import CompiledRuleset
 from decision.service.active import ActiveRuleset
 from decision.service.breaker import BreakerBoard
@@ -22,8 +24,8 @@ from decision.service.rulesets import RulesetFollower, load_active
 from decision.settings import Settings
 from decision.store.connect import connect
 from decision.store.control import ControlStore
-from decision.store.keys import KeySpace
 from decision.store.profiles import ProfileStore
+from inbound_common.keys import KeySpace
 
 log = logging.getLogger(__name__)
 
@@ -48,12 +50,8 @@ class ServerOps:
         # Method -> the wrapper of its handler that traces it (--otel; decision.api.guards applies them).
         self.traced: dict[str, Callable[[grpc.RpcMethodHandler], grpc.RpcMethodHandler]] = {}
         if settings.metrics_port is not None:
-            from decision.observe.metrics import Metrics
-
             self.metrics = Metrics()
         if settings.otel:
-            from decision.observe.tracing import decide_tracing
-
             tracing = decide_tracing()
             if tracing is not None:
                 self.traced = tracing.wrappers()
@@ -88,8 +86,6 @@ class ServerOps:
             self.metrics.ruleset_active(active.current.version)
             self._sampler = asyncio.create_task(self._sample_event_loop())
             if self.settings.workers <= 1:  # else the parent exports every worker's (multiprocess mode)
-                from decision.observe.metrics import MetricsHttp
-
                 port = self.settings.metrics_port or 0
                 self._http = MetricsHttp(self.settings.host, port, self.metrics.registry)
                 self.metrics_port = self._http.port

@@ -51,14 +51,16 @@ from decision.api.shutdown import (
     default_connection_age,
     wait_connections_gone,
 )
+from decision.observe.logs import configure_json_logging
+from decision.observe.metrics import MultiprocessExporter
 from decision.rules.errors import RulesetInvalid
 from decision.service.active import ActiveRuleset, load_compiled
 from decision.service.decider import DecisionService
 from decision.settings import Settings
 from decision.store.connect import connect
-from decision.store.keys import KeySpace
 from decision.store.profiles import ProfileStore, StoreError
 from decision.v1 import decision_pb2
+from inbound_common.keys import KeySpace
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -272,7 +274,6 @@ def serve_workers(settings: Settings, redis_url: str, on_ready: Callable[[int], 
         raise ValueError("several workers share one port: give --port")
     if settings.metrics_port is None:
         return _serve_workers(settings, redis_url, on_ready)
-    from decision.observe.metrics import MultiprocessExporter
 
     # Set up before the workers start: they inherit its PROMETHEUS_MULTIPROC_DIR.
     with MultiprocessExporter(settings.host, settings.metrics_port) as exporter:
@@ -331,8 +332,6 @@ def _serve_workers(
 def configure_logging(level: int = logging.INFO, log_format: str = "text") -> None:
     """Log to stderr: readable lines, or one JSON object per line (``log_format="json"``)."""
     if log_format == "json":
-        from decision.observe.logs import configure_json_logging
-
         configure_json_logging(level)
         return
     logging.basicConfig(

@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from decision.api.secret_files import entry_lines
 from decision.core.tokens import TokenKeyError, TokenKeys, keys_from
+from inbound_common.secret_files import entry_lines
 
 ENV_KEYS = "DECISION_TOKEN_KEYS"
 _SEPARATORS = re.compile(r"[\s,]+")

@@ -10,9 +10,12 @@ from typing import Any
 
 import orjson
 
-from decision.cli.options import EXIT_INVALID, EXIT_UNAVAILABLE, EXIT_USAGE
+from decision.cli.redis_access import redis_failure, run_control
+from decision.rules.diff import diff
+from decision.rules.errors import RulesetInvalid
 from decision.rules.types import Ruleset
-from decision.store.codecs import PublishedRuleset
+from inbound_common.cli import Exit
+from inbound_common.codecs import PublishedRuleset
 
 
 def default_author() -> str:
@@ -36,8 +39,6 @@ class _Unresolved(Exception):
 
 
 def _published(args: argparse.Namespace, names: list[str]) -> dict[str, PublishedRuleset]:
-    from decision.cli.redis_access import run_control
-
     async def read(store: Any) -> dict[str, PublishedRuleset]:
         found = {}
         for name in names:
@@ -52,6 +53,7 @@ def _published(args: argparse.Namespace, names: list[str]) -> dict[str, Publishe
 
 def _rulesets(args: argparse.Namespace) -> list[Ruleset]:
     """A and B: files where such files exist, else published versions (read from --redis-url)."""
+    # lazy, start-up (loadtest.startup): redis-py ~120 ms
     from decision.service.rulesets import parse_checked, read_rules_file
 
     names = [args.old, args.new]
@@ -70,21 +72,19 @@ def _rulesets(args: argparse.Namespace) -> list[Ruleset]:
 
 
 def cmd_rules_diff(args: argparse.Namespace) -> int:
-    from decision.rules.diff import diff
-    from decision.rules.errors import RulesetInvalid
+    # lazy, start-up (loadtest.startup): redis-py ~120 ms
     from decision.store.connect import StoreError
 
     try:
         old, new = _rulesets(args)
     except _Unresolved as exc:
         print(f"decision rules diff: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return Exit.USAGE
     except RulesetInvalid as exc:
         print(f"{exc}\ndecision rules diff: the ruleset is invalid", file=sys.stderr)
-        return EXIT_INVALID
+        return Exit.INVALID
     except StoreError as exc:
-        print(f"decision rules diff: Redis: {exc}", file=sys.stderr)
-        return EXIT_UNAVAILABLE
+        return redis_failure("rules diff", exc)
     changes = diff(old, new)
     if args.json:
         body = {"old": old.version, "new": new.version, "changes": changes.to_json(), "summary": changes.summary()}

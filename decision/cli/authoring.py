@@ -10,6 +10,7 @@ import orjson
 
 def schema_text() -> str:
     """The schema as committed under docs/: indented JSON and a final newline."""
+    # lazy, start-up (loadtest.startup): the JSON schema ~40 ms
     from decision.rules.schema import rules_schema
 
     return orjson.dumps(rules_schema(), option=orjson.OPT_INDENT_2).decode() + "\n"

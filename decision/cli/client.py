@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from decision.cli.options import Exit, fail, milliseconds, option
+from decision.cli.options import fail
+from inbound_common.cli import Exit, milliseconds, option
 
 
 def add_client_options(parser: argparse.ArgumentParser, *, old_token_flag: bool = True) -> None:
@@ -23,6 +24,7 @@ def add_client_options(parser: argparse.ArgumentParser, *, old_token_flag: bool 
 
 def client_channel(args: argparse.Namespace) -> Any:
     """A gRPC channel to ``--target``: TLS when any TLS option is given, else plaintext."""
+    # lazy, start-up (loadtest.startup): gRPC ~50 ms
     import grpc
 
     from decision.api.tls import channel_credentials
@@ -39,6 +41,7 @@ def call_metadata(args: argparse.Namespace) -> list[tuple[str, str]] | None:
 
 def rpc_failure(command: str, exc: Any, target: str) -> int:
     """Say why a call failed, on one line; the exit status: unavailable (retry later) or refused."""
+    # lazy, start-up (loadtest.startup): gRPC ~50 ms
     import grpc
 
     code = exc.code()

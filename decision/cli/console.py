@@ -10,23 +10,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import errno
-import os
 from typing import Any
 from urllib.parse import urlsplit
 
 from decision.cli.client import add_client_options
-from decision.cli.options import (
-    Exit,
-    add_auth_tokens_file,
-    add_redis_options,
-    add_tls_server_options,
-    fail,
-    option,
-    port,
-    positive,
-    some_seconds,
-)
+from decision.cli.options import add_auth_tokens_file, add_redis_options, add_tls_server_options, auth_tokens, fail
 from decision.cli.redis_access import need_redis
+from inbound_common.cli import Exit, option, port, positive, some_seconds
+from inbound_common.urls import mask_url
 
 DEFAULT_PORT = 8080
 
@@ -100,9 +91,8 @@ def add_command(commands: Any) -> None:
 
 
 def cmd_console(args: argparse.Namespace) -> int:
-    from decision.api.auth import load_tokens
+    # lazy, start-up (loadtest.startup): gRPC ~50 ms
     from decision.api.tls import channel_credentials, server_ssl_context
-    from decision.observe.redact import mask_url
 
     try:
         from decision.console.app import Listener, serve
@@ -115,7 +105,7 @@ def cmd_console(args: argparse.Namespace) -> int:
     if not need_redis(args, "console"):
         return int(Exit.USAGE)
     try:
-        tokens = load_tokens(args.auth_tokens_file, os.environ)
+        tokens = auth_tokens(args)
         context = server_ssl_context(args.tls_cert, args.tls_key)
         tls = args.tls or args.tls_ca or args.tls_client_cert or args.tls_client_key
         credentials = channel_credentials(args.tls_ca, args.tls_client_cert, args.tls_client_key) if tls else None

@@ -46,6 +46,7 @@ def _experiment(part: decision_pb2.Item | decision_pb2.Proposition) -> str:
 
 
 def _value(value: object) -> str:
+    # lazy, start-up (loadtest.startup): protobuf ~30 ms
     from google.protobuf import json_format, struct_pb2
 
     assert isinstance(value, struct_pb2.Value)

@@ -48,7 +48,7 @@ def _decision() -> Callable[[], int]:
 
 
 def _audience_sync() -> Callable[[], int]:
-    from audience_sync.cli import main
+    from audience_sync.cli.main import main
 
     return main
 

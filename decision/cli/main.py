@@ -8,6 +8,7 @@ import dataclasses
 import errno
 import os
 import signal
+import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,34 +17,38 @@ from typing import Any
 import orjson
 
 from decision.cli import authoring, client, console, events, ops, profile, report
+from decision.cli.limits_config import limits_from
 from decision.cli.options import (
-    ENVIRONMENT,
-    EXIT_INVALID,
-    Exit,
-    Parser,
     add_auth_tokens_file,
     add_json,
-    add_key_prefix,
     add_redis_options,
-    add_redis_url,
     add_tls_server_options,
+    auth_tokens,
     epilog,
     fail,
-    integer,
-    milliseconds,
-    option,
     parse_context,
-    port,
-    positive,
-    seconds,
-    some_seconds,
 )
 from decision.cli.redis_access import check_published, lint_warnings, redis_failure
 from decision.core.tokens import FORMATS, PREVIOUS_FORMAT, TOKEN_FORMAT
-from decision.observe.redact import mask_url
 from decision.rules.errors import Problem, RulesetInvalid, Severity
 from decision.rules.types import Location, Ruleset
 from decision.settings import Settings
+from decision.store.embedded import EmbeddedRedis, EmbeddedRedisError
+from inbound_common.cli import (
+    Exit,
+    add_key_prefix,
+    add_redis_url,
+    flushed,
+    integer,
+    milliseconds,
+    option,
+    port,
+    positive,
+    program,
+    seconds,
+    some_seconds,
+)
+from inbound_common.urls import mask_url
 
 # The samples ship in the package (decision/examples, a link to the checkout's examples/): found from a wheel too.
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -75,10 +80,9 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 def _secured(settings: Settings, args: argparse.Namespace) -> Settings:
     """Add the TLS, authentication and limits options (checked now: a server never starts misconfigured)."""
-    from decision.api.auth import load_tokens
+    # lazy, start-up (loadtest.startup): gRPC ~50 ms
     from decision.api.tls import server_credentials
     from decision.api.token_keys import load_token_keys
-    from decision.cli.limits_config import limits_from
 
     server_credentials(args.tls_cert, args.tls_key, args.tls_client_ca)
     return dataclasses.replace(
@@ -86,7 +90,7 @@ def _secured(settings: Settings, args: argparse.Namespace) -> Settings:
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
         tls_client_ca=args.tls_client_ca,
-        auth_tokens=load_tokens(args.auth_tokens_file, os.environ),
+        auth_tokens=auth_tokens(args),
         token_keys=dataclasses.replace(
             load_token_keys(args.token_keys_file, os.environ) or settings.token_keys,
             signing_format=int(args.token_format),
@@ -97,11 +101,11 @@ def _secured(settings: Settings, args: argparse.Namespace) -> Settings:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    # lazy, start-up (loadtest.startup): the server ~300 ms, redis-py ~120 ms
     from decision.api.server import configure_logging, serve_workers
     from decision.service.active import load_compiled
     from decision.service.rulesets import PublishError
     from decision.store.connect import StoreError
-    from decision.store.embedded import EmbeddedRedis
 
     configure_logging(log_format=args.log_format)
     try:
@@ -117,7 +121,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             check_published(args.redis_url, args.key_prefix)
     except RulesetInvalid as exc:
         print(f"decision: refusing to start, the ruleset is invalid:\n{exc}", file=sys.stderr)
-        return EXIT_INVALID
+        return Exit.INVALID
     except PublishError as exc:
         return fail("serve", f"refusing to start: {exc}", Exit.INVALID)
     except StoreError as exc:
@@ -140,8 +144,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def _check_port(host: str, port: int) -> None:
     """Raise PortUnavailable unless the server's workers can bind ``host:port`` (as they do: with SO_REUSEPORT)."""
-    import socket
-
+    # lazy, start-up (loadtest.startup): gRPC ~50 ms
     from decision.api.security import PortUnavailable
 
     if port == 0:
@@ -158,6 +161,7 @@ def _check_port(host: str, port: int) -> None:
 
 def _load_audiences(paths: Sequence[str], redis_url: str) -> int:
     """``--load-audiences``: CSV files of ``profile_id,audience_id`` written with audience_sync's writer."""
+    # lazy, start-up (loadtest.startup): redis-py ~120 ms
     from decision.cli.demo import load_audiences
 
     for path in paths:
@@ -172,6 +176,7 @@ def _load_audiences(paths: Sequence[str], redis_url: str) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    # lazy, start-up (loadtest.startup): the rule engine ~30 ms, YAML ~40 ms
     from decision.rules.compiler import compile_ruleset
     from decision.rules.loader import parse
 
@@ -196,7 +201,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         errors = sum(1 for p in problems if p.severity is Severity.ERROR)
         warnings = len(problems) - errors
         if errors:
-            status = EXIT_INVALID
+            status = Exit.INVALID
         if args.json:
             reports.append(_validate_report(path, ruleset if not errors else None, problems))
             continue
@@ -236,6 +241,7 @@ def _validate_report(path: str, ruleset: Ruleset | None, problems: list[Problem]
 
 
 def cmd_decide(args: argparse.Namespace) -> int:
+    # lazy, start-up (loadtest.startup): gRPC ~50 ms, protobuf ~30 ms
     import grpc
     from google.protobuf import json_format
 
@@ -283,8 +289,6 @@ def cmd_decide(args: argparse.Namespace) -> int:
 
 def cmd_redis(args: argparse.Namespace) -> int:
     """A local redis-server (the embedded binary) in the foreground, until Ctrl-C or SIGTERM."""
-    from decision.store.embedded import EmbeddedRedis, EmbeddedRedisError
-
     stop = {signal.SIGINT, signal.SIGTERM}
     signal.pthread_sigmask(signal.SIG_BLOCK, stop)  # taken by sigwait below, not as KeyboardInterrupt
     try:
@@ -297,20 +301,12 @@ def cmd_redis(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    # lazy, start-up (loadtest.startup): the server ~300 ms, redis-py ~120 ms
     from decision.api.server import configure_logging
     from decision.cli.demo import run_demo
 
     configure_logging()
     return asyncio.run(run_demo(Path(args.example), port=args.port, once=args.once))
-
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("inbound-decisioning")
-    except PackageNotFoundError:  # run from a source tree that was not installed
-        return "unknown"
 
 
 def _add_serve(commands: Any) -> None:
@@ -422,7 +418,6 @@ def _add_serve(commands: Any) -> None:
         help="tracking-token signing keys, '<key id> <secret>' per line, the last signs, all verify "
         "(also DECISION_TOKEN_KEYS, 'id:secret' comma-separated; without: a random key per start)",
     )
-    ENVIRONMENT["DECISION_TOKEN_KEYS"] = "tracking-token signing keys, 'id:secret' comma-separated (serve)"
     option(
         serve,
         "--token-format",
@@ -490,13 +485,7 @@ def _add_decide(commands: Any) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = Parser(
-        prog="decision",
-        description="Inbound Decisioning: next-best-message decisions.",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser, commands = program("decision", "Inbound Decisioning: next-best-message decisions.")
     _add_serve(commands)
 
     validate = commands.add_parser("validate", help="check ruleset files; print every problem")
@@ -531,42 +520,43 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_command(commands)  # report: the outcome counters
     profile.add_command(commands)  # profile: one profile as stored
     console.add_command(commands)  # console: the web console
-    parser.epilog = epilog()  # after every command added its options: the whole list
+    parser.epilog = epilog(parser)  # after every command added its options: the whole list
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; every failure a user can cause ends with one line on stderr and an exit status (Exit)."""
-    from redis.exceptions import RedisClusterException, RedisError
-
-    from decision.api.security import PortUnavailable
-    from decision.store.embedded import EmbeddedRedisError
-
     args: argparse.Namespace | None = None
     try:
-        args = build_parser().parse_args(argv)
-        status = int(args.func(args))
-        sys.stdout.flush()  # a closed pipe shows here, inside the handler, not at interpreter exit
-        return status
-    except BrokenPipeError:
-        # The reader went away (`| head`): say nothing, and keep Python from failing on the final flush.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return Exit.CLOSED_PIPE
+        args = parsed = build_parser().parse_args(argv)
+        return flushed(lambda: parsed.func(parsed))
     except KeyboardInterrupt:
         print("decision: interrupted", file=sys.stderr)
         return Exit.INTERRUPTED
-    except (PortUnavailable, EmbeddedRedisError) as exc:
-        return fail(_command(args), str(exc).splitlines()[0], Exit.UNAVAILABLE)
-    except (RedisError, RedisClusterException, ConnectionError, TimeoutError) as exc:  # a Redis unexpectedly down
-        return redis_failure(_command(args), exc)
-    except OSError as exc:  # a file the command could not read or write
+    except Exception as exc:
+        status = _failure(_command(args), exc)
+        if status is None:  # not a failure a user can cause: a bug, shown as one
+            raise
+        return status
+
+
+def _failure(command: str, exc: Exception) -> int | None:
+    """Say a failure a user can cause (Redis or the port unavailable, a file unreadable); its exit status."""
+    # Imported once something failed: redis-py and gRPC cost ~150 ms of CPU at start (python -m loadtest.startup),
+    # which the commands that use neither (decision --help, validate) do not pay.
+    from redis.exceptions import RedisClusterException, RedisError
+
+    from decision.api.security import PortUnavailable
+
+    if isinstance(exc, PortUnavailable | EmbeddedRedisError):
+        return fail(command, str(exc).splitlines()[0], Exit.UNAVAILABLE)
+    if isinstance(exc, RedisError | RedisClusterException | ConnectionError | TimeoutError):  # Redis down
+        return redis_failure(command, exc)
+    if isinstance(exc, OSError):  # a file the command could not read or write
         where = f"{exc.filename}: " if exc.filename else ""
-        return fail(_command(args), f"{where}{exc.strerror or exc}", Exit.INVALID)
+        return fail(command, f"{where}{exc.strerror or exc}", Exit.INVALID)
+    return None
 
 
 def _command(args: argparse.Namespace | None) -> str:
     return str(getattr(args, "command", "") or "")
-
-
-if __name__ == "__main__":
-    sys.exit(main())

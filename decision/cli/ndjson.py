@@ -6,11 +6,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 
 def values(path: str | Path, error: Callable[[str], Exception]) -> Iterator[tuple[str, Any]]:
     """``(file:line, value)`` for each non-blank line; a line that is not JSON raises ``error(reason)``."""
-    import orjson
-
     with Path(path).open("rb") as handle:
         for number, line in enumerate(handle, 1):
             if not line.strip():

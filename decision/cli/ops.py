@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import sys
 import time
 from collections.abc import Iterator
@@ -16,21 +17,12 @@ from typing import Any
 import orjson
 
 from decision.cli.audit import audit_json, cmd_rules_diff, default_author
-from decision.cli.options import (
-    EXIT_INVALID,
-    EXIT_USAGE,
-    Exit,
-    add_json,
-    add_redis_options,
-    emit,
-    fail,
-    option,
-    parse_context,
-    share,
-)
+from decision.cli.options import add_json, add_redis_options, emit, fail, parse_context
 from decision.cli.redis_access import client, lint_warnings, need_redis, redis_failure, run_control
 from decision.rules.errors import RulesetInvalid
 from decision.rules.types import utc_iso
+from inbound_common.cli import Exit, option, positive, share
+from inbound_common.keys import KeySpace
 
 
 def add_commands(commands: Any) -> None:
@@ -77,8 +69,8 @@ def add_commands(commands: Any) -> None:
         help="with --compare: exit 1 if more than this share (0 to 1) of decisions changed (CI)",
     )
     source = simulate.add_mutually_exclusive_group(required=True)
-    source.add_argument("--profiles", metavar="SAMPLE.ndjson", help='lines of {"profile", "audiences", "context"}')
-    source.add_argument("--from-redis", type=int, metavar="N", help="a sample of N profiles read from Redis (SCAN)")
+    option(source, "--profiles", metavar="SAMPLE.ndjson", help='lines of {"profile", "audiences", "context"}')
+    option(source, "--from-redis", type=positive, metavar="N", help="a sample of N profiles read from Redis (SCAN)")
     add_redis_options(simulate)
     option(
         simulate,
@@ -98,6 +90,7 @@ def add_commands(commands: Any) -> None:
 
 
 def cmd_rules_publish(args: argparse.Namespace) -> int:
+    # lazy, start-up (loadtest.startup): redis-py ~120 ms
     from decision.service.rulesets import (
         PublishError,
         VersionConflict,
@@ -109,7 +102,7 @@ def cmd_rules_publish(args: argparse.Namespace) -> int:
     from decision.store.connect import StoreError
 
     if not need_redis(args, "rules publish"):
-        return EXIT_USAGE
+        return Exit.USAGE
     try:
         data = read_rules_file(args.rules)
         ruleset, _ = parse_checked(data, args.rules)
@@ -117,7 +110,7 @@ def cmd_rules_publish(args: argparse.Namespace) -> int:
         activation = run_control(args, lambda store: publish(store, data, args.rules, author=author))
     except RulesetInvalid as exc:
         print(f"{exc}\ndecision rules publish: refused, the ruleset is invalid; nothing was published", file=sys.stderr)
-        return EXIT_INVALID
+        return Exit.INVALID
     except VersionConflict as exc:
         return fail("rules publish", f"refused: {exc}", Exit.CONFLICT)
     except PublishError as exc:
@@ -151,19 +144,20 @@ def cmd_rules_publish(args: argparse.Namespace) -> int:
 
 
 def cmd_rules_rollback(args: argparse.Namespace) -> int:
+    # lazy, start-up (loadtest.startup): redis-py ~120 ms
     from decision.service.rulesets import PublishError, rollback
     from decision.store.connect import StoreError
 
     if not need_redis(args, "rules rollback"):
-        return EXIT_USAGE
+        return Exit.USAGE
     try:
         activation = run_control(args, lambda store: rollback(store, args.version))
     except RulesetInvalid as exc:
         print(f"{exc}\ndecision rules rollback: refused, that version no longer validates", file=sys.stderr)
-        return EXIT_INVALID
+        return Exit.INVALID
     except PublishError as exc:
         print(f"decision rules rollback: {exc}", file=sys.stderr)
-        return EXIT_INVALID
+        return Exit.INVALID
     except StoreError as exc:
         return redis_failure("rules rollback", exc)
     entry = activation.entry
@@ -177,11 +171,12 @@ def cmd_rules_rollback(args: argparse.Namespace) -> int:
 
 
 def cmd_rules_list(args: argparse.Namespace) -> int:
+    # lazy, start-up (loadtest.startup): redis-py ~120 ms
     from decision.service.rulesets import change_summary, listing
     from decision.store.connect import StoreError
 
     if not need_redis(args, "rules list"):
-        return EXIT_USAGE
+        return Exit.USAGE
     try:
         versions, pointer = run_control(args, listing)
     except StoreError as exc:
@@ -229,8 +224,8 @@ def cmd_rules_list(args: argparse.Namespace) -> int:
 
 
 def _sample_from_redis(args: argparse.Namespace, now: float) -> list[Any]:
+    # lazy, start-up (loadtest.startup): redis-py ~120 ms
     from decision.service.samples import sample_profiles
-    from decision.store.keys import KeySpace
 
     async def main() -> list[Any]:
         redis = client(args)
@@ -243,13 +238,12 @@ def _sample_from_redis(args: argparse.Namespace, now: float) -> list[Any]:
 
 
 def _with_context(profiles: Any, context: dict[str, Any]) -> Iterator[Any]:
-    import dataclasses
-
     for profile in profiles:
         yield dataclasses.replace(profile, context={**context, **profile.context}) if context else profile
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
+    # lazy, start-up (loadtest.startup): the rule engine ~70 ms, redis-py ~120 ms
     from decision.cli.report_html import render
     from decision.cli.simulate import read_ndjson
     from decision.core.simulation import SampleError, profile_from_json, simulate
@@ -261,18 +255,18 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         extra = profile_from_json({"profile": "-", "context": parse_context(args.context)}, "--context").context
     except ValueError as exc:
         print(f"decision simulate: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return Exit.USAGE
     if (args.rules is None) == (args.compare is None) or (args.fail_on_change is not None and not args.compare):
         return fail("simulate", "give a ruleset file, or --compare OLD NEW (--fail-on-change with it)", Exit.USAGE)
     try:
         compiled = [load_compiled(path) for path in (args.compare or [args.rules])]
     except RulesetInvalid as exc:
         print(f"{exc}\ndecision simulate: the ruleset is invalid", file=sys.stderr)
-        return EXIT_INVALID
+        return Exit.INVALID
     try:
         if args.from_redis is not None:
             if not need_redis(args, "simulate --from-redis"):
-                return EXIT_USAGE
+                return Exit.USAGE
             profiles: Any = _sample_from_redis(args, now)
         else:
             profiles = read_ndjson(args.profiles)
@@ -284,7 +278,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             result = simulate(compiled[0], _with_context(profiles, dict(extra)), now)
     except (SampleError, OSError) as exc:
         print(f"decision simulate: {exc}", file=sys.stderr)
-        return EXIT_INVALID
+        return Exit.INVALID
     except StoreError as exc:
         return redis_failure("simulate", exc)
     if args.compare:
@@ -294,6 +288,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def _report_comparison(args: argparse.Namespace, compared: Any) -> int:
+    # lazy, start-up (loadtest.startup): the rule engine ~70 ms
     from decision.cli.compare import format_comparison
 
     emit(args.json, compared.to_json, lambda: format_comparison(compared))

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from decision.cli.options import Exit, add_json, add_redis_options, fail, option
+from decision.cli.options import add_json, add_redis_options, fail
 from decision.cli.redis_access import need_redis, redis_failure, run_control
 from decision.present.profile import (
     attribute_value_text,
@@ -32,7 +32,9 @@ from decision.present.profile import (
     whose_text,
     writer_text,
 )
+from decision.rules.errors import RulesetInvalid
 from decision.rules.types import utc_iso
+from inbound_common.cli import Exit, option
 
 if TYPE_CHECKING:  # imported to run: every command's start would pay for redis-py and the rule engine
     from decision.service.inspection import ProfileView
@@ -60,6 +62,7 @@ def add_command(commands: Any) -> None:
 
 
 async def _views(args: argparse.Namespace, control: ControlStore, now: float) -> list[ProfileView]:
+    # lazy, start-up (loadtest.startup): YAML ~40 ms, redis-py ~120 ms
     from decision.rules.loader import load_file
     from decision.service.inspection import inspect_profile, published_ruleset
 
@@ -71,7 +74,7 @@ async def _views(args: argparse.Namespace, control: ControlStore, now: float) ->
 
 
 def cmd_profile(args: argparse.Namespace) -> int:
-    from decision.rules.errors import RulesetInvalid
+    # lazy, start-up (loadtest.startup): redis-py ~120 ms
     from decision.store.connect import StoreError
 
     if not need_redis(args, "profile"):

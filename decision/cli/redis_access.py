@@ -13,14 +13,18 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from decision.cli.options import Exit, fail
+from decision.cli.options import fail
 from decision.rules.errors import Problem
+from decision.rules.lint import lint
 from decision.rules.types import Ruleset
+from inbound_common.cli import Exit
+from inbound_common.keys import KeySpace
 
 _T = TypeVar("_T")
 
 
 def client(args: argparse.Namespace) -> Any:
+    # lazy, start-up (loadtest.startup): redis-py ~120 ms
     from decision.store.connect import connect
 
     return connect(args.redis_url, timeout=5.0, max_connections=4)
@@ -28,8 +32,8 @@ def client(args: argparse.Namespace) -> Any:
 
 def run_control(args: argparse.Namespace, work: Callable[[Any], Awaitable[_T]]) -> _T:
     """Run ``work(control_store)`` against ``--redis-url``."""
+    # lazy, start-up (loadtest.startup): redis-py ~120 ms
     from decision.store.control import ControlStore
-    from decision.store.keys import KeySpace
 
     async def main() -> _T:
         store = ControlStore(client(args), KeySpace(args.key_prefix))
@@ -43,6 +47,7 @@ def run_control(args: argparse.Namespace, work: Callable[[Any], Awaitable[_T]]) 
 
 def redis_status(exc: BaseException) -> Exit:
     """Unreachable or too slow: UNAVAILABLE (retrying may help); any other Redis error: REDIS."""
+    # lazy, start-up (loadtest.startup): redis-py ~120 ms
     from redis.exceptions import ConnectionError, RedisClusterUnreachableError, TimeoutError
 
     if isinstance(exc, ConnectionError | TimeoutError | OSError | asyncio.TimeoutError | RedisClusterUnreachableError):
@@ -63,10 +68,10 @@ def need_redis(args: argparse.Namespace, command: str) -> bool:
 
 def check_published(redis_url: str | None, key_prefix: str) -> str:
     """The version a server without --rules would start on; raises PublishError, RulesetInvalid or a StoreError."""
+    # lazy, start-up (loadtest.startup): redis-py ~120 ms
     from decision.service.rulesets import PublishError, load_active
     from decision.store.connect import connect
     from decision.store.control import ControlStore
-    from decision.store.keys import KeySpace
 
     if not redis_url:
         raise PublishError("--rules is required unless --redis-url names a Redis that a ruleset was published to")
@@ -82,8 +87,8 @@ def check_published(redis_url: str | None, key_prefix: str) -> str:
 
 
 def known_audiences(redis_url: str, key_prefix: str) -> frozenset[str]:
+    # lazy, start-up (loadtest.startup): redis-py ~120 ms
     from decision.store.connect import connect
-    from decision.store.keys import KeySpace
     from decision.store.profiles import ProfileStore
 
     async def main() -> frozenset[str]:
@@ -98,11 +103,10 @@ def known_audiences(redis_url: str, key_prefix: str) -> frozenset[str]:
 
 def lint_warnings(ruleset: Ruleset, redis_url: str | None, key_prefix: str) -> list[Problem]:
     """Lint warnings; the registry's audiences when a Redis is given (unreachable: said, not fatal)."""
-    from decision.rules.lint import lint
-    from decision.store.connect import StoreError
-
     known = None
     if redis_url:
+        from decision.store.connect import StoreError  # redis-py: ~120 ms that validate without a Redis does not pay
+
         try:
             known = known_audiences(redis_url, key_prefix)
         except StoreError as exc:

@@ -24,11 +24,11 @@ from decision.observe.readings import Reading, UnreadableMetrics, read_expositio
 from decision.rules.engine import CompiledRuleset, compile_and_load
 from decision.rules.types import Ruleset
 from decision.service.rulesets import NoPublishedRuleset, active_entry, parse_published
-from decision.store.codecs import PublishedRuleset
 from decision.store.connect import connect
 from decision.store.control import ControlStore
-from decision.store.keys import KeySpace
 from decision.v1 import decision_pb2, decision_pb2_grpc
+from inbound_common.codecs import PublishedRuleset
+from inbound_common.keys import KeySpace
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ file (at the next start) ends its sessions. A script may instead send ``authoriz
 each request (a browser never adds that header by itself). Every page is a GET that changes nothing, but for
 signing in and out and the comparison of a candidate ruleset (POST): a cross-site POST carries no cookie
 (SameSite=Strict) and is refused by its Origin anyway. Tokens are compared in constant time
-(decision.api.auth.AcceptedTokens).
+(inbound_common.secret_files.AcceptedTokens).
 """
 
 from __future__ import annotations
@@ -20,8 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from decision.api.auth import AcceptedTokens
-from decision.settings import BearerToken
+from inbound_common.secret_files import AcceptedTokens, BearerToken
 
 CONSOLE_SCOPE = "console"
 COOKIE = "decision_console"

@@ -1,6 +1,6 @@
 """What each offer achieved: proposals and feedback events per offer, placement, experiment variant and day. Pure.
 
-Counted in Redis (``decision.store.keys`` ``outcomes``: one hash per offer and
+Counted in Redis (``inbound_common.keys`` ``outcomes``: one hash per offer and
 day, in the ruleset's time zone). Proposals are tallied here, in each worker,
 and added by a background flush (``decision.service.outcomes``): a decision
 never waits for them. Events are counted by ``count_outcomes.lua`` in the

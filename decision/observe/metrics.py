@@ -36,7 +36,7 @@ from prometheus_client import multiprocess as prometheus_multiprocess
 from decision.core.types import Decision
 from decision.service import stages
 from decision.service.degraded import REASONS
-from decision.store.codecs import AudienceDirectory
+from inbound_common.codecs import AudienceDirectory
 
 log = logging.getLogger(__name__)
 

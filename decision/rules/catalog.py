@@ -18,11 +18,12 @@ from decision.rules.conditions import ConditionReader
 from decision.rules.content import ContentReader
 from decision.rules.eligibility import EligibilityReader
 from decision.rules.fields import OFFER, PLACEMENT, Fields
-from decision.rules.patterns import ATTRIBUTE_PATTERN, ID_PATTERN, PROFILE_ATTRIBUTE_PATTERN, PROFILE_SCOPE
+from decision.rules.patterns import ATTRIBUTE_PATTERN, ID_PATTERN, PROFILE_SCOPE
 from decision.rules.suggest import did_you_mean
 from decision.rules.templates import ContentTemplate
 from decision.rules.types import AttrType, EligibilityRule, Offer, Placement, ProfileAttrType
 from decision.rules.walker import Walker
+from inbound_common.codecs import ATTRIBUTE_NAME
 
 MAX_ITEMS_LIMIT = 100
 
@@ -53,7 +54,7 @@ class CatalogReader:
 
     def read_profile_attributes(self, node: Node) -> None:
         """``profile_attributes:`` name -> type: what rules may read as ``profile.<name>``."""
-        declared = self._declarations(node, "profile_attributes", PROFILE_ATTRIBUTE_PATTERN, ProfileAttrType)
+        declared = self._declarations(node, "profile_attributes", ATTRIBUTE_NAME, ProfileAttrType)
         for _, name, type_name in declared:
             self.profile_attributes[name] = ProfileAttrType(type_name)
 

@@ -45,7 +45,6 @@ from decision.rules.patterns import (
     ATTRIBUTE_PATTERN,
     AUDIENCE_PATTERN,
     ID_PATTERN,
-    PROFILE_ATTRIBUTE_PATTERN,
     PROFILE_SCOPE,
 )
 from decision.rules.templates import Escape, OnMissing
@@ -61,6 +60,7 @@ from decision.rules.types import (
     Op,
     ProfileAttrType,
 )
+from inbound_common.codecs import ATTRIBUTE_NAME
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 Schema = dict[str, Any]
@@ -153,7 +153,7 @@ def _defs() -> dict[str, Schema]:
         "id": ids,
         "attribute": {"type": "string", "pattern": _anchored(ATTRIBUTE_PATTERN)},
         "context_attribute": {"type": "string", "pattern": f"^{_NOT_PROFILE}(?:{ATTRIBUTE_PATTERN.pattern})$"},
-        "profile_attribute": {"type": "string", "pattern": _anchored(PROFILE_ATTRIBUTE_PATTERN)},
+        "profile_attribute": {"type": "string", "pattern": _anchored(ATTRIBUTE_NAME)},
         "scalar": scalar,
         "formula": {
             "type": "string",
@@ -180,7 +180,7 @@ def _defs() -> dict[str, Schema]:
                 ),
                 "patternProperties": {
                     f"^{re.escape(CONTEXT_PREFIX)}{_NOT_PROFILE}(?:{ATTRIBUTE_PATTERN.pattern})$": _ref("predicate"),
-                    f"^{re.escape(PROFILE_SCOPE)}(?:{PROFILE_ATTRIBUTE_PATTERN.pattern})$": _ref("predicate"),
+                    f"^{re.escape(PROFILE_SCOPE)}(?:{ATTRIBUTE_NAME.pattern})$": _ref("predicate"),
                 },
                 "additionalProperties": False,
             },

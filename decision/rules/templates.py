@@ -36,8 +36,9 @@ from typing import Final
 
 import orjson
 
-from decision.rules.patterns import ATTRIBUTE_PATTERN, PROFILE_ATTRIBUTE_PATTERN, PROFILE_SCOPE
+from decision.rules.patterns import ATTRIBUTE_PATTERN, PROFILE_SCOPE
 from decision.rules.suggest import did_you_mean
+from inbound_common.codecs import ATTRIBUTE_NAME
 
 # What templates read: the context the rules see (decision.rules.types.Context; not imported: types
 # imports this module).
@@ -220,7 +221,7 @@ class _Scanner:
         word = self.text[start : self.position]
         if word.startswith(PROFILE_SCOPE):
             name = word[len(PROFILE_SCOPE) :]
-            if not PROFILE_ATTRIBUTE_PATTERN.fullmatch(name):
+            if not ATTRIBUTE_NAME.fullmatch(name):
                 raise TemplateError(start + 1, f"invalid profile attribute name {name!r}")
             return Placeholder(word, None, start + 1)
         if word.startswith("context."):

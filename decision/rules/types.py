@@ -46,7 +46,7 @@ class AttrType(StrEnum):
 
 class ProfileAttrType(StrEnum):
     """Types a profile attribute may be declared with (``profile_attributes:``); stored in Redis with
-    the same names (decision.store.codecs). A timestamp is compared as a number: epoch seconds."""
+    the same names (inbound_common.codecs). A timestamp is compared as a number: epoch seconds."""
 
     STRING = "string"
     NUMBER = "number"

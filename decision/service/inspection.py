@@ -19,7 +19,7 @@ from decision.service.rulesets import NoPublishedRuleset, active_entry, parse_pu
 from decision.store.connect import AnyRedis
 from decision.store.control import ControlStore
 from decision.store.inspection import StoredProfile, read_stored_profile
-from decision.store.keys import KeySpace
+from inbound_common.keys import KeySpace
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,8 +25,8 @@ from decision.rules.errors import Problem, RulesetInvalid, Severity
 from decision.rules.loader import parse
 from decision.rules.types import Location, Ruleset
 from decision.service.active import ActiveRuleset
-from decision.store.codecs import ActiveRulesetPointer, PublishedRuleset
 from decision.store.control import ControlStore
+from inbound_common.codecs import ActiveRulesetPointer, PublishedRuleset
 
 log = logging.getLogger(__name__)
 

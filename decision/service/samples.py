@@ -6,8 +6,8 @@ from __future__ import annotations
 from decision.core.simulation import Profile
 from decision.store.connect import AnyRedis
 from decision.store.control import ControlStore
-from decision.store.keys import KeySpace
 from decision.store.profiles import ProfileStore
+from inbound_common.keys import KeySpace
 
 
 async def sample_profiles(client: AnyRedis, keys: KeySpace, count: int, now: float) -> list[Profile]:

@@ -22,7 +22,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
-from decision.store.urls import CERT_REQS, parse_redis_url
+from inbound_common.urls import CERT_REQS, parse_redis_url
 
 AnyRedis = aioredis.Redis | RedisCluster
 

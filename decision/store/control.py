@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from decision.store.codecs import ActiveRulesetPointer, PublishedRuleset
 from decision.store.connect import AnyRedis
 from decision.store.follow import follow
-from decision.store.keys import KeySpace
+from inbound_common.codecs import ActiveRulesetPointer, PublishedRuleset
+from inbound_common.keys import KeySpace
 
 
 class ControlStore:

@@ -8,6 +8,7 @@ disk and stops with the process that started it.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import re
 import shutil
@@ -33,8 +34,6 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child before e
     that already serves gRPC the child can then abort before it execs.
     """
     with contextlib.suppress(Exception):
-        import ctypes
-
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 

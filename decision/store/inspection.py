@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
-from decision.store.codecs import (
+from inbound_common.codecs import (
     ATTRIBUTE_TAGS,
     REMOVED_TAG,
     AttributeValue,
@@ -29,7 +29,7 @@ from decision.store.codecs import (
     parse_membership_field,
     winning_attribute_fields,
 )
-from decision.store.keys import KeySpace
+from inbound_common.keys import KeySpace
 
 if TYPE_CHECKING:  # the commands import this module to word what it reads: without redis-py's import cost
     from decision.store.connect import AnyRedis

@@ -8,7 +8,7 @@ from typing import Any
 from decision.core.outcomes import OutcomeRow, rows_of
 from decision.store.connect import AnyRedis
 from decision.store.fastpath import Commands
-from decision.store.keys import KeySpace
+from inbound_common.keys import KeySpace
 
 
 async def scan_outcomes(client: AnyRedis, keys: KeySpace, days: Collection[str], batch: int = 500) -> list[OutcomeRow]:

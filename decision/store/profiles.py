@@ -19,11 +19,11 @@ from typing import Any, NamedTuple, Protocol
 
 from decision.core.controls import TotalCheck
 from decision.store import scripts
-from decision.store.codecs import AttributeValue, AudienceDirectory
 from decision.store.connect import AnyRedis, StoreError, Target, connect
 from decision.store.fastpath import Commands, FastPath, ScriptCall
 from decision.store.follow import follow
-from decision.store.keys import KeySpace
+from inbound_common.codecs import AttributeValue, AudienceDirectory
+from inbound_common.keys import KeySpace
 
 # connect: api/server.py imports it from here (it moved to decision.store.connect).
 __all__ = ["ProfileStore", "StoreError", "StoreMetrics", "connect"]

@@ -12,9 +12,9 @@ from typing import Any
 
 import orjson
 
-from audience_sync.cli import main
+from audience_sync.cli.main import main
 from audience_sync.store import SyncStore
-from decision.store.codecs import AudienceDirectory
+from inbound_common.codecs import AudienceDirectory
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -14,9 +14,10 @@ import pytest
 
 from audience_sync.attribute_mapping import AttributeSource
 from audience_sync.attribute_options import read_map, sources_of
-from audience_sync.cli import EXIT_OK, EXIT_USAGE, main
+from audience_sync.cli.main import main
 from audience_sync.store import SyncStore
-from decision.store.codecs import AudienceDirectory, profile_attributes
+from inbound_common.cli import Exit
+from inbound_common.codecs import AudienceDirectory, profile_attributes
 from tests.audience_sync.helpers import spawn
 
 YAML_MAP = "person.name.firstName: first_name\nloyalty.tier: tier\nltv: lifetime_value:number\n"
@@ -76,27 +77,27 @@ def test_attributes_apply_and_load_read_the_map(
     url = ["--redis-url", redis_url, "--attribute-map", str(mapping)]
     profiles = tmp_path / "profiles.ndjson"
     profiles.write_text('{"profile_id": "p1", "person": {"name": {"firstName": "Ana"}}, "ltv": 12}\n')
-    assert main(["attributes", str(profiles), *url]) == EXIT_OK
+    assert main(["attributes", str(profiles), *url]) == Exit.OK
     assert attributes_of(store, "p1") == {"first_name": "Ana", "lifetime_value": 12.0}
 
     changes = tmp_path / "changes.ndjson"
     changes.write_text('{"profile_id": "p2", "audience_id": "vip", "status": "realized", "loyalty": {"tier": "x"}}\n')
-    assert main(["apply", str(changes), *url]) == EXIT_OK
+    assert main(["apply", str(changes), *url]) == Exit.OK
     assert attributes_of(store, "p2") == {"tier": "x"}
 
     snapshot = tmp_path / "gold.csv"
     snapshot.write_text("profile_id,loyalty.tier\np3,gold\n")
-    assert main(["load", str(snapshot), "--audience", "gold", *url]) == EXIT_OK
+    assert main(["load", str(snapshot), "--audience", "gold", *url]) == Exit.OK
     state = store.registry_state()
     directory = AudienceDirectory.build(state.version, state.entries)
     assert directory.attributes(store.client.hgetall(store.keys.membership("p3"))) == {"tier": "gold"}
 
     capsys.readouterr()
-    assert main(["attributes", str(profiles), "--redis-url", redis_url]) == EXIT_USAGE
+    assert main(["attributes", str(profiles), "--redis-url", redis_url]) == Exit.USAGE
     assert "--attribute-map FILE" in capsys.readouterr().err
     bad = tmp_path / "bad.yaml"
     bad.write_text("ltv: x:money\n")
-    assert main(["attributes", str(profiles), "--redis-url", redis_url, "--attribute-map", str(bad)]) == EXIT_USAGE
+    assert main(["attributes", str(profiles), "--redis-url", redis_url, "--attribute-map", str(bad)]) == Exit.USAGE
     assert f"{bad}: ltv: x:money: unknown type 'money'" in capsys.readouterr().err
 
 

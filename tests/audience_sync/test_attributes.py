@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from audience_sync.attributes import AttributeChange, AttributeRejected, AttributeTally, write_attributes
 from audience_sync.gc import KeepRule, collect
 from audience_sync.store import CutoverItem, SyncStore
-from decision.store.codecs import AudienceDirectory, decode_attribute, profile_attributes
+from inbound_common.codecs import AudienceDirectory, decode_attribute, profile_attributes
 from tests.audience_sync.helpers import latest_arrival, results_of
 
 # Few values and few times: ties, identical resends and removals are frequent.

@@ -266,7 +266,7 @@ def test_a_refused_or_dry_run_load_changes_nothing_in_redis(
         good = parquet_export(tmp_path / "good.parquet").read_bytes()
         corrupt = tmp_path / "corrupt.parquet"
         corrupt.write_bytes(good[:4] + b"\0" * (len(good) - 8) + good[-4:])
-        args, expected = [str(corrupt), "--audience", "x"], 2
+        args, expected = [str(corrupt), "--audience", "x"], 1  # input that cannot be read: refused
     elif case == "bad lines":
         args, expected = [str(csv(tmp_path, "x.csv", ["q1"], tail=["bad\x01"])), "--audience", "vip"], 1
     elif case == "bad line after a batch":  # written in batches of 10 to vip and new audiences, then refused

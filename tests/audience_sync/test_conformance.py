@@ -30,14 +30,15 @@ import pyarrow.parquet as pq
 import pytest
 
 from audience_sync.attribute_mapping import AttributeSource
-from audience_sync.cli import main
+from audience_sync.cli.main import main
 from audience_sync.formats.xdm import XdmOptions
 from audience_sync.receive.app import AppOptions
-from audience_sync.receive.auth import Access, load_tokens
+from audience_sync.receive.auth import ENV_TOKENS, Access
 from audience_sync.receive.payloads import PayloadOptions
 from audience_sync.receive.server import ReceiverConfig, start_receiver
 from audience_sync.store import SyncStore
 from decision.api.server import RunningServer
+from inbound_common.secret_files import load_tokens
 from tests.conftest import StartServer, decision_stub
 from tests.decision.helpers import decide_request, registry_heard
 
@@ -356,7 +357,7 @@ async def receiver(redis_url: str, tmp_path: Path, xdm: XdmOptions) -> AsyncIter
     tokens = tmp_path / "tokens"
     tokens.write_text(f"{PUSH_TOKEN} audiences\n")
     sources = tuple(AttributeSource.parse(spec) for spec in ATTRIBUTES)
-    access = Access(load_tokens(str(tokens), {}))
+    access = Access(load_tokens(str(tokens), {}, ENV_TOKENS))
     running = await start_receiver(
         ReceiverConfig(redis_url=redis_url, access=access, app=AppOptions(PayloadOptions(xdm, attributes=sources)))
     )

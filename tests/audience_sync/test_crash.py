@@ -76,7 +76,7 @@ class Reader:
 
 @pytest.mark.timeout(120)
 async def test_killing_a_snapshot_load_never_shows_a_mix(redis_url: str, tmp_path: Path, store: SyncStore) -> None:
-    from audience_sync.cli import main
+    from audience_sync.cli.main import main
 
     header = "profile_id,audience_id"
     old_file = write_lines(tmp_path / "old.csv", [header, *rows(old_set)])

@@ -8,7 +8,7 @@ from typing import Any
 
 from redis.asyncio.cluster import RedisCluster
 
-from audience_sync.cli import main
+from audience_sync.cli.main import main
 from audience_sync.store import SyncStore
 from tests.audience_sync.helpers import write_lines, xdm_line
 from tests.conftest import StartServer, decision_stub

@@ -11,12 +11,12 @@ from hypothesis import strategies as st
 from audience_sync.gc import KeepRule, collect
 from audience_sync.registry import PendingSnapshot, RegistryState
 from audience_sync.store import SyncStore
-from decision.store.codecs import AudienceEntry
+from inbound_common.codecs import AudienceEntry
 from tests.audience_sync.helpers import seen_by_readers, write_lines
 
 
 def test_gc_keeps_what_readers_or_loads_need(store: SyncStore, tmp_path: Path, redis_url: str) -> None:
-    from audience_sync.cli import main
+    from audience_sync.cli.main import main
 
     url = ["--redis-url", redis_url]
     for members in (["p1", "p2"], ["p1", "p3"], ["p1"]):  # generations 1, 2, 3 of "vip"

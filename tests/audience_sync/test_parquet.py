@@ -16,7 +16,8 @@ from audience_sync.formats import Format, InputOptions, parse
 from audience_sync.records import Change, LineError, ParseStats
 from audience_sync.sources import open_input
 from audience_sync.store import SyncStore
-from decision.store.codecs import AudienceDirectory
+from inbound_common.cli import Exit
+from inbound_common.codecs import AudienceDirectory
 from tests.audience_sync.helpers import cli, seen_by_readers
 
 T1 = datetime(2026, 11, 2, 10, 0)
@@ -115,14 +116,14 @@ def test_load_and_apply_parquet_with_the_command(store: SyncStore, tmp_path: Pat
 
 
 @pytest.mark.parametrize("name", ["broken.parquet", "forced.csv"])
-def test_a_file_that_is_not_parquet_is_a_usage_error(
+def test_a_file_that_is_not_parquet_is_refused(
     store: SyncStore, tmp_path: Path, capsys: Any, redis_url: str, name: str
 ) -> None:
     path = tmp_path / name
     path.write_bytes(b"profile_id,audience_id\np1,vip\n")
     fmt = ["--format", "parquet"] if name == "forced.csv" else []
     status, _, err = cli(capsys, "load", str(path), *fmt, "--redis-url", redis_url)
-    assert status == 2
+    assert status == Exit.INVALID  # input that cannot be read, as an unreadable file (decision validate too)
     assert f"{path}: not a readable Parquet file" in err
     assert store.registry_state().pending == []
 

@@ -13,7 +13,7 @@ from audience_sync.gc import collect
 from audience_sync.report import ErrorReport
 from audience_sync.snapshot import LoadOptions, LoadOutcome, SnapshotLoad, SnapshotRefused
 from audience_sync.store import CutoverItem, SyncStore
-from decision.store.codecs import identity_namespaces
+from inbound_common.codecs import identity_namespaces
 from tests.audience_sync.helpers import dump, seen_by_readers, write_lines, xdm_line
 
 

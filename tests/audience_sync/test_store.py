@@ -11,7 +11,7 @@ from redis.exceptions import ResponseError
 from audience_sync.deltas import DeltaApplier
 from audience_sync.records import Change
 from audience_sync.store import SyncStore
-from decision.store.keys import KeySpace
+from inbound_common.keys import KeySpace
 from tests.audience_sync.helpers import seen_by_readers
 
 # As the parsers accept them (check_profile_id): no control characters, not starting with "}".

@@ -140,7 +140,7 @@ def attribute(profile: str, name: str, at: float, value: str | None = None, type
 
 
 def test_attribute_entries_are_written_by_event_time_then_acked(store: SyncStore, redis_url: str, capsys: Any) -> None:
-    from decision.store.codecs import profile_attributes
+    from inbound_common.codecs import profile_attributes
 
     def attributes_of(profile_id: str) -> dict[str, object]:
         return profile_attributes(store.client.hgetall(store.keys.membership(profile_id)), set())

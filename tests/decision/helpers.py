@@ -13,9 +13,9 @@ from audience_sync.attributes import AttributeChange, AttributeTally, write_attr
 from audience_sync.deltas import write_memberships
 from audience_sync.store import SyncStore
 from decision.api.server import RunningServer
-from decision.store.codecs import AudienceEntry
-from decision.store.keys import KeySpace
 from decision.v1 import decision_pb2
+from inbound_common.codecs import AudienceEntry
+from inbound_common.keys import KeySpace
 from tests.waiting import eventually
 
 

@@ -32,8 +32,8 @@ from decision.cli.main import build_parser, main
 from decision.core.outcomes import rows_of
 from decision.rules.types import DECISION
 from decision.store.embedded import free_port
-from decision.store.keys import KeySpace
 from decision.v1 import decision_pb2_grpc
+from inbound_common.keys import KeySpace
 from tests.conftest import StartServer, decision_stub
 from tests.decision.cli.test_main import RULES, decision_command, wait_serving
 from tests.decision.helpers import decide_request

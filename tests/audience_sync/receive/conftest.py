@@ -9,8 +9,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from audience_sync.receive.auth import Access, load_clients, load_tokens
+from audience_sync.receive.auth import ENV_TOKENS, Access, load_clients
 from audience_sync.receive.server import ReceiverConfig, RunningReceiver, start_receiver
+from inbound_common.secret_files import load_tokens
 
 PUSH_TOKEN = "push-token-0123456789"
 DECIDE_ONLY_TOKEN = "decide-token-0123456789"
@@ -24,7 +25,7 @@ def access(tmp_path: Path) -> Access:
     clients.write_text(f"# the AEP destination\n{CLIENT_ID} {CLIENT_SECRET}\n")
     tokens = tmp_path / "tokens"
     tokens.write_text(f"{PUSH_TOKEN} audiences\n{DECIDE_ONLY_TOKEN} decide,events\n")
-    return Access(load_tokens(str(tokens), {}), load_clients(str(clients)), token_ttl=60)
+    return Access(load_tokens(str(tokens), {}, ENV_TOKENS), load_clients(str(clients)), token_ttl=60)
 
 
 @pytest.fixture

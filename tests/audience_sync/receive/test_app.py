@@ -313,19 +313,24 @@ async def test_https(start: StartReceiver, certs: Any, store: SyncStore) -> None
 def test_credentials_files(tmp_path: Any) -> None:
     import pytest
 
-    from audience_sync.receive.auth import Access, AuthConfigError, Authenticator, Refused, load_tokens
+    from audience_sync.receive.auth import Access, Authenticator, Refused
+    from inbound_common.secret_files import AuthConfigError
 
     path = tmp_path / "tokens"
     path.write_text("# ops\nall-scopes-0123456789\n")
-    everything = Access(load_tokens(str(path), {}))
+    everything = Access.load(str(path), None, {}, 60)
     Authenticator(everything).check_push("Bearer all-scopes-0123456789", now=0)
-    from_env = Access(load_tokens(None, {"AUDIENCE_SYNC_RECEIVE_TOKENS": "env-token-0123456789,other-token-0123456"}))
+    env = {"AUDIENCE_SYNC_RECEIVE_TOKENS": "env-token-0123456789,other-token-0123456"}
+    from_env = Access.load(None, None, env, 60)
     Authenticator(from_env).check_push("bearer other-token-0123456", now=0)
     with pytest.raises(Refused):
         Authenticator(from_env).check_push("Bearer all-scopes-0123456789", now=0)
     path.write_text("short\n")
-    with pytest.raises(AuthConfigError, match=rf"{path}:1: a token must be 16\+ visible ASCII characters"):
-        load_tokens(str(path), {})
+    with pytest.raises(AuthConfigError, match=rf"{path}:1: a token must be at least 16 characters"):
+        Access.load(str(path), None, {}, 60)
+    path.write_text("push-token-0123456789 audience\n")  # a misspelt scope: refused, not a token that gets 403
+    with pytest.raises(AuthConfigError, match=rf"{path}:1: unknown scope 'audience'"):
+        Access.load(str(path), None, {}, 60)
     with pytest.raises(AuthConfigError, match="no credentials"):
         Access.load(None, None, {}, 60)
 

@@ -26,7 +26,7 @@ from audience_sync.receive.server import RunningReceiver
 from audience_sync.receive.writer import BatchWriter
 from audience_sync.records import seconds
 from audience_sync.store import SyncStore
-from decision.store.codecs import attribute_event_ms, profile_attributes
+from inbound_common.codecs import attribute_event_ms, profile_attributes
 from tests.audience_sync.helpers import dump, latest_arrival, results_of, seen_by_readers
 from tests.audience_sync.receive.conftest import StartReceiver
 from tests.audience_sync.receive.test_app import T0, T1, T2, post, seg

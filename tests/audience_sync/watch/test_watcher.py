@@ -9,10 +9,10 @@ from pathlib import Path
 import orjson
 import pytest
 
-from audience_sync.cli import build_parser, cmd_apply, cmd_load
+from audience_sync.cli.main import build_parser
+from audience_sync.cli.watch import ExportRunner
 from audience_sync.snapshot import owner_id
 from audience_sync.store import SyncStore
-from audience_sync.watch.command import ExportRunner
 from audience_sync.watch.ledger import Lease
 from audience_sync.watch.plan import Rules
 from audience_sync.watch.service import WatchMetrics
@@ -36,7 +36,7 @@ def watcher(store: SyncStore, redis_url: str, tmp_path: Path) -> Iterator[Callab
         )  # fmt: skip
         lease = Lease(store, str(exports), owner_id(), ttl=30)
         rules = Rules(tuple(args.snapshot), tuple(args.deltas), args.ready, args.marker)
-        runner = ExportRunner(args, load=cmd_load, apply=cmd_apply)
+        runner = ExportRunner(args)
         work_dir = str(tmp_path / "work")
         made.append(
             Watcher(

@@ -10,10 +10,10 @@ import grpc
 import pytest
 import redis.asyncio as aioredis
 
-from decision.api.auth import METHOD_SCOPES, AuthConfigError, load_tokens
-from decision.settings import SCOPES, BearerToken
+from decision.api.auth import METHOD_SCOPES
 from decision.store.embedded import free_port
 from decision.v1 import decision_pb2, decision_pb2_grpc
+from inbound_common.secret_files import BearerToken
 from tests.conftest import StartServer
 from tests.decision.helpers import add_membership, decide_request
 from tests.decision.observe.test_observe import scrape, value
@@ -66,21 +66,6 @@ async def test_each_method_needs_its_scope(start_server: StartServer, write_rule
         return {r: value(samples, "decision_refused_calls_total", reason=r) for r in wanted} == wanted
 
     await eventually(refused, f"refused calls counted {wanted}", interval=0.1)
-
-
-def test_scopes_in_the_token_file(tmp_path: Path) -> None:
-    path = tmp_path / "tokens"
-    path.write_text(f"{DECIDE_ONLY.token} decide\n{ALL.token}\n{EVENTS_ONLY.token}  events, admin \n")
-    assert load_tokens(str(path), {}) == (
-        DECIDE_ONLY,
-        BearerToken(ALL.token, SCOPES),  # no scopes: all of them
-        BearerToken(EVENTS_ONLY.token, frozenset({"events", "admin"})),
-    )
-    assert load_tokens(None, {"DECISION_AUTH_TOKENS": ALL.token}) == (BearerToken(ALL.token, SCOPES),)
-    path.write_text(f"{ALL.token} decide,delete\n")
-    with pytest.raises(AuthConfigError, match=rf"{path}:1: unknown scope 'delete'") as error:
-        load_tokens(str(path), {})
-    assert ALL.token not in str(error.value)
 
 
 async def test_warnings_at_start(

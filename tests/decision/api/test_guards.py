@@ -13,7 +13,7 @@ from grpc_health.v1 import health_pb2
 from decision.api.auth import TokenAuth
 from decision.api.guards import Guards, Registry
 from decision.observe.metrics import Metrics
-from decision.settings import BearerToken
+from inbound_common.secret_files import BearerToken
 
 ADMIN = BearerToken("token-admin-scope-000001", frozenset({"admin"}))
 DECIDE_ONLY = BearerToken("token-decide-only-000002", frozenset({"decide"}))

@@ -14,7 +14,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from decision.store.embedded import EmbeddedRedis
-from decision.store.keys import KeySpace
+from inbound_common.keys import KeySpace
 from tests.conftest import StartServer, decision_stub
 from tests.decision.helpers import add_membership, decide_request, offers
 from tests.redis_cluster import pause_node

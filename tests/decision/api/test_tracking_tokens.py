@@ -18,8 +18,8 @@ import redis.asyncio as aioredis
 
 from decision.api.token_keys import load_token_keys
 from decision.core.tokens import PREVIOUS_FORMAT, TokenKey, TokenKeyError, TokenKeys, TrackingToken
-from decision.store.keys import KeySpace
 from decision.v1 import decision_pb2
+from inbound_common.keys import KeySpace
 from tests.conftest import StartServer, decision_stub
 from tests.decision.delivery import PATIENT, Clock, decide, event, first, record, ruleset, with_clock
 

@@ -10,8 +10,8 @@ import sys
 import urllib.request
 from pathlib import Path
 
-from decision.cli.options import Exit
 from decision.store.embedded import free_port
+from inbound_common.cli import Exit
 from tests.decision.cli.test_conventions import one_line_error, run
 from tests.waiting import DEADLINE, eventually_sync
 

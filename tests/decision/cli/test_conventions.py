@@ -1,4 +1,5 @@
-"""The `decision` command's conventions, as a user meets them: one line and a documented exit status, no traceback."""
+"""The conventions of the `decision` and `audience-sync` commands, as a user meets them: one line and a documented exit
+status, no traceback; every option's help names its default and variable."""
 
 from __future__ import annotations
 
@@ -9,15 +10,17 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import orjson
 import pytest
 
+from audience_sync.cli.main import build_parser as audience_sync_parser
+from audience_sync.cli.main import main as audience_sync
 from decision.cli.main import build_parser, main
-from decision.cli.options import ENVIRONMENT, Exit
 from decision.store.embedded import free_port
+from inbound_common.cli import Exit, environment, subparsers
 from tests.waiting import DEADLINE
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "retail"
@@ -77,28 +80,78 @@ REDIS_COMMANDS = {
     "profile": ("profile", "p-1001"),
     "console": ("console",),
 }
+# audience-sync's: every one of them.
+SYNC_COMMANDS = {
+    "load": ("load", str(RULES)),
+    "apply": ("apply", str(RULES)),
+    "attributes": ("attributes", str(RULES), "--attribute", "tier"),
+    "stream": ("stream", "--drain"),
+    "receive": ("receive", "--no-auth", "--port", "0"),
+    "watch": ("watch", str(EXAMPLE), "--snapshot", "*", "--port", "0"),
+    "status": ("status",),
+    "gc": ("gc",),
+}
+COMMANDS = {"decision": (main, build_parser, REDIS_COMMANDS), "audience-sync": (audience_sync, audience_sync_parser,
+            SYNC_COMMANDS)}  # fmt: skip
+EVERY_REDIS_COMMAND = [(program, command) for program, (_, _, listed) in COMMANDS.items() for command in listed]
 
 
-def test_the_list_of_commands_taking_a_redis_url_is_complete() -> None:
+@pytest.mark.parametrize("program", sorted(COMMANDS))
+def test_the_list_of_commands_taking_a_redis_url_is_complete(program: str) -> None:
+    _, parser, listed = COMMANDS[program]
     taking = {
-        sub.prog.removeprefix("decision ")
-        for sub in _subparsers(build_parser())
+        sub.prog.removeprefix(f"{program} ")
+        for sub in subparsers(parser())
         if any("--redis-url" in action.option_strings for action in sub._actions)
     }
-    assert taking == set(REDIS_COMMANDS)
+    assert taking == set(listed)
 
 
 @pytest.mark.parametrize("url", ["http://x", "redis://127.0.0.1:notaport/0", "redis://127.0.0.1:6379/zero"])
-@pytest.mark.parametrize("command", sorted(REDIS_COMMANDS))
+@pytest.mark.parametrize(("program", "command"), EVERY_REDIS_COMMAND)
 def test_a_malformed_redis_url_is_one_line_and_a_usage_error(
-    command: str, url: str, capsys: pytest.CaptureFixture[str]
+    program: str, command: str, url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    run_main, _, listed = COMMANDS[program]
     with pytest.raises(SystemExit) as ended:
-        main([*REDIS_COMMANDS[command], "--redis-url", url])
+        run_main([*listed[command], "--redis-url", url])
     assert ended.value.code == Exit.USAGE
     err = capsys.readouterr().err
-    assert err.startswith(f"decision {command}: error: argument --redis-url: not a Redis URL: "), err
+    assert err.startswith(f"{program} {command}: error: argument --redis-url: not a Redis URL: "), err
     assert len(err.splitlines()) == 1, err
+
+
+@pytest.mark.parametrize(("program", "command"), [("decision", "rules list"), ("decision", "validate"),
+                                                  ("audience-sync", "status"), ("audience-sync", "load")])  # fmt: skip
+def test_a_bad_key_prefix_is_one_line_and_a_usage_error(
+    program: str, command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run_main, _, listed = COMMANDS[program]
+    with pytest.raises(SystemExit) as ended:
+        run_main([*listed[command], "--redis-url", "redis://127.0.0.1:1/0", "--key-prefix", "a:b"])
+    assert ended.value.code == Exit.USAGE
+    err = capsys.readouterr().err
+    assert err.startswith(f"{program} {command}: error: argument --key-prefix: invalid key prefix 'a:b'"), err
+    assert len(err.splitlines()) == 1, err
+
+
+def test_audience_sync_reads_its_own_redis_url_variable_first_then_the_decision_services(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("AUDIENCE_SYNC_REDIS_URL", raising=False)
+    monkeypatch.delenv("DECISION_REDIS_URL", raising=False)
+    assert audience_sync(["status"]) == Exit.USAGE
+    assert capsys.readouterr().err == (
+        "audience-sync status: no Redis: pass --redis-url or set AUDIENCE_SYNC_REDIS_URL (or DECISION_REDIS_URL)\n"
+    )
+    monkeypatch.setenv("DECISION_REDIS_URL", "redis://:s3cret@127.0.0.1:notaport/0")
+    with pytest.raises(SystemExit):
+        audience_sync(["status"])
+    err = capsys.readouterr().err
+    assert err.startswith("audience-sync status: error: argument --redis-url: DECISION_REDIS_URL="), err
+    assert "s3cret" not in err and "'notaport' is not a number" in err
+    monkeypatch.setenv("AUDIENCE_SYNC_REDIS_URL", "redis://127.0.0.1:1/0")  # the first one set wins
+    assert audience_sync_parser().parse_args(["status"]).redis_url == "redis://127.0.0.1:1/0"
 
 
 def test_a_malformed_redis_url_in_the_environment_is_named_and_its_password_hidden() -> None:
@@ -288,17 +341,10 @@ def test_version() -> None:
     assert result.stdout.startswith("decision ")
 
 
-def _subparsers(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParser]:
-    yield parser
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            for sub in set(action.choices.values()):
-                yield from _subparsers(sub)
-
-
-def test_every_option_says_what_it_does_its_default_and_its_variable() -> None:
-    parser = build_parser()
-    for sub in _subparsers(parser):
+@pytest.mark.parametrize("program", sorted(COMMANDS))
+def test_every_option_says_what_it_does_its_default_and_its_variable(program: str) -> None:
+    parser = COMMANDS[program][1]()
+    for sub in subparsers(parser):
         for action in sub._actions:
             if not action.option_strings or isinstance(action, argparse._HelpAction | argparse._VersionAction):
                 continue
@@ -306,23 +352,37 @@ def test_every_option_says_what_it_does_its_default_and_its_variable() -> None:
             assert action.help, f"{where} has no help"
             if action.default not in (None, False, [], argparse.SUPPRESS):
                 assert f"default: {action.default}" in action.help, where
+            for name in getattr(action, "env", ()):  # set by option(): every option is added through it
+                assert name in action.help, where
+            assert hasattr(action, "env"), f"{where}: add it with inbound_common.cli.option()"
     listed = parser.epilog or ""
-    for name in ENVIRONMENT:
+    for name in environment(parser):
         assert name in listed
-    for code in Exit:
+    codes = set(Exit) - ({Exit.NOT_FOUND} if program == "audience-sync" else set())
+    for code in codes:
         assert f"{int(code):>3}  " in listed
 
 
-def test_every_variable_the_code_reads_is_listed_in_help_and_docs() -> None:
+@pytest.mark.parametrize(
+    ("prefix", "parser", "docs"),
+    [
+        ("DECISION_", build_parser, ["operations.md"]),
+        ("AUDIENCE_SYNC_", audience_sync_parser, ["audience-sync.md", "receive.md", "watch.md"]),
+    ],
+)
+def test_every_variable_the_code_reads_is_listed_in_help_and_docs(
+    prefix: str, parser: Callable[[], argparse.ArgumentParser], docs: list[str]
+) -> None:
     root = Path(__file__).resolve().parents[3]
-    sources = [*(root / "decision").rglob("*.py"), *(root / "audience_sync").rglob("*.py")]
-    named = {m for path in sources for m in re.findall(r"DECISION_[A-Z_]*[A-Z]", path.read_text(encoding="utf-8"))}
+    sources = [p for package in ("decision", "audience_sync", "inbound_common") for p in (root / package).rglob("*.py")]
+    pattern = re.escape(prefix) + "[A-Z_]*[A-Z]"
+    named = {m for path in sources for m in re.findall(pattern, path.read_text(encoding="utf-8"))}
     # The container health check's own variables are documented in decision/cli/healthcheck.py.
     named = {n for n in named if not n.startswith("DECISION_HEALTH_")}
-    listed = build_parser().epilog or ""
-    operations = (root / "docs" / "operations.md").read_text(encoding="utf-8")
-    assert sorted(n for n in named if n not in listed) == [], "add them to ENVIRONMENT (decision/cli/options.py)"
-    assert sorted(n for n in named if f"`{n}`" not in operations) == [], "list them in docs/operations.md"
+    listed = parser().epilog or ""
+    documented = "".join((root / "docs" / name).read_text(encoding="utf-8") for name in docs)
+    assert sorted(n for n in named if n not in listed) == [], "add an option with env=, or to the command's VARIABLES"
+    assert sorted(n for n in named if f"`{n}`" not in documented) == [], f"list them in docs/{docs[0]}"
 
 
 def test_the_bearer_token_is_auth_token_everywhere_and_decide_keeps_its_old_name() -> None:

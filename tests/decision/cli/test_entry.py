@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from decision.cli.entry import INTERRUPTED
-from decision.cli.options import Exit
+from inbound_common.cli import Exit
 
 ROOT = Path(__file__).resolve().parents[3]
 BIN = Path(sys.executable).parent

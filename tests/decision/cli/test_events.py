@@ -77,8 +77,9 @@ def test_a_bad_file_or_flags_send_nothing(tmp_path: Path) -> None:
     path = tmp_path / "events.ndjson"
     path.write_text('{"profile_id": "p1", "type": "click", "tracking_token": "t"}\n{"profile_id": "p1", "typ": 1}\n')
     refused = events(target, "--file", str(path))
-    assert refused.returncode == 2
+    assert refused.returncode == 1  # the input refused, as a ruleset decision validate refuses
     assert f"{path}:2: typ: unknown field" in refused.stderr
+    assert events(target, "--file", str(tmp_path / "missing.ndjson")).returncode == 1
     path.write_text('{"profile_id": "p1", "type": "view", "tracking_token": "t"}\n')
     assert f"{path}:1: type: unknown event type 'view'" in events(target, "--file", str(path)).stderr
     missing = events(target, "--type", "click")

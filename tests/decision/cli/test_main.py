@@ -18,10 +18,10 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from decision.cli.options import Exit
 from decision.store.embedded import EmbeddedRedis, free_port
-from decision.store.keys import KeySpace
 from decision.v1 import decision_pb2_grpc
+from inbound_common.cli import Exit
+from inbound_common.keys import KeySpace
 from tests.conftest import PATIENT_REDIS_TIMEOUT
 from tests.decision.helpers import decide_request
 from tests.redis_cluster import node_client_for

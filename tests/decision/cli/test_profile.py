@@ -12,7 +12,7 @@ from pathlib import Path
 
 import orjson
 
-from decision.cli.options import Exit
+from inbound_common.cli import Exit
 from tests.conftest import StartServer, decision_stub
 from tests.decision.delivery import PATIENT, decide
 from tests.decision.helpers import add_attributes, add_membership

@@ -25,9 +25,9 @@ from decision.core.outcomes import OutcomeRow
 from decision.core.report import build, days_between
 from decision.present.outcomes_html import render
 from decision.rules.types import Experiment, HoldoutServes, Location, Variant
-from decision.store.keys import KeySpace
 from decision.store.outcomes import scan_outcomes
 from decision.v1 import decision_pb2
+from inbound_common.keys import KeySpace
 from tests.conftest import StartServer, decision_stub
 from tests.decision.cli.test_main import decision_command
 from tests.decision.delivery import PATIENT, Clock, decide, event, first, record, ruleset, with_clock

@@ -29,11 +29,11 @@ from decision.service.inspection import inspect_profile, published_ruleset
 from decision.service.reporting import ReportRequest, read_report_by_day
 from decision.service.rulesets import change_summary, parse_checked, parse_published
 from decision.service.samples import sample_profiles
-from decision.store.codecs import PublishedRuleset
 from decision.store.connect import connect
 from decision.store.control import ControlStore
 from decision.store.embedded import free_port
-from decision.store.keys import KeySpace
+from inbound_common.codecs import PublishedRuleset
+from inbound_common.keys import KeySpace
 from tests.certs import TestCertificates
 from tests.conftest import StartServer, decision_stub
 from tests.decision.console.world import (

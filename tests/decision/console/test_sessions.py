@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from decision.console.sessions import Sessions, local_path
-from decision.settings import BearerToken
+from inbound_common.secret_files import BearerToken
 
 TOKEN = "a-console-token-0123456789"
 OTHER = "an-events-token-0123456789"

@@ -14,11 +14,11 @@ from decision.api.server import RunningServer
 from decision.core.experiments import assign
 from decision.rules.loader import load_file
 from decision.service.rulesets import publish
-from decision.settings import BearerToken
 from decision.store.connect import connect
 from decision.store.control import ControlStore
-from decision.store.keys import KeySpace
 from decision.v1 import decision_pb2
+from inbound_common.keys import KeySpace
+from inbound_common.secret_files import BearerToken
 from tests.conftest import StartServer, decision_stub
 from tests.decision.delivery import event, record
 from tests.decision.helpers import add_attributes, add_memberships, decide_request

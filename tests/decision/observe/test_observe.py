@@ -18,7 +18,7 @@ from decision.observe.logs import JsonFormatter
 from decision.service import stages
 from decision.service.stages import ORDER
 from decision.store import fastpath
-from decision.store.codecs import AudienceEntry
+from inbound_common.codecs import AudienceEntry
 from tests.conftest import StartServer, decision_stub
 from tests.decision.helpers import add_membership, decide_request
 from tests.waiting import eventually

@@ -9,8 +9,8 @@ from decision.rules.patterns import (
     ATTRIBUTE_PATTERN,
     AUDIENCE_PATTERN,
     ID_PATTERN,
-    PROFILE_ATTRIBUTE_PATTERN,
 )
+from inbound_common.codecs import ATTRIBUTE_NAME
 
 
 @pytest.mark.parametrize(
@@ -20,7 +20,7 @@ from decision.rules.patterns import (
         (ATTRIBUTE_PATTERN, ["cart_value", "page.path", "_x"], ["1x", "a b", ""]),
         # AEP segment ids are UUIDs; anything printable without whitespace.
         (AUDIENCE_PATTERN, ["3f2a1c9e-0b7d-4e8f-9a61-2b5c7d8e9f01", "a.b:c", "é"], ["a b", "", "a\tb", "x" * 257]),
-        (PROFILE_ATTRIBUTE_PATTERN, ["tier", "first_name", "_x"], ["tier.x", "1x", "a-b", "x" * 65]),
+        (ATTRIBUTE_NAME, ["tier", "first_name", "_x"], ["tier.x", "1x", "a-b", "x" * 65]),
     ],
 )
 def test_names(pattern: object, accepted: list[str], refused: list[str]) -> None:

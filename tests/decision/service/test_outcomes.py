@@ -13,10 +13,10 @@ from hypothesis import strategies as st
 from decision.core.outcomes import OutcomeRow, event_digest, outcome_field, token_digest
 from decision.core.periods import day_span
 from decision.store.connect import connect
-from decision.store.keys import KeySpace
 from decision.store.outcomes import scan_outcomes
 from decision.store.profiles import OutcomeEvent, OutcomeEvents, ProfileStore
 from decision.v1 import decision_pb2
+from inbound_common.keys import KeySpace
 from tests.conftest import StartServer, decision_stub
 from tests.decision.delivery import PATIENT, Clock, decide, event, record, ruleset, with_clock
 

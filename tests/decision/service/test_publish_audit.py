@@ -10,10 +10,10 @@ import redis.asyncio as aioredis
 
 from decision.rules.diff import RulesetChanges
 from decision.service.rulesets import publish, rollback
-from decision.store.codecs import PublishedRuleset
 from decision.store.connect import connect
 from decision.store.control import ControlStore
-from decision.store.keys import KeySpace
+from inbound_common.codecs import PublishedRuleset
+from inbound_common.keys import KeySpace
 
 V1 = b"""
 version: v1

@@ -18,8 +18,8 @@ import redis.asyncio as aioredis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from decision.store.keys import KeySpace
 from decision.v1 import decision_pb2, decision_pb2_grpc
+from inbound_common.keys import KeySpace
 from tests.conftest import StartServer, decision_stub
 from tests.decision.core import plans
 from tests.decision.delivery import (

@@ -21,7 +21,7 @@ from decision.rules.errors import RulesetInvalid
 from decision.service.rulesets import NoPublishedRuleset, PublishError, listing, publish, rollback
 from decision.store.connect import connect
 from decision.store.control import ControlStore
-from decision.store.keys import KeySpace
+from inbound_common.keys import KeySpace
 from tests.conftest import ON_CLUSTER, StartServer, decision_stub
 from tests.decision.helpers import decide_request, offers
 from tests.waiting import eventually
@@ -50,7 +50,7 @@ async def control(redis_client: Any, redis_url: str) -> AsyncIterator[ControlSto
 
 async def store_unchecked(store: ControlStore, version: str, text: str) -> None:
     """Store and activate a ruleset the way a publisher of another release might: without validating it."""
-    from decision.store.codecs import ActiveRulesetPointer
+    from inbound_common.codecs import ActiveRulesetPointer
 
     digest = hashlib.sha256(text.encode()).hexdigest()
     await store.add_version(version, sha256=digest, source="other-release.yaml", text=text, now=time.time())
@@ -204,7 +204,7 @@ async def test_sighup_without_a_file_rereads_redis_and_a_file_server_ignores_pub
     pinned = await start_server(write_rules(rules("file1").decode()))
     assert follower.ops is not None and follower.ops.control is not None
     # Announcement missed (written without PUBLISH): SIGHUP (reload) catches up.
-    from decision.store.codecs import ActiveRulesetPointer
+    from inbound_common.codecs import ActiveRulesetPointer
 
     await control.add_version("r2", sha256="x", source="s", text=rules("r2").decode(), now=time.time())
     await control.client.set(control.keys.ruleset_active, ActiveRulesetPointer("r2", time.time(), "publish").encode())

@@ -25,7 +25,6 @@ from audience_sync.report import ErrorReport
 from audience_sync.snapshot import LoadOptions, SnapshotLoad
 from audience_sync.store import SyncStore
 from audience_sync.writes import AudienceFields
-from decision.store.codecs import AudienceDirectory, AudienceEntry, profile_attributes
 from decision.store.connect import connect
 from decision.store.inspection import (
     AttributeState,
@@ -34,7 +33,8 @@ from decision.store.inspection import (
     memberships,
     read_stored_profile,
 )
-from decision.store.keys import KeySpace
+from inbound_common.codecs import AudienceDirectory, AudienceEntry, profile_attributes
+from inbound_common.keys import KeySpace
 from tests.audience_sync.helpers import cli, write_lines, xdm_line
 
 NOW = time.time()

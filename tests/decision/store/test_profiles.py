@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from audience_sync.store import SyncStore
-from decision.store.codecs import AudienceEntry, membership_field
 from decision.store.profiles import ProfileStore
+from inbound_common.codecs import AudienceEntry, membership_field
 from tests.conftest import StartServer, decision_stub
 from tests.decision.helpers import add_membership, decide_request, ensure_audience, offers, remove_membership
 from tests.redis_cluster import command_calls, reset_command_stats

@@ -6,7 +6,7 @@ audience_sync's writer (one kind at a time), reading used_memory after each. Pri
 attribute per kind (the listpack-encoded profile hash; a hash past Redis's
 ``hash-max-listpack-entries``/``-value`` turns into a real hash table and costs far more).
 
-Usage: ``python scripts/attribute_memory.py [--profiles 20000] [--redis-server /usr/bin/redis-server]``.
+Usage: ``python -m loadtest.attribute_memory [--profiles 20000] [--redis-server /usr/bin/redis-server]``.
 """
 
 from __future__ import annotations

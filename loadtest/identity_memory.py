@@ -1,6 +1,6 @@
 """Redis memory of writing each profile under several identities (``--identity-namespace`` repeated).
 
-    python -m audience_sync.identity_memory --profiles 200000 --audiences 10
+    python -m loadtest.identity_memory --profiles 200000 --audiences 10
 
 Loads the same XDM export (ECID of 38 characters, CRMID ``c-<n>``) into an embedded redis-server
 twice — under ECID only, then under ECID and CRMID — and reports ``used_memory`` per profile of each,
@@ -15,7 +15,6 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from audience_sync.bench import audience_ids, write_xdm
 from audience_sync.deltas import DeltaApplier
 from audience_sync.formats import Format, InputOptions, parse
 from audience_sync.records import Change, ParseStats
@@ -24,6 +23,7 @@ from audience_sync.snapshot import LoadOptions, SnapshotLoad
 from audience_sync.sources import open_input
 from audience_sync.store import SyncStore
 from decision.store.embedded import EmbeddedRedis
+from loadtest.snapshot_load import audience_ids, write_xdm
 
 
 def used(store: SyncStore) -> int:
@@ -58,7 +58,7 @@ def delta_bytes(store: SyncStore, export: Path, namespaces: tuple[str, ...]) -> 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m audience_sync.identity_memory", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m loadtest.identity_memory", description=__doc__.split("\n")[0])
     parser.add_argument("--profiles", type=int, default=200_000)
     parser.add_argument("--audiences", type=int, default=10)
     args = parser.parse_args(argv)

@@ -5,7 +5,7 @@ offers, every other one capped by the profile's counters. Without explain the
 planner ranks first and looks at delivery controls only until the placement is
 filled; with explain it looks at every offer and words a verdict for each.
 
-Usage: ``python scripts/bench_planning.py [--offers 60]``. Prints the best of 5
+Usage: ``python -m loadtest.explain_cost [--offers 60]``. Prints the best of 5
 runs per decision and the ratio (machines here are shared and noisy: compare ratios).
 """
 

@@ -1,6 +1,6 @@
 """Benchmark: snapshot loads end to end against the best a plain writer does on the same Redis.
 
-    python -m audience_sync.bench --profiles 1000000
+    python -m loadtest.snapshot_load --profiles 1000000
 
 Generates N profiles x 10 audiences, starts an embedded redis-server, and
 measures, in one run:
@@ -40,6 +40,7 @@ import gzip
 import resource
 import socket
 import statistics
+import sys
 import tempfile
 import time
 import uuid
@@ -49,18 +50,25 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import grpc
 import hiredis
 import orjson
 from hiredis import pack_command
+from redis.crc import key_slot
 
 from audience_sync.formats import InputOptions
 from audience_sync.parallel import ParallelLoad
+from audience_sync.partitions import PartitionedLoad, partitions_of
 from audience_sync.report import ErrorReport
 from audience_sync.snapshot import LoadOptions, SnapshotLoad
 from audience_sync.store import SyncStore, connect
-from decision.store.codecs import membership_field
+from decision.api.server import start as start_server
+from decision.settings import Settings
 from decision.store.embedded import EmbeddedRedis
-from decision.store.keys import KeySpace
+from decision.v1 import decision_pb2, decision_pb2_grpc
+from inbound_common.codecs import membership_field
+from inbound_common.keys import KeySpace
+from tests.redis_cluster import LocalCluster
 
 AUDIENCES = 10
 QUALIFIED = "2026-11-01T06:00:00Z"
@@ -230,13 +238,7 @@ def rules_for(audiences: Sequence[str]) -> str:
 
 async def decide_cost(url: str, rules: Path, profile_id: str) -> dict[str, int]:
     """Redis commands spent by one Decide on a real server (after one warm-up call)."""
-    import grpc
-
-    from decision.api.server import start
-    from decision.settings import Settings
-    from decision.v1 import decision_pb2, decision_pb2_grpc
-
-    server = await start(Settings(rules_path=str(rules), host="127.0.0.1", port=0), url)
+    server = await start_server(Settings(rules_path=str(rules), host="127.0.0.1", port=0), url)
     client = connect(url)
     try:
         request = decision_pb2.DecideRequest(
@@ -287,8 +289,6 @@ def dask_client(workers: int) -> Iterator[Any]:
 
 def partitioned(url: str, parts: Sequence[Path], options: LoadOptions, dask: Any) -> tuple[int, int, float]:
     """Memberships written by the partitions of a Dask cluster, one cutover (as ``load``'s result)."""
-    from audience_sync.partitions import PartitionedLoad, partitions_of
-
     store = SyncStore.from_url(url)
     driven = PartitionedLoad(store, options, ErrorReport(show=5), url=url, submit=dask.submit)
     outcome = driven.run_partitions(partitions_of([str(p) for p in parts]))
@@ -303,8 +303,6 @@ def _jobs(text: str) -> list[int]:
 def cluster_ceiling(cluster: Any, profiles: int, audiences: int, batch: int) -> tuple[float, int]:
     """Memberships/s of pipelined HSETs of each master's own profile keys, one master at a time (the
     throughput of one master), and how many masters."""
-    from redis.crc import key_slot
-
     membership = KeySpace().membership
     keys = [membership(f"c-{i}").encode() for i in range(profiles)]
     row = [part for code in range(1, audiences + 1) for part in (membership_field(code, 1).encode(), b"")]
@@ -322,10 +320,7 @@ def cluster_ceiling(cluster: Any, profiles: int, audiences: int, batch: int) -> 
 
 def main_cluster(args: argparse.Namespace) -> int:
     """--redis cluster: the ceiling per master, load through the cluster client, memory per membership."""
-    import sys
-
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ of a checkout
-    from tests.redis_cluster import LocalCluster
 
     audiences = audience_ids()
     memberships = args.profiles * len(audiences)
@@ -375,7 +370,7 @@ def main_cluster(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m audience_sync.bench", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m loadtest.snapshot_load", description=__doc__.split("\n\n")[0])
     parser.add_argument("--profiles", type=int, default=1_000_000)
     parser.add_argument("--batch-size", type=int, default=10_000, help="memberships per pipeline in load")
     parser.add_argument("--gzip", action="store_true", help="gzip the XDM export (parse cost includes inflating)")

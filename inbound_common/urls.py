@@ -1,4 +1,4 @@
-"""Redis URLs: which are accepted, and how redis-py is given them. Checked once, here.
+"""Redis URLs: which are accepted, how redis-py is given them, how they are shown. Checked once, here.
 
 The service's clients (``decision.store.connect``), audience_sync's
 (``audience_sync.store``) and the options of both commands read a URL through
@@ -6,7 +6,7 @@ The service's clients (``decision.store.connect``), audience_sync's
 before anything connects: ``redis://[[user]:password@]host[:port][/db]``,
 ``rediss://`` (TLS), ``unix:///path/to.sock[?db=N]``, and ``redis+cluster://`` /
 ``rediss+cluster://`` (any node of a Redis Cluster). Messages never repeat the
-URL: it may hold a password.
+URL: it may hold a password; :func:`mask_url` shows one without it.
 """
 
 from __future__ import annotations
@@ -15,17 +15,13 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Final
-from urllib.parse import parse_qs, urlsplit
-
-import redis.connection
-
-# redis-py's reading of a URL's query options (typed here: it is not in every release).
-_redis_py_parse_url: Callable[[str], Mapping[str, object]] = redis.connection.parse_url
+from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 # A cluster URL is read by redis-py's cluster client as the plain URL of one of its nodes.
 CLUSTER_SCHEMES: Final = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
 SCHEMES: Final = ("redis", "rediss", "unix", *CLUSTER_SCHEMES)
 CERT_REQS: Final = ("none", "optional", "required")
+MASK: Final = "***"
 
 
 class InvalidRedisUrl(ValueError):
@@ -36,7 +32,7 @@ class InvalidRedisUrl(ValueError):
 class RedisUrl:
     """A checked Redis URL."""
 
-    # As given (with its password, if any: never print it; decision.observe.redact.mask_url does).
+    # As given (with its password, if any: never print it; mask_url does).
     url: str
     # The URL redis-py's clients are built from: the scheme in lower case, a cluster's plain.
     plain: str
@@ -71,8 +67,14 @@ def parse_redis_url(url: str) -> RedisUrl:
     if any(value.lower() not in CERT_REQS for value in reqs):
         raise InvalidRedisUrl(f"not a Redis URL: ssl_cert_reqs must be one of {', '.join(CERT_REQS)}")
     plain = CLUSTER_SCHEMES.get(scheme, scheme) + url[len(scheme) :]
+    # redis-py, when a URL is checked: importing it costs ~120 ms of CPU here (python -m loadtest.startup), which
+    # the commands that need no Redis (decision --help, validate, decide, events) do not pay for their options.
+    import redis.connection
+
+    # redis-py's reading of a URL's query options (typed here: it is not in every release).
+    parse_url: Callable[[str], Mapping[str, object]] = redis.connection.parse_url
     try:
-        _redis_py_parse_url(plain)  # its query options (socket_timeout=..., db=...), as the clients will read them
+        parse_url(plain)  # its query options (socket_timeout=..., db=...), as the clients will read them
     except ValueError as exc:
         raise InvalidRedisUrl(f"not a Redis URL: {exc}") from None
     return RedisUrl(url, plain, scheme in CLUSTER_SCHEMES)
@@ -86,3 +88,17 @@ def _port_reason(url: str, exc: ValueError) -> str:
     if port:
         return f"port {port} (a port is 1 to 65535)"
     return str(exc)
+
+
+def mask_url(url: str) -> str:
+    """The URL with its password (if any) replaced by ``***``: ``redis://user:***@host:6379/0``."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:  # unparsable: show nothing of it rather than risk a secret
+        return f"<unparsable URL, {len(url)} characters>"
+    if not password:
+        return url
+    user = parts.username or ""
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{user}:{MASK}@{host}"))

@@ -7,7 +7,7 @@ import math
 from hypothesis import given
 from hypothesis import strategies as st
 
-from decision.store.codecs import (
+from inbound_common.codecs import (
     ATTRIBUTE_TAGS,
     attribute_field,
     attribute_value,

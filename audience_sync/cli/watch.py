@@ -1,7 +1,6 @@
-"""The ``audience-sync watch`` command: its options, and running the watcher until SIGTERM/SIGINT.
+"""``audience-sync watch``: apply the export files landing in cloud storage or a directory, each once and in order.
 
-It imports nothing optional at import time (fsspec and the filesystems are loaded to run), and nothing of
-``audience_sync.cli``: the ``load`` and ``apply`` commands it runs on each export are handed in.
+fsspec and the filesystems (the ``watch`` extra and the URL scheme's) are loaded to run (storage.py).
 """
 
 from __future__ import annotations
@@ -19,28 +18,28 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from types import FrameType
-from typing import TYPE_CHECKING, Final
+from typing import Any, Final
 
 import orjson
 
-from audience_sync.watch.plan import MARKER, SNAPSHOT, STABLE, Export
-
-if TYPE_CHECKING:  # imported where used: they import redis, which `audience-sync --help` does not need
-    from audience_sync.store import CutoverGuard
-    from audience_sync.watch.watcher import Ran
+from audience_sync.cli import apply, load
+from audience_sync.cli.load import add_allow_empty
+from audience_sync.cli.options import UsageError, add_batch_size
+from audience_sync.snapshot import owner_id
+from audience_sync.store import CutoverGuard, StoreFailure, SyncStore, connect
+from audience_sync.watch.ledger import Lease, LeaseLost
+from audience_sync.watch.plan import MARKER, SNAPSHOT, STABLE, Export, Rules
+from audience_sync.watch.service import HealthServer, WatchMetrics
+from audience_sync.watch.storage import Storage
+from audience_sync.watch.watcher import Ran, Stopped, Watcher
+from inbound_common.cli import Exit, option, port, some_seconds
+from inbound_common.keys import KeySpace
 
 Command = Callable[[argparse.Namespace], int]
-DEFAULT_BATCH: Final = {"load": 10_000, "apply": 5_000}  # as the load and apply commands' --batch-size
-EXIT_USAGE: Final = 2
-EXIT_UNAVAILABLE: Final = 3
-EXIT_INTERRUPTED: Final = 130
-
-
-def _seconds(text: str) -> float:
-    value = float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError("expected a positive number of seconds")
-    return value
+COMMANDS: Final[dict[str, tuple[Command, int]]] = {  # what runs an export of each kind, its default --batch-size
+    "load": (load.run, load.BATCH_SIZE),
+    "apply": (apply.run, apply.BATCH_SIZE),
+}
 
 
 def storage_option(text: str) -> tuple[str, object]:
@@ -54,52 +53,49 @@ def storage_option(text: str) -> tuple[str, object]:
         return key, value
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def add_command(commands: Any, common: argparse.ArgumentParser, inputs: argparse.ArgumentParser) -> None:
+    parser = commands.add_parser("watch", parents=[common, inputs], help="apply the export files landing in cloud "
+                                 "storage or a directory, each once and in order (docs/watch.md)")  # fmt: skip
     parser.add_argument("url", help="where exports land: s3://bucket/prefix/, gs://..., az://container/prefix/ "
                         "(abfs://), sftp://host/path/, or a local directory")  # fmt: skip
-    parser.add_argument("--snapshot", action="append", metavar="GLOB", default=[],
-                        help="files that are full snapshots (a glob on the path below URL; * spans folders; "
-                        "repeatable), applied as by load")  # fmt: skip
-    parser.add_argument("--deltas", action="append", metavar="GLOB", default=[],
-                        help="files of incremental changes (repeatable), applied as by apply")  # fmt: skip
-    parser.add_argument("--ready", choices=[STABLE, MARKER], default=STABLE,
-                        help="when a file is complete: stable (ETag and size unchanged since the previous poll) "
-                        "or marker (a --marker file in its folder)")  # fmt: skip
-    parser.add_argument("--marker", default="_SUCCESS", help="--ready marker: the file that says a folder is complete")
-    parser.add_argument("--poll-interval", type=_seconds, default=30.0, help="seconds between two listings")
-    parser.add_argument("--lease-ttl", type=_seconds, default=30.0,
-                        help="seconds a watcher keeps the lease without renewing it (renewed every third)")  # fmt: skip
-    parser.add_argument("--name", help="the watcher's name in Redis: its ledger and lease (none: the URL)")
-    parser.add_argument("--storage-option", action="append", type=storage_option, default=[], metavar="KEY=VALUE",
-                        help="an fsspec option of the filesystem (repeatable), e.g. endpoint_url=..., "
-                        "anon=true; credentials come from the environment as for the SDKs")  # fmt: skip
-    parser.add_argument("--work-dir", help="where object-store files are copied to be read (none: a new "
-                        "temporary directory)")  # fmt: skip
-    parser.add_argument(
-        "--batch-size",
-        type=int,
-        help="memberships (snapshots) or changes (deltas) per pipeline (none: as load, apply)",
-    )
-    parser.add_argument("--allow-empty", action="store_true", help="let a snapshot leave an audience without members")
-    parser.add_argument("--drain", action="store_true", help="exit when no export is due or being written")
-    parser.add_argument("--host", default=os.environ.get("AUDIENCE_SYNC_WATCH_HOST", "0.0.0.0"),
-                        help="address of /health, /live and /metrics (env AUDIENCE_SYNC_WATCH_HOST)")  # fmt: skip
-    parser.add_argument("--port", type=int, default=int(os.environ.get("AUDIENCE_SYNC_WATCH_PORT", "8081")),
-                        help="their port; 0 a free one (env AUDIENCE_SYNC_WATCH_PORT)")  # fmt: skip
+    option(parser, "--snapshot", action="append", metavar="GLOB", default=[],
+           help="files that are full snapshots (a glob on the path below URL; * spans folders; repeatable), "
+           "applied as by load")  # fmt: skip
+    option(parser, "--deltas", action="append", metavar="GLOB", default=[],
+           help="files of incremental changes (repeatable), applied as by apply")  # fmt: skip
+    option(parser, "--ready", choices=[STABLE, MARKER], default=STABLE,
+           help="when a file is complete: stable (ETag and size unchanged since the previous poll) "
+           "or marker (a --marker file in its folder)")  # fmt: skip
+    option(parser, "--marker", default="_SUCCESS", help="--ready marker: the file that says a folder is complete")
+    option(parser, "--poll-interval", type=some_seconds, default=30.0, help="seconds between two listings")
+    option(parser, "--lease-ttl", type=some_seconds, default=30.0,
+           help="seconds a watcher keeps the lease without renewing it (renewed every third)")  # fmt: skip
+    option(parser, "--name", help="the watcher's name in Redis: its ledger and lease (none: the URL)")
+    option(parser, "--storage-option", action="append", type=storage_option, default=[], metavar="KEY=VALUE",
+           help="an fsspec option of the filesystem (repeatable), e.g. endpoint_url=..., anon=true; credentials "
+           "come from the environment as for the SDKs")  # fmt: skip
+    option(parser, "--work-dir", help="where object-store files are copied to be read (none: a new temporary "
+           "directory)")  # fmt: skip
+    add_batch_size(parser, None, "memberships (snapshots) or changes (deltas) per pipeline (none: as load, apply)")
+    add_allow_empty(parser)
+    option(parser, "--drain", action="store_true", help="exit when no export is due or being written")
+    option(parser, "--host", env="AUDIENCE_SYNC_WATCH_HOST", default="0.0.0.0",
+           help="address of /health, /live and /metrics")  # fmt: skip
+    option(parser, "--port", env="AUDIENCE_SYNC_WATCH_PORT", type=port, default=8081,
+           help="their port; 0 a free one")  # fmt: skip
+    parser.set_defaults(func=run)
 
 
 class ExportRunner:
     """Runs the ``load`` command on a snapshot's files, ``apply`` on deltas: the same checks, progress,
     ``--json`` summary and exit status as on the command line; the summary is captured for the ledger."""
 
-    def __init__(self, args: argparse.Namespace, *, load: Command, apply: Command) -> None:
+    def __init__(self, args: argparse.Namespace) -> None:
         self.base = args
-        self.commands = {"load": load, "apply": apply}
 
     def __call__(self, export: Export, paths: Sequence[str], guard: CutoverGuard | None) -> Ran:
-        from audience_sync.watch.watcher import Ran
-
         name = "load" if export.kind == SNAPSHOT else "apply"
+        command, batch_size = COMMANDS[name]
         args = argparse.Namespace(**vars(self.base))
         args.command = name
         args.files = list(paths)
@@ -107,14 +103,14 @@ class ExportRunner:
         args.opened = []
         args.cutover_guard = guard
         args.force = False
-        args.batch_size = self.base.batch_size or DEFAULT_BATCH[name]
+        args.batch_size = self.base.batch_size or batch_size
         args.source = self.base.source or (
             export.files[0].url if len(export.files) == 1 else f"{export.series} ({len(export.files)} files)"
         )
         captured = io.StringIO()
         try:
             with contextlib.redirect_stdout(captured):
-                status = self.commands[name](args)
+                status = command(args)
         finally:
             for store in args.opened:
                 with contextlib.suppress(Exception):
@@ -140,8 +136,6 @@ class _Stop:
             raise KeyboardInterrupt
 
     def on_lease_lost_signal(self, signum: int, _: FrameType | None) -> None:
-        from audience_sync.watch.ledger import LeaseLost
-
         if self.applying():
             raise LeaseLost("the lease was lost while applying")
 
@@ -151,38 +145,33 @@ class _Stop:
             _thread.interrupt_main(signal.SIGUSR1)
 
 
-def run(args: argparse.Namespace, redis_url: str, *, load: Command, apply: Command) -> int:
-    """Watch until SIGTERM/SIGINT (or, with --drain, until nothing is left to apply). ValueError, ImportError:
-    a usage error."""
-    from audience_sync.snapshot import owner_id
-    from audience_sync.store import StoreFailure, SyncStore, connect
-    from audience_sync.watch.ledger import Lease
-    from audience_sync.watch.plan import Rules
-    from audience_sync.watch.service import HealthServer, WatchMetrics
-    from audience_sync.watch.storage import Storage
-    from audience_sync.watch.watcher import Stopped, Watcher
-    from decision.store.keys import KeySpace
+def run(args: argparse.Namespace) -> int:
+    """Watch until SIGTERM/SIGINT (or, with --drain, until nothing is left to apply)."""
+    try:
+        return _watch(args)
+    except (ValueError, ImportError) as exc:  # bad options, no fsspec or no filesystem for the URL's scheme
+        raise UsageError(str(exc)) from None
 
+
+def _watch(args: argparse.Namespace) -> int:
     if not args.snapshot and not args.deltas:
         raise ValueError("say which files to apply: --snapshot GLOB and/or --deltas GLOB")
-    if args.batch_size is not None and args.batch_size <= 0:
-        raise ValueError(f"--batch-size {args.batch_size}: expected a positive integer")
     if args.dry_run:
         raise ValueError("--dry-run is not for watch: try load or apply --dry-run on a file")
     name = args.name or args.url.rstrip("/")
     if not name or any(c.isspace() for c in name):
         raise ValueError(f"--name {name!r}: no spaces")
-    for option in ("attribute_map", "rejects"):  # read or written per export: an absolute path
-        if getattr(args, option, None):
-            setattr(args, option, os.path.abspath(getattr(args, option)))
+    for path_option in ("attribute_map", "rejects"):  # read or written per export: an absolute path
+        if getattr(args, path_option, None):
+            setattr(args, path_option, os.path.abspath(getattr(args, path_option)))
     storage = Storage(args.url, dict(args.storage_option))
-    store = SyncStore(connect(redis_url), KeySpace(args.key_prefix))
+    store = SyncStore(connect(args.redis_url), KeySpace(args.key_prefix))
     work_dir = args.work_dir or tempfile.mkdtemp(prefix="audience-sync-watch-")
     metrics = WatchMetrics()
     stop = _Stop()
     lease = Lease(store, name, owner_id(), ttl=args.lease_ttl, on_lost=stop.lease_lost)
     rules = Rules(tuple(args.snapshot), tuple(args.deltas), args.ready, args.marker)
-    watcher = Watcher(storage, store, lease, rules, ExportRunner(args, load=load, apply=apply), owner=lease.owner,
+    watcher = Watcher(storage, store, lease, rules, ExportRunner(args), owner=lease.owner,
                       work_dir=work_dir, metrics=metrics, json=args.json)  # fmt: skip
     stop.applying = lambda: watcher.applying is not None
     idle_limit = 3 * args.poll_interval + 10
@@ -208,23 +197,23 @@ def run(args: argparse.Namespace, redis_url: str, *, load: Command, apply: Comma
     signal.signal(signal.SIGUSR1, stop.on_lease_lost_signal)
     print(f"audience-sync watch: watching {args.url} as {name!r} (owner {lease.owner}); /health, /live and "
           f"/metrics on http://{args.host}:{server.port}", file=sys.stderr, flush=True)  # fmt: skip
-    status = 0
+    status = int(Exit.OK)
     try:
         while not stop.stopping:
             report = watcher.poll()
             status = status or report.status
             if args.drain:
                 if report.role == "storage_error":
-                    return EXIT_USAGE
+                    return Exit.USAGE
                 if report.role == "redis_error":
-                    return EXIT_UNAVAILABLE
+                    return Exit.UNAVAILABLE
                 if report.role == "leader" and not report.plan.due and not report.plan.waiting:
                     return status
             stop.event.wait(args.poll_interval)
     except Stopped:
         print("audience-sync watch: stopped; the export being applied is applied again from scratch by the next "
               "watcher", file=sys.stderr)  # fmt: skip
-        return EXIT_INTERRUPTED
+        return Exit.INTERRUPTED
     finally:
         for signum, handler in saved.items():
             signal.signal(signum, handler)

@@ -6,7 +6,7 @@ Writes through the service's own calls (``ProfileStore.add_outcomes`` for propos
 redis-server and reads ``used_memory`` (INFO memory) before and after. The ``ib:tok:`` hashes are
 written as record_events.lua writes them (``HSETNX`` of a field per token and type, ``PEXPIRE``).
 
-Usage: ``python scripts/measure_outcome_memory.py [--offer-days 2000] [--events 200000]``.
+Usage: ``python -m loadtest.outcome_memory [--offer-days 2000] [--events 200000]``.
 """
 
 from __future__ import annotations
@@ -65,12 +65,12 @@ async def main(offer_days: int, events: int) -> None:
         print(f"event dedupe digests (event id and token type): {(after_events - after_counters) / events:.1f} bytes "
               f"per counted event ({events} events over 100 offer-days; kept for the token lifetime past the day's "
               "end)")  # fmt: skip
-        fields = [token_event_field("home_banner", "spring_sale_20", kind) for kind in ("impression", "click")]
+        counted = [token_event_field("home_banner", "spring_sale_20", kind) for kind in ("impression", "click")]
         for start in range(0, events, per_batch):
             commands = []
             for n in range(start, start + per_batch):
                 key = store.keys.token_events(f"58bd1ad0-7ae1-4c2f-9f21-{n:012d}", f"{n:032x}")
-                commands += [("HSETNX", key, field, "1") for field in fields] + [("PEXPIRE", key, DAY_MS)]
+                commands += [("HSETNX", key, field, "1") for field in counted] + [("PEXPIRE", key, DAY_MS)]
             await store.fast.pipeline(commands)
         after_tokens = await used(store)
         print(f"what tokens counted: {(after_tokens - after_events) / events:.1f} bytes per decision with an "

@@ -8,7 +8,7 @@ sends sequential Decide calls over loopback gRPC for three rulesets:
 * ``reserve``: the proposed offer has a per-profile cap counted on decision (EVALSHA read + EVALSHA select);
 * ``total``: the proposed offer has a total cap counted on decision (EVALSHA read + EVALSHA reserve_total).
 
-Usage: ``python scripts/bench_caps.py [--calls 3000]``. Prints medians and p99s, and each ratio to the
+Usage: ``python -m loadtest.caps_cost [--calls 3000]``. Prints medians and p99s, and each ratio to the
 baseline measured in the same run (machines here are shared and noisy: compare ratios, not times).
 """
 
@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import grpc
+import redis.asyncio as aioredis
 
 from audience_sync.deltas import write_memberships
 from audience_sync.store import SyncStore
@@ -79,7 +80,7 @@ async def measure(name: str, offers: str, redis_url: str, calls: int, folder: Pa
 
 async def main(calls: int) -> None:
     with EmbeddedRedis() as redis_server, tempfile.TemporaryDirectory() as folder:
-        results = {}
+        results: dict[str, list[float]] = {}
         # Interleave twice so drifts of a noisy machine hit every ruleset alike.
         for _ in range(2):
             for name, offers in RULESETS.items():
@@ -95,8 +96,6 @@ async def main(calls: int) -> None:
 
 
 async def redis_server_flush(url: str) -> None:
-    import redis.asyncio as aioredis
-
     client = aioredis.Redis.from_url(url)
     await client.flushall()
     await client.aclose()

@@ -1,4 +1,4 @@
-"""Redis URLs: checked once (decision.store.urls), the same for the service's and audience_sync's clients."""
+"""Redis URLs: checked once (inbound_common.urls), the same for the service's and audience_sync's clients."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from audience_sync.store import connect as sync_connect
 from decision.store.connect import Target, connect
-from decision.store.urls import SCHEMES, InvalidRedisUrl, parse_redis_url
+from inbound_common.urls import SCHEMES, InvalidRedisUrl, parse_redis_url
 
 
 @pytest.mark.parametrize(

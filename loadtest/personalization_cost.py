@@ -8,7 +8,7 @@ Pure, in this process, no Redis: the costs they add are Python's.
   offers whose content holds two placeholders (rendered per decision), vs ``profile.*`` conditions'
   join of the profile to the context (``with_profile``) added.
 
-Usage: ``python scripts/bench_personalization.py [--rounds 20000]``. Compare the ratios, not the times
+Usage: ``python -m loadtest.personalization_cost [--rounds 20000]``. Compare the ratios, not the times
 (shared, noisy machines).
 """
 
@@ -22,7 +22,7 @@ from decision.core.planning import decide
 from decision.core.requests import with_profile
 from decision.core.types import DecisionRequest, PlacementRequest
 from decision.rules.loader import parse
-from decision.store.codecs import AudienceDirectory, AudienceEntry
+from inbound_common.codecs import AudienceDirectory, AudienceEntry
 
 STATIC = "{title: 'Hi there, 10 % off in Lyon today', cta: Shop}"
 TEMPLATED = """{title: 'Hi {{profile.first_name | default: "there"}}, 10 % off in {{context.city}} today', cta: Shop}"""
@@ -69,7 +69,9 @@ def main() -> None:
     with_attributes = {**memberships, **attributes}
     base = per_call(lambda: directory.audiences(memberships, 0.0), rounds)
     both = per_call(lambda: (directory.audiences(with_attributes, 0.0), directory.attributes(with_attributes)), rounds)
-    print(f"decode  memberships only {base * 1e6:6.2f} us   + 6 attributes {both * 1e6:6.2f} us   ratio {both / base:.2f}")
+    print(
+        f"decode  memberships only {base * 1e6:6.2f} us   + 6 attributes {both * 1e6:6.2f} us   ratio {both / base:.2f}"
+    )
 
     static, _ = parse(ruleset_text(STATIC), "static.yaml")
     templated, _ = parse(ruleset_text(TEMPLATED), "templated.yaml")

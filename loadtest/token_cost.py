@@ -2,12 +2,13 @@
 their size, and what signing and verifying one costs (µs of CPU, the best of several interleaved rounds, and the
 ratio).
 
-Usage: ``python scripts/measure_tokens.py [--rounds 7] [--tokens 20000]``.
+Usage: ``python -m loadtest.token_cost [--rounds 7] [--tokens 20000]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import time
 from collections.abc import Callable
 
@@ -42,8 +43,8 @@ def main(rounds: int, count: int) -> None:
         verify: dict[int, list[float]] = {f: [] for f in keys}
         for _ in range(rounds):  # interleaved: both formats see the same machine load
             for f, k in keys.items():
-                sign[f].append(best_us(lambda k=k, u=unsigned: k.sign(u, PROFILE), count))
-                verify[f].append(best_us(lambda k=k, t=signed[f]: k.open(t, PROFILE), count))
+                sign[f].append(best_us(functools.partial(k.sign, unsigned, PROFILE), count))
+                verify[f].append(best_us(functools.partial(k.open, signed[f], PROFILE), count))
         for what, times in (("sign", sign), ("verify", verify)):
             old, new = min(times[PREVIOUS_FORMAT]), min(times[TOKEN_FORMAT])
             print(f"  {what}: {old:.2f} µs (format {PREVIOUS_FORMAT}), {new:.2f} µs (format {TOKEN_FORMAT}): "

@@ -7,8 +7,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from redis.crc import key_slot
 
-from decision.store.codecs import AudienceDirectory, AudienceEntry, membership_field, membership_value
-from decision.store.keys import KeySpace
+from inbound_common.codecs import AudienceDirectory, AudienceEntry, membership_field, membership_value
+from inbound_common.keys import KeySpace
 
 profile_ids = st.text(st.characters(blacklist_categories=("Cc", "Cs")), min_size=1, max_size=64).filter(
     lambda s: "{" not in s and "}" not in s

@@ -1,4 +1,4 @@
-"""The values stored under the keys of ``decision.store.keys``: how they are encoded and decoded. Pure.
+"""The values stored under the keys of ``inbound_common.keys``: how they are encoded and decoded. Pure.
 
 The other half of the contract between audience_sync (the writer) and the
 decision service (the reader), described in docs/redis-keys.md: membership

@@ -3,7 +3,7 @@
 This module is the contract between audience_sync (the writer) and the
 decision service (the reader); docs/redis-keys.md describes it for humans and
 must change with it; the values stored under these keys are encoded in
-``decision.store.codecs``. It is pure: no Redis client is imported.
+``inbound_common.codecs``. It is pure: no Redis client is imported.
 
 Summary (prefix ``ib`` by default):
 
@@ -13,7 +13,7 @@ Summary (prefix ``ib`` by default):
   in one Redis Cluster slot, so a decision reads a profile in one round trip.
   The same hash holds the profile's attributes: fields ``@<name>`` (changes) and
   ``@<name>/<code>:<generation>`` (snapshots), values ``<type tag><event ms>|<value>``
-  (``decision.store.codecs``).
+  (``inbound_common.codecs``).
 * ``ib:{registry}:audiences`` HASH, the audience registry: audience id -> JSON
   (code, active generation, name, source, last sync, members...).
 * ``ib:{registry}:next-code`` STRING, the last audience code handed out.

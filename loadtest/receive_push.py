@@ -1,6 +1,6 @@
 """Benchmark of ``audience-sync receive``: throughput against ``apply``, and push-to-decision latency.
 
-    python -m audience_sync.receive_bench --profiles 20000 --latency-changes 1000
+    python -m loadtest.receive_push --profiles 20000 --latency-changes 1000
 
 Starts an embedded redis-server and measures, in one run:
 
@@ -32,12 +32,18 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+import grpc
 import orjson
 
-from audience_sync.bench import audience_ids
-from audience_sync.cli import main as audience_sync
+from audience_sync.cli.main import main as audience_sync
+from audience_sync.store import connect
+from decision.api.server import start as start_server
+from decision.settings import Settings
 from decision.store.embedded import EmbeddedRedis
-from decision.store.keys import KeySpace
+from decision.v1 import decision_pb2, decision_pb2_grpc
+from inbound_common.keys import KeySpace
+from loadtest.snapshot_load import audience_ids
 
 QUALIFIED = "2026-11-01T06:00:00Z"
 LIVE = "live-audience"
@@ -87,8 +93,6 @@ def apply_rate(url: str, path: Path, profiles: int) -> float:
 
 
 async def receive_rate(base: str, bodies: Sequence[bytes], profiles: int, concurrency: int) -> float:
-    import aiohttp
-
     queue = list(reversed(bodies))
 
     async def worker(http: aiohttp.ClientSession) -> None:
@@ -108,14 +112,7 @@ async def receive_rate(base: str, bodies: Sequence[bytes], profiles: int, concur
 
 async def latency(base: str, redis_url: str, rules: Path, changes: int) -> tuple[list[float], list[float], int]:
     """(push-to-decision times, POST times, Decides that did not see the change yet), in seconds."""
-    import aiohttp
-    import grpc
-
-    from decision.api.server import start
-    from decision.settings import Settings
-    from decision.v1 import decision_pb2, decision_pb2_grpc
-
-    server = await start(Settings(rules_path=str(rules), host="127.0.0.1", port=0), redis_url)
+    server = await start_server(Settings(rules_path=str(rules), host="127.0.0.1", port=0), redis_url)
     seen_after: list[float] = []
     posts: list[float] = []
     misses = 0
@@ -158,7 +155,7 @@ async def latency(base: str, redis_url: str, rules: Path, changes: int) -> tuple
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m audience_sync.receive_bench", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m loadtest.receive_push", description=__doc__.split("\n\n")[0])
     parser.add_argument("--profiles", type=int, default=20_000)
     parser.add_argument("--audiences", type=int, default=3, help="memberships per profile")
     parser.add_argument("--per-request", type=int, default=100, help="profiles per POST")
@@ -179,7 +176,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"  - {{id: live, placements: [b], eligibility: {{audiences: {{all: ['{LIVE}']}}}}}}\n",
             encoding="utf-8",
         )
-        from audience_sync.store import connect
 
         client = connect(url)
         with receiver(url) as base:

@@ -1,0 +1,1 @@
+"""The ``audience-sync`` command: ``main`` wires the parser, a module per command."""
