@@ -14,8 +14,10 @@ per cent, on a quiet box or one shared with other work (where CPU time swings by
 echo beside it), under callgrind, driven at 1 and 16 calls in flight by h2load with the bench's one body
 (``--calls`` calls) and by k6 with the bench's realistic requests (for about ``--calls`` calls, counted by
 the server): callgrind's counters are zeroed after a warm-up and dumped after the calls, so the count
-is of those calls alone (gRPC, the event loop, interceptors, every thread) — the "x echo" of the bench in
-instructions (kernel time, a large part of the echo's CPU, is not counted).
+is of those calls alone (gRPC, the event loop, every thread) — the "x echo" of the bench in instructions
+(kernel time, a large part of the echo's CPU, is not counted). What the server does by the clock (refreshes,
+flushes, samplers) is counted while it idles after the calls and taken out at that rate: a window slowed
+down by a busy box would otherwise count more of it per call.
 
     python -m loadtest.instructions --server [--before /tmp/before]
 
@@ -138,6 +140,7 @@ def server_per_call(
                 h2load.run(url_of, body, requests=max(100, calls // 4), in_flight=in_flight)  # warm-up
                 answered = decide_calls(scrape(metrics))[0] if name != "echo" else 0
                 _dump_total(server.pid, folder, out, "-z")
+                started = time.monotonic()
                 h2load.run(url_of, body, requests=calls, in_flight=in_flight)
                 made = calls
             else:
@@ -147,11 +150,23 @@ def server_per_call(
                 answered = decide_calls(scrape(metrics))[0] if name != "echo" else 0
                 seconds = max(10.0, calls / max(1.0, pace.throughput))
                 _dump_total(server.pid, folder, out, "-z")
+                started = time.monotonic()
                 made = k6load.run(target, requests_file, in_flight=in_flight, seconds=seconds,
                                   discard_answers=discard).requests  # fmt: skip
-                if name != "echo":
-                    made = decide_calls(scrape(metrics))[0] - answered  # the server's own count: every call OK
-            result[in_flight] = _dump_total(server.pid, folder, out, "-d") / made
+            window = time.monotonic() - started
+            counted = _dump_total(server.pid, folder, out, "-d")
+            # What the server does by the clock (refreshes, flushes, samplers: once a second each), whatever
+            # the calls, is counted while it idles and taken out at that rate: a slowed-down window on a busy
+            # box would count more of it per call.
+            idle = min(window, 30.0)
+            _dump_total(server.pid, folder, out, "-z")
+            time.sleep(idle)
+            background = _dump_total(server.pid, folder, out, "-d") / idle * window
+            if requests_file is not None and name != "echo":
+                made = decide_calls(scrape(metrics))[0] - answered  # the server's own count: every call OK
+            result[in_flight] = (counted - background) / made
+            print(f"  {name} {in_flight} in flight: {made} calls in {window:.0f} s, by the clock "
+                  f"{background / made / 1e6:.3f} M per call taken out", file=sys.stderr, flush=True)  # fmt: skip
             if requests_file is None and name != "echo" and decide_calls(scrape(metrics))[0] - answered != calls:
                 raise SystemExit(f"{name}: not every one of the {calls} calls was answered OK")
         if name != "echo":
