@@ -51,6 +51,8 @@ from loadtest.scrape import decide_calls, scrape
 from loadtest.traffic import write_requests
 
 ROOT = Path(__file__).resolve().parents[1]
+# A server under callgrind on a busy box may take long to answer a scrape.
+SCRAPE_TIMEOUT = 300.0
 _TOTALS = re.compile(r"^(?:summary|totals): (\d+)", re.MULTILINE)
 
 
@@ -138,7 +140,7 @@ def server_per_call(
         for in_flight in (1, 16):
             if requests_file is None:
                 h2load.run(url_of, body, requests=max(100, calls // 4), in_flight=in_flight)  # warm-up
-                answered = decide_calls(scrape(metrics))[0] if name != "echo" else 0
+                answered = decide_calls(scrape(metrics, SCRAPE_TIMEOUT))[0] if name != "echo" else 0
                 _dump_total(server.pid, folder, out, "-z")
                 started = time.monotonic()
                 h2load.run(url_of, body, requests=calls, in_flight=in_flight)
@@ -147,7 +149,7 @@ def server_per_call(
                 # k6 runs for a time, not a count: a short run gives the pace, the measured one lasts ~calls.
                 target, discard = f"127.0.0.1:{port}", name == "echo"
                 pace = k6load.run(target, requests_file, in_flight=in_flight, seconds=10, discard_answers=discard)
-                answered = decide_calls(scrape(metrics))[0] if name != "echo" else 0
+                answered = decide_calls(scrape(metrics, SCRAPE_TIMEOUT))[0] if name != "echo" else 0
                 seconds = max(10.0, calls / max(1.0, pace.throughput))
                 _dump_total(server.pid, folder, out, "-z")
                 started = time.monotonic()
@@ -163,14 +165,22 @@ def server_per_call(
             time.sleep(idle)
             background = _dump_total(server.pid, folder, out, "-d") / idle * window
             if requests_file is not None and name != "echo":
-                made = decide_calls(scrape(metrics))[0] - answered  # the server's own count: every call OK
+                made = (
+                    decide_calls(scrape(metrics, SCRAPE_TIMEOUT))[0] - answered
+                )  # the server's own count: every call OK
             result[in_flight] = (counted - background) / made
             print(f"  {name} {in_flight} in flight: {made} calls in {window:.0f} s, by the clock "
                   f"{background / made / 1e6:.3f} M per call taken out", file=sys.stderr, flush=True)  # fmt: skip
-            if requests_file is None and name != "echo" and decide_calls(scrape(metrics))[0] - answered != calls:
+            if (
+                requests_file is None
+                and name != "echo"
+                and decide_calls(scrape(metrics, SCRAPE_TIMEOUT))[0] - answered != calls
+            ):
                 raise SystemExit(f"{name}: not every one of the {calls} calls was answered OK")
         if name != "echo":
-            degraded = sum(v for k, v in scrape(metrics).items() if k.startswith("decision_degraded_total"))
+            degraded = sum(
+                v for k, v in scrape(metrics, SCRAPE_TIMEOUT).items() if k.startswith("decision_degraded_total")
+            )
             if degraded:
                 raise SystemExit(f"{name}: {degraded:.0f} degraded answers: not a measure of full decisions")
     finally:
