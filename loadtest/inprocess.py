@@ -120,10 +120,14 @@ async def build(redis_url: str, rules: Path, metrics: bool) -> tuple[Callable[[b
     return call, degraded
 
 
-async def drive(redis_url: str, rules: Path, requests: list[bytes], warmup: int, metrics: bool) -> float:
+async def drive(
+    redis_url: str, rules: Path, requests: list[bytes], warmup: int, metrics: bool, gc_threshold: int | None = None
+) -> float:
     """CPU µs per call over ``requests`` (after ``warmup`` of them, also answered)."""
     call, degraded = await build(redis_url, rules, metrics)
     gc.freeze()  # as a server does once built (decision.api.server): a full collection then walks only what came after
+    if gc_threshold is not None:
+        gc.set_threshold(gc_threshold, *gc.get_threshold()[1:])
     for body in requests[:warmup]:
         await call(body)
     started = time.process_time()
@@ -145,6 +149,7 @@ def main() -> int:
     parser.add_argument("--traffic", choices=("realistic", "one"), default="realistic")
     parser.add_argument("--no-metrics", action="store_true", help="without the metrics a bench server counts")
     parser.add_argument("--no-caps", action="store_true", help="the bench's ruleset without its caps")
+    parser.add_argument("--gc-threshold", type=int, help="the cyclic GC's first threshold (gc.set_threshold)")
     args = parser.parse_args()
     try:
         import uvloop
@@ -162,7 +167,7 @@ def main() -> int:
             if args.load_only:
                 return 0
             requests = bodies(args.traffic, args.warmup + args.calls)
-            cpu = asyncio.run(drive(url, rules, requests, args.warmup, not args.no_metrics))
+            cpu = asyncio.run(drive(url, rules, requests, args.warmup, not args.no_metrics, args.gc_threshold))
     print(f"{args.calls} calls ({args.traffic}): {cpu:.1f} µs of CPU per call")
     return 0
 

@@ -11,10 +11,13 @@ per cent, on a quiet box or one shared with other work (where CPU time swings by
     python -m loadtest.instructions --env DECISION_STAGE_TIMING=1   # with a setting of the server's environment
 
 ``--server``: the whole server instead (``decision serve`` with metrics, as the bench runs it, and the
-echo beside it), under callgrind, driven by h2load with the bench's one body at 1 and 16 calls in
-flight: callgrind's counters are zeroed after a warm-up and dumped after ``--calls`` calls, so the count
-is of those calls alone (gRPC, the event loop, interceptors, every thread) — the "x echo" of the bench in
-instructions (kernel time, a large part of the echo's CPU, is not counted).
+echo beside it), under callgrind, driven at 1 and 16 calls in flight by h2load with the bench's one body
+(``--calls`` calls) and by k6 with the bench's realistic requests (for about ``--calls`` calls, counted by
+the server): callgrind's counters are zeroed after a warm-up and dumped after the calls, so the count
+is of those calls alone (gRPC, the event loop, every thread) — the "x echo" of the bench in instructions
+(kernel time, a large part of the echo's CPU, is not counted). What the server does by the clock (refreshes,
+flushes, samplers) is counted while it idles after the calls and taken out at that rate: a window slowed
+down by a busy box would otherwise count more of it per call.
 
     python -m loadtest.instructions --server [--before /tmp/before]
 
@@ -40,13 +43,16 @@ from pathlib import Path
 import grpc
 
 from decision.store.embedded import EmbeddedRedis, free_port
-from loadtest import h2load
+from loadtest import h2load, k6load
 from loadtest.bench import LONG_CONNECTIONS, METHOD_URL, load_profiles, sample_request
 from loadtest.inprocess import AUDIENCES, OFFERS, PER_PROFILE, PROFILES, SEED
 from loadtest.rulegen import generate
 from loadtest.scrape import decide_calls, scrape
+from loadtest.traffic import write_requests
 
 ROOT = Path(__file__).resolve().parents[1]
+# A server under callgrind on a busy box may take long to answer a scrape.
+SCRAPE_TIMEOUT = 300.0
 _TOTALS = re.compile(r"^(?:summary|totals): (\d+)", re.MULTILINE)
 
 
@@ -99,9 +105,18 @@ def _dump_total(pid: int, folder: Path, out: Path, command: str) -> int:
 
 
 def server_per_call(
-    name: str, python: Path, checkout: Path, url: str, rules: Path, calls: int, folder: Path, env: dict[str, str]
+    name: str,
+    python: Path,
+    checkout: Path,
+    url: str,
+    rules: Path,
+    calls: int,
+    folder: Path,
+    env: dict[str, str],
+    requests_file: Path | None = None,
 ) -> dict[int, float]:
-    """Instructions per one-body call of the echo or the decision server, at 1 and 16 in flight."""
+    """Instructions per call of the echo or the decision server, at 1 and 16 in flight: the one body (h2load,
+    ``calls`` calls), or with ``requests_file`` the realistic requests (k6, for about ``calls`` calls)."""
     port, metrics = free_port(), free_port()
     folder.mkdir(parents=True, exist_ok=True)
     out = folder / f"callgrind.server.{name}.out"
@@ -123,15 +138,49 @@ def server_per_call(
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
             grpc.channel_ready_future(channel).result(timeout=600)
         for in_flight in (1, 16):
-            h2load.run(url_of, body, requests=max(100, calls // 4), in_flight=in_flight)  # warm-up
-            answered = decide_calls(scrape(metrics))[0] if name != "echo" else 0
+            if requests_file is None:
+                h2load.run(url_of, body, requests=max(100, calls // 4), in_flight=in_flight)  # warm-up
+                answered = decide_calls(scrape(metrics, SCRAPE_TIMEOUT))[0] if name != "echo" else 0
+                _dump_total(server.pid, folder, out, "-z")
+                started = time.monotonic()
+                h2load.run(url_of, body, requests=calls, in_flight=in_flight)
+                made = calls
+            else:
+                # k6 runs for a time, not a count: a short run gives the pace, the measured one lasts ~calls.
+                target, discard = f"127.0.0.1:{port}", name == "echo"
+                pace = k6load.run(target, requests_file, in_flight=in_flight, seconds=10, discard_answers=discard)
+                answered = decide_calls(scrape(metrics, SCRAPE_TIMEOUT))[0] if name != "echo" else 0
+                seconds = max(10.0, calls / max(1.0, pace.throughput))
+                _dump_total(server.pid, folder, out, "-z")
+                started = time.monotonic()
+                made = k6load.run(target, requests_file, in_flight=in_flight, seconds=seconds,
+                                  discard_answers=discard).requests  # fmt: skip
+            window = time.monotonic() - started
+            counted = _dump_total(server.pid, folder, out, "-d")
+            # What the server does by the clock (refreshes, flushes, samplers: once a second each), whatever
+            # the calls, is counted while it idles and taken out at that rate: a slowed-down window on a busy
+            # box would count more of it per call.
+            idle = min(window, 30.0)
             _dump_total(server.pid, folder, out, "-z")
-            h2load.run(url_of, body, requests=calls, in_flight=in_flight)
-            result[in_flight] = _dump_total(server.pid, folder, out, "-d") / calls
-            if name != "echo" and decide_calls(scrape(metrics))[0] - answered != calls:
+            time.sleep(idle)
+            background = _dump_total(server.pid, folder, out, "-d") / idle * window
+            if requests_file is not None and name != "echo":
+                made = (
+                    decide_calls(scrape(metrics, SCRAPE_TIMEOUT))[0] - answered
+                )  # the server's own count: every call OK
+            result[in_flight] = (counted - background) / made
+            print(f"  {name} {in_flight} in flight: {made} calls in {window:.0f} s, by the clock "
+                  f"{background / made / 1e6:.3f} M per call taken out", file=sys.stderr, flush=True)  # fmt: skip
+            if (
+                requests_file is None
+                and name != "echo"
+                and decide_calls(scrape(metrics, SCRAPE_TIMEOUT))[0] - answered != calls
+            ):
                 raise SystemExit(f"{name}: not every one of the {calls} calls was answered OK")
         if name != "echo":
-            degraded = sum(v for k, v in scrape(metrics).items() if k.startswith("decision_degraded_total"))
+            degraded = sum(
+                v for k, v in scrape(metrics, SCRAPE_TIMEOUT).items() if k.startswith("decision_degraded_total")
+            )
             if degraded:
                 raise SystemExit(f"{name}: {degraded:.0f} degraded answers: not a measure of full decisions")
     finally:
@@ -176,13 +225,18 @@ def main() -> int:
             rules.write_text(generate(OFFERS, AUDIENCES, SEED, caps=True))
             folder = Path(tmp) if args.keep is None else args.keep
             folder.mkdir(parents=True, exist_ok=True)
-            echo = server_per_call("echo", Path(sys.executable), ROOT, url, rules, args.calls, folder, env)
-            print(f"  echo  one body  {', '.join(f'{n} in flight {c / 1e6:.3f} M' for n, c in echo.items())}")
-            for name, python, checkout in checkouts:
-                mine = server_per_call(name, python, checkout, url, rules, args.calls, folder / name, env)
-                print(f"{name:>6}  one body  " + ", ".join(
-                    f"{n} in flight {c / 1e6:.3f} M ({c / echo[n]:.2f} x echo)" for n, c in mine.items()
-                ), flush=True)  # fmt: skip
+            requests_file = Path(tmp) / "requests.json"
+            write_requests(requests_file, 20_000, PROFILES, SEED)
+            for traffic in kinds:
+                given = requests_file if traffic == "realistic" else None
+                label = "one body" if traffic == "one" else traffic
+                echo = server_per_call("echo", Path(sys.executable), ROOT, url, rules, args.calls, folder, env, given)
+                print(f"  echo  {label:<9}  {', '.join(f'{n} in flight {c / 1e6:.3f} M' for n, c in echo.items())}")
+                for name, python, checkout in checkouts:
+                    mine = server_per_call(name, python, checkout, url, rules, args.calls, folder / name, env, given)
+                    print(f"{name:>6}  {label:<9}  " + ", ".join(
+                        f"{n} in flight {c / 1e6:.3f} M ({c / echo[n]:.2f} x echo)" for n, c in mine.items()
+                    ), flush=True)  # fmt: skip
             return 0
         for traffic in kinds:
             for name, python, checkout in checkouts:

@@ -8,9 +8,9 @@ import urllib.request
 _SAMPLE = re.compile(r"^([a-zA-Z_:]+)(\{[^}]*\})? ([0-9.eE+-]+|NaN)$")
 
 
-def scrape(port: int) -> dict[str, float]:
+def scrape(port: int, timeout: float = 5.0) -> dict[str, float]:
     """Every sample, keyed by name and labels as exposed (``name{label="v"}``)."""
-    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=timeout).read().decode()
     values: dict[str, float] = {}
     for line in text.splitlines():
         match = _SAMPLE.match(line)

@@ -1,1 +1,2 @@
-"""The gRPC edge: server, servicer (proto <-> domain, status codes), interceptors, authentication, TLS."""
+"""The gRPC edge: server, servicer (proto <-> domain, status codes), guards (authentication, request guard,
+RPC metrics), TLS."""

@@ -20,12 +20,13 @@ nowhere): a request that is not one is PERMISSION_DENIED before it is decided.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Iterable
+from typing import NamedTuple
 
 import grpc
 from google.protobuf.message import DecodeError
 
-from decision.api.handlers import refusing_handler
+from decision.observe.metrics import DECIDE_METHOD
 from decision.v1 import decision_pb2
 from inbound_common.secret_files import AcceptedTokens, BearerToken
 
@@ -35,83 +36,72 @@ OPEN_METHOD_PREFIXES = (
     "/grpc.reflection.v1alpha.ServerReflection/",
     "/grpc.reflection.v1.ServerReflection/",
 )
-DECIDE_METHOD = "/decision.v1.DecisionService/Decide"
+DECIDE_SCOPE = "decide"
 # The one place that says which scope a method needs; unnamed methods need ADMIN_SCOPE.
 METHOD_SCOPES = {
-    DECIDE_METHOD: "decide",
+    DECIDE_METHOD: DECIDE_SCOPE,
     "/decision.v1.DecisionService/RecordEvents": "events",
 }
 ADMIN_SCOPE = "admin"
 # Decide's requests with ``dry_run`` set (counted nowhere) need only this scope.
 PREVIEW_SCOPE = "preview"
-# Reasons of refused calls (the interceptor's ``refused`` counts, exported as metrics).
+# Reasons of refused calls (``TokenAuth.refused`` counts, exported as metrics).
 UNAUTHENTICATED = "unauthenticated"
 PERMISSION_DENIED = "permission_denied"
 
 
-class TokenAuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
-    """Refuses calls (except health and reflection) without an accepted bearer token holding the method's scope."""
+class Refusal(NamedTuple):
+    """A call ended before its method ran: the status and its details."""
+
+    code: grpc.StatusCode
+    details: str
+
+
+class TokenAuth:
+    """Refuses calls (except health and reflection) without an accepted bearer token holding the method's scope.
+
+    Applied where each method's handler is registered (``decision.api.guards``), not as a server interceptor.
+    """
 
     def __init__(self, tokens: tuple[BearerToken, ...]) -> None:
         if not tokens:
-            raise ValueError("no tokens: do not install the interceptor")
+            raise ValueError("no tokens: authentication is off")
         self._accepted = AcceptedTokens(tokens)
         # Refused calls by reason (UNAUTHENTICATED, PERMISSION_DENIED), read by the metrics.
         self.refused: dict[str, int] = {UNAUTHENTICATED: 0, PERMISSION_DENIED: 0}
 
-    def scopes_of(self, metadata: tuple[tuple[str, str | bytes], ...] | None) -> frozenset[str] | None:
+    def scopes_of(self, metadata: Iterable[tuple[str, str | bytes]] | None) -> frozenset[str] | None:
         """The presented token's scopes, or None when it presents no accepted token."""
         presented = next((value for key, value in metadata or () if key == "authorization"), None)
         return self._accepted.of_header(presented) if isinstance(presented, str) else None
 
-    def accepts(self, metadata: tuple[tuple[str, str | bytes], ...] | None) -> bool:
+    def accepts(self, metadata: Iterable[tuple[str, str | bytes]] | None) -> bool:
         return self.scopes_of(metadata) is not None
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler | None]],
-        details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler | None:
-        handler = await continuation(details)
-        if handler is None or details.method.startswith(OPEN_METHOD_PREFIXES):
-            return handler
-        scopes = self.scopes_of(details.invocation_metadata)
+    def refusal(
+        self, needed: str, metadata: Iterable[tuple[str, str | bytes]] | None, request: object = None
+    ) -> Refusal | None:
+        """Why a call needing the ``needed`` scope (``needed_scope``) is refused (counted), None when it is not.
+        ``request``: the call's request (its bytes, or the message), read only for a ``preview`` token's Decide."""
+        scopes = self.scopes_of(metadata)
         if scopes is None:
             self.refused[UNAUTHENTICATED] += 1
-            return refusing_handler(
-                handler, grpc.StatusCode.UNAUTHENTICATED, "missing or invalid bearer token (authorization metadata)"
-            )
-        needed = METHOD_SCOPES.get(details.method, ADMIN_SCOPE)
+            return Refusal(grpc.StatusCode.UNAUTHENTICATED, "missing or invalid bearer token (authorization metadata)")
         if needed in scopes:
-            return handler
-        if details.method == DECIDE_METHOD and PREVIEW_SCOPE in scopes:
-            return self._dry_runs_only(handler)
+            return None
+        if needed == DECIDE_SCOPE and PREVIEW_SCOPE in scopes:
+            if _asks_dry_run(request):
+                return None
+            self.refused[PERMISSION_DENIED] += 1
+            return Refusal(
+                grpc.StatusCode.PERMISSION_DENIED,
+                f"the bearer token has the {PREVIEW_SCOPE!r} scope: Decide only as a dry run (dry_run = true); "
+                f"a counted decision needs the {DECIDE_SCOPE!r} scope",
+            )
         self.refused[PERMISSION_DENIED] += 1
-        dry_runs = f" (or {PREVIEW_SCOPE!r}, for dry runs only)" if details.method == DECIDE_METHOD else ""
-        return refusing_handler(
-            handler,
-            grpc.StatusCode.PERMISSION_DENIED,
-            f"the bearer token lacks the {needed!r} scope this call needs{dry_runs}",
-        )
-
-    def _dry_runs_only(self, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
-        """Decide for a ``preview`` token: a request that does not parse with ``dry_run`` set is refused."""
-        decide = handler.unary_unary
-
-        async def unary(request: object, context: grpc.aio.ServicerContext) -> object:
-            if not _asks_dry_run(request):
-                self.refused[PERMISSION_DENIED] += 1
-                await context.abort(
-                    grpc.StatusCode.PERMISSION_DENIED,
-                    f"the bearer token has the {PREVIEW_SCOPE!r} scope: Decide only as a dry run (dry_run = true); "
-                    "a counted decision needs the 'decide' scope",
-                )
-            return await decide(request, context)
-
-        return grpc.unary_unary_rpc_method_handler(
-            unary,
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
+        dry_runs = f" (or {PREVIEW_SCOPE!r}, for dry runs only)" if needed == DECIDE_SCOPE else ""
+        return Refusal(
+            grpc.StatusCode.PERMISSION_DENIED, f"the bearer token lacks the {needed!r} scope this call needs{dry_runs}"
         )
 
 
@@ -123,3 +113,11 @@ def _asks_dry_run(request: object) -> bool:
         except DecodeError:
             return False
     return isinstance(request, decision_pb2.DecideRequest) and request.dry_run
+
+
+def needed_scope(method: str) -> str | None:
+    """The scope a call of ``method`` (``/package.Service/Method``) needs; None for the open ones (health,
+    reflection)."""
+    if method.startswith(OPEN_METHOD_PREFIXES):
+        return None
+    return METHOD_SCOPES.get(method, ADMIN_SCOPE)

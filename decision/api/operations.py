@@ -1,7 +1,7 @@
 """What a server runs besides decisions: published-ruleset following, metrics, tracing.
 
 Kept out of decision/server.py so that the server only calls in: it asks for
-the interceptors, the ruleset to start with, and hands over its store and
+the metrics and tracing of its methods, the ruleset to start with, and hands over its store and
 active ruleset once it serves.
 """
 
@@ -10,11 +10,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from decision.observe.metrics import Metrics, MetricsHttp, MetricsInterceptor
-from decision.observe.tracing import tracing_interceptor
+import grpc
+
+from decision.observe.metrics import Metrics, MetricsHttp
+from decision.observe.tracing import decide_tracing
 from decision.rules.engine import CompiledRuleset
 from decision.service.active import ActiveRuleset
 from decision.service.breaker import BreakerBoard
@@ -35,7 +37,6 @@ class ServerOps:
     def __init__(self, settings: Settings, redis_url: str) -> None:
         self.settings = settings
         self.redis_url = redis_url
-        self.interceptors: list[Any] = []
         self.metrics: Any = None  # decision.observe.metrics.Metrics, imported only when asked for
         self.metrics_port: int | None = None
         self._http: Any = None
@@ -46,13 +47,14 @@ class ServerOps:
         self._store: ProfileStore | None = None
         self._breakers: BreakerBoard | None = None
         self._refused: Mapping[str, int] | None = None
+        # Method -> the wrapper of its handler that traces it (--otel; decision.api.guards applies them).
+        self.traced: dict[str, Callable[[grpc.RpcMethodHandler], grpc.RpcMethodHandler]] = {}
         if settings.metrics_port is not None:
             self.metrics = Metrics()
-            self.interceptors.append(MetricsInterceptor(self.metrics))
         if settings.otel:
-            interceptor = tracing_interceptor()
-            if interceptor is not None:
-                self.interceptors.append(interceptor)
+            tracing = decide_tracing()
+            if tracing is not None:
+                self.traced = tracing.wrappers()
 
     async def load_published(self) -> CompiledRuleset:
         """The active published ruleset (no --rules). Raises NoPublishedRuleset, RulesetInvalid, StoreError."""
@@ -75,7 +77,7 @@ class ServerOps:
     ) -> None:
         """The server is up: export its metrics, follow published rulesets.
 
-        ``breakers`` and ``refused`` (the auth interceptor's counts) are sampled with the event loop.
+        ``breakers`` and ``refused`` (authentication's refusal counts) are sampled with the event loop.
         """
         self._store, self._breakers, self._refused = store, breakers, refused
         if self.metrics is not None:

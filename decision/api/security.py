@@ -1,4 +1,5 @@
-"""What the server puts in front of its services: authentication, the request guard, TLS on the port."""
+"""What the server puts in front of its services: authentication (applied by ``decision.api.guards``), TLS on
+the port, warnings at start."""
 
 from __future__ import annotations
 
@@ -7,8 +8,7 @@ import logging
 
 import grpc
 
-from decision.api.auth import TokenAuthInterceptor
-from decision.api.request_guard import RequestGuardInterceptor
+from decision.api.auth import TokenAuth
 from decision.api.tls import server_credentials
 from decision.core.tokens import TOKEN_FORMAT
 from decision.settings import Settings
@@ -16,18 +16,9 @@ from decision.settings import Settings
 log = logging.getLogger(__name__)
 
 
-def interceptors(settings: Settings) -> list[grpc.aio.ServerInterceptor]:
-    """Authentication first (a caller without a token learns nothing about parsing), then the guard."""
-    chain: list[grpc.aio.ServerInterceptor] = []
-    if settings.auth_tokens:
-        chain.append(TokenAuthInterceptor(settings.auth_tokens))
-    chain.append(RequestGuardInterceptor())
-    return chain
-
-
-def refusals(chain: list[grpc.aio.ServerInterceptor]) -> dict[str, int] | None:
-    """The authentication interceptor's refused-call counts by reason (None without authentication)."""
-    return next((i.refused for i in chain if isinstance(i, TokenAuthInterceptor)), None)
+def authentication(settings: Settings) -> TokenAuth | None:
+    """Bearer-token authentication when tokens are configured, else None."""
+    return TokenAuth(settings.auth_tokens) if settings.auth_tokens else None
 
 
 class PortUnavailable(OSError):

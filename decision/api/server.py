@@ -38,9 +38,10 @@ from typing import Any, TypeVar
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 
 from decision.api import security
+from decision.api.guards import Guards, Registry
 from decision.api.operations import ServerOps
 from decision.api.servicer import DecisionServicer, add_to_server
 from decision.api.shutdown import (
@@ -183,23 +184,24 @@ async def start(settings: Settings, redis_url: str) -> RunningServer:
         *connection_options(default_connection_age(settings.shutdown_grace) if age is None else age,
                             settings.shutdown_grace),
     ]  # fmt: skip
-    # Metrics outermost: calls refused by authentication are counted too.
-    guards = security.interceptors(settings)
-    server = grpc.aio.server(options=options, interceptors=[*ops.interceptors, *guards])
+    # No server interceptor (grpc.aio would run it on every call): each method is registered behind its guards
+    # (tracing, metrics -- calls refused by authentication counted too --, authentication, the request guard).
+    auth = security.authentication(settings)
+    server = grpc.aio.server(options=options)
+    registry = Registry(server, Guards(auth, ops.metrics, ops.traced))
     on_decision = None if ops.metrics is None else ops.metrics.decision
-    add_to_server(DecisionServicer(service, settings.limits, on_decision), server)
+    add_to_server(DecisionServicer(service, settings.limits, on_decision), registry)
     health_servicer = health.aio.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection(
-        (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME), server
-    )
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, registry)
+    names = (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME)
+    reflection_pb2_grpc.add_ServerReflectionServicer_to_server(reflection.aio.ReflectionServicer(names), registry)
     port = security.add_port(server, settings)  # TLS / mutual TLS when configured
     security.warn_if_exposed(settings)
     await server.start()
     for name in ("", SERVICE_NAME):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     watch = asyncio.create_task(store.watch_directory(settings.registry_poll_interval))
-    ops.attach(store, active, service.breakers, security.refusals(guards))
+    ops.attach(store, active, service.breakers, None if auth is None else auth.refused)
     service.events.metrics = ops.metrics
     service.degraded.metrics = ops.metrics
     service.proposals.start()

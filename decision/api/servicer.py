@@ -9,6 +9,7 @@ from typing import TypeVar
 import grpc
 
 from decision.api import convert, request_guard
+from decision.api.guards import Registry
 from decision.core.types import Decision, InvalidRequest
 from decision.service import stages
 from decision.service.decider import DecisionService
@@ -77,7 +78,7 @@ class DecisionServicer(decision_pb2_grpc.DecisionServiceServicer):  # type: igno
         return await _call(context, work)
 
 
-def add_to_server(servicer: DecisionServicer, server: grpc.aio.Server) -> None:
+def add_to_server(servicer: DecisionServicer, server: grpc.aio.Server | Registry) -> None:
     """Register DecisionService: Decide with no (de)serializer (bytes in and out), RecordEvents as generated."""
     handlers = {
         "Decide": grpc.unary_unary_rpc_method_handler(servicer.Decide),

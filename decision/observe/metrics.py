@@ -1,4 +1,4 @@
-"""Prometheus metrics: RPCs (a grpc.aio interceptor), decisions, Redis, rulesets, audience syncs.
+"""Prometheus metrics: RPCs (timed by ``decision.api.guards``), decisions, Redis, rulesets, audience syncs.
 
 Only built when the server is given ``--metrics-port``; without it nothing
 here runs on a request. With one worker the server exposes its own registry
@@ -11,7 +11,6 @@ start) and the parent merges them on every scrape.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import os
@@ -19,12 +18,11 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from types import TracebackType
 from typing import Any
 from wsgiref.simple_server import WSGIServer
 
-import grpc
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -42,6 +40,7 @@ from inbound_common.codecs import AudienceDirectory
 
 log = logging.getLogger(__name__)
 
+# The one spelling of Decide's gRPC method name (metrics labels, tracing, the scopes of decision.api.auth).
 DECIDE_METHOD = "/decision.v1.DecisionService/Decide"
 # The names the console's Live page reads back (decision.observe.readings).
 RPC_CALLS = "decision_rpc_calls"
@@ -292,63 +291,6 @@ class Metrics:
         else:
             with contextlib.suppress(KeyError):
                 gauge.remove(label)
-
-
-class MetricsInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
-    """Times every unary call by method and final status code (Decide's propositions: ``Metrics.decision``)."""
-
-    def __init__(self, metrics: Metrics) -> None:
-        self.metrics = metrics
-        self._wrapped: dict[str, tuple[Any, Any]] = {}
-
-    async def intercept_service(self, continuation: Callable[[Any], Awaitable[Any]], handler_call_details: Any) -> Any:
-        handler = await continuation(handler_call_details)
-        if handler is None or handler.unary_unary is None:
-            return handler  # streaming (health Watch, reflection): not timed
-        method: str = handler_call_details.method
-        cached = self._wrapped.get(method)
-        if cached is not None and cached[0] is handler:
-            return cached[1]
-        wrapped = grpc.unary_unary_rpc_method_handler(
-            self._observe(method, handler.unary_unary),
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
-        self._wrapped[method] = (handler, wrapped)
-        return wrapped
-
-    def _observe(
-        self, method: str, behavior: Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
-    ) -> Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]:
-        metrics = self.metrics
-
-        async def observed(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            started = time.perf_counter()
-            code = "UNKNOWN"
-            try:
-                response = await behavior(request, context)
-                code = _code_name(context.code()) or "OK"
-                return response
-            except asyncio.CancelledError:
-                code = "CANCELLED"
-                raise
-            except Exception:
-                code = _code_name(context.code()) or "UNKNOWN"
-                raise
-            finally:
-                metrics.rpc(method, code, time.perf_counter() - started)
-
-        return observed
-
-
-def _code_name(code: object) -> str | None:
-    if isinstance(code, grpc.StatusCode):
-        return str(code.name)
-    if isinstance(code, int):
-        for status in grpc.StatusCode:
-            if status.value[0] == code:
-                return str(status.name)
-    return None
 
 
 class MetricsHttp:

@@ -16,11 +16,11 @@ from typing import Any
 
 import grpc
 
+from decision.observe.metrics import DECIDE_METHOD
 from decision.v1 import decision_pb2
 
 log = logging.getLogger(__name__)
 
-DECIDE_METHOD = "/decision.v1.DecisionService/Decide"
 SPAN_NAME = "decision.v1.DecisionService/Decide"
 # Server-side codes that are the server's fault (OpenTelemetry's gRPC conventions).
 ERROR_CODES = frozenset(
@@ -35,15 +35,15 @@ ERROR_CODES = frozenset(
 )
 
 
-def tracing_interceptor() -> grpc.aio.ServerInterceptor | None:
-    """The interceptor, or None (logged) when opentelemetry-api is not installed."""
+def decide_tracing() -> DecideTracing | None:
+    """Decide's spans, or None (logged) when opentelemetry-api is not installed."""
     try:
         from opentelemetry import trace
     except ImportError:
         log.warning("--otel: opentelemetry-api is not installed (pip install 'inbound-decisioning[otel]'): no spans")
         return None
     _ensure_provider()
-    return TracingInterceptor(trace.get_tracer("decision"))
+    return DecideTracing(trace.get_tracer("decision"))
 
 
 def _ensure_provider() -> None:
@@ -83,24 +83,22 @@ def _ensure_provider() -> None:
     trace.set_tracer_provider(provider)
 
 
-class TracingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+class DecideTracing:
+    """Wraps Decide's handler (``decision.api.guards`` applies it where Decide is registered): a span per call."""
+
     def __init__(self, tracer: Any) -> None:
         self.tracer = tracer
-        self._wrapped: tuple[Any, Any] | None = None
 
-    async def intercept_service(self, continuation: Callable[[Any], Awaitable[Any]], handler_call_details: Any) -> Any:
-        handler = await continuation(handler_call_details)
-        if handler_call_details.method != DECIDE_METHOD or handler is None or handler.unary_unary is None:
-            return handler
-        if self._wrapped is not None and self._wrapped[0] is handler:
-            return self._wrapped[1]
-        wrapped = grpc.unary_unary_rpc_method_handler(
+    def wrappers(self) -> dict[str, Callable[[grpc.RpcMethodHandler], grpc.RpcMethodHandler]]:
+        """Method -> the wrapper of its handler (Decide only)."""
+        return {DECIDE_METHOD: self.wrap}
+
+    def wrap(self, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+        return grpc.unary_unary_rpc_method_handler(
             self._traced(handler.unary_unary),
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
-        self._wrapped = (handler, wrapped)
-        return wrapped
 
     def _traced(
         self, behavior: Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]

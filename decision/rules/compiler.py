@@ -251,6 +251,24 @@ class FactLayout:
         tests = tuple((attribute, tuple(text), tuple(items)) for attribute, (text, items) in groups.items())
         object.__setattr__(self, "_tests", tests)
 
+    def names(self) -> frozenset[str]:
+        """Every field a fact of this layout may hold, but the fixed ones."""
+        attributes = (name for f in self.attribute_fields.values() for name in (f.kind, f.key, f.number))
+        return frozenset((*self.audience_fields.values(), *attributes, *(f.field for f in self.features)))
+
+    def restricted(self, read: AbstractSet[str]) -> FactLayout:
+        """The layout of the facts holding only the fields in ``read`` (those some rule tests; an attribute's
+        fields all three when a rule tests one of them), the fixed ones too: the same rules match them."""
+        return FactLayout(
+            audience_fields={a: name for a, name in self.audience_fields.items() if name in read},
+            attribute_fields={
+                attribute: fields
+                for attribute, fields in self.attribute_fields.items()
+                if not read.isdisjoint((fields.kind, fields.key, fields.number))
+            },
+            features=tuple(f for f in self.features if f.field in read),
+        )
+
     def fact(self, fact_id: int, audiences: AbstractSet[str], context: Context) -> Json:
         fact: Json = {"id": fact_id, "sid": SESSION_ID, MARKER_FIELD: MARKER}
         audience_fields = self.audience_fields

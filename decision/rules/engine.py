@@ -36,7 +36,7 @@ import durable_rules_engine as _dre
 import orjson
 
 from decision.rules import reference
-from decision.rules.compiler import MAX_FACT_PROPERTIES, Compilation, CompiledRule, compile_ruleset
+from decision.rules.compiler import MAX_FACT_PROPERTIES, Compilation, CompiledRule, FactLayout, compile_ruleset
 from decision.rules.types import Context, Ruleset
 
 # assert_fact's status codes (durable_rules rules.h).
@@ -87,8 +87,9 @@ class CompiledRuleset:
         )
         self._period = (math.inf, -math.inf)  # [from, until) of the rulesets below: none yet
         self._active: tuple[str, ...] = ()  # engine names of the rules whose schedule includes the period
-        # Placements (None: all) -> the engine ruleset of their offers' active rules (0: no rule to hold).
-        self._combinations: OrderedDict[frozenset[str] | None, int] = OrderedDict()
+        # Placements (None: all) -> the engine ruleset of their offers' active rules (0: no rule to hold), and
+        # the layout of the facts asserted into it.
+        self._combinations: OrderedDict[frozenset[str] | None, tuple[int, FactLayout]] = OrderedDict()
         weakref.finalize(self, _delete_rulesets, self._combinations)
 
     @property
@@ -113,29 +114,29 @@ class CompiledRuleset:
         not evaluated). Equal to ``reference.eligible`` on the same inputs,
         restricted to those placements' offers (held by the property-based tests).
         """
-        fact = self._layout.fact(next(self._fact_ids), audiences, context)
-        if len(fact) > MAX_FACT_PROPERTIES:
-            # More matching audiences than a fact can hold: rare, and still
-            # answered exactly, by the plain evaluation of the same rules.
-            everything = reference.eligible(self.ruleset, audiences, context, now)
-            if placements is None:
-                return everything
-            offers = self.ruleset.offers
-            return {o: r for o, r in everything.items() if any(p in offers[o].placements for p in placements)}
-        fact_json = orjson.dumps(fact).decode()
         fired: set[str] = set()
         key = None if placements is None else frozenset(placements)
         with _lock:
             start, until = self._period
             if not start <= now < until:
                 self._enter_period(now)
-            handle = self._combinations.get(key)
-            if handle is None:
-                handle = self._build(key)
+            built = self._combinations.get(key)
+            if built is None:
+                built = self._build(key)
             else:
                 self._combinations.move_to_end(key)
+            handle, layout = built
             if handle:
-                self._fire(handle, fact_json, fired)
+                fact = layout.fact(next(self._fact_ids), audiences, context)
+                if len(fact) > MAX_FACT_PROPERTIES:
+                    # More matching audiences than a fact can hold: rare, and still
+                    # answered exactly, by the plain evaluation of the same rules.
+                    everything = reference.eligible(self.ruleset, audiences, context, now)
+                    if placements is None:
+                        return everything
+                    offers = self.ruleset.offers
+                    return {o: r for o, r in everything.items() if any(p in offers[o].placements for p in placements)}
+                self._fire(handle, orjson.dumps(fact).decode(), fired)
         best: dict[str, CompiledRule] = {}
         for engine_name in fired:
             rule = self._rules[engine_name]
@@ -154,8 +155,9 @@ class CompiledRuleset:
         self._period = (start, until) if start <= now < until else (math.inf, -math.inf)  # NaN: every time
         self._active = tuple(name for name, rule in self._rules.items() if rule.schedule.contains(now))
 
-    def _build(self, placements: frozenset[str] | None) -> int:
-        """The engine ruleset of the placements' offers' active rules (0 when there is none), kept."""
+    def _build(self, placements: frozenset[str] | None) -> tuple[int, FactLayout]:
+        """The engine ruleset of the placements' offers' active rules (0 when there is none) and its facts'
+        layout, kept."""
         rules, placements_of = self._rules, self._placements_of
         subset = {
             name: self._definition[name]
@@ -166,11 +168,12 @@ class CompiledRuleset:
         if subset:
             handle = _dre.create_ruleset(f"ruleset_{next(_names)}", orjson.dumps(subset).decode())
         if len(self._combinations) >= MAX_COMBINATIONS:
-            _, dropped = self._combinations.popitem(last=False)
+            _, (dropped, _) = self._combinations.popitem(last=False)
             if dropped:
                 _dre.delete_ruleset(dropped)
-        self._combinations[placements] = handle
-        return handle
+        # The facts asserted into it hold only the fields its rules test (a field is a key of the definition).
+        built = self._combinations[placements] = (handle, self._layout.restricted(_keys(subset, set())))
+        return built
 
     def _fire(self, handle: int, fact_json: str, fired: set[str]) -> None:
         """Assert the fact, add the names of the rules it fires to ``fired``, retract it (under the lock)."""
@@ -201,10 +204,22 @@ class CompiledRuleset:
             raise
 
 
-def _delete_rulesets(combinations: OrderedDict[frozenset[str] | None, int]) -> None:
+def _keys(definition: object, found: set[str]) -> set[str]:
+    """Every key of the objects in a durable_rules definition (JSON): the fields its rules test among them."""
+    if isinstance(definition, dict):
+        for name, value in definition.items():
+            found.add(name)
+            _keys(value, found)
+    elif isinstance(definition, list):
+        for value in definition:
+            _keys(value, found)
+    return found
+
+
+def _delete_rulesets(combinations: OrderedDict[frozenset[str] | None, tuple[int, FactLayout]]) -> None:
     """Free the engine rulesets (the finalizer of a CompiledRuleset; a new period)."""
     with _lock:
-        for handle in combinations.values():
+        for handle, _ in combinations.values():
             if handle:
                 _dre.delete_ruleset(handle)
         combinations.clear()

@@ -19,7 +19,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from redis.exceptions import NoPermissionError
 
-from decision.api.auth import TokenAuthInterceptor
+from decision.api.auth import TokenAuth
 from decision.api.tls import TlsConfigError, server_credentials
 from decision.store.connect import connect
 from decision.store.embedded import EmbeddedRedis, free_port
@@ -131,14 +131,14 @@ async def test_bearer_tokens_guard_the_api_but_not_health_or_reflection(
         assert "decision.v1.DecisionService" in listed
 
 
-def test_the_interceptor_reads_the_token_of_the_authorization_metadata() -> None:
-    # Which tokens match is inbound_common.secret_files' (its property test); here, where the interceptor looks.
-    interceptor = TokenAuthInterceptor(tuple(map(BearerToken, TOKENS)))
-    assert interceptor.accepts((("x-other", "v"), ("authorization", f"Bearer {TOKENS[0]}")))
-    assert not interceptor.accepts((("authorization", f"Bearer {TOKENS[0]}x"),))
-    assert not interceptor.accepts((("x-other", f"Bearer {TOKENS[0]}"),))
-    assert not interceptor.accepts((("authorization", TOKENS[0].encode()),))  # binary metadata is no header
-    assert not interceptor.accepts(None)
+def test_token_auth_reads_the_token_of_the_authorization_metadata() -> None:
+    # Which tokens match is inbound_common.secret_files' (its property test); here, where TokenAuth looks.
+    auth = TokenAuth(tuple(map(BearerToken, TOKENS)))
+    assert auth.accepts((("x-other", "v"), ("authorization", f"Bearer {TOKENS[0]}")))
+    assert not auth.accepts((("authorization", f"Bearer {TOKENS[0]}x"),))
+    assert not auth.accepts((("x-other", f"Bearer {TOKENS[0]}"),))
+    assert not auth.accepts((("authorization", TOKENS[0].encode()),))  # binary metadata is no header
+    assert not auth.accepts(None)
 
 
 # -- the command line: TLS, mutual TLS and a token end to end; no secret printed ---------------

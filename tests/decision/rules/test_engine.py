@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 
+import orjson
 import pytest
 
 from decision.rules import engine, reference
@@ -132,3 +133,32 @@ def test_one_assert_per_request_and_engine_rulesets_bounded(monkeypatch: pytest.
         assert compiled.eligible(audiences, {}, 0.0, wanted) == restricted, wanted
         assert len(asserts) - before == 1  # one fact asserted, whatever the placements
         assert compiled.held <= 3
+
+
+def test_a_fact_holds_only_the_fields_the_rules_of_its_placements_test(monkeypatch: pytest.MonkeyPatch) -> None:
+    ruleset = load(
+        "placements:\n  - {id: p0, channels: [web], fallback: f0}\n  - {id: p1, channels: [web], fallback: f1}\n"
+        "offers:\n  - {id: f0, placements: [p0]}\n  - {id: f1, placements: [p1]}\n"
+        "  - {id: o0, placements: [p0], eligibility: {audiences: {any: [a0]}, conditions: {context.k0: {eq: 1}}}}\n"
+        "  - {id: o1, placements: [p1], eligibility: {audiences: {any: [a1]}, conditions: {context.k1: {eq: 1}}}}\n"
+    )
+    asserted: list[dict[str, object]] = []
+    real_assert = engine._dre.assert_fact
+
+    def seen(handle: int, fact: str) -> object:
+        asserted.append(orjson.loads(fact))
+        return real_assert(handle, fact)
+
+    monkeypatch.setattr(engine._dre, "assert_fact", seen)
+    compiled = compile_and_load(ruleset)
+    layout = compiled.compilation.layout
+    a0, a1 = layout.audience_fields["a0"], layout.audience_fields["a1"]
+    k0, k1 = layout.attribute_fields["k0"], layout.attribute_fields["k1"]
+    context = {"k0": 1.0, "k1": 1.0}
+    assert compiled.eligible({"a0", "a1"}, context, 0.0, ["p0"]) == {"f0": "f0", "o0": "o0"}
+    assert compiled.eligible({"a0", "a1"}, context, 0.0, ["p1"]) == {"f1": "f1", "o1": "o1"}
+    assert len(compiled.eligible({"a0", "a1"}, context, 0.0)) == 4
+    first, second, both = (set(fact) for fact in asserted)
+    assert {a0, k0.key} <= first and not {a1, k1.kind, k1.key, k1.number} & first
+    assert {a1, k1.key} <= second and not {a0, k0.kind, k0.key, k0.number} & second
+    assert {a0, a1, k0.key, k1.key} <= both
